@@ -1,0 +1,180 @@
+/**
+ * `createWatcher`: validate options, resolve `--watch` paths, choose the
+ * backend (events, or polling with the reason why), start it.
+ *
+ * @module
+ */
+import { dirname, isAbsolute, resolve } from "node:path";
+import { chooseBackend, findMount, isNoInotifyFs, parseMounts, readSystemInfo } from "./backend.ts";
+import { type Context, type Root, toRel } from "./context.ts";
+import { EventsBackend, type WatchFsFn } from "./events.ts";
+import { PathFilter } from "./filter.ts";
+import { PollBackend } from "./poll.ts";
+import type { Prober } from "./probe.ts";
+import type { Watcher, WatchOptions } from "./types.ts";
+
+/** Extensions watched when `extensions` is not given. */
+export const DEFAULT_EXTENSIONS: readonly string[] = Object.freeze([
+  "ts",
+  "tsx",
+  "js",
+  "jsx",
+  "mjs",
+  "cjs",
+  "json",
+  "jsonc",
+]);
+
+const DEFAULT_DEBOUNCE_MS = 50;
+const DEFAULT_POLL_MS = 500;
+
+/** Seams for tests and the benchmark; production code passes none. */
+export interface WatcherDeps {
+  watchFs?: WatchFsFn;
+  systemInfo?: () => { mounts: string; osRelease: string };
+  prober?: Prober;
+}
+
+/** A watcher plus internals the tests and the benchmark look at. */
+export interface InternalWatcher extends Watcher {
+  /** The stat probe of the poll backend ("statx" or "stat"); undefined for events. */
+  readonly prober?: "statx" | "stat";
+  /** Table size of the poll backend, and how much of it is stat'ed through held descriptors. */
+  readonly pollStats?: () => { files: number; dirs: number; heldFiles: number; heldDirs: number };
+}
+
+function realDir(root: string): string {
+  const abs = resolve(root);
+  let real: string;
+  try {
+    real = Deno.realPathSync(abs);
+  } catch {
+    throw new Error(`watch root ${abs} does not exist; run from the project directory or fix it`);
+  }
+  if (!Deno.statSync(real).isDirectory) {
+    throw new Error(`watch root ${abs} is not a directory; pass the project directory`);
+  }
+  return real;
+}
+
+function resolveRoots(rootAbs: string, paths: readonly string[]): Root[] {
+  const found: Root[] = [];
+  for (const p of paths) {
+    if (typeof p !== "string" || p === "") {
+      throw new Error(`--watch needs a path, got ${JSON.stringify(p)}`);
+    }
+    const abs = isAbsolute(p) ? p : resolve(rootAbs, p);
+    let real: string;
+    let isDir: boolean;
+    try {
+      real = Deno.realPathSync(abs);
+      isDir = Deno.statSync(real).isDirectory;
+    } catch {
+      throw new Error(
+        `--watch path ${p} does not exist (${abs}); create it or remove that --watch`,
+      );
+    }
+    if (isDir) {
+      const rel = toRel(rootAbs, real);
+      found.push({ abs: real, rel, dirAbs: real, dirRel: rel });
+    } else {
+      const dir = dirname(real);
+      found.push({
+        abs: real,
+        rel: toRel(rootAbs, real),
+        dirAbs: dir,
+        dirRel: toRel(rootAbs, dir),
+        only: real.slice(dir.length + (dir === "/" ? 0 : 1)),
+      });
+    }
+  }
+  // Drop paths that lie inside a watched directory (or repeat one).
+  const dirs = found.filter((r) => r.only === undefined).map((r) => r.abs);
+  const inside = (abs: string, d: string) => abs === d || abs.startsWith(d === "/" ? "/" : `${d}/`);
+  const roots: Root[] = [];
+  for (const r of found) {
+    const covered = r.only === undefined
+      ? dirs.some((d) => d !== r.abs && inside(r.abs, d))
+      : dirs.some((d) => inside(r.abs, d));
+    if (covered || roots.some((x) => x.abs === r.abs)) continue;
+    roots.push(r);
+  }
+  return roots;
+}
+
+function positive(name: string, v: number | undefined, def: number, allowZero: boolean): number {
+  if (v === undefined) return def;
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {
+    throw new Error(
+      `${name} must be a ${allowZero ? "non-negative" : "positive"} number of ms, got ${v}`,
+    );
+  }
+  return v;
+}
+
+/** `createWatcher` with injectable dependencies. */
+export async function createWatcherWith(
+  options: WatchOptions,
+  deps: WatcherDeps = {},
+): Promise<InternalWatcher> {
+  if (typeof options.onBatch !== "function") {
+    throw new Error("createWatcher needs an onBatch callback");
+  }
+  const rootAbs = realDir(options.root);
+  const roots = resolveRoots(rootAbs, options.paths?.length ? options.paths : [rootAbs]);
+  const extensions = options.extensions?.length ? options.extensions : DEFAULT_EXTENSIONS;
+  const debounceMs = positive("debounce", options.debounceMs, DEFAULT_DEBOUNCE_MS, true);
+  const mode = options.poll?.mode ?? "auto";
+  if (mode !== "auto" && mode !== "force" && mode !== "never") {
+    throw new Error(`poll mode must be auto, force or never, got ${String(mode)}`);
+  }
+  const intervalMs = positive("poll interval", options.poll?.intervalMs, DEFAULT_POLL_MS, false);
+  const filter = new PathFilter({
+    root: rootAbs,
+    extensions,
+    ignore: options.ignore,
+    gitignore: options.gitignore ?? true,
+    explicitFiles: roots.filter((r) => r.only !== undefined).map((r) => r.rel),
+  });
+  const ctx: Context = { rootAbs, roots, filter, debounceMs, onBatch: options.onBatch };
+
+  let sysInfo: { mounts: string; osRelease: string } | undefined;
+  const sys = () => sysInfo ??= (deps.systemInfo ?? readSystemInfo)();
+  const poll = (fallbackReason?: string): InternalWatcher => {
+    // Descriptors are only kept on local filesystems (see poll.ts).
+    const mounts = parseMounts(sys().mounts);
+    const holdFds = !roots.some((r) => isNoInotifyFs(findMount(mounts, r.abs)?.fsType ?? ""));
+    const b = new PollBackend(ctx, { intervalMs, prober: deps.prober, holdFds });
+    b.start();
+    return {
+      backend: "poll",
+      fallbackReason,
+      prober: b.prober,
+      pollStats: () => b.stats,
+      close: () => b.close(),
+    };
+  };
+  if (mode === "force") return poll();
+
+  if (mode === "auto") {
+    for (const r of roots) {
+      const d = chooseBackend({ mounts: sys().mounts, osRelease: sys().osRelease, path: r.abs });
+      if (d.backend === "poll") return poll(d.reason);
+    }
+  }
+  const events = new EventsBackend(ctx, deps.watchFs ?? Deno.watchFs);
+  try {
+    events.start();
+  } catch (err) {
+    await events.close();
+    const where = roots.map((r) => r.abs).join(", ");
+    const msg = err instanceof Error ? err.message : String(err);
+    if (mode === "never") {
+      throw new Error(
+        `cannot watch ${where} with Deno.watchFs (${msg}) and polling is off (--no-poll); raise fs.inotify.max_user_watches / max_user_instances or drop --no-poll`,
+      );
+    }
+    return poll(`Deno.watchFs failed on ${where} (${msg}); inotify limits may be exhausted`);
+  }
+  return { backend: "events", close: () => events.close() };
+}

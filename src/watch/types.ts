@@ -1,0 +1,57 @@
+/**
+ * Public types of the watcher (re-exported by `mod.ts`).
+ *
+ * @module
+ */
+
+/** What happened to a path during a batch. */
+export type ChangeKind = "added" | "changed" | "removed";
+
+/** One changed file. */
+export interface Change {
+  /** Relative to `WatchOptions.root`, "/"-separated. */
+  path: string;
+  kind: ChangeKind;
+}
+
+/** The changes of one debounce window: deduplicated, sorted by path. */
+export interface ChangeBatch {
+  changes: Change[];
+}
+
+/** How to choose between inotify events and stat polling. */
+export interface PollOptions {
+  /** auto = events with fallback; force = `--poll <ms>`; never = `--no-poll`. */
+  mode: "auto" | "force" | "never";
+  /** Poll interval in ms (default 500). */
+  intervalMs?: number;
+}
+
+/** Options of `createWatcher`. */
+export interface WatchOptions {
+  /** Project directory (absolute); batch paths are relative to it. */
+  root: string;
+  /** `--watch` values, absolute or relative to root; default `[root]`. */
+  paths?: string[];
+  /** `--ext`, without dots; default ts,tsx,js,jsx,mjs,cjs,json,jsonc. "*" watches every file. */
+  extensions?: string[];
+  /** `--ignore`, gitignore-style globs relative to root. */
+  ignore?: string[];
+  /** Respect .gitignore files, the root one and nested ones (default true). */
+  gitignore?: boolean;
+  /** One trailing debounce for the whole tree, in ms (default 50). */
+  debounceMs?: number;
+  /** Backend choice (default `{ mode: "auto" }`). */
+  poll?: PollOptions;
+  /** Receives each batch; must not throw. */
+  onBatch: (batch: ChangeBatch) => void;
+}
+
+/** A running watcher. */
+export interface Watcher {
+  readonly backend: "events" | "poll";
+  /** Why polling was chosen automatically (undefined when forced or events). */
+  readonly fallbackReason?: string;
+  /** Stop all timers and OS watchers; idempotent. No batch is delivered afterwards. */
+  close(): Promise<void>;
+}
