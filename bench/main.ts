@@ -1,0 +1,27 @@
+/**
+ * `deno task bench [name...]`: runs the benchmarks side by side and prints
+ * markdown sections (copied into docs/benchmarks.md). Names: startup, reload,
+ * watch; none means all.
+ */
+import { benchReload } from "./reload.ts";
+import { benchStartup } from "./startup.ts";
+
+const BENCHES: Record<string, () => Promise<string>> = {
+  startup: benchStartup,
+  reload: () => benchReload(),
+  watch: async () => {
+    const { benchWatch, formatWatchBench } = await import("./watch.ts");
+    return formatWatchBench(await benchWatch());
+  },
+};
+
+const names = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+for (const name of names) {
+  const bench = BENCHES[name];
+  if (!bench) {
+    console.error(`unknown benchmark "${name}"; choose from: ${Object.keys(BENCHES).join(", ")}`);
+    Deno.exit(2);
+  }
+  console.log(await bench());
+  console.log();
+}

@@ -1,0 +1,154 @@
+/**
+ * `deno task bench startup`: worker start-to-ready time and the supervisor's
+ * idle footprint, next to `deno run --watch` as the anchor.
+ */
+import { CLI, cpuTicks, freePort, machine, median, rssKiB, table, until } from "./lib.ts";
+
+const APP = `Deno.serve(() => new Response("ok"));\n`;
+
+async function project(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "hotreload-bench-" });
+  await Deno.writeTextFile(`${dir}/main.ts`, APP);
+  return dir;
+}
+
+function startHotreload(dir: string, workers: number, port: number, extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      CLI,
+      "run",
+      "main.ts",
+      "-N",
+      "-w",
+      String(workers),
+      "--port",
+      String(port),
+      ...extra,
+    ],
+    cwd: dir,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const done = (async () => {
+    for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
+      lines.push(...text.split("\n"));
+    }
+  })();
+  return { child, lines, done };
+}
+
+/** Start-to-ready of one worker, as the supervisor logs it, over `runs` separate starts. */
+async function workerStartToReady(runs: number): Promise<number[]> {
+  const times: number[] = [];
+  const dir = await project();
+  try {
+    for (let i = 0; i < runs; i++) {
+      const run = startHotreload(dir, 1, freePort(), ["--no-watch"]);
+      const line = await until(() => run.lines.find((l) => /worker 0 ready/.test(l)), "ready");
+      times.push(Number(line.match(/, (\d+) ms\)/)![1]));
+      run.child.kill("SIGTERM");
+      await run.child.status;
+      await run.done;
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  return times;
+}
+
+/** All N workers ready, measured from the supervisor's spawn to its "ready" log line. */
+async function allReady(workers: number): Promise<number> {
+  const dir = await project();
+  try {
+    const run = startHotreload(dir, workers, freePort(), ["--no-watch"]);
+    const line = await until(
+      () => run.lines.find((l) => /worker\(s\) ready in/.test(l)),
+      "all ready",
+      120_000,
+    );
+    run.child.kill("SIGTERM");
+    await run.child.status;
+    await run.done;
+    return Number(line.match(/ready in (\d+) ms/)![1]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** RSS and CPU % of a process over `seconds` of idling. */
+async function idleFootprint(pid: number, seconds: number) {
+  const before = cpuTicks(pid);
+  const started = performance.now();
+  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+  const cpuPercent = (cpuTicks(pid) - before) / ((performance.now() - started) / 1000);
+  return { rssMiB: rssKiB(pid) / 1024, cpuPercent };
+}
+
+export async function benchStartup(): Promise<string> {
+  const times = await workerStartToReady(10);
+  const scale = [];
+  for (const n of [1, 8, 32]) scale.push([n, await allReady(n)]);
+
+  const dir = await project();
+  const port = freePort();
+  const hot = startHotreload(dir, 4, port);
+  await until(() => hot.lines.find((l) => /worker\(s\) ready in/.test(l)), "4 workers ready");
+  await new Promise((resolve) => setTimeout(resolve, 1000)); // let start-up work settle
+  const hotIdle = await idleFootprint(hot.child.pid, 10);
+  hot.child.kill("SIGTERM");
+  await hot.child.status;
+  await hot.done;
+
+  await Deno.writeTextFile(
+    `${dir}/watch.ts`,
+    `Deno.serve({ port: ${freePort()} }, () => new Response("ok"));\n`,
+  );
+  const watch = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--watch", "-N", "watch.ts"],
+    cwd: dir,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const watchIdle = await idleFootprint(watch.pid, 10);
+  watch.kill("SIGTERM");
+  await watch.status;
+  await Deno.remove(dir, { recursive: true });
+
+  const sorted = [...times].sort((a, b) => a - b);
+  return [
+    "### Start-up and supervisor footprint",
+    "",
+    machine(),
+    "",
+    `Worker start-to-ready (spawn to first listener bound, 1 worker, 10 starts): median ${
+      median(times)
+    } ms, ` +
+    `min ${sorted[0]} ms, max ${sorted.at(-1)} ms.`,
+    "",
+    table(["workers", "start to all ready (ms)"], scale),
+    "",
+    table(["process (idle 10 s)", "RSS MiB", "CPU % of one core"], [
+      [
+        "hotreload supervisor, 4 workers, watching (events)",
+        hotIdle.rssMiB.toFixed(1),
+        hotIdle.cpuPercent.toFixed(2),
+      ],
+      [
+        "deno run --watch (its own process, app included)",
+        watchIdle.rssMiB.toFixed(1),
+        watchIdle.cpuPercent.toFixed(2),
+      ],
+      ["ratio hotreload / deno run --watch", (hotIdle.rssMiB / watchIdle.rssMiB).toFixed(2), "-"],
+    ]),
+  ].join("\n");
+}
+
+if (import.meta.main) console.log(await benchStartup());

@@ -1,0 +1,33 @@
+/** `hotreload reload`: a rolling reload of a running instance, reporting how it went. */
+import { askInstance, failOn } from "../../control/client.ts";
+import { signalProcess } from "../../process/os.ts";
+import { parseControlArgs } from "../control_args.ts";
+import { RELOAD_HELP } from "../help.ts";
+
+export async function reloadCommand(argv: string[]): Promise<number> {
+  const { values } = parseControlArgs("reload", argv, {
+    workers: { type: "boolean" },
+    processes: { type: "boolean" },
+  }, 0);
+  if (values.help) {
+    console.log(RELOAD_HELP);
+    return 0;
+  }
+  // Neither flag: both; one flag: only that part.
+  const both = !values.workers && !values.processes;
+  const workers = both || values.workers === true;
+  const processes = both || values.processes === true;
+  const { instance, reply } = await askInstance(values.name, { cmd: "reload", workers, processes });
+  if (reply) {
+    failOn(reply);
+    console.error(`hotreload: ${reply.message}`);
+    return 0;
+  }
+  // No control socket answered: the signal does the same, without a report.
+  const signal = workers ? "SIGHUP" : "SIGUSR2";
+  signalProcess(instance.pid, signal);
+  console.error(
+    `hotreload: sent ${signal} to "${instance.name}" (pid ${instance.pid}); its log reports the result`,
+  );
+  return 0;
+}

@@ -1,0 +1,72 @@
+/** `hotreload run`: validate everything, claim the instance, supervise until stopped. */
+import { claimInstance, removeInstanceFiles } from "../../control/runtime_dir.ts";
+import { setupLogging } from "../../log/mod.ts";
+import { resolveDeno } from "../../supervisor/deno_path.ts";
+import { ensurePortFree } from "../../supervisor/port_check.ts";
+import { Supervisor } from "../../supervisor/supervisor.ts";
+import { runHelp } from "../help.ts";
+import { parseRunArgs } from "../run_args.ts";
+
+/** How long an orphaned worker (supervisor gone) may drain before it exits on its own. */
+const ORPHAN_GRACE_MS = 1000;
+/**
+ * How long a draining HTTP server keeps answering, with `Connection: close`,
+ * before it closes its idle keep-alive connections (see worker_preload.ts).
+ */
+const CLOSE_WINDOW_MS = 250;
+
+export async function runCommand(argv: string[]): Promise<number> {
+  const cwd = Deno.cwd();
+  const config = parseRunArgs(argv, cwd);
+  if (config.help) {
+    console.log(runHelp());
+    return 0;
+  }
+  // Every check that can refuse the start happens before anything is started.
+  const deno = resolveDeno(config.deno);
+  if (config.port !== undefined) ensurePortFree(config.port);
+  const claim = claimInstance(cwd, {
+    name: config.name,
+    cwd,
+    entry: config.entry,
+    workers: config.workers,
+    port: config.port,
+    graceMs: config.graceMs,
+    startedAt: new Date().toISOString(),
+  });
+  setupLogging(config.logFormat);
+  try {
+    return await new Supervisor({
+      name: config.name,
+      instanceDir: claim.dir,
+      processes: config.processes,
+      launch: {
+        cwd,
+        deno,
+        entry: config.entry,
+        denoFlags: config.denoFlags,
+        appArgs: config.appArgs,
+        workers: config.workers,
+        port: config.port,
+        orphanGraceMs: ORPHAN_GRACE_MS,
+        closeWindowMs: Math.min(CLOSE_WINDOW_MS, config.graceMs),
+      },
+      graceMs: config.graceMs,
+      readyTimeoutMs: config.readyTimeoutMs,
+      reloadBatch: config.reloadBatch,
+      watch: config.watch
+        ? {
+          root: cwd,
+          paths: config.watch.paths.length > 0 ? config.watch.paths : undefined,
+          extensions: config.watch.extensions,
+          ignore: config.watch.ignore,
+          gitignore: config.watch.gitignore,
+          debounceMs: config.watch.debounceMs,
+          poll: config.watch.poll,
+        }
+        : undefined,
+    }).run();
+  } finally {
+    removeInstanceFiles(claim.dir);
+  }
+}

@@ -1,0 +1,29 @@
+/** `hotreload send <name> '<json>'`: a message to every instance of a custom process. */
+import { askInstance, failOn } from "../../control/client.ts";
+import { parseControlArgs } from "../control_args.ts";
+import { CliError, UsageError } from "../errors.ts";
+import { SEND_HELP } from "../help.ts";
+
+export async function sendCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseControlArgs("send", argv, {}, 2);
+  if (values.help) {
+    console.log(SEND_HELP);
+    return 0;
+  }
+  const [process, json] = positionals;
+  let message: unknown;
+  try {
+    message = JSON.parse(json);
+  } catch {
+    throw new UsageError(`the message must be JSON, e.g. '{"job":42}' (got ${json})`);
+  }
+  const { instance, reply } = await askInstance(values.name, {
+    cmd: "send",
+    name: process,
+    message,
+  });
+  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
+  failOn(reply);
+  console.error(`hotreload: ${reply.message}`);
+  return 0;
+}

@@ -1,0 +1,41 @@
+/** `hotreload stop`: graceful (or, with --fast, immediate) stop, waiting until the instance is gone. */
+import { askInstance, failOn } from "../../control/client.ts";
+import { isLive } from "../../control/runtime_dir.ts";
+import { signalProcess } from "../../process/os.ts";
+import { parseControlArgs } from "../control_args.ts";
+import { CliError, UsageError } from "../errors.ts";
+import { STOP_HELP } from "../help.ts";
+
+export async function stopCommand(argv: string[]): Promise<number> {
+  const { values } = parseControlArgs("stop", argv, {
+    timeout: { type: "string" },
+    fast: { type: "boolean" },
+  }, 0);
+  if (values.help) {
+    console.log(STOP_HELP);
+    return 0;
+  }
+  if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
+    throw new UsageError(
+      `--timeout must be a whole number of milliseconds (got "${values.timeout}")`,
+    );
+  }
+  const { instance, reply } = await askInstance(values.name, { cmd: "stop", fast: values.fast });
+  if (reply) failOn(reply);
+  else signalProcess(instance.pid, values.fast ? "SIGQUIT" : "SIGTERM");
+  const timeoutMs = values.timeout !== undefined
+    ? Number(values.timeout)
+    : (instance.graceMs ?? 5000) * 2 + 10_000;
+  const deadline = Date.now() + timeoutMs;
+  while (isLive(instance)) {
+    if (Date.now() > deadline) {
+      throw new CliError(
+        `"${instance.name}" (pid ${instance.pid}) is still running after ${timeoutMs} ms; ` +
+          `stop it at once with "hotreload stop --fast"`,
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  console.error(`hotreload: stopped "${instance.name}" (pid ${instance.pid})`);
+  return 0;
+}

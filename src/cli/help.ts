@@ -1,0 +1,96 @@
+/** Help texts; `run`'s option list is generated from the option table. */
+import { RUN_OPTIONS } from "./run_options.ts";
+
+export const VERSION = "0.1.0";
+
+/** `hotreload --help`. */
+export const MAIN_HELP =
+  `hotreload ${VERSION} — run a Deno app as N workers on one port, reload on change
+
+Usage:
+  hotreload run <entry> [options] [deno flags] [-- app args]   start the app
+  hotreload stop [--name <name>] [--fast] [--timeout <ms>]     stop a running instance
+  hotreload reload [--name <name>] [--workers] [--processes]   rolling reload of a running instance
+  hotreload restart <process> [--name <name>]                  warm restart of a custom process
+  hotreload send <process> '<json>' [--name <name>]            message to a custom process
+
+Signals to the supervisor: TERM/INT graceful stop, QUIT immediate stop, HUP rolling reload,
+USR2 reload of the custom processes only.
+(SIGUSR1 is never used: it opens the V8 inspector in every Deno process.)
+
+Run "hotreload run --help" for the options of run.`;
+
+/** `hotreload run --help`. */
+export function runHelp(): string {
+  const rows = RUN_OPTIONS.map((option) => {
+    const flag = `${option.short ? `-${option.short}, ` : "    "}--${option.name}${
+      option.value ? ` ${option.value}` : ""
+    }`;
+    return `  ${flag.padEnd(28)} ${option.help}`;
+  });
+  return `Usage: hotreload run <entry> [options] [deno flags] [-- app args]
+
+Runs <entry> as worker processes sharing one port (SO_REUSEPORT) and reloads
+them, one at a time, when files change. Options and Deno flags may come before
+or after the entry; app arguments only after "--".
+
+Options:
+${rows.join("\n")}
+
+Deno flags (-A, --allow-*, --deny-*, --env-file, --import-map, --lock, --check,
+--cached-only, --v8-flags, --unstable-*, ...) are passed to every worker, which
+gets exactly those permissions.`;
+}
+
+/** `hotreload stop --help`. */
+export const STOP_HELP = `Usage: hotreload stop [--name <name>] [--fast] [--timeout <ms>]
+
+Stops the instance running from this directory gracefully (workers finish
+their requests, then the custom processes stop) and waits until it is gone.
+Without --name it acts on the only instance running here. Exits 3 when none
+is running.
+
+Options:
+      --name <name>        the instance to stop
+      --fast               kill every child at once instead of draining
+      --timeout <ms>       how long to wait for it to exit (default: twice its grace + 10000)
+  -h, --help               show this help`;
+
+/** `hotreload reload --help`. */
+export const RELOAD_HELP = `Usage: hotreload reload [--name <name>] [--workers] [--processes]
+
+Rolling reload of the instance running from this directory, and waits for its
+result: each worker is replaced by one running the current code, the
+replacement ready before its predecessor drains; then the custom processes
+with "reload": true restart one at a time. If the new code fails to start,
+the old workers keep serving and the command exits 1 with the error. Exits 3
+when none is running. (SIGHUP to the supervisor does the same; SIGUSR2 only
+the custom processes.)
+
+Options:
+      --name <name>        the instance to reload
+      --workers            reload only the workers
+      --processes          reload only the custom processes
+  -h, --help               show this help`;
+
+/** `hotreload restart --help`. */
+export const RESTART_HELP = `Usage: hotreload restart <process> [--name <name>]
+
+Warm restart of every instance of a custom process, one at a time: each stops
+gracefully (its onShutdown runs) and starts again with the current code.
+SIGTERM to one instance's pid restarts just that one. Exits 3 when no such
+process runs.
+
+Options:
+      --name <name>        the instance (of hotreload) to act on
+  -h, --help               show this help`;
+
+/** `hotreload send --help`. */
+export const SEND_HELP = `Usage: hotreload send <process> '<json>' [--name <name>]
+
+Delivers a JSON message to the onMessage handler of every instance of a
+custom process (through its stdin). Exits 3 when no such process runs.
+
+Options:
+      --name <name>        the instance (of hotreload) to act on
+  -h, --help               show this help`;

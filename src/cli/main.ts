@@ -1,0 +1,45 @@
+/** Dispatches a command and turns its failures into one line and an exit code. */
+import { runCommand } from "./commands/run.ts";
+import { reloadCommand } from "./commands/reload.ts";
+import { restartCommand } from "./commands/restart.ts";
+import { sendCommand } from "./commands/send.ts";
+import { stopCommand } from "./commands/stop.ts";
+import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { MAIN_HELP, VERSION } from "./help.ts";
+
+const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
+  run: runCommand,
+  stop: stopCommand,
+  reload: reloadCommand,
+  restart: restartCommand,
+  send: sendCommand,
+};
+
+/** Runs the command line `argv` and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    if (command === undefined || command === "help" || command === "-h" || command === "--help") {
+      console.log(MAIN_HELP);
+      return ExitCode.ok;
+    }
+    if (command === "--version" || command === "-V" || command === "version") {
+      console.log(`hotreload ${VERSION}`);
+      return ExitCode.ok;
+    }
+    const handler = COMMANDS[command];
+    if (!handler) {
+      throw new UsageError(
+        `unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(", ")} ` +
+          `(see "hotreload --help")`,
+      );
+    }
+    return await handler(rest);
+  } catch (error) {
+    if (error instanceof CliError) {
+      console.error(`hotreload: ${error.message}`);
+      return error.exitCode;
+    }
+    throw error;
+  }
+}

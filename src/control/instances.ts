@@ -1,0 +1,33 @@
+/**
+ * Picks the instance a control command acts on: the one named, or the only one
+ * running from this directory. Stale records met on the way are removed.
+ */
+import { NotRunningError, UsageError } from "../cli/errors.ts";
+import { findInstances, type InstanceRecord, removeInstanceFiles } from "./runtime_dir.ts";
+
+/** Returns the running instance to act on, or throws (exit 3 when none runs). */
+export function selectInstance(cwd: string, name?: string): InstanceRecord {
+  const found = findInstances(cwd);
+  for (const stale of found.filter((instance) => instance.state === "stale")) {
+    removeInstanceFiles(stale.dir);
+    console.error(
+      `hotreload: removed the stale pid file of "${stale.name}" (pid ${stale.record?.pid} is gone)`,
+    );
+  }
+  const running = found.filter((instance) => instance.state === "running");
+  if (name !== undefined) {
+    const match = running.find((instance) => instance.name === name);
+    if (!match) throw new NotRunningError(`no instance named "${name}" is running in ${cwd}`);
+    return match.record!;
+  }
+  if (running.length === 0) {
+    throw new NotRunningError(
+      `no hotreload instance is running in ${cwd}; start one with "hotreload run <entry>"`,
+    );
+  }
+  if (running.length > 1) {
+    const names = running.map((instance) => instance.name).join(", ");
+    throw new UsageError(`several instances are running here (${names}); choose one with --name`);
+  }
+  return running[0].record!;
+}

@@ -1,0 +1,141 @@
+/**
+ * One managed child process: spawned in its own process group, its output
+ * relayed line by line, its control frames decoded, its state tracked.
+ *
+ * State: starting → ready → draining → exited. The supervisor decides every
+ * transition except "exited", which the OS decides.
+ */
+import { type ChildMessage, decodeFrame, type SupervisorMessage } from "../runtime/protocol.ts";
+import { relayLine, type StreamName } from "../log/relay.ts";
+import { forEachLine, LineTail } from "./lines.ts";
+import { signalGroup, signalProcess } from "./os.ts";
+
+/** Lifecycle state of a child. */
+export type ChildState = "starting" | "ready" | "draining" | "exited";
+
+/** Everything needed to start a child. */
+export interface ChildSpec {
+  role: "worker" | "process";
+  /** Slot id of a worker, or `name#index` of a custom process. */
+  id: number | string;
+  generation: number;
+  /** Prefix of relayed lines and log messages, e.g. `worker 2`. */
+  label: string;
+  command: string;
+  args: string[];
+  env: Record<string, string>;
+  cwd: string;
+  /** Lines for which this returns true are dropped from the relayed output. */
+  dropLine?: (line: string) => boolean;
+}
+
+/** What a child reports back to whoever manages it. */
+export interface ChildListener {
+  message(child: ManagedChild, message: ChildMessage): void;
+  exit(child: ManagedChild, status: Deno.CommandStatus): void;
+}
+
+const encoder = new TextEncoder();
+
+export class ManagedChild {
+  readonly spec: ChildSpec;
+  readonly pid: number;
+  readonly startedAt = performance.now();
+  state: ChildState = "starting";
+  readyAt?: number;
+  drainStartedAt?: number;
+  exitStatus?: Deno.CommandStatus;
+  /** The last lines the child printed, for crash reports. */
+  readonly tail = new LineTail(15);
+  readonly #process: Deno.ChildProcess;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+
+  private constructor(spec: ChildSpec, process: Deno.ChildProcess) {
+    this.spec = spec;
+    this.#process = process;
+    this.pid = process.pid;
+    this.#stdin = process.stdin.getWriter();
+    // A write to a child that has died must not crash the supervisor.
+    this.#stdin.closed.catch(() => {});
+  }
+
+  /** Starts the child; throws when the command cannot be started at all. */
+  static spawn(spec: ChildSpec, listener: ChildListener): ManagedChild {
+    const process = new Deno.Command(spec.command, {
+      args: spec.args,
+      env: spec.env,
+      cwd: spec.cwd,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true, // own process group: signals to the group reach grandchildren
+    }).spawn();
+    const child = new ManagedChild(spec, process);
+    child.#watch(listener);
+    return child;
+  }
+
+  async #watch(listener: ChildListener): Promise<void> {
+    const relay = (stream: StreamName) => (line: string) => {
+      const { text, message } = decodeFrame(line);
+      if (message) listener.message(this, message);
+      if (message && text === "") return;
+      if (this.spec.dropLine?.(text)) return;
+      this.tail.push(text);
+      relayLine(stream, { ...this.spec, pid: this.pid }, text);
+    };
+    const [status] = await Promise.all([
+      // Grandchildren the child left behind share its group: take them down
+      // too, at once, since they may hold our pipes open.
+      this.#process.status.then((status) => {
+        signalGroup(this.pid, "SIGKILL");
+        return status;
+      }),
+      forEachLine(this.#process.stdout, relay("stdout")),
+      forEachLine(this.#process.stderr, relay("stderr")),
+    ]);
+    this.state = "exited";
+    this.exitStatus = status;
+    listener.exit(this, status);
+  }
+
+  /** Milliseconds since the child was started. */
+  uptimeMs(now = performance.now()): number {
+    return now - this.startedAt;
+  }
+
+  /** Marks the child ready and returns how long it took. */
+  markReady(): number {
+    this.state = "ready";
+    this.readyAt = performance.now();
+    return this.readyAt - this.startedAt;
+  }
+
+  /**
+   * Asks the child to finish its work and exit: SIGTERM for a worker, SIGINT
+   * for a custom process (to which SIGTERM from anyone else means "warm restart").
+   */
+  drain(): void {
+    if (this.state === "exited" || this.state === "draining") return;
+    this.state = "draining";
+    this.drainStartedAt = performance.now();
+    signalProcess(this.pid, this.spec.role === "worker" ? "SIGTERM" : "SIGINT");
+  }
+
+  /** Ends the child and everything in its process group at once. */
+  kill(): void {
+    if (this.state === "exited") return;
+    signalGroup(this.pid, "SIGKILL");
+  }
+
+  /** Sends a message on the child's stdin. */
+  send(message: SupervisorMessage): void {
+    if (this.state === "exited") return;
+    this.#stdin.write(encoder.encode(JSON.stringify(message) + "\n")).catch(() => {});
+  }
+}
+
+/** Describes how a child ended: `exit code 1` or `signal SIGKILL`. */
+export function describeExit(status: Deno.CommandStatus): string {
+  return status.signal ? `signal ${status.signal}` : `exit code ${status.code}`;
+}

@@ -1,0 +1,78 @@
+/**
+ * What every child runtime (worker and custom-process preloads) shares: the
+ * control line to the supervisor, noticing that the supervisor is gone,
+ * reading its messages, running shutdown hooks, and leaving no grandchild
+ * behind. Dependency-free: it runs with the user's permissions and deno.json.
+ */
+import { type ChildMessage, encodeFrame, type SupervisorMessage } from "./protocol.ts";
+
+const encoder = new TextEncoder();
+
+/** Writes one control frame on stderr (no permission needed). */
+export function tell(message: ChildMessage): void {
+  const bytes = encoder.encode(encodeFrame(message));
+  let written = 0;
+  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+}
+
+/**
+ * Calls `onGone` once the supervisor has died (even by SIGKILL): our parent
+ * pid changes. An unref'd check, so it works even when the entry's top-level
+ * await never finishes, and never keeps the process alive by itself.
+ */
+export function watchParent(onGone: () => void): void {
+  const parentAtStart = Deno.ppid;
+  const timer = setInterval(() => {
+    if (Deno.ppid !== parentAtStart) onGone();
+  }, 250);
+  Deno.unrefTimer(timer);
+}
+
+/**
+ * Reads the supervisor's JSON lines from stdin; `onEnd` runs at EOF (the
+ * supervisor is gone). Must be started from the `load` event: a stdin read
+ * started while the preload runs keeps the entry from ever running.
+ */
+export async function readSupervisorMessages(
+  onMessage: (message: SupervisorMessage) => void,
+  onEnd: () => void,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  try {
+    for await (const chunk of Deno.stdin.readable) {
+      pending += decoder.decode(chunk, { stream: true });
+      let newline: number;
+      while ((newline = pending.indexOf("\n")) !== -1) {
+        const line = pending.slice(0, newline);
+        pending = pending.slice(newline + 1);
+        if (line.trim() !== "") onMessage(JSON.parse(line) as SupervisorMessage);
+      }
+    }
+  } catch { /* stdin closed under us: same as EOF */ }
+  onEnd();
+}
+
+/** Runs shutdown hooks one after another; a failing hook is reported and the next still runs. */
+export async function runHooks(hooks: Array<() => unknown>): Promise<void> {
+  for (const hook of hooks) {
+    try {
+      await hook();
+    } catch (error) {
+      console.error("onShutdown hook failed:", error);
+    }
+  }
+}
+
+/**
+ * Exits when no supervisor is left to clean up after us: first our whole
+ * process group (grandchildren included) when the app may run processes at all.
+ */
+export function exitOrphaned(): never {
+  if (Deno.permissions.querySync({ name: "run" }).state === "granted") {
+    try {
+      Deno.kill(-Deno.pid, "SIGKILL");
+    } catch { /* not a group leader, or nothing left */ }
+  }
+  Deno.exit(0);
+}

@@ -1,0 +1,225 @@
+/**
+ * Runs inside every worker, before the app's entry (`deno run --preload`).
+ *
+ * It makes an unchanged app a good pool member:
+ * - every TCP `Deno.serve` / `Deno.listen` / `Deno.listenTls` gets `reusePort`
+ *   (so N workers share one port) and the supervisor's port when the app names none;
+ * - the first bound listener tells the supervisor the worker is ready;
+ * - SIGTERM (or the supervisor going away) drains: listeners close, servers
+ *   finish their in-flight requests, the app's onShutdown hooks run, then exit;
+ * - an `export default { fetch }` entry (the `deno serve` style) is served.
+ *
+ * Only relative, dependency-free imports: this file is resolved with the
+ * user's deno.json, and runs with exactly the permissions the user granted,
+ * which is why its settings come from its own URL rather than from env vars.
+ */
+import { type Bridge, BRIDGE_KEY, settingsFromUrl } from "./protocol.ts";
+import {
+  exitOrphaned,
+  readSupervisorMessages,
+  runHooks,
+  tell,
+  watchParent,
+} from "./child_runtime.ts";
+
+const settings = settingsFromUrl(import.meta.url);
+const servers = new Set<Deno.HttpServer>();
+const listeners = new Set<Deno.Listener>();
+const shutdownHooks: Array<() => unknown> = [];
+let readyMode: "listen" | "app" = "listen";
+let readySent = false;
+let draining = false;
+let orphaned = false;
+
+function announceListening(addr: Deno.Addr): void {
+  if (readySent || readyMode !== "listen") return;
+  readySent = true;
+  const net = addr as Deno.NetAddr;
+  tell({ t: "ready", via: "listen", port: net.port, hostname: net.hostname });
+}
+
+function reportBindError(error: unknown, port?: number, hostname?: string): void {
+  if (error instanceof Deno.errors.AddrInUse) {
+    tell({ t: "bind-error", port, hostname, message: String((error as Error).message) });
+  }
+}
+
+// ---- Deno.serve -------------------------------------------------------------
+
+type ServeHandler = Deno.ServeHandler<Deno.NetAddr>;
+type ServeOptions = Record<string, unknown> & { handler?: ServeHandler };
+
+type AnyServe = (options: ServeOptions, handler: ServeHandler) => Deno.HttpServer;
+const originalServe = Deno.serve as unknown as AnyServe;
+
+/** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
+function withConnectionClose(response: Response): Response {
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set("connection", "close");
+    return copy;
+  }
+}
+
+function drainAwareHandler(handler: ServeHandler): ServeHandler {
+  return (request, info) => {
+    const response = handler(request, info);
+    if (!draining) return response;
+    return response instanceof Response
+      ? withConnectionClose(response)
+      : response.then(withConnectionClose);
+  };
+}
+
+function serve(...args: unknown[]): Deno.HttpServer {
+  let options: ServeOptions;
+  let handler: ServeHandler | undefined;
+  if (typeof args[0] === "function") {
+    options = {};
+    handler = args[0] as ServeHandler;
+  } else {
+    options = { ...(args[0] as ServeOptions) };
+    handler = (typeof args[1] === "function" ? args[1] : options.handler) as ServeHandler;
+    delete options.handler;
+  }
+  // Unix-socket servers are not pool members: leave them exactly as written.
+  if ("path" in options) {
+    return (originalServe as unknown as (...a: unknown[]) => Deno.HttpServer).call(Deno, ...args);
+  }
+  options.reusePort = true;
+  if (options.port === undefined && settings.port !== undefined) options.port = settings.port;
+  let server: Deno.HttpServer;
+  try {
+    server = originalServe.call(Deno, options, drainAwareHandler(handler));
+  } catch (error) {
+    reportBindError(error, options.port as number | undefined, options.hostname as string);
+    throw error;
+  }
+  servers.add(server);
+  server.finished.then(() => servers.delete(server), () => servers.delete(server));
+  announceListening(server.addr);
+  return server;
+}
+
+// ---- Deno.listen / Deno.listenTls -------------------------------------------
+
+function wrapListen<O extends { transport?: string; port?: number; hostname?: string }>(
+  original: (options: O) => Deno.Listener,
+): (options: O) => Deno.Listener {
+  return (options: O) => {
+    if (options.transport !== undefined && options.transport !== "tcp") {
+      return original.call(Deno, options);
+    }
+    const tcpOptions = { ...options, reusePort: true } as O;
+    if (tcpOptions.port === undefined && settings.port !== undefined) {
+      tcpOptions.port = settings.port;
+    }
+    let listener: Deno.Listener;
+    try {
+      listener = original.call(Deno, tcpOptions);
+    } catch (error) {
+      reportBindError(error, tcpOptions.port, tcpOptions.hostname);
+      throw error;
+    }
+    listeners.add(listener);
+    announceListening(listener.addr);
+    return listener;
+  };
+}
+
+function replace(name: "serve" | "listen" | "listenTls", value: unknown): void {
+  Object.defineProperty(Deno, name, {
+    value,
+    writable: true,
+    configurable: true,
+    enumerable: true,
+  });
+}
+
+type AnyListen = (options: Deno.TcpListenOptions) => Deno.Listener;
+replace("listen", wrapListen(Deno.listen as unknown as AnyListen));
+replace("listenTls", wrapListen(Deno.listenTls as unknown as AnyListen));
+replace("serve", serve);
+
+// ---- Draining -------------------------------------------------------------------
+
+async function drain(): Promise<void> {
+  if (draining) return;
+  draining = true;
+  tell({ t: "draining" });
+  if (servers.size > 0 && settings.closeWindowMs > 0) {
+    // Closing an idle keep-alive connection races with a client sending its
+    // next request on it ("connection closed before message completed"). So
+    // first keep serving: every response now says `Connection: close`, and
+    // busy clients move to other workers on their own; only then shut down.
+    await new Promise((resolve) => setTimeout(resolve, settings.closeWindowMs));
+  }
+  for (const listener of listeners) {
+    try {
+      listener.close();
+    } catch { /* already closed by the app */ }
+  }
+  await Promise.allSettled([...servers].map((server) => server.shutdown()));
+  await runHooks(shutdownHooks);
+  if (orphaned) exitOrphaned();
+  Deno.exit(0);
+}
+
+Deno.addSignalListener("SIGTERM", () => void drain());
+
+/** The supervisor is gone: nobody will kill us after a grace period, so set our own. */
+function drainOrphaned(): void {
+  if (orphaned) return;
+  orphaned = true;
+  setTimeout(exitOrphaned, settings.orphanGraceMs);
+  void drain();
+}
+
+watchParent(drainOrphaned);
+
+async function serveDefaultExport(): Promise<void> {
+  if (servers.size > 0 || listeners.size > 0) return;
+  const entry = await import(Deno.mainModule);
+  const app = entry.default as { fetch?: ServeHandler } | undefined;
+  if (typeof app?.fetch === "function") {
+    serve((request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
+      app.fetch!(request, info)
+    );
+  }
+}
+
+globalThis.addEventListener("load", () => {
+  void readSupervisorMessages((message) => {
+    if (message.t === "drain") void drain();
+  }, drainOrphaned);
+  serveDefaultExport().catch((error) => console.error(error));
+});
+
+// ---- Bridge for mod.ts -----------------------------------------------------------
+
+const bridge: Bridge = {
+  role: "worker",
+  info: {
+    id: settings.id,
+    generation: settings.generation,
+    workers: settings.workers,
+    port: settings.port,
+  },
+  ready() {
+    if (readySent) return;
+    readySent = true;
+    tell({ t: "ready", via: "app" });
+  },
+  deferReady() {
+    readyMode = "app";
+    tell({ t: "defer-ready" });
+  },
+  onShutdown(hook) {
+    shutdownHooks.push(hook);
+  },
+  isDraining: () => draining,
+};
+(globalThis as Record<symbol, unknown>)[BRIDGE_KEY] = bridge;

@@ -1,0 +1,109 @@
+/**
+ * How children are started. A worker: `deno run --unstable-net --preload
+ * <worker runtime> [user's deno flags] <entry> [app args]`; a custom process:
+ * `deno run --preload <process runtime> [its permissions] <entry>`; both with
+ * the HOTRELOAD_* variables.
+ */
+import type { ChildSpec } from "../process/child.ts";
+import type { ProcessConfig } from "../config/mod.ts";
+import { processSettingsToQuery, settingsToQuery } from "../runtime/protocol.ts";
+
+/** The part of the run configuration a worker's command line depends on. */
+export interface WorkerLaunch {
+  cwd: string;
+  deno: string;
+  entry: string;
+  denoFlags: string[];
+  appArgs: string[];
+  workers: number;
+  port?: number;
+  orphanGraceMs: number;
+  closeWindowMs: number;
+}
+
+const WORKER_PRELOAD = new URL("../runtime/worker_preload.ts", import.meta.url).href;
+const PROCESS_PRELOAD = new URL("../runtime/process_preload.ts", import.meta.url).href;
+
+// `deno run` suggests `deno serve` for `export default { fetch }` entries; the preload serves them.
+const SERVE_HINT = /did you mean to run "?deno serve"?/;
+
+/** Builds the spec of worker `id` of generation `generation`. */
+export function workerSpec(launch: WorkerLaunch, id: number, generation: number): ChildSpec {
+  const query = settingsToQuery({
+    id,
+    generation,
+    workers: launch.workers,
+    port: launch.port,
+    orphanGraceMs: launch.orphanGraceMs,
+    closeWindowMs: launch.closeWindowMs,
+  });
+  const env = childEnv({
+    HOTRELOAD_WORKER_ID: String(id),
+    HOTRELOAD_WORKERS: String(launch.workers),
+    HOTRELOAD_GENERATION: String(generation),
+  });
+  if (launch.port !== undefined) env.PORT = String(launch.port);
+  return {
+    role: "worker",
+    id,
+    generation,
+    label: `worker ${id}`,
+    command: launch.deno,
+    args: [
+      "run",
+      "--unstable-net",
+      "--preload",
+      `${WORKER_PRELOAD}?${query}`,
+      ...launch.denoFlags,
+      launch.entry,
+      ...launch.appArgs,
+    ],
+    env,
+    cwd: launch.cwd,
+    dropLine: (line) => SERVE_HINT.test(line),
+  };
+}
+
+function childEnv(extra: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), HOTRELOAD: "1", ...extra };
+  // Children write into our pipes, not a terminal: keep their output plain unless ours is a terminal.
+  if (!Deno.stderr.isTerminal() && env.FORCE_COLOR === undefined) env.NO_COLOR = "1";
+  return env;
+}
+
+/** Builds the spec of instance `index` of a custom process. */
+export function processSpec(
+  launch: WorkerLaunch,
+  config: ProcessConfig,
+  index: number,
+  generation: number,
+): ChildSpec {
+  const query = processSettingsToQuery({
+    name: config.name,
+    index,
+    generation,
+    args: config.args,
+    orphanGraceMs: launch.orphanGraceMs,
+  });
+  return {
+    role: "process",
+    id: `${config.name}#${index}`,
+    generation,
+    label: `${config.name}#${index}`,
+    command: launch.deno,
+    args: [
+      "run",
+      "--preload",
+      `${PROCESS_PRELOAD}?${query}`,
+      ...(config.permissions ?? launch.denoFlags),
+      config.entry,
+    ],
+    env: childEnv({
+      HOTRELOAD_PROCESS_NAME: config.name,
+      HOTRELOAD_PROCESS_INDEX: String(index),
+      HOTRELOAD_PROCESS_ARGS: JSON.stringify(config.args),
+      HOTRELOAD_GENERATION: String(generation),
+    }),
+    cwd: launch.cwd,
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Finds the `deno` executable that runs the workers: `--deno <path>`, else
+ * `HOTRELOAD_DENO`, else the Deno running this supervisor (when not a compiled
+ * binary), else `deno` on PATH.
+ */
+import { CliError } from "../cli/errors.ts";
+
+const INSTALL_HINT = "install it with `npm install -g deno@2.9.6` or pass --deno <path>";
+
+function isExecutableFile(path: string): boolean {
+  try {
+    const info = Deno.statSync(path);
+    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+function findOnPath(command: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    if (dir !== "" && isExecutableFile(`${dir}/${command}`)) return `${dir}/${command}`;
+  }
+  return undefined;
+}
+
+/** Returns the absolute path of the deno to use, or throws a one-line CliError. */
+export function resolveDeno(flag?: string): string {
+  const explicit = flag ?? Deno.env.get("HOTRELOAD_DENO");
+  if (explicit !== undefined) {
+    const source = flag !== undefined ? "--deno" : "HOTRELOAD_DENO";
+    if (explicit.includes("/")) {
+      if (isExecutableFile(explicit)) return explicit;
+      throw new CliError(`deno not found at ${explicit} (from ${source}); ${INSTALL_HINT}`);
+    }
+    const found = findOnPath(explicit);
+    if (found) return found;
+    throw new CliError(
+      `deno not found: "${explicit}" (from ${source}) is not on PATH; ${INSTALL_HINT}`,
+    );
+  }
+  if (!Deno.build.standalone) return Deno.execPath();
+  const found = findOnPath("deno");
+  if (found) return found;
+  throw new CliError(`deno not found on PATH; ${INSTALL_HINT}`);
+}

@@ -1,0 +1,27 @@
+/** How the supervisor words durations and crashes in its log. */
+import type { ManagedChild } from "../process/child.ts";
+
+/** `812 ms` or `3.2 s`. */
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
+}
+
+/** `; last output:` and the lines that explain a crash, or nothing. */
+export function formatTail(child: ManagedChild): string {
+  const lines = lastWords(child.tail.lines());
+  return lines.length === 0 ? "" : `; last output:\n  ${lines.join("\n  ")}`;
+}
+
+/**
+ * The lines that explain a crash: from the last error message on (Deno prints
+ * the error, a code frame, then the stack), else simply the last lines.
+ */
+export function lastWords(tail: string[]): string[] {
+  // deno-lint-ignore no-control-regex
+  let lines = tail.map((line) => line.replace(/\x1b\[[0-9;]*m/g, ""));
+  const backtrace = lines.findIndex((line) => line.startsWith("Stack backtrace:"));
+  if (backtrace !== -1) lines = lines.slice(0, backtrace);
+  while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
+  const errorAt = lines.findLastIndex((line) => /^(error|Uncaught|\w*Error\b)/.test(line.trim()));
+  return errorAt === -1 ? lines.slice(-5) : lines.slice(errorAt, errorAt + 6);
+}

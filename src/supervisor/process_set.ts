@@ -1,0 +1,282 @@
+/**
+ * Custom processes (queue consumers, schedulers, ...): one slot per instance.
+ * A slot restarts its process by policy, with the workers' backoff; warm
+ * restarts (reload, `restart`, SIGTERM to the process) go one instance at a
+ * time: stop the old one (its `onShutdown` runs), start the new one, wait until
+ * it has started, then the next.
+ */
+import { type ChildListener, describeExit, ManagedChild } from "../process/child.ts";
+import { log } from "../log/mod.ts";
+import { Backoff, type BackoffPolicy } from "./backoff.ts";
+import { processSpec, type WorkerLaunch } from "./child_command.ts";
+import type { ProcessConfig } from "../config/mod.ts";
+import { formatMs, formatTail } from "./describe.ts";
+
+/** A process that neither says `ready()` nor finishes loading counts as started after this long. */
+const STARTED_AFTER_MS = 1000;
+
+interface ProcessSlot {
+  config: ProcessConfig;
+  index: number;
+  label: string;
+  current?: ManagedChild;
+  backoff: Backoff;
+  retryAt: number;
+  /** Stays down by its restart policy until a restart or reload asks for it again. */
+  down: boolean;
+  /** Being restarted on purpose: start again at once when the old one exits. */
+  restarting: boolean;
+}
+
+export interface ProcessSetOptions {
+  processes: ProcessConfig[];
+  launch: WorkerLaunch;
+  backoff?: BackoffPolicy;
+  listener: ChildListener;
+}
+
+export class ProcessSet {
+  readonly #options: ProcessSetOptions;
+  readonly #slots: ProcessSlot[];
+  /** Children we asked to stop (stop, or the first half of a restart). */
+  readonly #stopping = new Set<ManagedChild>();
+  /** Children that asked, through SIGTERM, to be started again. */
+  readonly #warmRestarts = new WeakSet<ManagedChild>();
+  readonly #restartQueue: ProcessSlot[] = [];
+  #restartingNow?: ProcessSlot;
+
+  constructor(options: ProcessSetOptions) {
+    this.#options = options;
+    this.#slots = options.processes.flatMap((config) =>
+      Array.from({ length: config.count }, (_, index) => ({
+        config,
+        index,
+        label: `${config.name}#${index}`,
+        backoff: new Backoff(options.backoff),
+        retryAt: 0,
+        down: false,
+        restarting: false,
+      }))
+    );
+  }
+
+  /** Every live custom process. */
+  children(): ManagedChild[] {
+    const children = [...this.#stopping];
+    for (const slot of this.#slots) if (slot.current) children.push(slot.current);
+    return [...new Set(children)];
+  }
+
+  /** The configured process names. */
+  names(): string[] {
+    return [...new Set(this.#slots.map((slot) => slot.config.name))];
+  }
+
+  /** True while warm restarts are queued or under way. */
+  restarting(): boolean {
+    return this.#restartQueue.length > 0 || this.#inProgress(this.#restartingNow);
+  }
+
+  /** A restart is in progress until the old instance is gone and the new one has started. */
+  #inProgress(slot: ProcessSlot | undefined): boolean {
+    return slot !== undefined && (slot.restarting || slot.current?.state === "starting");
+  }
+
+  // ---- Reconciling -------------------------------------------------------------------
+
+  enforceDeadlines(now: number): void {
+    for (const child of this.children()) {
+      const slot = this.#slotOf(child);
+      if (child.state === "starting" && child.uptimeMs(now) >= STARTED_AFTER_MS) {
+        this.onReady(child);
+      }
+      const grace = slot?.config.grace ?? 5000;
+      if (
+        child.state === "draining" && child.drainStartedAt !== undefined &&
+        now - child.drainStartedAt >= grace
+      ) {
+        log.warn(
+          "process.killed",
+          `${child.spec.label} (pid ${child.pid}) still running after its ${grace} ms grace; killed`,
+          { role: "process", id: child.spec.id, pid: child.pid },
+        );
+        child.kill();
+      }
+    }
+  }
+
+  /** Starts every instance that should run and may (backoff expired, not down by policy). */
+  fill(now: number, generation: number): void {
+    for (const slot of this.#slots) {
+      if (slot.current || slot.down || now < slot.retryAt) continue;
+      slot.current = this.#spawn(slot, generation);
+    }
+  }
+
+  /** Moves the warm-restart queue on: one instance at a time. */
+  advanceRestarts(): void {
+    if (this.#inProgress(this.#restartingNow)) return;
+    this.#restartingNow = undefined;
+    const next = this.#restartQueue.shift();
+    if (!next) return;
+    this.#restartingNow = next;
+    next.down = false;
+    next.retryAt = 0;
+    if (next.current && next.current.state !== "draining") {
+      next.restarting = true;
+      this.#stop(next.current);
+    }
+  }
+
+  /** Queues a warm restart of every instance of the processes `which` selects. */
+  queueRestart(which: (config: ProcessConfig) => boolean): number {
+    let queued = 0;
+    for (const slot of this.#slots) {
+      if (!which(slot.config) || this.#restartQueue.includes(slot)) continue;
+      this.#restartQueue.push(slot);
+      queued++;
+    }
+    return queued;
+  }
+
+  /** Asks every custom process to stop gracefully. */
+  drainAll(): void {
+    this.#restartQueue.length = 0;
+    this.#restartingNow = undefined;
+    for (const slot of this.#slots) {
+      slot.down = true;
+      if (slot.current) this.#stop(slot.current);
+    }
+  }
+
+  /** Kills every custom process's group. */
+  killAll(): void {
+    this.drainAll();
+    for (const child of this.children()) child.kill();
+  }
+
+  /** Delivers a message to every instance of `name`; returns how many got it. */
+  send(name: string, data: unknown): number {
+    let sent = 0;
+    for (const slot of this.#slots) {
+      if (slot.config.name !== name || !slot.current || slot.current.state === "draining") continue;
+      slot.current.send({ t: "message", data });
+      sent++;
+    }
+    return sent;
+  }
+
+  nextDeadline(): number {
+    const deadlines: number[] = [];
+    const now = performance.now();
+    for (const child of this.children()) {
+      if (child.state === "starting") deadlines.push(child.startedAt + STARTED_AFTER_MS);
+      const grace = this.#slotOf(child)?.config.grace ?? 5000;
+      if (child.state === "draining") deadlines.push((child.drainStartedAt ?? now) + grace);
+    }
+    for (const slot of this.#slots) {
+      if (!slot.current && !slot.down && slot.retryAt > now) deadlines.push(slot.retryAt);
+    }
+    return Math.min(Infinity, ...deadlines);
+  }
+
+  // ---- Children's news -------------------------------------------------------------------
+
+  onReady(child: ManagedChild): void {
+    if (child.state !== "starting") return;
+    const tookMs = child.markReady();
+    log.info(
+      "process.started",
+      `${child.spec.label} started (pid ${child.pid}, ${Math.round(tookMs)} ms)`,
+      { role: "process", id: child.spec.id, pid: child.pid, generation: child.spec.generation },
+    );
+  }
+
+  /** The process was sent SIGTERM by someone else: start it again at once when it exits. */
+  onRestartRequested(child: ManagedChild): void {
+    this.#warmRestarts.add(child);
+  }
+
+  onExit(child: ManagedChild, status: Deno.CommandStatus): void {
+    const slot = this.#slotOf(child);
+    const wasStopped = this.#stopping.delete(child);
+    if (!slot || slot.current !== child) return;
+    slot.current = undefined;
+    const fields = { role: "process" as const, id: child.spec.id, pid: child.pid };
+    const exit = describeExit(status);
+    if (wasStopped && slot.restarting) {
+      slot.restarting = false;
+      slot.retryAt = 0;
+      log.info(
+        "process.restarting",
+        `${slot.label} (pid ${child.pid}) stopped; starting it again`,
+        fields,
+      );
+      return;
+    }
+    if (wasStopped) {
+      log.info("process.stopped", `${slot.label} (pid ${child.pid}) stopped`, {
+        ...fields,
+        status: exit,
+      });
+      return;
+    }
+    if (this.#warmRestarts.has(child)) {
+      slot.retryAt = 0;
+      log.info(
+        "process.warm-restart",
+        `${slot.label} (pid ${child.pid}) asked for a restart (SIGTERM)`,
+        fields,
+      );
+      return;
+    }
+    const policy = slot.config.restart;
+    const clean = status.success;
+    if (policy === "never" || (policy === "on-failure" && clean)) {
+      slot.down = true;
+      log.warn(
+        "process.down",
+        `${slot.label} (pid ${child.pid}) exited with ${exit}; not restarted (restart: ${policy})${
+          formatTail(child)
+        }`,
+        { ...fields, status: exit },
+      );
+      return;
+    }
+    const delay = slot.backoff.failed(child.uptimeMs());
+    slot.retryAt = performance.now() + delay;
+    log.warn(
+      "process.exited",
+      `${slot.label} (pid ${child.pid}) exited with ${exit} after ${formatMs(child.uptimeMs())}; ` +
+        `restarting in ${formatMs(delay)} (failure ${slot.backoff.failures})${formatTail(child)}`,
+      { ...fields, status: exit, restartInMs: delay },
+    );
+  }
+
+  // ---- Helpers ------------------------------------------------------------------------
+
+  #stop(child: ManagedChild): void {
+    this.#stopping.add(child);
+    child.drain();
+  }
+
+  #spawn(slot: ProcessSlot, generation: number): ManagedChild | undefined {
+    const spec = processSpec(this.#options.launch, slot.config, slot.index, generation);
+    try {
+      return ManagedChild.spawn(spec, this.#options.listener);
+    } catch (error) {
+      const delay = slot.backoff.failed(0);
+      slot.retryAt = performance.now() + delay;
+      log.error(
+        "process.spawn-failed",
+        `cannot start ${slot.label}: ${(error as Error).message}; retrying in ${formatMs(delay)}`,
+        { role: "process", id: slot.label },
+      );
+      return undefined;
+    }
+  }
+
+  #slotOf(child: ManagedChild): ProcessSlot | undefined {
+    return this.#slots.find((slot) => slot.label === child.spec.id);
+  }
+}

@@ -1,0 +1,411 @@
+/**
+ * The supervisor: one loop that moves the running children toward the wanted
+ * state. Signals, file changes, the control socket and children only push
+ * events; the loop handles each event, then reconciles: enforce deadlines,
+ * start what is missing, advance the rolling reload, stop when asked.
+ *
+ * Workers live in the WorkerPool, custom processes in the ProcessSet; a
+ * reload (Rollout) replaces the workers first, the canary before the rest,
+ * then restarts the custom processes that reload with the code.
+ */
+import type { ManagedChild } from "../process/child.ts";
+import type { ChildMessage } from "../runtime/protocol.ts";
+import type { ControlReply, ControlRequest } from "../control/protocol.ts";
+import { ControlServer, socketPath } from "../control/socket.ts";
+import { log } from "../log/mod.ts";
+import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
+import type { BackoffPolicy } from "./backoff.ts";
+import type { WorkerLaunch } from "./child_command.ts";
+import type { ProcessConfig } from "../config/mod.ts";
+import { EventQueue } from "./event_queue.ts";
+import { readTcpMigrateReq, TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
+import { ProcessSet } from "./process_set.ts";
+import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
+import { WorkerPool } from "./worker_pool.ts";
+
+/** Everything the supervisor needs to run one instance. */
+export interface SupervisorOptions {
+  name: string;
+  /** `.hotreload/<name>/`, where the control socket lives. */
+  instanceDir: string;
+  launch: WorkerLaunch;
+  graceMs: number;
+  readyTimeoutMs: number;
+  /** How many workers a reload replaces at once once the canary is ready. */
+  reloadBatch: number;
+  processes: ProcessConfig[];
+  /** File watching; undefined with --no-watch. */
+  watch?: Omit<WatchOptions, "onBatch">;
+  backoff?: BackoffPolicy;
+}
+
+type SupervisorEvent =
+  | { kind: "message"; child: ManagedChild; message: ChildMessage }
+  | { kind: "exit"; child: ManagedChild; status: Deno.CommandStatus }
+  | { kind: "signal"; signal: Deno.Signal }
+  | { kind: "changes"; batch: ChangeBatch }
+  | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void };
+
+const HANDLED_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR2"];
+
+export class Supervisor {
+  readonly #options: SupervisorOptions;
+  readonly #events = new EventQueue<SupervisorEvent>();
+  readonly #workers: WorkerPool;
+  readonly #processes: ProcessSet;
+  #generation = 1;
+  #rollout?: Rollout;
+  #phase: "starting" | "running" | "stopping" | "stopped" = "starting";
+  #processesStopping = false;
+  readonly #startedAt = performance.now();
+  #exitCode = 0;
+  #watcher?: Watcher;
+  #control?: ControlServer;
+  #signalHandlers: Array<[Deno.Signal, () => void]> = [];
+
+  constructor(options: SupervisorOptions) {
+    this.#options = options;
+    const listener = {
+      message: (child: ManagedChild, message: ChildMessage) =>
+        this.#events.push({ kind: "message", child, message }),
+      exit: (child: ManagedChild, status: Deno.CommandStatus) =>
+        this.#events.push({ kind: "exit", child, status }),
+    };
+    this.#workers = new WorkerPool({ ...options, listener });
+    this.#processes = new ProcessSet({ ...options, listener });
+  }
+
+  /** Runs until stopped; resolves with the process exit code. */
+  async run(): Promise<number> {
+    await this.#startWatching();
+    this.#listenForSignals();
+    this.#openControlSocket();
+    this.#announceStart();
+    try {
+      while (true) {
+        this.#reconcile();
+        if (this.#stopped()) break;
+        const event = await this.#events.next(this.#msUntilNextDeadline());
+        if (event) this.#handle(event);
+      }
+    } finally {
+      await this.#cleanUp();
+    }
+    return this.#exitCode;
+  }
+
+  // ---- Events --------------------------------------------------------------------
+
+  #handle(event: SupervisorEvent): void {
+    switch (event.kind) {
+      case "message":
+        return this.#onChildMessage(event.child, event.message);
+      case "exit":
+        return this.#onChildExit(event.child, event.status);
+      case "signal":
+        return this.#onSignal(event.signal);
+      case "changes":
+        return this.#requestReload({
+          reason: "change",
+          files: event.batch.changes.map((change) => change.path),
+          workers: true,
+          processes: true,
+        });
+      case "control":
+        return this.#onControl(event.request, event.reply);
+    }
+  }
+
+  #onChildMessage(child: ManagedChild, message: ChildMessage): void {
+    if (child.spec.role === "process") {
+      if (message.t === "ready") this.#processes.onReady(child);
+      if (message.t === "restart-requested") this.#processes.onRestartRequested(child);
+      return;
+    }
+    if (message.t === "ready") this.#onWorkerReady(child);
+    if (message.t === "bind-error") this.#onBindError(child, message.port, message.message);
+  }
+
+  #onWorkerReady(child: ManagedChild): void {
+    const tookOver = this.#workers.onReady(child);
+    if (tookOver && this.#rollout) this.#rollout.canaryPassed = true;
+    if (this.#phase === "starting" && this.#workers.allReady()) {
+      this.#phase = "running";
+      const ms = Math.round(performance.now() - this.#startedAt);
+      log.info("supervisor.ready", `${this.#workers.desired} worker(s) ready in ${ms} ms`, {
+        role: "supervisor",
+      });
+    }
+  }
+
+  #onBindError(child: ManagedChild, port: number | undefined, message: string): void {
+    const where = port === undefined ? "its port" : `port ${port}`;
+    if (!this.#workers.everReady) {
+      // Nothing has ever served: this is bad input, not a crash to retry forever.
+      log.error(
+        "worker.bind-error",
+        `cannot listen: ${where} is already in use by another process; stop it or choose another --port`,
+        { role: "worker", id: child.spec.id, pid: child.pid },
+      );
+      this.#exitCode = 1;
+      this.#beginStop(true);
+      return;
+    }
+    log.warn("worker.bind-error", `worker ${child.spec.id} cannot listen on ${where}: ${message}`, {
+      role: "worker",
+      id: child.spec.id,
+      pid: child.pid,
+    });
+  }
+
+  #onChildExit(child: ManagedChild, status: Deno.CommandStatus): void {
+    if (child.spec.role === "process") return this.#processes.onExit(child, status);
+    const outcome = this.#workers.onExit(child, status);
+    if (outcome.kind !== "replacement-failed") return;
+    if (this.#rollout && !this.#rollout.canaryPassed) return this.#abortRollout(outcome.why);
+    log.warn("worker.replacement-failed", `${outcome.why}; retrying`, { role: "worker" });
+  }
+
+  #onSignal(signal: Deno.Signal): void {
+    switch (signal) {
+      case "SIGHUP":
+        return this.#requestReload({ reason: "SIGHUP", files: [], workers: true, processes: true });
+      case "SIGUSR2":
+        return this.#requestReload({
+          reason: "SIGUSR2",
+          files: [],
+          workers: false,
+          processes: true,
+        });
+      case "SIGQUIT":
+        return this.#beginStop(true);
+      case "SIGTERM":
+      case "SIGINT":
+        // A second request while draining means "now".
+        return this.#beginStop(this.#phase === "stopping");
+    }
+  }
+
+  #onControl(request: ControlRequest, reply: (reply: ControlReply) => void): void {
+    switch (request.cmd) {
+      case "stop":
+        this.#beginStop(request.fast === true || this.#phase === "stopping");
+        return reply({ ok: true });
+      case "reload":
+        return this.#requestReload({
+          reason: "reload command",
+          files: [],
+          workers: request.workers ?? true,
+          processes: request.processes ?? true,
+          reply,
+        });
+      case "send": {
+        const sent = this.#processes.send(request.name, request.message);
+        if (sent > 0) return reply({ ok: true, message: `delivered to ${sent} instance(s)` });
+        return reply(this.#noSuchProcess(request.name));
+      }
+      case "restart": {
+        const queued = this.#processes.queueRestart((config) => config.name === request.name);
+        if (queued === 0) return reply(this.#noSuchProcess(request.name));
+        return reply({
+          ok: true,
+          message: `restarting ${queued} instance(s) of "${request.name}", one at a time`,
+        });
+      }
+      case "status":
+      case "scale":
+        return reply({ ok: false, error: `"${request.cmd}" is not available yet`, code: 2 });
+    }
+  }
+
+  #noSuchProcess(name: string): ControlReply {
+    const names = this.#processes.names();
+    const known = names.length > 0 ? `; processes: ${names.join(", ")}` : "; none is configured";
+    return { ok: false, error: `no running process named "${name}"${known}`, code: 3 };
+  }
+
+  // ---- Reconciliation --------------------------------------------------------------
+
+  #reconcile(): void {
+    const now = performance.now();
+    this.#workers.enforceDeadlines(now);
+    this.#processes.enforceDeadlines(now);
+    if (this.#phase === "stopping") return this.#continueStopping();
+    this.#workers.fill(now, this.#generation);
+    this.#processes.fill(now, this.#generation);
+    this.#advanceRollout(now);
+    this.#processes.advanceRestarts();
+  }
+
+  #advanceRollout(now: number): void {
+    const rollout = this.#rollout;
+    if (!rollout) return;
+    if (rollout.phase === "workers") {
+      this.#workers.replaceOutdated(now, rollout.generation, rollout.canaryPassed);
+      if (this.#workers.outdated(rollout.generation) > 0) return;
+      rollout.phase = "processes";
+    }
+    if (rollout.request.processes && !rollout.processesQueued) {
+      rollout.processesQueued = true;
+      this.#processes.queueRestart((config) => config.reload);
+    }
+    if (this.#processes.restarting()) return;
+    this.#finishRollout(rollout);
+  }
+
+  // ---- Rolling reload --------------------------------------------------------------
+
+  #requestReload(request: ReloadRequest): void {
+    if (this.#phase === "stopping" || this.#phase === "stopped") {
+      request.reply?.({ ok: false, error: "the instance is stopping", code: 1 });
+      return;
+    }
+    const cause = request.files.length > 0
+      ? describeChanges(request.files, "changed")
+      : request.reason;
+    if (this.#rollout) {
+      // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.
+      this.#rollout.queueFollowUp(request);
+      log.info("reload.queued", `${cause} during the reload; one more reload will follow`, {
+        role: "supervisor",
+        files: request.files,
+      });
+      return;
+    }
+    this.#generation++;
+    this.#rollout = new Rollout(this.#generation, request);
+    const what = request.workers ? `${this.#workers.desired} worker(s)` : "the custom processes";
+    log.info("reload.start", `${cause}: reloading ${what} to generation ${this.#generation}`, {
+      role: "supervisor",
+      generation: this.#generation,
+      files: request.files,
+    });
+  }
+
+  #finishRollout(rollout: Rollout): void {
+    this.#rollout = undefined;
+    const processes = this.#processes.children().length;
+    const summary = rollout.summary(this.#workers.desired, processes);
+    log.info("reload.done", summary, {
+      role: "supervisor",
+      generation: rollout.generation,
+      files: rollout.files,
+    });
+    rollout.settle({ ok: true, message: summary, generation: rollout.generation });
+    if (rollout.followUp) this.#requestReload(rollout.followUp);
+  }
+
+  #abortRollout(why: string): void {
+    const rollout = this.#rollout!;
+    this.#rollout = undefined;
+    log.error(
+      "reload.aborted",
+      `reload aborted: ${why}\nthe old workers keep serving; the next change or reload tries again`,
+      { role: "supervisor", generation: rollout.generation },
+    );
+    rollout.settle({ ok: false, error: `reload aborted: ${why}`, code: 1 });
+    if (rollout.followUp) this.#requestReload(rollout.followUp);
+  }
+
+  // ---- Stopping ----------------------------------------------------------------------
+
+  #beginStop(fast: boolean): void {
+    if (this.#phase !== "stopping") {
+      const live = this.#workers.children().length + this.#processes.children().length;
+      log.info(
+        "supervisor.stopping",
+        fast
+          ? `stopping now: killing ${live} child process(es)`
+          : `stopping: draining the workers, then the custom processes (grace ${this.#options.graceMs} ms)`,
+        { role: "supervisor" },
+      );
+    }
+    this.#phase = "stopping";
+    this.#rollout?.settle({ ok: false, error: "the instance is stopping", code: 1 });
+    this.#rollout = undefined;
+    if (fast) {
+      this.#workers.killAll();
+      this.#processes.killAll();
+      this.#processesStopping = true;
+    } else {
+      this.#workers.drainAll();
+    }
+  }
+
+  /** Workers first; custom processes once no worker is left; done when nothing is. */
+  #continueStopping(): void {
+    if (this.#workers.children().length > 0) return;
+    if (!this.#processesStopping) {
+      this.#processesStopping = true;
+      this.#processes.drainAll();
+    }
+    if (this.#processes.children().length === 0) this.#phase = "stopped";
+  }
+
+  async #cleanUp(): Promise<void> {
+    for (const [signal, handler] of this.#signalHandlers) {
+      Deno.removeSignalListener(signal, handler);
+    }
+    this.#control?.close();
+    await this.#watcher?.close();
+    log.info("supervisor.stopped", "stopped", { role: "supervisor" });
+  }
+
+  // ---- Helpers ------------------------------------------------------------------------
+
+  #stopped(): boolean {
+    return this.#phase === "stopped";
+  }
+
+  #msUntilNextDeadline(): number {
+    const next = Math.min(this.#workers.nextDeadline(), this.#processes.nextDeadline());
+    return Math.max(0, next - performance.now());
+  }
+
+  async #startWatching(): Promise<void> {
+    if (!this.#options.watch) return;
+    // Loaded only when watching, so `--no-watch` production runs never pay for it.
+    const { createWatcher } = await import("../watch/mod.ts");
+    this.#watcher = await createWatcher({
+      ...this.#options.watch,
+      onBatch: (batch) => this.#events.push({ kind: "changes", batch }),
+    });
+    const reason = this.#watcher.fallbackReason;
+    if (reason) {
+      log.warn("watch.fallback", `watching by polling: ${reason}`, { role: "supervisor" });
+    }
+  }
+
+  #listenForSignals(): void {
+    for (const signal of HANDLED_SIGNALS) {
+      const handler = () => this.#events.push({ kind: "signal", signal });
+      Deno.addSignalListener(signal, handler);
+      this.#signalHandlers.push([signal, handler]);
+    }
+  }
+
+  #openControlSocket(): void {
+    this.#control = ControlServer.listen(
+      socketPath(this.#options.instanceDir),
+      (request, reply) => this.#events.push({ kind: "control", request, reply }),
+    );
+  }
+
+  #announceStart(): void {
+    const { launch } = this.#options;
+    const port = launch.port === undefined ? "the app's own port" : `port ${launch.port}`;
+    const watching = this.#watcher
+      ? `watching with ${this.#watcher.backend === "poll" ? "polling" : "file events"}`
+      : "not watching";
+    const processes = this.#options.processes.reduce((n, p) => n + p.count, 0);
+    const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
+    log.info(
+      "supervisor.start",
+      `starting ${this.#workers.desired} worker(s) of ${launch.entry} on ${port}${beside}; ${watching} (pid ${Deno.pid})`,
+      { role: "supervisor", pid: Deno.pid },
+    );
+    if (this.#workers.desired > 1 && readTcpMigrateReq() === 0) {
+      log.warn("kernel.tcp-migrate-req", TCP_MIGRATE_REQ_HINT, { role: "supervisor" });
+    }
+  }
+}

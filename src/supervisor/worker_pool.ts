@@ -1,0 +1,259 @@
+/**
+ * The worker pool: one slot per worker id. A slot holds its `current` worker
+ * and, during a reload, a `replacement`, which takes over only once it is
+ * ready; the predecessor then drains among the `retiring` workers.
+ */
+import { type ChildListener, describeExit, ManagedChild } from "../process/child.ts";
+import { log } from "../log/mod.ts";
+import { Backoff, type BackoffPolicy } from "./backoff.ts";
+import { type WorkerLaunch, workerSpec } from "./child_command.ts";
+import { formatMs, formatTail } from "./describe.ts";
+
+interface Slot {
+  id: number;
+  current?: ManagedChild;
+  replacement?: ManagedChild;
+  backoff: Backoff;
+  /** When the slot may start a child again after a failure (performance.now() time). */
+  retryAt: number;
+}
+
+/** What a worker's exit meant to the pool. */
+export type WorkerExit =
+  | { kind: "drained" }
+  | { kind: "crashed" }
+  | { kind: "replacement-failed"; why: string }
+  | { kind: "unknown" };
+
+export interface WorkerPoolOptions {
+  launch: WorkerLaunch;
+  graceMs: number;
+  readyTimeoutMs: number;
+  reloadBatch: number;
+  backoff?: BackoffPolicy;
+  listener: ChildListener;
+}
+
+export class WorkerPool {
+  readonly #options: WorkerPoolOptions;
+  readonly #slots: Slot[] = [];
+  readonly #retiring = new Set<ManagedChild>();
+  /** Why we killed a child, to explain its exit. */
+  readonly #killReasons = new WeakMap<ManagedChild, string>();
+  desired: number;
+  /** True once any worker has been ready: from then on failures are retried, not fatal. */
+  everReady = false;
+
+  constructor(options: WorkerPoolOptions) {
+    this.#options = options;
+    this.desired = options.launch.workers;
+  }
+
+  /** Every live worker: current, replacements and retiring. */
+  children(): ManagedChild[] {
+    const children = [...this.#retiring];
+    for (const slot of this.#slots) {
+      if (slot.current) children.push(slot.current);
+      if (slot.replacement) children.push(slot.replacement);
+    }
+    return children;
+  }
+
+  /** True when every wanted slot has a ready worker. */
+  allReady(): boolean {
+    return this.#slots.length === this.desired &&
+      this.#slots.every((slot) => slot.current?.state === "ready");
+  }
+
+  /** Slots whose worker is older than `generation` (a rollout still has work). */
+  outdated(generation: number): number {
+    return this.#slots.filter((slot) =>
+      (slot.current && slot.current.spec.generation < generation) || slot.replacement
+    ).length;
+  }
+
+  // ---- Reconciling -------------------------------------------------------------------
+
+  /** Kills starting workers past the ready timeout and draining ones past the grace. */
+  enforceDeadlines(now: number): void {
+    for (const child of this.children()) {
+      if (child.state === "starting" && now - child.startedAt >= this.#options.readyTimeoutMs) {
+        this.#killReasons.set(child, `was not ready within ${this.#options.readyTimeoutMs} ms`);
+        child.kill();
+      }
+      if (
+        child.state === "draining" && child.drainStartedAt !== undefined &&
+        now - child.drainStartedAt >= this.#options.graceMs
+      ) {
+        log.warn(
+          "worker.killed",
+          `worker ${child.spec.id} (pid ${child.pid}) still busy after ${this.#options.graceMs} ms grace; killed`,
+          { role: "worker", id: child.spec.id, pid: child.pid },
+        );
+        child.kill();
+      }
+    }
+  }
+
+  /** Drains slots beyond the wanted count, and starts workers in empty slots. */
+  fill(now: number, generation: number): void {
+    while (this.#slots.length > this.desired) {
+      const slot = this.#slots.pop()!;
+      for (const child of [slot.current, slot.replacement]) if (child) this.#retire(child);
+    }
+    for (let id = 0; id < this.desired; id++) {
+      this.#slots[id] ??= { id, backoff: new Backoff(this.#options.backoff), retryAt: 0 };
+      const slot = this.#slots[id];
+      if (!slot.current && !slot.replacement && now >= slot.retryAt) {
+        slot.current = this.#spawn(slot, generation);
+      }
+    }
+  }
+
+  /**
+   * Starts replacements for outdated slots: one (the canary) until a
+   * replacement has been ready, then `--reload-batch` at a time.
+   */
+  replaceOutdated(now: number, generation: number, canaryPassed: boolean): void {
+    const inFlight = this.#slots.filter((slot) => slot.replacement).length;
+    let room = (canaryPassed ? this.#options.reloadBatch : 1) - inFlight;
+    for (const slot of this.#slots) {
+      if (room <= 0) break;
+      if (!slot.current || slot.current.spec.generation >= generation || slot.replacement) continue;
+      if (now < slot.retryAt) continue;
+      slot.replacement = this.#spawn(slot, generation);
+      room--;
+    }
+  }
+
+  /** Asks every worker to drain (stop). */
+  drainAll(): void {
+    for (const slot of this.#slots.splice(0)) {
+      for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);
+    }
+    for (const child of this.#retiring) child.drain();
+  }
+
+  /** Kills every worker's process group (immediate stop). */
+  killAll(): void {
+    this.drainAll();
+    for (const child of this.#retiring) child.kill();
+  }
+
+  /** Replaces one worker through the rolling mechanism (recycling). */
+  recycle(child: ManagedChild, generation: number): boolean {
+    const slot = this.#slotOf(child);
+    if (!slot || slot.current !== child || slot.replacement) return false;
+    slot.replacement = this.#spawn(slot, generation);
+    return slot.replacement !== undefined;
+  }
+
+  /** The nearest time something has to happen, or Infinity. */
+  nextDeadline(): number {
+    const deadlines: number[] = [];
+    for (const child of this.children()) {
+      if (child.state === "starting") {
+        deadlines.push(child.startedAt + this.#options.readyTimeoutMs);
+      }
+      if (child.state === "draining" && child.drainStartedAt !== undefined) {
+        deadlines.push(child.drainStartedAt + this.#options.graceMs);
+      }
+    }
+    const now = performance.now();
+    for (const slot of this.#slots) if (slot.retryAt > now) deadlines.push(slot.retryAt);
+    return Math.min(Infinity, ...deadlines);
+  }
+
+  // ---- Children's news -------------------------------------------------------------------
+
+  /** A worker reported ready; a replacement then takes over its slot. Returns true for a replacement. */
+  onReady(child: ManagedChild): boolean {
+    if (child.state !== "starting") return false;
+    const tookMs = child.markReady();
+    this.everReady = true;
+    log.info(
+      "worker.ready",
+      `worker ${child.spec.id} ready (pid ${child.pid}, ${Math.round(tookMs)} ms)`,
+      { role: "worker", id: child.spec.id, pid: child.pid, generation: child.spec.generation },
+    );
+    const slot = this.#slotOf(child);
+    if (slot?.replacement !== child) return false;
+    const predecessor = slot.current;
+    slot.current = child;
+    slot.replacement = undefined;
+    if (predecessor) this.#retire(predecessor);
+    return true;
+  }
+
+  /** A worker exited: account for it, and schedule its restart when it was not asked to go. */
+  onExit(child: ManagedChild, status: Deno.CommandStatus): WorkerExit {
+    const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
+    if (this.#retiring.delete(child)) {
+      log.info(
+        "worker.exited",
+        `worker ${child.spec.id} (pid ${child.pid}) exited after draining`,
+        {
+          ...fields,
+          status: describeExit(status),
+        },
+      );
+      return { kind: "drained" };
+    }
+    const slot = this.#slotOf(child);
+    if (!slot) return { kind: "unknown" };
+    const why = this.#killReasons.get(child) ?? `exited with ${describeExit(status)}`;
+    const delay = slot.backoff.failed(child.uptimeMs());
+    slot.retryAt = performance.now() + delay;
+    const lastLines = formatTail(child);
+    if (slot.replacement === child) {
+      slot.replacement = undefined;
+      return {
+        kind: "replacement-failed",
+        why:
+          `worker ${child.spec.id} of generation ${child.spec.generation} ${why} before it was ready${lastLines}`,
+      };
+    }
+    slot.current = undefined;
+    log.warn(
+      "worker.exited",
+      `worker ${child.spec.id} (pid ${child.pid}) ${why} after ${formatMs(child.uptimeMs())}; ` +
+        `restarting in ${formatMs(delay)} (failure ${slot.backoff.failures})${lastLines}`,
+      { ...fields, status: describeExit(status), restartInMs: delay },
+    );
+    return { kind: "crashed" };
+  }
+
+  // ---- Helpers ------------------------------------------------------------------------
+
+  #spawn(slot: Slot, generation: number): ManagedChild | undefined {
+    const spec = workerSpec(
+      { ...this.#options.launch, workers: this.desired },
+      slot.id,
+      generation,
+    );
+    try {
+      return ManagedChild.spawn(spec, this.#options.listener);
+    } catch (error) {
+      const delay = slot.backoff.failed(0);
+      slot.retryAt = performance.now() + delay;
+      log.error(
+        "worker.spawn-failed",
+        `cannot start worker ${slot.id}: ${(error as Error).message}; retrying in ${
+          formatMs(delay)
+        }`,
+        { role: "worker", id: slot.id },
+      );
+      return undefined;
+    }
+  }
+
+  #retire(child: ManagedChild): void {
+    this.#retiring.add(child);
+    child.drain();
+  }
+
+  #slotOf(child: ManagedChild): Slot | undefined {
+    const slot = this.#slots[child.spec.id as number];
+    return slot && (slot.current === child || slot.replacement === child) ? slot : undefined;
+  }
+}

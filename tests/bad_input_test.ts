@@ -1,0 +1,133 @@
+/**
+ * Bad input: one clear line on stderr, a non-zero exit, and nothing started.
+ */
+import assert from "node:assert/strict";
+import { freePort, Hotreload, makeProject, runCli, taggedPids } from "./helpers.ts";
+
+const APP = `Deno.serve((_req) => new Response("ok"));\n`;
+
+async function refused(
+  args: string[],
+  expected: RegExp,
+  env: Record<string, string> = {},
+  files: Record<string, string> = { "main.ts": APP },
+): Promise<void> {
+  const dir = await makeProject(files);
+  try {
+    const tag = crypto.randomUUID();
+    const result = await runCli(args, dir, { ...env, HOTRELOAD_TEST_TAG: tag });
+    assert.notEqual(result.code, 0, `${args.join(" ")} should fail`);
+    const lines = result.stderr.trim().split("\n");
+    assert.equal(lines.length, 1, `one line on stderr, got:\n${result.stderr}`);
+    assert.match(lines[0], expected);
+    assert.equal(result.stdout, "");
+    assert.deepEqual(taggedPids(tag), [], "nothing was started");
+    await assert.rejects(
+      () => Deno.stat(`${dir}/.hotreload/main/instance.json`),
+      "no pid file left",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("missing entry file", () =>
+  refused(["run", "nope.ts"], /entry file not found: nope\.ts/));
+
+Deno.test("no entry at all", () => refused(["run", "--workers", "2"], /missing entry/));
+
+Deno.test("unknown option is named", () =>
+  refused(["run", "main.ts", "--wrokers", "2"], /unknown option --wrokers/));
+
+Deno.test("unknown short flag is named", () =>
+  refused(["run", "-Z", "main.ts"], /unknown option -Z/));
+
+Deno.test("extra positional argument points at --", () =>
+  refused(["run", "main.ts", "extra"], /app arguments go after --/));
+
+Deno.test("--workers 0", () =>
+  refused(["run", "main.ts", "--workers", "0"], /--workers must be .*got "0"/));
+
+Deno.test("--workers abc", () =>
+  refused(["run", "main.ts", "-w", "abc"], /--workers must be .*got "abc"/));
+
+Deno.test("--port out of range", () =>
+  refused(["run", "main.ts", "--port", "70000"], /--port must be/));
+
+Deno.test("an option without its value", () =>
+  refused(["run", "main.ts", "--grace"], /--grace needs a value/));
+
+Deno.test("unknown command", () => refused(["launch", "main.ts"], /unknown command "launch"/));
+
+Deno.test("deno not found", async () => {
+  await refused(
+    ["run", "main.ts", "--deno", "/nonexistent/deno"],
+    /deno not found at \/nonexistent\/deno/,
+  );
+  await refused(["run", "main.ts"], /deno not found.*HOTRELOAD_DENO/, {
+    HOTRELOAD_DENO: "/nonexistent/deno",
+  });
+});
+
+Deno.test("port already in use by a foreign process", async () => {
+  const foreign = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const port = (foreign.addr as Deno.NetAddr).port;
+  try {
+    await refused(
+      ["run", "main.ts", "-N", "--port", String(port)],
+      new RegExp(`port ${port} is already in use by another process`),
+    );
+  } finally {
+    foreign.close();
+  }
+});
+
+Deno.test("a second instance with the same name in the same directory", async () => {
+  const dir = await makeProject({ "main.ts": APP });
+  const port = freePort();
+  const first = new Hotreload(["run", "main.ts", "-N", "--port", String(port), "--no-watch"], dir);
+  try {
+    await first.waitForReady(1);
+    const tag = crypto.randomUUID();
+    const second = await runCli(
+      ["run", "main.ts", "-N", "--port", String(freePort()), "--no-watch"],
+      dir,
+      { HOTRELOAD_TEST_TAG: tag },
+    );
+    assert.notEqual(second.code, 0);
+    assert.match(
+      second.stderr.trim(),
+      /^hotreload: an instance named "main" is already running here \(pid \d+\)/,
+    );
+    assert.equal(second.stderr.trim().split("\n").length, 1);
+    assert.deepEqual(taggedPids(tag), []);
+    // The first instance is untouched: its record is still there and names it.
+    const record = JSON.parse(await Deno.readTextFile(`${dir}/.hotreload/main/instance.json`));
+    assert.equal(record.pid, first.pid);
+  } finally {
+    await first.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an app whose own port is taken: the start fails naming the port, nothing left", async () => {
+  const foreign = Deno.listen({ hostname: "0.0.0.0", port: 0 });
+  const port = (foreign.addr as Deno.NetAddr).port;
+  const dir = await makeProject({
+    "main.ts": `Deno.serve({ port: ${port} }, () => new Response("x"));\n`,
+  });
+  const run = new Hotreload(["run", "main.ts", "-N", "-w", "2", "--no-watch"], dir);
+  try {
+    const status = await run.status;
+    assert.equal(status.code, 1);
+    assert.ok(
+      run.output.has(`error: cannot listen: port ${port} is already in use by another process`),
+      run.output.text(),
+    );
+    assert.deepEqual(taggedPids(run.tag), []);
+  } finally {
+    foreign.close();
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

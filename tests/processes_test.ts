@@ -1,0 +1,151 @@
+/**
+ * End-to-end: custom processes beside the workers — ticking, crash restarts
+ * with backoff, warm restart by SIGTERM with new code, messages, onShutdown on
+ * stop, `restart` and `send` commands.
+ */
+import assert from "node:assert/strict";
+import { freePort, Hotreload, makeProject, MOD_URL, runCli, waitFor } from "./helpers.ts";
+
+const APP = `Deno.serve((_req) => new Response("ok"));\n`;
+
+const ticker = (version: string) => `
+import { defineProcess } from "${MOD_URL}";
+export default defineProcess({
+  async run(ctx) {
+    let n = 0;
+    while (!ctx.signal.aborted) {
+      ctx.log("tick", ${
+  JSON.stringify(version)
+}, n++, ctx.name, ctx.index, JSON.stringify(ctx.args));
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  },
+  onMessage(message) { console.log("got", JSON.stringify(message)); },
+  onShutdown() { console.log("shutdown hook ran", ${JSON.stringify(version)}); },
+});
+`;
+
+function start(dir: string, extra: string[]): Hotreload {
+  return new Hotreload(
+    ["run", "main.ts", "-N", "--port", String(freePort()), "--no-watch", ...extra],
+    dir,
+  );
+}
+
+Deno.test("a custom process ticks beside the workers, gets messages, runs onShutdown on stop", async () => {
+  const dir = await makeProject({ "main.ts": APP, "ticker.ts": ticker("v1") });
+  const run = start(dir, ["--process", "ticker=ticker.ts"]);
+  try {
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v1 2 ticker 0 \{\}/);
+    const sent = await runCli(["send", "ticker", '{"job":42}'], dir);
+    assert.equal(sent.code, 0, sent.stderr);
+    await run.waitForOutput(/\[ticker#0 \d+\] got \{"job":42\}/);
+
+    const unknown = await runCli(["send", "nope", "{}"], dir);
+    assert.equal(unknown.code, 3);
+    assert.match(unknown.stderr, /no running process named "nope"; processes: ticker/);
+    const badJson = await runCli(["send", "ticker", "{job"], dir);
+    assert.equal(badJson.code, 2);
+    assert.match(badJson.stderr, /the message must be JSON/);
+
+    const stopped = await runCli(["stop"], dir);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal((await run.status).code, 0);
+    assert.ok(run.output.has(/\[ticker#0 \d+\] shutdown hook ran v1/), run.output.text());
+    // Workers drain first, the custom process after them.
+    const workerGone = run.output.lines.findIndex((l) =>
+      /worker 0 .* exited after draining/.test(l)
+    );
+    const tickerGone = run.output.lines.findIndex((l) => /ticker#0 \(pid \d+\) stopped/.test(l));
+    assert.ok(workerGone !== -1 && tickerGone > workerGone, run.output.text());
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a crashing custom process is restarted with growing delays", async () => {
+  const dir = await makeProject({
+    "main.ts": APP,
+    "crash.ts": `console.log("up"); setTimeout(() => { throw new Error("consumer died"); }, 10);\n`,
+  });
+  const run = start(dir, ["--process", "crash=crash.ts"]);
+  try {
+    await waitFor(
+      () =>
+        run.output.matches(/crash#0 \(pid \d+\) exited with .* restarting in (\d+) ms/).length >= 3,
+      `3 restarts\n${run.output.text()}`,
+    );
+    const delays = run.output.matches(/crash#0 .* restarting in (\d+) ms/).map((m) => Number(m[1]));
+    assert.deepEqual(delays.slice(0, 3), [100, 200, 400]);
+    assert.ok(run.output.has(/Error: consumer died/));
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGTERM to a custom process's pid: onShutdown runs, it starts again with the new code", async () => {
+  const dir = await makeProject({ "main.ts": APP, "ticker.ts": ticker("v1") });
+  const run = start(dir, ["--process", "ticker=ticker.ts"]);
+  try {
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v1/);
+    const pid = Number(run.output.matches(/\[ticker#0 (\d+)\] tick v1/)[0][1]);
+    await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v2"));
+    Deno.kill(pid, "SIGTERM");
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v2/);
+    assert.ok(run.output.has(`[ticker#0 ${pid}] shutdown hook ran v1`));
+    assert.ok(run.output.has(/ticker#0 \(pid \d+\) asked for a restart \(SIGTERM\)/));
+    const newPid = Number(run.output.matches(/\[ticker#0 (\d+)\] tick v2/)[0][1]);
+    assert.notEqual(newPid, pid);
+    assert.ok(!run.output.has(/ticker#0 .* restarting in/), "a warm restart is not a crash");
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("restart <name> restarts every instance; reload restarts processes after the workers", async () => {
+  const dir = await makeProject({ "main.ts": APP, "ticker.ts": ticker("v1") });
+  const run = start(dir, ["--process", "ticker=ticker.ts"]);
+  try {
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v1/);
+    await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v2"));
+    const restarted = await runCli(["restart", "ticker"], dir);
+    assert.equal(restarted.code, 0, restarted.stderr);
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v2/);
+    assert.equal((await runCli(["restart", "nope"], dir)).code, 3);
+
+    await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v3"));
+    const reloaded = await runCli(["reload"], dir);
+    assert.equal(reloaded.code, 0, reloaded.stderr);
+    assert.match(reloaded.stderr, /reloaded 1 worker and 1 process in \d+ ms \(generation 2/);
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v3/);
+
+    await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v4"));
+    const onlyProcesses = await runCli(["reload", "--processes"], dir);
+    assert.equal(onlyProcesses.code, 0, onlyProcesses.stderr);
+    assert.match(onlyProcesses.stderr, /reloaded 1 process in/);
+    await run.waitForOutput(/\[ticker#0 \d+\] tick v4/);
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a plain script (no defineProcess) is supervised too", async () => {
+  const dir = await makeProject({
+    "main.ts": APP,
+    "plain.ts":
+      `setInterval(() => console.log("plain", Deno.env.get("HOTRELOAD_PROCESS_NAME")), 100);\n`,
+  });
+  const run = start(dir, ["--allow-env", "--process", "plain=plain.ts"]);
+  try {
+    await run.waitForOutput(/\[plain#0 \d+\] plain plain/);
+    assert.equal((await runCli(["stop"], dir)).code, 0);
+    assert.equal((await run.status).code, 0);
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,130 @@
+/** Unit tests of the pure pieces: argument splitting, flags, backoff, frames, lines, rollouts. */
+import assert from "node:assert/strict";
+import { splitRunArgv } from "../src/cli/run_args.ts";
+import { denoFlagArity } from "../src/cli/deno_flags.ts";
+import { Backoff } from "../src/supervisor/backoff.ts";
+import {
+  decodeFrame,
+  encodeFrame,
+  settingsFromUrl,
+  settingsToQuery,
+} from "../src/runtime/protocol.ts";
+import { forEachLine, LineTail } from "../src/process/lines.ts";
+import { describeChanges, Rollout } from "../src/supervisor/rollout.ts";
+
+Deno.test("run arguments: options and Deno flags on both sides of the entry, app args after --", () => {
+  const split = splitRunArgv([
+    "-A",
+    "--import-map",
+    "map.json",
+    "main.ts",
+    "--workers",
+    "4",
+    "--env-file=.env",
+    "-c",
+    "deno.json",
+    "-p8000",
+    "--",
+    "--workers",
+    "x",
+  ]);
+  assert.equal(split.entry, "main.ts");
+  assert.deepEqual(split.ours, ["--workers", "4", "-p8000"]);
+  assert.deepEqual(split.denoFlags, [
+    "-A",
+    "--import-map",
+    "map.json",
+    "--env-file=.env",
+    "-c",
+    "deno.json",
+  ]);
+  assert.deepEqual(split.appArgs, ["--workers", "x"]);
+});
+
+Deno.test("deno flags: arity of known flags, unknown ones undefined, refused ones throw", () => {
+  assert.equal(denoFlagArity("--allow-net"), "optional");
+  assert.equal(denoFlagArity("--allow-net=localhost"), "optional");
+  assert.equal(denoFlagArity("--unstable-kv"), "none");
+  assert.equal(denoFlagArity("--import-map"), "required");
+  assert.equal(denoFlagArity("-A"), "none");
+  assert.equal(denoFlagArity("--allow-everything"), undefined);
+  assert.equal(denoFlagArity("-Z"), undefined);
+  assert.throws(() => denoFlagArity("--hmr"), /not supported/);
+});
+
+Deno.test("backoff doubles from 100 ms, caps at 15 s, resets after 30 s of uptime", () => {
+  const backoff = new Backoff();
+  const delays = Array.from({ length: 10 }, () => backoff.failed(50));
+  assert.deepEqual(delays, [100, 200, 400, 800, 1600, 3200, 6400, 12800, 15000, 15000]);
+  assert.equal(backoff.failed(30_000), 100, "a stable run forgets earlier failures");
+  assert.equal(backoff.failed(10), 200);
+});
+
+Deno.test("frames round-trip and are found after text printed without a newline", () => {
+  const frame = encodeFrame({ t: "ready", via: "listen", port: 8000 }).trimEnd();
+  assert.deepEqual(decodeFrame(frame), {
+    text: "",
+    message: { t: "ready", via: "listen", port: 8000 },
+  });
+  assert.deepEqual(decodeFrame(`partial${frame}`).text, "partial");
+  assert.deepEqual(decodeFrame("plain line"), { text: "plain line" });
+  const settings = {
+    id: 3,
+    generation: 7,
+    workers: 4,
+    port: 8080,
+    orphanGraceMs: 1000,
+    closeWindowMs: 250,
+  };
+  assert.deepEqual(settingsFromUrl(`file:///p.ts?${settingsToQuery(settings)}`), settings);
+});
+
+Deno.test("line splitting keeps a last partial line and multi-byte characters split across chunks", async () => {
+  const bytes = new TextEncoder().encode("one\ntwo é\r\nthree");
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      // Split inside the two-byte "é".
+      controller.enqueue(bytes.slice(0, 9));
+      controller.enqueue(bytes.slice(9));
+      controller.close();
+    },
+  });
+  const lines: string[] = [];
+  await forEachLine(stream, (line) => lines.push(line));
+  assert.deepEqual(lines, ["one", "two é", "three"]);
+  const tail = new LineTail(2);
+  for (const line of lines) tail.push(line);
+  assert.deepEqual(tail.lines(), ["two é", "three"]);
+});
+
+Deno.test("a rollout coalesces everything that arrives during it into one follow-up", () => {
+  const change = (files: string[]) => ({ reason: "change", files, workers: true, processes: true });
+  const replies: unknown[] = [];
+  const rollout = new Rollout(2, change(["a.ts"]));
+  assert.equal(rollout.followUp, undefined);
+  rollout.queueFollowUp(change(["b.ts", "a.ts"]));
+  rollout.queueFollowUp({
+    reason: "SIGUSR2",
+    files: [],
+    workers: false,
+    processes: true,
+    reply: (r) => replies.push(r),
+  });
+  rollout.queueFollowUp(change(["c.ts"]));
+  const followUp = rollout.followUp!;
+  assert.equal(followUp.reason, "change, SIGUSR2");
+  assert.deepEqual(followUp.files, ["a.ts", "b.ts", "c.ts"]);
+  assert.equal(followUp.workers, true);
+  followUp.reply?.({ ok: true });
+  assert.deepEqual(replies, [{ ok: true }], "a waiter on a coalesced reload hears its outcome");
+  assert.match(
+    rollout.summary(4, 0),
+    /^reloaded 4 workers in \d+ ms \(generation 2; 1 file: a\.ts\)$/,
+  );
+  assert.match(rollout.summary(1, 2), /^reloaded 1 worker and 2 processes in/);
+  assert.equal(
+    describeChanges(["a", "b", "c", "d", "e", "f", "g"]),
+    "7 files: a, b, c, d, e, and 2 more",
+  );
+  assert.equal(describeChanges(["a.ts", "b.ts"], "changed"), "2 files changed: a.ts, b.ts");
+});
