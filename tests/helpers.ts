@@ -16,7 +16,7 @@ export const MOD_URL = new URL("../mod.ts", import.meta.url).href;
 /** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
 export async function waitFor<T>(
   check: () => T | Promise<T>,
-  what: string,
+  what: string | (() => string),
   timeoutMs = 15_000,
   intervalMs = 25,
 ): Promise<NonNullable<T>> {
@@ -32,7 +32,7 @@ export async function waitFor<T>(
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
   throw new Error(
-    `timed out after ${timeoutMs} ms waiting for ${what}` +
+    `timed out after ${timeoutMs} ms waiting for ${typeof what === "function" ? what() : what}` +
       (lastError ? ` (last error: ${lastError})` : ""),
   );
 }
@@ -193,7 +193,7 @@ export class Hotreload {
   waitForOutput(pattern: RegExp | string, timeoutMs = 20_000): Promise<boolean> {
     return waitFor(
       () => this.output.has(pattern),
-      `output ${pattern}\n--- output ---\n${this.output.text()}`,
+      () => `output ${pattern}\n--- output ---\n${this.output.text()}`,
       timeoutMs,
     );
   }
@@ -202,7 +202,7 @@ export class Hotreload {
   waitForReady(count: number, timeoutMs = 20_000): Promise<boolean> {
     return waitFor(
       () => this.output.matches(/worker \d+ ready \(pid/).length >= count,
-      `${count} workers ready\n--- output ---\n${this.output.text()}`,
+      () => `${count} workers ready\n--- output ---\n${this.output.text()}`,
       timeoutMs,
     );
   }
@@ -219,10 +219,12 @@ export class Hotreload {
     try {
       this.signal("SIGTERM");
     } catch { /* already exited */ }
+    let timer: ReturnType<typeof setTimeout> | undefined;
     const exited = await Promise.race([
       this.status.then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 15_000)),
+      new Promise<false>((resolve) => timer = setTimeout(() => resolve(false), 15_000)),
     ]);
+    clearTimeout(timer);
     if (!exited) {
       try {
         this.signal("SIGKILL");

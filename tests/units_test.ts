@@ -75,6 +75,7 @@ Deno.test("frames round-trip and are found after text printed without a newline"
     port: 8080,
     orphanGraceMs: 1000,
     closeWindowMs: 250,
+    maxRequests: 1000,
   };
   assert.deepEqual(settingsFromUrl(`file:///p.ts?${settingsToQuery(settings)}`), settings);
 });

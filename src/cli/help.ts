@@ -13,9 +13,12 @@ Usage:
   hotreload reload [--name <name>] [--workers] [--processes]   rolling reload of a running instance
   hotreload restart <process> [--name <name>]                  warm restart of a custom process
   hotreload send <process> '<json>' [--name <name>]            message to a custom process
+  hotreload status [--name <name>] [--json]                    what runs, with memory and CPU
+  hotreload scale <n> [--name <name>]                          change the number of workers
+  hotreload list [--json]                                      instances recorded here
 
 Signals to the supervisor: TERM/INT graceful stop, QUIT immediate stop, HUP rolling reload,
-USR2 reload of the custom processes only.
+USR2 reload of the custom processes only, TTIN/TTOU one worker more/fewer.
 (SIGUSR1 is never used: it opens the V8 inspector in every Deno process.)
 
 Run "hotreload run --help" for the options of run.`;
@@ -93,4 +96,38 @@ custom process (through its stdin). Exits 3 when no such process runs.
 
 Options:
       --name <name>        the instance (of hotreload) to act on
+  -h, --help               show this help`;
+
+/** `hotreload status --help`. */
+export const STATUS_HELP = `Usage: hotreload status [--name <name>] [--json]
+
+Shows the supervisor (pid, uptime, watcher, last reload) and one row per child:
+role, name, pid, state (starting, ready, draining, backoff, stopped),
+generation, uptime, restarts, memory (RSS), CPU % and requests served.
+Exits 3 when no instance is running.
+
+Options:
+      --name <name>        the instance to ask
+      --json               the same as JSON (stable; see the README)
+  -h, --help               show this help`;
+
+/** `hotreload scale --help`. */
+export const SCALE_HELP = `Usage: hotreload scale <n> [--name <name>]
+
+Changes the number of workers: new ones start and join once ready, removed
+ones drain. SIGTTIN / SIGTTOU to the supervisor add / remove one.
+Exits 3 when no instance is running.
+
+Options:
+      --name <name>        the instance to scale
+  -h, --help               show this help`;
+
+/** `hotreload list --help`. */
+export const LIST_HELP = `Usage: hotreload list [--json]
+
+Lists the instances recorded under .hotreload/ in this directory, running or
+stale (their supervisor died without cleaning up).
+
+Options:
+      --json               the same as JSON
   -h, --help               show this help`;

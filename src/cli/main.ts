@@ -1,6 +1,9 @@
 /** Dispatches a command and turns its failures into one line and an exit code. */
 import { runCommand } from "./commands/run.ts";
+import { listCommand } from "./commands/list.ts";
 import { reloadCommand } from "./commands/reload.ts";
+import { scaleCommand } from "./commands/scale.ts";
+import { statusCommand } from "./commands/status.ts";
 import { restartCommand } from "./commands/restart.ts";
 import { sendCommand } from "./commands/send.ts";
 import { stopCommand } from "./commands/stop.ts";
@@ -13,6 +16,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   reload: reloadCommand,
   restart: restartCommand,
   send: sendCommand,
+  status: statusCommand,
+  scale: scaleCommand,
+  list: listCommand,
 };
 
 /** Runs the command line `argv` and returns the exit code. */

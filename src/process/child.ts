@@ -45,6 +45,8 @@ export class ManagedChild {
   readyAt?: number;
   drainStartedAt?: number;
   exitStatus?: Deno.CommandStatus;
+  /** Requests served, as last reported by a worker (for status). */
+  requestsServed = 0;
   /** The last lines the child printed, for crash reports. */
   readonly tail = new LineTail(15);
   readonly #process: Deno.ChildProcess;

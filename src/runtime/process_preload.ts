@@ -106,15 +106,17 @@ function deliver(message: unknown): void {
 }
 
 globalThis.addEventListener("load", async () => {
-  void readSupervisorMessages((message) => {
-    if (message.t === "drain") void stop();
-    if (message.t === "message") deliver(message.data);
-  }, stopOrphaned);
   const entry = await import(Deno.mainModule);
   const exported = entry.default as (Definition & { [PROCESS_BRAND]?: true }) | undefined;
   tell({ t: "ready", via: "app" });
   if (exported?.[PROCESS_BRAND] || typeof exported?.run === "function") {
     definition = exported;
+    // Messages come on stdin. Only a defined process reads it: a pending read
+    // keeps a process alive, and a plain script must exit when it is done.
+    void readSupervisorMessages((message) => {
+      if (message.t === "drain") void stop();
+      if (message.t === "message") deliver(message.data);
+    }, stopOrphaned);
     await runDefinition(exported);
   }
 });

@@ -21,7 +21,8 @@ export type ChildMessage =
   | { t: "bind-error"; port?: number; hostname?: string; message: string }
   | { t: "draining" }
   | { t: "restart-requested" }
-  | { t: "requests"; served: number };
+  | { t: "requests"; served: number }
+  | { t: "recycle"; reason: string };
 
 /** What the supervisor tells a child. */
 export type SupervisorMessage =
@@ -62,6 +63,8 @@ export interface WorkerSettings {
   orphanGraceMs: number;
   /** How long a draining server keeps answering (with `Connection: close`) before it shuts down. */
   closeWindowMs: number;
+  /** Requests after which the worker asks to be replaced (0: never). */
+  maxRequests: number;
 }
 
 /** Puts worker settings into a preload URL's query (no env permission needed to read them). */
@@ -74,6 +77,7 @@ export function settingsToQuery(settings: WorkerSettings): string {
   if (settings.port !== undefined) query.set("port", String(settings.port));
   query.set("orphanGrace", String(settings.orphanGraceMs));
   query.set("closeWindow", String(settings.closeWindowMs));
+  query.set("maxRequests", String(settings.maxRequests));
   return query.toString();
 }
 
@@ -88,6 +92,7 @@ export function settingsFromUrl(url: string): WorkerSettings {
     port: port === null ? undefined : Number(port),
     orphanGraceMs: Number(query.get("orphanGrace") ?? 1000),
     closeWindowMs: Number(query.get("closeWindow") ?? 0),
+    maxRequests: Number(query.get("maxRequests") ?? 0),
   };
 }
 

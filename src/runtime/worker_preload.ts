@@ -14,13 +14,7 @@
  * which is why its settings come from its own URL rather than from env vars.
  */
 import { type Bridge, BRIDGE_KEY, settingsFromUrl } from "./protocol.ts";
-import {
-  exitOrphaned,
-  readSupervisorMessages,
-  runHooks,
-  tell,
-  watchParent,
-} from "./child_runtime.ts";
+import { exitOrphaned, runHooks, tell, watchParent } from "./child_runtime.ts";
 
 const settings = settingsFromUrl(import.meta.url);
 const servers = new Set<Deno.HttpServer>();
@@ -64,8 +58,28 @@ function withConnectionClose(response: Response): Response {
   }
 }
 
+let served = 0;
+let reported = 0;
+
+function countRequest(): void {
+  served++;
+  if (served === settings.maxRequests) {
+    // Ask for a replacement; we keep serving until it is ready and we are drained.
+    tell({ t: "recycle", reason: `served ${served} requests (--max-requests)` });
+  }
+}
+
+// The count for `hotreload status`: at most one line a second, and only when it changed.
+const requestReport = setInterval(() => {
+  if (served === reported) return;
+  reported = served;
+  tell({ t: "requests", served });
+}, 1000);
+Deno.unrefTimer(requestReport);
+
 function drainAwareHandler(handler: ServeHandler): ServeHandler {
   return (request, info) => {
+    countRequest();
     const response = handler(request, info);
     if (!draining) return response;
     return response instanceof Response
@@ -191,10 +205,9 @@ async function serveDefaultExport(): Promise<void> {
   }
 }
 
+// No stdin reader here: a pending read would keep a worker alive after its
+// servers are gone. SIGTERM drains, and the parent watch notices a dead supervisor.
 globalThis.addEventListener("load", () => {
-  void readSupervisorMessages((message) => {
-    if (message.t === "drain") void drain();
-  }, drainOrphaned);
   serveDefaultExport().catch((error) => console.error(error));
 });
 

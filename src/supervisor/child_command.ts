@@ -19,6 +19,9 @@ export interface WorkerLaunch {
   port?: number;
   orphanGraceMs: number;
   closeWindowMs: number;
+  /** --max-requests (0: off) and --max-requests-jitter. */
+  maxRequests: number;
+  maxRequestsJitter: number;
 }
 
 const WORKER_PRELOAD = new URL("../runtime/worker_preload.ts", import.meta.url).href;
@@ -36,6 +39,10 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     port: launch.port,
     orphanGraceMs: launch.orphanGraceMs,
     closeWindowMs: launch.closeWindowMs,
+    // Jitter spreads the limits so the workers do not all recycle at once.
+    maxRequests: launch.maxRequests === 0
+      ? 0
+      : launch.maxRequests + Math.floor(Math.random() * (launch.maxRequestsJitter + 1)),
   });
   const env = childEnv({
     HOTRELOAD_WORKER_ID: String(id),

@@ -11,6 +11,7 @@ import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { formatMs, formatTail } from "./describe.ts";
+import type { StatusRow } from "./worker_pool.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
 const STARTED_AFTER_MS = 1000;
@@ -26,6 +27,8 @@ interface ProcessSlot {
   down: boolean;
   /** Being restarted on purpose: start again at once when the old one exits. */
   restarting: boolean;
+  /** Starts after the first one (crash restarts and warm restarts). */
+  starts: number;
 }
 
 export interface ProcessSetOptions {
@@ -56,6 +59,7 @@ export class ProcessSet {
         retryAt: 0,
         down: false,
         restarting: false,
+        starts: 0,
       }))
     );
   }
@@ -166,6 +170,31 @@ export class ProcessSet {
     return sent;
   }
 
+  /** Status rows: one per instance, running or not. */
+  statusRows(usage: (child: ManagedChild) => { rssBytes: number; cpuPercent: number } | undefined) {
+    const now = performance.now();
+    return this.#slots.map((slot): StatusRow => {
+      const child = slot.current;
+      const sample = child ? usage(child) : undefined;
+      return {
+        role: "process",
+        id: slot.label,
+        pid: child?.pid ?? null,
+        state: child
+          ? (child.state === "exited" ? "stopped" : child.state)
+          : slot.down
+          ? "stopped"
+          : "backoff",
+        generation: child?.spec.generation ?? null,
+        uptimeMs: child ? Math.round(child.uptimeMs(now)) : null,
+        restarts: Math.max(0, slot.starts - 1),
+        rssBytes: sample?.rssBytes ?? null,
+        cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
+        requests: null,
+      };
+    });
+  }
+
   nextDeadline(): number {
     const deadlines: number[] = [];
     const now = performance.now();
@@ -261,6 +290,7 @@ export class ProcessSet {
   }
 
   #spawn(slot: ProcessSlot, generation: number): ManagedChild | undefined {
+    slot.starts++;
     const spec = processSpec(this.#options.launch, slot.config, slot.index, generation);
     try {
       return ManagedChild.spawn(spec, this.#options.listener);

@@ -21,7 +21,8 @@ import { EventQueue } from "./event_queue.ts";
 import { readTcpMigrateReq, TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
-import { WorkerPool } from "./worker_pool.ts";
+import { type StatusRow, WorkerPool } from "./worker_pool.ts";
+import { UsageSampler } from "./sampler.ts";
 
 /** Everything the supervisor needs to run one instance. */
 export interface SupervisorOptions {
@@ -34,6 +35,10 @@ export interface SupervisorOptions {
   /** How many workers a reload replaces at once once the canary is ready. */
   reloadBatch: number;
   processes: ProcessConfig[];
+  /** --max-memory in megabytes; undefined: no limit. */
+  maxMemoryMB?: number;
+  /** How often workers' memory is sampled for --max-memory. */
+  memoryCheckIntervalMs: number;
   /** File watching; undefined with --no-watch. */
   watch?: Omit<WatchOptions, "onBatch">;
   backoff?: BackoffPolicy;
@@ -46,7 +51,26 @@ type SupervisorEvent =
   | { kind: "changes"; batch: ChangeBatch }
   | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void };
 
-const HANDLED_SIGNALS: Deno.Signal[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR2"];
+const HANDLED_SIGNALS: Deno.Signal[] = [
+  "SIGTERM",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGHUP",
+  "SIGUSR2",
+  "SIGTTIN",
+  "SIGTTOU",
+];
+
+/** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
+const SAMPLES_OVER_LIMIT = 2;
+
+/** The last reload's outcome, for `status`. */
+interface ReloadOutcome {
+  generation: number;
+  ok: boolean;
+  message: string;
+  at: string;
+}
 
 export class Supervisor {
   readonly #options: SupervisorOptions;
@@ -62,6 +86,10 @@ export class Supervisor {
   #watcher?: Watcher;
   #control?: ControlServer;
   #signalHandlers: Array<[Deno.Signal, () => void]> = [];
+  readonly #sampler = new UsageSampler();
+  readonly #samplesOverLimit = new WeakMap<ManagedChild, number>();
+  #nextSampleAt = 0;
+  #lastReload?: ReloadOutcome;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -124,6 +152,8 @@ export class Supervisor {
     }
     if (message.t === "ready") this.#onWorkerReady(child);
     if (message.t === "bind-error") this.#onBindError(child, message.port, message.message);
+    if (message.t === "requests") child.requestsServed = message.served;
+    if (message.t === "recycle") this.#workers.markForRecycle(child, message.reason);
   }
 
   #onWorkerReady(child: ManagedChild): void {
@@ -177,6 +207,10 @@ export class Supervisor {
           workers: false,
           processes: true,
         });
+      case "SIGTTIN":
+        return this.#scale(this.#workers.desired + 1, "SIGTTIN");
+      case "SIGTTOU":
+        return this.#scale(this.#workers.desired - 1, "SIGTTOU");
       case "SIGQUIT":
         return this.#beginStop(true);
       case "SIGTERM":
@@ -213,9 +247,54 @@ export class Supervisor {
         });
       }
       case "status":
+        return reply({ ok: true, status: this.#status() });
       case "scale":
-        return reply({ ok: false, error: `"${request.cmd}" is not available yet`, code: 2 });
+        if (!Number.isInteger(request.workers) || request.workers < 1) {
+          return reply({
+            ok: false,
+            error: "scale needs a whole number of workers, at least 1",
+            code: 2,
+          });
+        }
+        this.#scale(request.workers, "scale command");
+        return reply({ ok: true, message: `scaling to ${request.workers} worker(s)` });
     }
+  }
+
+  #scale(workers: number, reason: string): void {
+    if (workers < 1 || this.#phase === "stopping" || workers === this.#workers.desired) return;
+    log.info(
+      "supervisor.scale",
+      `scaling from ${this.#workers.desired} to ${workers} worker(s) (${reason})`,
+      { role: "supervisor", workers },
+    );
+    this.#workers.desired = workers;
+  }
+
+  /** Everything `hotreload status` shows; the JSON shape is documented in the README. */
+  #status() {
+    const usage = (child: ManagedChild) => this.#sampler.sample(child);
+    const children: StatusRow[] = [
+      ...this.#workers.statusRows(usage),
+      ...this.#processes.statusRows(usage),
+    ];
+    return {
+      supervisor: {
+        name: this.#options.name,
+        pid: Deno.pid,
+        uptimeMs: Math.round(performance.now() - this.#startedAt),
+        phase: this.#phase,
+        entry: this.#options.launch.entry,
+        port: this.#options.launch.port ?? null,
+        workers: this.#workers.desired,
+        generation: this.#generation,
+        watcher: this.#watcher?.backend ?? null,
+        reloading: this.#rollout !== undefined,
+        lastReload: this.#lastReload ?? null,
+        rssBytes: Deno.memoryUsage().rss,
+      },
+      children,
+    };
   }
 
   #noSuchProcess(name: string): ControlReply {
@@ -231,8 +310,10 @@ export class Supervisor {
     this.#workers.enforceDeadlines(now);
     this.#processes.enforceDeadlines(now);
     if (this.#phase === "stopping") return this.#continueStopping();
+    this.#sampleMemory(now);
     this.#workers.fill(now, this.#generation);
     this.#processes.fill(now, this.#generation);
+    this.#workers.replaceRecycled(now, this.#generation);
     this.#advanceRollout(now);
     this.#processes.advanceRestarts();
   }
@@ -251,6 +332,26 @@ export class Supervisor {
     }
     if (this.#processes.restarting()) return;
     this.#finishRollout(rollout);
+  }
+
+  /** Marks workers whose memory stays above --max-memory for recycling. */
+  #sampleMemory(now: number): void {
+    const limitMB = this.#options.maxMemoryMB;
+    if (limitMB === undefined || now < this.#nextSampleAt) return;
+    this.#nextSampleAt = now + this.#options.memoryCheckIntervalMs;
+    for (const child of this.#workers.serving()) {
+      const usage = this.#sampler.sample(child);
+      if (!usage) continue;
+      const overMB = usage.rssBytes / 2 ** 20;
+      const over = overMB > limitMB ? (this.#samplesOverLimit.get(child) ?? 0) + 1 : 0;
+      this.#samplesOverLimit.set(child, over);
+      if (over >= SAMPLES_OVER_LIMIT) {
+        this.#workers.markForRecycle(
+          child,
+          `uses ${Math.round(overMB)} MB, above --max-memory ${limitMB} MB`,
+        );
+      }
+    }
   }
 
   // ---- Rolling reload --------------------------------------------------------------
@@ -292,6 +393,12 @@ export class Supervisor {
       files: rollout.files,
     });
     rollout.settle({ ok: true, message: summary, generation: rollout.generation });
+    this.#lastReload = {
+      generation: rollout.generation,
+      ok: true,
+      message: summary,
+      at: new Date().toISOString(),
+    };
     if (rollout.followUp) this.#requestReload(rollout.followUp);
   }
 
@@ -304,6 +411,12 @@ export class Supervisor {
       { role: "supervisor", generation: rollout.generation },
     );
     rollout.settle({ ok: false, error: `reload aborted: ${why}`, code: 1 });
+    this.#lastReload = {
+      generation: rollout.generation,
+      ok: false,
+      message: `reload aborted: ${why.split("\n")[0]}`,
+      at: new Date().toISOString(),
+    };
     if (rollout.followUp) this.#requestReload(rollout.followUp);
   }
 
@@ -358,7 +471,8 @@ export class Supervisor {
   }
 
   #msUntilNextDeadline(): number {
-    const next = Math.min(this.#workers.nextDeadline(), this.#processes.nextDeadline());
+    const sampling = this.#options.maxMemoryMB === undefined ? Infinity : this.#nextSampleAt;
+    const next = Math.min(this.#workers.nextDeadline(), this.#processes.nextDeadline(), sampling);
     return Math.max(0, next - performance.now());
   }
 

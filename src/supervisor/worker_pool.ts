@@ -16,6 +16,24 @@ interface Slot {
   backoff: Backoff;
   /** When the slot may start a child again after a failure (performance.now() time). */
   retryAt: number;
+  /** Unplanned exits so far (crashes, timeouts). */
+  restarts: number;
+  /** Why the current worker should be replaced (max-requests, max-memory), if it should. */
+  recycle?: string;
+}
+
+/** One row of `hotreload status`. */
+export interface StatusRow {
+  role: "worker" | "process";
+  id: number | string;
+  pid: number | null;
+  state: "starting" | "ready" | "draining" | "backoff" | "stopped";
+  generation: number | null;
+  uptimeMs: number | null;
+  restarts: number;
+  rssBytes: number | null;
+  cpuPercent: number | null;
+  requests: number | null;
 }
 
 /** What a worker's exit meant to the pool. */
@@ -102,7 +120,12 @@ export class WorkerPool {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retire(child);
     }
     for (let id = 0; id < this.desired; id++) {
-      this.#slots[id] ??= { id, backoff: new Backoff(this.#options.backoff), retryAt: 0 };
+      this.#slots[id] ??= {
+        id,
+        backoff: new Backoff(this.#options.backoff),
+        retryAt: 0,
+        restarts: 0,
+      };
       const slot = this.#slots[id];
       if (!slot.current && !slot.replacement && now >= slot.retryAt) {
         slot.current = this.#spawn(slot, generation);
@@ -124,6 +147,74 @@ export class WorkerPool {
       slot.replacement = this.#spawn(slot, generation);
       room--;
     }
+  }
+
+  /**
+   * Replaces workers marked for recycling (max-requests, max-memory) through
+   * the rolling mechanism: the replacement is ready before the old one drains.
+   */
+  replaceRecycled(now: number, generation: number): void {
+    for (const slot of this.#slots) {
+      if (!slot.recycle || !slot.current || slot.replacement || now < slot.retryAt) continue;
+      log.info(
+        "worker.recycle",
+        `worker ${slot.id} (pid ${slot.current.pid}) ${slot.recycle}: replacing it`,
+        { role: "worker", id: slot.id, pid: slot.current.pid, reason: slot.recycle },
+      );
+      slot.replacement = this.#spawn(slot, generation);
+    }
+  }
+
+  /** Marks a worker for replacement; the reason ends up in the log. */
+  markForRecycle(child: ManagedChild, reason: string): void {
+    const slot = this.#slotOf(child);
+    if (slot?.current === child && child.state === "ready" && !slot.recycle) slot.recycle = reason;
+  }
+
+  /** The workers that serve now (for sampling). */
+  serving(): ManagedChild[] {
+    return this.#slots.flatMap((slot) => slot.current?.state === "ready" ? [slot.current] : []);
+  }
+
+  /** Status rows: every live worker, and each empty slot waiting out its backoff. */
+  statusRows(usage: (child: ManagedChild) => { rssBytes: number; cpuPercent: number } | undefined) {
+    const rows: StatusRow[] = [];
+    const now = performance.now();
+    const row = (child: ManagedChild, restarts: number): StatusRow => {
+      const sample = usage(child);
+      return {
+        role: "worker",
+        id: child.spec.id,
+        pid: child.pid,
+        state: child.state === "exited" ? "stopped" : child.state,
+        generation: child.spec.generation,
+        uptimeMs: Math.round(child.uptimeMs(now)),
+        restarts,
+        rssBytes: sample?.rssBytes ?? null,
+        cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
+        requests: child.requestsServed,
+      };
+    };
+    for (const slot of this.#slots) {
+      if (slot.current) rows.push(row(slot.current, slot.restarts));
+      if (slot.replacement) rows.push(row(slot.replacement, slot.restarts));
+      if (!slot.current && !slot.replacement) {
+        rows.push({
+          role: "worker",
+          id: slot.id,
+          pid: null,
+          state: "backoff",
+          generation: null,
+          uptimeMs: null,
+          restarts: slot.restarts,
+          rssBytes: null,
+          cpuPercent: null,
+          requests: null,
+        });
+      }
+    }
+    for (const child of this.#retiring) rows.push(row(child, 0));
+    return rows;
   }
 
   /** Asks every worker to drain (stop). */
@@ -181,6 +272,7 @@ export class WorkerPool {
     const predecessor = slot.current;
     slot.current = child;
     slot.replacement = undefined;
+    slot.recycle = undefined;
     if (predecessor) this.#retire(predecessor);
     return true;
   }
@@ -214,6 +306,8 @@ export class WorkerPool {
       };
     }
     slot.current = undefined;
+    slot.recycle = undefined;
+    slot.restarts++;
     log.warn(
       "worker.exited",
       `worker ${child.spec.id} (pid ${child.pid}) ${why} after ${formatMs(child.uptimeMs())}; ` +

@@ -40,6 +40,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       name: config.name,
       instanceDir: claim.dir,
       processes: config.processes,
+      maxMemoryMB: config.maxMemoryMB,
+      memoryCheckIntervalMs: config.memoryCheckIntervalMs,
       launch: {
         cwd,
         deno,
@@ -50,6 +52,8 @@ export async function runCommand(argv: string[]): Promise<number> {
         port: config.port,
         orphanGraceMs: ORPHAN_GRACE_MS,
         closeWindowMs: Math.min(CLOSE_WINDOW_MS, config.graceMs),
+        maxRequests: config.maxRequests ?? 0,
+        maxRequestsJitter: config.maxRequestsJitter,
       },
       graceMs: config.graceMs,
       readyTimeoutMs: config.readyTimeoutMs,

@@ -1,0 +1,87 @@
+/** `hotreload status`: what runs, as a table (100 columns at most) or as stable JSON. */
+import { askInstance, failOn } from "../../control/client.ts";
+import type { StatusRow } from "../../supervisor/worker_pool.ts";
+import { parseControlArgs } from "../control_args.ts";
+import { CliError } from "../errors.ts";
+import { STATUS_HELP } from "../help.ts";
+
+/** The JSON `hotreload status --json` prints (documented in the README). */
+export interface StatusReport {
+  supervisor: {
+    name: string;
+    pid: number;
+    uptimeMs: number;
+    phase: string;
+    entry: string;
+    port: number | null;
+    workers: number;
+    generation: number;
+    watcher: "events" | "poll" | null;
+    reloading: boolean;
+    lastReload: { generation: number; ok: boolean; message: string; at: string } | null;
+    rssBytes: number;
+  };
+  children: StatusRow[];
+}
+
+export async function statusCommand(argv: string[]): Promise<number> {
+  const { values } = parseControlArgs("status", argv, { json: { type: "boolean" } }, 0);
+  if (values.help) {
+    console.log(STATUS_HELP);
+    return 0;
+  }
+  const { instance, reply } = await askInstance(values.name, { cmd: "status" });
+  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
+  failOn(reply);
+  const report = reply.status as StatusReport;
+  console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
+  return 0;
+}
+
+/** `3m12s`, `41s`, `2h05m`. */
+export function formatUptime(ms: number | null): string {
+  if (ms === null) return "-";
+  const seconds = Math.floor(ms / 1000);
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s`;
+  }
+  const minutes = Math.floor(seconds / 60);
+  return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
+}
+
+const COLUMNS: Array<[string, number, (row: StatusRow) => string]> = [
+  ["ROLE", 8, (row) => row.role],
+  ["NAME", 14, (row) => String(row.id)],
+  ["PID", 8, (row) => row.pid === null ? "-" : String(row.pid)],
+  ["STATE", 9, (row) => row.state],
+  ["GEN", 4, (row) => row.generation === null ? "-" : String(row.generation)],
+  ["UPTIME", 7, (row) => formatUptime(row.uptimeMs)],
+  ["RESTARTS", 9, (row) => String(row.restarts)],
+  ["RSS MB", 7, (row) => row.rssBytes === null ? "-" : (row.rssBytes / 2 ** 20).toFixed(1)],
+  ["CPU %", 6, (row) => row.cpuPercent === null ? "-" : row.cpuPercent.toFixed(1)],
+  ["REQUESTS", 9, (row) => row.requests === null ? "-" : String(row.requests)],
+];
+
+/** The human table: a header about the supervisor, then one row per child. */
+export function formatStatus(report: StatusReport): string {
+  const s = report.supervisor;
+  const lines = [
+    `${s.name}: supervisor pid ${s.pid}, up ${formatUptime(s.uptimeMs)}, ` +
+    `${(s.rssBytes / 2 ** 20).toFixed(1)} MB, ${s.workers} worker(s)` +
+    (s.port === null ? "" : ` on port ${s.port}`) + `, generation ${s.generation}`,
+    `watching: ${s.watcher ?? "off"}; ` +
+    (s.reloading ? "reload in progress; " : "") +
+    `last reload: ${s.lastReload ? truncate(s.lastReload.message, 70) : "none"}`,
+    "",
+    COLUMNS.map(([title, width]) => title.padEnd(width)).join(" ").trimEnd(),
+    ...report.children.map((row) =>
+      COLUMNS.map(([, width, cell]) => truncate(cell(row), width).padEnd(width)).join(" ").trimEnd()
+    ),
+  ];
+  return lines.join("\n");
+}
+
+function truncate(text: string, width: number): string {
+  return text.length <= width ? text : `${text.slice(0, width - 1)}…`;
+}

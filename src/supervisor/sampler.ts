@@ -1,0 +1,53 @@
+/**
+ * Samples children's memory (RSS) and CPU from /proc, for `status` and for
+ * `--max-memory` recycling. CPU % is measured between two samples of the same
+ * child (or over its whole life for the first one).
+ */
+import type { ManagedChild } from "../process/child.ts";
+
+/** What one sample says about a child. */
+export interface ChildUsage {
+  rssBytes: number;
+  /** Percent of one core since the previous sample. */
+  cpuPercent: number;
+}
+
+const PAGE_BYTES = 4096;
+const TICKS_PER_SECOND = 100;
+
+interface Previous {
+  ticks: number;
+  at: number;
+}
+
+function readProc(pid: number): { rssBytes: number; ticks: number } | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    // Fields 14/15 (utime, stime) and 24 (rss, in pages), counted from 1.
+    return {
+      ticks: Number(fields[11]) + Number(fields[12]),
+      rssBytes: Number(fields[21]) * PAGE_BYTES,
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+export class UsageSampler {
+  readonly #previous = new WeakMap<ManagedChild, Previous>();
+
+  /** Samples a live child; undefined when it is gone. */
+  sample(child: ManagedChild): ChildUsage | undefined {
+    const now = performance.now();
+    const proc = readProc(child.pid);
+    if (!proc) return undefined;
+    const previous = this.#previous.get(child) ?? { ticks: 0, at: child.startedAt };
+    this.#previous.set(child, { ticks: proc.ticks, at: now });
+    const seconds = (now - previous.at) / 1000;
+    const cpuPercent = seconds > 0
+      ? (100 * (proc.ticks - previous.ticks) / TICKS_PER_SECOND) / seconds
+      : 0;
+    return { rssBytes: proc.rssBytes, cpuPercent: Math.max(0, cpuPercent) };
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * Scenarios that must not fail a single request under load: rolling reloads,
+ * scaling up and down, and --max-requests recycling. Run by the tests inside
+ * a network namespace with tcp_migrate_req=1 (tests/netns.ts); each prints
+ * its result as JSON on the last line.
+ */
+import { freePort, Hotreload, makeProject, runCli, waitFor } from "../helpers.ts";
+import { requestLoop, waitForBody } from "../load.ts";
+
+const { scenario } = JSON.parse(Deno.args[0] ?? "{}") as { scenario: string };
+const app = (body: string) => `Deno.serve((_req) => new Response(${JSON.stringify(body)}));\n`;
+
+async function workersReady(dir: string, n: number): Promise<boolean> {
+  const result = await runCli(["status", "--json"], dir);
+  const rows = JSON.parse(result.stdout).children.filter((c: { role: string }) =>
+    c.role === "worker"
+  );
+  return rows.length === n && rows.every((c: { state: string }) => c.state === "ready");
+}
+
+const SCENARIOS: Record<string, {
+  args: string[];
+  workers: number;
+  run(run: Hotreload, dir: string, port: number): Promise<Record<string, unknown>>;
+}> = {
+  /** A SIGHUP reload: the body changes to the new text. */
+  reload: {
+    args: ["-w", "2"],
+    workers: 2,
+    async run(run, dir, port) {
+      await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
+      run.signal("SIGHUP");
+      await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2; SIGHUP\)/);
+      await waitForBody(port, "v2");
+      return {};
+    },
+  },
+  /** Broken code is refused, the old workers keep serving, fixed code goes through. */
+  "broken-reload": {
+    args: ["-w", "2"],
+    workers: 2,
+    async run(run, dir, port) {
+      await Deno.writeTextFile(`${dir}/main.ts`, `Deno.serve((_req) => new Response("v2")) +++;\n`);
+      run.signal("SIGHUP");
+      await run.waitForOutput(/reload aborted: worker 0 of generation 2 exited with exit code 1/);
+      await waitForBody(port, "v1");
+      await Deno.writeTextFile(`${dir}/main.ts`, app("v3"));
+      run.signal("SIGHUP");
+      await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 3/);
+      await waitForBody(port, "v3");
+      return { syntaxErrorReported: run.output.has(/^\s+error: .*SyntaxError/) };
+    },
+  },
+  /** scale 3, scale 1, SIGTTIN, SIGTTOU. */
+  scale: {
+    args: [],
+    workers: 1,
+    async run(run, dir) {
+      const steps: string[] = [];
+      for (const [how, n] of [["3", 3], ["1", 1], ["SIGTTIN", 2], ["SIGTTOU", 1]] as const) {
+        if (how.startsWith("SIG")) run.signal(how as Deno.Signal);
+        else await runCli(["scale", how], dir);
+        await waitFor(() => workersReady(dir, n), `${n} ready workers after ${how}`);
+        steps.push(`${how}→${n}`);
+      }
+      return { steps };
+    },
+  },
+  /** Workers recycled after 40..50 requests. */
+  "max-requests": {
+    args: ["-w", "2", "--max-requests", "40", "--max-requests-jitter", "10"],
+    workers: 2,
+    async run(run) {
+      await waitFor(
+        () =>
+          run.output.matches(/served \d+ requests \(--max-requests\): replacing it/).length >= 3,
+        () => `3 recycles\n${run.output.text()}`,
+      );
+      return { limits: run.output.matches(/served (\d+) requests/).map((m) => Number(m[1])) };
+    },
+  },
+};
+
+const chosen = SCENARIOS[scenario];
+if (!chosen) throw new Error(`unknown scenario "${scenario}"`);
+const dir = await makeProject({ "main.ts": app("v1") });
+const port = freePort();
+const run = new Hotreload(
+  ["run", "main.ts", "-N", "--port", String(port), "--no-watch", ...chosen.args],
+  dir,
+);
+try {
+  await run.waitForReady(chosen.workers);
+  await waitForBody(port, "v1");
+  const load = requestLoop(port);
+  const details = await chosen.run(run, dir, port);
+  const counts = await load.stop();
+  console.log(JSON.stringify({ ...counts, ...details }));
+} finally {
+  await run.cleanup();
+  await Deno.remove(dir, { recursive: true });
+}
