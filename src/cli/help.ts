@@ -23,26 +23,50 @@ USR2 reload of the custom processes only, TTIN/TTOU one worker more/fewer.
 
 Run "hotreload run --help" for the options of run.`;
 
-/** `hotreload run --help`. */
+/** Wraps `text` to `width` columns. */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === "" ? word : `${line} ${word}`;
+    }
+  }
+  if (line !== "") lines.push(line);
+  return lines;
+}
+
+const FLAG_WIDTH = 32;
+const HELP_WIDTH = 100 - FLAG_WIDTH - 3;
+
+/** `hotreload run --help`: every line fits 100 columns. */
 export function runHelp(): string {
-  const rows = RUN_OPTIONS.map((option) => {
+  const rows = RUN_OPTIONS.flatMap((option) => {
     const flag = `${option.short ? `-${option.short}, ` : "    "}--${option.name}${
       option.value ? ` ${option.value}` : ""
     }`;
-    return `  ${flag.padEnd(28)} ${option.help}`;
+    const help = wrap(option.help, HELP_WIDTH);
+    if (flag.length > FLAG_WIDTH) {
+      return [`  ${flag}`, ...help.map((line) => `  ${"".padEnd(FLAG_WIDTH)} ${line}`)];
+    }
+    return help.map((line, i) => `  ${(i === 0 ? flag : "").padEnd(FLAG_WIDTH)} ${line}`);
   });
   return `Usage: hotreload run <entry> [options] [deno flags] [-- app args]
 
 Runs <entry> as worker processes sharing one port (SO_REUSEPORT) and reloads
 them, one at a time, when files change. Options and Deno flags may come before
-or after the entry; app arguments only after "--".
+or after the entry; app arguments only after "--". Settings can also live in
+hotreload.json or under "hotreload" in deno.json; flags win over the file.
 
 Options:
 ${rows.join("\n")}
 
 Deno flags (-A, --allow-*, --deny-*, --env-file, --import-map, --lock, --check,
---cached-only, --v8-flags, --unstable-*, ...) are passed to every worker, which
-gets exactly those permissions.`;
+--cached-only, --v8-flags, --unstable-*, -c/--config, ...) are passed to every
+worker, which gets exactly those permissions.`;
 }
 
 /** `hotreload stop --help`. */

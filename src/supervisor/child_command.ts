@@ -11,6 +11,8 @@ import { processSettingsToQuery, settingsToQuery } from "../runtime/protocol.ts"
 /** The part of the run configuration a worker's command line depends on. */
 export interface WorkerLaunch {
   cwd: string;
+  /** Directory URL (ending in "/") of the children's runtime modules. */
+  runtimeBase: string;
   deno: string;
   entry: string;
   denoFlags: string[];
@@ -23,9 +25,6 @@ export interface WorkerLaunch {
   maxRequests: number;
   maxRequestsJitter: number;
 }
-
-const WORKER_PRELOAD = new URL("../runtime/worker_preload.ts", import.meta.url).href;
-const PROCESS_PRELOAD = new URL("../runtime/process_preload.ts", import.meta.url).href;
 
 // `deno run` suggests `deno serve` for `export default { fetch }` entries; the preload serves them.
 const SERVE_HINT = /did you mean to run "?deno serve"?/;
@@ -60,7 +59,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
       "run",
       "--unstable-net",
       "--preload",
-      `${WORKER_PRELOAD}?${query}`,
+      `${launch.runtimeBase}worker_preload.ts?${query}`,
       ...launch.denoFlags,
       launch.entry,
       ...launch.appArgs,
@@ -101,7 +100,7 @@ export function processSpec(
     args: [
       "run",
       "--preload",
-      `${PROCESS_PRELOAD}?${query}`,
+      `${launch.runtimeBase}process_preload.ts?${query}`,
       ...(config.permissions ?? launch.denoFlags),
       config.entry,
     ],

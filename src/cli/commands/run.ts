@@ -4,6 +4,7 @@ import { setupLogging } from "../../log/mod.ts";
 import { resolveDeno } from "../../supervisor/deno_path.ts";
 import { ensurePortFree } from "../../supervisor/port_check.ts";
 import { Supervisor } from "../../supervisor/supervisor.ts";
+import { runtimeBase } from "../../supervisor/runtime_files.ts";
 import { runHelp } from "../help.ts";
 import { parseRunArgs } from "../run_args.ts";
 
@@ -44,6 +45,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       memoryCheckIntervalMs: config.memoryCheckIntervalMs,
       launch: {
         cwd,
+        runtimeBase: runtimeBase(claim.dir),
         deno,
         entry: config.entry,
         denoFlags: config.denoFlags,

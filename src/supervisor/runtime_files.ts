@@ -1,0 +1,20 @@
+/**
+ * Where the code that runs inside children (src/runtime/) lives on disk. Run
+ * from source, it is the source directory. A compiled binary carries those
+ * files inside itself (`deno compile --include src/runtime`), but the Deno
+ * that runs the workers can only preload real files: they are written out to
+ * the instance's runtime directory first.
+ */
+const SOURCE = new URL("../runtime/", import.meta.url);
+const FILES = ["protocol.ts", "child_runtime.ts", "worker_preload.ts", "process_preload.ts"];
+
+/** The runtime modules' directory, as a URL ending in "/". */
+export function runtimeBase(instanceDir: string): string {
+  if (!Deno.build.standalone) return SOURCE.href;
+  const dir = `${instanceDir}/runtime`;
+  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const file of FILES) {
+    Deno.writeTextFileSync(`${dir}/${file}`, Deno.readTextFileSync(new URL(file, SOURCE)));
+  }
+  return `file://${dir}/`;
+}

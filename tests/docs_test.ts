@@ -1,0 +1,45 @@
+/** The README stays true to the CLI: every option and command in --help is documented. */
+import assert from "node:assert/strict";
+import { ROOT, runCli } from "./helpers.ts";
+
+const readme = await Deno.readTextFile(`${ROOT}/README.md`);
+
+function flagsIn(help: string): string[] {
+  return [...new Set([...help.matchAll(/(?<![\w-])--[a-z][a-z-]+/g)].map((m) => m[0]))];
+}
+
+Deno.test("every option of every command's --help appears in the README", async () => {
+  const main = await runCli(["--help"], ROOT);
+  assert.equal(main.code, 0);
+  const commands = [...main.stdout.matchAll(/^ {2}hotreload (\w+)/gm)].map((m) => m[1]);
+  assert.deepEqual(commands, [
+    "run",
+    "stop",
+    "reload",
+    "restart",
+    "send",
+    "status",
+    "scale",
+    "list",
+  ]);
+  for (const command of commands) {
+    assert.ok(readme.includes(`hotreload ${command}`), `README documents "hotreload ${command}"`);
+    const help = await runCli([command, "--help"], ROOT);
+    assert.equal(help.code, 0, `${command} --help`);
+    for (const flag of flagsIn(help.stdout)) {
+      assert.ok(
+        readme.includes(flag),
+        `README documents ${flag} (from "hotreload ${command} --help")`,
+      );
+    }
+  }
+});
+
+Deno.test("help lines fit 100 columns", async () => {
+  for (const args of [["--help"], ["run", "--help"], ["status", "--help"]]) {
+    const help = await runCli(args, ROOT);
+    for (const line of help.stdout.split("\n")) {
+      assert.ok(line.length <= 100, `"${line}" is ${line.length} columns`);
+    }
+  }
+});
