@@ -149,3 +149,36 @@ Deno.test("a plain script (no defineProcess) is supervised too", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a custom process runs with its own permissions, not the workers'", async () => {
+  const probe = `
+const env = Deno.permissions.querySync({ name: "env" }).state;
+const net = Deno.permissions.querySync({ name: "net" }).state;
+console.log("permissions", env, net, env === "granted" ? Deno.env.get("HOTRELOAD_PROCESS_INDEX") : "-");
+setInterval(() => {}, 1000);
+`;
+  const dir = await makeProject({
+    "main.ts": APP,
+    "probe.ts": probe,
+    "hotreload.json": JSON.stringify({
+      processes: [
+        { name: "own", entry: "probe.ts", count: 2, permissions: ["--allow-env"] },
+        { name: "inherited", entry: "probe.ts" },
+      ],
+    }),
+  });
+  const run = start(dir, []);
+  try {
+    await waitFor(() => run.output.matches(/permissions/).length >= 3, () => run.output.text());
+    assert.ok(run.output.has(/\[own#0 \d+\] permissions granted prompt 0/), run.output.text());
+    assert.ok(run.output.has(/\[own#1 \d+\] permissions granted prompt 1/), run.output.text());
+    // Without its own list, a process gets the workers' Deno flags (here -N).
+    assert.ok(
+      run.output.has(/\[inherited#0 \d+\] permissions prompt granted -/),
+      run.output.text(),
+    );
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

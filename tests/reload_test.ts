@@ -86,3 +86,37 @@ Deno.test("reload: with nothing running exits 3; with an instance it reloads", a
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+for (const backend of ["events", "poll"] as const) {
+  Deno.test(`a saved change reloads the workers (watching with ${backend}); ignored files do not`, async () => {
+    const dir = await makeProject({
+      "main.ts": app("v1"),
+      ".gitignore": "generated/\n",
+      "generated/out.ts": "// generated\n",
+    });
+    const port = freePort();
+    const watchFlags = backend === "poll" ? ["--poll", "100"] : [];
+    const run = new Hotreload(
+      ["run", "main.ts", "-N", "-w", "2", "--port", String(port), ...watchFlags],
+      dir,
+    );
+    try {
+      await run.waitForReady(2);
+      assert.ok(
+        run.output.has(backend === "poll" ? "watching with polling" : "watching with file events"),
+      );
+      // Ignored: by .gitignore, by extension, and hotreload's own runtime directory.
+      await Deno.writeTextFile(`${dir}/generated/out.ts`, "// regenerated\n");
+      await Deno.writeTextFile(`${dir}/notes.txt`, "not code\n");
+      await Deno.writeTextFile(`${dir}/.hotreload/scratch.ts`, "// ours\n");
+      await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
+      await run.waitForOutput(/1 file changed: main\.ts: reloading 2 worker\(s\) to generation 2/);
+      await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2; 1 file: main\.ts\)/);
+      await waitForBody(port, "v2");
+      assert.equal(run.output.matches(/reloading .* to generation/).length, 1, run.output.text());
+    } finally {
+      await run.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
+  });
+}

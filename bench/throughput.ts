@@ -1,0 +1,145 @@
+/**
+ * `deno task bench throughput`: requests/s and p99 latency of a hello app
+ * under wrk, hotreload with 1, 2 and 4 workers next to a single `deno run`
+ * process and `deno serve --parallel` with the same worker count. Nothing of
+ * hotreload sits in the request path, so the ratio to `deno serve --parallel`
+ * should be about 1. wrk runs on the same 2-core machine (1 thread).
+ */
+import { CLI, freePort, machine, median, table, until } from "./lib.ts";
+
+const SECONDS = 8;
+const CONNECTIONS = 64;
+const ROUNDS = 2;
+
+interface Sample {
+  rps: number;
+  p99ms: number;
+}
+
+async function wrk(port: number, seconds: number): Promise<Sample> {
+  const result = await new Deno.Command("wrk", {
+    args: ["-t1", `-c${CONNECTIONS}`, `-d${seconds}s`, "--latency", `http://127.0.0.1:${port}/`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(result.stdout);
+  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
+  const p99 = text.match(/99%\s+([\d.]+)(us|ms|s)/);
+  const unit = { us: 0.001, ms: 1, s: 1000 }[p99?.[2] as "us" | "ms" | "s"] ?? NaN;
+  const errors = text.match(/Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/);
+  if (errors) console.error(`wrk reported: ${errors[0]}`);
+  return { rps, p99ms: Number(p99?.[1]) * unit };
+}
+
+async function project(port: number): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "hotreload-bench-" });
+  await Deno.writeTextFile(
+    `${dir}/main.ts`,
+    `Deno.serve({ port: ${port} }, () => new Response("hello"));\n`,
+  );
+  await Deno.writeTextFile(
+    `${dir}/serve.ts`,
+    `export default { fetch: () => new Response("hello") };\n`,
+  );
+  return dir;
+}
+
+function server(kind: string, workers: number, dir: string, port: number): Deno.ChildProcess {
+  const args = kind === "hotreload"
+    ? [
+      "run",
+      "-A",
+      CLI,
+      "run",
+      "main.ts",
+      "-N",
+      "-w",
+      String(workers),
+      "--port",
+      String(port),
+      "--no-watch",
+    ]
+    : kind === "deno serve --parallel"
+    ? ["serve", "--parallel", "-N", "--port", String(port), "serve.ts"]
+    : ["run", "-N", "main.ts"];
+  return new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: dir,
+    env: { DENO_JOBS: String(workers), NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}
+
+async function measure(kind: string, workers: number): Promise<Sample> {
+  const port = freePort();
+  const dir = await project(port);
+  const child = server(kind, workers, dir, port);
+  try {
+    await until(async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, `${kind} to answer`);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // let every worker bind
+    await wrk(port, 2); // warm-up
+    return await wrk(port, SECONDS);
+  } finally {
+    child.kill("SIGTERM");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+export async function benchThroughput(): Promise<string> {
+  const runs: [string, number][] = [
+    ["deno run (single process)", 1],
+    ["hotreload", 1],
+    ["deno serve --parallel", 1],
+    ["hotreload", 2],
+    ["deno serve --parallel", 2],
+    ["hotreload", 4],
+    ["deno serve --parallel", 4],
+  ];
+  const samples = new Map<string, Sample[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [kind, workers] of runs) {
+      const key = `${kind}|${workers}`;
+      const list = samples.get(key) ?? [];
+      list.push(await measure(kind === "deno run (single process)" ? "deno run" : kind, workers));
+      samples.set(key, list);
+    }
+  }
+  const summary = (key: string) => {
+    const list = samples.get(key)!;
+    return { rps: median(list.map((s) => s.rps)), p99: median(list.map((s) => s.p99ms)), list };
+  };
+  const rows = runs.map(([kind, workers]) => {
+    const own = summary(`${kind}|${workers}`);
+    const anchor = summary(`deno serve --parallel|${workers}`);
+    return [
+      kind,
+      workers,
+      Math.round(own.rps),
+      own.list.map((s) => Math.round(s.rps)).join(", "),
+      own.p99.toFixed(2),
+      kind === "hotreload" ? (own.rps / anchor.rps).toFixed(3) : "-",
+    ];
+  });
+  return [
+    `### Throughput of a hello app (wrk -t1 -c${CONNECTIONS}, ${SECONDS} s, median of ${ROUNDS} rounds)`,
+    "",
+    machine(),
+    "",
+    "wrk runs on the same 2-core machine and takes most of one core, so more",
+    "than one worker mostly competes with it; compare rows with equal workers.",
+    "",
+    table([
+      "server",
+      "workers",
+      "requests/s",
+      "per round",
+      "p99 ms",
+      "ratio to deno serve --parallel",
+    ], rows),
+  ].join("\n");
+}
+
+if (import.meta.main) console.log(await benchThroughput());
