@@ -153,10 +153,9 @@ export class EventsBackend {
     try {
       for await (const ev of w) this.#onEvent(ev);
     } catch { /* the watcher died; re-armed below */ }
-    if (!this.#closed && this.#watchers.includes(w)) {
-      this.#dead = true;
-      this.#checkSoon();
-    }
+    // The next root check (within 250 ms) re-arms; not at once, so a watcher
+    // that keeps ending cannot turn into a busy loop.
+    if (!this.#closed && this.#watchers.includes(w)) this.#dead = true;
   }
 
   #checkSoon(): void {

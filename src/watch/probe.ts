@@ -16,8 +16,13 @@
  * @module
  */
 
-/** Number of slots of a signature: inode, size, mtime (2), ctime (2). */
-export const SIG_LEN = 6;
+/**
+ * Number of slots of a signature: inode (2), size (2), mtime (2), ctime (2).
+ * statx fills them with 32-bit words (seconds and nanoseconds for times);
+ * the pure-Deno prober puts whole numbers in the first slot of each pair
+ * (times in ms) and 0 in the second.
+ */
+export const SIG_LEN = 8;
 
 /** What an entry is, as returned by the stat calls. */
 export const NONE = 0;
@@ -53,6 +58,33 @@ export interface Prober {
   release(fd: number): void;
   /** The mtime in ms since the epoch from a signature this prober wrote. */
   mtimeMs(sig: Float64Array): number;
+  /**
+   * Stat the files of an open directory, each through its held descriptor
+   * (`fds[i] >= 0`) or by its key; compare with and update `sigs`
+   * (SIG_LEN slots per file). Indexes of files whose signature changed go
+   * to `changed`, of files gone (or no longer regular files) to `gone`.
+   */
+  scanFiles(
+    handle: number,
+    fds: readonly number[],
+    keys: readonly Key[],
+    sigs: number[],
+    changed: number[],
+    gone: number[],
+  ): void;
+}
+
+/** Copy `sig` into `sigs` at file `i`; true when it differed. */
+export function storeSig(sigs: number[], i: number, sig: Float64Array): boolean {
+  const o = i * SIG_LEN;
+  let diff = false;
+  for (let k = 0; k < SIG_LEN; k++) {
+    if (sigs[o + k] !== sig[k]) {
+      sigs[o + k] = sig[k];
+      diff = true;
+    }
+  }
+  return diff;
 }
 
 const encoder = new TextEncoder();
@@ -84,12 +116,30 @@ export class StatProber implements Prober {
       return NONE;
     }
     sig[0] = st.ino ?? 0;
-    sig[1] = st.size;
-    sig[2] = st.mtime?.getTime() ?? 0;
+    sig[1] = 0;
+    sig[2] = st.size;
     sig[3] = 0;
-    sig[4] = st.ctime?.getTime() ?? 0;
+    sig[4] = st.mtime?.getTime() ?? 0;
     sig[5] = 0;
+    sig[6] = st.ctime?.getTime() ?? 0;
+    sig[7] = 0;
     return st.isFile ? FILE : st.isDirectory ? DIR : NONE;
+  }
+
+  readonly #sig = new Float64Array(SIG_LEN);
+
+  scanFiles(
+    _handle: number,
+    _fds: readonly number[],
+    keys: readonly Key[],
+    sigs: number[],
+    changed: number[],
+    gone: number[],
+  ): void {
+    for (let i = 0; i < keys.length; i++) {
+      if (this.statAt(0, keys[i], this.#sig) !== FILE) gone.push(i);
+      else if (storeSig(sigs, i, this.#sig)) changed.push(i);
+    }
   }
 
   hold(): number {
@@ -107,7 +157,7 @@ export class StatProber implements Prober {
   release(): void {}
 
   mtimeMs(sig: Float64Array): number {
-    return sig[2];
+    return sig[4];
   }
 }
 
@@ -126,7 +176,8 @@ const S_IFREG = 0o100000;
 const S_IFDIR = 0o040000;
 const O_PATH = 0o10000000;
 const O_CLOEXEC = 0o2000000;
-const TWO32 = 4294967296;
+
+const MAX_HELD = 65_536;
 
 /** How many descriptors all pollers of this process may keep open. */
 function holdBudget(): number {
@@ -135,8 +186,10 @@ function holdBudget(): number {
       .find((l) => l.startsWith("Max open files"));
     const soft = Number(line?.split(/\s+/)[3]);
     if (!Number.isFinite(soft)) return 0; // "unlimited" never happens for files
-    // Leave the rest of the process plenty: a sixteenth of the limit, at least 1024.
-    return Math.max(0, soft - Math.max(1024, Math.floor(soft / 16)));
+    // Leave the rest of the process plenty (a sixteenth of the limit, at least
+    // 1024: Deno panics when it runs out of descriptors), and keep the kernel
+    // memory bounded (65,536 descriptors, ~20 MB).
+    return Math.min(MAX_HELD, Math.max(0, soft - Math.max(1024, Math.floor(soft / 16))));
   } catch {
     return 0;
   }
@@ -195,7 +248,7 @@ export class StatxProber implements Prober {
       const sig = new Float64Array(SIG_LEN);
       const h = p.openDir(p.dirKey("/"), sig);
       if (h >= 0) p.closeDir(h);
-      if (h < 0 || sig[0] === 0) {
+      if (h < 0 || (sig[0] === 0 && sig[1] === 0)) {
         lib.close();
         return null;
       }
@@ -272,19 +325,63 @@ export class StatxProber implements Prober {
   }
 
   mtimeMs(sig: Float64Array): number {
-    return sig[2] * 1000 + sig[3] / 1e6;
+    return sig[4] * 1000 + sig[5] / 1e6;
+  }
+
+  scanFiles(
+    handle: number,
+    fds: readonly number[],
+    keys: readonly Key[],
+    sigs: number[],
+    changed: number[],
+    gone: number[],
+  ): void {
+    // The hot loop of a poll round: one statx per file, 32-bit words compared
+    // in place, no allocation.
+    const statx = this.#statx;
+    const buf = this.#buf;
+    const u = this.#u32;
+    const empty = this.#empty;
+    for (let i = 0, n = fds.length; i < n; i++) {
+      const fd = fds[i];
+      const r = fd >= 0
+        ? statx(fd, empty, AT_EMPTY_PATH, STATX_MASK, buf)
+        : statx(handle, keys[i] as Uint8Array, 0, STATX_MASK, buf);
+      if (r !== 0 || (fd >= 0 && u[4] === 0) || (u[7] & S_IFMT) !== S_IFREG) {
+        gone.push(i);
+        continue;
+      }
+      const o = i * 8;
+      if (
+        sigs[o] !== u[8] || sigs[o + 1] !== u[9] || sigs[o + 2] !== u[10] ||
+        sigs[o + 3] !== u[11] || sigs[o + 4] !== u[28] || sigs[o + 5] !== u[30] ||
+        sigs[o + 6] !== u[24] || sigs[o + 7] !== u[26]
+      ) {
+        sigs[o] = u[8];
+        sigs[o + 1] = u[9];
+        sigs[o + 2] = u[10];
+        sigs[o + 3] = u[11];
+        sigs[o + 4] = u[28];
+        sigs[o + 5] = u[30];
+        sigs[o + 6] = u[24];
+        sigs[o + 7] = u[26];
+        changed.push(i);
+      }
+    }
   }
 
   #read(sig: Float64Array): number {
     // struct statx: stx_nlink @16, stx_mode @28 (u16), stx_ino @32, stx_size @40,
     // stx_ctime @96 {i64 sec, u32 nsec}, stx_mtime @112 {i64 sec, u32 nsec}.
     const u = this.#u32;
-    sig[0] = u[8] + u[9] * TWO32;
-    sig[1] = u[10] + u[11] * TWO32;
-    sig[2] = u[28];
-    sig[3] = u[30];
-    sig[4] = u[24];
-    sig[5] = u[26];
+    sig[0] = u[8];
+    sig[1] = u[9];
+    sig[2] = u[10];
+    sig[3] = u[11];
+    sig[4] = u[28];
+    sig[5] = u[30];
+    sig[6] = u[24];
+    sig[7] = u[26];
     const fmt = u[7] & S_IFMT;
     return fmt === S_IFREG ? FILE : fmt === S_IFDIR ? DIR : NONE;
   }

@@ -1,0 +1,800 @@
+/**
+ * Watcher tests: one behaviour suite run against every backend (inotify
+ * events, polling with the statx probe, polling with the pure-Deno probe),
+ * plus pure tests of the fallback decision, the filter and the coalescing.
+ *
+ * No fixed sleeps: every wait polls a condition with a deadline. "Nothing
+ * else happened" is shown by making the ignored change first, then a real
+ * one, and asserting that the next batch holds only the real one.
+ */
+import assert from "node:assert/strict";
+import { ChangeSet } from "../src/watch/batch.ts";
+import { chooseBackend, findMount, parseMounts } from "../src/watch/backend.ts";
+import { createWatcherWith, type InternalWatcher, type WatcherDeps } from "../src/watch/create.ts";
+import { PathFilter } from "../src/watch/filter.ts";
+import { createWatcher, DEFAULT_EXTENSIONS } from "../src/watch/mod.ts";
+import type { Change, ChangeBatch, WatchOptions } from "../src/watch/mod.ts";
+import { DIR, FILE, NONE, SIG_LEN, StatProber, StatxProber } from "../src/watch/probe.ts";
+
+// ---------------------------------------------------------------- helpers
+
+async function waitFor(
+  predicate: () => boolean | Promise<boolean>,
+  { timeoutMs = 5000, intervalMs = 10, what = "condition" } = {},
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (performance.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+class Recorder {
+  batches: ChangeBatch[] = [];
+  #cursor = 0;
+  onBatch = (b: ChangeBatch): void => {
+    this.batches.push(b);
+  };
+
+  /** The next batch not yet consumed. */
+  async next(what = "a batch", timeoutMs = 5000): Promise<Change[]> {
+    await waitFor(() => this.batches.length > this.#cursor, { timeoutMs, what });
+    return this.batches[this.#cursor++].changes;
+  }
+
+  get pending(): number {
+    return this.batches.length - this.#cursor;
+  }
+}
+
+/**
+ * events: Deno.watchFs. poll-statx: statx through held descriptors (a local
+ * disk). poll-statx-byname: statx by name (what a network mount gets).
+ * poll-stat: the pure-Deno probe (no FFI).
+ */
+type BackendName = "events" | "poll-statx" | "poll-statx-byname" | "poll-stat";
+
+const BACKENDS: BackendName[] = ["events", "poll-statx", "poll-statx-byname", "poll-stat"];
+const POLL_MS = 50;
+const DEBOUNCE_MS = 100;
+
+interface Env {
+  dir: string;
+  rec: Recorder;
+  watcher: InternalWatcher;
+  write(rel: string, text?: string): void;
+  append(rel: string, text?: string): void;
+  rm(rel: string): void;
+  mkdir(rel: string): void;
+  abs(rel: string): string;
+}
+
+async function withWatcher(
+  backend: BackendName,
+  opts: Partial<WatchOptions> & { setup?: (dir: string) => void | Promise<void>; rootSub?: string },
+  body: (env: Env) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const rec = new Recorder();
+  let watcher: InternalWatcher | undefined;
+  try {
+    const root = opts.rootSub ? `${dir}/${opts.rootSub}` : dir;
+    Deno.mkdirSync(root, { recursive: true });
+    await opts.setup?.(root);
+    const deps: WatcherDeps = backend === "poll-stat"
+      ? { prober: new StatProber() }
+      : backend === "poll-statx-byname"
+      ? {
+        systemInfo: () => ({
+          mounts: `/dev/vda / ext4 rw 0 0\nsrv:/x ${dir} nfs4 rw 0 0\n`,
+          osRelease: "",
+        }),
+      }
+      : {};
+    watcher = await createWatcherWith({
+      root,
+      debounceMs: DEBOUNCE_MS,
+      ...opts,
+      poll: backend === "events" ? { mode: "never" } : { mode: "force", intervalMs: POLL_MS },
+      onBatch: rec.onBatch,
+    }, deps);
+    assert.equal(watcher.backend, backend === "events" ? "events" : "poll");
+    if (backend === "poll-statx" || backend === "poll-statx-byname") {
+      assert.equal(watcher.prober, "statx");
+      const held = watcher.pollStats!().heldFiles;
+      assert.ok(backend === "poll-statx" ? held > 0 || opts.paths : held === 0, `held: ${held}`);
+    }
+    if (backend === "poll-stat") assert.equal(watcher.prober, "stat");
+    const abs = (rel: string) => `${root}/${rel}`;
+    await body({
+      dir: root,
+      rec,
+      watcher,
+      abs,
+      write: (rel, text = "x") => Deno.writeTextFileSync(abs(rel), text),
+      append: (rel, text = "y") => Deno.writeTextFileSync(abs(rel), text, { append: true }),
+      rm: (rel) => Deno.removeSync(abs(rel), { recursive: true }),
+      mkdir: (rel) => Deno.mkdirSync(abs(rel), { recursive: true }),
+    });
+    assert.equal(rec.pending, 0, `unexpected extra batch: ${JSON.stringify(rec.batches.at(-1))}`);
+  } finally {
+    await watcher?.close();
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+}
+
+const added = (path: string): Change => ({ path, kind: "added" });
+const changed = (path: string): Change => ({ path, kind: "changed" });
+const removed = (path: string): Change => ({ path, kind: "removed" });
+
+async function run(cmd: string, args: string[], cwd: string): Promise<void> {
+  const out = await new Deno.Command(cmd, { args, cwd, stdout: "null", stderr: "piped" }).output();
+  assert.ok(out.success, `${cmd} failed: ${new TextDecoder().decode(out.stderr)}`);
+}
+
+// ---------------------------------------------------------------- behaviour suite, per backend
+
+for (const backend of BACKENDS) {
+  Deno.test(`watch behaviour: ${backend}`, async (t) => {
+    const seed = (dir: string) => {
+      Deno.writeTextFileSync(`${dir}/a.ts`, "export const a = 1;\n");
+      Deno.mkdirSync(`${dir}/src`);
+      Deno.writeTextFileSync(`${dir}/src/b.ts`, "export const b = 1;\n");
+    };
+
+    await t.step("create", () =>
+      withWatcher(backend, { setup: seed }, async (e) => {
+        e.write("new.ts");
+        assert.deepEqual(await e.rec.next(), [added("new.ts")]);
+      }));
+
+    await t.step(
+      "in-place edit (append) and same-size rewrite",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.append("a.ts", "// more\n");
+          assert.deepEqual(await e.rec.next(), [changed("a.ts")]);
+          // Same size, same second: only mtime nanoseconds / ctime tell it apart.
+          const fd = Deno.openSync(e.abs("a.ts"), { write: true });
+          fd.writeSync(new TextEncoder().encode("E"));
+          fd.close();
+          assert.deepEqual(await e.rec.next(), [changed("a.ts")]);
+        }),
+    );
+
+    await t.step(
+      "atomic save (temp file renamed over)",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.write("a.ts.4f2a9c", "export const a = 2;\n");
+          Deno.renameSync(e.abs("a.ts.4f2a9c"), e.abs("a.ts"));
+          e.write("src/b.ts.tmp", "export const b = 2;\n");
+          Deno.renameSync(e.abs("src/b.ts.tmp"), e.abs("src/b.ts"));
+          assert.deepEqual(await e.rec.next(), [changed("a.ts"), changed("src/b.ts")]);
+        }),
+    );
+
+    await t.step("sed -i", () =>
+      withWatcher(backend, { setup: seed }, async (e) => {
+        await run("sed", ["-i", "s/1/3/", "src/b.ts"], e.dir);
+        assert.deepEqual(await e.rec.next(), [changed("src/b.ts")]);
+        assert.equal(Deno.readTextFileSync(e.abs("src/b.ts")), "export const b = 3;\n");
+      }));
+
+    await t.step(
+      "vim save: 4913 probe, backup file~, new file",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.write("src/4913", "");
+          e.rm("src/4913");
+          Deno.renameSync(e.abs("src/b.ts"), e.abs("src/b.ts~"));
+          e.write("src/b.ts", "export const b = 4;\n");
+          e.rm("src/b.ts~");
+          assert.deepEqual(await e.rec.next(), [changed("src/b.ts")]);
+        }),
+    );
+
+    await t.step("delete", () =>
+      withWatcher(backend, { setup: seed }, async (e) => {
+        e.rm("src/b.ts");
+        assert.deepEqual(await e.rec.next(), [removed("src/b.ts")]);
+      }));
+
+    await t.step(
+      "rename a file, rename a directory",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          Deno.renameSync(e.abs("a.ts"), e.abs("src/z.ts"));
+          assert.deepEqual(await e.rec.next(), [removed("a.ts"), added("src/z.ts")]);
+          Deno.renameSync(e.abs("src"), e.abs("lib"));
+          assert.deepEqual(await e.rec.next(), [
+            added("lib/b.ts"),
+            added("lib/z.ts"),
+            removed("src/b.ts"),
+            removed("src/z.ts"),
+          ]);
+        }),
+    );
+
+    await t.step(
+      "a directory replaced by a new one of the same name",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.rm("src");
+          e.mkdir("src/inner");
+          e.write("src/b.ts", "new b");
+          e.write("src/inner/c.ts");
+          assert.deepEqual(await e.rec.next(), [changed("src/b.ts"), added("src/inner/c.ts")]);
+          e.append("src/inner/c.ts");
+          assert.deepEqual(await e.rec.next(), [changed("src/inner/c.ts")]);
+        }),
+    );
+
+    await t.step(
+      "file in a new subdirectory at depth, then more there",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.mkdir("x/y/z/w");
+          e.write("x/y/z/w/deep.ts");
+          assert.deepEqual(await e.rec.next(), [added("x/y/z/w/deep.ts")]);
+          e.write("x/y/z/later.ts");
+          e.append("x/y/z/w/deep.ts");
+          assert.deepEqual(await e.rec.next(), [
+            added("x/y/z/later.ts"),
+            changed("x/y/z/w/deep.ts"),
+          ]);
+        }),
+    );
+
+    await t.step(
+      "directory moved in from outside, and out again",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          const outside = Deno.makeTempDirSync({ prefix: "hrwatch-outside-" });
+          try {
+            Deno.mkdirSync(`${outside}/pkg/inner`, { recursive: true });
+            Deno.writeTextFileSync(`${outside}/pkg/inner/m.ts`, "1");
+            Deno.writeTextFileSync(`${outside}/pkg/n.js`, "1");
+            Deno.renameSync(`${outside}/pkg`, e.abs("pkg"));
+            assert.deepEqual(await e.rec.next(), [added("pkg/inner/m.ts"), added("pkg/n.js")]);
+            e.append("pkg/inner/m.ts");
+            assert.deepEqual(await e.rec.next(), [changed("pkg/inner/m.ts")]);
+            Deno.renameSync(e.abs("pkg"), `${outside}/gone`);
+            assert.deepEqual(await e.rec.next(), [removed("pkg/inner/m.ts"), removed("pkg/n.js")]);
+          } finally {
+            Deno.removeSync(outside, { recursive: true });
+          }
+        }),
+    );
+
+    await t.step(
+      "100 files at once are one batch",
+      () =>
+        withWatcher(backend, { setup: seed, debounceMs: 50 }, async (e) => {
+          e.mkdir("many");
+          const want: Change[] = [];
+          for (let i = 0; i < 100; i++) {
+            const rel = `many/f${String(i).padStart(3, "0")}.ts`;
+            e.write(rel, `export const v${i} = ${i};\n`);
+            want.push(added(rel));
+          }
+          assert.deepEqual(await e.rec.next(), want);
+        }),
+    );
+
+    await t.step(
+      "extensions: only --ext files count",
+      () =>
+        withWatcher(backend, { setup: seed, extensions: ["ts", ".md"] }, async (e) => {
+          e.write("notes.txt");
+          e.write("data.json");
+          e.write("readme.md");
+          e.write("c.ts");
+          assert.deepEqual(await e.rec.next(), [added("c.ts"), added("readme.md")]);
+        }),
+    );
+
+    await t.step("--ignore globs", () =>
+      withWatcher(
+        backend,
+        { setup: seed, ignore: ["gen/", "*.test.ts", "src/private/**"] },
+        async (e) => {
+          e.mkdir("gen/deep");
+          e.write("gen/deep/x.ts");
+          e.write("gen/y.ts");
+          e.write("a.test.ts");
+          e.mkdir("src/private");
+          e.write("src/private/p.ts");
+          e.write("src/ok.ts");
+          assert.deepEqual(await e.rec.next(), [added("src/ok.ts")]);
+        },
+      ));
+
+    await t.step(".gitignore files, root and nested, with negation", () =>
+      withWatcher(backend, {
+        setup: (dir) => {
+          seed(dir);
+          Deno.writeTextFileSync(`${dir}/.gitignore`, "dist/\n*.gen.ts\n!keep.gen.ts\n");
+          Deno.mkdirSync(`${dir}/dist`);
+          Deno.writeTextFileSync(`${dir}/src/.gitignore`, "local.ts\ncache/\n");
+        },
+      }, async (e) => {
+        e.write("dist/out.js");
+        e.write("x.gen.ts");
+        e.write("src/local.ts");
+        e.mkdir("src/cache");
+        e.write("src/cache/c.ts");
+        e.write("local.ts"); // only ignored below src/
+        e.write("keep.gen.ts"); // re-included by the negation
+        assert.deepEqual(await e.rec.next(), [added("keep.gen.ts"), added("local.ts")]);
+      }));
+
+    await t.step("gitignore: false watches ignored paths", () =>
+      withWatcher(backend, {
+        gitignore: false,
+        setup: (dir) => {
+          seed(dir);
+          Deno.writeTextFileSync(`${dir}/.gitignore`, "dist/\n");
+          Deno.mkdirSync(`${dir}/dist`);
+        },
+      }, async (e) => {
+        e.write("dist/out.js");
+        assert.deepEqual(await e.rec.next(), [added("dist/out.js")]);
+      }));
+
+    await t.step(
+      "built-in ignores and the supervisor's .hotreload files",
+      () =>
+        withWatcher(backend, {
+          setup: (dir) => {
+            seed(dir);
+            for (
+              const d of [".git/hooks", "node_modules/pkg", ".hotreload/app", "src/node_modules/x"]
+            ) {
+              Deno.mkdirSync(`${dir}/${d}`, { recursive: true });
+            }
+          },
+        }, async (e) => {
+          e.write(".git/hooks/post.js");
+          e.write("node_modules/pkg/index.js");
+          e.write("src/node_modules/x/index.ts");
+          e.write(".hotreload/app/state.json");
+          e.write(".hotreload/app/control.sock.json");
+          e.write("a.ts~");
+          e.write(".a.ts.swp");
+          e.write(".a.ts.swx");
+          e.write(".a.ts.swo");
+          e.write(".#a.ts");
+          e.write("4913");
+          e.write("build.tmp");
+          e.write("src/c.ts");
+          assert.deepEqual(await e.rec.next(), [added("src/c.ts")]);
+          // The supervisor keeps writing its own files: still nothing but real changes.
+          for (let i = 0; i < 5; i++) e.append(".hotreload/app/state.json");
+          e.append("src/c.ts");
+          assert.deepEqual(await e.rec.next(), [changed("src/c.ts")]);
+        }),
+    );
+
+    await t.step(
+      "root deleted and recreated: watching resumes",
+      () =>
+        withWatcher(backend, { rootSub: "app", setup: seed }, async (e) => {
+          e.rm("");
+          assert.deepEqual(await e.rec.next(), [removed("a.ts"), removed("src/b.ts")]);
+          Deno.mkdirSync(e.dir);
+          e.write("a.ts");
+          assert.deepEqual(await e.rec.next(), [added("a.ts")]);
+          e.append("a.ts");
+          assert.deepEqual(await e.rec.next(), [changed("a.ts")]);
+          e.mkdir("src/new");
+          e.write("src/new/c.ts");
+          assert.deepEqual(await e.rec.next(), [added("src/new/c.ts")]);
+        }),
+    );
+
+    await t.step(
+      "debounce coalesces kinds within one batch",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.write("n.ts"); // added ...
+          e.append("n.ts"); // ... then changed: added
+          e.append("a.ts"); // changed ...
+          e.rm("a.ts"); // ... then removed: removed
+          e.rm("src/b.ts"); // removed ...
+          e.write("src/b.ts", "back"); // ... then added again: changed
+          e.write("tmp.ts");
+          e.rm("tmp.ts"); // added then removed: dropped
+          assert.deepEqual(await e.rec.next(), [
+            removed("a.ts"),
+            added("n.ts"),
+            changed("src/b.ts"),
+          ]);
+        }),
+    );
+
+    await t.step(
+      "--watch paths: a subdirectory and a single file of any extension",
+      () =>
+        withWatcher(backend, {
+          setup: (dir) => {
+            seed(dir);
+            Deno.writeTextFileSync(`${dir}/config.yaml`, "a: 1\n");
+            Deno.mkdirSync(`${dir}/other`);
+          },
+          paths: ["src", "config.yaml"],
+        }, async (e) => {
+          e.write("other/x.ts"); // not watched
+          e.write("a.ts"); // not watched
+          e.write("config.yaml.tmp", "a: 2\n");
+          Deno.renameSync(e.abs("config.yaml.tmp"), e.abs("config.yaml"));
+          assert.deepEqual(await e.rec.next(), [changed("config.yaml")]);
+          e.append("config.yaml");
+          e.write("src/s.ts");
+          assert.deepEqual(await e.rec.next(), [changed("config.yaml"), added("src/s.ts")]);
+        }),
+    );
+
+    await t.step(
+      "a .gitignore edit takes effect",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.write(".gitignore", "src/\n");
+          // Wait until the new rules are in force: a change under src/ alone gives nothing,
+          // so probe with a real change and check that src/ is no longer reported.
+          await waitFor(async () => {
+            e.append("src/b.ts");
+            e.write("probe.ts", String(Math.random()));
+            const batch = await e.rec.next();
+            return batch.every((c) => !c.path.startsWith("src/"));
+          }, { what: "the .gitignore to apply" });
+        }),
+    );
+  });
+}
+
+Deno.test("close() is idempotent and stops batches", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hrwatch-test-" });
+  try {
+    for (const poll of [{ mode: "never" as const }, { mode: "force" as const, intervalMs: 30 }]) {
+      const first = new Recorder();
+      const w1 = await createWatcher({ root: dir, poll, debounceMs: 20, onBatch: first.onBatch });
+      await w1.close();
+      await w1.close();
+      const second = new Recorder();
+      const w2 = await createWatcher({ root: dir, poll, debounceMs: 20, onBatch: second.onBatch });
+      try {
+        Deno.writeTextFileSync(`${dir}/after-close-${poll.mode}.ts`, "x");
+        assert.deepEqual(await second.next(), [added(`after-close-${poll.mode}.ts`)]);
+        assert.equal(first.batches.length, 0);
+      } finally {
+        await w2.close();
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------- backend choice
+
+const SAMPLE_MOUNTS = `sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+/dev/vda / ext4 rw,relatime 0 0
+tmpfs /tmp tmpfs rw,nosuid,nodev 0 0
+//fileserver/share /mnt/share cifs rw,relatime,vers=3.1.1 0 0
+server:/export /mnt/nfs nfs4 rw,relatime,vers=4.2 0 0
+sshfs#me@host: /home/me/remote fuse.sshfs rw,nosuid,nodev 0 0
+C:\\134 /mnt/c 9p rw,noatime 0 0
+none /media/sf_shared vboxsf rw 0 0
+/dev/sdb1 /mnt/share/local ext4 rw 0 0
+/dev/sdc1 /mnt/with\\040space nfs rw 0 0
+`;
+
+Deno.test("chooseBackend: longest mount prefix decides", () => {
+  const mounts = parseMounts(SAMPLE_MOUNTS);
+  assert.equal(findMount(mounts, "/mnt/share/x")?.fsType, "cifs");
+  assert.equal(findMount(mounts, "/mnt/share/local/x")?.fsType, "ext4");
+  assert.equal(findMount(mounts, "/mnt/shared")?.fsType, "ext4"); // not a prefix at a "/" boundary
+  assert.equal(findMount(mounts, "/mnt/with space/app")?.fsType, "nfs");
+  const decide = (path: string) =>
+    chooseBackend({ mounts: SAMPLE_MOUNTS, osRelease: "6.1.0-18-amd64", path });
+  assert.deepEqual(decide("/mnt/share"), {
+    backend: "poll",
+    reason: "/mnt/share is on a cifs filesystem, where inotify sees no changes",
+  });
+  assert.equal(
+    decide("/mnt/nfs/proj").reason,
+    "/mnt/nfs/proj is on a nfs4 filesystem, where inotify sees no changes",
+  );
+  assert.equal(decide("/home/me/remote/p").reason?.includes("fuse.sshfs"), true);
+  assert.equal(decide("/mnt/c/Users/me").reason?.includes("9p"), true);
+  assert.equal(decide("/media/sf_shared/app").reason?.includes("vboxsf"), true);
+  assert.deepEqual(decide("/mnt/share/local/app"), { backend: "events" });
+  assert.deepEqual(decide("/tmp/app"), { backend: "events" });
+  assert.deepEqual(decide("/home/me/app"), { backend: "events" });
+  assert.deepEqual(chooseBackend({ mounts: "", path: "/x" }), { backend: "events" });
+});
+
+Deno.test("chooseBackend: a later mount over the same point wins", () => {
+  const text = "a /srv ext4 rw 0 0\nb /srv nfs rw 0 0\n";
+  assert.equal(chooseBackend({ mounts: text, path: "/srv/app" }).backend, "poll");
+  const text2 = "b /srv nfs rw 0 0\na /srv ext4 rw 0 0\n";
+  assert.equal(chooseBackend({ mounts: text2, path: "/srv/app" }).backend, "events");
+});
+
+Deno.test("chooseBackend: WSL", () => {
+  for (const rel of ["5.15.153.1-microsoft-standard-WSL2", "4.4.0-19041-Microsoft"]) {
+    const d = chooseBackend({
+      mounts: "/dev/sdc / ext4 rw 0 0",
+      osRelease: rel,
+      path: "/home/me/app",
+    });
+    assert.equal(d.backend, "poll");
+    assert.match(
+      d.reason ?? "",
+      /^running under WSL \(.*\), where inotify misses changes made from Windows$/,
+    );
+  }
+  const aws = chooseBackend({
+    mounts: "",
+    osRelease: "6.1.0-1-aws (builder@awslinux)",
+    path: "/a",
+  });
+  assert.equal(aws.backend, "events");
+});
+
+Deno.test("createWatcher picks the backend and says why", async (t) => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const onBatch = () => {};
+  const cifs = () => ({
+    mounts: `/dev/vda / ext4 rw 0 0\n//srv/s ${dir} cifs rw 0 0\n`,
+    osRelease: "6.1.0",
+  });
+  const local = () => ({ mounts: "/dev/vda / ext4 rw 0 0\n", osRelease: "6.1.0" });
+  const failing = (): Deno.FsWatcher => {
+    throw new Error("OS file watch limit reached (ENOSPC)");
+  };
+  const open = async (options: Partial<WatchOptions>, deps: WatcherDeps) => {
+    const w = await createWatcherWith({ root: dir, onBatch, ...options }, deps);
+    await w.close();
+    return w;
+  };
+  try {
+    await t.step("auto on a local disk: events", async () => {
+      const w = await open({}, { systemInfo: local });
+      assert.equal(w.backend, "events");
+      assert.equal(w.fallbackReason, undefined);
+    });
+    await t.step("auto on cifs: poll, with the reason", async () => {
+      const w = await open({}, { systemInfo: cifs });
+      assert.equal(w.backend, "poll");
+      assert.equal(
+        w.fallbackReason,
+        `${dir} is on a cifs filesystem, where inotify sees no changes`,
+      );
+    });
+    await t.step("auto under WSL: poll", async () => {
+      const w = await open({}, {
+        systemInfo: () => ({ mounts: local().mounts, osRelease: "5.15.1-microsoft-standard-WSL2" }),
+      });
+      assert.equal(w.backend, "poll");
+      assert.match(w.fallbackReason ?? "", /WSL/);
+    });
+    await t.step("never on cifs: events, no reason", async () => {
+      const w = await open({ poll: { mode: "never" } }, { systemInfo: cifs });
+      assert.equal(w.backend, "events");
+      assert.equal(w.fallbackReason, undefined);
+    });
+    await t.step("auto when watchFs fails: poll, with the error", async () => {
+      const w = await open({}, { systemInfo: local, watchFs: failing });
+      assert.equal(w.backend, "poll");
+      assert.match(w.fallbackReason ?? "", /Deno\.watchFs failed on .*ENOSPC/);
+    });
+    await t.step("never when watchFs fails: a clear error", async () => {
+      await assert.rejects(
+        open({ poll: { mode: "never" } }, { systemInfo: local, watchFs: failing }),
+        /cannot watch .* with Deno\.watchFs \(OS file watch limit reached \(ENOSPC\)\) and polling is off \(--no-poll\)/,
+      );
+    });
+    await t.step("force: poll at the interval, no reason", async () => {
+      const w = await open({ poll: { mode: "force", intervalMs: 200 } }, { systemInfo: cifs });
+      assert.equal(w.backend, "poll");
+      assert.equal(w.fallbackReason, undefined);
+    });
+    await t.step("a --watch path that does not exist", async () => {
+      await assert.rejects(
+        createWatcher({ root: dir, paths: ["nope/src"], onBatch }),
+        (err: Error) => {
+          assert.match(
+            err.message,
+            /^--watch path nope\/src does not exist \(.*\/nope\/src\); create it or remove that --watch$/,
+          );
+          return true;
+        },
+      );
+    });
+    await t.step("bad numbers", async () => {
+      await assert.rejects(
+        createWatcher({ root: dir, debounceMs: -1, onBatch }),
+        /debounce must be/,
+      );
+      await assert.rejects(
+        createWatcher({ root: dir, poll: { mode: "force", intervalMs: 0 }, onBatch }),
+        /poll interval must be a positive number/,
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("statx probe: by name and through held descriptors, agreeing with Deno.statSync", async () => {
+  const p = StatxProber.load();
+  assert.ok(p, "statx via FFI should load on Linux with -A");
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const heldBefore = p.held;
+  try {
+    Deno.writeTextFileSync(`${dir}/f.ts`, "hello");
+    Deno.mkdirSync(`${dir}/sub`);
+    const sig = new Float64Array(SIG_LEN);
+    const h = p.openDir(p.dirKey(dir), sig);
+    assert.ok(h >= 0);
+    assert.equal(sig[0] + sig[1] * 2 ** 32, Deno.statSync(dir).ino);
+    const key = p.entryKey(dir, "f.ts");
+    assert.equal(p.statAt(h, key, sig), FILE);
+    const st = Deno.statSync(`${dir}/f.ts`);
+    assert.equal(sig[0] + sig[1] * 2 ** 32, st.ino);
+    assert.equal(sig[2], 5);
+    assert.equal(Math.floor(p.mtimeMs(sig)), st.mtime!.getTime());
+    assert.equal(p.statAt(h, p.entryKey(dir, "missing.ts"), sig), NONE);
+    assert.equal(p.statAt(h, p.entryKey(dir, "sub"), sig), DIR);
+    assert.equal(p.openDir(p.dirKey(`${dir}/f.ts`), sig), -1, "a file is not a directory");
+
+    const fd = p.hold(h, key, false);
+    assert.ok(fd >= 0);
+    assert.equal(p.held, heldBefore + 1);
+    Deno.writeTextFileSync(`${dir}/f.ts`, "!", { append: true });
+    assert.equal(p.statHeld(fd, sig), FILE);
+    assert.equal(sig[2], 6, "an in-place edit shows through the descriptor");
+    Deno.writeTextFileSync(`${dir}/g.ts`, "replacement");
+    Deno.renameSync(`${dir}/g.ts`, `${dir}/f.ts`);
+    assert.equal(p.statHeld(fd, sig), NONE, "the replaced inode has no link left");
+    assert.equal(p.statAt(h, key, sig), FILE);
+    assert.equal(sig[2], 11, "by name sees the new file");
+    p.release(fd);
+    assert.equal(p.held, heldBefore);
+    p.closeDir(h);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("poll keeps descriptors on a local disk, none on a network mount, and frees them on close", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const p = StatxProber.load()!;
+  const before = p.held;
+  try {
+    for (let d = 0; d < 3; d++) {
+      Deno.mkdirSync(`${dir}/d${d}`);
+      for (let i = 0; i < 4; i++) Deno.writeTextFileSync(`${dir}/d${d}/f${i}.ts`, "x");
+    }
+    const local = () => ({ mounts: "/dev/vda / ext4 rw 0 0\n", osRelease: "6.1.0" });
+    const nfs = () => ({
+      mounts: `/dev/vda / ext4 rw 0 0\nsrv:/x ${dir} nfs4 rw 0 0\n`,
+      osRelease: "6.1.0",
+    });
+    const w1 = await createWatcherWith({ root: dir, poll: { mode: "force" }, onBatch: () => {} }, {
+      systemInfo: local,
+    });
+    assert.deepEqual(w1.pollStats?.(), { files: 12, dirs: 4, heldFiles: 12, heldDirs: 3 });
+    assert.equal(p.held, before + 15);
+    await w1.close();
+    assert.equal(p.held, before);
+    const w2 = await createWatcherWith({ root: dir, poll: { mode: "force" }, onBatch: () => {} }, {
+      systemInfo: nfs,
+    });
+    assert.deepEqual(w2.pollStats?.(), { files: 12, dirs: 4, heldFiles: 0, heldDirs: 0 });
+    await w2.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+// ---------------------------------------------------------------- filter and coalescing
+
+Deno.test("PathFilter", () => {
+  const files: Record<string, string> = {
+    "/p/.gitignore": "dist/\n*.gen.ts\n!keep.gen.ts\n/only-root.ts\n",
+    "/p/pkg/.gitignore": "local/\nsecret.ts\n!dist/\n",
+  };
+  const f = new PathFilter({
+    root: "/p",
+    extensions: DEFAULT_EXTENSIONS,
+    ignore: ["*.test.ts", "fixtures/**"],
+    explicitFiles: ["conf/app.yaml"],
+    readText: (abs) => files[abs] ?? null,
+  });
+  const accepts = (rel: string) => f.acceptsFile(rel);
+  // extensions
+  assert.equal(accepts("a.ts"), true);
+  assert.equal(accepts("src/a.TSX"), true);
+  assert.equal(accepts("a.jsonc"), true);
+  assert.equal(accepts("a.md"), false);
+  assert.equal(accepts("Makefile"), false);
+  assert.equal(accepts(".ts"), false);
+  // built-ins
+  for (const rel of ["a.ts~", ".a.ts.swp", ".a.ts.swo", ".a.ts.swx", ".#a.ts", "4913", "x.tmp"]) {
+    assert.equal(f.ignoredAnyway(rel), true, rel);
+  }
+  for (
+    const rel of [".git/x.js", "node_modules/p/i.js", "a/node_modules/p/i.js", ".hotreload/s.json"]
+  ) {
+    assert.equal(accepts(rel), false, rel);
+    assert.equal(f.ignoredAnyway(rel), true, rel);
+  }
+  assert.equal(f.ignoredDir(".git"), true);
+  assert.equal(f.ignoredDir("src/.hotreload"), true);
+  // --ignore
+  assert.equal(accepts("a.test.ts"), false);
+  assert.equal(accepts("src/b.test.ts"), false);
+  assert.equal(accepts("fixtures/x/y.ts"), false);
+  // root .gitignore: dir-only pattern, glob, negation, anchored
+  assert.equal(f.ignoredDir("dist"), true);
+  assert.equal(accepts("dist/a.js"), false);
+  assert.equal(accepts("x.gen.ts"), false);
+  assert.equal(accepts("keep.gen.ts"), true);
+  assert.equal(accepts("only-root.ts"), false);
+  assert.equal(accepts("src/only-root.ts"), true);
+  // nested .gitignore applies below its directory only, and overrides the root one
+  assert.equal(accepts("pkg/secret.ts"), false);
+  assert.equal(accepts("secret.ts"), true);
+  assert.equal(f.ignoredDir("pkg/local"), true);
+  assert.equal(accepts("pkg/local/a.ts"), false);
+  assert.equal(f.ignoredDir("pkg/dist"), false, "re-included by pkg/.gitignore");
+  // explicit --watch files bypass every filter
+  assert.equal(accepts("conf/app.yaml"), true);
+  // paths outside the root: built-ins and extensions only
+  assert.equal(accepts("../shared/a.ts"), true);
+  assert.equal(accepts("../shared/a.md"), false);
+  assert.equal(accepts("../shared/node_modules/a.ts"), false);
+
+  const all = new PathFilter({
+    root: "/p",
+    extensions: ["*"],
+    gitignore: false,
+    readText: (a) => files[a] ?? null,
+  });
+  assert.equal(all.acceptsFile("Makefile"), true);
+  assert.equal(all.acceptsFile("dist/a.js"), true);
+  assert.equal(all.acceptsFile("a.ts~"), false);
+});
+
+Deno.test("ChangeSet coalescing", () => {
+  const cases: [string[], string | null][] = [
+    [["added", "changed"], "added"],
+    [["added", "removed"], null],
+    [["changed", "removed"], "removed"],
+    [["removed", "added"], "changed"],
+    [["changed", "changed"], "changed"],
+    [["added", "removed", "added"], "added"],
+    [["removed", "added", "removed"], "removed"],
+  ];
+  for (const [kinds, want] of cases) {
+    const s = new ChangeSet();
+    for (const k of kinds) s.record("p.ts", k as Change["kind"]);
+    assert.deepEqual(
+      s.take(),
+      want === null ? [] : [{ path: "p.ts", kind: want }],
+      kinds.join("+"),
+    );
+  }
+  const s = new ChangeSet();
+  s.record("b.ts", "added");
+  s.record("a/z.ts", "changed");
+  s.record("a.ts", "removed");
+  s.record("b.ts", "changed");
+  assert.deepEqual(s.take(), [removed("a.ts"), changed("a/z.ts"), added("b.ts")]);
+  assert.deepEqual(s.take(), []);
+});
