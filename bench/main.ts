@@ -1,8 +1,10 @@
 /**
- * `deno task bench [name...]`: runs the benchmarks side by side and prints
- * markdown sections (copied into docs/benchmarks.md). Names: startup, reload,
- * throughput, watch; none means all. The throughput bench needs wrk
- * (`apt-get install -y wrk`); the reload bench needs root for `unshare -n`.
+ * `deno task bench [name...]`: runs the benchmarks one after another (each
+ * compares its subjects side by side in one run), prints markdown sections,
+ * and writes each into docs/benchmarks.md between its markers. Names:
+ * startup, reload, throughput, watch; none means all. The throughput bench
+ * needs wrk (`apt-get install -y wrk`); the reload bench needs root for
+ * `unshare -n`.
  */
 import { benchReload } from "./reload.ts";
 import { benchStartup } from "./startup.ts";
@@ -18,13 +20,32 @@ const BENCHES: Record<string, () => Promise<string>> = {
   },
 };
 
-const names = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
-for (const name of names) {
-  const bench = BENCHES[name];
-  if (!bench) {
-    console.error(`unknown benchmark "${name}"; choose from: ${Object.keys(BENCHES).join(", ")}`);
+const DOC = new URL("../docs/benchmarks.md", import.meta.url);
+
+/** Replaces the text between `<!-- bench:name -->` and `<!-- /bench:name -->`, or appends it. */
+export function placeSection(doc: string, name: string, section: string): string {
+  const start = `<!-- bench:${name} -->`;
+  const end = `<!-- /bench:${name} -->`;
+  const block = `${start}\n${section.trim()}\n${end}`;
+  const from = doc.indexOf(start);
+  const to = doc.indexOf(end);
+  if (from === -1 || to === -1) return `${doc.trimEnd()}\n\n${block}\n`;
+  return doc.slice(0, from) + block + doc.slice(to + end.length);
+}
+
+if (import.meta.main) {
+  const names = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+  const unknown = names.filter((name) => !BENCHES[name]);
+  if (unknown.length > 0) {
+    console.error(
+      `unknown benchmark "${unknown[0]}"; choose from: ${Object.keys(BENCHES).join(", ")}`,
+    );
     Deno.exit(2);
   }
-  console.log(await bench());
-  console.log();
+  for (const name of names) {
+    const section = await BENCHES[name]();
+    console.log(section + "\n");
+    const doc = await Deno.readTextFile(DOC).catch(() => "# Benchmarks\n");
+    await Deno.writeTextFile(DOC, placeSection(doc, name, section));
+  }
 }

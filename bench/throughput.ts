@@ -7,9 +7,9 @@
  */
 import { CLI, freePort, machine, median, table, until } from "./lib.ts";
 
-const SECONDS = 8;
+const SECONDS = 5;
 const CONNECTIONS = 64;
-const ROUNDS = 2;
+const ROUNDS = 5;
 
 interface Sample {
   rps: number;

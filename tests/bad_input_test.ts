@@ -131,3 +131,23 @@ Deno.test("an app whose own port is taken: the start fails naming the port, noth
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a --watch path that does not exist", () =>
+  refused(["run", "main.ts", "-N", "--watch", "nope"], /--watch path nope does not exist/));
+
+Deno.test("--poll below 10 ms", () =>
+  refused(["run", "main.ts", "--poll", "5"], /--poll must be a whole number of at least 10/));
+
+Deno.test("--poll and --no-poll together", () =>
+  refused(["run", "main.ts", "--poll", "100", "--no-poll"], /--poll and --no-poll contradict/));
+
+Deno.test("--log-format must be pretty or json", () =>
+  refused(["run", "main.ts", "--log-format", "xml"], /--log-format must be pretty or json/));
+
+Deno.test("--process needs name=entry and an existing entry", async () => {
+  await refused(["run", "main.ts", "--process", "queue"], /--process takes name=entry/);
+  await refused(["run", "main.ts", "--process", "q=missing.ts"], /--process q: file not found/);
+});
+
+Deno.test("a refused Deno flag says what to use instead", () =>
+  refused(["run", "main.ts", "--hmr"], /--hmr is not supported: hotreload reloads workers itself/));

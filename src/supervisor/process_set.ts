@@ -5,12 +5,13 @@
  * time: stop the old one (its `onShutdown` runs), start the new one, wait until
  * it has started, then the next.
  */
-import { type ChildListener, describeExit, ManagedChild } from "../process/child.ts";
+import { type ChildListener, describeExit, type ManagedChild } from "../process/child.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { formatMs, formatTail } from "./describe.ts";
+import { spawnForSlot } from "./slot_spawn.ts";
 import type { StatusRow } from "./worker_pool.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
@@ -292,18 +293,7 @@ export class ProcessSet {
   #spawn(slot: ProcessSlot, generation: number): ManagedChild | undefined {
     slot.starts++;
     const spec = processSpec(this.#options.launch, slot.config, slot.index, generation);
-    try {
-      return ManagedChild.spawn(spec, this.#options.listener);
-    } catch (error) {
-      const delay = slot.backoff.failed(0);
-      slot.retryAt = performance.now() + delay;
-      log.error(
-        "process.spawn-failed",
-        `cannot start ${slot.label}: ${(error as Error).message}; retrying in ${formatMs(delay)}`,
-        { role: "process", id: slot.label },
-      );
-      return undefined;
-    }
+    return spawnForSlot(spec, this.#options.listener, slot);
   }
 
   #slotOf(child: ManagedChild): ProcessSlot | undefined {

@@ -13,6 +13,7 @@ import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
 import { log } from "../log/mod.ts";
+import { UsageError } from "../cli/errors.ts";
 import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
@@ -480,10 +481,15 @@ export class Supervisor {
     if (!this.#options.watch) return;
     // Loaded only when watching, so `--no-watch` production runs never pay for it.
     const { createWatcher } = await import("../watch/mod.ts");
-    this.#watcher = await createWatcher({
-      ...this.#options.watch,
-      onBatch: (batch) => this.#events.push({ kind: "changes", batch }),
-    });
+    try {
+      this.#watcher = await createWatcher({
+        ...this.#options.watch,
+        onBatch: (batch) => this.#events.push({ kind: "changes", batch }),
+      });
+    } catch (error) {
+      // A missing --watch path, or watching that cannot work as asked: bad input.
+      throw new UsageError((error as Error).message);
+    }
     const reason = this.#watcher.fallbackReason;
     if (reason) {
       log.warn("watch.fallback", `watching by polling: ${reason}`, { role: "supervisor" });

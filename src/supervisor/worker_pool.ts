@@ -3,11 +3,12 @@
  * and, during a reload, a `replacement`, which takes over only once it is
  * ready; the predecessor then drains among the `retiring` workers.
  */
-import { type ChildListener, describeExit, ManagedChild } from "../process/child.ts";
+import { type ChildListener, describeExit, type ManagedChild } from "../process/child.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { type WorkerLaunch, workerSpec } from "./child_command.ts";
 import { formatMs, formatTail } from "./describe.ts";
+import { spawnForSlot } from "./slot_spawn.ts";
 
 interface Slot {
   id: number;
@@ -320,25 +321,8 @@ export class WorkerPool {
   // ---- Helpers ------------------------------------------------------------------------
 
   #spawn(slot: Slot, generation: number): ManagedChild | undefined {
-    const spec = workerSpec(
-      { ...this.#options.launch, workers: this.desired },
-      slot.id,
-      generation,
-    );
-    try {
-      return ManagedChild.spawn(spec, this.#options.listener);
-    } catch (error) {
-      const delay = slot.backoff.failed(0);
-      slot.retryAt = performance.now() + delay;
-      log.error(
-        "worker.spawn-failed",
-        `cannot start worker ${slot.id}: ${(error as Error).message}; retrying in ${
-          formatMs(delay)
-        }`,
-        { role: "worker", id: slot.id },
-      );
-      return undefined;
-    }
+    const launch = { ...this.#options.launch, workers: this.desired };
+    return spawnForSlot(workerSpec(launch, slot.id, generation), this.#options.listener, slot);
   }
 
   #retire(child: ManagedChild): void {

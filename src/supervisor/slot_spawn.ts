@@ -1,0 +1,29 @@
+/** Starting a slot's child, shared by the worker pool and the custom processes. */
+import { type ChildListener, type ChildSpec, ManagedChild } from "../process/child.ts";
+import { log } from "../log/mod.ts";
+import type { Backoff } from "./backoff.ts";
+import { formatMs } from "./describe.ts";
+
+/**
+ * Starts the child a slot wants. When the command cannot start at all (the
+ * deno binary vanished, no more processes), the slot waits out its backoff
+ * like after a crash, and the failure is logged.
+ */
+export function spawnForSlot(
+  spec: ChildSpec,
+  listener: ChildListener,
+  slot: { backoff: Backoff; retryAt: number },
+): ManagedChild | undefined {
+  try {
+    return ManagedChild.spawn(spec, listener);
+  } catch (error) {
+    const delay = slot.backoff.failed(0);
+    slot.retryAt = performance.now() + delay;
+    log.error(
+      `${spec.role}.spawn-failed`,
+      `cannot start ${spec.label}: ${(error as Error).message}; retrying in ${formatMs(delay)}`,
+      { role: spec.role, id: spec.id },
+    );
+    return undefined;
+  }
+}
