@@ -120,3 +120,30 @@ for (const backend of ["events", "poll"] as const) {
     }
   });
 }
+
+Deno.test("with --check, a type error aborts the reload and `reload` reports it", async () => {
+  const dir = await makeProject({ "main.ts": app("v1") });
+  const port = freePort();
+  const run = new Hotreload(
+    ["run", "main.ts", "-N", "--check", "--port", String(port), "--no-watch"],
+    dir,
+  );
+  try {
+    await run.waitForReady(1);
+    await Deno.writeTextFile(
+      `${dir}/main.ts`,
+      `const n: number = "x";\nDeno.serve((_req) => new Response("v2" + n));\n`,
+    );
+    const reload = await runCli(["reload"], dir);
+    assert.equal(reload.code, 1);
+    assert.match(reload.stderr, /reload aborted: worker 0 of generation 2 exited with exit code 1/);
+    assert.match(
+      reload.stderr,
+      /TS2322 \[ERROR\]: Type 'string' is not assignable to type 'number'/,
+    );
+    await waitForBody(port, "v1", 3);
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

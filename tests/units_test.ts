@@ -11,6 +11,8 @@ import {
 } from "../src/runtime/protocol.ts";
 import { forEachLine, LineTail } from "../src/process/lines.ts";
 import { describeChanges, Rollout } from "../src/supervisor/rollout.ts";
+import { checkArguments } from "../src/supervisor/type_check.ts";
+import { lastWords } from "../src/supervisor/describe.ts";
 
 Deno.test("run arguments: options and Deno flags on both sides of the entry, app args after --", () => {
   const split = splitRunArgv([
@@ -128,4 +130,42 @@ Deno.test("a rollout coalesces everything that arrives during it into one follow
     "7 files: a, b, c, d, e, and 2 more",
   );
   assert.equal(describeChanges(["a.ts", "b.ts"], "changed"), "2 files changed: a.ts, b.ts");
+});
+
+Deno.test("--check: deno check gets the entry and the flags that shape resolution", () => {
+  assert.equal(checkArguments(["-A", "--import-map", "m.json"], "main.ts"), undefined);
+  assert.deepEqual(
+    checkArguments(
+      ["-A", "--check", "--import-map", "m.json", "-c", "deno.json", "--unstable-kv", "--env-file"],
+      "main.ts",
+    ),
+    ["--import-map", "m.json", "-c", "deno.json", "--unstable-kv", "main.ts"],
+  );
+  assert.deepEqual(checkArguments(["--check=all", "--lock=x.lock"], "a.ts"), [
+    "--all",
+    "--lock=x.lock",
+    "a.ts",
+  ]);
+});
+
+Deno.test("the crash report starts at the first error among the last lines", () => {
+  assert.deepEqual(
+    lastWords([
+      "booting",
+      "TS2322 [ERROR]: Type 'string' is not assignable to type 'number'.",
+      "    at file:///main.ts:1:7",
+      "",
+      "error: Type checking failed.",
+      "",
+      "Stack backtrace:",
+      "   0: <unknown>",
+    ]),
+    [
+      "TS2322 [ERROR]: Type 'string' is not assignable to type 'number'.",
+      "    at file:///main.ts:1:7",
+      "",
+      "error: Type checking failed.",
+    ],
+  );
+  assert.deepEqual(lastWords(["a", "b"]), ["a", "b"]);
 });

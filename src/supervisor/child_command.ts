@@ -7,6 +7,7 @@
 import type { ChildSpec } from "../process/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { processSettingsToQuery, settingsToQuery } from "../runtime/protocol.ts";
+import { checkArguments, withTypeCheck } from "./type_check.ts";
 
 /** The part of the run configuration a worker's command line depends on. */
 export interface WorkerLaunch {
@@ -54,17 +55,20 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     id,
     generation,
     label: `worker ${id}`,
-    command: launch.deno,
-    args: [
-      "run",
-      "--unstable-net",
-      "--preload",
-      `${launch.runtimeBase}worker_preload.ts?${query}`,
-      ...launch.denoFlags,
-      launch.entry,
-      ...launch.appArgs,
-    ],
-    env,
+    ...withTypeCheck(
+      launch.deno,
+      [
+        "run",
+        "--unstable-net",
+        "--preload",
+        `${launch.runtimeBase}worker_preload.ts?${query}`,
+        ...launch.denoFlags,
+        launch.entry,
+        ...launch.appArgs,
+      ],
+      checkArguments(launch.denoFlags, launch.entry),
+      env,
+    ),
     cwd: launch.cwd,
     dropLine: (line) => SERVE_HINT.test(line),
   };
@@ -84,6 +88,7 @@ export function processSpec(
   index: number,
   generation: number,
 ): ChildSpec {
+  const flags = config.permissions ?? launch.denoFlags;
   const query = processSettingsToQuery({
     name: config.name,
     index,
@@ -96,20 +101,23 @@ export function processSpec(
     id: `${config.name}#${index}`,
     generation,
     label: `${config.name}#${index}`,
-    command: launch.deno,
-    args: [
-      "run",
-      "--preload",
-      `${launch.runtimeBase}process_preload.ts?${query}`,
-      ...(config.permissions ?? launch.denoFlags),
-      config.entry,
-    ],
-    env: childEnv({
-      HOTRELOAD_PROCESS_NAME: config.name,
-      HOTRELOAD_PROCESS_INDEX: String(index),
-      HOTRELOAD_PROCESS_ARGS: JSON.stringify(config.args),
-      HOTRELOAD_GENERATION: String(generation),
-    }),
+    ...withTypeCheck(
+      launch.deno,
+      [
+        "run",
+        "--preload",
+        `${launch.runtimeBase}process_preload.ts?${query}`,
+        ...flags,
+        config.entry,
+      ],
+      checkArguments(flags, config.entry),
+      childEnv({
+        HOTRELOAD_PROCESS_NAME: config.name,
+        HOTRELOAD_PROCESS_INDEX: String(index),
+        HOTRELOAD_PROCESS_ARGS: JSON.stringify(config.args),
+        HOTRELOAD_GENERATION: String(generation),
+      }),
+    ),
     cwd: launch.cwd,
   };
 }

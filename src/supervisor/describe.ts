@@ -13,8 +13,9 @@ export function formatTail(child: ManagedChild): string {
 }
 
 /**
- * The lines that explain a crash: from the last error message on (Deno prints
- * the error, a code frame, then the stack), else simply the last lines.
+ * The lines that explain a crash: from the first error message among the last
+ * lines on (Deno prints the error, a code frame, then the stack; a type check
+ * prints each TSxxxx error, then "Type checking failed"), else the last lines.
  */
 export function lastWords(tail: string[]): string[] {
   // deno-lint-ignore no-control-regex
@@ -22,6 +23,9 @@ export function lastWords(tail: string[]): string[] {
   const backtrace = lines.findIndex((line) => line.startsWith("Stack backtrace:"));
   if (backtrace !== -1) lines = lines.slice(0, backtrace);
   while (lines.length > 0 && lines.at(-1)!.trim() === "") lines.pop();
-  const errorAt = lines.findLastIndex((line) => /^(error|Uncaught|\w*Error\b)/.test(line.trim()));
-  return errorAt === -1 ? lines.slice(-5) : lines.slice(errorAt, errorAt + 6);
+  const recent = lines.slice(-15);
+  const errorAt = recent.findIndex((line) =>
+    /^(error\b|Uncaught|TS\d+ \[ERROR\]|\w*Error\b)/.test(line.trim())
+  );
+  return errorAt === -1 ? lines.slice(-5) : recent.slice(errorAt, errorAt + 8);
 }

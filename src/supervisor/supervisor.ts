@@ -50,7 +50,8 @@ type SupervisorEvent =
   | { kind: "exit"; child: ManagedChild; status: Deno.CommandStatus }
   | { kind: "signal"; signal: Deno.Signal }
   | { kind: "changes"; batch: ChangeBatch }
-  | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void };
+  | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void }
+  | { kind: "reload"; request: ReloadRequest };
 
 const HANDLED_SIGNALS: Deno.Signal[] = [
   "SIGTERM",
@@ -142,6 +143,8 @@ export class Supervisor {
         });
       case "control":
         return this.#onControl(event.request, event.reply);
+      case "reload":
+        return this.#requestReload(event.request);
     }
   }
 
@@ -400,7 +403,7 @@ export class Supervisor {
       message: summary,
       at: new Date().toISOString(),
     };
-    if (rollout.followUp) this.#requestReload(rollout.followUp);
+    if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
   }
 
   #abortRollout(why: string): void {
@@ -418,7 +421,7 @@ export class Supervisor {
       message: `reload aborted: ${why.split("\n")[0]}`,
       at: new Date().toISOString(),
     };
-    if (rollout.followUp) this.#requestReload(rollout.followUp);
+    if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
   }
 
   // ---- Stopping ----------------------------------------------------------------------

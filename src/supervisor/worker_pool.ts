@@ -84,11 +84,18 @@ export class WorkerPool {
       this.#slots.every((slot) => slot.current?.state === "ready");
   }
 
-  /** Slots whose worker is older than `generation` (a rollout still has work). */
+  /**
+   * Workers a rollout to `generation` still waits for: slots running an older
+   * worker or starting a replacement, and older workers still draining. A
+   * reload is only done once no old worker can take a connection.
+   */
   outdated(generation: number): number {
-    return this.#slots.filter((slot) =>
-      (slot.current && slot.current.spec.generation < generation) || slot.replacement
-    ).length;
+    const slots =
+      this.#slots.filter((slot) =>
+        (slot.current && slot.current.spec.generation < generation) || slot.replacement
+      ).length;
+    const draining = [...this.#retiring].filter((child) => child.spec.generation < generation);
+    return slots + draining.length;
   }
 
   // ---- Reconciling -------------------------------------------------------------------
