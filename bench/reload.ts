@@ -21,6 +21,11 @@ const RUNS: { label: string; args: string[]; migrate: 0 | 1 }[] = [
   { label: "hotreload, 4 workers, tcp_migrate_req=1", args: ["--workers", "4"], migrate: 1 },
   { label: "hotreload, 4 workers, tcp_migrate_req=0", args: ["--workers", "4"], migrate: 0 },
   { label: "hotreload, 1 worker, tcp_migrate_req=1", args: ["--workers", "1"], migrate: 1 },
+  {
+    label: "hotreload, 4 workers, tcp_migrate_req=1, a new connection per request",
+    args: ["--workers", "4", "--fresh"],
+    migrate: 1,
+  },
   { label: "deno run --watch", args: ["--mode", "deno-watch", "--workers", "1"], migrate: 1 },
 ];
 
@@ -44,7 +49,7 @@ export async function benchReload(reloads = 20, clients = 50): Promise<string> {
     ]);
   }
   return [
-    `### Reload under load (${reloads} reloads, ${clients} keep-alive clients)`,
+    `### Reload under load (${reloads} reloads, ${clients} clients, keep-alive unless the row says)`,
     "",
     machine(),
     "",

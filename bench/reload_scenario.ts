@@ -14,6 +14,7 @@ const { values } = parseArgs({
     workers: { type: "string", default: "4" },
     reloads: { type: "string", default: "20" },
     clients: { type: "string", default: "50" },
+    fresh: { type: "boolean", default: false },
   },
 });
 const mode = values.mode as "hotreload" | "deno-watch";
@@ -54,10 +55,12 @@ try {
     failed++;
     kinds[kind] = (kinds[kind] ?? 0) + 1;
   };
+  // Keep-alive clients by default; --fresh opens a new connection per request.
+  const loadClient = Deno.createHttpClient(values.fresh ? { poolMaxIdlePerHost: 0 } : {});
   const client = async () => {
     while (running) {
       try {
-        const response = await fetch(url);
+        const response = await fetch(url, { client: loadClient });
         await response.arrayBuffer();
         response.ok ? ok++ : fail(`status ${response.status}`);
       } catch (error) {
@@ -94,6 +97,7 @@ try {
   }
   running = false;
   await Promise.all(clients);
+  loadClient.close();
   console.log(JSON.stringify({
     mode,
     workers: Number(values.workers),

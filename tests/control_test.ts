@@ -3,7 +3,15 @@
  * recycling under load, the config file, json logs, stale socket recovery.
  */
 import assert from "node:assert/strict";
-import { freePort, Hotreload, makeProject, runCli, taggedPids, waitFor } from "./helpers.ts";
+import {
+  freePort,
+  Hotreload,
+  makeProject,
+  runCli,
+  taggedPids,
+  waitFor,
+  withHotreload,
+} from "./helpers.ts";
 import { runScenario } from "./netns.ts";
 import type { StatusReport } from "../src/cli/commands/status.ts";
 
@@ -121,22 +129,18 @@ Deno.test("--max-requests recycles workers under load without failed requests", 
 });
 
 Deno.test("scale rejects a bad count", async () => {
-  const dir = await makeProject({ "main.ts": APP });
-  const run = new Hotreload(
-    ["run", "main.ts", "-N", "--port", String(freePort()), "--no-watch"],
-    dir,
+  await withHotreload(
+    { "main.ts": APP },
+    (port) => ["run", "main.ts", "-N", "--port", String(port), "--no-watch"],
+    async (run, { dir }) => {
+      await run.waitForReady(1);
+      for (const bad of ["0", "two", "2000"]) {
+        const result = await runCli(["scale", bad], dir);
+        assert.equal(result.code, 2);
+        assert.match(result.stderr, /scale needs a whole number of workers from 1 to 1024/);
+      }
+    },
   );
-  try {
-    await run.waitForReady(1);
-    for (const bad of ["0", "two", "2000"]) {
-      const result = await runCli(["scale", bad], dir);
-      assert.equal(result.code, 2);
-      assert.match(result.stderr, /scale needs a whole number of workers from 1 to 1024/);
-    }
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test("--max-memory recycles a worker whose memory stays above the limit", async () => {
@@ -271,27 +275,32 @@ Deno.test("a config file's processes run, and restart: never stays down", async 
 });
 
 Deno.test("--log-format json: one object per line with time, level, event, role, id, pid", async () => {
-  const dir = await makeProject({ "main.ts": `console.log("hello");\n${APP}` });
-  const run = new Hotreload(
-    ["run", "main.ts", "-N", "--port", String(freePort()), "--no-watch", "--log-format", "json"],
-    dir,
+  await withHotreload(
+    { "main.ts": `console.log("hello");\n${APP}` },
+    (port) => [
+      "run",
+      "main.ts",
+      "-N",
+      "--port",
+      String(port),
+      "--no-watch",
+      "--log-format",
+      "json",
+    ],
+    async (run) => {
+      await run.waitForOutput(/"event":"worker.ready"/);
+      await run.waitForOutput(/"message":"hello"/);
+      const objects = run.output.lines.filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
+      const ready = objects.find((o) => o.event === "worker.ready");
+      assert.equal(ready.role, "worker");
+      assert.equal(ready.id, 0);
+      assert.equal(typeof ready.pid, "number");
+      assert.ok(!Number.isNaN(Date.parse(ready.time)));
+      assert.equal(ready.level, "info");
+      const output = objects.find((o) => o.event === "output");
+      assert.deepEqual([output.role, output.stream, output.message], ["worker", "stdout", "hello"]);
+    },
   );
-  try {
-    await run.waitForOutput(/"event":"worker.ready"/);
-    await run.waitForOutput(/"message":"hello"/);
-    const objects = run.output.lines.filter((l) => l.trim() !== "").map((l) => JSON.parse(l));
-    const ready = objects.find((o) => o.event === "worker.ready");
-    assert.equal(ready.role, "worker");
-    assert.equal(ready.id, 0);
-    assert.equal(typeof ready.pid, "number");
-    assert.ok(!Number.isNaN(Date.parse(ready.time)));
-    assert.equal(ready.level, "info");
-    const output = objects.find((o) => o.event === "output");
-    assert.deepEqual([output.role, output.stream, output.message], ["worker", "stdout", "hello"]);
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test("after a SIGKILL the stale pid file and socket are replaced; a live instance is never clobbered", async () => {

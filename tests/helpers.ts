@@ -273,3 +273,23 @@ export async function runCli(
     stderr: decoder.decode(result.stderr),
   };
 }
+
+/**
+ * Starts hotreload on a fresh project with a free port, runs `body`, and
+ * always cleans up both (stopping everything it started, or failing).
+ */
+export async function withHotreload(
+  files: Record<string, string>,
+  args: (port: number) => string[],
+  body: (run: Hotreload, project: { dir: string; port: number }) => Promise<void>,
+): Promise<void> {
+  const dir = await makeProject(files);
+  const port = freePort();
+  const run = new Hotreload(args(port), dir);
+  try {
+    await body(run, { dir, port });
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -12,6 +12,7 @@ import {
   runCli,
   taggedPids,
   waitFor,
+  withHotreload,
 } from "./helpers.ts";
 
 const SLOW_APP = `
@@ -36,35 +37,28 @@ function portIsFree(port: number): boolean {
 }
 
 Deno.test("SIGTERM: a 2 s request in flight completes with 200, hooks run, exit 0, nothing left", async () => {
-  const dir = await makeProject({ "main.ts": SLOW_APP });
-  const port = freePort();
-  const run = new Hotreload(
-    ["run", "main.ts", "-N", "--allow-write", "--port", String(port), "--no-watch"],
-    dir,
+  await withHotreload(
+    { "main.ts": SLOW_APP },
+    (port) => ["run", "main.ts", "-N", "--allow-write", "--port", String(port), "--no-watch"],
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      const slow = httpGet(port, "/slow");
+      await run.waitForOutput("slow request started");
+      run.signal("SIGTERM");
+      const response = await slow;
+      assert.equal(response.status, 200);
+      assert.match(response.body, /^done \d+$/);
+      const status = await run.status;
+      assert.equal(status.code, 0, run.output.text());
+      assert.equal(Deno.readTextFileSync(`${dir}/shutdown-hook-ran`), response.body.split(" ")[1]);
+      assert.deepEqual(taggedPids(run.tag), []);
+      assert.ok(portIsFree(port), "the port is released");
+    },
   );
-  try {
-    await run.waitForReady(1);
-    const slow = httpGet(port, "/slow");
-    await run.waitForOutput("slow request started");
-    run.signal("SIGTERM");
-    const response = await slow;
-    assert.equal(response.status, 200);
-    assert.match(response.body, /^done \d+$/);
-    const status = await run.status;
-    assert.equal(status.code, 0, run.output.text());
-    assert.equal(Deno.readTextFileSync(`${dir}/shutdown-hook-ran`), response.body.split(" ")[1]);
-    assert.deepEqual(taggedPids(run.tag), []);
-    assert.ok(portIsFree(port), "the port is released");
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
 });
 
 Deno.test("SIGQUIT stops at once with exit code 0", async () => {
-  const dir = await makeProject({ "main.ts": SLOW_APP });
-  const port = freePort();
-  const run = new Hotreload([
+  await withHotreload({ "main.ts": SLOW_APP }, (port) => [
     "run",
     "main.ts",
     "-N",
@@ -73,8 +67,7 @@ Deno.test("SIGQUIT stops at once with exit code 0", async () => {
     "--port",
     String(port),
     "--no-watch",
-  ], dir);
-  try {
+  ], async (run, { port }) => {
     await run.waitForReady(2);
     const slow = httpGet(port, "/slow").then(
       (response) => response.status === 200 ? "answered" : "cut off",
@@ -85,16 +78,11 @@ Deno.test("SIGQUIT stops at once with exit code 0", async () => {
     assert.equal((await run.status).code, 0);
     assert.equal(await slow, "cut off", "an immediate stop does not wait for requests");
     assert.deepEqual(taggedPids(run.tag), []);
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("SIGKILL of the supervisor: every worker exits on its own and frees the port", async () => {
-  const dir = await makeProject({ "main.ts": SLOW_APP });
-  const port = freePort();
-  const run = new Hotreload([
+  await withHotreload({ "main.ts": SLOW_APP }, (port) => [
     "run",
     "main.ts",
     "-N",
@@ -103,8 +91,7 @@ Deno.test("SIGKILL of the supervisor: every worker exits on its own and frees th
     "--port",
     String(port),
     "--no-watch",
-  ], dir);
-  try {
+  ], async (run, { port }) => {
     await run.waitForReady(3);
     const workers = taggedPids(run.tag).filter((pid) => pid !== run.pid);
     assert.equal(workers.length, 3);
@@ -114,33 +101,27 @@ Deno.test("SIGKILL of the supervisor: every worker exits on its own and frees th
     await waitFor(() => taggedPids(run.tag).length === 0, "orphaned workers to exit", 10_000);
     console.log(`orphaned workers gone ${Date.now() - started} ms after the supervisor's SIGKILL`);
     assert.ok(portIsFree(port));
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("a crashing app is restarted with growing delays", async () => {
-  const dir = await makeProject({
-    "main.ts": `console.log("booting"); throw new Error("boom");\n`,
-  });
-  const run = new Hotreload(["run", "main.ts", "--no-watch"], dir);
-  try {
-    await waitFor(() => run.output.matches(/restarting in (\d+) ms/).length >= 4, "4 restarts");
-    const delays = run.output.matches(/restarting in (\d+) ms/).map((m) => Number(m[1]));
-    assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 800]);
-    assert.ok(run.output.has(/exit code 1 after/), "the exit status is logged");
-    assert.ok(run.output.has(/Error: boom/), "the last output lines are logged");
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await withHotreload(
+    {
+      "main.ts": `console.log("booting"); throw new Error("boom");\n`,
+    },
+    () => ["run", "main.ts", "--no-watch"],
+    async (run) => {
+      await waitFor(() => run.output.matches(/restarting in (\d+) ms/).length >= 4, "4 restarts");
+      const delays = run.output.matches(/restarting in (\d+) ms/).map((m) => Number(m[1]));
+      assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 800]);
+      assert.ok(run.output.has(/exit code 1 after/), "the exit status is logged");
+      assert.ok(run.output.has(/Error: boom/), "the last output lines are logged");
+    },
+  );
 });
 
 Deno.test("stop: stops a running instance and waits; exit 3 when none runs; stale pid file removed", async () => {
-  const dir = await makeProject({ "main.ts": SLOW_APP });
-  const port = freePort();
-  const run = new Hotreload([
+  await withHotreload({ "main.ts": SLOW_APP }, (port) => [
     "run",
     "main.ts",
     "-N",
@@ -149,8 +130,7 @@ Deno.test("stop: stops a running instance and waits; exit 3 when none runs; stal
     "--no-watch",
     "--name",
     "api",
-  ], dir);
-  try {
+  ], async (run, { dir }) => {
     await run.waitForReady(1);
     const stopped = await runCli(["stop"], dir);
     assert.equal(stopped.code, 0, stopped.stderr);
@@ -182,10 +162,7 @@ Deno.test("stop: stops a running instance and waits; exit 3 when none runs; stal
     assert.equal(stale.code, 3);
     assert.match(stale.stderr, /removed the stale pid file of "ghost"/);
     await assert.rejects(() => Deno.stat(`${dir}/.hotreload/ghost/instance.json`));
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("grandchildren go too: on a graceful stop and when the supervisor is killed", async () => {

@@ -3,7 +3,7 @@
  * code, coalescing of triggers, and the `reload` command.
  */
 import assert from "node:assert/strict";
-import { freePort, Hotreload, makeProject, runCli } from "./helpers.ts";
+import { freePort, Hotreload, makeProject, runCli, withHotreload } from "./helpers.ts";
 import { waitForBody } from "./load.ts";
 import { runScenario } from "./netns.ts";
 
@@ -122,28 +122,26 @@ for (const backend of ["events", "poll"] as const) {
 }
 
 Deno.test("with --check, a type error aborts the reload and `reload` reports it", async () => {
-  const dir = await makeProject({ "main.ts": app("v1") });
-  const port = freePort();
-  const run = new Hotreload(
-    ["run", "main.ts", "-N", "--check", "--port", String(port), "--no-watch"],
-    dir,
+  await withHotreload(
+    { "main.ts": app("v1") },
+    (port) => ["run", "main.ts", "-N", "--check", "--port", String(port), "--no-watch"],
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      await Deno.writeTextFile(
+        `${dir}/main.ts`,
+        `const n: number = "x";\nDeno.serve((_req) => new Response("v2" + n));\n`,
+      );
+      const reload = await runCli(["reload"], dir);
+      assert.equal(reload.code, 1);
+      assert.match(
+        reload.stderr,
+        /reload aborted: worker 0 of generation 2 exited with exit code 1/,
+      );
+      assert.match(
+        reload.stderr,
+        /TS2322 \[ERROR\]: Type 'string' is not assignable to type 'number'/,
+      );
+      await waitForBody(port, "v1", 3);
+    },
   );
-  try {
-    await run.waitForReady(1);
-    await Deno.writeTextFile(
-      `${dir}/main.ts`,
-      `const n: number = "x";\nDeno.serve((_req) => new Response("v2" + n));\n`,
-    );
-    const reload = await runCli(["reload"], dir);
-    assert.equal(reload.code, 1);
-    assert.match(reload.stderr, /reload aborted: worker 0 of generation 2 exited with exit code 1/);
-    assert.match(
-      reload.stderr,
-      /TS2322 \[ERROR\]: Type 'string' is not assignable to type 'number'/,
-    );
-    await waitForBody(port, "v1", 3);
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
 });

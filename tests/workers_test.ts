@@ -10,14 +10,13 @@ import {
   MOD_URL,
   taggedPids,
   waitFor,
+  withHotreload,
 } from "./helpers.ts";
 
 const PID_APP = `Deno.serve((_req) => new Response(String(Deno.pid)));\n`;
 
 Deno.test("4 workers answer on one port with 4 distinct pids", async () => {
-  const dir = await makeProject({ "main.ts": PID_APP });
-  const port = freePort();
-  const run = new Hotreload([
+  await withHotreload({ "main.ts": PID_APP }, (port) => [
     "run",
     "main.ts",
     "-N",
@@ -26,8 +25,7 @@ Deno.test("4 workers answer on one port with 4 distinct pids", async () => {
     "--port",
     String(port),
     "--no-watch",
-  ], dir);
-  try {
+  ], async (run, { port }) => {
     await run.waitForReady(4);
     const pids = new Set<string>();
     await waitFor(
@@ -44,29 +42,24 @@ Deno.test("4 workers answer on one port with 4 distinct pids", async () => {
     const workerPids = run.output.matches(/worker \d+ ready \(pid (\d+)/).map((m) => m[1]);
     assert.deepEqual([...pids].sort(), [...workerPids].sort());
     assert.equal(taggedPids(run.tag).length, 5, "the supervisor and 4 workers");
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("an export default { fetch } app is served unchanged", async () => {
-  const dir = await makeProject({
-    "app.ts":
-      `export default { fetch(req: Request) { return new Response("default " + new URL(req.url).pathname); } };\n`,
-  });
-  const port = freePort();
-  const run = new Hotreload(["run", "-N", "app.ts", "--port", String(port), "--no-watch"], dir);
-  try {
-    await run.waitForReady(1);
-    const response = await httpGet(port, "/hi");
-    assert.equal(response.status, 200);
-    assert.equal(response.body, "default /hi");
-    assert.ok(!run.output.has("deno serve"), "the `deno serve` hint is not relayed");
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+  await withHotreload(
+    {
+      "app.ts":
+        `export default { fetch(req: Request) { return new Response("default " + new URL(req.url).pathname); } };\n`,
+    },
+    (port) => ["run", "-N", "app.ts", "--port", String(port), "--no-watch"],
+    async (run, { port }) => {
+      await run.waitForReady(1);
+      const response = await httpGet(port, "/hi");
+      assert.equal(response.status, 200);
+      assert.equal(response.body, "default /hi");
+      assert.ok(!run.output.has("deno serve"), "the `deno serve` hint is not relayed");
+    },
+  );
 });
 
 Deno.test("workers get exactly the user's Deno flags, the HOTRELOAD_* env and the app args", async () => {
@@ -118,23 +111,22 @@ Deno.serve((_req) => new Response(JSON.stringify({
 });
 
 Deno.test("each child line is relayed with its worker id and pid; a partial last line is flushed", async () => {
-  const dir = await makeProject({
-    "main.ts": `
+  await withHotreload(
+    {
+      "main.ts": `
 console.log("to stdout");
 console.error("to stderr");
 Deno.stdout.writeSync(new TextEncoder().encode("no newline at the end"));
 Deno.exit(3);
 `,
-  });
-  const run = new Hotreload(["run", "main.ts", "--no-watch"], dir);
-  try {
-    await run.waitForOutput(/exit code 3/);
-    const pid = run.output.matches(/\[worker 0 (\d+)\] to stdout/)[0]?.[1];
-    assert.ok(pid, run.output.text());
-    assert.ok(run.output.has(`[worker 0 ${pid}] to stderr`));
-    assert.ok(run.output.has(`[worker 0 ${pid}] no newline at the end`));
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
+    },
+    () => ["run", "main.ts", "--no-watch"],
+    async (run) => {
+      await run.waitForOutput(/exit code 3/);
+      const pid = run.output.matches(/\[worker 0 (\d+)\] to stdout/)[0]?.[1];
+      assert.ok(pid, run.output.text());
+      assert.ok(run.output.has(`[worker 0 ${pid}] to stderr`));
+      assert.ok(run.output.has(`[worker 0 ${pid}] no newline at the end`));
+    },
+  );
 });
