@@ -79,3 +79,32 @@ export async function runInNetns<T>(script: string, args: string[], migrate: 0 |
   if (!output.success) throw new Error(`${script} failed:\n${lines.join("\n")}`);
   return JSON.parse(lines.at(-1)!) as T;
 }
+
+/** `deno` arguments that run hotreload on `main.ts` with `workers` workers on `port`. */
+export function hotreloadArgs(workers: number | string, port: number, extra: string[] = []) {
+  return [
+    "run",
+    "-A",
+    CLI,
+    "run",
+    "main.ts",
+    "-N",
+    "-w",
+    String(workers),
+    "--port",
+    String(port),
+    ...extra,
+  ];
+}
+
+/** Starts `deno <args>` in `cwd` with no input and its output discarded. */
+export function spawnQuiet(args: string[], cwd: string, env: Record<string, string> = {}) {
+  return new Deno.Command(Deno.execPath(), {
+    args,
+    cwd,
+    env: { NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+}

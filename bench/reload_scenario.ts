@@ -5,7 +5,7 @@
  * requests; prints one JSON line with the counts and change-to-response latencies.
  */
 import { parseArgs } from "node:util";
-import { CLI, freePort, until } from "./lib.ts";
+import { freePort, hotreloadArgs, spawnQuiet, until } from "./lib.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -26,16 +26,10 @@ const source = (version: number) =>
   `Deno.serve({ port: ${port} }, () => new Response("v${version}"));\n`;
 await Deno.writeTextFile(`${dir}/main.ts`, source(0));
 
-const server = new Deno.Command(Deno.execPath(), {
-  args: mode === "hotreload"
-    ? ["run", "-A", CLI, "run", "main.ts", "-N", "-w", values.workers!, "--port", String(port)]
-    : ["run", "--watch", "-N", "main.ts"],
-  cwd: dir,
-  env: { NO_COLOR: "1" },
-  stdin: "null",
-  stdout: "null",
-  stderr: "null",
-}).spawn();
+const server = spawnQuiet(
+  mode === "hotreload" ? hotreloadArgs(values.workers!, port) : ["run", "--watch", "-N", "main.ts"],
+  dir,
+);
 
 // Fresh connections for probing, so a probe always reaches whichever worker the kernel picks.
 const probeClient = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });

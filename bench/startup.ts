@@ -2,7 +2,17 @@
  * `deno task bench startup`: worker start-to-ready time and the supervisor's
  * idle footprint, next to `deno run --watch` as the anchor.
  */
-import { CLI, cpuTicks, freePort, machine, median, rssKiB, table, until } from "./lib.ts";
+import {
+  cpuTicks,
+  freePort,
+  hotreloadArgs,
+  machine,
+  median,
+  rssKiB,
+  spawnQuiet,
+  table,
+  until,
+} from "./lib.ts";
 
 const APP = `Deno.serve(() => new Response("ok"));\n`;
 
@@ -14,19 +24,7 @@ async function project(): Promise<string> {
 
 function startHotreload(dir: string, workers: number, port: number, extra: string[] = []) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      CLI,
-      "run",
-      "main.ts",
-      "-N",
-      "-w",
-      String(workers),
-      "--port",
-      String(port),
-      ...extra,
-    ],
+    args: hotreloadArgs(workers, port, extra),
     cwd: dir,
     env: { NO_COLOR: "1" },
     stdin: "null",
@@ -108,14 +106,7 @@ export async function benchStartup(): Promise<string> {
     `${dir}/watch.ts`,
     `Deno.serve({ port: ${freePort()} }, () => new Response("ok"));\n`,
   );
-  const watch = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--watch", "-N", "watch.ts"],
-    cwd: dir,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const watch = spawnQuiet(["run", "--watch", "-N", "watch.ts"], dir);
   await new Promise((resolve) => setTimeout(resolve, 2000));
   const watchIdle = await idleFootprint(watch.pid, 10);
   watch.kill("SIGTERM");

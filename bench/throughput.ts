@@ -6,7 +6,7 @@
  * should be about 1. wrk runs on the same 2-core machine (1 thread), pinned
  * to one core and the servers to the other.
  */
-import { CLI, freePort, machine, median, table, until } from "./lib.ts";
+import { freePort, hotreloadArgs, machine, median, table, until } from "./lib.ts";
 
 const SECONDS = 5;
 const CONNECTIONS = 64;
@@ -66,19 +66,7 @@ async function project(port: number): Promise<string> {
 
 function server(kind: string, workers: number, dir: string, port: number): Deno.ChildProcess {
   const args = kind === "hotreload"
-    ? [
-      "run",
-      "-A",
-      CLI,
-      "run",
-      "main.ts",
-      "-N",
-      "-w",
-      String(workers),
-      "--port",
-      String(port),
-      "--no-watch",
-    ]
+    ? hotreloadArgs(workers, port, ["--no-watch"])
     : kind === "deno serve --parallel"
     ? ["serve", "--parallel", "-N", "--port", String(port), "serve.ts"]
     : ["run", "-N", "main.ts"];
