@@ -60,11 +60,14 @@ function makePrivateDir(path: string): void {
   Deno.chmodSync(path, 0o700);
 }
 
-/** Removes a dead instance's files (the directory too when nothing else is left in it). */
+/**
+ * Removes an instance's files: its record, pid file and extracted runtime
+ * modules (the directory too when nothing else is left in it).
+ */
 export function removeInstanceFiles(dir: string): void {
-  for (const file of [RECORD_FILE, PID_FILE]) {
+  for (const file of [RECORD_FILE, PID_FILE, "runtime"]) {
     try {
-      Deno.removeSync(`${dir}/${file}`);
+      Deno.removeSync(`${dir}/${file}`, { recursive: true });
     } catch { /* already gone */ }
   }
   try {
