@@ -2,7 +2,7 @@
  * Bad input: one clear line on stderr, a non-zero exit, and nothing started.
  */
 import assert from "node:assert/strict";
-import { freePort, Hotreload, makeProject, runCli, taggedPids } from "./helpers.ts";
+import { freePort, Hotreload, makeProject, runCli, serveArgs, taggedPids } from "./helpers.ts";
 
 const APP = `Deno.serve((_req) => new Response("ok"));\n`;
 
@@ -85,7 +85,7 @@ Deno.test("port already in use by a foreign process", async () => {
 Deno.test("a second instance with the same name in the same directory", async () => {
   const dir = await makeProject({ "main.ts": APP });
   const port = freePort();
-  const first = new Hotreload(["run", "main.ts", "-N", "--port", String(port), "--no-watch"], dir);
+  const first = new Hotreload(serveArgs(port), dir);
   try {
     await first.waitForReady(1);
     const tag = crypto.randomUUID();

@@ -4,7 +4,7 @@
  * with it. Where it cannot, the test is ignored and says why.
  */
 import assert from "node:assert/strict";
-import { freePort, makeProject, ROOT, taggedPids, waitFor } from "./helpers.ts";
+import { freePort, makeProject, ROOT, serveArgs, taggedPids, waitFor } from "./helpers.ts";
 
 const build = await new Deno.Command(Deno.execPath(), {
   args: ["task", "compile"],
@@ -29,7 +29,7 @@ Deno.test({
     const port = freePort();
     const tag = crypto.randomUUID();
     const binary = new Deno.Command(`${ROOT}/dist/hotreload`, {
-      args: ["run", "main.ts", "-N", "-w", "2", "--port", String(port), "--no-watch"],
+      args: serveArgs(port, "-w", "2"),
       cwd: dir,
       env: { HOTRELOAD_TEST_TAG: tag, HOTRELOAD_DENO: Deno.execPath() },
       stdout: "null",

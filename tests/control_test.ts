@@ -8,6 +8,7 @@ import {
   Hotreload,
   makeProject,
   runCli,
+  serveArgs,
   taggedPids,
   waitFor,
   withHotreload,
@@ -51,18 +52,7 @@ Deno.test("status shows the right rows and states during a rollout", async () =>
   const dir = await makeProject({ "main.ts": slow, "tick.ts": "setInterval(() => {}, 1000);\n" });
   const port = freePort();
   const run = new Hotreload(
-    [
-      "run",
-      "main.ts",
-      "-N",
-      "-w",
-      "2",
-      "--port",
-      String(port),
-      "--no-watch",
-      "--process",
-      "tick=tick.ts",
-    ],
+    serveArgs(port, "-w", "2", "--process", "tick=tick.ts"),
     dir,
   );
   try {
@@ -131,7 +121,7 @@ Deno.test("--max-requests recycles workers under load without failed requests", 
 Deno.test("scale rejects a bad count", async () => {
   await withHotreload(
     { "main.ts": APP },
-    (port) => ["run", "main.ts", "-N", "--port", String(port), "--no-watch"],
+    (port) => serveArgs(port),
     async (run, { dir }) => {
       await run.waitForReady(1);
       for (const bad of ["0", "two", "2000"]) {
@@ -156,18 +146,7 @@ Deno.serve((req) => {
   const dir = await makeProject({ "main.ts": app });
   const port = freePort();
   const run = new Hotreload(
-    [
-      "run",
-      "main.ts",
-      "-N",
-      "--port",
-      String(port),
-      "--no-watch",
-      "--max-memory",
-      "120",
-      "--memory-check-interval",
-      "100",
-    ],
+    serveArgs(port, "--max-memory", "120", "--memory-check-interval", "100"),
     dir,
   );
   try {
@@ -277,16 +256,7 @@ Deno.test("a config file's processes run, and restart: never stays down", async 
 Deno.test("--log-format json: one object per line with time, level, event, role, id, pid", async () => {
   await withHotreload(
     { "main.ts": `console.log("hello");\n${APP}` },
-    (port) => [
-      "run",
-      "main.ts",
-      "-N",
-      "--port",
-      String(port),
-      "--no-watch",
-      "--log-format",
-      "json",
-    ],
+    (port) => serveArgs(port, "--log-format", "json"),
     async (run) => {
       await run.waitForOutput(/"event":"worker.ready"/);
       await run.waitForOutput(/"message":"hello"/);

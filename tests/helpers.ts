@@ -293,3 +293,8 @@ export async function withHotreload(
     await Deno.remove(dir, { recursive: true });
   }
 }
+
+/** `run main.ts -N --port <port> --no-watch` and any further arguments. */
+export function serveArgs(port: number, ...extra: string[]): string[] {
+  return ["run", "main.ts", "-N", "--port", String(port), "--no-watch", ...extra];
+}

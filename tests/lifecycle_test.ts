@@ -10,6 +10,7 @@ import {
   makeProject,
   MOD_URL,
   runCli,
+  serveArgs,
   taggedPids,
   waitFor,
   withHotreload,
@@ -39,7 +40,7 @@ function portIsFree(port: number): boolean {
 Deno.test("SIGTERM: a 2 s request in flight completes with 200, hooks run, exit 0, nothing left", async () => {
   await withHotreload(
     { "main.ts": SLOW_APP },
-    (port) => ["run", "main.ts", "-N", "--allow-write", "--port", String(port), "--no-watch"],
+    (port) => serveArgs(port, "--allow-write"),
     async (run, { dir, port }) => {
       await run.waitForReady(1);
       const slow = httpGet(port, "/slow");
@@ -58,50 +59,42 @@ Deno.test("SIGTERM: a 2 s request in flight completes with 200, hooks run, exit 
 });
 
 Deno.test("SIGQUIT stops at once with exit code 0", async () => {
-  await withHotreload({ "main.ts": SLOW_APP }, (port) => [
-    "run",
-    "main.ts",
-    "-N",
-    "-w",
-    "2",
-    "--port",
-    String(port),
-    "--no-watch",
-  ], async (run, { port }) => {
-    await run.waitForReady(2);
-    const slow = httpGet(port, "/slow").then(
-      (response) => response.status === 200 ? "answered" : "cut off",
-      () => "cut off",
-    );
-    await run.waitForOutput("slow request started");
-    run.signal("SIGQUIT");
-    assert.equal((await run.status).code, 0);
-    assert.equal(await slow, "cut off", "an immediate stop does not wait for requests");
-    assert.deepEqual(taggedPids(run.tag), []);
-  });
+  await withHotreload(
+    { "main.ts": SLOW_APP },
+    (port) => serveArgs(port, "-w", "2"),
+    async (run, { port }) => {
+      await run.waitForReady(2);
+      const slow = httpGet(port, "/slow").then(
+        (response) => response.status === 200 ? "answered" : "cut off",
+        () => "cut off",
+      );
+      await run.waitForOutput("slow request started");
+      run.signal("SIGQUIT");
+      assert.equal((await run.status).code, 0);
+      assert.equal(await slow, "cut off", "an immediate stop does not wait for requests");
+      assert.deepEqual(taggedPids(run.tag), []);
+    },
+  );
 });
 
 Deno.test("SIGKILL of the supervisor: every worker exits on its own and frees the port", async () => {
-  await withHotreload({ "main.ts": SLOW_APP }, (port) => [
-    "run",
-    "main.ts",
-    "-N",
-    "-w",
-    "3",
-    "--port",
-    String(port),
-    "--no-watch",
-  ], async (run, { port }) => {
-    await run.waitForReady(3);
-    const workers = taggedPids(run.tag).filter((pid) => pid !== run.pid);
-    assert.equal(workers.length, 3);
-    run.signal("SIGKILL");
-    await run.status;
-    const started = Date.now();
-    await waitFor(() => taggedPids(run.tag).length === 0, "orphaned workers to exit", 10_000);
-    console.log(`orphaned workers gone ${Date.now() - started} ms after the supervisor's SIGKILL`);
-    assert.ok(portIsFree(port));
-  });
+  await withHotreload(
+    { "main.ts": SLOW_APP },
+    (port) => serveArgs(port, "-w", "3"),
+    async (run, { port }) => {
+      await run.waitForReady(3);
+      const workers = taggedPids(run.tag).filter((pid) => pid !== run.pid);
+      assert.equal(workers.length, 3);
+      run.signal("SIGKILL");
+      await run.status;
+      const started = Date.now();
+      await waitFor(() => taggedPids(run.tag).length === 0, "orphaned workers to exit", 10_000);
+      console.log(
+        `orphaned workers gone ${Date.now() - started} ms after the supervisor's SIGKILL`,
+      );
+      assert.ok(portIsFree(port));
+    },
+  );
 });
 
 Deno.test("a crashing app is restarted with growing delays", async () => {
@@ -121,48 +114,43 @@ Deno.test("a crashing app is restarted with growing delays", async () => {
 });
 
 Deno.test("stop: stops a running instance and waits; exit 3 when none runs; stale pid file removed", async () => {
-  await withHotreload({ "main.ts": SLOW_APP }, (port) => [
-    "run",
-    "main.ts",
-    "-N",
-    "--port",
-    String(port),
-    "--no-watch",
-    "--name",
-    "api",
-  ], async (run, { dir }) => {
-    await run.waitForReady(1);
-    const stopped = await runCli(["stop"], dir);
-    assert.equal(stopped.code, 0, stopped.stderr);
-    assert.match(stopped.stderr, /stopped "api"/);
-    // `stop` returns only once the supervisor is gone.
-    assert.deepEqual(taggedPids(run.tag), []);
-    assert.equal((await run.status).code, 0);
+  await withHotreload(
+    { "main.ts": SLOW_APP },
+    (port) => serveArgs(port, "--name", "api"),
+    async (run, { dir }) => {
+      await run.waitForReady(1);
+      const stopped = await runCli(["stop"], dir);
+      assert.equal(stopped.code, 0, stopped.stderr);
+      assert.match(stopped.stderr, /stopped "api"/);
+      // `stop` returns only once the supervisor is gone.
+      assert.deepEqual(taggedPids(run.tag), []);
+      assert.equal((await run.status).code, 0);
 
-    const none = await runCli(["stop"], dir);
-    assert.equal(none.code, 3);
-    assert.match(none.stderr, /no hotreload instance is running/);
+      const none = await runCli(["stop"], dir);
+      assert.equal(none.code, 3);
+      assert.match(none.stderr, /no hotreload instance is running/);
 
-    // A record left by a supervisor that died: its pid is dead (or reused), so it is never signalled.
-    await Deno.mkdir(`${dir}/.hotreload/ghost`, { recursive: true });
-    await Deno.writeTextFile(
-      `${dir}/.hotreload/ghost/instance.json`,
-      JSON.stringify({
-        name: "ghost",
-        pid: Deno.pid,
-        startTime: 1,
-        cwd: dir,
-        entry: "x.ts",
-        workers: 1,
-        graceMs: 5000,
-        startedAt: "",
-      }),
-    );
-    const stale = await runCli(["stop", "--name", "ghost"], dir);
-    assert.equal(stale.code, 3);
-    assert.match(stale.stderr, /removed the stale pid file of "ghost"/);
-    await assert.rejects(() => Deno.stat(`${dir}/.hotreload/ghost/instance.json`));
-  });
+      // A record left by a supervisor that died: its pid is dead (or reused), so it is never signalled.
+      await Deno.mkdir(`${dir}/.hotreload/ghost`, { recursive: true });
+      await Deno.writeTextFile(
+        `${dir}/.hotreload/ghost/instance.json`,
+        JSON.stringify({
+          name: "ghost",
+          pid: Deno.pid,
+          startTime: 1,
+          cwd: dir,
+          entry: "x.ts",
+          workers: 1,
+          graceMs: 5000,
+          startedAt: "",
+        }),
+      );
+      const stale = await runCli(["stop", "--name", "ghost"], dir);
+      assert.equal(stale.code, 3);
+      assert.match(stale.stderr, /removed the stale pid file of "ghost"/);
+      await assert.rejects(() => Deno.stat(`${dir}/.hotreload/ghost/instance.json`));
+    },
+  );
 });
 
 Deno.test("grandchildren go too: on a graceful stop and when the supervisor is killed", async () => {
@@ -171,7 +159,7 @@ Deno.test("grandchildren go too: on a graceful stop and when the supervisor is k
     const dir = await makeProject({ "main.ts": app });
     const port = freePort();
     const run = new Hotreload(
-      ["run", "main.ts", "-N", "--allow-run", "-w", "2", "--port", String(port), "--no-watch"],
+      serveArgs(port, "--allow-run", "-w", "2"),
       dir,
     );
     try {

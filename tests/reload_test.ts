@@ -3,7 +3,7 @@
  * code, coalescing of triggers, and the `reload` command.
  */
 import assert from "node:assert/strict";
-import { freePort, Hotreload, makeProject, runCli, withHotreload } from "./helpers.ts";
+import { freePort, Hotreload, makeProject, runCli, serveArgs, withHotreload } from "./helpers.ts";
 import { waitForBody } from "./load.ts";
 import { runScenario } from "./netns.ts";
 
@@ -37,16 +37,7 @@ Deno.test("triggers during a rollout are coalesced into exactly one follow-up", 
   const slowStart = (body: string) => `await new Promise((r) => setTimeout(r, 400));\n${app(body)}`;
   const dir = await makeProject({ "main.ts": slowStart("v1") });
   const port = freePort();
-  const run = new Hotreload([
-    "run",
-    "main.ts",
-    "-N",
-    "-w",
-    "2",
-    "--port",
-    String(port),
-    "--no-watch",
-  ], dir);
+  const run = new Hotreload(serveArgs(port, "-w", "2"), dir);
   try {
     await run.waitForReady(2);
     run.signal("SIGHUP");
@@ -71,7 +62,7 @@ Deno.test("reload: with nothing running exits 3; with an instance it reloads", a
     const none = await runCli(["reload"], dir);
     assert.equal(none.code, 3);
     assert.match(none.stderr, /no hotreload instance is running/);
-    const run = new Hotreload(["run", "main.ts", "-N", "--port", String(port), "--no-watch"], dir);
+    const run = new Hotreload(serveArgs(port), dir);
     try {
       await run.waitForReady(1);
       await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
@@ -124,7 +115,7 @@ for (const backend of ["events", "poll"] as const) {
 Deno.test("with --check, a type error aborts the reload and `reload` reports it", async () => {
   await withHotreload(
     { "main.ts": app("v1") },
-    (port) => ["run", "main.ts", "-N", "--check", "--port", String(port), "--no-watch"],
+    (port) => serveArgs(port, "--check"),
     async (run, { dir, port }) => {
       await run.waitForReady(1);
       await Deno.writeTextFile(

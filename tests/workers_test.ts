@@ -8,6 +8,7 @@ import {
   httpGet,
   makeProject,
   MOD_URL,
+  serveArgs,
   taggedPids,
   waitFor,
   withHotreload,
@@ -16,33 +17,28 @@ import {
 const PID_APP = `Deno.serve((_req) => new Response(String(Deno.pid)));\n`;
 
 Deno.test("4 workers answer on one port with 4 distinct pids", async () => {
-  await withHotreload({ "main.ts": PID_APP }, (port) => [
-    "run",
-    "main.ts",
-    "-N",
-    "--workers",
-    "4",
-    "--port",
-    String(port),
-    "--no-watch",
-  ], async (run, { port }) => {
-    await run.waitForReady(4);
-    const pids = new Set<string>();
-    await waitFor(
-      async () => {
-        const response = await httpGet(port);
-        assert.equal(response.status, 200);
-        pids.add(response.body);
-        return pids.size === 4;
-      },
-      "4 distinct pids answering",
-      20_000,
-      0,
-    );
-    const workerPids = run.output.matches(/worker \d+ ready \(pid (\d+)/).map((m) => m[1]);
-    assert.deepEqual([...pids].sort(), [...workerPids].sort());
-    assert.equal(taggedPids(run.tag).length, 5, "the supervisor and 4 workers");
-  });
+  await withHotreload(
+    { "main.ts": PID_APP },
+    (port) => serveArgs(port, "--workers", "4"),
+    async (run, { port }) => {
+      await run.waitForReady(4);
+      const pids = new Set<string>();
+      await waitFor(
+        async () => {
+          const response = await httpGet(port);
+          assert.equal(response.status, 200);
+          pids.add(response.body);
+          return pids.size === 4;
+        },
+        "4 distinct pids answering",
+        20_000,
+        0,
+      );
+      const workerPids = run.output.matches(/worker \d+ ready \(pid (\d+)/).map((m) => m[1]);
+      assert.deepEqual([...pids].sort(), [...workerPids].sort());
+      assert.equal(taggedPids(run.tag).length, 5, "the supervisor and 4 workers");
+    },
+  );
 });
 
 Deno.test("an export default { fetch } app is served unchanged", async () => {

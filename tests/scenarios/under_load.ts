@@ -4,7 +4,7 @@
  * a network namespace with tcp_migrate_req=1 (tests/netns.ts); each prints
  * its result as JSON on the last line.
  */
-import { freePort, Hotreload, makeProject, runCli, waitFor } from "../helpers.ts";
+import { freePort, Hotreload, makeProject, runCli, serveArgs, waitFor } from "../helpers.ts";
 import { requestLoop, waitForBody } from "../load.ts";
 
 const { scenario } = JSON.parse(Deno.args[0] ?? "{}") as { scenario: string };
@@ -86,7 +86,7 @@ if (!chosen) throw new Error(`unknown scenario "${scenario}"`);
 const dir = await makeProject({ "main.ts": app("v1") });
 const port = freePort();
 const run = new Hotreload(
-  ["run", "main.ts", "-N", "--port", String(port), "--no-watch", ...chosen.args],
+  serveArgs(port, ...chosen.args),
   dir,
 );
 try {
