@@ -104,7 +104,10 @@ Deno.test("a crashing app is restarted with growing delays", async () => {
     },
     () => ["run", "main.ts", "--no-watch"],
     async (run) => {
-      await waitFor(() => run.output.matches(/restarting in (\d+) ms/).length >= 4, "4 restarts");
+      await waitFor(
+        () => run.output.matches(/restarting in (\d+) ms/).length >= 4,
+        () => `4 restarts\n${run.output.text()}`,
+      );
       const delays = run.output.matches(/restarting in (\d+) ms/).map((m) => Number(m[1]));
       assert.deepEqual(delays.slice(0, 4), [100, 200, 400, 800]);
       assert.ok(run.output.has(/exit code 1 after/), "the exit status is logged");

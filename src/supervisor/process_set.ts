@@ -196,9 +196,8 @@ export class ProcessSet {
     });
   }
 
-  nextDeadline(): number {
+  nextDeadline(now: number): number {
     const deadlines: number[] = [];
-    const now = performance.now();
     for (const child of this.children()) {
       if (child.state === "starting") deadlines.push(child.startedAt + STARTED_AFTER_MS);
       const grace = this.#slotOf(child)?.config.grace ?? 5000;

@@ -113,9 +113,12 @@ export class Supervisor {
     this.#announceStart();
     try {
       while (true) {
-        this.#reconcile();
+        // One clock reading per pass: what reconcile decided not to do yet and
+        // when to wake up for it must agree, or a retry due in between is lost.
+        const now = performance.now();
+        this.#reconcile(now);
         if (this.#stopped()) break;
-        const event = await this.#events.next(this.#msUntilNextDeadline());
+        const event = await this.#events.next(this.#msUntilNextDeadline(now));
         if (event) this.#handle(event);
       }
     } finally {
@@ -309,8 +312,7 @@ export class Supervisor {
 
   // ---- Reconciliation --------------------------------------------------------------
 
-  #reconcile(): void {
-    const now = performance.now();
+  #reconcile(now: number): void {
     this.#workers.enforceDeadlines(now);
     this.#processes.enforceDeadlines(now);
     if (this.#phase === "stopping") return this.#continueStopping();
@@ -474,10 +476,14 @@ export class Supervisor {
     return this.#phase === "stopped";
   }
 
-  #msUntilNextDeadline(): number {
+  #msUntilNextDeadline(now: number): number {
     const sampling = this.#options.maxMemoryMB === undefined ? Infinity : this.#nextSampleAt;
-    const next = Math.min(this.#workers.nextDeadline(), this.#processes.nextDeadline(), sampling);
-    return Math.max(0, next - performance.now());
+    const next = Math.min(
+      this.#workers.nextDeadline(now),
+      this.#processes.nextDeadline(now),
+      sampling,
+    );
+    return Math.max(0, next - now);
   }
 
   async #startWatching(): Promise<void> {

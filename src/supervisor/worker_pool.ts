@@ -248,7 +248,7 @@ export class WorkerPool {
   }
 
   /** The nearest time something has to happen, or Infinity. */
-  nextDeadline(): number {
+  nextDeadline(now: number): number {
     const deadlines: number[] = [];
     for (const child of this.children()) {
       if (child.state === "starting") {
@@ -258,7 +258,6 @@ export class WorkerPool {
         deadlines.push(child.drainStartedAt + this.#options.graceMs);
       }
     }
-    const now = performance.now();
     for (const slot of this.#slots) if (slot.retryAt > now) deadlines.push(slot.retryAt);
     return Math.min(Infinity, ...deadlines);
   }
