@@ -42,9 +42,7 @@ export class ManagedChild {
   readonly pid: number;
   readonly startedAt = performance.now();
   state: ChildState = "starting";
-  readyAt?: number;
   drainStartedAt?: number;
-  exitStatus?: Deno.CommandStatus;
   /** Requests served, as last reported by a worker (for status). */
   requestsServed = 0;
   /** The last lines the child printed, for crash reports. */
@@ -97,7 +95,6 @@ export class ManagedChild {
       forEachLine(this.#process.stderr, relay("stderr")),
     ]);
     this.state = "exited";
-    this.exitStatus = status;
     listener.exit(this, status);
   }
 
@@ -109,8 +106,7 @@ export class ManagedChild {
   /** Marks the child ready and returns how long it took. */
   markReady(): number {
     this.state = "ready";
-    this.readyAt = performance.now();
-    return this.readyAt - this.startedAt;
+    return performance.now() - this.startedAt;
   }
 
   /**

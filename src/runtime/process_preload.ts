@@ -47,7 +47,6 @@ const context = {
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
-  tell({ t: "draining" });
   shutdownSignal.abort();
   try {
     await definition?.onShutdown?.();
@@ -114,7 +113,6 @@ globalThis.addEventListener("load", async () => {
     // Messages come on stdin. Only a defined process reads it: a pending read
     // keeps a process alive, and a plain script must exit when it is done.
     void readSupervisorMessages((message) => {
-      if (message.t === "drain") void stop();
       if (message.t === "message") deliver(message.data);
     }, stopOrphaned);
     await runDefinition(exported);

@@ -17,17 +17,13 @@ export const FRAME_MARKER = "\u0000hotreload:";
 /** What a child reports to its supervisor. */
 export type ChildMessage =
   | { t: "ready"; via: "listen" | "app"; port?: number; hostname?: string }
-  | { t: "defer-ready" }
   | { t: "bind-error"; port?: number; hostname?: string; message: string }
-  | { t: "draining" }
   | { t: "restart-requested" }
   | { t: "requests"; served: number }
   | { t: "recycle"; reason: string };
 
 /** What the supervisor tells a child. */
-export type SupervisorMessage =
-  | { t: "drain" }
-  | { t: "message"; data: unknown };
+export type SupervisorMessage = { t: "message"; data: unknown };
 
 /** Encodes one child message as a framed line (with its newline). */
 export function encodeFrame(message: ChildMessage): string {

@@ -163,7 +163,6 @@ replace("serve", serve);
 async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
-  tell({ t: "draining" });
   if (servers.size > 0 && settings.closeWindowMs > 0) {
     // Closing an idle keep-alive connection races with a client sending its
     // next request on it ("connection closed before message completed"). So
@@ -228,7 +227,6 @@ const bridge: Bridge = {
   },
   deferReady() {
     readyMode = "app";
-    tell({ t: "defer-ready" });
   },
   onShutdown(hook) {
     shutdownHooks.push(hook);
