@@ -9,7 +9,7 @@ import { chooseBackend, findMount, isNoInotifyFs, parseMounts, readSystemInfo } 
 import { type Context, type Root, toRel } from "./context.ts";
 import { EventsBackend, type WatchFsFn } from "./events.ts";
 import { PathFilter } from "./filter.ts";
-import { PollBackend } from "./poll.ts";
+import { PollBackend, type PollStats } from "./poll.ts";
 import type { Prober } from "./probe.ts";
 import type { Watcher, WatchOptions } from "./types.ts";
 
@@ -40,7 +40,7 @@ export interface InternalWatcher extends Watcher {
   /** The stat probe of the poll backend ("statx" or "stat"); undefined for events. */
   readonly prober?: "statx" | "stat";
   /** Table size of the poll backend, and how much of it is stat'ed through held descriptors. */
-  readonly pollStats?: () => { files: number; dirs: number; heldFiles: number; heldDirs: number };
+  readonly pollStats?: () => PollStats;
 }
 
 function realDir(root: string): string {
