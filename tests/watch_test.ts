@@ -657,6 +657,11 @@ Deno.test("statx probe: by name and through held descriptors, agreeing with Deno
     assert.equal(sig[0] + sig[1] * 2 ** 32, st.ino);
     assert.equal(sig[2], 5);
     assert.equal(Math.floor(p.mtimeMs(sig)), st.mtime!.getTime());
+    // Deno.statSync gives ctime in whole seconds; statx gives nanoseconds.
+    assert.equal(Math.floor(p.ctimeMs(sig, 0) / 1000) * 1000, st.ctime!.getTime());
+    const pure = new Float64Array(SIG_LEN);
+    new StatProber().statAt(0, `${dir}/f.ts`, pure);
+    assert.equal(new StatProber().ctimeMs(pure, 0), Infinity, "whole seconds: unknown");
     assert.equal(p.statAt(h, p.entryKey(dir, "missing.ts"), sig), NONE);
     assert.equal(p.statAt(h, p.entryKey(dir, "sub"), sig), DIR);
     assert.equal(p.openDir(p.dirKey(`${dir}/f.ts`), sig), -1, "a file is not a directory");
@@ -664,9 +669,14 @@ Deno.test("statx probe: by name and through held descriptors, agreeing with Deno
     const fd = p.hold(h, key, false);
     assert.ok(fd >= 0);
     assert.equal(p.held, heldBefore + 1);
+    const before = Date.now();
     Deno.writeTextFileSync(`${dir}/f.ts`, "!", { append: true });
+    const after = Date.now();
     assert.equal(p.statHeld(fd, sig), FILE);
     assert.equal(sig[2], 6, "an in-place edit shows through the descriptor");
+    // The kernel stamps ctime from a coarse clock, up to a tick behind Date.now().
+    const ctime = p.ctimeMs(sig, 0);
+    assert.ok(ctime >= before - 20 && ctime <= after + 1, `ctime ${ctime} vs ${before}..${after}`);
     Deno.writeTextFileSync(`${dir}/g.ts`, "replacement");
     Deno.renameSync(`${dir}/g.ts`, `${dir}/f.ts`);
     assert.equal(p.statHeld(fd, sig), NONE, "the replaced inode has no link left");
@@ -708,6 +718,48 @@ Deno.test("poll keeps descriptors on a local disk, none on a network mount, and 
     const { rounds: _r2, ...table2 } = w2.pollStats!();
     assert.deepEqual(table2, { files: 12, dirs: 4, heldFiles: 0, heldDirs: 0 });
     await w2.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("poll: a burst that ended before the round goes out at once; on a network mount a follow-up round confirms it", async () => {
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const local = () => ({ mounts: "/dev/vda / ext4 rw 0 0\n", osRelease: "6.1.0" });
+  const nfs = () => ({
+    mounts: `/dev/vda / ext4 rw 0 0\nsrv:/x ${dir} nfs4 rw 0 0\n`,
+    osRelease: "6.1.0",
+  });
+  // Rounds counted from the write to its batch, for a write made just after
+  // the first round: a one-file tree is scanned within the timer callback that
+  // counts the round, so the write cannot land inside it, and the next round
+  // is a whole interval later, far more than the debounce.
+  const roundsToBatch = async (systemInfo: typeof local, name: string): Promise<number> => {
+    const rec = new Recorder();
+    const w = await createWatcherWith({
+      root: dir,
+      debounceMs: 20,
+      poll: { mode: "force", intervalMs: 1000 },
+      onBatch: rec.onBatch,
+    }, { systemInfo });
+    try {
+      await waitFor(() => w.pollStats!().rounds >= 1, { what: "the first round" });
+      const before = w.pollStats!().rounds;
+      Deno.writeTextFileSync(`${dir}/${name}`, "x");
+      assert.deepEqual(await rec.next(), [added(name)]);
+      return w.pollStats!().rounds - before;
+    } finally {
+      await w.close();
+    }
+  };
+  try {
+    Deno.writeTextFileSync(`${dir}/a.ts`, "a");
+    // Local: the round after the write sees a change older than the debounce
+    // and hands the batch out.
+    assert.equal(await roundsToBatch(local, "b.ts"), 1);
+    // Network mount: the server's clock is not ours, so a follow-up round
+    // always confirms.
+    assert.equal(await roundsToBatch(nfs, "c.ts"), 2);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

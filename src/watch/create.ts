@@ -141,10 +141,15 @@ export async function createWatcherWith(
   let sysInfo: { mounts: string; osRelease: string } | undefined;
   const sys = () => sysInfo ??= (deps.systemInfo ?? readSystemInfo)();
   const poll = (fallbackReason?: string): InternalWatcher => {
-    // Descriptors are only kept on local filesystems (see poll.ts).
+    // Descriptors are only kept, and file times only trusted, on local filesystems (see poll.ts).
     const mounts = parseMounts(sys().mounts);
-    const holdFds = !roots.some((r) => isNoInotifyFs(findMount(mounts, r.abs)?.fsType ?? ""));
-    const b = new PollBackend(ctx, { intervalMs, prober: deps.prober, holdFds });
+    const local = !roots.some((r) => isNoInotifyFs(findMount(mounts, r.abs)?.fsType ?? ""));
+    const b = new PollBackend(ctx, {
+      intervalMs,
+      prober: deps.prober,
+      holdFds: local,
+      localClock: local,
+    });
     b.start();
     return {
       backend: "poll",

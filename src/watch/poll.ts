@@ -34,11 +34,13 @@
  * - A round yields to the event loop every ~15 ms so a big tree does not
  *   stall the supervisor; rounds start every `intervalMs` (drift-corrected).
  *
- * The first scan only builds the table. A round that finds changes is
- * followed by another one `debounceMs` later, and the batch goes out from the
- * first round that finds nothing new. A `.gitignore` change re-reads the rules
- * and rebuilds the table silently, keeping the old signatures so that no edit
- * made meanwhile is lost.
+ * The first scan only builds the table. A round whose changes all happened
+ * at least `debounceMs` before it started hands out its batch at once (the
+ * entries' ctimes say when; only on local filesystems, where they come from
+ * this machine's clock). Otherwise another round follows `debounceMs` later,
+ * and the batch goes out from the first round that finds nothing new. A
+ * `.gitignore` change re-reads the rules and rebuilds the table silently,
+ * keeping the old signatures so that no edit made meanwhile is lost.
  *
  * @module
  */
@@ -50,6 +52,8 @@ import { defaultProber, DIR, FILE, type Key, type Prober, SIG_LEN, storeSig } fr
 const SLICE_MS = 15;
 /** Directories modified this recently are read again on the next round. */
 const RACY_MS = 2000;
+/** File times come from a coarse kernel clock that lags `Date.now()` by up to a tick (4-10 ms). */
+const TIMESTAMP_SLACK_MS = 20;
 
 /** A watched directory; its files are kept as parallel arrays (cheap to scan). */
 class PDir {
@@ -134,6 +138,12 @@ export interface PollConfig {
   prober?: Prober;
   /** Keep `O_PATH` descriptors for entries (local filesystems only; default true). */
   holdFds?: boolean;
+  /**
+   * File ctimes come from this machine's clock (a local filesystem; default
+   * true). Then a round whose changes are all older than the debounce hands
+   * out its batch at once; otherwise a follow-up round must confirm it.
+   */
+  localClock?: boolean;
 }
 
 /** Poll backend; construct, then `start()` (the first scan). */
@@ -143,11 +153,14 @@ export class PollBackend {
   readonly #prober: Prober;
   readonly #canHold: boolean;
   #hold: boolean;
+  readonly #localClock: boolean;
   readonly #sig = new Float64Array(SIG_LEN);
   readonly #changes = new ChangeSet();
   readonly #maxWait: number;
   #dirty = false;
   #burstStart = 0;
+  /** Newest ctime (ms since the epoch) among the changes of the pending batch. */
+  #newestChange = -Infinity;
   readonly #roots: PRoot[];
   readonly #dirs = new Set<PDir>();
   #carry: Map<string, number[]> | null = null;
@@ -165,6 +178,7 @@ export class PollBackend {
     this.#prober = config.prober ?? defaultProber();
     this.#canHold = (config.holdFds ?? true) && this.#prober.canHold;
     this.#hold = this.#canHold;
+    this.#localClock = config.localClock ?? true;
     this.#maxWait = Math.max(1000, ctx.debounceMs * 10);
     this.#roots = ctx.roots.map((root) => ({ root, dir: null }));
   }
@@ -239,31 +253,37 @@ export class PollBackend {
     this.#timer = setTimeout(() => {
       this.#roundsStarted++;
       const start = performance.now();
+      const startWall = Date.now();
       this.#round = this.#scan().finally(() => {
         this.#round = null;
-        this.#afterRound(start);
+        this.#afterRound(start, startWall);
       });
     }, delayMs);
   }
 
   /**
-   * The debounce of the poller: a round that found something is followed by
-   * another one `debounceMs` later instead of a full interval later; the
-   * batch goes out from the first round that finds nothing new (or once a
-   * burst has lasted `maxWait`). A burst that straddles a round is one batch.
+   * The debounce of the poller. A round whose changes were all at least
+   * `debounceMs` old when it started saw a burst that had already ended: its
+   * batch goes out at once. Otherwise the burst may still be going on (and
+   * may have touched folders this round had already passed), so another
+   * round follows `debounceMs` later instead of a full interval later, and
+   * the batch goes out from the first round that finds nothing new (or once
+   * a burst has lasted `maxWait`). A burst that straddles a round is one
+   * batch either way.
    */
-  #afterRound(start: number): void {
+  #afterRound(start: number, startWall: number): void {
     if (this.#closed) return;
     const now = performance.now();
     if (this.#dirty) {
       this.#dirty = false;
       if (this.#burstStart === 0) this.#burstStart = now;
-      if (now - this.#burstStart < this.#maxWait) {
+      if (!this.#endedBefore(startWall) && now - this.#burstStart < this.#maxWait) {
         this.#schedule(Math.max(1, this.#ctx.debounceMs));
         return;
       }
     }
     this.#burstStart = 0;
+    this.#newestChange = -Infinity;
     if (this.#changes.size > 0) {
       const changes = this.#changes.take();
       if (changes.length > 0) this.#ctx.onBatch({ changes });
@@ -307,7 +327,9 @@ export class PollBackend {
     changedIdx.length = 0;
     goneIdx.length = 0;
     prober.scanFiles(h, d.fds, d.keys, d.sigs, changedIdx, goneIdx);
-    for (const i of changedIdx) this.#record(joinRel(d.rel, d.names[i]), "changed");
+    for (const i of changedIdx) {
+      this.#record(joinRel(d.rel, d.names[i]), "changed", prober.ctimeMs(d.sigs, i * SIG_LEN));
+    }
     const gi = d.gitignore;
     if (gi !== null && (prober.statAt(h, gi.key, sig) !== FILE || storeSig(gi.sig, 0, sig))) {
       this.#gitChanged = true;
@@ -324,9 +346,21 @@ export class PollBackend {
     return Date.now() - this.#prober.mtimeMs(sig) < RACY_MS;
   }
 
-  #record(path: string, kind: ChangeKind): void {
+  /**
+   * Whether the pending changes all happened `debounceMs` before a round
+   * that started at `roundWall` (ms since the epoch). Only trusted where
+   * ctime comes from this clock; removals carry no time and never qualify.
+   */
+  #endedBefore(roundWall: number): boolean {
+    return this.#localClock &&
+      this.#newestChange <= roundWall - this.#ctx.debounceMs - TIMESTAMP_SLACK_MS;
+  }
+
+  /** Note a change; `atMs` is when it happened (the entry's ctime), Infinity when unknown. */
+  #record(path: string, kind: ChangeKind, atMs: number): void {
     this.#changes.record(path, kind);
     this.#dirty = true;
+    if (atMs > this.#newestChange) this.#newestChange = atMs;
   }
 
   /** Find a root's directory (always opened by path, so a replaced root shows). */
@@ -367,7 +401,7 @@ export class PollBackend {
   }
 
   #removeFile(d: PDir, i: number, report: boolean): void {
-    if (report) this.#record(joinRel(d.rel, d.names[i]), "removed");
+    if (report) this.#record(joinRel(d.rel, d.names[i]), "removed", Infinity);
     this.#prober.release(d.fds[i]);
     d.removeAt(i);
   }
@@ -398,7 +432,9 @@ export class PollBackend {
         prober.release(d.fds[i]);
         d.fds[i] = prober.hold(h, d.keys[i], false);
       }
-      if (storeSig(d.sigs, i, sig) && report) this.#record(joinRel(d.rel, d.names[i]), "changed");
+      if (storeSig(d.sigs, i, sig) && report) {
+        this.#record(joinRel(d.rel, d.names[i]), "changed", prober.ctimeMs(sig, 0));
+      }
     }
     // Known subdirectories: still there, and still the same directory?
     for (const [name, sub] of d.subdirs) {
@@ -434,7 +470,7 @@ export class PollBackend {
         // Symlinks are looked up by name: a descriptor would follow the old target.
         const fd = this.#hold && !link ? prober.hold(h, key, false) : -1;
         d.add(name, key, fd, link, this.#carry?.get(rel) ?? sig);
-        if (report) this.#record(rel, "added");
+        if (report) this.#record(rel, "added", prober.ctimeMs(sig, 0));
       } else if (kind === "dir" && d.only === undefined && !d.subdirs.has(name)) {
         if (filter.ignoredChildDir(d.rel, name)) continue;
         const sub = new PDir(joinAbs(d.abs, name), joinRel(d.rel, name));
@@ -451,7 +487,7 @@ export class PollBackend {
     d.alive = false;
     this.#dirs.delete(d);
     for (let i = 0; i < d.names.length; i++) {
-      if (report) this.#record(joinRel(d.rel, d.names[i]), "removed");
+      if (report) this.#record(joinRel(d.rel, d.names[i]), "removed", Infinity);
       this.#prober.release(d.fds[i]);
       d.fds[i] = -1;
     }

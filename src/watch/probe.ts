@@ -59,6 +59,11 @@ export interface Prober {
   /** The mtime in ms since the epoch from a signature this prober wrote. */
   mtimeMs(sig: Float64Array): number;
   /**
+   * The ctime (last change, always set by the kernel) in ms since the epoch,
+   * from a signature at `offset`; Infinity when this prober cannot tell.
+   */
+  ctimeMs(sigs: ArrayLike<number>, offset: number): number;
+  /**
    * Stat the files of an open directory, each through its held descriptor
    * (`fds[i] >= 0`) or by its key; compare with and update `sigs`
    * (SIG_LEN slots per file). Indexes of files whose signature changed go
@@ -158,6 +163,14 @@ export class StatProber implements Prober {
 
   mtimeMs(sig: Float64Array): number {
     return sig[4];
+  }
+
+  /**
+   * Unknown: `Deno.statSync` gives ctime in whole seconds, far coarser than
+   * a debounce, and mtime can be set into the past (tar, `cp -p`).
+   */
+  ctimeMs(_sigs: ArrayLike<number>, _offset: number): number {
+    return Infinity;
   }
 }
 
@@ -326,6 +339,10 @@ export class StatxProber implements Prober {
 
   mtimeMs(sig: Float64Array): number {
     return sig[4] * 1000 + sig[5] / 1e6;
+  }
+
+  ctimeMs(sigs: ArrayLike<number>, offset: number): number {
+    return sigs[offset + 6] * 1000 + sigs[offset + 7] / 1e6;
   }
 
   scanFiles(
