@@ -167,9 +167,19 @@ export class Hotreload {
   readonly process: Deno.ChildProcess;
   readonly status: Promise<Deno.CommandStatus>;
 
-  constructor(args: string[], readonly cwd: string, env: Record<string, string> = {}) {
-    this.process = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CLI, ...args],
+  /**
+   * `prefix`, if given, is a command that ends by exec'ing its arguments
+   * (so the pid stays hotreload's), e.g. to run it in a user namespace.
+   */
+  constructor(
+    args: string[],
+    readonly cwd: string,
+    env: Record<string, string> = {},
+    prefix: string[] = [],
+  ) {
+    const argv = [...prefix, Deno.execPath(), "run", "-A", CLI, ...args];
+    this.process = new Deno.Command(argv[0], {
+      args: argv.slice(1),
       cwd,
       env: { NO_COLOR: "1", ...env, HOTRELOAD_TEST_TAG: this.tag },
       stdin: "null",
@@ -282,10 +292,11 @@ export async function withHotreload(
   files: Record<string, string>,
   args: (port: number) => string[],
   body: (run: Hotreload, project: { dir: string; port: number }) => Promise<void>,
+  { prefix = [] as string[] } = {},
 ): Promise<void> {
   const dir = await makeProject(files);
   const port = freePort();
-  const run = new Hotreload(args(port), dir);
+  const run = new Hotreload(args(port), dir, {}, prefix);
   try {
     await body(run, { dir, port });
   } finally {

@@ -112,6 +112,57 @@ for (const backend of ["events", "poll"] as const) {
   });
 }
 
+/**
+ * Runs hotreload in a user namespace whose inotify instance limit is 0, so
+ * `Deno.watchFs` really fails (EMFILE) while the host is untouched.
+ */
+const NO_INOTIFY = [
+  "unshare",
+  "-U",
+  "-r",
+  "--",
+  "sh",
+  "-c",
+  'echo 0 > /proc/sys/user/max_inotify_instances && exec "$@"',
+  "sh",
+];
+
+Deno.test("when inotify cannot be used, hotreload polls, says why once, and reloads on a change", () =>
+  withHotreload(
+    { "main.ts": app("v1") },
+    (port) => ["run", "main.ts", "-N", "--port", String(port)],
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      const why = /watching by polling: Deno\.watchFs failed on \S+ \(Too many open files/;
+      assert.equal(run.output.matches(why).length, 1, run.output.text());
+      assert.ok(run.output.has("watching with polling"), run.output.text());
+      await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
+      await run.waitForOutput(/1 file changed: main\.ts: reloading 1 worker\(s\) to generation 2/);
+      await waitForBody(port, "v2");
+      assert.equal(run.output.matches(why).length, 1, "the fallback is logged once");
+    },
+    { prefix: NO_INOTIFY },
+  ));
+
+Deno.test("when inotify cannot be used and --no-poll forbids polling, hotreload refuses in one line", () =>
+  withHotreload(
+    { "main.ts": app("v1") },
+    (port) => ["run", "main.ts", "-N", "--port", String(port), "--no-poll"],
+    async (run, { dir }) => {
+      const status = await run.status;
+      assert.equal(status.code, 2, run.output.text());
+      const lines = run.output.text().trim().split("\n");
+      assert.equal(lines.length, 1, run.output.text());
+      assert.match(
+        lines[0],
+        /^hotreload: cannot watch .* with Deno\.watchFs \(Too many open files .*\) and polling is off \(--no-poll\); raise fs\.inotify\.max_user_watches/,
+      );
+      assert.ok(!run.output.has("ready"), "no worker started");
+      assert.deepEqual([...Deno.readDirSync(`${dir}/.hotreload`)], [], "no runtime files left");
+    },
+    { prefix: NO_INOTIFY },
+  ));
+
 Deno.test("with --check, a type error aborts the reload and `reload` reports it", async () => {
   await withHotreload(
     { "main.ts": app("v1") },
