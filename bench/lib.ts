@@ -1,7 +1,9 @@
 /** Shared pieces of the benchmarks: statistics, tables, processes, namespaces. */
 
-export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-export const CLI = `${ROOT}/cli.ts`;
+import { CLI, freePort, waitFor } from "../tests/helpers.ts";
+import { procStat } from "../src/process/os.ts";
+export { runInNetns } from "../tests/netns.ts";
+export { freePort };
 
 export function median(values: number[]): number {
   return percentile(values, 50);
@@ -21,32 +23,18 @@ export function table(header: string[], rows: (string | number)[][]): string {
   return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
 }
 
-/** Machine and Deno version, for the top of every result. */
+/** Machine, kernel and Deno version, for the top of every result. */
 export function machine(): string {
   const cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? "?";
   const memGiB = Math.round(Deno.systemMemoryInfo().total / 2 ** 30);
-  return `${Deno.build.os} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores (${cpu}), ` +
-    `${memGiB} GiB; Deno ${Deno.version.deno}; ${new Date().toISOString().slice(0, 10)}`;
+  const kernel = Deno.readTextFileSync("/proc/sys/kernel/osrelease").trim();
+  return `${Deno.build.os} ${kernel} ${Deno.build.arch}, ${navigator.hardwareConcurrency} cores ` +
+    `(${cpu}), ${memGiB} GiB; Deno ${Deno.version.deno}; ${new Date().toISOString().slice(0, 10)}`;
 }
 
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (listener.addr as Deno.NetAddr).port;
-  listener.close();
-  return port;
-}
-
-/** Polls until `check` is truthy or the deadline passes (then throws). */
-export async function until<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000) {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch { /* not yet */ }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`benchmark timed out waiting for ${what}`);
+/** `waitFor` polling every 5 ms (latencies are measured with it), 30 s by default. */
+export function until<T>(check: () => T | Promise<T>, what: string, timeoutMs = 30_000) {
+  return waitFor(check, what, timeoutMs, 5);
 }
 
 /** Resident set size of a process in KiB, from /proc. */
@@ -57,27 +45,9 @@ export function rssKiB(pid: number): number {
 
 /** CPU time (user + system) of a process in clock ticks (100 per second here). */
 export function cpuTicks(pid: number): number {
-  const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const fields = procStat(pid);
+  if (fields === undefined) throw new Error(`process ${pid} is gone`);
   return Number(fields[11]) + Number(fields[12]);
-}
-
-/**
- * Runs a Deno script inside a fresh network namespace with loopback up and
- * `net.ipv4.tcp_migrate_req` set to `migrate` (the host's setting is never
- * touched), and returns what it printed as JSON on its last stdout line.
- */
-export async function runInNetns<T>(script: string, args: string[], migrate: 0 | 1): Promise<T> {
-  const command = `ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=${migrate} && ` +
-    `exec "${Deno.execPath()}" run -A "${script}" ${args.map((a) => `'${a}'`).join(" ")}`;
-  const output = await new Deno.Command("unshare", {
-    args: ["-n", "--", "sh", "-c", command],
-    stdout: "piped",
-    stderr: "inherit",
-  }).output();
-  const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
-  if (!output.success) throw new Error(`${script} failed:\n${lines.join("\n")}`);
-  return JSON.parse(lines.at(-1)!) as T;
 }
 
 /** `deno` arguments that run hotreload on `main.ts` with `workers` workers on `port`. */

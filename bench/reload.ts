@@ -35,7 +35,7 @@ export async function benchReload(reloads = 20, clients = 50): Promise<string> {
     const result = await runInNetns<ScenarioResult>(
       SCENARIO,
       [...run.args, "--reloads", String(reloads), "--clients", String(clients)],
-      run.migrate,
+      { migrate: run.migrate },
     );
     const kinds = Object.entries(result.kinds).map(([kind, n]) => `${n}× ${kind.slice(0, 60)}`);
     rows.push([

@@ -24,6 +24,7 @@ import process from "node:process";
 import { createWatcherWith, type WatcherDeps } from "../src/watch/create.ts";
 import type { ChangeBatch, WatchOptions } from "../src/watch/mod.ts";
 import { StatProber } from "../src/watch/probe.ts";
+import { machine, median } from "./lib.ts";
 
 /** One measured variant. */
 export interface WatchBenchRow {
@@ -66,9 +67,8 @@ export interface WatchBenchResult {
   dirs: number;
   idleSeconds: number;
   rows: WatchBenchRow[];
+  /** Machine, kernel, Deno version and date. */
   machine: string;
-  deno: string;
-  date: string;
 }
 
 /** Options of {@linkcode benchWatch}. */
@@ -94,24 +94,6 @@ function cpuMs(): number {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
-function machine(): string {
-  let cpu = "unknown CPU";
-  try {
-    cpu = Deno.readTextFileSync("/proc/cpuinfo").match(/model name\s*:\s*(.*)/)?.[1] ?? cpu;
-  } catch { /* not Linux */ }
-  let kernel: string = Deno.build.os;
-  try {
-    kernel = `Linux ${Deno.readTextFileSync("/proc/sys/kernel/osrelease").trim()}`;
-  } catch { /* not Linux */ }
-  return `${cpu}, ${navigator.hardwareConcurrency} cores, ${kernel}, ${Deno.build.arch}`;
-}
 
 async function buildTree(root: string, files: number, dirs: number): Promise<string[]> {
   const paths: string[] = [];
@@ -289,8 +271,6 @@ export async function benchWatch(opts: WatchBenchOptions = {}): Promise<WatchBen
       idleSeconds,
       rows,
       machine: machine(),
-      deno: Deno.version.deno,
-      date: new Date().toISOString().slice(0, 10),
     };
   } finally {
     await Deno.remove(root, { recursive: true }).catch(() => {});
@@ -311,7 +291,7 @@ export function formatWatchBench(r: WatchBenchResult): string {
     `${r.files.toLocaleString("en")} files in ${r.dirs.toLocaleString("en")} folders; ` +
     `idle CPU of this process (getrusage) over ${r.idleSeconds} s windows, poll rows after ` +
     `${WARMUP_ROUNDS} warm-up rounds, median of their windows (range); ` +
-    `${r.machine}; Deno ${r.deno}; ${r.date}.`,
+    `${r.machine}.`,
     "",
     "| variant | interval | set-up | idle CPU, % of one core | × anchor | CPU per round | files via held fd | latency − debounce, median / max | seen by the next round |",
     "| --- | --: | --: | --: | --: | --: | --: | --: | --: |",

@@ -8,6 +8,7 @@
  * re-parented after its supervisor died.
  */
 import assert from "node:assert/strict";
+import { pidRunning } from "../src/process/os.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const CLI = `${ROOT}/cli.ts`;
@@ -107,10 +108,8 @@ export function taggedPids(tag: string): number[] {
     if (!/^\d+$/.test(entry.name)) continue;
     try {
       const environ = Deno.readTextFileSync(`/proc/${entry.name}/environ`);
-      if (environ.includes(`HOTRELOAD_TEST_TAG=${tag}\0`)) {
-        const stat = Deno.readTextFileSync(`/proc/${entry.name}/stat`);
-        if (stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z") pids.push(Number(entry.name));
-      }
+      const pid = Number(entry.name);
+      if (environ.includes(`HOTRELOAD_TEST_TAG=${tag}\0`) && pidRunning(pid)) pids.push(pid);
     } catch { /* gone, or not ours to read */ }
   }
   return pids;

@@ -1,25 +1,36 @@
 /**
- * Runs a test scenario in its own network namespace, where the test may set
- * `net.ipv4.tcp_migrate_req=1` (the setting hotreload documents for zero
+ * Runs a Deno script in its own network namespace, where it may set
+ * `net.ipv4.tcp_migrate_req` (the setting hotreload documents for zero
  * dropped connections) without touching the host. Needs root, as the test
- * machines and CI have. The scenario prints its result as JSON on its last line.
+ * machines and CI have. The script prints its result as JSON on its last
+ * stdout line. The benchmarks use it too.
  */
 const SCENARIOS = new URL("./scenarios/", import.meta.url).pathname;
 
-export async function runScenario<T>(name: string, args: Record<string, unknown>): Promise<T> {
-  const script = `${SCENARIOS}${name}.ts`;
-  const shell = `ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=1 && ` +
-    `exec "${Deno.execPath()}" run -A "${script}" '${JSON.stringify(args)}'`;
+/** Runs `script` with `args` in a fresh netns (loopback up, tcp_migrate_req = `migrate`). */
+export async function runInNetns<T>(
+  script: string,
+  args: string[],
+  { migrate = 1, timeoutMs }: { migrate?: 0 | 1; timeoutMs?: number } = {},
+): Promise<T> {
+  const quoted = args.map((arg) => `'${arg.replaceAll("'", `'\\''`)}'`).join(" ");
+  const shell = `ip link set lo up && sysctl -qw net.ipv4.tcp_migrate_req=${migrate} && ` +
+    `exec "${Deno.execPath()}" run -A "${script}" ${quoted}`;
   const output = await new Deno.Command("unshare", {
     args: ["-n", "--", "sh", "-c", shell],
     env: { NO_COLOR: "1" },
     stdin: "null",
-    signal: AbortSignal.timeout(120_000),
+    signal: timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs),
   }).output();
   const stdout = new TextDecoder().decode(output.stdout).trim();
   const stderr = new TextDecoder().decode(output.stderr);
   if (!output.success) {
-    throw new Error(`scenario ${name} failed (exit ${output.code}):\n${stdout}\n${stderr}`);
+    throw new Error(`${script} failed (exit ${output.code}):\n${stdout}\n${stderr}`);
   }
   return JSON.parse(stdout.split("\n").at(-1)!) as T;
+}
+
+/** Runs tests/scenarios/<name>.ts in a netns with tcp_migrate_req=1; `args` go as one JSON argument. */
+export function runScenario<T>(name: string, args: Record<string, unknown>): Promise<T> {
+  return runInNetns<T>(`${SCENARIOS}${name}.ts`, [JSON.stringify(args)], { timeoutMs: 120_000 });
 }

@@ -9,7 +9,8 @@ import {
   settingsFromUrl,
   settingsToQuery,
 } from "../src/runtime/protocol.ts";
-import { forEachLine, LineTail } from "../src/process/lines.ts";
+import { LineTail } from "../src/process/lines.ts";
+import { forEachLine } from "../src/runtime/lines.ts";
 import { describeChanges, Rollout } from "../src/supervisor/rollout.ts";
 import { checkArguments } from "../src/supervisor/type_check.ts";
 import { lastWords } from "../src/supervisor/describe.ts";

@@ -7,7 +7,7 @@ import { parseArgs } from "node:util";
 import { denoFlagArity } from "./deno_flags.ts";
 import { UsageError } from "./errors.ts";
 import { findRunOption, RUN_OPTIONS } from "./run_options.ts";
-import { loadConfig, type ProcessConfig } from "../config/mod.ts";
+import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
 
 /** What `hotreload run` was asked to do, validated. */
 export interface RunConfig {
@@ -33,7 +33,7 @@ export interface RunConfig {
   help: boolean;
 }
 
-/** File watching settings (flags only for now). */
+/** File watching settings (flags over the config file). */
 export interface WatchConfig {
   paths: string[];
   extensions?: string[];
@@ -143,8 +143,6 @@ function checkEntry(entry: string | undefined, cwd: string, what = "entry"): str
   return entry;
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-
 /** `--process queue=processes/queue.ts`: one instance, restarted always, reloaded with the code. */
 function parseProcessFlags(values: string[] | undefined, cwd: string): ProcessConfig[] {
   const processes: ProcessConfig[] = [];
@@ -162,15 +160,7 @@ function parseProcessFlags(values: string[] | undefined, cwd: string): ProcessCo
       );
     }
     const entry = checkEntry(value.slice(at + 1), cwd, `--process ${name}:`);
-    processes.push({
-      name,
-      entry,
-      count: 1,
-      args: {},
-      restart: "always",
-      reload: true,
-      grace: 5000,
-    });
+    processes.push({ name, entry, ...processDefaults() });
   }
   return processes;
 }

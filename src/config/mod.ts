@@ -95,8 +95,10 @@ export interface LoadedConfig {
 }
 
 const KEY = "hotreload";
-const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
-const NAME_RULE = 'letters, digits, ".", "_" or "-", starting with a letter or digit';
+/** What an instance or process name may be made of (it names files and log lines). */
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+/** {@link NAME} in words, for error messages. */
+export const NAME_RULE = 'letters, digits, ".", "_" or "-", starting with a letter or digit';
 const URL_ENTRY = /^(https?|jsr|npm):/;
 
 /**
@@ -226,7 +228,10 @@ const TOP: Record<keyof FileConfig, Check> = {
   deno: (v, x, p) => v.text(x, p, "the path of a deno executable"),
 };
 
-const PROCESS_DEFAULTS = { count: 1, args: {}, restart: "always", reload: true, grace: 5000 };
+/** A custom process's settings when neither the file nor `--process` gives them. */
+export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permissions"> {
+  return { count: 1, args: {}, restart: "always", reload: true, grace: 5000 };
+}
 
 const PROCESS: Record<keyof ProcessConfig, Check> = {
   name: (v, x, p) => v.name(x, p),
@@ -362,7 +367,7 @@ class Validator {
     const seen = new Set<string>();
     return this.list(x, path, "an array of process objects", (item, at) => {
       if (!isObject(item)) this.fail(at, 'an object with "name" and "entry"', item);
-      const process: Record<string, unknown> = { ...PROCESS_DEFAULTS };
+      const process: Record<string, unknown> = processDefaults();
       for (const [name, value] of Object.entries(item)) {
         if (!Object.hasOwn(PROCESS, name)) this.unknownKey(name, at, Object.keys(PROCESS));
         process[name] = PROCESS[name as keyof ProcessConfig](this, value, `${at}.${name}`);

@@ -20,6 +20,20 @@ export async function askInstance(
   return { instance, reply };
 }
 
+/**
+ * Asks the instance something only its control socket can answer (no signal
+ * does the same): returns the successful reply, or throws the CLI error.
+ */
+export async function askOverSocket(
+  name: string | undefined,
+  request: ControlRequest,
+): Promise<ControlReply & { ok: true }> {
+  const { instance, reply } = await askInstance(name, request);
+  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
+  failOn(reply);
+  return reply;
+}
+
 /** Turns a failed reply into the CLI error it stands for. */
 export function failOn(reply: ControlReply): asserts reply is ControlReply & { ok: true } {
   if (!reply.ok) throw new CliError(reply.error, reply.code ?? 1);

@@ -11,14 +11,14 @@ export function selectInstance(cwd: string, name?: string): InstanceRecord {
   for (const stale of found.filter((instance) => instance.state === "stale")) {
     removeInstanceFiles(stale.dir);
     console.error(
-      `hotreload: removed the stale pid file of "${stale.name}" (pid ${stale.record?.pid} is gone)`,
+      `hotreload: removed the stale pid file of "${stale.name}" (pid ${stale.record.pid} is gone)`,
     );
   }
   const running = found.filter((instance) => instance.state === "running");
   if (name !== undefined) {
     const match = running.find((instance) => instance.name === name);
     if (!match) throw new NotRunningError(`no instance named "${name}" is running in ${cwd}`);
-    return match.record!;
+    return match.record;
   }
   if (running.length === 0) {
     throw new NotRunningError(
@@ -29,5 +29,5 @@ export function selectInstance(cwd: string, name?: string): InstanceRecord {
     const names = running.map((instance) => instance.name).join(", ");
     throw new UsageError(`several instances are running here (${names}); choose one with --name`);
   }
-  return running[0].record!;
+  return running[0].record;
 }

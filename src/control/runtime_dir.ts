@@ -25,7 +25,7 @@ export interface InstanceRecord {
 export interface FoundInstance {
   name: string;
   dir: string;
-  record?: InstanceRecord;
+  record: InstanceRecord;
   state: "running" | "stale";
 }
 

@@ -7,7 +7,8 @@
  */
 import { type ChildMessage, decodeFrame, type SupervisorMessage } from "../runtime/protocol.ts";
 import { relayLine, type StreamName } from "../log/relay.ts";
-import { forEachLine, LineTail } from "./lines.ts";
+import { forEachLine } from "../runtime/lines.ts";
+import { LineTail } from "./lines.ts";
 import { signalGroup, signalProcess } from "./os.ts";
 
 /** Lifecycle state of a child. */

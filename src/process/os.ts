@@ -3,14 +3,19 @@
  * mistaken for ours) and process-group signalling.
  */
 
-/** True when a process with this pid exists (zombies included). */
-export function pidExists(pid: number): boolean {
+/**
+ * The fields of /proc/<pid>/stat from the third (the state) on, so field N of
+ * proc(5) is at index N - 3; undefined when the process is gone.
+ */
+export function procStat(pid: number): string[] | undefined {
+  let stat: string;
   try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   } catch {
-    return false;
+    return undefined;
   }
+  // The command name (field 2) may contain spaces and parentheses: skip past its last ')'.
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
 }
 
 /**
@@ -19,24 +24,14 @@ export function pidExists(pid: number): boolean {
  * identifies one process for its whole life.
  */
 export function processStartTime(pid: number): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // The command name (field 2) may contain spaces and parentheses: skip past its last ')'.
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return Number(fields[19]);
-  } catch {
-    return undefined;
-  }
+  const fields = procStat(pid);
+  return fields === undefined ? undefined : Number(fields[19]);
 }
 
 /** True when the pid is alive and is not a zombie waiting to be reaped. */
 export function pidRunning(pid: number): boolean {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
-  } catch {
-    return false;
-  }
+  const state = procStat(pid)?.[0];
+  return state !== undefined && state !== "Z";
 }
 
 /** Sends a signal to a whole process group; a group that is already gone is fine. */

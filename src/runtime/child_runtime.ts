@@ -4,6 +4,7 @@
  * reading its messages, running shutdown hooks, and leaving no grandchild
  * behind. Dependency-free: it runs with the user's permissions and deno.json.
  */
+import { forEachLine } from "./lines.ts";
 import { type ChildMessage, encodeFrame, type SupervisorMessage } from "./protocol.ts";
 
 const encoder = new TextEncoder();
@@ -37,19 +38,17 @@ export async function readSupervisorMessages(
   onMessage: (message: SupervisorMessage) => void,
   onEnd: () => void,
 ): Promise<void> {
-  const decoder = new TextDecoder();
-  let pending = "";
-  try {
-    for await (const chunk of Deno.stdin.readable) {
-      pending += decoder.decode(chunk, { stream: true });
-      let newline: number;
-      while ((newline = pending.indexOf("\n")) !== -1) {
-        const line = pending.slice(0, newline);
-        pending = pending.slice(newline + 1);
-        if (line.trim() !== "") onMessage(JSON.parse(line) as SupervisorMessage);
-      }
+  // A broken pipe ends the stream like EOF; a line cut short (the supervisor
+  // died mid-write) is not a message.
+  await forEachLine(Deno.stdin.readable, (line) => {
+    let message: SupervisorMessage;
+    try {
+      message = JSON.parse(line);
+    } catch {
+      return;
     }
-  } catch { /* stdin closed under us: same as EOF */ }
+    onMessage(message);
+  });
   onEnd();
 }
 

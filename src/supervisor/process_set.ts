@@ -91,11 +91,10 @@ export class ProcessSet {
 
   enforceDeadlines(now: number): void {
     for (const child of this.children()) {
-      const slot = this.#slotOf(child);
       if (child.state === "starting" && child.uptimeMs(now) >= STARTED_AFTER_MS) {
         this.onReady(child);
       }
-      const grace = slot?.config.grace ?? 5000;
+      const grace = this.#graceOf(child);
       if (
         child.state === "draining" && child.drainStartedAt !== undefined &&
         now - child.drainStartedAt >= grace
@@ -200,8 +199,9 @@ export class ProcessSet {
     const deadlines: number[] = [];
     for (const child of this.children()) {
       if (child.state === "starting") deadlines.push(child.startedAt + STARTED_AFTER_MS);
-      const grace = this.#slotOf(child)?.config.grace ?? 5000;
-      if (child.state === "draining") deadlines.push((child.drainStartedAt ?? now) + grace);
+      if (child.state === "draining") {
+        deadlines.push((child.drainStartedAt ?? now) + this.#graceOf(child));
+      }
     }
     for (const slot of this.#slots) {
       if (!slot.current && !slot.down && slot.retryAt > now) deadlines.push(slot.retryAt);
@@ -297,5 +297,10 @@ export class ProcessSet {
 
   #slotOf(child: ManagedChild): ProcessSlot | undefined {
     return this.#slots.find((slot) => slot.label === child.spec.id);
+  }
+
+  /** How long a stopping instance may take (every child comes from a slot). */
+  #graceOf(child: ManagedChild): number {
+    return this.#slotOf(child)!.config.grace;
   }
 }

@@ -6,7 +6,13 @@
  * the instance's runtime directory first.
  */
 const SOURCE = new URL("../runtime/", import.meta.url);
-const FILES = ["protocol.ts", "child_runtime.ts", "worker_preload.ts", "process_preload.ts"];
+const FILES = [
+  "protocol.ts",
+  "lines.ts",
+  "child_runtime.ts",
+  "worker_preload.ts",
+  "process_preload.ts",
+];
 
 /** The runtime modules' directory, as a URL ending in "/". */
 export function runtimeBase(instanceDir: string): string {

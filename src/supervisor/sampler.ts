@@ -4,6 +4,7 @@
  * child (or over its whole life for the first one).
  */
 import type { ManagedChild } from "../process/child.ts";
+import { procStat } from "../process/os.ts";
 
 /** What one sample says about a child. */
 export interface ChildUsage {
@@ -21,17 +22,13 @@ interface Previous {
 }
 
 function readProc(pid: number): { rssBytes: number; ticks: number } | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    // Fields 14/15 (utime, stime) and 24 (rss, in pages), counted from 1.
-    return {
-      ticks: Number(fields[11]) + Number(fields[12]),
-      rssBytes: Number(fields[21]) * PAGE_BYTES,
-    };
-  } catch {
-    return undefined;
-  }
+  const fields = procStat(pid);
+  if (fields === undefined) return undefined;
+  // Fields 14/15 (utime, stime) and 24 (rss, in pages), counted from 1.
+  return {
+    ticks: Number(fields[11]) + Number(fields[12]),
+    rssBytes: Number(fields[21]) * PAGE_BYTES,
+  };
 }
 
 export class UsageSampler {

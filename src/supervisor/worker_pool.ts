@@ -239,14 +239,6 @@ export class WorkerPool {
     for (const child of this.#retiring) child.kill();
   }
 
-  /** Replaces one worker through the rolling mechanism (recycling). */
-  recycle(child: ManagedChild, generation: number): boolean {
-    const slot = this.#slotOf(child);
-    if (!slot || slot.current !== child || slot.replacement) return false;
-    slot.replacement = this.#spawn(slot, generation);
-    return slot.replacement !== undefined;
-  }
-
   /** The nearest time something has to happen, or Infinity. */
   nextDeadline(now: number): number {
     const deadlines: number[] = [];

@@ -1,7 +1,6 @@
 /** `hotreload restart <name>`: warm restart of a custom process, one instance at a time. */
-import { askInstance, failOn } from "../../control/client.ts";
+import { askOverSocket } from "../../control/client.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError } from "../errors.ts";
 import { RESTART_HELP } from "../help.ts";
 
 export async function restartCommand(argv: string[]): Promise<number> {
@@ -10,12 +9,10 @@ export async function restartCommand(argv: string[]): Promise<number> {
     console.log(RESTART_HELP);
     return 0;
   }
-  const { instance, reply } = await askInstance(values.name, {
+  const reply = await askOverSocket(values.name, {
     cmd: "restart",
     name: positionals[0],
   });
-  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
-  failOn(reply);
   console.error(`hotreload: ${reply.message}`);
   return 0;
 }

@@ -1,7 +1,7 @@
 /** `hotreload scale <n>`: more or fewer workers; new ones join ready-gated, removed ones drain. */
-import { askInstance, failOn } from "../../control/client.ts";
+import { askOverSocket } from "../../control/client.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { SCALE_HELP } from "../help.ts";
 
 export async function scaleCommand(argv: string[]): Promise<number> {
@@ -14,12 +14,10 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1024) {
     throw new UsageError(`scale needs a whole number of workers from 1 to 1024 (got "${raw}")`);
   }
-  const { instance, reply } = await askInstance(values.name, {
+  const reply = await askOverSocket(values.name, {
     cmd: "scale",
     workers: Number(raw),
   });
-  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
-  failOn(reply);
   console.error(`hotreload: ${reply.message}`);
   return 0;
 }

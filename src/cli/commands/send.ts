@@ -1,7 +1,7 @@
 /** `hotreload send <name> '<json>'`: a message to every instance of a custom process. */
-import { askInstance, failOn } from "../../control/client.ts";
+import { askOverSocket } from "../../control/client.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
 import { SEND_HELP } from "../help.ts";
 
 export async function sendCommand(argv: string[]): Promise<number> {
@@ -17,13 +17,11 @@ export async function sendCommand(argv: string[]): Promise<number> {
   } catch {
     throw new UsageError(`the message must be JSON, e.g. '{"job":42}' (got ${json})`);
   }
-  const { instance, reply } = await askInstance(values.name, {
+  const reply = await askOverSocket(values.name, {
     cmd: "send",
     name: process,
     message,
   });
-  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
-  failOn(reply);
   console.error(`hotreload: ${reply.message}`);
   return 0;
 }

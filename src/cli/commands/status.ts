@@ -1,8 +1,7 @@
 /** `hotreload status`: what runs, as a table (100 columns at most) or as stable JSON. */
-import { askInstance, failOn } from "../../control/client.ts";
+import { askOverSocket } from "../../control/client.ts";
 import type { StatusRow } from "../../supervisor/worker_pool.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError } from "../errors.ts";
 import { STATUS_HELP } from "../help.ts";
 
 /** The JSON `hotreload status --json` prints (documented in the README). */
@@ -30,9 +29,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     console.log(STATUS_HELP);
     return 0;
   }
-  const { instance, reply } = await askInstance(values.name, { cmd: "status" });
-  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
-  failOn(reply);
+  const reply = await askOverSocket(values.name, { cmd: "status" });
   const report = reply.status as StatusReport;
   console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return 0;

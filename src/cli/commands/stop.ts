@@ -25,7 +25,7 @@ export async function stopCommand(argv: string[]): Promise<number> {
   else signalProcess(instance.pid, values.fast ? "SIGQUIT" : "SIGTERM");
   const timeoutMs = values.timeout !== undefined
     ? Number(values.timeout)
-    : (instance.graceMs ?? 5000) * 2 + 10_000;
+    : instance.graceMs * 2 + 10_000;
   const deadline = Date.now() + timeoutMs;
   while (isLive(instance)) {
     if (Date.now() > deadline) {
