@@ -7,6 +7,7 @@ import {
   freePort,
   Hotreload,
   makeProject,
+  MOD_URL,
   runCli,
   serveArgs,
   taggedPids,
@@ -129,6 +130,7 @@ Deno.test("scale rejects a bad count", async () => {
         assert.equal(result.code, 2);
         assert.match(result.stderr, /scale needs a whole number of workers from 1 to 1024/);
       }
+      assert.equal((await status(dir)).supervisor.workers, 1, "nothing changed");
     },
   );
 });
@@ -224,9 +226,8 @@ Deno.test("a config file's processes run, and restart: never stays down", async 
   const port = freePort();
   const dir = await makeProject({
     "main.ts": APP,
-    "once.ts": `console.log("once ran", JSON.stringify((await import("${
-      new URL("../mod.ts", import.meta.url).href
-    }")).processInfo()?.args));\n`,
+    "once.ts": `console.log("once ran", JSON.stringify((await import("${MOD_URL}"))` +
+      `.processInfo()?.args));\n`,
     "hotreload.json": JSON.stringify({
       port,
       watch: false,
@@ -242,11 +243,17 @@ Deno.test("a config file's processes run, and restart: never stays down", async 
     assert.ok(run.output.has(/\[once#0 \d+\] once ran \{"k":1\}/), run.output.text());
     const rows = (await status(dir)).children.filter((c) => c.role === "process");
     assert.deepEqual(rows.map((c) => [c.id, c.state, c.pid]), [["once#0", "stopped", null]]);
+    // Stays down: still so after a workers-only reload, which outlasts any
+    // restart backoff (it drains the old worker for 250 ms first).
+    const reload = await runCli(["reload", "--workers"], dir);
+    assert.equal(reload.code, 0, reload.stderr);
     assert.equal(
       run.output.matches(/\[once#0 \d+\] once ran/).length,
       1,
       "it ran once, stays down",
     );
+    const after = (await status(dir)).children.filter((c) => c.role === "process");
+    assert.deepEqual(after.map((c) => [c.id, c.state, c.pid]), [["once#0", "stopped", null]]);
   } finally {
     await run.cleanup();
     await Deno.remove(dir, { recursive: true });
@@ -301,9 +308,21 @@ Deno.test("after a SIGKILL the stale pid file and socket are replaced; a live in
     );
     await second.waitForReady(1);
     assert.equal((await status(dir)).supervisor.pid, second.pid);
+    // A live instance is never clobbered: another start under its name is refused.
+    const third = await runCli(
+      serveArgs(freePort()),
+      dir,
+      { HOTRELOAD_TEST_TAG: second.tag }, // anything it wrongly started dies with `second`
+    );
+    assert.equal(third.code, 1, third.stderr);
+    assert.match(third.stderr, /an instance named "main" is already running here/);
+    assert.equal((await status(dir)).supervisor.pid, second.pid);
   } finally {
-    await first.cleanup();
-    await second?.cleanup();
-    await Deno.remove(dir, { recursive: true });
+    try {
+      await first.cleanup();
+    } finally {
+      await second?.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
   }
 });

@@ -38,6 +38,8 @@ Deno.test("every option of every command's --help appears in the README", async 
 Deno.test("help lines fit 100 columns", async () => {
   for (const args of [["--help"], ["run", "--help"], ["status", "--help"]]) {
     const help = await runCli(args, ROOT);
+    assert.equal(help.code, 0, help.stderr);
+    assert.ok(help.stdout.split("\n").length > 3, `${args.join(" ")} prints a help text`);
     for (const line of help.stdout.split("\n")) {
       assert.ok(line.length <= 100, `"${line}" is ${line.length} columns`);
     }
