@@ -2,7 +2,15 @@
  * Bad input: one clear line on stderr, a non-zero exit, and nothing started.
  */
 import assert from "node:assert/strict";
-import { freePort, Hotreload, makeProject, runCli, serveArgs, taggedPids } from "./helpers.ts";
+import {
+  freePort,
+  Hotreload,
+  killTagged,
+  makeProject,
+  runCli,
+  serveArgs,
+  taggedPids,
+} from "./helpers.ts";
 
 const APP = `Deno.serve((_req) => new Response("ok"));\n`;
 
@@ -13,8 +21,8 @@ async function refused(
   files: Record<string, string> = { "main.ts": APP },
 ): Promise<void> {
   const dir = await makeProject(files);
+  const tag = crypto.randomUUID();
   try {
-    const tag = crypto.randomUUID();
     const result = await runCli(args, dir, { ...env, HOTRELOAD_TEST_TAG: tag });
     assert.notEqual(result.code, 0, `${args.join(" ")} should fail`);
     const lines = result.stderr.trim().split("\n");
@@ -27,6 +35,7 @@ async function refused(
       "no pid file left",
     );
   } finally {
+    killTagged(tag); // only if it wrongly started something
     await Deno.remove(dir, { recursive: true });
   }
 }
@@ -86,14 +95,10 @@ Deno.test("a second instance with the same name in the same directory", async ()
   const dir = await makeProject({ "main.ts": APP });
   const port = freePort();
   const first = new Hotreload(serveArgs(port), dir);
+  const tag = crypto.randomUUID();
   try {
     await first.waitForReady(1);
-    const tag = crypto.randomUUID();
-    const second = await runCli(
-      ["run", "main.ts", "-N", "--port", String(freePort()), "--no-watch"],
-      dir,
-      { HOTRELOAD_TEST_TAG: tag },
-    );
+    const second = await runCli(serveArgs(freePort()), dir, { HOTRELOAD_TEST_TAG: tag });
     assert.notEqual(second.code, 0);
     assert.match(
       second.stderr.trim(),
@@ -105,6 +110,7 @@ Deno.test("a second instance with the same name in the same directory", async ()
     const record = JSON.parse(await Deno.readTextFile(`${dir}/.hotreload/main/instance.json`));
     assert.equal(record.pid, first.pid);
   } finally {
+    killTagged(tag); // only if the second start wrongly started something
     await first.cleanup();
     await Deno.remove(dir, { recursive: true });
   }

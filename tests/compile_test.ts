@@ -4,7 +4,16 @@
  * with it. Where it cannot, the test is ignored and says why.
  */
 import assert from "node:assert/strict";
-import { freePort, makeProject, ROOT, serveArgs, taggedPids, waitFor } from "./helpers.ts";
+import {
+  freePort,
+  killTagged,
+  makeProject,
+  ROOT,
+  serveArgs,
+  taggedPids,
+  waitFor,
+} from "./helpers.ts";
+import { waitForBody } from "./load.ts";
 
 const build = await new Deno.Command(Deno.execPath(), {
   args: ["task", "compile"],
@@ -44,6 +53,10 @@ Deno.test({
         );
         return pids.size === 2;
       }, "2 workers answering");
+      // The runtime files the binary wrote out serve the next generation too.
+      await Deno.writeTextFile(`${dir}/main.ts`, `Deno.serve(() => new Response("v2"));\n`);
+      binary.kill("SIGHUP");
+      await waitForBody(port, "v2");
       binary.kill("SIGTERM");
       assert.equal((await binary.status).code, 0);
       await waitFor(() => taggedPids(tag).length === 0, "nothing left");
@@ -52,6 +65,7 @@ Deno.test({
         binary.kill("SIGKILL");
       } catch { /* exited */ }
       await binary.status;
+      killTagged(tag);
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -101,6 +101,15 @@ function dechunk(body: string): string {
   return out;
 }
 
+/** SIGKILLs every process whose environment carries `tag` (the cleanup of last resort). */
+export function killTagged(tag: string): void {
+  for (const pid of taggedPids(tag)) {
+    try {
+      Deno.kill(pid, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
 /** Pids of every process whose environment carries `tag`. */
 export function taggedPids(tag: string): number[] {
   const pids: number[] = [];
@@ -251,11 +260,7 @@ export class Hotreload {
         10_000,
       );
     } finally {
-      for (const pid of taggedPids(this.tag)) {
-        try {
-          Deno.kill(pid, "SIGKILL");
-        } catch { /* gone */ }
-      }
+      killTagged(this.tag);
     }
     assert.ok(exited, `hotreload did not exit within 15 s of SIGTERM\n${this.output.text()}`);
   }

@@ -4,7 +4,15 @@
  * stop, `restart` and `send` commands.
  */
 import assert from "node:assert/strict";
-import { freePort, Hotreload, makeProject, MOD_URL, runCli, waitFor } from "./helpers.ts";
+import {
+  freePort,
+  Hotreload,
+  makeProject,
+  MOD_URL,
+  runCli,
+  serveArgs,
+  waitFor,
+} from "./helpers.ts";
 
 const APP = `Deno.serve((_req) => new Response("ok"));\n`;
 
@@ -26,10 +34,7 @@ export default defineProcess({
 `;
 
 function start(dir: string, extra: string[]): Hotreload {
-  return new Hotreload(
-    ["run", "main.ts", "-N", "--port", String(freePort()), "--no-watch", ...extra],
-    dir,
-  );
+  return new Hotreload(serveArgs(freePort(), ...extra), dir);
 }
 
 Deno.test("a custom process ticks beside the workers, gets messages, runs onShutdown on stop", async () => {
@@ -106,27 +111,49 @@ Deno.test("SIGTERM to a custom process's pid: onShutdown runs, it starts again w
 });
 
 Deno.test("restart <name> restarts every instance; reload restarts processes after the workers", async () => {
-  const dir = await makeProject({ "main.ts": APP, "ticker.ts": ticker("v1") });
-  const run = start(dir, ["--process", "ticker=ticker.ts"]);
+  const dir = await makeProject({
+    "main.ts": APP,
+    "ticker.ts": ticker("v1"),
+    "hotreload.json": JSON.stringify({
+      processes: [{ name: "ticker", entry: "ticker.ts", count: 2 }],
+    }),
+  });
+  const run = start(dir, []);
+  const bothTick = async (version: string) => {
+    await run.waitForOutput(new RegExp(`\\[ticker#0 \\d+\\] tick ${version}`));
+    await run.waitForOutput(new RegExp(`\\[ticker#1 \\d+\\] tick ${version}`));
+  };
   try {
-    await run.waitForOutput(/\[ticker#0 \d+\] tick v1/);
+    await bothTick("v1");
     await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v2"));
     const restarted = await runCli(["restart", "ticker"], dir);
     assert.equal(restarted.code, 0, restarted.stderr);
-    await run.waitForOutput(/\[ticker#0 \d+\] tick v2/);
+    assert.match(restarted.stderr, /restarting 2 instance\(s\) of "ticker", one at a time/);
+    await bothTick("v2");
     assert.equal((await runCli(["restart", "nope"], dir)).code, 3);
 
     await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v3"));
     const reloaded = await runCli(["reload"], dir);
     assert.equal(reloaded.code, 0, reloaded.stderr);
-    assert.match(reloaded.stderr, /reloaded 1 worker and 1 process in \d+ ms \(generation 2/);
-    await run.waitForOutput(/\[ticker#0 \d+\] tick v3/);
+    assert.match(reloaded.stderr, /reloaded 1 worker and 2 processes in \d+ ms \(generation 2/);
+    await bothTick("v3");
+    // After the workers: the reload's new worker was ready before the first
+    // instance was stopped for v3 (both lines come from the supervisor's log).
+    const lines = run.output.lines;
+    const ready = lines.flatMap((line, i) => /worker 0 ready \(pid/.test(line) ? [i] : []);
+    const stopped = lines.flatMap((line, i) =>
+      /ticker#\d \(pid \d+\) stopped; starting it again/.test(line) ? [i] : []
+    );
+    assert.equal(ready.length, 2, "the first start and the reload's replacement");
+    // Stops 1-2 were `restart ticker`; 3-4 the reload's.
+    assert.equal(stopped.length, 4, run.output.text());
+    assert.ok(ready[1] < stopped[2], run.output.text());
 
     await Deno.writeTextFile(`${dir}/ticker.ts`, ticker("v4"));
     const onlyProcesses = await runCli(["reload", "--processes"], dir);
     assert.equal(onlyProcesses.code, 0, onlyProcesses.stderr);
-    assert.match(onlyProcesses.stderr, /reloaded 1 process in/);
-    await run.waitForOutput(/\[ticker#0 \d+\] tick v4/);
+    assert.match(onlyProcesses.stderr, /reloaded 2 processes in/);
+    await bothTick("v4");
   } finally {
     await run.cleanup();
     await Deno.remove(dir, { recursive: true });

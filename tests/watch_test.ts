@@ -706,6 +706,7 @@ Deno.test("poll keeps descriptors on a local disk, none on a network mount, and 
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
   const p = StatxProber.load()!;
   const before = p.held;
+  const opened: InternalWatcher[] = [];
   try {
     for (let d = 0; d < 3; d++) {
       Deno.mkdirSync(`${dir}/d${d}`);
@@ -716,21 +717,25 @@ Deno.test("poll keeps descriptors on a local disk, none on a network mount, and 
       mounts: `/dev/vda / ext4 rw 0 0\nsrv:/x ${dir} nfs4 rw 0 0\n`,
       osRelease: "6.1.0",
     });
-    const w1 = await createWatcherWith({ root: dir, poll: { mode: "force" }, onBatch: () => {} }, {
-      systemInfo: local,
-    });
+    const open = async (systemInfo: typeof local) => {
+      const w = await createWatcherWith(
+        { root: dir, poll: { mode: "force" }, onBatch: () => {} },
+        { systemInfo },
+      );
+      opened.push(w);
+      return w;
+    };
+    const w1 = await open(local);
     const { rounds: _r1, ...table1 } = w1.pollStats!();
     assert.deepEqual(table1, { files: 12, dirs: 4, heldFiles: 12, heldDirs: 3 });
     assert.equal(p.held, before + 15);
     await w1.close();
     assert.equal(p.held, before);
-    const w2 = await createWatcherWith({ root: dir, poll: { mode: "force" }, onBatch: () => {} }, {
-      systemInfo: nfs,
-    });
+    const w2 = await open(nfs);
     const { rounds: _r2, ...table2 } = w2.pollStats!();
     assert.deepEqual(table2, { files: 12, dirs: 4, heldFiles: 0, heldDirs: 0 });
-    await w2.close();
   } finally {
+    for (const w of opened) await w.close(); // close() is idempotent
     await Deno.remove(dir, { recursive: true });
   }
 });
