@@ -314,3 +314,24 @@ Deno.test("after a SIGKILL the stale pid file and socket are replaced", async ()
     }
   }
 });
+
+Deno.test("without its control socket, stop and reload fall back to signals; reload --workers refuses", async () => {
+  await withHotreload({ "main.ts": APP }, (port) => serveArgs(port), async (run, { dir }) => {
+    await run.waitForReady(1);
+    Deno.removeSync(`${dir}/.hotreload/main/control.sock`);
+    const workersOnly = await runCli(["reload", "--workers"], dir);
+    assert.equal(workersOnly.code, 1, workersOnly.stderr);
+    assert.match(
+      workersOnly.stderr,
+      /^hotreload: "main" does not answer on its control socket, which "reload --workers" needs/,
+    );
+    assert.ok(!run.output.has("reloading"), "no signal was sent for it");
+    const reload = await runCli(["reload"], dir);
+    assert.equal(reload.code, 0, reload.stderr);
+    assert.match(reload.stderr, /sent SIGHUP to "main" \(pid \d+\)/);
+    await run.waitForOutput(/reloaded 1 worker in \d+ ms \(generation 2; SIGHUP\)/);
+    const stop = await runCli(["stop"], dir);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await run.status).code, 0);
+  });
+});

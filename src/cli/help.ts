@@ -105,8 +105,8 @@ export const RESTART_HELP = `Usage: hotreload restart <process> [--name <name>]
 
 Warm restart of every instance of a custom process, one at a time: each stops
 gracefully (its onShutdown runs) and starts again with the current code.
-SIGTERM to one instance's pid restarts just that one. Exits 3 when no such
-process runs.
+SIGTERM to one instance's pid restarts just that one. Exits 3 when no custom
+process has that name.
 
 Options:
       --name <name>        the instance (of hotreload) to act on

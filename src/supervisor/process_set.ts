@@ -132,15 +132,18 @@ export class ProcessSet {
     }
   }
 
-  /** Queues a warm restart of every instance of the processes `which` selects. */
+  /**
+   * Queues a warm restart of every instance of the processes `which` selects
+   * (one already queued stays queued once); returns how many were selected.
+   */
   queueRestart(which: (config: ProcessConfig) => boolean): number {
-    let queued = 0;
+    let selected = 0;
     for (const slot of this.#slots) {
-      if (!which(slot.config) || this.#restartQueue.includes(slot)) continue;
-      this.#restartQueue.push(slot);
-      queued++;
+      if (!which(slot.config)) continue;
+      selected++;
+      if (!this.#restartQueue.includes(slot)) this.#restartQueue.push(slot);
     }
-    return queued;
+    return selected;
   }
 
   /** Asks every custom process to stop gracefully. */

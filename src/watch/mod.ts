@@ -4,10 +4,10 @@
  * automatic fallback to polling where inotify cannot be trusted.
  *
  * ```ts
- * import { createWatcher } from "./src/watch/mod.ts";
+ * import { type ChangeBatch, createWatcher } from "./mod.ts";
  * const watcher = await createWatcher({
  *   root: Deno.cwd(),
- *   onBatch: (b) => console.log(b.changes),
+ *   onBatch: (b: ChangeBatch) => console.log(b.changes),
  * });
  * // watcher.backend is "events" or "poll"; watcher.fallbackReason says why polling
  * await watcher.close();

@@ -2,6 +2,7 @@
 import { askInstance, failOn } from "../../control/client.ts";
 import { signalProcess } from "../../process/os.ts";
 import { parseControlArgs } from "../control_args.ts";
+import { CliError } from "../errors.ts";
 import { RELOAD_HELP } from "../help.ts";
 
 export async function reloadCommand(argv: string[]): Promise<number> {
@@ -23,7 +24,14 @@ export async function reloadCommand(argv: string[]): Promise<number> {
     console.error(`hotreload: ${reply.message}`);
     return 0;
   }
-  // No control socket answered: the signal does the same, without a report.
+  // No control socket answered: a signal does the same, without a report.
+  // SIGHUP reloads everything and SIGUSR2 the processes; nothing reloads only the workers.
+  if (!processes) {
+    throw new CliError(
+      `"${instance.name}" does not answer on its control socket, which "reload --workers" needs; ` +
+        `"hotreload reload" signals it instead`,
+    );
+  }
   const signal = workers ? "SIGHUP" : "SIGUSR2";
   signalProcess(instance.pid, signal);
   console.error(
