@@ -359,7 +359,7 @@ Deno.test("error: duplicate process names", async () => {
 Deno.test("error: process objects need a valid name and an entry", async () => {
   assert.equal(
     await hotreloadJsonError({ processes: [{ entry: "main.ts" }] }, APP),
-    'hotreload.json: processes[0].name is required (letters, digits, ".", "_" or "-", ' +
+    'hotreload.json: processes[0].name is required (at most 64 letters, digits, ".", "_" or "-", ' +
       "starting with a letter or digit)",
   );
   assert.equal(
@@ -368,7 +368,7 @@ Deno.test("error: process objects need a valid name and an entry", async () => {
   );
   assert.equal(
     await hotreloadJsonError({ processes: [{ name: "-q", entry: "main.ts" }] }, APP),
-    'hotreload.json: processes[0].name must be letters, digits, ".", "_" or "-", ' +
+    'hotreload.json: processes[0].name must be at most 64 letters, digits, ".", "_" or "-", ' +
       'starting with a letter or digit (got "-q")',
   );
   assert.equal(
@@ -385,7 +385,7 @@ Deno.test("error: process objects need a valid name and an entry", async () => {
   );
   assert.equal(
     await hotreloadJsonError({ processes: [{ name: "q", entry: "main.ts", count: 0 }] }, APP),
-    "hotreload.json: processes[0].count must be a whole number of at least 1 (got 0)",
+    "hotreload.json: processes[0].count must be a whole number from 1 to 64 (got 0)",
   );
   assert.equal(
     await hotreloadJsonError({ processes: [{ name: "q", entry: "main.ts", reload: "no" }] }, APP),
@@ -433,21 +433,21 @@ Deno.test("error: numbers and other values out of range", async () => {
     [{ port: 0 }, '"port" must be a whole number from 1 to 65535 (got 0)'],
     [{ port: 65536 }, '"port" must be a whole number from 1 to 65535 (got 65536)'],
     [{ port: "80" }, '"port" must be a whole number from 1 to 65535 (got "80")'],
-    [{ grace: -1 }, '"grace" must be a whole number of milliseconds of at least 0 (got -1)'],
-    [{ grace: 1.5 }, '"grace" must be a whole number of milliseconds of at least 0 (got 1.5)'],
+    [{ grace: -1 }, '"grace" must be a whole number of milliseconds from 0 to 86400000 (got -1)'],
+    [{ grace: 1.5 }, '"grace" must be a whole number of milliseconds from 0 to 86400000 (got 1.5)'],
     [
       { readyTimeout: 0 },
-      '"readyTimeout" must be a whole number of milliseconds of at least 1 (got 0)',
+      '"readyTimeout" must be a whole number of milliseconds from 1 to 86400000 (got 0)',
     ],
     [{ reloadBatch: 0 }, '"reloadBatch" must be a whole number of at least 1 (got 0)'],
-    [{ poll: 5 }, '"poll" must be a whole number of milliseconds of at least 10, or false (got 5)'],
+    [{ poll: 5 }, '"poll" must be a whole number of milliseconds from 10 to 86400000, or false (got 5)'],
     [
       { poll: true },
-      '"poll" must be a whole number of milliseconds of at least 10, or false (got true)',
+      '"poll" must be a whole number of milliseconds from 10 to 86400000, or false (got true)',
     ],
     [
       { debounce: "x" },
-      '"debounce" must be a whole number of milliseconds of at least 0 (got "x")',
+      '"debounce" must be a whole number of milliseconds from 0 to 86400000 (got "x")',
     ],
     [{ maxRequests: 0 }, '"maxRequests" must be a whole number of at least 1 (got 0)'],
     [
@@ -457,11 +457,11 @@ Deno.test("error: numbers and other values out of range", async () => {
     [{ maxMemory: 0 }, '"maxMemory" must be a number of megabytes greater than 0 (got 0)'],
     [
       { memoryCheckInterval: 99 },
-      '"memoryCheckInterval" must be a whole number of milliseconds of at least 100 (got 99)',
+      '"memoryCheckInterval" must be a whole number of milliseconds from 100 to 86400000 (got 99)',
     ],
     [
       { name: "my app" },
-      '"name" must be letters, digits, ".", "_" or "-", starting with a letter or digit (got "my app")',
+      '"name" must be at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit (got "my app")',
     ],
     [{ watch: "src" }, '"watch" must be true, false or an array of paths (got "src")'],
     [{ watch: ["src", 3] }, "watch[1] must be a non-empty string (a path) (got 3)"],

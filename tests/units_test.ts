@@ -4,13 +4,13 @@ import { splitRunArgv } from "../src/cli/run_args.ts";
 import { denoFlagArity } from "../src/cli/deno_flags.ts";
 import { Backoff } from "../src/supervisor/backoff.ts";
 import {
+  checkChildMessage,
   decodeFrame,
   encodeFrame,
-  settingsFromUrl,
-  settingsToQuery,
+  encodeHandshake,
 } from "../src/runtime/protocol.ts";
 import { LineTail } from "../src/process/lines.ts";
-import { forEachLine } from "../src/runtime/lines.ts";
+import { forEachLine, LINE_CUT_MARK } from "../src/runtime/lines.ts";
 import { describeChanges, Rollout } from "../src/supervisor/rollout.ts";
 import { checkArguments } from "../src/supervisor/type_check.ts";
 import { lastWords } from "../src/supervisor/describe.ts";
@@ -32,7 +32,8 @@ Deno.test("run arguments: options and Deno flags on both sides of the entry, app
     "x",
   ]);
   assert.equal(split.entry, "main.ts");
-  assert.deepEqual(split.ours, ["--workers", "4", "-p8000"]);
+  // Values are attached, so "-1" reaches our range check as a value.
+  assert.deepEqual(split.ours, ["--workers=4", "-p8000"]);
   assert.deepEqual(split.denoFlags, [
     "-A",
     "--import-map",
@@ -64,23 +65,46 @@ Deno.test("backoff doubles from 100 ms, caps at 15 s, resets after 30 s of uptim
 });
 
 Deno.test("frames round-trip and are found after text printed without a newline", () => {
-  const frame = encodeFrame({ t: "ready", via: "listen", port: 8000 }).trimEnd();
-  assert.deepEqual(decodeFrame(frame), {
+  const nonce = "0123456789abcdef0123456789abcdef";
+  const frame = encodeFrame(nonce, { t: "ready", via: "listen", port: 8000 }).trimEnd();
+  assert.deepEqual(decodeFrame(frame, nonce), {
     text: "",
     message: { t: "ready", via: "listen", port: 8000 },
   });
-  assert.deepEqual(decodeFrame(`partial${frame}`).text, "partial");
-  assert.deepEqual(decodeFrame("plain line"), { text: "plain line" });
-  const settings = {
-    id: 3,
-    generation: 7,
-    workers: 4,
-    port: 8080,
-    orphanGraceMs: 1000,
-    closeWindowMs: 250,
-    maxRequests: 1000,
-  };
-  assert.deepEqual(settingsFromUrl(`file:///p.ts?${settingsToQuery(settings)}`), settings);
+  assert.deepEqual(decodeFrame(`partial${frame}`, nonce).text, "partial");
+  assert.deepEqual(decodeFrame("plain line", nonce), { text: "plain line" });
+});
+
+Deno.test("a frame without the child's nonce, or of an unexpected shape, is plain text", () => {
+  const nonce = "0123456789abcdef0123456789abcdef";
+  // What an app that logs request bodies would print for a hostile client.
+  const forged = '\u0000hotreload:{"t":"recycle","reason":"pwned"}';
+  assert.deepEqual(decodeFrame(forged, nonce), { text: forged });
+  const guessed = encodeFrame("f".repeat(32), { t: "recycle", reason: "pwned" }).trimEnd();
+  assert.deepEqual(decodeFrame(guessed, nonce), { text: guessed });
+  for (
+    const bad of [
+      { t: "recycle", reason: "x".repeat(5000) },
+      { t: "requests", served: -1 },
+      { t: "ready", via: "elsewhere" },
+      { t: "shutdown-everything" },
+      [1, 2],
+    ]
+  ) {
+    const line = `\u0000hotreload:${nonce}:${JSON.stringify(bad)}`;
+    assert.equal(decodeFrame(line, nonce).message, undefined, JSON.stringify(bad));
+    assert.equal(checkChildMessage(bad), undefined);
+  }
+});
+
+Deno.test("the handshake is a length line and exactly that many bytes of JSON", () => {
+  const settings = { name: "queue", index: 0, generation: 1, args: { token: "é-secret" } };
+  const bytes = encodeHandshake({ nonce: "abc", settings });
+  const text = new TextDecoder().decode(bytes);
+  const newline = text.indexOf("\n");
+  const json = bytes.subarray(new TextEncoder().encode(text.slice(0, newline + 1)).length);
+  assert.equal(Number(text.slice(0, newline)), json.length);
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(json)), { nonce: "abc", settings });
 });
 
 Deno.test("line splitting keeps a last partial line and multi-byte characters split across chunks", async () => {
@@ -99,6 +123,34 @@ Deno.test("line splitting keeps a last partial line and multi-byte characters sp
   const tail = new LineTail(2);
   for (const line of lines) tail.push(line);
   assert.deepEqual(tail.lines(), ["two é", "three"]);
+});
+
+Deno.test("an over-long line is cut into marked pieces, and a failing callback never stops reading", async () => {
+  const max = 1024;
+  // 10 pieces' worth of one line, fed in small chunks, then a normal line.
+  const long = "é".repeat(5 * max); // 2 bytes each: 10 × max bytes
+  const bytes = new TextEncoder().encode(`${long}\nafter\n`);
+  const stream = new ReadableStream<Uint8Array>({
+    start(controller) {
+      for (let at = 0; at < bytes.length; at += 333) controller.enqueue(bytes.slice(at, at + 333));
+      controller.close();
+    },
+  });
+  const lines: string[] = [];
+  let errors = 0;
+  await forEachLine(stream, (line) => {
+    lines.push(line);
+    if (lines.length === 1) throw new Error("a broken sink");
+  }, { maxLineBytes: max, onError: () => errors++ });
+  assert.equal(errors, 1);
+  assert.equal(lines.length, 11, "ten pieces and the next line");
+  for (const piece of lines.slice(0, 9)) {
+    assert.ok(piece.endsWith(LINE_CUT_MARK));
+    assert.ok(new TextEncoder().encode(piece.slice(0, -LINE_CUT_MARK.length)).length <= max);
+  }
+  assert.ok(!lines[9].endsWith(LINE_CUT_MARK), "the last piece is not marked");
+  assert.equal(lines.map((l) => l.replace(LINE_CUT_MARK, "")).slice(0, 10).join(""), long);
+  assert.equal(lines[10], "after");
 });
 
 Deno.test("a rollout coalesces everything that arrives during it into one follow-up", () => {

@@ -7,7 +7,8 @@ import { parseArgs } from "node:util";
 import { denoFlagArity } from "./deno_flags.ts";
 import { UsageError } from "./errors.ts";
 import { findRunOption, RUN_OPTIONS } from "./run_options.ts";
-import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
+import { loadConfig, NAME, NAME_RULE, type ProcessConfig, processDefaults } from "../config/mod.ts";
+import { MAX_MS, MAX_PROCESS_INSTANCES, MAX_WORKERS } from "../config/limits.ts";
 
 /** What `hotreload run` was asked to do, validated. */
 export interface RunConfig {
@@ -69,11 +70,14 @@ export function splitRunArgv(argv: string[]) {
     }
     const option = findRunOption(token);
     if (option) {
-      ours.push(token);
       const attached = token.startsWith("--") ? token.includes("=") : token.length > 2;
       if (option.type === "string" && !attached) {
         if (i + 1 >= argv.length) throw new UsageError(`${token} needs a value (${option.value})`);
-        ours.push(argv[++i]);
+        // Attached, so that a value such as "-1" reaches our range check, not
+        // parseArgs's "ambiguous argument" complaint.
+        ours.push(`--${option.name}=${argv[++i]}`);
+      } else {
+        ours.push(token);
       }
       continue;
     }
@@ -114,12 +118,22 @@ function parseWhole(
   return Number(raw);
 }
 
+/** A duration flag: whole milliseconds from `min` to one day (timers overflow beyond 2^31 - 1). */
+function parseMs(flag: string, raw: string | undefined, fallback: number, min: number): number {
+  if (raw !== undefined && /^\d+$/.test(raw) && Number(raw) > MAX_MS) {
+    throw new UsageError(
+      `${flag} must be at most ${MAX_MS} ms (one day) (got "${raw}")`,
+    );
+  }
+  return parseWhole(flag, raw, fallback, min);
+}
+
 function parseWorkers(raw: string | undefined): number {
   if (raw === "auto") return navigator.hardwareConcurrency;
   if (raw !== undefined && !/^\d+$/.test(raw)) {
     throw new UsageError(`--workers must be a whole number of at least 1, or auto (got "${raw}")`);
   }
-  return parseWhole("--workers", raw, 1, 1, 1024);
+  return parseWhole("--workers", raw, 1, 1, MAX_WORKERS);
 }
 
 function defaultName(entry: string): string {
@@ -130,6 +144,9 @@ function defaultName(entry: string): string {
 function checkEntry(entry: string | undefined, cwd: string, what = "entry"): string {
   if (entry === undefined) {
     throw new UsageError('missing entry: "hotreload run <entry.ts> [options]"; ' + HINT);
+  }
+  if (entry.startsWith("-")) {
+    throw new UsageError(`${what} "${entry}" looks like a flag; an entry is a path or URL`);
   }
   if (/^(https?|jsr|npm):/.test(entry)) return entry;
   const path = entry.startsWith("/") ? entry : `${cwd}/${entry}`;
@@ -200,9 +217,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   const file = loadConfig(cwd, denoConfigFile(split.denoFlags)).config;
   const entry = checkEntry(split.entry ?? file.entry, cwd);
   const name = values.name ?? file.name ?? defaultName(entry);
-  if (!NAME.test(name)) {
-    throw new UsageError(`--name must be letters, digits, ".", "_" or "-" (got "${name}")`);
-  }
+  if (!NAME.test(name)) throw new UsageError(`--name must be ${NAME_RULE} (got "${name}")`);
   if (values.poll !== undefined && values["no-poll"]) {
     throw new UsageError("--poll and --no-poll contradict each other; keep one");
   }
@@ -212,7 +227,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   }
   const watchOff = values["no-watch"] || (values.watch === undefined && file.watch === false);
   const pollMs = values.poll !== undefined
-    ? parseWhole("--poll", values.poll, 500, 10)
+    ? parseMs("--poll", values.poll, 500, 10)
     : typeof file.poll === "number"
     ? file.poll
     : undefined;
@@ -224,7 +239,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
       : file.ext,
     ignore: values.ignore ?? file.ignore ?? [],
     gitignore: values["no-gitignore"] ? false : file.gitignore ?? true,
-    debounceMs: parseWhole("--debounce", values.debounce, file.debounce ?? 50, 0),
+    debounceMs: parseMs("--debounce", values.debounce, file.debounce ?? 50, 0),
     poll: pollMs !== undefined
       ? { mode: "force", intervalMs: pollMs }
       : { mode: noPoll ? "never" : "auto" },
@@ -235,6 +250,12 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     ...(file.processes ?? []).filter((p) => !flagProcesses.some((f) => f.name === p.name)),
     ...flagProcesses,
   ];
+  const instances = processes.reduce((n, p) => n + p.count, 0);
+  if (instances > MAX_PROCESS_INSTANCES) {
+    throw new UsageError(
+      `${instances} custom-process instances in all; at most ${MAX_PROCESS_INSTANCES} are allowed`,
+    );
+  }
   return {
     entry,
     cwd,
@@ -245,8 +266,8 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
       ? navigator.hardwareConcurrency
       : file.workers ?? 1,
     port: values.port !== undefined ? parseWhole("--port", values.port, 0, 1, 65535) : file.port,
-    graceMs: parseWhole("--grace", values.grace, file.grace ?? 5000, 0),
-    readyTimeoutMs: parseWhole(
+    graceMs: parseMs("--grace", values.grace, file.grace ?? 5000, 0),
+    readyTimeoutMs: parseMs(
       "--ready-timeout",
       values["ready-timeout"],
       file.readyTimeout ?? 10_000,
@@ -265,7 +286,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     maxMemoryMB: values["max-memory"] !== undefined
       ? parsePositive("--max-memory", values["max-memory"])
       : file.maxMemory,
-    memoryCheckIntervalMs: parseWhole(
+    memoryCheckIntervalMs: parseMs(
       "--memory-check-interval",
       values["memory-check-interval"],
       file.memoryCheckInterval ?? 5000,

@@ -25,6 +25,7 @@ import { basename, resolve } from "node:path";
 import { denoFlagArity } from "../cli/deno_flags.ts";
 import { UsageError } from "../cli/errors.ts";
 import { parse } from "./jsonc.ts";
+import { MAX_MS, MAX_PROCESS_COUNT, MAX_WORKERS } from "./limits.ts";
 
 /** A custom long-running process (queue consumer, timer, ...). */
 export interface ProcessConfig {
@@ -96,9 +97,10 @@ export interface LoadedConfig {
 
 const KEY = "hotreload";
 /** What an instance or process name may be made of (it names files and log lines). */
-export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** {@link NAME} in words, for error messages. */
-export const NAME_RULE = 'letters, digits, ".", "_" or "-", starting with a letter or digit';
+export const NAME_RULE =
+  'at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit';
 const URL_ENTRY = /^(https?|jsr|npm):/;
 
 /**
@@ -189,7 +191,9 @@ type Check = (v: Validator, value: unknown, path: string) => unknown;
 const TOP: Record<keyof FileConfig, Check> = {
   entry: (v, x, p) => v.entry(x, p),
   workers: (v, x, p) =>
-    x === "auto" ? x : v.whole(x, p, 1, 1024, 'a whole number from 1 to 1024 or "auto"'),
+    x === "auto"
+      ? x
+      : v.whole(x, p, 1, MAX_WORKERS, `a whole number from 1 to ${MAX_WORKERS} or "auto"`),
   port: (v, x, p) => v.whole(x, p, 1, 65535),
   grace: (v, x, p) => v.ms(x, p, 0),
   readyTimeout: (v, x, p) => v.ms(x, p, 1),
@@ -206,7 +210,7 @@ const TOP: Record<keyof FileConfig, Check> = {
   poll: (v, x, p) =>
     x === false
       ? x
-      : v.whole(x, p, 10, undefined, "a whole number of milliseconds of at least 10, or false"),
+      : v.whole(x, p, 10, MAX_MS, `a whole number of milliseconds from 10 to ${MAX_MS}, or false`),
   debounce: (v, x, p) => v.ms(x, p, 0),
   maxRequests: (v, x, p) => v.whole(x, p, 1),
   maxRequestsJitter: (v, x, p) => v.whole(x, p, 0),
@@ -236,7 +240,7 @@ export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permi
 const PROCESS: Record<keyof ProcessConfig, Check> = {
   name: (v, x, p) => v.name(x, p),
   entry: (v, x, p) => v.entry(x, p),
-  count: (v, x, p) => v.whole(x, p, 1),
+  count: (v, x, p) => v.whole(x, p, 1, MAX_PROCESS_COUNT),
   args: (v, x, p) => {
     if (!isObject(x)) v.fail(p, "an object", x);
     return x;
@@ -289,7 +293,7 @@ class Validator {
   }
 
   ms(x: unknown, path: string, min: number): number {
-    return this.whole(x, path, min, undefined, `a whole number of milliseconds of at least ${min}`);
+    return this.whole(x, path, min, MAX_MS, `a whole number of milliseconds from ${min} to ${MAX_MS}`);
   }
 
   bool(x: unknown, path: string): boolean {
@@ -329,6 +333,9 @@ class Validator {
 
   entry(x: unknown, path: string): string {
     const entry = this.text(x, path, "a module path relative to the project directory");
+    if (entry.startsWith("-")) {
+      this.error(`${this.where(path)} "${entry}" looks like a flag; an entry is a path or URL`);
+    }
     if (URL_ENTRY.test(entry)) return entry;
     let info: Deno.FileInfo;
     try {

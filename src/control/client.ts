@@ -9,15 +9,32 @@ import { instanceDir, type InstanceRecord } from "./runtime_dir.ts";
 import { selectInstance } from "./instances.ts";
 import { sendControlRequest, socketPath } from "./socket.ts";
 
-/** The instance a command acts on and what its supervisor answered (undefined: no answer). */
+/**
+ * The instance a command acts on and what its supervisor answered: `reply`
+ * when it did; otherwise `silence` says why not, as a sentence.
+ */
 export async function askInstance(
   name: string | undefined,
   request: ControlRequest,
-): Promise<{ instance: InstanceRecord; reply?: ControlReply }> {
+): Promise<
+  { instance: InstanceRecord; reply?: ControlReply; silence?: { timedOut: boolean; why: string } }
+> {
   const cwd = Deno.cwd();
   const instance = selectInstance(cwd, name);
-  const reply = await sendControlRequest(socketPath(instanceDir(cwd, instance.name)), request);
-  return { instance, reply };
+  // A reload replies when it is done, however long that takes; the rest at once.
+  const replyTimeoutMs = request.cmd === "reload" ? Infinity : undefined;
+  const answer = await sendControlRequest(
+    socketPath(instanceDir(cwd, instance.name)),
+    request,
+    replyTimeoutMs,
+  );
+  if (answer.kind === "reply") return { instance, reply: answer.reply };
+  const timedOut = answer.kind === "timeout";
+  const why = timedOut
+    ? `"${instance.name}" (pid ${instance.pid}) did not answer on its control socket within ` +
+      `${answer.ms} ms; it may be overloaded or wedged`
+    : `"${instance.name}" does not answer on its control socket`;
+  return { instance, silence: { timedOut, why } };
 }
 
 /**
@@ -28,8 +45,8 @@ export async function askOverSocket(
   name: string | undefined,
   request: ControlRequest,
 ): Promise<ControlReply & { ok: true }> {
-  const { instance, reply } = await askInstance(name, request);
-  if (!reply) throw new CliError(`"${instance.name}" does not answer on its control socket`);
+  const { reply, silence } = await askInstance(name, request);
+  if (!reply) throw new CliError(silence!.why);
   failOn(reply);
   return reply;
 }

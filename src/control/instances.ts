@@ -3,18 +3,25 @@
  * running from this directory. Stale records met on the way are removed.
  */
 import { NotRunningError, UsageError } from "../cli/errors.ts";
-import { findInstances, type InstanceRecord, removeInstanceFiles } from "./runtime_dir.ts";
+import {
+  findInstances,
+  type InstanceRecord,
+  removeInstanceFiles,
+  whyStale,
+} from "./runtime_dir.ts";
 
 /** Returns the running instance to act on, or throws (exit 3 when none runs). */
 export function selectInstance(cwd: string, name?: string): InstanceRecord {
   const found = findInstances(cwd);
-  for (const stale of found.filter((instance) => instance.state === "stale")) {
-    removeInstanceFiles(stale.dir);
-    console.error(
-      `hotreload: removed the stale pid file of "${stale.name}" (pid ${stale.record.pid} is gone)`,
-    );
+  for (const instance of found) {
+    if (instance.state === "running") continue;
+    removeInstanceFiles(instance.dir);
+    const why = instance.state === "stale" ? whyStale(instance.record) : "it is not a valid record";
+    console.error(`hotreload: removed the stale record of "${instance.name}" (${why})`);
   }
-  const running = found.filter((instance) => instance.state === "running");
+  const running = found.flatMap((instance) =>
+    instance.state === "running" ? [instance] : []
+  );
   if (name !== undefined) {
     const match = running.find((instance) => instance.name === name);
     if (!match) throw new NotRunningError(`no instance named "${name}" is running in ${cwd}`);

@@ -1,8 +1,16 @@
 /**
  * The runtime directory `.hotreload/<name>/` (mode 0700) in the directory a
- * supervisor runs from: its pid file and the record that lets other commands
- * find it. A record whose pid is dead, or now belongs to another process, is
- * stale: it is removed, never signalled.
+ * supervisor runs from: its lock, pid file and the record that lets other
+ * commands find it.
+ *
+ * The directory may be shared with other users, so nothing here is trusted:
+ * a runtime directory that is a symbolic link, or is not owned by the user
+ * running hotreload, is refused before anything in it is created, chmodded
+ * or deleted; a record is acted on only when every field is sane and its pid
+ * is still the process that wrote it (same start time). A record whose pid
+ * is dead, or now belongs to another process, is stale: it is removed, never
+ * signalled. An instance is claimed atomically with an exclusive lock held
+ * for the supervisor's whole life.
  */
 import { CliError } from "../cli/errors.ts";
 import { processStartTime } from "../process/os.ts";
@@ -22,15 +30,17 @@ export interface InstanceRecord {
 }
 
 /** An instance found under `.hotreload/`. */
-export interface FoundInstance {
-  name: string;
-  dir: string;
-  record: InstanceRecord;
-  state: "running" | "stale";
-}
+export type FoundInstance =
+  | { name: string; dir: string; record: InstanceRecord; state: "running" | "stale" }
+  /** A record that is not sane (forged, or half-written by hand): never acted on. */
+  | { name: string; dir: string; record?: undefined; state: "invalid" };
 
 const RECORD_FILE = "instance.json";
 const PID_FILE = "supervisor.pid";
+const LOCK_FILE = "lock";
+/** Longest instance name: the socket path must fit in 108 bytes wherever the project is. */
+export const MAX_NAME_LENGTH = 64;
+const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** `.hotreload/` under `cwd`. */
 export function runtimeRoot(cwd: string): string {
@@ -42,51 +52,180 @@ export function instanceDir(cwd: string, name: string): string {
   return `${runtimeRoot(cwd)}/${name}`;
 }
 
-function readRecord(dir: string): InstanceRecord | undefined {
+const isWhole = (value: unknown, min: number, max = Number.MAX_SAFE_INTEGER) =>
+  Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max;
+
+/**
+ * Returns `raw` as a record only when every field is sane: a pid above 1 (0
+ * and -1 would signal a whole group, or every process), a numeric start
+ * time, and numbers that commands compute with.
+ */
+export function checkRecord(raw: unknown): InstanceRecord | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const r = raw as Record<string, unknown>;
+  const ok = typeof r.name === "string" && NAME_PATTERN.test(r.name) &&
+    r.name.length <= MAX_NAME_LENGTH &&
+    isWhole(r.pid, 2, 2 ** 22) && isWhole(r.startTime, 1) &&
+    typeof r.cwd === "string" && typeof r.entry === "string" &&
+    isWhole(r.workers, 1, 1_000_000) && (r.port === undefined || isWhole(r.port, 1, 65535)) &&
+    isWhole(r.graceMs, 0, 2 ** 31 - 1) &&
+    typeof r.startedAt === "string";
+  return ok ? r as unknown as InstanceRecord : undefined;
+}
+
+/** The record in `dir`: undefined when there is none, "invalid" when it is not sane. */
+function readRecord(dir: string): InstanceRecord | "invalid" | undefined {
+  let text: string;
   try {
-    return JSON.parse(Deno.readTextFileSync(`${dir}/${RECORD_FILE}`)) as InstanceRecord;
+    if (!Deno.lstatSync(`${dir}/${RECORD_FILE}`).isFile) return "invalid";
+    text = Deno.readTextFileSync(`${dir}/${RECORD_FILE}`);
   } catch {
     return undefined;
+  }
+  try {
+    return checkRecord(JSON.parse(text)) ?? "invalid";
+  } catch {
+    return "invalid";
   }
 }
 
 /** True when the recorded supervisor is still the process that wrote the record. */
 export function isLive(record: InstanceRecord): boolean {
-  return processStartTime(record.pid) === record.startTime;
+  return checkRecord(record) !== undefined && processStartTime(record.pid) === record.startTime;
 }
 
-function makePrivateDir(path: string): void {
-  Deno.mkdirSync(path, { recursive: true, mode: 0o700 });
-  Deno.chmodSync(path, 0o700);
+/** Why a record is stale, truthfully: its pid is gone, or now belongs to another process. */
+export function whyStale(record: InstanceRecord): string {
+  return processStartTime(record.pid) === undefined
+    ? `pid ${record.pid} is gone`
+    : `pid ${record.pid} now belongs to another process`;
+}
+
+/** A one-line error for a failed file operation on the runtime directory. */
+function fsError(what: string, path: string, error: unknown): CliError {
+  const reason = error instanceof Deno.errors.PermissionDenied
+    ? "permission denied (is the directory read-only?)"
+    : (error as Error).message.split("\n")[0].replace(/, (open|mkdir|rename|write)\b.*$/, "");
+  return new CliError(`cannot ${what} ${path}: ${reason}`);
 }
 
 /**
- * Removes an instance's files: its record, pid file and extracted runtime
- * modules (the directory too when nothing else is left in it).
+ * Refuses `path` unless it is a real directory (not a symbolic link) owned by
+ * the current user. Never follows a link: lstat, not stat.
  */
-export function removeInstanceFiles(dir: string): void {
-  for (const file of [RECORD_FILE, PID_FILE, "runtime"]) {
-    try {
-      Deno.removeSync(`${dir}/${file}`, { recursive: true });
-    } catch { /* already gone */ }
+function checkOwnDir(path: string): void {
+  const info = Deno.lstatSync(path);
+  if (info.isSymlink) {
+    throw new CliError(
+      `${path} is a symbolic link; hotreload never follows links in its runtime directory: remove it`,
+    );
   }
+  if (!info.isDirectory) throw new CliError(`${path} is not a directory; remove it`);
+  const uid = Deno.uid();
+  if (uid !== null && info.uid !== uid) {
+    throw new CliError(
+      `${path} belongs to uid ${info.uid}, not to you (uid ${uid}); refusing to use it: ` +
+        `remove it, or run from a directory of your own`,
+    );
+  }
+}
+
+/** Creates `path` (mode 0700) or checks the one there; true when this call created it. */
+function makePrivateDir(path: string): boolean {
+  let created = false;
   try {
-    Deno.removeSync(dir);
-  } catch { /* not empty or gone */ }
+    Deno.mkdirSync(path, { mode: 0o700 });
+    created = true;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw fsError("create", path, error);
+  }
+  checkOwnDir(path);
+  // Checked above: a real directory of ours, so chmod cannot reach through a link.
+  if (!created && (Deno.lstatSync(path).mode! & 0o777) !== 0o700) Deno.chmodSync(path, 0o700);
+  return created;
+}
+
+/** Writes a file by write-then-rename: a reader never sees half of it, and a link is replaced, never followed. */
+function writeFileAtomic(path: string, text: string): void {
+  const temporary = `${path}.${Deno.pid}.tmp`;
+  try {
+    Deno.writeTextFileSync(temporary, text, { mode: 0o600, createNew: true });
+    Deno.renameSync(temporary, path);
+  } catch (error) {
+    try {
+      Deno.removeSync(temporary);
+    } catch { /* never written */ }
+    throw fsError("write", path, error);
+  }
+}
+
+/** Removes `path` when it is a regular file or socket (never through a link). */
+function removeOwnFile(path: string): void {
+  try {
+    const info = Deno.lstatSync(path);
+    if (info.isFile || info.isSocket) Deno.removeSync(path);
+  } catch { /* already gone */ }
+}
+
+/** A claimed instance: its directory and record, and the lock held for its life. */
+export interface Claim {
+  dir: string;
+  record: InstanceRecord;
+  /** Releases the claim: removes what the claim created, then the lock. */
+  release(): void;
+}
+
+/**
+ * Opens and locks `.hotreload/<name>/lock`. False when another process holds
+ * it. The lock file is checked to be the one at the path after locking: a
+ * supervisor that exits unlinks it, and a lock on an unlinked file proves nothing.
+ */
+function lockInstance(dir: string): Deno.FsFile | undefined {
+  const path = `${dir}/${LOCK_FILE}`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let file: Deno.FsFile;
+    try {
+      const existing = Deno.lstatSync(path);
+      if (!existing.isFile) throw new CliError(`${path} is not a regular file; remove it`);
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+    }
+    try {
+      file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
+    } catch (error) {
+      throw fsError("create", path, error);
+    }
+    if (!file.tryLockSync(true)) {
+      file.close();
+      return undefined;
+    }
+    try {
+      if (Deno.lstatSync(path).ino === file.statSync().ino) return file;
+    } catch { /* unlinked meanwhile */ }
+    file.close();
+  }
+  return undefined;
 }
 
 /**
  * Records this process as the instance `name`. Throws when a live instance of
  * that name already runs here; silently replaces a stale record.
  */
-export function claimInstance(cwd: string, record: Omit<InstanceRecord, "pid" | "startTime">) {
+export function claimInstance(
+  cwd: string,
+  record: Omit<InstanceRecord, "pid" | "startTime">,
+): Claim {
+  const root = runtimeRoot(cwd);
   const dir = instanceDir(cwd, record.name);
-  makePrivateDir(runtimeRoot(cwd));
+  makePrivateDir(root);
   makePrivateDir(dir);
+  const lock = lockInstance(dir);
   const existing = readRecord(dir);
-  if (existing && isLive(existing)) {
+  if (!lock || (typeof existing === "object" && isLive(existing) && existing.pid !== Deno.pid)) {
+    lock?.close();
+    const pid = typeof existing === "object" ? ` (pid ${existing.pid})` : "";
     throw new CliError(
-      `an instance named "${record.name}" is already running here (pid ${existing.pid}); ` +
+      `an instance named "${record.name}" is already running here${pid}; ` +
         `stop it with "hotreload stop --name ${record.name}" or choose another --name`,
     );
   }
@@ -95,28 +234,85 @@ export function claimInstance(cwd: string, record: Omit<InstanceRecord, "pid" | 
     pid: Deno.pid,
     startTime: processStartTime(Deno.pid) ?? 0,
   };
-  // Write-then-rename so a reader never sees half a record.
-  const temporary = `${dir}/${RECORD_FILE}.${Deno.pid}.tmp`;
-  Deno.writeTextFileSync(temporary, JSON.stringify(full, null, 2) + "\n", { mode: 0o600 });
-  Deno.renameSync(temporary, `${dir}/${RECORD_FILE}`);
-  Deno.writeTextFileSync(`${dir}/${PID_FILE}`, `${Deno.pid}\n`, { mode: 0o600 });
-  return { dir, record: full };
+  try {
+    writeFileAtomic(`${dir}/${RECORD_FILE}`, JSON.stringify(full, null, 2) + "\n");
+    writeFileAtomic(`${dir}/${PID_FILE}`, `${Deno.pid}\n`);
+  } catch (error) {
+    removeInstanceFiles(dir);
+    lock.close();
+    throw error;
+  }
+  let released = false;
+  return {
+    dir,
+    record: full,
+    release() {
+      if (released) return;
+      released = true;
+      removeInstanceFiles(dir);
+      removeRuntimeModules(dir);
+      removeOwnFile(`${dir}/${LOCK_FILE}`);
+      lock.close();
+      removeEmptyDir(dir);
+      removeEmptyDir(root);
+    },
+  };
 }
 
-/** Lists the instances recorded under `.hotreload/` in `cwd`, sorted by name. */
+/** Removes the runtime modules a compiled binary extracted into `dir/runtime` (a real directory only). */
+function removeRuntimeModules(dir: string): void {
+  try {
+    if (Deno.lstatSync(`${dir}/runtime`).isDirectory) {
+      Deno.removeSync(`${dir}/runtime`, { recursive: true });
+    }
+  } catch { /* none */ }
+}
+
+/** Removes a directory if it is empty (rmdir never follows a link nor removes content). */
+export function removeEmptyDir(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch { /* not empty, or gone */ }
+}
+
+/**
+ * Removes an instance's record and pid file (regular files only). The lock
+ * stays: it belongs to whoever holds it.
+ */
+export function removeInstanceFiles(dir: string): void {
+  for (const file of [RECORD_FILE, PID_FILE]) removeOwnFile(`${dir}/${file}`);
+}
+
+/**
+ * Lists the instances recorded under `.hotreload/` in `cwd`, sorted by name.
+ * Throws when `.hotreload` (or an instance directory) is a link or another
+ * user's: nothing found there may be acted on.
+ */
 export function findInstances(cwd: string): FoundInstance[] {
+  const root = runtimeRoot(cwd);
   const found: FoundInstance[] = [];
   let entries: Deno.DirEntry[];
   try {
-    entries = [...Deno.readDirSync(runtimeRoot(cwd))];
+    Deno.lstatSync(root);
+  } catch {
+    return [];
+  }
+  checkOwnDir(root);
+  try {
+    entries = [...Deno.readDirSync(root)];
   } catch {
     return [];
   }
   for (const entry of entries) {
     if (!entry.isDirectory) continue;
     const dir = instanceDir(cwd, entry.name);
+    checkOwnDir(dir);
     const record = readRecord(dir);
-    if (!record) continue;
+    if (record === undefined) continue;
+    if (record === "invalid") {
+      found.push({ name: entry.name, dir, state: "invalid" });
+      continue;
+    }
     found.push({ name: entry.name, dir, record, state: isLive(record) ? "running" : "stale" });
   }
   return found.sort((a, b) => a.name.localeCompare(b.name));

@@ -3,10 +3,14 @@
  * the supervisor, a client for the CLI. The server only hands requests to the
  * supervisor's loop; the loop answers through `reply`.
  */
-import { type ControlReply, type ControlRequest, parseRequest } from "./protocol.ts";
+import {
+  CONTROL_READ_TIMEOUT_MS,
+  MAX_CONTROL_CONNECTIONS,
+  MAX_CONTROL_REQUEST_BYTES,
+} from "../config/limits.ts";
+import { ACCEPTED, type ControlReply, type ControlRequest, parseRequest } from "./protocol.ts";
 
 const encoder = new TextEncoder();
-const MAX_REQUEST_BYTES = 1 << 20;
 
 /** The socket's path inside an instance's runtime directory. */
 export function socketPath(instanceDir: string): string {
@@ -17,6 +21,8 @@ export function socketPath(instanceDir: string): string {
 export class ControlServer {
   readonly #listener: Deno.UnixListener;
   readonly #path: string;
+  #open = 0;
+  #closed = false;
 
   private constructor(listener: Deno.UnixListener, path: string) {
     this.#listener = listener;
@@ -41,35 +47,57 @@ export class ControlServer {
     return server;
   }
 
+  /**
+   * Accepts until closed. A failed accept (EMFILE: out of descriptors) must
+   * not end the loop, or every later `status` and `stop` would hang: wait a
+   * moment and accept again. Connections beyond the cap are closed at once.
+   */
   async #accept(
     onRequest: (request: ControlRequest, reply: (reply: ControlReply) => void) => void,
   ): Promise<void> {
-    try {
-      for await (const conn of this.#listener) this.#serve(conn, onRequest);
-    } catch { /* listener closed */ }
+    while (!this.#closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await this.#listener.accept();
+      } catch {
+        if (this.#closed) return;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
+      if (this.#open >= MAX_CONTROL_CONNECTIONS) {
+        closeQuietly(conn);
+        continue;
+      }
+      this.#open++;
+      this.#serve(conn, onRequest).finally(() => this.#open--);
+    }
   }
 
   async #serve(
     conn: Deno.Conn,
     onRequest: (request: ControlRequest, reply: (reply: ControlReply) => void) => void,
   ): Promise<void> {
+    let done: () => void;
+    const finished = new Promise<void>((resolve) => done = resolve);
     const send = async (reply: ControlReply) => {
-      try {
-        await conn.write(encoder.encode(JSON.stringify(reply) + "\n"));
-      } catch { /* the client went away */ }
-      try {
-        conn.close();
-      } catch { /* already closed */ }
+      await writeLine(conn, JSON.stringify(reply));
+      closeQuietly(conn);
+      done();
     };
+    let request: ControlRequest;
     try {
-      const line = await readLine(conn);
-      onRequest(parseRequest(line), (reply) => void send(reply));
+      request = parseRequest(await readLine(conn, CONTROL_READ_TIMEOUT_MS));
     } catch (error) {
       await send({ ok: false, error: (error as Error).message, code: 2 });
+      return;
     }
+    await writeLine(conn, ACCEPTED);
+    onRequest(request, (reply) => void send(reply));
+    await finished;
   }
 
   close(): void {
+    this.#closed = true;
     try {
       this.#listener.close();
     } catch { /* already closed */ }
@@ -79,40 +107,105 @@ export class ControlServer {
   }
 }
 
-async function readLine(conn: Deno.Conn): Promise<string> {
-  const decoder = new TextDecoder();
-  const buffer = new Uint8Array(64 * 1024);
-  let text = "";
-  while (!text.includes("\n")) {
-    const n = await conn.read(buffer);
-    if (n === null) break;
-    text += decoder.decode(buffer.subarray(0, n), { stream: true });
-    if (text.length > MAX_REQUEST_BYTES) throw new Error("control request too large");
-  }
-  return text.split("\n")[0];
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* already closed */ }
 }
 
+async function writeLine(conn: Deno.Conn, line: string): Promise<void> {
+  const bytes = encoder.encode(line + "\n");
+  try {
+    for (let written = 0; written < bytes.length;) {
+      written += await conn.write(bytes.subarray(written));
+    }
+  } catch { /* the other side went away */ }
+}
+
+/** A control connection: reads line by line, each read bounded in time and size. */
+class LineReader {
+  readonly #decoder = new TextDecoder();
+  readonly #buffer = new Uint8Array(16 * 1024);
+  #text = "";
+
+  constructor(readonly conn: Deno.Conn) {}
+
+  /** The next line ("" at EOF); throws when it takes longer than `timeoutMs` or is too large. */
+  async next(timeoutMs: number): Promise<string> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      if (timeoutMs !== Infinity) {
+        timer = setTimeout(() => reject(new TimeoutError(timeoutMs)), timeoutMs);
+      }
+    });
+    try {
+      while (!this.#text.includes("\n")) {
+        const n = await Promise.race([this.conn.read(this.#buffer), timeout]);
+        if (n === null) break;
+        this.#text += this.#decoder.decode(this.#buffer.subarray(0, n), { stream: true });
+        if (this.#text.length > MAX_CONTROL_REQUEST_BYTES) {
+          throw new Error("control request too large");
+        }
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+    const at = this.#text.indexOf("\n");
+    const line = at === -1 ? this.#text : this.#text.slice(0, at);
+    this.#text = at === -1 ? "" : this.#text.slice(at + 1);
+    return line;
+  }
+}
+
+function readLine(conn: Deno.Conn, timeoutMs: number): Promise<string> {
+  return new LineReader(conn).next(timeoutMs);
+}
+
+/** No reply came in time. */
+export class TimeoutError extends Error {
+  constructor(readonly ms: number) {
+    super(`no answer within ${ms} ms`);
+    this.name = "TimeoutError";
+  }
+}
+
+/** How long the CLI waits for a supervisor to accept a request (its loop may be wedged). */
+export const ACCEPT_TIMEOUT_MS = 10_000;
+
+/** What came back from a control request. */
+export type ControlAnswer =
+  | { kind: "reply"; reply: ControlReply }
+  /** Nothing listens there (no socket, a stale file), or it hung up without a word. */
+  | { kind: "none" }
+  /** It did not accept, or did not reply, in time. */
+  | { kind: "timeout"; ms: number };
+
 /**
- * Sends one request and returns the reply, or undefined when no supervisor
- * answers on that socket (none there, or a stale file).
+ * Sends one request and waits for the reply: at most {@link ACCEPT_TIMEOUT_MS}
+ * for the supervisor to accept it, then at most `replyTimeoutMs` for the
+ * result (Infinity for a reload, which takes as long as it takes).
  */
 export async function sendControlRequest(
   path: string,
   request: ControlRequest,
-): Promise<ControlReply | undefined> {
+  replyTimeoutMs = ACCEPT_TIMEOUT_MS,
+): Promise<ControlAnswer> {
   let conn: Deno.UnixConn;
   try {
     conn = await Deno.connect({ transport: "unix", path });
   } catch {
-    return undefined;
+    return { kind: "none" };
   }
+  const reader = new LineReader(conn);
   try {
-    await conn.write(encoder.encode(JSON.stringify(request) + "\n"));
-    const line = await readLine(conn);
-    return line === "" ? undefined : JSON.parse(line) as ControlReply;
+    await writeLine(conn, JSON.stringify(request));
+    let line = await reader.next(ACCEPT_TIMEOUT_MS);
+    if (line === ACCEPTED) line = await reader.next(replyTimeoutMs);
+    return line === "" ? { kind: "none" } : { kind: "reply", reply: JSON.parse(line) };
+  } catch (error) {
+    if (error instanceof TimeoutError) return { kind: "timeout", ms: error.ms };
+    return { kind: "none" };
   } finally {
-    try {
-      conn.close();
-    } catch { /* closed by the server */ }
+    closeQuietly(conn);
   }
 }

@@ -19,11 +19,28 @@ export interface LogFields {
 
 const encoder = new TextEncoder();
 
-/** Writes all of `text` to a stream, however many writes it takes. */
-export function writeAllSync(stream: { writeSync(p: Uint8Array): number }, text: string): void {
+let droppedWrites = 0;
+
+/** How many lines were dropped because our stdout or stderr was closed (or full and failing). */
+export function droppedOutput(): number {
+  return droppedWrites;
+}
+
+/**
+ * Writes all of `text` to a stream, however many writes it takes. Never
+ * throws: a supervisor whose stdout was closed (`hotreload run | head -1`)
+ * drops and counts the line, and keeps serving.
+ */
+export function writeAllSync(stream: { writeSync(p: Uint8Array): number }, text: string): boolean {
   const bytes = encoder.encode(text);
   let written = 0;
-  while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+  try {
+    while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    return true;
+  } catch {
+    droppedWrites++;
+    return false;
+  }
 }
 
 function useColor(): boolean {

@@ -5,7 +5,12 @@
  * State: starting → ready → draining → exited. The supervisor decides every
  * transition except "exited", which the OS decides.
  */
-import { type ChildMessage, decodeFrame, type SupervisorMessage } from "../runtime/protocol.ts";
+import {
+  type ChildMessage,
+  decodeFrame,
+  encodeHandshake,
+  type SupervisorMessage,
+} from "../runtime/protocol.ts";
 import { relayLine, type StreamName } from "../log/relay.ts";
 import { forEachLine } from "../runtime/lines.ts";
 import { LineTail } from "./lines.ts";
@@ -26,6 +31,8 @@ export interface ChildSpec {
   args: string[];
   env: Record<string, string>;
   cwd: string;
+  /** What the child's preload reads from its handshake. */
+  settings: unknown;
   /** Lines for which this returns true are dropped from the relayed output. */
   dropLine?: (line: string) => boolean;
 }
@@ -38,18 +45,37 @@ export interface ChildListener {
 
 const encoder = new TextEncoder();
 
+/**
+ * How long a child's output pipes may stay open after the child exited: a
+ * grandchild that left the child's process group (a detached command) may
+ * hold them forever, and must not hide the exit.
+ */
+const PIPE_DRAIN_MS = 500;
+
+/** 128 random bits, as hex: the secret that makes a child's frames unforgeable. */
+function newNonce(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (b) => b.toString(16).padStart(2, "0"),
+  )
+    .join("");
+}
+
 export class ManagedChild {
   readonly spec: ChildSpec;
   readonly pid: number;
   readonly startedAt = performance.now();
   state: ChildState = "starting";
   drainStartedAt?: number;
+  /** When the supervisor killed the child (its group), if it did. */
+  killedAt?: number;
   /** Requests served, as last reported by a worker (for status). */
   requestsServed = 0;
   /** The last lines the child printed, for crash reports. */
   readonly tail = new LineTail(15);
   readonly #process: Deno.ChildProcess;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #nonce = newNonce();
 
   private constructor(spec: ChildSpec, process: Deno.ChildProcess) {
     this.spec = spec;
@@ -58,6 +84,8 @@ export class ManagedChild {
     this.#stdin = process.stdin.getWriter();
     // A write to a child that has died must not crash the supervisor.
     this.#stdin.closed.catch(() => {});
+    this.#stdin.write(encodeHandshake({ nonce: this.#nonce, settings: spec.settings }))
+      .catch(() => {});
   }
 
   /** Starts the child; throws when the command cannot be started at all. */
@@ -78,23 +106,35 @@ export class ManagedChild {
 
   async #watch(listener: ChildListener): Promise<void> {
     const relay = (stream: StreamName) => (line: string) => {
-      const { text, message } = decodeFrame(line);
+      // Frames come on stderr only, and only with this child's nonce.
+      const { text, message } = stream === "stderr"
+        ? decodeFrame(line, this.#nonce)
+        : { text: line, message: undefined };
       if (message) listener.message(this, message);
       if (message && text === "") return;
       if (this.spec.dropLine?.(text)) return;
       this.tail.push(text);
       relayLine(stream, { ...this.spec, pid: this.pid }, text);
     };
-    const [status] = await Promise.all([
-      // Grandchildren the child left behind share its group: take them down
-      // too, at once, since they may hold our pipes open.
-      this.#process.status.then((status) => {
-        signalGroup(this.pid, "SIGKILL");
-        return status;
-      }),
-      forEachLine(this.#process.stdout, relay("stdout")),
-      forEachLine(this.#process.stderr, relay("stderr")),
+    const stopReading = new AbortController();
+    const reading = Promise.all([
+      forEachLine(this.#process.stdout, relay("stdout"), { signal: stopReading.signal }),
+      forEachLine(this.#process.stderr, relay("stderr"), { signal: stopReading.signal }),
     ]);
+    // The exit is known from the process itself, never from its pipes closing.
+    const status = await this.#process.status;
+    // Grandchildren the child left behind share its group: take them down
+    // too, at once, since they may hold our pipes open.
+    signalGroup(this.pid, "SIGKILL");
+    this.#stdin.abort().catch(() => {});
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      reading,
+      new Promise((resolve) => timer = setTimeout(resolve, PIPE_DRAIN_MS)),
+    ]);
+    clearTimeout(timer);
+    stopReading.abort();
+    await reading;
     this.state = "exited";
     listener.exit(this, status);
   }
@@ -124,6 +164,7 @@ export class ManagedChild {
   /** Ends the child and everything in its process group at once. */
   kill(): void {
     if (this.state === "exited") return;
+    this.killedAt ??= performance.now();
     signalGroup(this.pid, "SIGKILL");
   }
 

@@ -5,13 +5,56 @@
  * behind. Dependency-free: it runs with the user's permissions and deno.json.
  */
 import { forEachLine } from "./lines.ts";
-import { type ChildMessage, encodeFrame, type SupervisorMessage } from "./protocol.ts";
+import {
+  type ChildMessage,
+  encodeFrame,
+  type Handshake,
+  type SupervisorMessage,
+} from "./protocol.ts";
 
 const encoder = new TextEncoder();
 
+/** Reads exactly `bytes.length` bytes from stdin, synchronously; false at EOF. */
+function readExactSync(bytes: Uint8Array): boolean {
+  let got = 0;
+  while (got < bytes.length) {
+    const n = Deno.stdin.readSync(bytes.subarray(got));
+    if (n === null || n === 0) return false;
+    got += n;
+  }
+  return true;
+}
+
+/**
+ * Reads the supervisor's handshake from stdin: a length line, then JSON. It
+ * is read synchronously and exactly (byte by byte for the short length line),
+ * so no async read stays pending (that would keep the entry from running)
+ * and no later message on stdin is consumed.
+ */
+function readHandshake(): Handshake<unknown> {
+  const one = new Uint8Array(1);
+  let length = "";
+  while (readExactSync(one) && one[0] !== 10 && length.length < 12) {
+    length += String.fromCharCode(one[0]);
+  }
+  const json = new Uint8Array(Number(length) || 0);
+  if (!/^\d+$/.test(length) || !readExactSync(json)) {
+    console.error("hotreload: this process must be started by a hotreload supervisor");
+    Deno.exit(70);
+  }
+  return JSON.parse(new TextDecoder().decode(json));
+}
+
+const handshake = readHandshake();
+
+/** This child's settings, as the supervisor sent them. */
+export function childSettings<S>(): S {
+  return handshake.settings as S;
+}
+
 /** Writes one control frame on stderr (no permission needed). */
 export function tell(message: ChildMessage): void {
-  const bytes = encoder.encode(encodeFrame(message));
+  const bytes = encoder.encode(encodeFrame(handshake.nonce, message));
   let written = 0;
   while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
 }

@@ -3,27 +3,93 @@
  * output with it, a custom process its supervisor's messages. Dependency-free,
  * like everything under src/runtime/. A last line without a newline is still
  * delivered when the stream ends, so a crashing child's final words are kept.
+ *
+ * Children are not trusted to print sensible lines: each chunk is searched
+ * only once (linear time however long a line grows), and a line longer than
+ * `maxLineBytes` is delivered in pieces, each but the last marked
+ * {@link LINE_CUT_MARK}, so memory stays bounded too.
+ */
+
+/** Default longest line, in bytes, before it is cut into marked pieces. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+/** Appended to every piece of an over-long line except its last. */
+export const LINE_CUT_MARK = " [line cut: continues on the next line]";
+
+const NEWLINE = 10;
+
+/**
+ * Calls `onLine` for every line of `stream`. An exception thrown by `onLine`
+ * is passed to `onError` (default: ignored) and never stops the reading: a
+ * reader that stops would leave the writer blocked on a full pipe.
  */
 export async function forEachLine(
   stream: ReadableStream<Uint8Array>,
   onLine: (line: string) => void,
+  { maxLineBytes = MAX_LINE_BYTES, onError = (_error: unknown) => {}, signal }: {
+    maxLineBytes?: number;
+    onError?: (error: unknown) => void;
+    /** Stops reading (and cancels the stream) when aborted. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<void> {
   const decoder = new TextDecoder();
-  let pending = "";
+  const parts: Uint8Array[] = [];
+  let partBytes = 0;
+  const deliver = (line: string) => {
+    try {
+      onLine(line);
+    } catch (error) {
+      onError(error);
+    }
+  };
+  // A cut may split a character: only a line's real end finishes the decoder.
+  const flush = (cut: boolean) => {
+    let text = "";
+    for (const part of parts) text += decoder.decode(part, { stream: true });
+    if (!cut) text += decoder.decode();
+    parts.length = 0;
+    partBytes = 0;
+    if (cut) return deliver(text + LINE_CUT_MARK);
+    deliver(text.endsWith("\r") ? text.slice(0, -1) : text);
+  };
+  const take = (bytes: Uint8Array) => {
+    // Cut over-long lines into pieces of at most maxLineBytes.
+    while (partBytes + bytes.length > maxLineBytes) {
+      const room = maxLineBytes - partBytes;
+      parts.push(bytes.subarray(0, room));
+      partBytes += room;
+      flush(true);
+      bytes = bytes.subarray(room);
+    }
+    if (bytes.length > 0) {
+      parts.push(bytes);
+      partBytes += bytes.length;
+    }
+  };
+  const reader = stream.getReader();
+  const cancel = () => reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", cancel, { once: true });
+  if (signal?.aborted) cancel();
   try {
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
+    while (true) {
+      const { value: chunk, done } = await reader.read();
+      if (done) break;
       let start = 0;
       let newline: number;
-      while ((newline = pending.indexOf("\n", start)) !== -1) {
-        onLine(pending.slice(start, newline).replace(/\r$/, ""));
+      while ((newline = chunk.indexOf(NEWLINE, start)) !== -1) {
+        take(chunk.subarray(start, newline));
+        flush(false);
         start = newline + 1;
       }
-      pending = pending.slice(start);
+      // The stream may reuse its buffer: keep a copy of the unfinished part.
+      if (start < chunk.length) take(chunk.slice(start));
     }
   } catch {
-    // The pipe broke (child killed mid-write): flush what we have.
+    // The pipe broke (child killed mid-write): deliver what we have.
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+    reader.releaseLock();
   }
-  pending += decoder.decode();
-  if (pending !== "") onLine(pending);
+  if (partBytes > 0) flush(false);
 }

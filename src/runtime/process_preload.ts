@@ -13,13 +13,14 @@
  * Dependency-free, like the worker preload, and for the same reasons.
  */
 import {
+  childSettings,
   exitOrphaned,
   readSupervisorMessages,
   runHooks,
   tell,
   watchParent,
 } from "./child_runtime.ts";
-import { type Bridge, BRIDGE_KEY, PROCESS_BRAND, processSettingsFromUrl } from "./protocol.ts";
+import { type Bridge, BRIDGE_KEY, PROCESS_BRAND, type ProcessSettings } from "./protocol.ts";
 
 interface Definition {
   run(ctx: unknown): unknown;
@@ -28,7 +29,7 @@ interface Definition {
   onException?(error: unknown): unknown;
 }
 
-const settings = processSettingsFromUrl(import.meta.url);
+const settings = childSettings<ProcessSettings>();
 const shutdownSignal = new AbortController();
 const shutdownHooks: Array<() => unknown> = [];
 let definition: Definition | undefined;

@@ -3,15 +3,22 @@
  * children. This module must stay free of imports: it is loaded by worker
  * preloads that resolve modules with the user's own deno.json.
  *
- * Child → supervisor: one line on stderr that starts with {@link FRAME_MARKER}
- * followed by a JSON object. The marker begins with a NUL character, which
- * apps never print, so the relay can strip these lines from the app's log.
+ * Start: the supervisor writes a {@link Handshake} on the child's stdin
+ * before anything else: a secret nonce and the child's settings. The
+ * preload reads it synchronously (a pending async stdin read would keep the
+ * entry from running). Nothing of it appears in argv, where `ps` shows it to
+ * every local user.
  *
- * Supervisor → child: JSON lines on the child's stdin. EOF means the
+ * Child → supervisor: one line on stderr that holds {@link FRAME_MARKER}, the
+ * child's nonce, ":" and a JSON object. Apps may print anything, including
+ * text an HTTP client sent them; without the nonce, which only the preload
+ * knows, such text is relayed as output and never taken as a frame.
+ *
+ * Supervisor → child: after the handshake, JSON lines on stdin. EOF means the
  * supervisor is gone.
  */
 
-/** Prefix of every control line a child writes; the rest of the line is JSON. */
+/** Prefix of every control line a child writes; the nonce and the JSON follow. */
 export const FRAME_MARKER = "\u0000hotreload:";
 
 /** What a child reports to its supervisor. */
@@ -25,27 +32,79 @@ export type ChildMessage =
 /** What the supervisor tells a child. */
 export type SupervisorMessage = { t: "message"; data: unknown };
 
+/** The first thing a child reads on its stdin. */
+export interface Handshake<S> {
+  /** Proves that a frame comes from the preload, not from app output. */
+  nonce: string;
+  settings: S;
+}
+
+/** The handshake as bytes: a decimal length line, then that many bytes of JSON. */
+export function encodeHandshake<S>(handshake: Handshake<S>): Uint8Array {
+  const json = new TextEncoder().encode(JSON.stringify(handshake));
+  const head = new TextEncoder().encode(`${json.length}\n`);
+  const bytes = new Uint8Array(head.length + json.length);
+  bytes.set(head);
+  bytes.set(json, head.length);
+  return bytes;
+}
+
 /** Encodes one child message as a framed line (with its newline). */
-export function encodeFrame(message: ChildMessage): string {
-  return `${FRAME_MARKER}${JSON.stringify(message)}\n`;
+export function encodeFrame(nonce: string, message: ChildMessage): string {
+  return `${FRAME_MARKER}${nonce}:${JSON.stringify(message)}\n`;
 }
 
 /**
- * Splits a relayed line into the app's own text and the frame it carries, if
- * any. Text printed without a newline just before a frame ends up in `text`.
+ * Splits a stderr line into the app's own text and the frame it carries, if
+ * it carries one with this child's nonce. Text printed without a newline just
+ * before a frame ends up in `text`. Anything malformed is plain text.
  */
-export function decodeFrame(line: string): { text: string; message?: ChildMessage } {
-  const at = line.indexOf(FRAME_MARKER);
+export function decodeFrame(line: string, nonce: string): { text: string; message?: ChildMessage } {
+  const prefix = `${FRAME_MARKER}${nonce}:`;
+  const at = line.indexOf(prefix);
   if (at === -1) return { text: line };
+  let raw: unknown;
   try {
-    const message = JSON.parse(line.slice(at + FRAME_MARKER.length)) as ChildMessage;
-    return { text: line.slice(0, at), message };
+    raw = JSON.parse(line.slice(at + prefix.length));
   } catch {
     return { text: line };
   }
+  const message = checkChildMessage(raw);
+  return message ? { text: line.slice(0, at), message } : { text: line };
 }
 
-/** The settings a worker's preload reads from its own module URL's query. */
+const isText = (value: unknown, max: number) => typeof value === "string" && value.length <= max;
+const isPort = (value: unknown) =>
+  value === undefined || (Number.isInteger(value) && (value as number) >= 0 &&
+    (value as number) <= 65535);
+const isHost = (value: unknown) => value === undefined || isText(value, 255);
+
+/** Returns `raw` as a ChildMessage when it is exactly one of the expected shapes. */
+export function checkChildMessage(raw: unknown): ChildMessage | undefined {
+  if (typeof raw !== "object" || raw === null) return undefined;
+  const m = raw as Record<string, unknown>;
+  switch (m.t) {
+    case "ready":
+      return (m.via === "listen" || m.via === "app") && isPort(m.port) && isHost(m.hostname)
+        ? m as ChildMessage
+        : undefined;
+    case "bind-error":
+      return isText(m.message, 1000) && isPort(m.port) && isHost(m.hostname)
+        ? m as ChildMessage
+        : undefined;
+    case "restart-requested":
+      return m as ChildMessage;
+    case "requests":
+      return Number.isSafeInteger(m.served) && (m.served as number) >= 0
+        ? m as ChildMessage
+        : undefined;
+    case "recycle":
+      return isText(m.reason, 200) ? m as ChildMessage : undefined;
+  }
+  return undefined;
+}
+
+/** The settings a worker's preload reads from its handshake. */
 export interface WorkerSettings {
   /** 0-based worker id. */
   id: number;
@@ -63,65 +122,13 @@ export interface WorkerSettings {
   maxRequests: number;
 }
 
-/** Puts worker settings into a preload URL's query (no env permission needed to read them). */
-export function settingsToQuery(settings: WorkerSettings): string {
-  const query = new URLSearchParams({
-    id: String(settings.id),
-    generation: String(settings.generation),
-    workers: String(settings.workers),
-  });
-  if (settings.port !== undefined) query.set("port", String(settings.port));
-  query.set("orphanGrace", String(settings.orphanGraceMs));
-  query.set("closeWindow", String(settings.closeWindowMs));
-  query.set("maxRequests", String(settings.maxRequests));
-  return query.toString();
-}
-
-/** Reads worker settings back from a preload URL. */
-export function settingsFromUrl(url: string): WorkerSettings {
-  const query = new URL(url).searchParams;
-  const port = query.get("port");
-  return {
-    id: Number(query.get("id") ?? 0),
-    generation: Number(query.get("generation") ?? 1),
-    workers: Number(query.get("workers") ?? 1),
-    port: port === null ? undefined : Number(port),
-    orphanGraceMs: Number(query.get("orphanGrace") ?? 1000),
-    closeWindowMs: Number(query.get("closeWindow") ?? 0),
-    maxRequests: Number(query.get("maxRequests") ?? 0),
-  };
-}
-
-/** The settings a custom process's preload reads from its own module URL's query. */
+/** The settings a custom process's preload reads from its handshake. */
 export interface ProcessSettings {
   name: string;
   index: number;
   generation: number;
   args: Record<string, unknown>;
   orphanGraceMs: number;
-}
-
-/** Puts process settings into a preload URL's query. */
-export function processSettingsToQuery(settings: ProcessSettings): string {
-  return new URLSearchParams({
-    name: settings.name,
-    index: String(settings.index),
-    generation: String(settings.generation),
-    args: JSON.stringify(settings.args),
-    orphanGrace: String(settings.orphanGraceMs),
-  }).toString();
-}
-
-/** Reads process settings back from a preload URL. */
-export function processSettingsFromUrl(url: string): ProcessSettings {
-  const query = new URL(url).searchParams;
-  return {
-    name: query.get("name") ?? "",
-    index: Number(query.get("index") ?? 0),
-    generation: Number(query.get("generation") ?? 1),
-    args: JSON.parse(query.get("args") ?? "{}"),
-    orphanGraceMs: Number(query.get("orphanGrace") ?? 1000),
-  };
 }
 
 /** Marks the default export of a custom-process entry written with `defineProcess`. */

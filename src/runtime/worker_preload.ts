@@ -11,12 +11,12 @@
  *
  * Only relative, dependency-free imports: this file is resolved with the
  * user's deno.json, and runs with exactly the permissions the user granted,
- * which is why its settings come from its own URL rather than from env vars.
+ * which is why its settings come in the handshake on stdin, not from env vars.
  */
-import { type Bridge, BRIDGE_KEY, settingsFromUrl } from "./protocol.ts";
-import { exitOrphaned, runHooks, tell, watchParent } from "./child_runtime.ts";
+import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
+import { childSettings, exitOrphaned, runHooks, tell, watchParent } from "./child_runtime.ts";
 
-const settings = settingsFromUrl(import.meta.url);
+const settings = childSettings<WorkerSettings>();
 const servers = new Set<Deno.HttpServer>();
 const listeners = new Set<Deno.Listener>();
 const shutdownHooks: Array<() => unknown> = [];

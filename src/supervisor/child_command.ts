@@ -6,7 +6,7 @@
  */
 import type { ChildSpec } from "../process/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
-import { processSettingsToQuery, settingsToQuery } from "../runtime/protocol.ts";
+import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
 
 /** The part of the run configuration a worker's command line depends on. */
@@ -32,7 +32,7 @@ const SERVE_HINT = /did you mean to run "?deno serve"?/;
 
 /** Builds the spec of worker `id` of generation `generation`. */
 export function workerSpec(launch: WorkerLaunch, id: number, generation: number): ChildSpec {
-  const query = settingsToQuery({
+  const settings: WorkerSettings = {
     id,
     generation,
     workers: launch.workers,
@@ -43,7 +43,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     maxRequests: launch.maxRequests === 0
       ? 0
       : launch.maxRequests + Math.floor(Math.random() * (launch.maxRequestsJitter + 1)),
-  });
+  };
   const env = childEnv({
     HOTRELOAD_WORKER_ID: String(id),
     HOTRELOAD_WORKERS: String(launch.workers),
@@ -61,7 +61,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
         "run",
         "--unstable-net",
         "--preload",
-        `${launch.runtimeBase}worker_preload.ts?${query}`,
+        `${launch.runtimeBase}worker_preload.ts`,
         ...launch.denoFlags,
         launch.entry,
         ...launch.appArgs,
@@ -69,6 +69,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
       checkArguments(launch.denoFlags, launch.entry),
       env,
     ),
+    settings,
     cwd: launch.cwd,
     dropLine: (line) => SERVE_HINT.test(line),
   };
@@ -89,13 +90,14 @@ export function processSpec(
   generation: number,
 ): ChildSpec {
   const flags = config.permissions ?? launch.denoFlags;
-  const query = processSettingsToQuery({
+  // The args may hold secrets: they go in the handshake on stdin, never in argv or env.
+  const settings: ProcessSettings = {
     name: config.name,
     index,
     generation,
     args: config.args,
     orphanGraceMs: launch.orphanGraceMs,
-  });
+  };
   return {
     role: "process",
     id: `${config.name}#${index}`,
@@ -106,7 +108,7 @@ export function processSpec(
       [
         "run",
         "--preload",
-        `${launch.runtimeBase}process_preload.ts?${query}`,
+        `${launch.runtimeBase}process_preload.ts`,
         ...flags,
         config.entry,
       ],
@@ -114,10 +116,10 @@ export function processSpec(
       childEnv({
         HOTRELOAD_PROCESS_NAME: config.name,
         HOTRELOAD_PROCESS_INDEX: String(index),
-        HOTRELOAD_PROCESS_ARGS: JSON.stringify(config.args),
         HOTRELOAD_GENERATION: String(generation),
       }),
     ),
+    settings,
     cwd: launch.cwd,
   };
 }

@@ -91,6 +91,7 @@ export class ProcessSet {
 
   enforceDeadlines(now: number): void {
     for (const child of this.children()) {
+      if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
       if (child.state === "starting" && child.uptimeMs(now) >= STARTED_AFTER_MS) {
         this.onReady(child);
       }
@@ -201,6 +202,7 @@ export class ProcessSet {
   nextDeadline(now: number): number {
     const deadlines: number[] = [];
     for (const child of this.children()) {
+      if (child.killedAt !== undefined) continue;
       if (child.state === "starting") deadlines.push(child.startedAt + STARTED_AFTER_MS);
       if (child.state === "draining") {
         deadlines.push((child.drainStartedAt ?? now) + this.#graceOf(child));

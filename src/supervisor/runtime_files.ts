@@ -18,7 +18,13 @@ const FILES = [
 export function runtimeBase(instanceDir: string): string {
   if (!Deno.build.standalone) return SOURCE.href;
   const dir = `${instanceDir}/runtime`;
-  Deno.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    Deno.mkdirSync(dir, { mode: 0o700 });
+  } catch (error) {
+    if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+  }
+  // instanceDir is checked to be ours; never write through a link planted in it.
+  if (!Deno.lstatSync(dir).isDirectory) throw new Error(`${dir} is not a directory; remove it`);
   for (const file of FILES) {
     Deno.writeTextFileSync(`${dir}/${file}`, Deno.readTextFileSync(new URL(file, SOURCE)));
   }

@@ -19,6 +19,7 @@ import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { EventQueue } from "./event_queue.ts";
+import { MAX_WORKERS } from "../config/limits.ts";
 import { readTcpMigrateReq, TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
@@ -256,20 +257,15 @@ export class Supervisor {
       case "status":
         return reply({ ok: true, status: this.#status() });
       case "scale":
-        if (!Number.isInteger(request.workers) || request.workers < 1) {
-          return reply({
-            ok: false,
-            error: "scale needs a whole number of workers, at least 1",
-            code: 2,
-          });
-        }
+        // parseRequest has checked the bounds.
         this.#scale(request.workers, "scale command");
         return reply({ ok: true, message: `scaling to ${request.workers} worker(s)` });
     }
   }
 
   #scale(workers: number, reason: string): void {
-    if (workers < 1 || this.#phase === "stopping" || workers === this.#workers.desired) return;
+    if (workers < 1 || workers > MAX_WORKERS) return;
+    if (this.#phase === "stopping" || workers === this.#workers.desired) return;
     log.info(
       "supervisor.scale",
       `scaling from ${this.#workers.desired} to ${workers} worker(s) (${reason})`,

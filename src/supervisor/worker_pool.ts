@@ -103,6 +103,7 @@ export class WorkerPool {
   /** Kills starting workers past the ready timeout and draining ones past the grace. */
   enforceDeadlines(now: number): void {
     for (const child of this.children()) {
+      if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
       if (child.state === "starting" && now - child.startedAt >= this.#options.readyTimeoutMs) {
         this.#killReasons.set(child, `was not ready within ${this.#options.readyTimeoutMs} ms`);
         child.kill();
@@ -243,6 +244,7 @@ export class WorkerPool {
   nextDeadline(now: number): number {
     const deadlines: number[] = [];
     for (const child of this.children()) {
+      if (child.killedAt !== undefined) continue;
       if (child.state === "starting") {
         deadlines.push(child.startedAt + this.#options.readyTimeoutMs);
       }
@@ -280,14 +282,11 @@ export class WorkerPool {
   onExit(child: ManagedChild, status: Deno.CommandStatus): WorkerExit {
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
     if (this.#retiring.delete(child)) {
-      log.info(
-        "worker.exited",
-        `worker ${child.spec.id} (pid ${child.pid}) exited after draining`,
-        {
-          ...fields,
-          status: describeExit(status),
-        },
-      );
+      const how = child.killedAt === undefined ? "exited after draining" : "is gone (killed)";
+      log.info("worker.exited", `worker ${child.spec.id} (pid ${child.pid}) ${how}`, {
+        ...fields,
+        status: describeExit(status),
+      });
       return { kind: "drained" };
     }
     const slot = this.#slotOf(child);

@@ -102,6 +102,15 @@ function resolveRoots(rootAbs: string, paths: readonly string[]): Root[] {
   return roots;
 }
 
+/**
+ * Throws the one-line error `createWatcher` would give for a missing root or
+ * `--watch` path, without watching: so a start is refused before anything
+ * is created.
+ */
+export function checkWatchPaths(root: string, paths: readonly string[]): void {
+  resolveRoots(realDir(root), paths);
+}
+
 function positive(name: string, v: number | undefined, def: number, allowZero: boolean): number {
   if (v === undefined) return def;
   if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (!allowZero && v === 0)) {

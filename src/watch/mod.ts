@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { createWatcherWith, DEFAULT_EXTENSIONS } from "./create.ts";
+import { checkWatchPaths, createWatcherWith, DEFAULT_EXTENSIONS } from "./create.ts";
 import type { Watcher, WatchOptions } from "./types.ts";
 
 export type {
@@ -28,7 +28,7 @@ export type {
   Watcher,
   WatchOptions,
 } from "./types.ts";
-export { DEFAULT_EXTENSIONS };
+export { checkWatchPaths, DEFAULT_EXTENSIONS };
 export { type BackendDecision, type BackendInput, chooseBackend } from "./backend.ts";
 
 /**

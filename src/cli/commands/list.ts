@@ -13,11 +13,11 @@ export function listCommand(argv: string[]): Promise<number> {
   const instances = findInstances(Deno.cwd()).map((found) => ({
     name: found.name,
     state: found.state,
-    pid: found.record.pid,
-    entry: found.record.entry,
-    workers: found.record.workers,
-    port: found.record.port ?? null,
-    startedAt: found.record.startedAt,
+    pid: found.record?.pid ?? null,
+    entry: found.record?.entry ?? null,
+    workers: found.record?.workers ?? null,
+    port: found.record?.port ?? null,
+    startedAt: found.record?.startedAt ?? null,
   }));
   if (values.json) {
     console.log(JSON.stringify(instances, null, 2));
@@ -35,14 +35,14 @@ export function listCommand(argv: string[]): Promise<number> {
       ].join(" "),
     );
     for (const i of instances) {
-      const up = i.state === "running" ? Date.now() - Date.parse(i.startedAt) : null;
+      const up = i.state === "running" ? Date.now() - Date.parse(i.startedAt!) : null;
       console.log([
         i.name.padEnd(16),
         i.state.padEnd(8),
-        String(i.pid).padEnd(8),
+        String(i.pid ?? "-").padEnd(8),
         formatUptime(up).padEnd(8),
         String(i.port ?? "-").padEnd(6),
-        i.entry,
+        i.entry ?? "(invalid record)",
       ].join(" "));
     }
   }

@@ -18,12 +18,18 @@ export async function reloadCommand(argv: string[]): Promise<number> {
   const both = !values.workers && !values.processes;
   const workers = both || values.workers === true;
   const processes = both || values.processes === true;
-  const { instance, reply } = await askInstance(values.name, { cmd: "reload", workers, processes });
+  const { instance, reply, silence } = await askInstance(values.name, {
+    cmd: "reload",
+    workers,
+    processes,
+  });
   if (reply) {
     failOn(reply);
     console.error(`hotreload: ${reply.message}`);
     return 0;
   }
+  // It may still act on the request it did not answer: a signal now could reload twice.
+  if (silence?.timedOut) throw new CliError(`${silence.why}; check its log`);
   // No control socket answered: a signal does the same, without a report.
   // SIGHUP reloads everything and SIGUSR2 the processes; nothing reloads only the workers.
   if (!processes) {

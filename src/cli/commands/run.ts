@@ -1,5 +1,5 @@
 /** `hotreload run`: validate everything, claim the instance, supervise until stopped. */
-import { claimInstance, removeInstanceFiles } from "../../control/runtime_dir.ts";
+import { claimInstance } from "../../control/runtime_dir.ts";
 import { setupLogging } from "../../log/mod.ts";
 import { resolveDeno } from "../../supervisor/deno_path.ts";
 import { ensurePortFree } from "../../supervisor/port_check.ts";
@@ -7,6 +7,8 @@ import { Supervisor } from "../../supervisor/supervisor.ts";
 import { runtimeBase } from "../../supervisor/runtime_files.ts";
 import { runHelp } from "../help.ts";
 import { parseRunArgs } from "../run_args.ts";
+import { checkDenoFlags } from "../flag_check.ts";
+import { UsageError } from "../errors.ts";
 
 /** How long an orphaned worker (supervisor gone) may drain before it exits on its own. */
 const ORPHAN_GRACE_MS = 1000;
@@ -25,6 +27,21 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   // Every check that can refuse the start happens before anything is started.
   const deno = resolveDeno(config.deno);
+  await checkDenoFlags(deno, config.denoFlags, cwd);
+  for (const process of config.processes) {
+    if (process.permissions) {
+      await checkDenoFlags(deno, process.permissions, cwd, `the permissions of "${process.name}"`);
+    }
+  }
+  if (config.watch) {
+    // Loaded only when watching, so `--no-watch` production runs never pay for it.
+    const { checkWatchPaths } = await import("../../watch/mod.ts");
+    try {
+      checkWatchPaths(cwd, config.watch.paths);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
   if (config.port !== undefined) ensurePortFree(config.port);
   const claim = claimInstance(cwd, {
     name: config.name,
@@ -73,6 +90,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         : undefined,
     }).run();
   } finally {
-    removeInstanceFiles(claim.dir);
+    claim.release();
   }
 }
+

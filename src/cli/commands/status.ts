@@ -37,7 +37,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
 
 /** `3m12s`, `41s`, `2h05m`. */
 export function formatUptime(ms: number | null): string {
-  if (ms === null) return "-";
+  if (ms === null || !Number.isFinite(ms)) return "-";
   const seconds = Math.floor(ms / 1000);
   if (seconds < 60) return `${seconds}s`;
   if (seconds < 3600) {
