@@ -30,10 +30,7 @@ async function refused(
     assert.match(lines[0], expected);
     assert.equal(result.stdout, "");
     assert.deepEqual(taggedPids(tag), [], "nothing was started");
-    await assert.rejects(
-      () => Deno.stat(`${dir}/.hotreload/main/instance.json`),
-      "no pid file left",
-    );
+    await assert.rejects(() => Deno.stat(`${dir}/.hotreload`), "no runtime directory left");
   } finally {
     killTagged(tag); // only if it wrongly started something
     await Deno.remove(dir, { recursive: true });
@@ -65,6 +62,44 @@ Deno.test("--port out of range", () =>
 
 Deno.test("an option without its value", () =>
   refused(["run", "main.ts", "--grace"], /--grace needs a value/));
+
+Deno.test("negative numbers get the range message, in one line", async () => {
+  await refused(["run", "main.ts", "--workers", "-1"], /--workers must be .*got "-1"/);
+  await refused(
+    ["run", "main.ts", "--port", "-5"],
+    /--port must be a whole number from 1 to 65535 \(got "-5"\)/,
+  );
+  await refused(["run", "main.ts", "-w", "-3"], /--workers must be .*got "-3"/);
+});
+
+Deno.test("durations are bounded: 2^31 ms and more would overflow a timer", async () => {
+  await refused(["run", "main.ts", "--grace", "2147483648"], /--grace must be at most 86400000 ms/);
+  await refused(
+    ["run", "main.ts", "--ready-timeout", "99999999999"],
+    /--ready-timeout must be at most 86400000 ms/,
+  );
+});
+
+Deno.test("a --watch path that does not exist leaves nothing behind", () =>
+  refused(
+    ["run", "main.ts", "--watch", "/nonexistent"],
+    /--watch path \/nonexistent does not exist/,
+  ));
+
+Deno.test("an over-long --name", () =>
+  refused(["run", "main.ts", "--name", "n".repeat(300)], /--name must be at most 64 letters/));
+
+Deno.test("Deno flags that deno itself refuses are reported before anything starts", async () => {
+  await refused(
+    ["run", "main.ts", "--location=notaurl"],
+    /deno refuses the Deno flags \(--location=notaurl\): Failed to parse URL/,
+  );
+  await refused(
+    ["run", "main.ts", "--import-map=missing.json"],
+    /deno refuses the Deno flags .*Unable to load .*missing\.json/,
+  );
+  await refused(["run", "main.ts", "-A", "--allow-net"], /--allow-all conflicts with --allow-net/);
+});
 
 Deno.test("unknown command", () => refused(["launch", "main.ts"], /unknown command "launch"/));
 

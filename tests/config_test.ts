@@ -440,7 +440,10 @@ Deno.test("error: numbers and other values out of range", async () => {
       '"readyTimeout" must be a whole number of milliseconds from 1 to 86400000 (got 0)',
     ],
     [{ reloadBatch: 0 }, '"reloadBatch" must be a whole number of at least 1 (got 0)'],
-    [{ poll: 5 }, '"poll" must be a whole number of milliseconds from 10 to 86400000, or false (got 5)'],
+    [
+      { poll: 5 },
+      '"poll" must be a whole number of milliseconds from 10 to 86400000, or false (got 5)',
+    ],
     [
       { poll: true },
       '"poll" must be a whole number of milliseconds from 10 to 86400000, or false (got true)',

@@ -153,7 +153,9 @@ Deno.test("stop: stops a running instance and waits; exit 3 when none runs; stal
       // Its pid is this test's: alive, but another process than the one that wrote the record.
       assert.match(
         stale.stderr,
-        new RegExp(`removed the stale record of "ghost" \\(pid ${Deno.pid} now belongs to another process\\)`),
+        new RegExp(
+          `removed the stale record of "ghost" \\(pid ${Deno.pid} now belongs to another process\\)`,
+        ),
       );
       await assert.rejects(() => Deno.stat(`${dir}/.hotreload/ghost/instance.json`));
     },

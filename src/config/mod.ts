@@ -293,7 +293,13 @@ class Validator {
   }
 
   ms(x: unknown, path: string, min: number): number {
-    return this.whole(x, path, min, MAX_MS, `a whole number of milliseconds from ${min} to ${MAX_MS}`);
+    return this.whole(
+      x,
+      path,
+      min,
+      MAX_MS,
+      `a whole number of milliseconds from ${min} to ${MAX_MS}`,
+    );
   }
 
   bool(x: unknown, path: string): boolean {

@@ -19,9 +19,7 @@ export function selectInstance(cwd: string, name?: string): InstanceRecord {
     const why = instance.state === "stale" ? whyStale(instance.record) : "it is not a valid record";
     console.error(`hotreload: removed the stale record of "${instance.name}" (${why})`);
   }
-  const running = found.flatMap((instance) =>
-    instance.state === "running" ? [instance] : []
-  );
+  const running = found.flatMap((instance) => instance.state === "running" ? [instance] : []);
   if (name !== undefined) {
     const match = running.find((instance) => instance.name === name);
     if (!match) throw new NotRunningError(`no instance named "${name}" is running in ${cwd}`);

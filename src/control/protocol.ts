@@ -44,7 +44,9 @@ export function parseRequest(line: string): ControlRequest {
     ? isName(request.name)
     : true;
   if (!ok) {
-    const hint = request.cmd === "scale" ? `: workers must be a whole number from 1 to ${MAX_WORKERS}` : "";
+    const hint = request.cmd === "scale"
+      ? `: workers must be a whole number from 1 to ${MAX_WORKERS}`
+      : "";
     throw new Error(`malformed "${request.cmd}" request${hint}`);
   }
   return request as ControlRequest;

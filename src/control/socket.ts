@@ -88,7 +88,10 @@ export class ControlServer {
     try {
       request = parseRequest(await readLine(conn, CONTROL_READ_TIMEOUT_MS));
     } catch (error) {
-      await send({ ok: false, error: (error as Error).message, code: 2 });
+      const why = error instanceof TimeoutError
+        ? `no request line within ${error.ms} ms`
+        : (error as Error).message;
+      await send({ ok: false, error: why, code: 2 });
       return;
     }
     await writeLine(conn, ACCEPTED);

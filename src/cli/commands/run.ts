@@ -93,4 +93,3 @@ export async function runCommand(argv: string[]): Promise<number> {
     claim.release();
   }
 }
-
