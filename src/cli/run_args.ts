@@ -7,7 +7,14 @@ import { parseArgs } from "node:util";
 import { denoFlagArity } from "./deno_flags.ts";
 import { UsageError } from "./errors.ts";
 import { findRunOption, RUN_OPTIONS } from "./run_options.ts";
-import { loadConfig, NAME, NAME_RULE, type ProcessConfig, processDefaults } from "../config/mod.ts";
+import {
+  HOST,
+  loadConfig,
+  NAME,
+  NAME_RULE,
+  type ProcessConfig,
+  processDefaults,
+} from "../config/mod.ts";
 import { MAX_MS, MAX_PROCESS_INSTANCES, MAX_WORKERS } from "../config/limits.ts";
 
 /** What `hotreload run` was asked to do, validated. */
@@ -18,6 +25,7 @@ export interface RunConfig {
   name: string;
   workers: number;
   port?: number;
+  host?: string;
   graceMs: number;
   readyTimeoutMs: number;
   reloadBatch: number;
@@ -266,6 +274,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
       ? navigator.hardwareConcurrency
       : file.workers ?? 1,
     port: values.port !== undefined ? parseWhole("--port", values.port, 0, 1, 65535) : file.port,
+    host: values.host !== undefined ? parseHost(values.host) : file.host,
     graceMs: parseMs("--grace", values.grace, file.grace ?? 5000, 0),
     readyTimeoutMs: parseMs(
       "--ready-timeout",
@@ -308,4 +317,13 @@ function parsePositive(flag: string, raw: string): number {
     throw new UsageError(`${flag} must be a number of megabytes above 0 (got "${raw}")`);
   }
   return Number(raw);
+}
+
+function parseHost(raw: string): string {
+  if (!HOST.test(raw)) {
+    throw new UsageError(
+      `--host must be an IP address or host name such as 127.0.0.1 or ::1 (got "${raw}")`,
+    );
+  }
+  return raw;
 }

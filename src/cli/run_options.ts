@@ -31,6 +31,13 @@ export const RUN_OPTIONS: readonly OptionSpec[] = [
     help: "port the workers share; exported as PORT and used by a Deno.serve that names none",
   },
   {
+    name: "host",
+    type: "string",
+    value: "<address>",
+    help:
+      "address the workers bind when the app names none (default: the runtime's, all); exported as HOST",
+  },
+  {
     name: "grace",
     type: "string",
     value: "<ms>",

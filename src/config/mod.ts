@@ -55,6 +55,7 @@ export interface FileConfig {
   entry?: string;
   workers?: number | "auto";
   port?: number;
+  host?: string;
   grace?: number;
   readyTimeout?: number;
   reloadBatch?: number;
@@ -102,6 +103,8 @@ export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const NAME_RULE =
   'at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit';
 const URL_ENTRY = /^(https?|jsr|npm):/;
+/** An IPv4 or IPv6 address or a host name: what `--host` may be. */
+export const HOST = /^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})$/;
 
 /**
  * Finds and reads the config for the project in `cwd`; see the module
@@ -195,6 +198,7 @@ const TOP: Record<keyof FileConfig, Check> = {
       ? x
       : v.whole(x, p, 1, MAX_WORKERS, `a whole number from 1 to ${MAX_WORKERS} or "auto"`),
   port: (v, x, p) => v.whole(x, p, 1, 65535),
+  host: (v, x, p) => v.host(x, p),
   grace: (v, x, p) => v.ms(x, p, 0),
   readyTimeout: (v, x, p) => v.ms(x, p, 1),
   reloadBatch: (v, x, p) => v.whole(x, p, 1),
@@ -300,6 +304,13 @@ class Validator {
       MAX_MS,
       `a whole number of milliseconds from ${min} to ${MAX_MS}`,
     );
+  }
+
+  host(x: unknown, path: string): string {
+    if (typeof x !== "string" || !HOST.test(x)) {
+      this.fail(path, "an IP address or host name such as 127.0.0.1 or ::1", x);
+    }
+    return x;
   }
 
   bool(x: unknown, path: string): boolean {

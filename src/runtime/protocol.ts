@@ -112,8 +112,10 @@ export interface WorkerSettings {
   generation: number;
   /** Number of workers the supervisor wants. */
   workers: number;
-  /** Port to use when the app's Deno.serve/Deno.listen gives none. */
+  /** Port to use when the app's Deno.serve/Deno.listen/node listen gives none. */
   port?: number;
+  /** Address to bind when the app names none (`--host`). */
+  host?: string;
   /** Drain deadline used when the worker drains on its own (supervisor gone). */
   orphanGraceMs: number;
   /** How long a draining server keeps answering (with `Connection: close`) before it shuts down. */

@@ -20,6 +20,7 @@ export interface WorkerLaunch {
   appArgs: string[];
   workers: number;
   port?: number;
+  host?: string;
   orphanGraceMs: number;
   closeWindowMs: number;
   /** --max-requests (0: off) and --max-requests-jitter. */
@@ -37,6 +38,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     generation,
     workers: launch.workers,
     port: launch.port,
+    host: launch.host,
     orphanGraceMs: launch.orphanGraceMs,
     closeWindowMs: launch.closeWindowMs,
     // Jitter spreads the limits so the workers do not all recycle at once.
@@ -50,6 +52,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     HOTRELOAD_GENERATION: String(generation),
   });
   if (launch.port !== undefined) env.PORT = String(launch.port);
+  if (launch.host !== undefined) env.HOST = launch.host;
   return {
     role: "worker",
     id,

@@ -289,6 +289,7 @@ export class Supervisor {
         phase: this.#phase,
         entry: this.#options.launch.entry,
         port: this.#options.launch.port ?? null,
+        host: this.#options.launch.host ?? null,
         workers: this.#workers.desired,
         generation: this.#generation,
         watcher: this.#watcher?.backend ?? null,
@@ -519,6 +520,7 @@ export class Supervisor {
   #announceStart(): void {
     const { launch } = this.#options;
     const port = launch.port === undefined ? "the app's own port" : `port ${launch.port}`;
+    const host = launch.host === undefined ? "" : ` of ${launch.host}`;
     const watching = this.#watcher
       ? `watching with ${this.#watcher.backend === "poll" ? "polling" : "file events"}`
       : "not watching";
@@ -526,7 +528,7 @@ export class Supervisor {
     const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
     log.info(
       "supervisor.start",
-      `starting ${this.#workers.desired} worker(s) of ${launch.entry} on ${port}${beside}; ${watching} (pid ${Deno.pid})`,
+      `starting ${this.#workers.desired} worker(s) of ${launch.entry} on ${port}${host}${beside}; ${watching} (pid ${Deno.pid})`,
       { role: "supervisor", pid: Deno.pid },
     );
     if (this.#workers.desired > 1 && readTcpMigrateReq() === 0) {

@@ -69,6 +69,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         appArgs: config.appArgs,
         workers: config.workers,
         port: config.port,
+        host: config.host,
         orphanGraceMs: ORPHAN_GRACE_MS,
         closeWindowMs: Math.min(CLOSE_WINDOW_MS, config.graceMs),
         maxRequests: config.maxRequests ?? 0,
