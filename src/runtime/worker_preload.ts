@@ -141,7 +141,9 @@ function wrapListen<O extends { transport?: string; port?: number; hostname?: st
     if (options.transport !== undefined && options.transport !== "tcp") {
       return original.call(Deno, options);
     }
-    const tcpOptions = withDefaultAddress({ ...options, reusePort: true } as Record<string, unknown>) as O;
+    const tcpOptions = withDefaultAddress(
+      { ...options, reusePort: true } as Record<string, unknown>,
+    ) as O;
     let listener: Deno.Listener;
     try {
       listener = original.call(Deno, tcpOptions);

@@ -189,6 +189,7 @@ export class Supervisor {
       this.#beginStop(true);
       return;
     }
+    this.#workers.explainExit(child, `could not listen on ${where} (address in use)`);
     log.warn("worker.bind-error", `worker ${child.spec.id} cannot listen on ${where}: ${message}`, {
       role: "worker",
       id: child.spec.id,

@@ -174,6 +174,11 @@ export class WorkerPool {
     }
   }
 
+  /** Says why a worker will exit, for its exit's log line (a swallowed bind error exits 0). */
+  explainExit(child: ManagedChild, why: string): void {
+    if (!this.#killReasons.has(child)) this.#killReasons.set(child, why);
+  }
+
   /** Marks a worker for replacement; the reason ends up in the log. */
   markForRecycle(child: ManagedChild, reason: string): void {
     const slot = this.#slotOf(child);

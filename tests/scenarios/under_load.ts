@@ -6,6 +6,7 @@
  */
 import { freePort, Hotreload, makeProject, runCli, serveArgs, waitFor } from "../helpers.ts";
 import { requestLoop, waitForBody } from "../load.ts";
+import { npmProject } from "../frameworks.ts";
 
 const { scenario } = JSON.parse(Deno.args[0] ?? "{}") as { scenario: string };
 const app = (body: string) => `Deno.serve((_req) => new Response(${JSON.stringify(body)}));\n`;
@@ -18,9 +19,18 @@ async function workersReady(dir: string, n: number): Promise<boolean> {
   return rows.length === n && rows.every((c: { state: string }) => c.state === "ready");
 }
 
+const expressApp = (body: string) =>
+  `import express from "express";
+const app = express();
+app.get("/", (req, res) => res.send(${JSON.stringify(body)}));
+app.listen(process.env.PORT);
+`;
+
 const SCENARIOS: Record<string, {
   args: string[];
   workers: number;
+  /** The project (default: a Deno.serve app answering "v1" in main.ts). */
+  project?: () => Promise<string>;
   run(run: Hotreload, dir: string, port: number): Promise<Record<string, unknown>>;
 }> = {
   /** A SIGHUP reload: the body changes to the new text. */
@@ -66,6 +76,21 @@ const SCENARIOS: Record<string, {
       return { steps };
     },
   },
+  /** An Express app (node:http), reloaded 10 times by SIGHUP. */
+  "express-reloads": {
+    args: ["-w", "2"],
+    workers: 2,
+    project: () => npmProject({ "main.ts": expressApp("v1") }),
+    async run(run, dir, port) {
+      for (let n = 2; n <= 11; n++) {
+        await Deno.writeTextFile(`${dir}/main.ts`, expressApp(`v${n}`));
+        run.signal("SIGHUP");
+        await run.waitForOutput(new RegExp(`reloaded 2 workers in \\d+ ms \\(generation ${n};`));
+        await waitForBody(port, `v${n}`);
+      }
+      return { reloads: run.output.matches(/reloaded 2 workers/).length };
+    },
+  },
   /** Workers recycled after 40..50 requests. */
   "max-requests": {
     args: ["-w", "2", "--max-requests", "40", "--max-requests-jitter", "10"],
@@ -83,10 +108,12 @@ const SCENARIOS: Record<string, {
 
 const chosen = SCENARIOS[scenario];
 if (!chosen) throw new Error(`unknown scenario "${scenario}"`);
-const dir = await makeProject({ "main.ts": app("v1") });
+const dir = chosen.project ? await chosen.project() : await makeProject({ "main.ts": app("v1") });
 const port = freePort();
 const run = new Hotreload(
-  serveArgs(port, ...chosen.args),
+  chosen.project
+    ? ["run", "main.ts", "-A", "--port", String(port), "--no-watch", ...chosen.args]
+    : serveArgs(port, ...chosen.args),
   dir,
 );
 try {
