@@ -176,3 +176,28 @@ Deno.test("Express under load: 0 failed requests over 10 reloads (keep-alive cli
   assert.equal(result.reloads, 10);
   assert.ok(result.ok > 0);
 });
+
+Deno.test("an app that forks with node:cluster works: its primary holds the pool's listener", async () => {
+  const app = `import cluster from "node:cluster";
+import http from "node:http";
+if (cluster.isPrimary) {
+  for (let i = 0; i < 2; i++) cluster.fork();
+} else {
+  http.createServer((req, res) => res.end("from a cluster child")).listen(process.env.PORT);
+}
+`;
+  const dir = await npmProject({ "main.js": app });
+  const port = freePort();
+  const run = new Hotreload(["run", "main.js", "-A", "--port", String(port), "--no-watch"], dir);
+  try {
+    await run.waitForReady(1);
+    assert.equal((await httpGet(port)).body, "from a cluster child");
+    const reload = await runCli(["reload"], dir);
+    assert.equal(reload.code, 0, reload.stderr);
+    assert.equal((await httpGet(port)).body, "from a cluster child");
+    // cleanup() fails if a forked child outlives the stop.
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -15,14 +15,13 @@
  * user's deno.json, and runs with exactly the permissions the user granted,
  * which is why its settings come in the handshake on stdin, not from env vars.
  */
-import diagnostics from "node:diagnostics_channel";
 import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
 import { childSettings, exitOrphaned, runHooks, tell, watchParent } from "./child_runtime.ts";
+import { watchNodeServers } from "./node_servers.ts";
 
 const settings = childSettings<WorkerSettings>();
 const servers = new Set<Deno.HttpServer>();
 const listeners = new Set<Deno.Listener>();
-const nodeServers = new Set<NodeServer>();
 const shutdownHooks: Array<() => unknown> = [];
 let readyMode: "listen" | "app" = "listen";
 let readySent = false;
@@ -172,100 +171,25 @@ replace("listenTls", wrapListen(Deno.listenTls as unknown as AnyListen));
 replace("serve", serve);
 
 // ---- node:net servers (node:http, node:https, and every framework on them) -------------
-//
-// node:net's Server.prototype.listen publishes its options on the
-// "net.server.listen" tracing channel before it reads them, so a subscriber
-// can add reusePort (and our port and host) without importing node:net or
-// node:http: an app that never uses them pays only for this small module
-// (measured in `deno task bench startup`). The same channel reports bind
-// errors, even when the framework swallows them and exits 0.
 
-/** What we use of a node:net / node:http server. */
-interface NodeServer {
-  address(): { address: string; port: number } | string | null;
-  close(callback?: (error?: Error) => void): void;
-  closeIdleConnections?(): void;
-  once(event: string, listener: (...args: unknown[]) => void): void;
-  prependListener(event: string, listener: (...args: unknown[]) => void): void;
-}
-
-interface NodeListenOptions {
-  port?: number | string | null;
-  host?: string;
-  path?: string;
-  fd?: number;
-  handle?: unknown;
-  _handle?: unknown;
-  reusePort?: boolean;
-}
-
-/** An HTTP response on a node:http server, as far as draining needs it. */
-interface NodeResponse {
-  headersSent: boolean;
-  setHeader(name: string, value: string): void;
-}
-
-function adoptNodeServer(server: NodeServer): void {
-  if (nodeServers.has(server)) return;
-  nodeServers.add(server);
-  server.once("close", () => nodeServers.delete(server));
-  server.once("listening", () => {
-    const address = server.address();
-    if (address === null || typeof address === "string") return;
-    announceListening({ transport: "tcp", hostname: address.address, port: address.port });
-  });
-  // Ahead of the app's own handler: count the request, and once draining ask
-  // the client to reconnect elsewhere (Connection: close).
-  server.prependListener("request", (_request, response) => {
+const nodeServers = watchNodeServers({
+  port: settings.port,
+  host: settings.host,
+  onListening: announceListening,
+  onRequest(response) {
     countRequest();
-    const res = response as NodeResponse;
-    if (draining && !res.headersSent) res.setHeader("connection", "close");
-  });
-}
-
-diagnostics.tracingChannel("net.server.listen").subscribe({
-  start() {},
-  end() {},
-  asyncEnd() {},
-  asyncStart(message) {
-    const { server, options } = message as { server: NodeServer; options: NodeListenOptions };
-    // Unix sockets and inherited handles are not pool members: leave them as written.
-    if (options.path !== undefined || options.fd !== undefined) return;
-    if (options.handle !== undefined || options._handle !== undefined) return;
-    options.reusePort = true;
-    if ((options.port === undefined || options.port === null) && settings.port !== undefined) {
-      options.port = settings.port;
-    }
-    if (options.host === undefined && settings.host !== undefined) options.host = settings.host;
-    adoptNodeServer(server);
+    // Once draining, ask the client to reconnect elsewhere.
+    if (draining && !response.headersSent) response.setHeader("connection", "close");
   },
-  error(message) {
-    const { error } = message as { error?: { code?: string; port?: number; address?: string } };
-    if (error?.code !== "EADDRINUSE") return;
-    tell({
-      t: "bind-error",
-      port: error.port,
-      hostname: error.address,
-      message: String((error as Error).message ?? "address already in use"),
-    });
-  },
+  onBindError: (port, hostname, message) => tell({ t: "bind-error", port, hostname, message }),
 });
-
-function closeNodeServer(server: NodeServer): Promise<void> {
-  return new Promise((resolve) => {
-    // close() stops accepting and resolves once every connection has ended;
-    // idle keep-alive connections would otherwise hold it open.
-    server.close(() => resolve());
-    server.closeIdleConnections?.();
-  });
-}
 
 // ---- Draining -------------------------------------------------------------------
 
 async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
-  if (servers.size + nodeServers.size > 0 && settings.closeWindowMs > 0) {
+  if (servers.size + nodeServers.count() > 0 && settings.closeWindowMs > 0) {
     // Closing an idle keep-alive connection races with a client sending its
     // next request on it ("connection closed before message completed"). So
     // first keep serving: every response now says `Connection: close`, and
@@ -279,7 +203,7 @@ async function drain(): Promise<void> {
   }
   await Promise.allSettled([
     ...[...servers].map((server) => server.shutdown()),
-    ...[...nodeServers].map(closeNodeServer),
+    nodeServers.closeAll(),
   ]);
   await runHooks(shutdownHooks);
   if (orphaned) exitOrphaned();
@@ -299,7 +223,7 @@ function drainOrphaned(): void {
 watchParent(drainOrphaned);
 
 async function serveDefaultExport(): Promise<void> {
-  if (servers.size > 0 || listeners.size > 0 || nodeServers.size > 0) return;
+  if (servers.size > 0 || listeners.size > 0 || nodeServers.count() > 0) return;
   const entry = await import(Deno.mainModule);
   const app = entry.default as { fetch?: ServeHandler } | undefined;
   if (typeof app?.fetch === "function") {

@@ -11,6 +11,7 @@ const FILES = [
   "lines.ts",
   "child_runtime.ts",
   "worker_preload.ts",
+  "node_servers.ts",
   "process_preload.ts",
 ];
 

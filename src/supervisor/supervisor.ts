@@ -180,6 +180,7 @@ export class Supervisor {
     const where = port === undefined ? "its port" : `port ${port}`;
     if (!this.#workers.everReady) {
       // Nothing has ever served: this is bad input, not a crash to retry forever.
+      if (this.#phase === "stopping") return; // said once, for the first worker that failed
       log.error(
         "worker.bind-error",
         `cannot listen: ${where} is already in use by another process; stop it or choose another --port`,

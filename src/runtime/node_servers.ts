@@ -1,0 +1,116 @@
+/**
+ * Makes every `node:net` server (so `node:http`, `node:https`, and Express,
+ * Koa, Fastify, Hono's node adapter, ...) a pool member, without a change to
+ * the app. Runs inside workers; dependency-free but for one node built-in.
+ *
+ * node:net's `Server.prototype.listen` publishes its options on the
+ * "net.server.listen" tracing channel before it reads them, so a subscriber
+ * can add `reusePort` (and the pool's port and host when the app names none)
+ * without importing node:net or node:http: an app that never uses them pays
+ * only for node:diagnostics_channel (measured by `deno task bench startup`).
+ * The same channel reports bind errors, even those a framework swallows
+ * before exiting 0.
+ */
+import diagnostics from "node:diagnostics_channel";
+
+/** What a worker needs to know about its node servers. */
+export interface NodeServerHooks {
+  /** The pool's port and host, for a listen() that names none. */
+  port?: number;
+  host?: string;
+  /** A server is listening. */
+  onListening(addr: Deno.NetAddr): void;
+  /** A request arrived, before the app's own handler sees it. */
+  onRequest(response: NodeResponse): void;
+  /** listen() failed with EADDRINUSE. */
+  onBindError(port: number | undefined, hostname: string | undefined, message: string): void;
+}
+
+/** An HTTP response on a node:http server, as far as a worker needs it. */
+export interface NodeResponse {
+  headersSent: boolean;
+  setHeader(name: string, value: string): void;
+}
+
+/** The node servers of this worker. */
+export interface NodeServers {
+  count(): number;
+  /** Stops accepting, closes idle connections; resolves once every connection has ended. */
+  closeAll(): Promise<void>;
+}
+
+/** What we use of a node:net / node:http server. */
+interface NodeServer {
+  address(): { address: string; port: number } | string | null;
+  close(callback?: (error?: Error) => void): void;
+  closeIdleConnections?(): void;
+  once(event: string, listener: (...args: unknown[]) => void): void;
+  prependListener(event: string, listener: (...args: unknown[]) => void): void;
+}
+
+/** The normalized options listen() publishes, as far as we touch them. */
+interface ListenOptions {
+  port?: number | string | null;
+  host?: string;
+  path?: string;
+  fd?: number;
+  handle?: unknown;
+  _handle?: unknown;
+  reusePort?: boolean;
+}
+
+/** Subscribes to node:net's listen channel; returns this worker's node servers. */
+export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
+  const servers = new Set<NodeServer>();
+
+  function adopt(server: NodeServer): void {
+    if (servers.has(server)) return;
+    servers.add(server);
+    server.once("close", () => servers.delete(server));
+    server.once("listening", () => {
+      const address = server.address();
+      if (address === null || typeof address === "string") return;
+      hooks.onListening({ transport: "tcp", hostname: address.address, port: address.port });
+    });
+    // Ahead of the app's own handler (a net server never emits "request").
+    server.prependListener("request", (_request, response) => {
+      hooks.onRequest(response as NodeResponse);
+    });
+  }
+
+  diagnostics.tracingChannel("net.server.listen").subscribe({
+    start() {},
+    end() {},
+    asyncEnd() {},
+    asyncStart(message) {
+      const { server, options } = message as { server: NodeServer; options: ListenOptions };
+      // Unix sockets and inherited handles are not pool members: leave them as written.
+      if (options.path !== undefined || options.fd !== undefined) return;
+      if (options.handle !== undefined || options._handle !== undefined) return;
+      options.reusePort = true;
+      if ((options.port === undefined || options.port === null) && hooks.port !== undefined) {
+        options.port = hooks.port;
+      }
+      if (options.host === undefined && hooks.host !== undefined) options.host = hooks.host;
+      adopt(server);
+    },
+    error(message) {
+      const { error } = message as { error?: { code?: string; port?: number; address?: string } };
+      if (error?.code !== "EADDRINUSE") return;
+      const text = (error as Error).message ?? "address already in use";
+      hooks.onBindError(error.port, error.address, String(text));
+    },
+  });
+
+  return {
+    count: () => servers.size,
+    closeAll: () =>
+      Promise.all([...servers].map((server) =>
+        new Promise<void>((resolve) => {
+          server.close(() => resolve());
+          // close() alone would wait for idle keep-alive connections.
+          server.closeIdleConnections?.();
+        })
+      )).then(() => {}),
+  };
+}
