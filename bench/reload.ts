@@ -19,6 +19,11 @@ const SCENARIO = new URL("./reload_scenario.ts", import.meta.url).pathname;
 
 const RUNS: { label: string; args: string[]; migrate: 0 | 1 }[] = [
   { label: "hotreload, 4 workers, tcp_migrate_req=1", args: ["--workers", "4"], migrate: 1 },
+  {
+    label: "hotreload, 4 workers, Express 5 (node:http), tcp_migrate_req=1",
+    args: ["--workers", "4", "--app", "express"],
+    migrate: 1,
+  },
   { label: "hotreload, 4 workers, tcp_migrate_req=0", args: ["--workers", "4"], migrate: 0 },
   { label: "hotreload, 1 worker, tcp_migrate_req=1", args: ["--workers", "1"], migrate: 1 },
   {

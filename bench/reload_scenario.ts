@@ -6,6 +6,8 @@
  */
 import { parseArgs } from "node:util";
 import { freePort, hotreloadArgs, spawnQuiet, until } from "./lib.ts";
+import { npmProject } from "../tests/frameworks.ts";
+import { CLI } from "../tests/helpers.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -15,19 +17,38 @@ const { values } = parseArgs({
     reloads: { type: "string", default: "20" },
     clients: { type: "string", default: "50" },
     fresh: { type: "boolean", default: false },
+    app: { type: "string", default: "deno" },
   },
 });
 const mode = values.mode as "hotreload" | "deno-watch";
 const reloads = Number(values.reloads);
-const dir = await Deno.makeTempDir({ prefix: "hotreload-bench-" });
+// --app express: the same app on Express 5 (node:http), from the tests' npm fixture.
+const express = values.app === "express";
+const dir = express ? await npmProject({}) : await Deno.makeTempDir({ prefix: "hotreload-bench-" });
 const port = freePort();
 const url = `http://127.0.0.1:${port}/`;
 const source = (version: number) =>
-  `Deno.serve({ port: ${port} }, () => new Response("v${version}"));\n`;
+  express
+    ? `import express from "express";\nconst app = express();\n` +
+      `app.get("/", (req, res) => res.send("v${version}"));\napp.listen(${port});\n`
+    : `Deno.serve({ port: ${port} }, () => new Response("v${version}"));\n`;
 await Deno.writeTextFile(`${dir}/main.ts`, source(0));
 
 const server = spawnQuiet(
-  mode === "hotreload" ? hotreloadArgs(values.workers!, port) : ["run", "--watch", "-N", "main.ts"],
+  mode !== "hotreload" ? ["run", "--watch", "-N", "main.ts"] : express
+    ? [
+      "run",
+      "-A",
+      CLI,
+      "run",
+      "main.ts",
+      "-A",
+      "-w",
+      values.workers!,
+      "--port",
+      String(port),
+    ]
+    : hotreloadArgs(values.workers!, port),
   dir,
 );
 

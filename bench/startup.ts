@@ -2,6 +2,8 @@
  * `deno task bench startup`: worker start-to-ready time and the supervisor's
  * idle footprint, next to `deno run --watch` as the anchor.
  */
+import { encodeHandshake, FRAME_MARKER, type WorkerSettings } from "../src/runtime/protocol.ts";
+import { npmProject } from "../tests/frameworks.ts";
 import {
   cpuTicks,
   freePort,
@@ -59,6 +61,87 @@ async function workerStartToReady(runs: number): Promise<number[]> {
   return times;
 }
 
+const RUNTIME = new URL("../src/runtime/", import.meta.url).pathname;
+
+/**
+ * A copy of the worker runtime whose node:net hook is a no-op, to measure
+ * what the hook costs a `Deno.serve` worker (the only difference).
+ */
+async function runtimeWithoutNodeHook(): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "hotreload-bench-runtime-" });
+  for (const entry of Deno.readDirSync(RUNTIME)) {
+    if (entry.isFile) await Deno.copyFile(`${RUNTIME}${entry.name}`, `${dir}/${entry.name}`);
+  }
+  await Deno.writeTextFile(
+    `${dir}/node_servers.ts`,
+    `export function watchNodeServers() {\n  return { count: () => 0, closeAll: () => Promise.resolve() };\n}\n`,
+  );
+  return `${dir}/`;
+}
+
+/**
+ * Spawn to ready of one worker run directly with the preload in `runtime`
+ * (as the supervisor starts it: handshake on stdin, ready frame on stderr).
+ */
+async function preloadStartToReady(runtime: string, dir: string, entry: string): Promise<number> {
+  const nonce = crypto.randomUUID().replaceAll("-", "");
+  const settings: WorkerSettings = {
+    id: 0,
+    generation: 1,
+    workers: 1,
+    port: freePort(),
+    orphanGraceMs: 1000,
+    closeWindowMs: 0,
+    maxRequests: 0,
+  };
+  const started = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--unstable-net", "--preload", `${runtime}worker_preload.ts`, "-A", entry],
+    cwd: dir,
+    env: { NO_COLOR: "1" },
+    stdin: "piped",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(encodeHandshake({ nonce, settings }));
+  let text = "";
+  const ready = `${FRAME_MARKER}${nonce}:{"t":"ready"`;
+  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    if (text.includes(ready)) break;
+  }
+  const elapsed = performance.now() - started;
+  if (!text.includes(ready)) throw new Error(`no ready frame:\n${text}`);
+  child.kill("SIGKILL");
+  await child.status;
+  await writer.close().catch(() => {});
+  return elapsed;
+}
+
+/** Spawn-to-ready with and without the node:net hook, alternating, plus an Express worker. */
+async function hookCost(rounds: number) {
+  const without = await runtimeWithoutNodeHook();
+  const dir = await npmProject({
+    "main.ts": APP,
+    "main.js": `import express from "express";\nconst app = express();\n` +
+      `app.get("/", (req, res) => res.send("ok"));\napp.listen(process.env.PORT);\n`,
+  });
+  const times = { hooked: [] as number[], plain: [] as number[], express: [] as number[] };
+  try {
+    for (let i = 0; i < 3; i++) await preloadStartToReady(RUNTIME, dir, "main.js"); // warm the cache
+    for (let i = 0; i < rounds; i++) {
+      times.hooked.push(await preloadStartToReady(RUNTIME, dir, "main.ts"));
+      times.plain.push(await preloadStartToReady(without, dir, "main.ts"));
+      times.express.push(await preloadStartToReady(RUNTIME, dir, "main.js"));
+    }
+  } finally {
+    await Deno.remove(without, { recursive: true });
+    await Deno.remove(dir, { recursive: true });
+  }
+  return times;
+}
+
 /** All N workers ready, measured from the supervisor's spawn to its "ready" log line. */
 async function allReady(workers: number): Promise<number> {
   const dir = await project();
@@ -89,6 +172,7 @@ async function idleFootprint(pid: number, seconds: number) {
 
 export async function benchStartup(): Promise<string> {
   const times = await workerStartToReady(10);
+  const hook = await hookCost(30);
   const scale = [];
   for (const n of [1, 8, 32]) scale.push([n, await allReady(n)]);
 
@@ -126,6 +210,19 @@ export async function benchStartup(): Promise<string> {
     "",
     table(["workers", "start to all ready (ms)"], scale),
     "",
+    "Spawn to ready of one worker started directly with the preload, 30 rounds alternating " +
+    "(median, min–max):",
+    "",
+    table(["app", "worker runtime", "median ms", "min–max ms"], [
+      ["Deno.serve", "with the node:net hook", ...spread(hook.hooked)],
+      ["Deno.serve", "without it (hook replaced by a no-op)", ...spread(hook.plain)],
+      ["Express 5 (node:http)", "with the node:net hook", ...spread(hook.express)],
+    ]),
+    "",
+    `The hook costs a Deno.serve worker ${
+      (median(hook.hooked) - median(hook.plain)).toFixed(1)
+    } ms at the median.`,
+    "",
     table(["process (idle 10 s)", "RSS MiB", "CPU % of one core"], [
       [
         "hotreload supervisor, 4 workers, watching (events)",
@@ -140,6 +237,11 @@ export async function benchStartup(): Promise<string> {
       ["ratio hotreload / deno run --watch", (hotIdle.rssMiB / watchIdle.rssMiB).toFixed(2), "-"],
     ]),
   ].join("\n");
+}
+
+function spread(values: number[]): [string, string] {
+  const sorted = [...values].sort((a, b) => a - b);
+  return [median(values).toFixed(1), `${sorted[0].toFixed(1)}–${sorted.at(-1)!.toFixed(1)}`];
 }
 
 if (import.meta.main) console.log(await benchStartup());
