@@ -52,6 +52,14 @@ const encoder = new TextEncoder();
  */
 const PIPE_DRAIN_MS = 500;
 
+/**
+ * Most lines held back while a child starts. A child that crashes before it
+ * is ready has its output shown once, as one error block (or not at all when
+ * it is the same error as last time); a child that becomes ready has it
+ * relayed then. Past this many lines, output flows as it comes.
+ */
+const HELD_LINES = 500;
+
 /** 128 random bits, as hex: the secret that makes a child's frames unforgeable. */
 function newNonce(): string {
   return Array.from(
@@ -67,12 +75,16 @@ export class ManagedChild {
   readonly startedAt = performance.now();
   state: ChildState = "starting";
   drainStartedAt?: number;
+  /** When the child became ready, if it did. */
+  readyAt?: number;
   /** When the supervisor killed the child (its group), if it did. */
   killedAt?: number;
   /** Requests served, as last reported by a worker (for status). */
   requestsServed = 0;
   /** The last lines the child printed, for crash reports. */
   readonly tail = new LineTail(15);
+  /** Output held back while starting (see HELD_LINES); undefined once it flows. */
+  #held?: Array<[StreamName, string]> = [];
   readonly #process: Deno.ChildProcess;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #nonce = newNonce();
@@ -114,6 +126,11 @@ export class ManagedChild {
       if (message && text === "") return;
       if (this.spec.dropLine?.(text)) return;
       this.tail.push(text);
+      if (this.#held && this.state === "starting" && this.#held.length < HELD_LINES) {
+        this.#held.push([stream, text]);
+        return;
+      }
+      this.releaseOutput(true);
       relayLine(stream, { ...this.spec, pid: this.pid }, text);
     };
     const stopReading = new AbortController();
@@ -144,9 +161,22 @@ export class ManagedChild {
     return now - this.startedAt;
   }
 
+  /**
+   * Ends the holding back of start-up output: relays what was held when
+   * `show`, drops it otherwise (an error already shown for an earlier start).
+   */
+  releaseOutput(show: boolean): void {
+    const held = this.#held;
+    this.#held = undefined;
+    if (!show || !held) return;
+    for (const [stream, text] of held) relayLine(stream, { ...this.spec, pid: this.pid }, text);
+  }
+
   /** Marks the child ready and returns how long it took. */
   markReady(): number {
+    this.releaseOutput(true);
     this.state = "ready";
+    this.readyAt = performance.now();
     return performance.now() - this.startedAt;
   }
 

@@ -106,7 +106,12 @@ function deliver(message: unknown): void {
 }
 
 globalThis.addEventListener("load", async () => {
-  const entry = await import(Deno.mainModule);
+  let entry;
+  try {
+    entry = await import(Deno.mainModule);
+  } catch {
+    return; // the entry's own error, which Deno reports (once)
+  }
   const exported = entry.default as (Definition & { [PROCESS_BRAND]?: true }) | undefined;
   tell({ t: "ready", via: "app" });
   if (exported?.[PROCESS_BRAND] || typeof exported?.run === "function") {

@@ -51,6 +51,16 @@ function withDefaultAddress<O extends Record<string, unknown>>(options: O): O {
   return options;
 }
 
+/**
+ * The error as if `wrapper` had not been there: its stack (and the code
+ * frame Deno prints for an uncaught error) starts at the app's own line,
+ * not inside this preload.
+ */
+function fromCaller(error: unknown, wrapper: (...args: never[]) => unknown): unknown {
+  if (error instanceof Error) Error.captureStackTrace?.(error, wrapper);
+  return error;
+}
+
 // ---- Deno.serve -------------------------------------------------------------
 
 type ServeHandler = Deno.ServeHandler<Deno.NetAddr>;
@@ -123,7 +133,7 @@ function serve(...args: unknown[]): Deno.HttpServer {
     server = originalServe.call(Deno, options, drainAwareHandler(handler));
   } catch (error) {
     reportBindError(error, options.port as number | undefined, options.hostname as string);
-    throw error;
+    throw fromCaller(error, serve);
   }
   servers.add(server);
   server.finished.then(() => servers.delete(server), () => servers.delete(server));
@@ -136,7 +146,7 @@ function serve(...args: unknown[]): Deno.HttpServer {
 function wrapListen<O extends { transport?: string; port?: number; hostname?: string }>(
   original: (options: O) => Deno.Listener,
 ): (options: O) => Deno.Listener {
-  return (options: O) => {
+  const wrapped = (options: O) => {
     if (options.transport !== undefined && options.transport !== "tcp") {
       return original.call(Deno, options);
     }
@@ -148,12 +158,13 @@ function wrapListen<O extends { transport?: string; port?: number; hostname?: st
       listener = original.call(Deno, tcpOptions);
     } catch (error) {
       reportBindError(error, tcpOptions.port, tcpOptions.hostname);
-      throw error;
+      throw fromCaller(error, wrapped);
     }
     listeners.add(listener);
     announceListening(listener.addr);
     return listener;
   };
+  return wrapped;
 }
 
 function replace(name: "serve" | "listen" | "listenTls", value: unknown): void {
@@ -224,7 +235,12 @@ watchParent(drainOrphaned);
 
 async function serveDefaultExport(): Promise<void> {
   if (servers.size > 0 || listeners.size > 0 || nodeServers.count() > 0) return;
-  const entry = await import(Deno.mainModule);
+  let entry;
+  try {
+    entry = await import(Deno.mainModule);
+  } catch {
+    return; // the entry's own error, which Deno reports (once)
+  }
   const app = entry.default as { fetch?: ServeHandler } | undefined;
   if (typeof app?.fetch === "function") {
     serve((request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
@@ -236,7 +252,8 @@ async function serveDefaultExport(): Promise<void> {
 // No stdin reader here: a pending read would keep a worker alive after its
 // servers are gone. SIGTERM drains, and the parent watch notices a dead supervisor.
 globalThis.addEventListener("load", () => {
-  serveDefaultExport().catch((error) => console.error(error));
+  // A failure to serve is an uncaught error: Deno reports it and the worker exits 1.
+  void serveDefaultExport();
 });
 
 // ---- Bridge for mod.ts -----------------------------------------------------------

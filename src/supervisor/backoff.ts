@@ -25,6 +25,11 @@ export class Backoff {
     return delay;
   }
 
+  /** Forgets earlier failures: new code gets a fresh start. */
+  reset(): void {
+    this.#failures = 0;
+  }
+
   /** Consecutive failures so far. */
   get failures(): number {
     return this.#failures;

@@ -10,7 +10,8 @@ import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
-import { formatMs, formatTail } from "./describe.ts";
+import { formatMs, lastWords } from "./describe.ts";
+import { FailureMemory, hintLine, worthReporting } from "./failures.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
 import type { StatusRow } from "./worker_pool.ts";
 
@@ -30,6 +31,8 @@ interface ProcessSlot {
   restarting: boolean;
   /** Starts after the first one (crash restarts and warm restarts). */
   starts: number;
+  /** The last error, to show each distinct one once. */
+  failures: FailureMemory;
 }
 
 export interface ProcessSetOptions {
@@ -61,6 +64,7 @@ export class ProcessSet {
         down: false,
         restarting: false,
         starts: 0,
+        failures: new FailureMemory(),
       }))
     );
   }
@@ -234,6 +238,11 @@ export class ProcessSet {
   onExit(child: ManagedChild, status: Deno.CommandStatus): void {
     const slot = this.#slotOf(child);
     const wasStopped = this.#stopping.delete(child);
+    const words = lastWords(child.tail.lines());
+    // A crash's output is shown once per distinct error; everything else as it came.
+    const crashed = !wasStopped && !this.#warmRestarts.has(child) && slot?.current === child;
+    const times = crashed ? slot.failures.record(words) : 1;
+    child.releaseOutput(times === 1);
     if (!slot || slot.current !== child) return;
     slot.current = undefined;
     const fields = { role: "process" as const, id: child.spec.id, pid: child.pid };
@@ -271,7 +280,7 @@ export class ProcessSet {
       log.warn(
         "process.down",
         `${slot.label} (pid ${child.pid}) exited with ${exit}; not restarted (restart: ${policy})${
-          formatTail(child)
+          hintLine(words)
         }`,
         { ...fields, status: exit },
       );
@@ -279,12 +288,32 @@ export class ProcessSet {
     }
     const delay = slot.backoff.failed(child.uptimeMs());
     slot.retryAt = performance.now() + delay;
-    log.warn(
-      "process.exited",
-      `${slot.label} (pid ${child.pid}) exited with ${exit} after ${formatMs(child.uptimeMs())}; ` +
-        `restarting in ${formatMs(delay)} (failure ${slot.backoff.failures})${formatTail(child)}`,
-      { ...fields, status: exit, restartInMs: delay },
-    );
+    const restart = `restarting in ${formatMs(delay)}`;
+    if (times === 1) {
+      log.warn(
+        "process.exited",
+        `${slot.label} (pid ${child.pid}) exited with ${exit} after ${
+          formatMs(child.uptimeMs())
+        }; ` +
+          `${restart} (failure ${slot.backoff.failures})${hintLine(words)}`,
+        { ...fields, status: exit, restartInMs: delay, lastOutput: words },
+      );
+    } else if (worthReporting(times)) {
+      log.warn(
+        "process.exited",
+        `${slot.label} (pid ${child.pid}) crashed again, same error (×${times}); ${restart}`,
+        { ...fields, status: exit, restartInMs: delay },
+      );
+    }
+  }
+
+  /** New code: instances waiting out a backoff start at once (not those down by policy). */
+  retryNow(): void {
+    for (const slot of this.#slots) {
+      slot.retryAt = 0;
+      slot.backoff.reset();
+      slot.failures.reset();
+    }
   }
 
   // ---- Helpers ------------------------------------------------------------------------

@@ -17,8 +17,10 @@ export interface ReloadRequest {
 
 export class Rollout {
   readonly startedAt = performance.now();
-  /** True once the first replacement (the canary) became ready. */
+  /** True once the first worker of this generation (the canary) became ready. */
   canaryPassed = false;
+  /** True when workers were serving as it began: it replaces them (else it starts them). */
+  replacing = true;
   /** Workers first; custom processes once every worker runs the new generation. */
   phase: "workers" | "processes" = "workers";
   /** True once the custom processes' restarts have been queued. */
@@ -58,17 +60,37 @@ export class Rollout {
     for (const waiter of this.#waiters.splice(0)) waiter(reply);
   }
 
-  /** `reloaded 4 workers in 312 ms (generation 7; 2 files: src/a.ts, src/b.ts)` */
-  summary(workers: number, processes: number): string {
+  /**
+   * What happened, truthfully: `reloaded 4 workers in 312 ms (generation 7; 2
+   * files: src/a.ts, src/b.ts)`; `generation 2 started 2 workers; all ready
+   * in 140 ms (1 file: main.ts)` when nothing was serving before; and how
+   * many are ready when some of the new workers failed.
+   */
+  summary(workers: number, ready: number, processes: number): string {
     const ms = Math.round(performance.now() - this.startedAt);
-    const parts = [];
-    if (this.request.workers) parts.push(`${workers} worker${workers === 1 ? "" : "s"}`);
-    if (this.request.processes && processes > 0) {
-      parts.push(`${processes} process${processes === 1 ? "" : "es"}`);
-    }
-    const what = parts.length > 0 ? parts.join(" and ") : "nothing";
+    const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
     const cause = this.files.length > 0 ? describeChanges(this.files) : this.request.reason;
-    return `reloaded ${what} in ${ms} ms (generation ${this.generation}; ${cause})`;
+    const extra = this.request.processes && processes > 0
+      ? ` and ${processes} process${processes === 1 ? "" : "es"}`
+      : "";
+    if (!this.request.workers) {
+      return `reloaded ${
+        extra ? extra.slice(5) : "nothing"
+      } in ${ms} ms (generation ${this.generation}; ${cause})`;
+    }
+    if (ready < workers) {
+      return `generation ${this.generation}: ${ready} of ${plural(workers, "worker")} ready in ` +
+        `${ms} ms, the others failed and are retried${
+          extra ? `;${extra} reloaded` : ""
+        } (${cause})`;
+    }
+    if (!this.replacing) {
+      return `generation ${this.generation} started ${plural(workers, "worker")}${extra}; all ` +
+        `ready in ${ms} ms (${cause})`;
+    }
+    return `reloaded ${
+      plural(workers, "worker")
+    }${extra} in ${ms} ms (generation ${this.generation}; ${cause})`;
   }
 }
 

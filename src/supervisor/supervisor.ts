@@ -23,7 +23,8 @@ import { MAX_WORKERS } from "../config/limits.ts";
 import { readTcpMigrateReq, TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
-import { type StatusRow, WorkerPool } from "./worker_pool.ts";
+import { ERRORED_AFTER, type StatusRow, WorkerPool } from "./worker_pool.ts";
+import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
 
 /** Everything the supervisor needs to run one instance. */
@@ -93,6 +94,10 @@ export class Supervisor {
   readonly #samplesOverLimit = new WeakMap<ManagedChild, number>();
   #nextSampleAt = 0;
   #lastReload?: ReloadOutcome;
+  /** The ports workers have bound (status shows them). */
+  readonly #boundPorts = new Set<number>();
+  /** The newest generation whose failure to start has been said. */
+  #waitingSaid = 0;
 
   constructor(options: SupervisorOptions) {
     this.#options = options;
@@ -158,15 +163,19 @@ export class Supervisor {
       if (message.t === "restart-requested") this.#processes.onRestartRequested(child);
       return;
     }
-    if (message.t === "ready") this.#onWorkerReady(child);
+    if (message.t === "ready") this.#onWorkerReady(child, message.port);
     if (message.t === "bind-error") this.#onBindError(child, message.port, message.message);
     if (message.t === "requests") child.requestsServed = message.served;
     if (message.t === "recycle") this.#workers.markForRecycle(child, message.reason);
   }
 
-  #onWorkerReady(child: ManagedChild): void {
-    const tookOver = this.#workers.onReady(child);
-    if (tookOver && this.#rollout) this.#rollout.canaryPassed = true;
+  #onWorkerReady(child: ManagedChild, port: number | undefined): void {
+    if (child.state !== "starting") return;
+    this.#workers.onReady(child);
+    if (this.#rollout && child.spec.generation >= this.#rollout.generation) {
+      this.#rollout.canaryPassed = true;
+    }
+    if (port !== undefined) this.#checkPort(child, port);
     if (this.#phase === "starting" && this.#workers.allReady()) {
       this.#phase = "running";
       const ms = Math.round(performance.now() - this.#startedAt);
@@ -174,6 +183,43 @@ export class Supervisor {
         role: "supervisor",
       });
     }
+  }
+
+  /**
+   * Ports are the pool's: with --port, a worker that binds another port is
+   * named at once (the app ignores --port); without it, the first port a
+   * worker binds must not be shared with an app that is not ours, which
+   * reusePort would silently let the kernel split traffic with.
+   */
+  #checkPort(child: ManagedChild, port: number): void {
+    if (this.#boundPorts.has(port)) return;
+    this.#boundPorts.add(port);
+    const wanted = this.#options.launch.port;
+    const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid, port };
+    if (wanted !== undefined) {
+      if (port === wanted) return;
+      log.warn(
+        "worker.wrong-port",
+        `worker ${child.spec.id} listens on port ${port}, not on --port ${wanted}: the app ignores ` +
+          `--port; read PORT in the app (Deno.env.get("PORT"), process.env.PORT), or drop --port`,
+        fields,
+      );
+      return;
+    }
+    const ours = new Set([Deno.pid, ...this.#workers.children().map((c) => c.pid)]);
+    const other = foreignListener(port, (pid, pgid) => ours.has(pid) || ours.has(pgid));
+    if (!other) return;
+    const who = other.command
+      ? `pid ${other.pid}: ${other.command.slice(0, 120)}`
+      : `pid ${other.pid}`;
+    log.error(
+      "worker.foreign-listener",
+      `port ${port} is already served by another process (${who}); with reusePort the kernel ` +
+        `would split the traffic between both apps: stop it, or give this app another port (--port)`,
+      fields,
+    );
+    this.#exitCode = 1;
+    this.#beginStop(true);
   }
 
   #onBindError(child: ManagedChild, port: number | undefined, message: string): void {
@@ -201,9 +247,43 @@ export class Supervisor {
   #onChildExit(child: ManagedChild, status: Deno.CommandStatus): void {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
     const outcome = this.#workers.onExit(child, status);
-    if (outcome.kind !== "replacement-failed") return;
-    if (this.#rollout && !this.#rollout.canaryPassed) return this.#abortRollout(outcome.why);
-    log.warn("worker.replacement-failed", `${outcome.why}; retrying`, { role: "worker" });
+    const rollout = this.#rollout;
+    const newCodeFailed = rollout !== undefined && !rollout.canaryPassed &&
+      child.spec.generation >= rollout.generation;
+    if (outcome.kind === "replacement-failed") {
+      if (newCodeFailed) return this.#abortRollout(outcome.why, outcome.summary);
+      log.warn("worker.replacement-failed", `${outcome.why}; retrying`, { role: "worker" });
+      return;
+    }
+    if (outcome.kind !== "crashed" || outcome.wasReady) return;
+    // A worker that never became ready: new code that does not start.
+    if (newCodeFailed) {
+      return this.#abortRollout(`generation ${child.spec.generation} failed`, outcome.summary);
+    }
+    if (this.#workers.everReady) return;
+    if (!this.#options.watch && outcome.failures >= ERRORED_AFTER) {
+      // Nobody is watching to fix it: say so and end, so a script or systemd sees it.
+      log.error(
+        "supervisor.gave-up",
+        `the app never became ready: worker ${child.spec.id} failed ${outcome.failures} times in ` +
+          `a row (${outcome.summary}); giving up`,
+        { role: "supervisor" },
+      );
+      this.#exitCode = 1;
+      return this.#beginStop(true);
+    }
+    this.#waitForChange(child.spec.generation, outcome.summary);
+  }
+
+  /** Says once per generation that nothing serves and what a fix must address. */
+  #waitForChange(generation: number, summary: string): void {
+    if (this.#waitingSaid >= generation || this.#workers.anyServing()) return;
+    this.#waitingSaid = generation;
+    const next = this.#options.watch ? "waiting for a change" : 'waiting for "hotreload reload"';
+    log.warn("supervisor.waiting", `${next} (generation ${generation} failed: ${summary})`, {
+      role: "supervisor",
+      generation,
+    });
   }
 
   #onSignal(signal: Deno.Signal): void {
@@ -291,6 +371,7 @@ export class Supervisor {
         phase: this.#phase,
         entry: this.#options.launch.entry,
         port: this.#options.launch.port ?? null,
+        boundPorts: [...this.#boundPorts].sort((a, b) => a - b),
         host: this.#options.launch.host ?? null,
         workers: this.#workers.desired,
         generation: this.#generation,
@@ -380,6 +461,10 @@ export class Supervisor {
     }
     this.#generation++;
     this.#rollout = new Rollout(this.#generation, request);
+    this.#rollout.replacing = this.#workers.anyServing();
+    // New code is tried at once: backoff slows down the same code crashing again, never new code.
+    if (request.workers) this.#workers.retryNow();
+    if (request.processes) this.#processes.retryNow();
     const what = request.workers ? `${this.#workers.desired} worker(s)` : "the custom processes";
     log.info("reload.start", `${cause}: reloading ${what} to generation ${this.#generation}`, {
       role: "supervisor",
@@ -391,7 +476,10 @@ export class Supervisor {
   #finishRollout(rollout: Rollout): void {
     this.#rollout = undefined;
     const processes = this.#processes.children().length;
-    const summary = rollout.summary(this.#workers.desired, processes);
+    const ready = rollout.request.workers
+      ? this.#workers.readyOf(rollout.generation)
+      : this.#workers.desired;
+    const summary = rollout.summary(this.#workers.desired, ready, processes);
     log.info("reload.done", summary, {
       role: "supervisor",
       generation: rollout.generation,
@@ -407,12 +495,18 @@ export class Supervisor {
     if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
   }
 
-  #abortRollout(why: string): void {
+  #abortRollout(why: string, summary: string): void {
     const rollout = this.#rollout!;
     this.#rollout = undefined;
+    const then = this.#workers.anyServing()
+      ? "the old workers keep serving; the next change or reload tries again"
+      : this.#options.watch
+      ? `nothing serves: waiting for a change (generation ${rollout.generation} failed: ${summary})`
+      : `nothing serves: fix it, then "hotreload reload" (generation ${rollout.generation} failed: ${summary})`;
+    this.#waitingSaid = rollout.generation;
     log.error(
       "reload.aborted",
-      `reload aborted: ${why}\nthe old workers keep serving; the next change or reload tries again`,
+      `reload aborted: ${why}\n${then}`,
       { role: "supervisor", generation: rollout.generation },
     );
     rollout.settle({ ok: false, error: `reload aborted: ${why}`, code: 1 });

@@ -7,7 +7,8 @@ import { type ChildListener, describeExit, type ManagedChild } from "../process/
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { type WorkerLaunch, workerSpec } from "./child_command.ts";
-import { formatMs, formatTail } from "./describe.ts";
+import { formatMs, formatTail, lastWords } from "./describe.ts";
+import { FailureMemory, hintLine, summarizeError, worthReporting } from "./failures.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
 
 interface Slot {
@@ -19,16 +20,29 @@ interface Slot {
   retryAt: number;
   /** Unplanned exits so far (crashes, timeouts). */
   restarts: number;
+  /** The newest generation this slot has started. */
+  triedGeneration: number;
   /** Why the current worker should be replaced (max-requests, max-memory), if it should. */
   recycle?: string;
+  /** The last error, to show each distinct one once. */
+  failures: FailureMemory;
+  /** Failed ERRORED_AFTER times in a row after the service was up: still retried, shown as errored. */
+  errored: boolean;
 }
+
+/**
+ * Failures in a row after which a slot counts as `errored` (the service had
+ * been up): it is still retried at the capped backoff. Without watching, the
+ * same number of failed first starts ends the run (nobody is there to fix it).
+ */
+export const ERRORED_AFTER = 5;
 
 /** One row of `hotreload status`. */
 export interface StatusRow {
   role: "worker" | "process";
   id: number | string;
   pid: number | null;
-  state: "starting" | "ready" | "draining" | "backoff" | "stopped";
+  state: "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";
   generation: number | null;
   uptimeMs: number | null;
   restarts: number;
@@ -40,8 +54,9 @@ export interface StatusRow {
 /** What a worker's exit meant to the pool. */
 export type WorkerExit =
   | { kind: "drained" }
-  | { kind: "crashed" }
-  | { kind: "replacement-failed"; why: string }
+  /** `summary`: the error in a few words; `failures`: in a row, in this slot. */
+  | { kind: "crashed"; summary: string; failures: number; wasReady: boolean }
+  | { kind: "replacement-failed"; why: string; summary: string }
   | { kind: "unknown" };
 
 export interface WorkerPoolOptions {
@@ -57,6 +72,8 @@ export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #slots: Slot[] = [];
   readonly #retiring = new Set<ManagedChild>();
+  /** The signature of the last error shown in full, by any slot. */
+  #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
   readonly #killReasons = new WeakMap<ManagedChild, string>();
   desired: number;
@@ -86,16 +103,27 @@ export class WorkerPool {
 
   /**
    * Workers a rollout to `generation` still waits for: slots running an older
-   * worker or starting a replacement, and older workers still draining. A
-   * reload is only done once no old worker can take a connection.
+   * worker, starting a replacement or a new worker, or not yet started with
+   * this generation, and older workers still draining. A reload is only done
+   * once no old worker can take a connection and every slot has tried the new
+   * code (a slot whose new worker failed waits out its backoff meanwhile).
    */
   outdated(generation: number): number {
-    const slots =
-      this.#slots.filter((slot) =>
-        (slot.current && slot.current.spec.generation < generation) || slot.replacement
-      ).length;
+    const slots = this.#slots.filter((slot) =>
+      slot.replacement !== undefined ||
+      (slot.current
+        ? slot.current.spec.generation < generation || slot.current.state === "starting"
+        : slot.triedGeneration < generation)
+    ).length;
     const draining = [...this.#retiring].filter((child) => child.spec.generation < generation);
     return slots + draining.length;
+  }
+
+  /** Ready workers of `generation` or newer. */
+  readyOf(generation: number): number {
+    return this.#slots.filter((slot) =>
+      slot.current?.state === "ready" && slot.current.spec.generation >= generation
+    ).length;
   }
 
   // ---- Reconciling -------------------------------------------------------------------
@@ -134,6 +162,9 @@ export class WorkerPool {
         backoff: new Backoff(this.#options.backoff),
         retryAt: 0,
         restarts: 0,
+        triedGeneration: 0,
+        failures: new FailureMemory(),
+        errored: false,
       };
       const slot = this.#slots[id];
       if (!slot.current && !slot.replacement && now >= slot.retryAt) {
@@ -217,7 +248,7 @@ export class WorkerPool {
           role: "worker",
           id: slot.id,
           pid: null,
-          state: "backoff",
+          state: slot.errored ? "errored" : "backoff",
           generation: null,
           uptimeMs: null,
           restarts: slot.restarts,
@@ -243,6 +274,21 @@ export class WorkerPool {
   killAll(): void {
     this.drainAll();
     for (const child of this.#retiring) child.kill();
+  }
+
+  /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
+  retryNow(): void {
+    this.#lastShown = undefined;
+    for (const slot of this.#slots) {
+      slot.retryAt = 0;
+      slot.backoff.reset();
+      slot.failures.reset();
+    }
+  }
+
+  /** True when some worker is ready to serve. */
+  anyServing(): boolean {
+    return this.#slots.some((slot) => slot.current?.state === "ready");
   }
 
   /** The nearest time something has to happen, or Infinity. */
@@ -299,30 +345,70 @@ export class WorkerPool {
     const why = this.#killReasons.get(child) ?? `exited with ${describeExit(status)}`;
     const delay = slot.backoff.failed(child.uptimeMs());
     slot.retryAt = performance.now() + delay;
-    const lastLines = formatTail(child);
+    const words = lastWords(child.tail.lines());
+    const summary = summarizeError(words, this.#options.launch.cwd);
     if (slot.replacement === child) {
+      // The abort message carries the error (the `reload` caller sees it too).
+      child.releaseOutput(false);
       slot.replacement = undefined;
       return {
         kind: "replacement-failed",
-        why:
-          `worker ${child.spec.id} of generation ${child.spec.generation} ${why} before it was ready${lastLines}`,
+        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why} before it ` +
+          `was ready${formatTail(child)}${hintLine(words)}`,
+        summary,
       };
     }
+    const wasReady = child.readyAt !== undefined;
     slot.current = undefined;
     slot.recycle = undefined;
     slot.restarts++;
-    log.warn(
-      "worker.exited",
-      `worker ${child.spec.id} (pid ${child.pid}) ${why} after ${formatMs(child.uptimeMs())}; ` +
-        `restarting in ${formatMs(delay)} (failure ${slot.backoff.failures})${lastLines}`,
-      { ...fields, status: describeExit(status), restartInMs: delay },
-    );
-    return { kind: "crashed" };
+    // Output is relayed once, live or (for a failed start) as one block: the
+    // same error again is only counted.
+    const times = slot.failures.record(words);
+    // Every slot fails the same way when the code is broken: show it once, for the first.
+    const shownBefore = times === 1 && this.#lastShown === slot.failures.signature;
+    this.#lastShown = slot.failures.signature;
+    child.releaseOutput(times === 1 && !shownBefore);
+    const restart = `restarting in ${formatMs(delay)}`;
+    const logFields = { ...fields, status: describeExit(status), restartInMs: delay };
+    if (times === 1 && shownBefore) {
+      log.warn(
+        "worker.exited",
+        `worker ${child.spec.id} (pid ${child.pid}) failed the same way; ${restart}`,
+        logFields,
+      );
+    } else if (times === 1) {
+      log.warn(
+        "worker.exited",
+        `worker ${child.spec.id} (pid ${child.pid}) ${why} after ${formatMs(child.uptimeMs())}; ` +
+          `${restart} (failure ${slot.backoff.failures})${hintLine(words)}`,
+        { ...logFields, lastOutput: words },
+      );
+    } else if (worthReporting(times)) {
+      log.warn(
+        "worker.exited",
+        `worker ${child.spec.id} (pid ${child.pid}) crashed again, same error (×${times}); ${restart}`,
+        logFields,
+      );
+    }
+    // A stable run (30 s up) resets the backoff, and with it the errored mark.
+    if (slot.backoff.failures < ERRORED_AFTER) slot.errored = false;
+    if (this.everReady && !slot.errored && slot.backoff.failures >= ERRORED_AFTER) {
+      slot.errored = true;
+      log.error(
+        "worker.errored",
+        `worker ${child.spec.id} failed ${slot.backoff.failures} times in a row (${summary}); ` +
+          `marked errored, retrying every ${formatMs(slot.backoff.policy.maxMs)} at most`,
+        fields,
+      );
+    }
+    return { kind: "crashed", summary, failures: slot.backoff.failures, wasReady };
   }
 
   // ---- Helpers ------------------------------------------------------------------------
 
   #spawn(slot: Slot, generation: number): ManagedChild | undefined {
+    slot.triedGeneration = Math.max(slot.triedGeneration, generation);
     const launch = { ...this.#options.launch, workers: this.desired };
     return spawnForSlot(workerSpec(launch, slot.id, generation), this.#options.listener, slot);
   }

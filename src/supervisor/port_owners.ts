@@ -1,0 +1,76 @@
+/**
+ * Who listens on a TCP port, from /proc: reusePort lets a second app bind a
+ * port another app (of the same user) already listens on, and the kernel
+ * then silently splits the traffic between them. The supervisor checks the
+ * first port its workers bind, when `--port` does not name it.
+ */
+import { procStat } from "../process/os.ts";
+
+/** Inodes of the sockets listening on `port`, IPv4 and IPv6. */
+export function listeningInodes(port: number): Set<string> {
+  const inodes = new Set<string>();
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(table);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is ADDR:PORT in hex; state 0A is LISTEN; the inode is field 9.
+      if (fields.length > 9 && fields[1].endsWith(`:${hexPort}`) && fields[3] === "0A") {
+        inodes.add(fields[9]);
+      }
+    }
+  }
+  return inodes;
+}
+
+/** A process that holds a listening socket on the port. */
+export interface PortHolder {
+  pid: number;
+  /** Its command line, when readable. */
+  command?: string;
+}
+
+/**
+ * The first process that listens on `port` and is not ours (`isOurs` gets
+ * its pid and process group), or undefined when every listener is ours.
+ */
+export function foreignListener(
+  port: number,
+  isOurs: (pid: number, pgid: number) => boolean,
+): PortHolder | undefined {
+  const inodes = listeningInodes(port);
+  if (inodes.size === 0) return undefined;
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const pid = Number(entry.name);
+    let fds: Deno.DirEntry[];
+    try {
+      fds = [...Deno.readDirSync(`/proc/${pid}/fd`)];
+    } catch {
+      continue; // gone, or not ours to read
+    }
+    const holds = fds.some((fd) => {
+      try {
+        const target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
+        return target.startsWith("socket:[") && inodes.has(target.slice(8, -1));
+      } catch {
+        return false;
+      }
+    });
+    if (!holds) continue;
+    const pgid = Number(procStat(pid)?.[2]);
+    if (isOurs(pid, pgid)) continue;
+    let command: string | undefined;
+    try {
+      command = Deno.readTextFileSync(`/proc/${pid}/cmdline`).split("\0").join(" ").trim() ||
+        undefined;
+    } catch { /* gone */ }
+    return { pid, command };
+  }
+  return undefined;
+}
