@@ -136,14 +136,16 @@ Options:
   -h, --help               show this help`;
 
 /** `hotreload scale --help`. */
-export const SCALE_HELP = `Usage: hotreload scale <n> [--name <name>]
+export const SCALE_HELP = `Usage: hotreload scale <n> [--name <name>] [--timeout <ms>]
 
-Changes the number of workers: new ones start and join once ready, removed
-ones drain. SIGTTIN / SIGTTOU to the supervisor add / remove one.
-Exits 3 when no instance is running.
+Changes the number of workers (1 to 1024): new ones start and join once ready,
+removed ones drain. Waits until exactly <n> workers are ready and reports; exits
+1 when that takes longer than --timeout (default 60000). SIGTTIN / SIGTTOU to the
+supervisor add / remove one. Exits 3 when no instance is running.
 
 Options:
       --name <name>        the instance to scale
+      --timeout <ms>       how long to wait for the workers (default 60000)
   -h, --help               show this help`;
 
 /** `hotreload list --help`. */

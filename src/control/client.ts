@@ -6,7 +6,7 @@
 import { CliError } from "../cli/errors.ts";
 import type { ControlReply, ControlRequest } from "./protocol.ts";
 import { instanceDir, type InstanceRecord } from "./runtime_dir.ts";
-import { selectInstance } from "./instances.ts";
+import { projectDir, selectInstance } from "./instances.ts";
 import { sendControlRequest, socketPath } from "./socket.ts";
 
 /**
@@ -19,7 +19,7 @@ export async function askInstance(
 ): Promise<
   { instance: InstanceRecord; reply?: ControlReply; silence?: { timedOut: boolean; why: string } }
 > {
-  const cwd = Deno.cwd();
+  const cwd = projectDir(Deno.cwd());
   const instance = selectInstance(cwd, name);
   // A reload replies when it is done, however long that takes; the rest at once.
   const replyTimeoutMs = request.cmd === "reload" ? Infinity : undefined;

@@ -5,17 +5,28 @@
 import { NotRunningError, UsageError } from "../cli/errors.ts";
 import {
   findInstances,
+  findProjectDir,
   type InstanceRecord,
-  removeInstanceFiles,
+  removeStaleInstance,
   whyStale,
 } from "./runtime_dir.ts";
+
+/**
+ * The project directory a control command run from `cwd` acts on (the
+ * nearest with a `.hotreload/`); says so on stderr when it is not `cwd`.
+ */
+export function projectDir(cwd: string): string {
+  const dir = findProjectDir(cwd);
+  if (dir !== cwd) console.error(`hotreload: acting on the instances of ${dir}`);
+  return dir;
+}
 
 /** Returns the running instance to act on, or throws (exit 3 when none runs). */
 export function selectInstance(cwd: string, name?: string): InstanceRecord {
   const found = findInstances(cwd);
   for (const instance of found) {
     if (instance.state === "running") continue;
-    removeInstanceFiles(instance.dir);
+    removeStaleInstance(instance.dir);
     const why = instance.state === "stale" ? whyStale(instance.record) : "it is not a valid record";
     console.error(`hotreload: removed the stale record of "${instance.name}" (${why})`);
   }

@@ -276,6 +276,44 @@ export function removeEmptyDir(path: string): void {
 }
 
 /**
+ * Removes what a dead supervisor left of instance `dir`: its record and pid
+ * file, and, when nobody holds it, its lock and the directories that are then
+ * empty. A lock someone holds (a supervisor starting right now) stays.
+ */
+export function removeStaleInstance(dir: string): void {
+  removeInstanceFiles(dir);
+  const lock = `${dir}/${LOCK_FILE}`;
+  try {
+    if (!Deno.lstatSync(lock).isFile) return;
+    const file = Deno.openSync(lock, { read: true, write: true });
+    try {
+      // Unlinked while held: a supervisor that locks it next sees the path gone and retries.
+      if (file.tryLockSync(true)) Deno.removeSync(lock);
+    } finally {
+      file.close();
+    }
+  } catch { /* no lock */ }
+  removeEmptyDir(dir);
+  removeEmptyDir(dir.slice(0, dir.lastIndexOf("/")));
+}
+
+/**
+ * The directory a control command acts on: the nearest of `cwd` and its
+ * parents that has a `.hotreload/` (as git finds `.git`), else `cwd`.
+ */
+export function findProjectDir(cwd: string): string {
+  for (let dir = cwd;;) {
+    try {
+      Deno.lstatSync(runtimeRoot(dir));
+      return dir;
+    } catch { /* not here */ }
+    const parent = dir.slice(0, dir.lastIndexOf("/")) || "/";
+    if (parent === dir) return cwd;
+    dir = parent;
+  }
+}
+
+/**
  * Removes an instance's record and pid file (regular files only). The lock
  * stays: it belongs to whoever holds it.
  */

@@ -272,15 +272,15 @@ export class Supervisor {
       this.#exitCode = 1;
       return this.#beginStop(true);
     }
-    this.#waitForChange(child.spec.generation, outcome.summary);
+    // Unwatched, the give-up above speaks for a start that never works.
+    if (this.#options.watch) this.#waitForChange(child.spec.generation, outcome.summary);
   }
 
   /** Says once per generation that nothing serves and what a fix must address. */
   #waitForChange(generation: number, summary: string): void {
     if (this.#waitingSaid >= generation || this.#workers.anyServing()) return;
     this.#waitingSaid = generation;
-    const next = this.#options.watch ? "waiting for a change" : 'waiting for "hotreload reload"';
-    log.warn("supervisor.waiting", `${next} (generation ${generation} failed: ${summary})`, {
+    log.warn("supervisor.waiting", `waiting for a change (generation ${generation} failed: ${summary})`, {
       role: "supervisor",
       generation,
     });

@@ -1,5 +1,6 @@
 /** `hotreload list`: the instances recorded under .hotreload/ here, running or stale. */
 import { findInstances } from "../../control/runtime_dir.ts";
+import { projectDir } from "../../control/instances.ts";
 import { parseControlArgs } from "../control_args.ts";
 import { LIST_HELP } from "../help.ts";
 import { formatUptime } from "./status.ts";
@@ -10,7 +11,8 @@ export function listCommand(argv: string[]): Promise<number> {
     console.log(LIST_HELP);
     return Promise.resolve(0);
   }
-  const instances = findInstances(Deno.cwd()).map((found) => ({
+  const dir = projectDir(Deno.cwd());
+  const instances = findInstances(dir).map((found) => ({
     name: found.name,
     state: found.state,
     pid: found.record?.pid ?? null,
@@ -22,7 +24,7 @@ export function listCommand(argv: string[]): Promise<number> {
   if (values.json) {
     console.log(JSON.stringify(instances, null, 2));
   } else if (instances.length === 0) {
-    console.log(`no instances recorded under ${Deno.cwd()}/.hotreload`);
+    console.log(`no instances recorded under ${dir}/.hotreload`);
   } else {
     console.log(
       [

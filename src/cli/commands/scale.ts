@@ -1,23 +1,58 @@
-/** `hotreload scale <n>`: more or fewer workers; new ones join ready-gated, removed ones drain. */
+/**
+ * `hotreload scale <n>`: more or fewer workers; new ones join ready-gated,
+ * removed ones drain. Waits until the new workers are ready (or the removed
+ * ones are gone) and reports, as `reload` does.
+ */
 import { askOverSocket } from "../../control/client.ts";
+import { MAX_WORKERS } from "../../config/limits.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { UsageError } from "../errors.ts";
+import { CliError, UsageError } from "../errors.ts";
 import { SCALE_HELP } from "../help.ts";
+import type { StatusReport } from "./status.ts";
 
 export async function scaleCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseControlArgs("scale", argv, {}, 1);
+  const { values, positionals } = parseControlArgs(
+    "scale",
+    argv,
+    { timeout: { type: "string" } },
+    1,
+  );
   if (values.help) {
     console.log(SCALE_HELP);
     return 0;
   }
   const raw = positionals[0];
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > 1024) {
-    throw new UsageError(`scale needs a whole number of workers from 1 to 1024 (got "${raw}")`);
+  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_WORKERS) {
+    throw new UsageError(
+      `scale needs a whole number of workers from 1 to ${MAX_WORKERS} (got "${raw}")`,
+    );
   }
-  const reply = await askOverSocket(values.name, {
-    cmd: "scale",
-    workers: Number(raw),
-  });
+  if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
+    throw new UsageError(
+      `--timeout must be a whole number of milliseconds (got "${values.timeout}")`,
+    );
+  }
+  const workers = Number(raw);
+  const timeoutMs = values.timeout === undefined ? 60_000 : Number(values.timeout);
+  const started = Date.now();
+  const reply = await askOverSocket(values.name, { cmd: "scale", workers });
   console.error(`hotreload: ${reply.message}`);
-  return 0;
+  const deadline = started + timeoutMs;
+  while (true) {
+    const status = await askOverSocket(values.name, { cmd: "status" });
+    const rows = (status.status as StatusReport).children.filter((row) => row.role === "worker");
+    const ready = rows.filter((row) => row.state === "ready").length;
+    if (rows.length === workers && ready === workers) {
+      console.error(`hotreload: ${workers} worker(s) ready in ${Date.now() - started} ms`);
+      return 0;
+    }
+    if (Date.now() > deadline) {
+      const failing = rows.filter((row) => row.state === "backoff" || row.state === "errored");
+      throw new CliError(
+        `after ${timeoutMs} ms, ${ready} of ${workers} worker(s) are ready` +
+          (failing.length > 0 ? ` and ${failing.length} keep failing; see the instance's log` : ""),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
