@@ -84,11 +84,9 @@ Deno.test("a crashing custom process is restarted with growing delays", async ()
     const delays = run.output.matches(/crash#0 .* restarting in (\d+) ms/).map((m) => Number(m[1]));
     assert.deepEqual(delays.slice(0, 3), [100, 200, 800]);
     assert.ok(run.output.has(/crash#0 \(pid \d+\) exited with exit code 1/));
-    assert.equal(
-      run.output.matches(/throw new Error\("consumer died"\)/).length,
-      1,
-      run.output.text(),
-    );
+    // It ran (its output is live), so each run's output shows; the log lines collapse.
+    assert.ok(run.output.has(/Error: consumer died/));
+    assert.ok(run.output.has(/crash#0 \(pid \d+\) crashed again, same error \(×2\)/));
   } finally {
     await run.cleanup();
     await Deno.remove(dir, { recursive: true });
