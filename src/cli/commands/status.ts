@@ -13,6 +13,8 @@ export interface StatusReport {
     phase: string;
     entry: string;
     port: number | null;
+    host: string | null;
+    boundPorts: number[];
     workers: number;
     generation: number;
     watcher: "events" | "poll" | null;
