@@ -1,7 +1,7 @@
 /** Shared pieces of the benchmarks: statistics, tables, processes, namespaces. */
 
 import { CLI, freePort, waitFor } from "../tests/helpers.ts";
-import { procStat } from "../src/process/os.ts";
+import { procStat } from "../src/child/os.ts";
 export { runInNetns } from "../tests/netns.ts";
 export { freePort };
 

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { loadConfig, validateConfig } from "../src/config/mod.ts";
 import { parse, stripJsonc } from "../src/config/jsonc.ts";
-import { UsageError } from "../src/cli/errors.ts";
+import { UsageError } from "../src/errors.ts";
 
 /** Runs `fn` in a temp dir holding `files` (path → content; a trailing "/" makes a directory). */
 async function inDir<T>(
@@ -35,7 +35,7 @@ function usageError(fn: () => unknown): string {
     fn();
   } catch (error) {
     assert.ok(error instanceof UsageError, `expected a UsageError, got ${error}`);
-    assert.equal(error.exitCode, 2);
+    assert.equal(error.kind, "usage");
     assert.ok(!error.message.includes("\n"), `message is not one line: ${error.message}`);
     return error.message;
   }

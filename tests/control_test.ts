@@ -16,7 +16,7 @@ import {
   withHotreload,
 } from "./helpers.ts";
 import { runScenario } from "./netns.ts";
-import type { StatusReport } from "../src/cli/commands/status.ts";
+import type { StatusReport } from "../src/control/protocol.ts";
 
 const APP = `Deno.serve((_req) => new Response(String(Deno.pid)));\n`;
 

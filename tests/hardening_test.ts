@@ -6,7 +6,7 @@
  * code before the fix.
  */
 import assert from "node:assert/strict";
-import { processStartTime, procStat } from "../src/process/os.ts";
+import { processStartTime, procStat } from "../src/child/os.ts";
 import { LINE_CUT_MARK } from "../src/runtime/lines.ts";
 import {
   CLI,

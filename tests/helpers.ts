@@ -8,7 +8,7 @@
  * re-parented after its supervisor died.
  */
 import assert from "node:assert/strict";
-import { pidRunning } from "../src/process/os.ts";
+import { pidRunning } from "../src/child/os.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const CLI = `${ROOT}/cli.ts`;

@@ -1,7 +1,7 @@
 /** Unit tests of the pure pieces: argument splitting, flags, backoff, frames, lines, rollouts. */
 import assert from "node:assert/strict";
 import { splitRunArgv } from "../src/cli/run_args.ts";
-import { denoFlagArity } from "../src/cli/deno_flags.ts";
+import { denoFlagArity } from "../src/config/deno_flags.ts";
 import { Backoff } from "../src/supervisor/backoff.ts";
 import {
   checkChildMessage,
@@ -9,7 +9,7 @@ import {
   encodeFrame,
   encodeHandshake,
 } from "../src/runtime/protocol.ts";
-import { LineTail } from "../src/process/lines.ts";
+import { LineTail } from "../src/child/tail.ts";
 import { forEachLine, LINE_CUT_MARK } from "../src/runtime/lines.ts";
 import { describeChanges, Rollout } from "../src/supervisor/rollout.ts";
 import { checkArguments } from "../src/supervisor/type_check.ts";

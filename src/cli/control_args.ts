@@ -1,6 +1,6 @@
 /** Shared argument parsing for the control commands (stop, reload, send, restart). */
 import { parseArgs } from "node:util";
-import { UsageError } from "./errors.ts";
+import { UsageError } from "../errors.ts";
 
 type Options = Record<string, { type: "string" | "boolean"; short?: string }>;
 

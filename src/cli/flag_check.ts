@@ -5,11 +5,11 @@
  * unknown V8 flag) is reported in one line, instead of workers that
  * crash-loop on it. It costs one short process (about 20 ms).
  */
-import { CliError } from "./errors.ts";
+import { HotreloadError } from "../errors.ts";
 
 const EMPTY_MODULE = "data:text/javascript,";
 
-/** Throws a one-line CliError when deno refuses `flags`; `what` names whose flags they are. */
+/** Throws a one-line HotreloadError when deno refuses `flags`; `what` names whose flags they are. */
 export async function checkDenoFlags(
   deno: string,
   flags: string[],
@@ -29,5 +29,7 @@ export async function checkDenoFlags(
   const text = new TextDecoder().decode(result.stderr);
   const line = text.split("\n").find((l) => l.startsWith("error:"))?.slice(6).trim() ??
     text.trim().split("\n")[0] ?? `exit code ${result.code}`;
-  throw new CliError(`deno refuses ${what} (${flags.join(" ")}): ${line}; fix them and try again`);
+  throw new HotreloadError(
+    `deno refuses ${what} (${flags.join(" ")}): ${line}; fix them and try again`,
+  );
 }

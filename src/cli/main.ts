@@ -7,8 +7,22 @@ import { statusCommand } from "./commands/status.ts";
 import { restartCommand } from "./commands/restart.ts";
 import { sendCommand } from "./commands/send.ts";
 import { stopCommand } from "./commands/stop.ts";
-import { CliError, ExitCode, UsageError } from "./errors.ts";
+import { type ErrorKind, HotreloadError, UsageError } from "../errors.ts";
 import { MAIN_HELP, VERSION } from "./help.ts";
+
+/** Exit codes of the `hotreload` command (documented in the README). */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  notRunning: 3,
+} as const;
+
+const EXIT_CODE: Record<ErrorKind, number> = {
+  "failure": ExitCode.failure,
+  "usage": ExitCode.usage,
+  "not-running": ExitCode.notRunning,
+};
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
@@ -42,9 +56,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     return await handler(rest);
   } catch (error) {
-    if (error instanceof CliError) {
+    if (error instanceof HotreloadError) {
       console.error(`hotreload: ${error.message}`);
-      return error.exitCode;
+      return EXIT_CODE[error.kind];
     }
     throw error;
   }

@@ -4,8 +4,8 @@
  * only after `--`. Argument parsing proper is `node:util`'s parseArgs.
  */
 import { parseArgs } from "node:util";
-import { denoFlagArity } from "./deno_flags.ts";
-import { UsageError } from "./errors.ts";
+import { denoFlagArity } from "../config/deno_flags.ts";
+import { UsageError } from "../errors.ts";
 import { findRunOption, RUN_OPTIONS } from "./run_options.ts";
 import {
   HOST,

@@ -22,8 +22,8 @@
  * key path and what is expected.
  */
 import { basename, resolve } from "node:path";
-import { denoFlagArity } from "../cli/deno_flags.ts";
-import { UsageError } from "../cli/errors.ts";
+import { denoFlagArity } from "./deno_flags.ts";
+import { UsageError } from "../errors.ts";
 import { parse } from "./jsonc.ts";
 import { MAX_MS, MAX_PROCESS_COUNT, MAX_WORKERS } from "./limits.ts";
 

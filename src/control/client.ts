@@ -3,9 +3,9 @@
  * control socket, and fall back to a signal through its pid file when the
  * socket does not answer.
  */
-import { CliError } from "../cli/errors.ts";
+import { HotreloadError } from "../errors.ts";
 import type { ControlReply, ControlRequest } from "./protocol.ts";
-import { instanceDir, type InstanceRecord } from "./runtime_dir.ts";
+import { instanceDir, type InstanceRecord } from "./instance_dir.ts";
 import { projectDir, selectInstance } from "./instances.ts";
 import { sendControlRequest, socketPath } from "./socket.ts";
 
@@ -46,12 +46,12 @@ export async function askOverSocket(
   request: ControlRequest,
 ): Promise<ControlReply & { ok: true }> {
   const { reply, silence } = await askInstance(name, request);
-  if (!reply) throw new CliError(silence!.why);
+  if (!reply) throw new HotreloadError(silence!.why);
   failOn(reply);
   return reply;
 }
 
 /** Turns a failed reply into the CLI error it stands for. */
 export function failOn(reply: ControlReply): asserts reply is ControlReply & { ok: true } {
-  if (!reply.ok) throw new CliError(reply.error, reply.code ?? 1);
+  if (!reply.ok) throw new HotreloadError(reply.error, reply.kind ?? "failure");
 }

@@ -2,14 +2,14 @@
  * Picks the instance a control command acts on: the one named, or the only one
  * running from this directory. Stale records met on the way are removed.
  */
-import { NotRunningError, UsageError } from "../cli/errors.ts";
+import { NotRunningError, UsageError } from "../errors.ts";
 import {
   findInstances,
   findProjectDir,
   type InstanceRecord,
   removeStaleInstance,
   whyStale,
-} from "./runtime_dir.ts";
+} from "./instance_dir.ts";
 
 /**
  * The project directory a control command run from `cwd` acts on (the

@@ -5,6 +5,7 @@
  * closes the connection.
  */
 import { MAX_WORKERS } from "../config/limits.ts";
+import type { ErrorKind } from "../errors.ts";
 
 /** The line a supervisor sends as soon as it has read a well-formed request. */
 export const ACCEPTED = '{"accepted":true}';
@@ -18,10 +19,49 @@ export type ControlRequest =
   | { cmd: "send"; name: string; message: unknown }
   | { cmd: "restart"; name: string };
 
-/** The supervisor's answer; `code` is the exit code the client should use on failure. */
+/** One row of `hotreload status`: a worker or custom-process instance. */
+export interface StatusRow {
+  role: "worker" | "process";
+  id: number | string;
+  pid: number | null;
+  state: "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";
+  generation: number | null;
+  uptimeMs: number | null;
+  restarts: number;
+  rssBytes: number | null;
+  cpuPercent: number | null;
+  requests: number | null;
+}
+
+/** What `status` answers; `hotreload status --json` prints it (documented in the README). */
+export interface StatusReport {
+  supervisor: {
+    name: string;
+    pid: number;
+    uptimeMs: number;
+    phase: "starting" | "running" | "stopping" | "stopped";
+    entry: string;
+    port: number | null;
+    host: string | null;
+    boundPorts: number[];
+    workers: number;
+    generation: number;
+    watcher: "events" | "poll" | null;
+    reloading: boolean;
+    lastReload: { generation: number; ok: boolean; message: string; at: string } | null;
+    rssBytes: number;
+  };
+  children: StatusRow[];
+}
+
+/**
+ * The supervisor's answer. A success may carry a sentence (`message`), the
+ * status (`status`), or the generation a reload rolled out; a failure says
+ * what went wrong and its kind (the CLI turns that into its exit code).
+ */
 export type ControlReply =
-  | ({ ok: true; message?: string } & Record<string, unknown>)
-  | { ok: false; error: string; code?: number };
+  | { ok: true; message?: string; status?: StatusReport; generation?: number }
+  | { ok: false; error: string; kind?: ErrorKind };
 
 const COMMANDS = new Set(["stop", "reload", "status", "scale", "send", "restart"]);
 

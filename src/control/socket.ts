@@ -91,7 +91,7 @@ export class ControlServer {
       const why = error instanceof TimeoutError
         ? `no request line within ${error.ms} ms`
         : (error as Error).message;
-      await send({ ok: false, error: why, code: 2 });
+      await send({ ok: false, error: why, kind: "usage" });
       return;
     }
     await writeLine(conn, ACCEPTED);

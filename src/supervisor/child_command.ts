@@ -4,7 +4,7 @@
  * `deno run --preload <process runtime> [its permissions] <entry>`; both with
  * the HOTRELOAD_* variables.
  */
-import type { ChildSpec } from "../process/child.ts";
+import type { ChildSpec } from "../child/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";

@@ -1,5 +1,5 @@
 /** How the supervisor words durations and crashes in its log. */
-import type { ManagedChild } from "../process/child.ts";
+import type { ManagedChild } from "../child/child.ts";
 
 /** `812 ms` or `3.2 s`. */
 export function formatMs(ms: number): string {

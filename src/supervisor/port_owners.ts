@@ -4,7 +4,7 @@
  * then silently splits the traffic between them. The supervisor checks the
  * first port its workers bind, when `--port` does not name it.
  */
-import { procStat } from "../process/os.ts";
+import { procStat } from "../child/os.ts";
 
 /** Inodes of the sockets listening on `port`, IPv4 and IPv6. */
 export function listeningInodes(port: number): Set<string> {

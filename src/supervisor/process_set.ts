@@ -5,7 +5,7 @@
  * time: stop the old one (its `onShutdown` runs), start the new one, wait until
  * it has started, then the next.
  */
-import { type ChildListener, describeExit, type ManagedChild } from "../process/child.ts";
+import { type ChildListener, describeExit, type ManagedChild } from "../child/child.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
@@ -13,7 +13,7 @@ import type { ProcessConfig } from "../config/mod.ts";
 import { formatMs, lastWords } from "./describe.ts";
 import { FailureMemory, hintLine, worthReporting } from "./failures.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
-import type { StatusRow } from "./worker_pool.ts";
+import type { StatusRow } from "../control/protocol.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
 const STARTED_AFTER_MS = 1000;

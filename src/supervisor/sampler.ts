@@ -3,8 +3,8 @@
  * `--max-memory` recycling. CPU % is measured between two samples of the same
  * child (or over its whole life for the first one).
  */
-import type { ManagedChild } from "../process/child.ts";
-import { procStat } from "../process/os.ts";
+import type { ManagedChild } from "../child/child.ts";
+import { procStat } from "../child/os.ts";
 
 /** What one sample says about a child. */
 export interface ChildUsage {

@@ -1,5 +1,5 @@
 /** Starting a slot's child, shared by the worker pool and the custom processes. */
-import { type ChildListener, type ChildSpec, ManagedChild } from "../process/child.ts";
+import { type ChildListener, type ChildSpec, ManagedChild } from "../child/child.ts";
 import { log } from "../log/mod.ts";
 import type { Backoff } from "./backoff.ts";
 import { formatMs } from "./describe.ts";

@@ -8,12 +8,12 @@
  * reload (Rollout) replaces the workers first, the canary before the rest,
  * then restarts the custom processes that reload with the code.
  */
-import type { ManagedChild } from "../process/child.ts";
+import type { ManagedChild } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
-import type { ControlReply, ControlRequest } from "../control/protocol.ts";
+import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
 import { log } from "../log/mod.ts";
-import { UsageError } from "../cli/errors.ts";
+import { UsageError } from "../errors.ts";
 import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
@@ -23,7 +23,7 @@ import { MAX_WORKERS } from "../config/limits.ts";
 import { readTcpMigrateReq, TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
-import { ERRORED_AFTER, type StatusRow, WorkerPool } from "./worker_pool.ts";
+import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
 import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
 
@@ -280,10 +280,14 @@ export class Supervisor {
   #waitForChange(generation: number, summary: string): void {
     if (this.#waitingSaid >= generation || this.#workers.anyServing()) return;
     this.#waitingSaid = generation;
-    log.warn("supervisor.waiting", `waiting for a change (generation ${generation} failed: ${summary})`, {
-      role: "supervisor",
-      generation,
-    });
+    log.warn(
+      "supervisor.waiting",
+      `waiting for a change (generation ${generation} failed: ${summary})`,
+      {
+        role: "supervisor",
+        generation,
+      },
+    );
   }
 
   #onSignal(signal: Deno.Signal): void {
@@ -357,7 +361,7 @@ export class Supervisor {
   }
 
   /** Everything `hotreload status` shows; the JSON shape is documented in the README. */
-  #status() {
+  #status(): StatusReport {
     const usage = (child: ManagedChild) => this.#sampler.sample(child);
     const children: StatusRow[] = [
       ...this.#workers.statusRows(usage),
@@ -387,7 +391,7 @@ export class Supervisor {
   #noSuchProcess(name: string): ControlReply {
     const names = this.#processes.names();
     const known = names.length > 0 ? `; processes: ${names.join(", ")}` : "; none is configured";
-    return { ok: false, error: `no running process named "${name}"${known}`, code: 3 };
+    return { ok: false, error: `no running process named "${name}"${known}`, kind: "not-running" };
   }
 
   // ---- Reconciliation --------------------------------------------------------------
@@ -444,7 +448,7 @@ export class Supervisor {
 
   #requestReload(request: ReloadRequest): void {
     if (this.#phase === "stopping" || this.#phase === "stopped") {
-      request.reply?.({ ok: false, error: "the instance is stopping", code: 1 });
+      request.reply?.({ ok: false, error: "the instance is stopping", kind: "failure" });
       return;
     }
     const cause = request.files.length > 0
@@ -509,7 +513,7 @@ export class Supervisor {
       `reload aborted: ${why}\n${then}`,
       { role: "supervisor", generation: rollout.generation },
     );
-    rollout.settle({ ok: false, error: `reload aborted: ${why}`, code: 1 });
+    rollout.settle({ ok: false, error: `reload aborted: ${why}`, kind: "failure" });
     this.#lastReload = {
       generation: rollout.generation,
       ok: false,
@@ -533,7 +537,7 @@ export class Supervisor {
       );
     }
     this.#phase = "stopping";
-    this.#rollout?.settle({ ok: false, error: "the instance is stopping", code: 1 });
+    this.#rollout?.settle({ ok: false, error: "the instance is stopping", kind: "failure" });
     this.#rollout = undefined;
     if (fast) {
       this.#workers.killAll();

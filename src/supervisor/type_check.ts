@@ -6,7 +6,7 @@
  * makes the child exit before it is ready, and a reload is aborted with the
  * compiler's message in the child's last lines.
  */
-import { denoFlagArity } from "../cli/deno_flags.ts";
+import { denoFlagArity } from "../config/deno_flags.ts";
 
 /** Flags of `deno run` that `deno check` accepts and that matter to type-checking. */
 const CHECK_FLAGS = new Set([

@@ -3,7 +3,8 @@
  * and, during a reload, a `replacement`, which takes over only once it is
  * ready; the predecessor then drains among the `retiring` workers.
  */
-import { type ChildListener, describeExit, type ManagedChild } from "../process/child.ts";
+import { type ChildListener, describeExit, type ManagedChild } from "../child/child.ts";
+import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { type WorkerLaunch, workerSpec } from "./child_command.ts";
@@ -36,20 +37,6 @@ interface Slot {
  * same number of failed first starts ends the run (nobody is there to fix it).
  */
 export const ERRORED_AFTER = 5;
-
-/** One row of `hotreload status`. */
-export interface StatusRow {
-  role: "worker" | "process";
-  id: number | string;
-  pid: number | null;
-  state: "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";
-  generation: number | null;
-  uptimeMs: number | null;
-  restarts: number;
-  rssBytes: number | null;
-  cpuPercent: number | null;
-  requests: number | null;
-}
 
 /** What a worker's exit meant to the pool. */
 export type WorkerExit =

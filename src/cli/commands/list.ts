@@ -1,5 +1,5 @@
 /** `hotreload list`: the instances recorded under .hotreload/ here, running or stale. */
-import { findInstances } from "../../control/runtime_dir.ts";
+import { findInstances } from "../../control/instance_dir.ts";
 import { projectDir } from "../../control/instances.ts";
 import { parseControlArgs } from "../control_args.ts";
 import { LIST_HELP } from "../help.ts";

@@ -1,8 +1,8 @@
 /** `hotreload reload`: a rolling reload of a running instance, reporting how it went. */
 import { askInstance, failOn } from "../../control/client.ts";
-import { signalProcess } from "../../process/os.ts";
+import { signalProcess } from "../../child/os.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError } from "../errors.ts";
+import { HotreloadError } from "../../errors.ts";
 import { RELOAD_HELP } from "../help.ts";
 
 export async function reloadCommand(argv: string[]): Promise<number> {
@@ -29,11 +29,11 @@ export async function reloadCommand(argv: string[]): Promise<number> {
     return 0;
   }
   // It may still act on the request it did not answer: a signal now could reload twice.
-  if (silence?.timedOut) throw new CliError(`${silence.why}; check its log`);
+  if (silence?.timedOut) throw new HotreloadError(`${silence.why}; check its log`);
   // No control socket answered: a signal does the same, without a report.
   // SIGHUP reloads everything and SIGUSR2 the processes; nothing reloads only the workers.
   if (!processes) {
-    throw new CliError(
+    throw new HotreloadError(
       `"${instance.name}" does not answer on its control socket, which "reload --workers" needs; ` +
         `"hotreload reload" signals it instead`,
     );

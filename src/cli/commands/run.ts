@@ -1,14 +1,14 @@
 /** `hotreload run`: validate everything, claim the instance, supervise until stopped. */
-import { claimInstance } from "../../control/runtime_dir.ts";
+import { claimInstance } from "../../control/instance_dir.ts";
 import { setupLogging } from "../../log/mod.ts";
-import { resolveDeno } from "../../supervisor/deno_path.ts";
-import { ensurePortFree } from "../../supervisor/port_check.ts";
+import { resolveDeno } from "../deno_path.ts";
+import { ensurePortFree } from "../port_check.ts";
 import { Supervisor } from "../../supervisor/supervisor.ts";
-import { runtimeBase } from "../../supervisor/runtime_files.ts";
+import { runtimeBase } from "../../supervisor/runtime_modules.ts";
 import { runHelp } from "../help.ts";
 import { parseRunArgs } from "../run_args.ts";
 import { checkDenoFlags } from "../flag_check.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../errors.ts";
 
 /** How long an orphaned worker (supervisor gone) may drain before it exits on its own. */
 const ORPHAN_GRACE_MS = 1000;

@@ -6,9 +6,8 @@
 import { askOverSocket } from "../../control/client.ts";
 import { MAX_WORKERS } from "../../config/limits.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError, UsageError } from "../errors.ts";
+import { HotreloadError, UsageError } from "../../errors.ts";
 import { SCALE_HELP } from "../help.ts";
-import type { StatusReport } from "./status.ts";
 
 export async function scaleCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseControlArgs(
@@ -40,7 +39,7 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   const deadline = started + timeoutMs;
   while (true) {
     const status = await askOverSocket(values.name, { cmd: "status" });
-    const rows = (status.status as StatusReport).children.filter((row) => row.role === "worker");
+    const rows = status.status!.children.filter((row) => row.role === "worker");
     const ready = rows.filter((row) => row.state === "ready").length;
     if (rows.length === workers && ready === workers) {
       console.error(`hotreload: ${workers} worker(s) ready in ${Date.now() - started} ms`);
@@ -48,7 +47,7 @@ export async function scaleCommand(argv: string[]): Promise<number> {
     }
     if (Date.now() > deadline) {
       const failing = rows.filter((row) => row.state === "backoff" || row.state === "errored");
-      throw new CliError(
+      throw new HotreloadError(
         `after ${timeoutMs} ms, ${ready} of ${workers} worker(s) are ready` +
           (failing.length > 0 ? ` and ${failing.length} keep failing; see the instance's log` : ""),
       );

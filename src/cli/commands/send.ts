@@ -1,7 +1,7 @@
 /** `hotreload send <name> '<json>'`: a message to every instance of a custom process. */
 import { askOverSocket } from "../../control/client.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { UsageError } from "../errors.ts";
+import { UsageError } from "../../errors.ts";
 import { SEND_HELP } from "../help.ts";
 
 export async function sendCommand(argv: string[]): Promise<number> {

@@ -1,29 +1,8 @@
 /** `hotreload status`: what runs, as a table (100 columns at most) or as stable JSON. */
 import { askOverSocket } from "../../control/client.ts";
-import type { StatusRow } from "../../supervisor/worker_pool.ts";
+import type { StatusReport, StatusRow } from "../../control/protocol.ts";
 import { parseControlArgs } from "../control_args.ts";
 import { STATUS_HELP } from "../help.ts";
-
-/** The JSON `hotreload status --json` prints (documented in the README). */
-export interface StatusReport {
-  supervisor: {
-    name: string;
-    pid: number;
-    uptimeMs: number;
-    phase: string;
-    entry: string;
-    port: number | null;
-    host: string | null;
-    boundPorts: number[];
-    workers: number;
-    generation: number;
-    watcher: "events" | "poll" | null;
-    reloading: boolean;
-    lastReload: { generation: number; ok: boolean; message: string; at: string } | null;
-    rssBytes: number;
-  };
-  children: StatusRow[];
-}
 
 export async function statusCommand(argv: string[]): Promise<number> {
   const { values } = parseControlArgs("status", argv, { json: { type: "boolean" } }, 0);
@@ -32,7 +11,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const reply = await askOverSocket(values.name, { cmd: "status" });
-  const report = reply.status as StatusReport;
+  const report = reply.status!;
   console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return 0;
 }

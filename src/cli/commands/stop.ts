@@ -1,9 +1,9 @@
 /** `hotreload stop`: graceful (or, with --fast, immediate) stop, waiting until the instance is gone. */
 import { askInstance, failOn } from "../../control/client.ts";
-import { isLive } from "../../control/runtime_dir.ts";
-import { signalProcess } from "../../process/os.ts";
+import { isLive } from "../../control/instance_dir.ts";
+import { signalProcess } from "../../child/os.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { CliError, UsageError } from "../errors.ts";
+import { HotreloadError, UsageError } from "../../errors.ts";
 import { STOP_HELP } from "../help.ts";
 
 export async function stopCommand(argv: string[]): Promise<number> {
@@ -29,7 +29,7 @@ export async function stopCommand(argv: string[]): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   while (isLive(instance)) {
     if (Date.now() > deadline) {
-      throw new CliError(
+      throw new HotreloadError(
         `"${instance.name}" (pid ${instance.pid}) is still running after ${timeoutMs} ms; ` +
           `stop it at once with "hotreload stop --fast"`,
       );

@@ -13,7 +13,7 @@ import {
 } from "../runtime/protocol.ts";
 import { relayLine, type StreamName } from "../log/relay.ts";
 import { forEachLine } from "../runtime/lines.ts";
-import { LineTail } from "./lines.ts";
+import { LineTail } from "./tail.ts";
 import { signalGroup, signalProcess } from "./os.ts";
 
 /** Lifecycle state of a child. */

@@ -12,8 +12,8 @@
  * signalled. An instance is claimed atomically with an exclusive lock held
  * for the supervisor's whole life.
  */
-import { CliError } from "../cli/errors.ts";
-import { processStartTime } from "../process/os.ts";
+import { HotreloadError } from "../errors.ts";
+import { processStartTime } from "../child/os.ts";
 
 /** What a running supervisor records about itself. */
 export interface InstanceRecord {
@@ -102,11 +102,11 @@ export function whyStale(record: InstanceRecord): string {
 }
 
 /** A one-line error for a failed file operation on the runtime directory. */
-function fsError(what: string, path: string, error: unknown): CliError {
+function fsError(what: string, path: string, error: unknown): HotreloadError {
   const reason = error instanceof Deno.errors.PermissionDenied
     ? "permission denied (is the directory read-only?)"
     : (error as Error).message.split("\n")[0].replace(/, (open|mkdir|rename|write)\b.*$/, "");
-  return new CliError(`cannot ${what} ${path}: ${reason}`);
+  return new HotreloadError(`cannot ${what} ${path}: ${reason}`);
 }
 
 /**
@@ -116,14 +116,14 @@ function fsError(what: string, path: string, error: unknown): CliError {
 function checkOwnDir(path: string): void {
   const info = Deno.lstatSync(path);
   if (info.isSymlink) {
-    throw new CliError(
+    throw new HotreloadError(
       `${path} is a symbolic link; hotreload never follows links in its runtime directory: remove it`,
     );
   }
-  if (!info.isDirectory) throw new CliError(`${path} is not a directory; remove it`);
+  if (!info.isDirectory) throw new HotreloadError(`${path} is not a directory; remove it`);
   const uid = Deno.uid();
   if (uid !== null && info.uid !== uid) {
-    throw new CliError(
+    throw new HotreloadError(
       `${path} belongs to uid ${info.uid}, not to you (uid ${uid}); refusing to use it: ` +
         `remove it, or run from a directory of your own`,
     );
@@ -186,9 +186,9 @@ function lockInstance(dir: string): Deno.FsFile | undefined {
     let file: Deno.FsFile;
     try {
       const existing = Deno.lstatSync(path);
-      if (!existing.isFile) throw new CliError(`${path} is not a regular file; remove it`);
+      if (!existing.isFile) throw new HotreloadError(`${path} is not a regular file; remove it`);
     } catch (error) {
-      if (error instanceof CliError) throw error;
+      if (error instanceof HotreloadError) throw error;
     }
     try {
       file = Deno.openSync(path, { read: true, write: true, create: true, mode: 0o600 });
@@ -224,7 +224,7 @@ export function claimInstance(
   if (!lock || (typeof existing === "object" && isLive(existing) && existing.pid !== Deno.pid)) {
     lock?.close();
     const pid = typeof existing === "object" ? ` (pid ${existing.pid})` : "";
-    throw new CliError(
+    throw new HotreloadError(
       `an instance named "${record.name}" is already running here${pid}; ` +
         `stop it with "hotreload stop --name ${record.name}" or choose another --name`,
     );

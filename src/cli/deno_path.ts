@@ -3,7 +3,7 @@
  * `HOTRELOAD_DENO`, else the Deno running this supervisor (when not a compiled
  * binary), else `deno` on PATH.
  */
-import { CliError } from "../cli/errors.ts";
+import { HotreloadError } from "../errors.ts";
 
 const INSTALL_HINT = "install it with `npm install -g deno@2.9.6` or pass --deno <path>";
 
@@ -23,23 +23,23 @@ function findOnPath(command: string): string | undefined {
   return undefined;
 }
 
-/** Returns the absolute path of the deno to use, or throws a one-line CliError. */
+/** Returns the absolute path of the deno to use, or throws a one-line HotreloadError. */
 export function resolveDeno(flag?: string): string {
   const explicit = flag ?? Deno.env.get("HOTRELOAD_DENO");
   if (explicit !== undefined) {
     const source = flag !== undefined ? "--deno" : "HOTRELOAD_DENO";
     if (explicit.includes("/")) {
       if (isExecutableFile(explicit)) return explicit;
-      throw new CliError(`deno not found at ${explicit} (from ${source}); ${INSTALL_HINT}`);
+      throw new HotreloadError(`deno not found at ${explicit} (from ${source}); ${INSTALL_HINT}`);
     }
     const found = findOnPath(explicit);
     if (found) return found;
-    throw new CliError(
+    throw new HotreloadError(
       `deno not found: "${explicit}" (from ${source}) is not on PATH; ${INSTALL_HINT}`,
     );
   }
   if (!Deno.build.standalone) return Deno.execPath();
   const found = findOnPath("deno");
   if (found) return found;
-  throw new CliError(`deno not found on PATH; ${INSTALL_HINT}`);
+  throw new HotreloadError(`deno not found on PATH; ${INSTALL_HINT}`);
 }
