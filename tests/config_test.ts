@@ -308,7 +308,7 @@ Deno.test("error: unknown keys, with a suggestion when close", async () => {
   );
   assert.match(
     await hotreloadJsonError({ banana: 2 }),
-    /^hotreload\.json: unknown key "banana" \(known keys: entry, workers, port, .*, deno\)$/,
+    /^hotreload\.json: unknown key "banana" \(known keys: entry, workers, port, .*, deno, processes, denoFlags, args\)$/,
   );
   assert.equal(
     await hotreloadJsonError({ processes: [{ name: "q", entry: "main.ts", cuont: 2 }] }, APP),

@@ -45,3 +45,12 @@ Deno.test("help lines fit 100 columns", async () => {
     }
   }
 });
+
+Deno.test("the README's table of run options is the settings table's", async () => {
+  const { optionRows } = await import("../src/config/settings.ts");
+  // Cells as text, whatever padding `deno fmt` gave the table.
+  const cells = (row: string) => row.split(/(?<!\\)\|/).slice(1, -1).map((cell) => cell.trim());
+  const start = readme.indexOf("| option ");
+  const table = readme.slice(start, readme.indexOf("\n\n", start)).split("\n").slice(2);
+  assert.deepEqual(table.map(cells), optionRows().map(cells));
+});

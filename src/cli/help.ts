@@ -1,5 +1,5 @@
 /** Help texts; `run`'s option list is generated from the option table. */
-import { RUN_OPTIONS } from "./run_options.ts";
+import { flagText, helpText, SETTINGS } from "../config/settings.ts";
 
 export const VERSION = "0.1.0";
 
@@ -44,11 +44,9 @@ const HELP_WIDTH = 100 - FLAG_WIDTH - 3;
 
 /** `hotreload run --help`: every line fits 100 columns. */
 export function runHelp(): string {
-  const rows = RUN_OPTIONS.flatMap((option) => {
-    const flag = `${option.short ? `-${option.short}, ` : "    "}--${option.name}${
-      option.value ? ` ${option.value}` : ""
-    }`;
-    const help = wrap(option.help, HELP_WIDTH);
+  const rows = SETTINGS.flatMap((setting) => {
+    const flag = `${setting.short ? "" : "    "}${flagText(setting)}`;
+    const help = wrap(helpText(setting), HELP_WIDTH);
     if (flag.length > FLAG_WIDTH) {
       return [`  ${flag}`, ...help.map((line) => `  ${"".padEnd(FLAG_WIDTH)} ${line}`)];
     }

@@ -6,16 +6,9 @@
 import { parseArgs } from "node:util";
 import { denoFlagArity } from "../config/deno_flags.ts";
 import { UsageError } from "../errors.ts";
-import { findRunOption, RUN_OPTIONS } from "./run_options.ts";
-import {
-  HOST,
-  loadConfig,
-  NAME,
-  NAME_RULE,
-  type ProcessConfig,
-  processDefaults,
-} from "../config/mod.ts";
-import { MAX_MS, MAX_PROCESS_INSTANCES, MAX_WORKERS } from "../config/limits.ts";
+import { findSetting, SETTINGS } from "../config/settings.ts";
+import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
+import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
 
 /** What `hotreload run` was asked to do, validated. */
 export interface RunConfig {
@@ -76,14 +69,14 @@ export function splitRunArgv(argv: string[]) {
       entry = token;
       continue;
     }
-    const option = findRunOption(token);
+    const option = findSetting(token);
     if (option) {
       const attached = token.startsWith("--") ? token.includes("=") : token.length > 2;
-      if (option.type === "string" && !attached) {
+      if (option.value !== undefined && !attached) {
         if (i + 1 >= argv.length) throw new UsageError(`${token} needs a value (${option.value})`);
         // Attached, so that a value such as "-1" reaches our range check, not
         // parseArgs's "ambiguous argument" complaint.
-        ours.push(`--${option.name}=${argv[++i]}`);
+        ours.push(`--${option.flag}=${argv[++i]}`);
       } else {
         ours.push(token);
       }
@@ -109,39 +102,6 @@ export function splitRunArgv(argv: string[]) {
     }
   }
   return { entry, ours, denoFlags, appArgs };
-}
-
-function parseWhole(
-  flag: string,
-  raw: string | undefined,
-  fallback: number,
-  min: number,
-  max = Number.MAX_SAFE_INTEGER,
-): number {
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
-    throw new UsageError(`${flag} must be a whole number ${range} (got "${raw}")`);
-  }
-  return Number(raw);
-}
-
-/** A duration flag: whole milliseconds from `min` to one day (timers overflow beyond 2^31 - 1). */
-function parseMs(flag: string, raw: string | undefined, fallback: number, min: number): number {
-  if (raw !== undefined && /^\d+$/.test(raw) && Number(raw) > MAX_MS) {
-    throw new UsageError(
-      `${flag} must be at most ${MAX_MS} ms (one day) (got "${raw}")`,
-    );
-  }
-  return parseWhole(flag, raw, fallback, min);
-}
-
-function parseWorkers(raw: string | undefined): number {
-  if (raw === "auto") return navigator.hardwareConcurrency;
-  if (raw !== undefined && !/^\d+$/.test(raw)) {
-    throw new UsageError(`--workers must be a whole number of at least 1, or auto (got "${raw}")`);
-  }
-  return parseWhole("--workers", raw, 1, 1, MAX_WORKERS);
 }
 
 function defaultName(entry: string): string {
@@ -205,10 +165,10 @@ function denoConfigFile(denoFlags: string[]): string | undefined {
 export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   const split = splitRunArgv(argv);
   const options = Object.fromEntries(
-    RUN_OPTIONS.map((o) => [o.name, {
-      type: o.type,
-      multiple: o.multiple ?? false,
-      ...(o.short ? { short: o.short } : {}),
+    SETTINGS.map((s) => [s.flag, {
+      type: s.value ? "string" as const : "boolean" as const,
+      multiple: s.multiple ?? false,
+      ...(s.short ? { short: s.short } : {}),
     }]),
   );
   // deno-lint-ignore no-explicit-any
@@ -222,40 +182,36 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     return { help: true } as RunConfig;
   }
   // Flags > config file > defaults.
-  const file = loadConfig(cwd, denoConfigFile(split.denoFlags)).config;
-  const entry = checkEntry(split.entry ?? file.entry, cwd);
-  const name = values.name ?? file.name ?? defaultName(entry);
-  if (!NAME.test(name)) throw new UsageError(`--name must be ${NAME_RULE} (got "${name}")`);
+  const file = loadConfig(cwd, denoConfigFile(split.denoFlags)).config as Record<string, unknown>;
+  // deno-lint-ignore no-explicit-any
+  const setting = (flag: string): any => {
+    const s = SETTINGS.find((candidate) => candidate.flag === flag)!;
+    if (values[flag] !== undefined && s.parse) return s.parse(values[flag]);
+    return file[s.key!] ?? s.default;
+  };
+  const entry = checkEntry(split.entry ?? file.entry as string | undefined, cwd);
   if (values.poll !== undefined && values["no-poll"]) {
     throw new UsageError("--poll and --no-poll contradict each other; keep one");
   }
-  const logFormat = values["log-format"] ?? file.logFormat ?? "pretty";
-  if (logFormat !== "pretty" && logFormat !== "json") {
-    throw new UsageError(`--log-format must be pretty or json (got "${logFormat}")`);
-  }
   const watchOff = values["no-watch"] || (values.watch === undefined && file.watch === false);
-  const pollMs = values.poll !== undefined
-    ? parseMs("--poll", values.poll, 500, 10)
-    : typeof file.poll === "number"
-    ? file.poll
-    : undefined;
-  const noPoll = values["no-poll"] || (values.poll === undefined && file.poll === false);
+  const pollMs: number | false | undefined = setting("poll");
+  const noPoll = values["no-poll"] || pollMs === false;
   const watch: WatchConfig | false = watchOff ? false : {
     paths: values.watch ?? (Array.isArray(file.watch) ? file.watch : []),
-    extensions: values.ext !== undefined
-      ? values.ext.split(",").map((e: string) => e.trim().replace(/^\./, "")).filter(Boolean)
-      : file.ext,
+    extensions: setting("ext"),
     ignore: values.ignore ?? file.ignore ?? [],
-    gitignore: values["no-gitignore"] ? false : file.gitignore ?? true,
-    debounceMs: parseMs("--debounce", values.debounce, file.debounce ?? 50, 0),
-    poll: pollMs !== undefined
+    gitignore: values["no-gitignore"] ? false : (file.gitignore as boolean | undefined) ?? true,
+    debounceMs: setting("debounce"),
+    poll: typeof pollMs === "number"
       ? { mode: "force", intervalMs: pollMs }
       : { mode: noPoll ? "never" : "auto" },
   };
   // --process adds to the file's processes; one with the same name replaces the file's.
   const flagProcesses = parseProcessFlags(values.process, cwd);
   const processes = [
-    ...(file.processes ?? []).filter((p) => !flagProcesses.some((f) => f.name === p.name)),
+    ...(file.processes as ProcessConfig[] ?? []).filter((p) =>
+      !flagProcesses.some((f) => f.name === p.name)
+    ),
     ...flagProcesses,
   ];
   const instances = processes.reduce((n, p) => n + p.count, 0);
@@ -264,66 +220,28 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
       `${instances} custom-process instances in all; at most ${MAX_PROCESS_INSTANCES} are allowed`,
     );
   }
+  const workers = setting("workers");
   return {
     entry,
     cwd,
-    name,
-    workers: values.workers !== undefined
-      ? parseWorkers(values.workers)
-      : file.workers === "auto"
-      ? navigator.hardwareConcurrency
-      : file.workers ?? 1,
-    port: values.port !== undefined ? parseWhole("--port", values.port, 0, 1, 65535) : file.port,
-    host: values.host !== undefined ? parseHost(values.host) : file.host,
-    graceMs: parseMs("--grace", values.grace, file.grace ?? 5000, 0),
-    readyTimeoutMs: parseMs(
-      "--ready-timeout",
-      values["ready-timeout"],
-      file.readyTimeout ?? 10_000,
-      1,
-    ),
-    reloadBatch: parseWhole("--reload-batch", values["reload-batch"], file.reloadBatch ?? 1, 1),
-    maxRequests: values["max-requests"] !== undefined
-      ? parseWhole("--max-requests", values["max-requests"], 0, 1)
-      : file.maxRequests,
-    maxRequestsJitter: parseWhole(
-      "--max-requests-jitter",
-      values["max-requests-jitter"],
-      file.maxRequestsJitter ?? 0,
-      0,
-    ),
-    maxMemoryMB: values["max-memory"] !== undefined
-      ? parsePositive("--max-memory", values["max-memory"])
-      : file.maxMemory,
-    memoryCheckIntervalMs: parseMs(
-      "--memory-check-interval",
-      values["memory-check-interval"],
-      file.memoryCheckInterval ?? 5000,
-      100,
-    ),
-    logFormat,
-    deno: values.deno ?? file.deno,
+    name: setting("name") ?? defaultName(entry),
+    workers: workers === "auto" ? navigator.hardwareConcurrency : workers,
+    port: setting("port"),
+    host: setting("host"),
+    graceMs: setting("grace"),
+    readyTimeoutMs: setting("ready-timeout"),
+    reloadBatch: setting("reload-batch"),
+    maxRequests: setting("max-requests"),
+    maxRequestsJitter: setting("max-requests-jitter"),
+    maxMemoryMB: setting("max-memory"),
+    memoryCheckIntervalMs: setting("memory-check-interval"),
+    logFormat: setting("log-format"),
+    deno: setting("deno"),
     // Deno flags from the file come first; the command line's add to them.
-    denoFlags: [...(file.denoFlags ?? []), ...split.denoFlags],
-    appArgs: split.appArgs.length > 0 ? split.appArgs : file.args ?? [],
+    denoFlags: [...(file.denoFlags as string[] ?? []), ...split.denoFlags],
+    appArgs: split.appArgs.length > 0 ? split.appArgs : file.args as string[] ?? [],
     watch,
     processes,
     help: false,
   };
-}
-
-function parsePositive(flag: string, raw: string): number {
-  if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) {
-    throw new UsageError(`${flag} must be a number of megabytes above 0 (got "${raw}")`);
-  }
-  return Number(raw);
-}
-
-function parseHost(raw: string): string {
-  if (!HOST.test(raw)) {
-    throw new UsageError(
-      `--host must be an IP address or host name such as 127.0.0.1 or ::1 (got "${raw}")`,
-    );
-  }
-  return raw;
 }

@@ -22,10 +22,13 @@
  * key path and what is expected.
  */
 import { basename, resolve } from "node:path";
-import { denoFlagArity } from "./deno_flags.ts";
 import { UsageError } from "../errors.ts";
 import { parse } from "./jsonc.ts";
-import { MAX_MS, MAX_PROCESS_COUNT, MAX_WORKERS } from "./limits.ts";
+import { MAX_PROCESS_COUNT } from "./limits.ts";
+import { settingChecks } from "./settings.ts";
+import { type Check, describe, isObject, Validator } from "./validator.ts";
+
+export { HOST, NAME, NAME_RULE } from "./validator.ts";
 
 /** A custom long-running process (queue consumer, timer, ...). */
 export interface ProcessConfig {
@@ -97,14 +100,6 @@ export interface LoadedConfig {
 }
 
 const KEY = "hotreload";
-/** What an instance or process name may be made of (it names files and log lines). */
-export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-/** {@link NAME} in words, for error messages. */
-export const NAME_RULE =
-  'at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit';
-const URL_ENTRY = /^(https?|jsr|npm):/;
-/** An IPv4 or IPv6 address or a host name: what `--host` may be. */
-export const HOST = /^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})$/;
 
 /**
  * Finds and reads the config for the project in `cwd`; see the module
@@ -184,56 +179,22 @@ export function validateConfig(
   const config: Record<string, unknown> = {};
   for (const [name, value] of Object.entries(raw)) {
     if (!Object.hasOwn(TOP, name)) v.unknownKey(name, "", Object.keys(TOP));
-    config[name] = TOP[name as keyof FileConfig](v, value, name);
+    config[name] = TOP[name](v, value, name);
   }
   return config as FileConfig;
 }
 
-type Check = (v: Validator, value: unknown, path: string) => unknown;
-
-const TOP: Record<keyof FileConfig, Check> = {
+/** Every key a config file may hold: those of the run settings, and the file-only ones. */
+const TOP: Record<string, Check> = {
   entry: (v, x, p) => v.entry(x, p),
-  workers: (v, x, p) =>
-    x === "auto"
-      ? x
-      : v.whole(x, p, 1, MAX_WORKERS, `a whole number from 1 to ${MAX_WORKERS} or "auto"`),
-  port: (v, x, p) => v.whole(x, p, 1, 65535),
-  host: (v, x, p) => v.host(x, p),
-  grace: (v, x, p) => v.ms(x, p, 0),
-  readyTimeout: (v, x, p) => v.ms(x, p, 1),
-  reloadBatch: (v, x, p) => v.whole(x, p, 1),
-  name: (v, x, p) => v.name(x, p),
-  watch: (v, x, p) =>
-    typeof x === "boolean"
-      ? x
-      : v.list(x, p, "true, false or an array of paths", (y, q) => v.text(y, q, "a path")),
-  ext: (v, x, p) => v.list(x, p, 'an array of extensions such as ["ts", "tsx"]', v.extension),
-  ignore: (v, x, p) =>
-    v.list(x, p, "an array of gitignore-style globs", (y, q) => v.text(y, q, "a glob")),
-  gitignore: (v, x, p) => v.bool(x, p),
-  poll: (v, x, p) =>
-    x === false
-      ? x
-      : v.whole(x, p, 10, MAX_MS, `a whole number of milliseconds from 10 to ${MAX_MS}, or false`),
-  debounce: (v, x, p) => v.ms(x, p, 0),
-  maxRequests: (v, x, p) => v.whole(x, p, 1),
-  maxRequestsJitter: (v, x, p) => v.whole(x, p, 0),
-  maxMemory: (v, x, p) => {
-    if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) {
-      v.fail(p, "a number of megabytes greater than 0", x);
-    }
-    return x;
-  },
-  memoryCheckInterval: (v, x, p) => v.ms(x, p, 100),
-  processes: (v, x, p) => v.processes(x, p),
+  ...settingChecks(),
+  processes: (v, x, p) => v.processes(x, p, PROCESS, processDefaults),
   denoFlags: (v, x, p) => v.flags(x, p),
   args: (v, x, p) =>
     v.list(x, p, "an array of strings", (y, q) => {
       if (typeof y !== "string") v.fail(q, "a string", y);
       return y;
     }),
-  logFormat: (v, x, p) => v.oneOf(x, p, ["pretty", "json"]),
-  deno: (v, x, p) => v.text(x, p, "the path of a deno executable"),
 };
 
 /** A custom process's settings when neither the file nor `--process` gives them. */
@@ -241,7 +202,7 @@ export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permi
   return { count: 1, args: {}, restart: "always", reload: true, grace: 5000 };
 }
 
-const PROCESS: Record<keyof ProcessConfig, Check> = {
+const PROCESS: Record<string, Check> = {
   name: (v, x, p) => v.name(x, p),
   entry: (v, x, p) => v.entry(x, p),
   count: (v, x, p) => v.whole(x, p, 1, MAX_PROCESS_COUNT),
@@ -254,201 +215,3 @@ const PROCESS: Record<keyof ProcessConfig, Check> = {
   grace: (v, x, p) => v.ms(x, p, 0),
   permissions: (v, x, p) => v.flags(x, p),
 };
-
-class Validator {
-  constructor(readonly file: string, readonly cwd: string, readonly prefix: string) {}
-
-  /** A key path as shown in messages: a lone key is quoted, a longer path is not. */
-  where(path: string): string {
-    const full = this.prefix + path;
-    return /[.[]/.test(full) ? full : `"${full}"`;
-  }
-
-  error(message: string): never {
-    throw new UsageError(`${this.file}: ${message}`);
-  }
-
-  fail(path: string, expected: string, got: unknown): never {
-    this.error(`${this.where(path)} must be ${expected} (got ${describe(got)})`);
-  }
-
-  /** `inside`: the path of the object holding the key ("" for the top level). */
-  unknownKey(name: string, inside: string, known: string[]): never {
-    const near = closest(name, known);
-    const hint = near ? `did you mean "${near}"?` : `known keys: ${known.join(", ")}`;
-    const where = (this.prefix + inside).replace(/\.$/, "");
-    this.error(`unknown key "${name}"${where ? ` in ${where}` : ""} (${hint})`);
-  }
-
-  whole(x: unknown, path: string, min: number, max?: number, expected?: string): number {
-    if (
-      typeof x !== "number" || !Number.isSafeInteger(x) || x < min || (max !== undefined && x > max)
-    ) {
-      this.fail(
-        path,
-        expected ??
-          (max === undefined
-            ? `a whole number of at least ${min}`
-            : `a whole number from ${min} to ${max}`),
-        x,
-      );
-    }
-    return x;
-  }
-
-  ms(x: unknown, path: string, min: number): number {
-    return this.whole(
-      x,
-      path,
-      min,
-      MAX_MS,
-      `a whole number of milliseconds from ${min} to ${MAX_MS}`,
-    );
-  }
-
-  host(x: unknown, path: string): string {
-    if (typeof x !== "string" || !HOST.test(x)) {
-      this.fail(path, "an IP address or host name such as 127.0.0.1 or ::1", x);
-    }
-    return x;
-  }
-
-  bool(x: unknown, path: string): boolean {
-    if (typeof x !== "boolean") this.fail(path, "true or false", x);
-    return x;
-  }
-
-  text(x: unknown, path: string, what: string): string {
-    if (typeof x !== "string" || x === "") this.fail(path, `a non-empty string (${what})`, x);
-    return x;
-  }
-
-  oneOf<T extends string>(x: unknown, path: string, values: readonly T[]): T {
-    if (!values.includes(x as T)) {
-      this.fail(path, `one of ${values.map((s) => `"${s}"`).join(", ")}`, x);
-    }
-    return x as T;
-  }
-
-  name(x: unknown, path: string): string {
-    if (typeof x !== "string" || !NAME.test(x)) this.fail(path, NAME_RULE, x);
-    return x;
-  }
-
-  list<T>(x: unknown, path: string, expected: string, item: (y: unknown, q: string) => T): T[] {
-    if (!Array.isArray(x)) this.fail(path, expected, x);
-    return x.map((y, i) => item(y, `${path}[${i}]`));
-  }
-
-  extension = (x: unknown, path: string): string => {
-    const ext = typeof x === "string" ? x.replace(/^\./, "") : "";
-    if (ext === "" || ext.startsWith(".") || /[\s,/\\*?]/.test(ext)) {
-      this.fail(path, 'an extension such as "ts"', x);
-    }
-    return ext;
-  };
-
-  entry(x: unknown, path: string): string {
-    const entry = this.text(x, path, "a module path relative to the project directory");
-    if (entry.startsWith("-")) {
-      this.error(`${this.where(path)} "${entry}" looks like a flag; an entry is a path or URL`);
-    }
-    if (URL_ENTRY.test(entry)) return entry;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.statSync(resolve(this.cwd, entry));
-    } catch {
-      this.error(`${this.where(path)} "${entry}" not found`);
-    }
-    if (!info.isFile) this.error(`${this.where(path)} "${entry}" is not a file`);
-    return entry;
-  }
-
-  flags(x: unknown, path: string): string[] {
-    return this.list(x, path, 'an array of Deno flags such as ["--allow-net"]', (y, q) => {
-      if (typeof y !== "string" || !/^-[^-]|^--[^-=]/.test(y)) {
-        this.fail(q, 'a Deno flag such as "--allow-net"', y);
-      }
-      let arity;
-      try {
-        arity = denoFlagArity(y);
-      } catch (error) {
-        this.error(`${this.where(q)}: ${(error as Error).message}`);
-      }
-      const flag = y.split("=")[0];
-      if (arity === undefined) this.error(`${this.where(q)} "${y}" is not a "deno run" flag`);
-      if (arity === "required" && !y.includes("=")) {
-        this.error(`${this.where(q)} "${y}" needs its value in the same string: "${flag}=<value>"`);
-      }
-      if (arity === "none" && y.includes("=")) {
-        this.error(`${this.where(q)} "${y}": ${flag} takes no value`);
-      }
-      return y;
-    });
-  }
-
-  processes(x: unknown, path: string): ProcessConfig[] {
-    const seen = new Set<string>();
-    return this.list(x, path, "an array of process objects", (item, at) => {
-      if (!isObject(item)) this.fail(at, 'an object with "name" and "entry"', item);
-      const process: Record<string, unknown> = processDefaults();
-      for (const [name, value] of Object.entries(item)) {
-        if (!Object.hasOwn(PROCESS, name)) this.unknownKey(name, at, Object.keys(PROCESS));
-        process[name] = PROCESS[name as keyof ProcessConfig](this, value, `${at}.${name}`);
-      }
-      if (!Object.hasOwn(item, "name")) {
-        this.error(`${this.where(at)}.name is required (${NAME_RULE})`);
-      }
-      if (!Object.hasOwn(item, "entry")) {
-        this.error(`${this.where(at)}.entry is required (the module to run)`);
-      }
-      const name = process.name as string;
-      if (seen.has(name)) this.error(`duplicate process name "${name}" at ${this.where(at)}`);
-      seen.add(name);
-      return process as unknown as ProcessConfig;
-    });
-  }
-}
-
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
-/** A value as shown after "got": JSON for scalars, its kind for arrays and objects. */
-function describe(x: unknown): string {
-  if (Array.isArray(x)) return "an array";
-  if (typeof x === "object" && x !== null) return "an object";
-  const json = JSON.stringify(x) ?? String(x);
-  return json.length > 60 ? `${json.slice(0, 56)}..."` : json;
-}
-
-/**
- * The known key nearest to `name` when it is near enough to be a typo
- * (case, "-" and "_" ignored; at most 1 edit for short keys, 2 otherwise).
- */
-function closest(name: string, known: string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const d = distance(norm(name), norm(candidate));
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return bestDistance <= (norm(name).length <= 4 ? 1 : 2) ? best : undefined;
-}
-
-/** Edit distance counting a swap of neighbours as one edit (optimal string alignment). */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.length][b.length];
-}

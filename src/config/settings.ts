@@ -1,0 +1,310 @@
+/**
+ * Every setting of `hotreload run`, declared once: its flag(s), config key,
+ * type, default, bounds and help line. The command-line parser, the config
+ * file's validation, the defaults, `run --help` and the README's option table
+ * (checked by tests/docs_test.ts) all derive from this table; adding an
+ * option means adding one entry. gunicorn's `config.py` is the model.
+ */
+import { UsageError } from "../errors.ts";
+import { MAX_MS, MAX_WORKERS } from "./limits.ts";
+import { type Check, HOST, NAME, NAME_RULE } from "./validator.ts";
+
+/** One setting. */
+export interface Setting {
+  /** The flag without its dashes: `ready-timeout`. */
+  flag: string;
+  short?: string;
+  /** Placeholder of the flag's value in help (`<ms>`); none for a boolean flag. */
+  value?: string;
+  /** The flag may be repeated. */
+  multiple?: boolean;
+  /** The config-file key this flag sets (several flags may set one key). */
+  key?: string;
+  /** The help line, without the default. */
+  help: string;
+  /** The value when neither flag nor file sets one (shown in help). */
+  default?: unknown;
+  /** Turns the flag's text into the setting's value; throws a one-line UsageError. */
+  parse?: (raw: string) => unknown;
+  /** Checks the config file's value for `key`. */
+  check?: Check;
+}
+
+/** A whole number from `min` to `max`. */
+function whole(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+  return {
+    parse(raw: string): number {
+      if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+        throw new UsageError(`--${flag} must be a whole number ${range} (got "${raw}")`);
+      }
+      return Number(raw);
+    },
+    check:
+      ((v, x, p) => v.whole(x, p, min, max === Number.MAX_SAFE_INTEGER ? undefined : max)) as Check,
+  };
+}
+
+/** Whole milliseconds from `min` to one day (timers overflow beyond 2^31 - 1). */
+function ms(flag: string, min: number) {
+  return {
+    parse(raw: string): number {
+      if (/^\d+$/.test(raw) && Number(raw) > MAX_MS) {
+        throw new UsageError(`--${flag} must be at most ${MAX_MS} ms (one day) (got "${raw}")`);
+      }
+      return whole(flag, min).parse(raw);
+    },
+    check: ((v, x, p) => v.ms(x, p, min)) as Check,
+  };
+}
+
+function oneOf<T extends string>(flag: string, values: readonly T[]) {
+  return {
+    parse(raw: string): T {
+      if (!values.includes(raw as T)) {
+        throw new UsageError(`--${flag} must be ${values.join(" or ")} (got "${raw}")`);
+      }
+      return raw as T;
+    },
+    check: ((v, x, p) => v.oneOf(x, p, values)) as Check,
+  };
+}
+
+const list = (expected: string, item: string): Check => (v, x, p) =>
+  v.list(x, p, expected, (y, q) => v.text(y, q, item));
+
+/** Every option of `hotreload run`, in help order. */
+export const SETTINGS: readonly Setting[] = [
+  {
+    flag: "workers",
+    short: "w",
+    value: "<n|auto>",
+    key: "workers",
+    help: "number of worker processes (auto = one per CPU)",
+    default: 1,
+    parse: (raw) => raw === "auto" ? "auto" : whole("workers", 1, MAX_WORKERS).parse(raw),
+    check: (v, x, p) =>
+      x === "auto"
+        ? x
+        : v.whole(x, p, 1, MAX_WORKERS, `a whole number from 1 to ${MAX_WORKERS} or "auto"`),
+  },
+  {
+    flag: "port",
+    short: "p",
+    value: "<port>",
+    key: "port",
+    help: "port the workers share; exported as PORT and used by a server that names none",
+    ...whole("port", 1, 65535),
+  },
+  {
+    flag: "host",
+    value: "<address>",
+    key: "host",
+    help: "address the workers bind when the app names none (default: all); exported as HOST",
+    parse(raw) {
+      if (!HOST.test(raw)) {
+        throw new UsageError(
+          `--host must be an IP address or host name such as 127.0.0.1 or ::1 (got "${raw}")`,
+        );
+      }
+      return raw;
+    },
+    check: (v, x, p) => v.host(x, p),
+  },
+  {
+    flag: "grace",
+    value: "<ms>",
+    key: "grace",
+    help: "how long a draining worker may finish its requests before it is killed",
+    default: 5000,
+    ...ms("grace", 0),
+  },
+  {
+    flag: "ready-timeout",
+    value: "<ms>",
+    key: "readyTimeout",
+    help: "how long a new worker may take to become ready",
+    default: 10_000,
+    ...ms("ready-timeout", 1),
+  },
+  {
+    flag: "reload-batch",
+    value: "<n>",
+    key: "reloadBatch",
+    help: "workers replaced at once during a reload, after the first",
+    default: 1,
+    ...whole("reload-batch", 1),
+  },
+  {
+    flag: "name",
+    value: "<name>",
+    key: "name",
+    help: "instance name for the control commands (default: the entry's base name)",
+    parse(raw) {
+      if (!NAME.test(raw)) throw new UsageError(`--name must be ${NAME_RULE} (got "${raw}")`);
+      return raw;
+    },
+    check: (v, x, p) => v.name(x, p),
+  },
+  {
+    flag: "process",
+    value: "<name=entry>",
+    multiple: true,
+    help:
+      "run a custom process beside the workers (restarted on exit, reloaded with the code); repeatable",
+  },
+  {
+    flag: "watch",
+    value: "<path>",
+    multiple: true,
+    key: "watch",
+    help: "file or directory to watch; repeatable (default: the current directory)",
+    check: (v, x, p) =>
+      typeof x === "boolean"
+        ? x
+        : v.list(x, p, "true, false or an array of paths", (y, q) => v.text(y, q, "a path")),
+  },
+  { flag: "no-watch", help: "do not watch files; reload only on SIGHUP or `reload`" },
+  {
+    flag: "ext",
+    value: "<list>",
+    key: "ext",
+    help: "extensions that trigger a reload (default ts,tsx,js,jsx,mjs,cjs,json,jsonc)",
+    parse: (raw) => raw.split(",").map((e) => e.trim().replace(/^\./, "")).filter(Boolean),
+    check: (v, x, p) => v.list(x, p, 'an array of extensions such as ["ts", "tsx"]', v.extension),
+  },
+  {
+    flag: "ignore",
+    value: "<glob>",
+    multiple: true,
+    key: "ignore",
+    help: "gitignore-style glob of paths to ignore; repeatable",
+    check: list("an array of gitignore-style globs", "a glob"),
+  },
+  {
+    flag: "no-gitignore",
+    key: "gitignore",
+    help: "do not read .gitignore files",
+    check: (v, x, p) => v.bool(x, p),
+  },
+  {
+    flag: "poll",
+    value: "<ms>",
+    key: "poll",
+    help: "watch by polling at this interval instead of file events",
+    parse: ms("poll", 10).parse,
+    check: (v, x, p) =>
+      x === false ? x : v.whole(
+        x,
+        p,
+        10,
+        MAX_MS,
+        `a whole number of milliseconds from 10 to ${MAX_MS}, or false`,
+      ),
+  },
+  { flag: "no-poll", help: "never fall back to polling" },
+  {
+    flag: "debounce",
+    value: "<ms>",
+    key: "debounce",
+    help: "quiet time that ends a batch of changes",
+    default: 50,
+    ...ms("debounce", 0),
+  },
+  {
+    flag: "max-requests",
+    value: "<n>",
+    key: "maxRequests",
+    help: "replace a worker (rolling, ready first) after it served this many requests",
+    ...whole("max-requests", 1),
+  },
+  {
+    flag: "max-requests-jitter",
+    value: "<n>",
+    key: "maxRequestsJitter",
+    help: "add 0..n to each worker's --max-requests, so workers do not recycle together",
+    default: 0,
+    ...whole("max-requests-jitter", 0),
+  },
+  {
+    flag: "max-memory",
+    value: "<MB>",
+    key: "maxMemory",
+    help: "replace a worker whose memory (RSS) stays above this many megabytes",
+    parse(raw) {
+      if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) {
+        throw new UsageError(`--max-memory must be a number of megabytes above 0 (got "${raw}")`);
+      }
+      return Number(raw);
+    },
+    check: (v, x, p) => {
+      if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) {
+        v.fail(p, "a number of megabytes greater than 0", x);
+      }
+      return x;
+    },
+  },
+  {
+    flag: "memory-check-interval",
+    value: "<ms>",
+    key: "memoryCheckInterval",
+    help: "how often the workers' memory is sampled for --max-memory",
+    default: 5000,
+    ...ms("memory-check-interval", 100),
+  },
+  {
+    flag: "log-format",
+    value: "<pretty|json>",
+    key: "logFormat",
+    help: "hotreload's log: lines for people or one JSON object per line",
+    default: "pretty",
+    ...oneOf("log-format", ["pretty", "json"] as const),
+  },
+  {
+    flag: "deno",
+    value: "<path>",
+    key: "deno",
+    help: "deno executable for the workers (default: $HOTRELOAD_DENO, else this deno, else PATH)",
+    parse: (raw) => raw,
+    check: (v, x, p) => v.text(x, p, "the path of a deno executable"),
+  },
+  { flag: "help", short: "h", help: "show this help" },
+];
+
+/** The setting a command-line token names (`--port`, `--port=80`, `-p`, `-p80`). */
+export function findSetting(token: string): Setting | undefined {
+  if (token.startsWith("--")) {
+    const name = token.slice(2).split("=")[0];
+    return SETTINGS.find((setting) => setting.flag === name);
+  }
+  return SETTINGS.find((setting) => setting.short !== undefined && token[1] === setting.short);
+}
+
+/** The config-file checks of every key a flag sets. */
+export function settingChecks(): Record<string, Check> {
+  return Object.fromEntries(
+    SETTINGS.flatMap((setting) =>
+      setting.key && setting.check ? [[setting.key, setting.check]] : []
+    ),
+  );
+}
+
+/** A setting's flag as help and the README show it: `-w, --workers <n|auto>`. */
+export function flagText(setting: Setting): string {
+  const short = setting.short ? `-${setting.short}, ` : "";
+  return `${short}--${setting.flag}${setting.value ? ` ${setting.value}` : ""}`;
+}
+
+/** A setting's help line with its default: `... (default 5000)`. */
+export function helpText(setting: Setting): string {
+  return setting.default === undefined
+    ? setting.help
+    : `${setting.help} (default ${setting.default})`;
+}
+
+/** The README's option table, as markdown rows (tests/docs_test.ts keeps the README equal to it). */
+export function optionRows(): string[] {
+  return SETTINGS.map((setting) =>
+    `| \`${flagText(setting).replaceAll("|", "\\|")}\` | ${helpText(setting)} |`
+  );
+}

@@ -1,0 +1,228 @@
+/**
+ * Checks values read from a config file, with one-line errors that name the
+ * file, the key path and what is expected (and suggest the nearest known key
+ * for a typo). Also the patterns names, hosts and entries must match.
+ */
+import { resolve } from "node:path";
+import { denoFlagArity } from "./deno_flags.ts";
+import { UsageError } from "../errors.ts";
+import { MAX_MS } from "./limits.ts";
+import type { ProcessConfig } from "./mod.ts";
+
+/** What an instance or process name may be made of (it names files and log lines). */
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** {@link NAME} in words, for error messages. */
+export const NAME_RULE =
+  'at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit';
+/** An IPv4 or IPv6 address or a host name: what `--host` may be. */
+export const HOST = /^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})$/;
+/** Entries that are URLs, not files (not checked on disk). */
+export const URL_ENTRY = /^(https?|jsr|npm):/;
+
+/** One check of a config value: returns the value or throws a UsageError. */
+export type Check = (v: Validator, value: unknown, path: string) => unknown;
+
+/** Validates the values of one config file. */
+export class Validator {
+  constructor(readonly file: string, readonly cwd: string, readonly prefix: string) {}
+
+  /** A key path as shown in messages: a lone key is quoted, a longer path is not. */
+  where(path: string): string {
+    const full = this.prefix + path;
+    return /[.[]/.test(full) ? full : `"${full}"`;
+  }
+
+  error(message: string): never {
+    throw new UsageError(`${this.file}: ${message}`);
+  }
+
+  fail(path: string, expected: string, got: unknown): never {
+    this.error(`${this.where(path)} must be ${expected} (got ${describe(got)})`);
+  }
+
+  /** `inside`: the path of the object holding the key ("" for the top level). */
+  unknownKey(name: string, inside: string, known: string[]): never {
+    const near = closest(name, known);
+    const hint = near ? `did you mean "${near}"?` : `known keys: ${known.join(", ")}`;
+    const where = (this.prefix + inside).replace(/\.$/, "");
+    this.error(`unknown key "${name}"${where ? ` in ${where}` : ""} (${hint})`);
+  }
+
+  whole(x: unknown, path: string, min: number, max?: number, expected?: string): number {
+    if (
+      typeof x !== "number" || !Number.isSafeInteger(x) || x < min || (max !== undefined && x > max)
+    ) {
+      this.fail(
+        path,
+        expected ??
+          (max === undefined
+            ? `a whole number of at least ${min}`
+            : `a whole number from ${min} to ${max}`),
+        x,
+      );
+    }
+    return x;
+  }
+
+  ms(x: unknown, path: string, min: number): number {
+    return this.whole(
+      x,
+      path,
+      min,
+      MAX_MS,
+      `a whole number of milliseconds from ${min} to ${MAX_MS}`,
+    );
+  }
+
+  host(x: unknown, path: string): string {
+    if (typeof x !== "string" || !HOST.test(x)) {
+      this.fail(path, "an IP address or host name such as 127.0.0.1 or ::1", x);
+    }
+    return x;
+  }
+
+  bool(x: unknown, path: string): boolean {
+    if (typeof x !== "boolean") this.fail(path, "true or false", x);
+    return x;
+  }
+
+  text(x: unknown, path: string, what: string): string {
+    if (typeof x !== "string" || x === "") this.fail(path, `a non-empty string (${what})`, x);
+    return x;
+  }
+
+  oneOf<T extends string>(x: unknown, path: string, values: readonly T[]): T {
+    if (!values.includes(x as T)) {
+      this.fail(path, `one of ${values.map((s) => `"${s}"`).join(", ")}`, x);
+    }
+    return x as T;
+  }
+
+  name(x: unknown, path: string): string {
+    if (typeof x !== "string" || !NAME.test(x)) this.fail(path, NAME_RULE, x);
+    return x;
+  }
+
+  list<T>(x: unknown, path: string, expected: string, item: (y: unknown, q: string) => T): T[] {
+    if (!Array.isArray(x)) this.fail(path, expected, x);
+    return x.map((y, i) => item(y, `${path}[${i}]`));
+  }
+
+  extension = (x: unknown, path: string): string => {
+    const ext = typeof x === "string" ? x.replace(/^\./, "") : "";
+    if (ext === "" || ext.startsWith(".") || /[\s,/\\*?]/.test(ext)) {
+      this.fail(path, 'an extension such as "ts"', x);
+    }
+    return ext;
+  };
+
+  entry(x: unknown, path: string): string {
+    const entry = this.text(x, path, "a module path relative to the project directory");
+    if (entry.startsWith("-")) {
+      this.error(`${this.where(path)} "${entry}" looks like a flag; an entry is a path or URL`);
+    }
+    if (URL_ENTRY.test(entry)) return entry;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(resolve(this.cwd, entry));
+    } catch {
+      this.error(`${this.where(path)} "${entry}" not found`);
+    }
+    if (!info.isFile) this.error(`${this.where(path)} "${entry}" is not a file`);
+    return entry;
+  }
+
+  flags(x: unknown, path: string): string[] {
+    return this.list(x, path, 'an array of Deno flags such as ["--allow-net"]', (y, q) => {
+      if (typeof y !== "string" || !/^-[^-]|^--[^-=]/.test(y)) {
+        this.fail(q, 'a Deno flag such as "--allow-net"', y);
+      }
+      let arity;
+      try {
+        arity = denoFlagArity(y);
+      } catch (error) {
+        this.error(`${this.where(q)}: ${(error as Error).message}`);
+      }
+      const flag = y.split("=")[0];
+      if (arity === undefined) this.error(`${this.where(q)} "${y}" is not a "deno run" flag`);
+      if (arity === "required" && !y.includes("=")) {
+        this.error(`${this.where(q)} "${y}" needs its value in the same string: "${flag}=<value>"`);
+      }
+      if (arity === "none" && y.includes("=")) {
+        this.error(`${this.where(q)} "${y}": ${flag} takes no value`);
+      }
+      return y;
+    });
+  }
+
+  /** `checks` holds each key's check; `defaults` the values a process starts from. */
+  processes(
+    x: unknown,
+    path: string,
+    checks: Record<string, Check>,
+    defaults: () => Record<string, unknown>,
+  ): ProcessConfig[] {
+    const seen = new Set<string>();
+    return this.list(x, path, "an array of process objects", (item, at) => {
+      if (!isObject(item)) this.fail(at, 'an object with "name" and "entry"', item);
+      const process: Record<string, unknown> = defaults();
+      for (const [name, value] of Object.entries(item)) {
+        if (!Object.hasOwn(checks, name)) this.unknownKey(name, at, Object.keys(checks));
+        process[name] = checks[name](this, value, `${at}.${name}`);
+      }
+      if (!Object.hasOwn(item, "name")) {
+        this.error(`${this.where(at)}.name is required (${NAME_RULE})`);
+      }
+      if (!Object.hasOwn(item, "entry")) {
+        this.error(`${this.where(at)}.entry is required (the module to run)`);
+      }
+      const name = process.name as string;
+      if (seen.has(name)) this.error(`duplicate process name "${name}" at ${this.where(at)}`);
+      seen.add(name);
+      return process as unknown as ProcessConfig;
+    });
+  }
+}
+
+export function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** A value as shown after "got": JSON for scalars, its kind for arrays and objects. */
+export function describe(x: unknown): string {
+  if (Array.isArray(x)) return "an array";
+  if (typeof x === "object" && x !== null) return "an object";
+  const json = JSON.stringify(x) ?? String(x);
+  return json.length > 60 ? `${json.slice(0, 56)}..."` : json;
+}
+
+/**
+ * The known key nearest to `name` when it is near enough to be a typo
+ * (case, "-" and "_" ignored; at most 1 edit for short keys, 2 otherwise).
+ */
+function closest(name: string, known: string[]): string | undefined {
+  const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of known) {
+    const d = distance(norm(name), norm(candidate));
+    if (d < bestDistance) [best, bestDistance] = [candidate, d];
+  }
+  return bestDistance <= (norm(name).length <= 4 ? 1 : 2) ? best : undefined;
+}
+
+/** Edit distance counting a swap of neighbours as one edit (optimal string alignment). */
+function distance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}
