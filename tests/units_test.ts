@@ -156,7 +156,7 @@ Deno.test("an over-long line is cut into marked pieces, and a failing callback n
 Deno.test("a rollout coalesces everything that arrives during it into one follow-up", () => {
   const change = (files: string[]) => ({ reason: "change", files, workers: true, processes: true });
   const replies: unknown[] = [];
-  const rollout = new Rollout(2, change(["a.ts"]));
+  const rollout = new Rollout(2, change(["a.ts"]), performance.now());
   assert.equal(rollout.followUp, undefined);
   rollout.queueFollowUp(change(["b.ts", "a.ts"]));
   rollout.queueFollowUp({
@@ -174,10 +174,13 @@ Deno.test("a rollout coalesces everything that arrives during it into one follow
   followUp.reply?.({ ok: true });
   assert.deepEqual(replies, [{ ok: true }], "a waiter on a coalesced reload hears its outcome");
   assert.match(
-    rollout.summary(4, 4, 0),
+    rollout.summary(4, 4, 0, performance.now()),
     /^reloaded 4 workers in \d+ ms \(generation 2; 1 file: a\.ts\)$/,
   );
-  assert.match(rollout.summary(1, 1, 2), /^reloaded 1 worker and 2 processes in/);
+  assert.match(
+    rollout.summary(1, 1, 2, performance.now()),
+    /^reloaded 1 worker and 2 processes in/,
+  );
   assert.equal(
     describeChanges(["a", "b", "c", "d", "e", "f", "g"]),
     "7 files: a, b, c, d, e, and 2 more",

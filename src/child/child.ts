@@ -39,8 +39,8 @@ export interface ChildSpec {
 
 /** What a child reports back to whoever manages it. */
 export interface ChildListener {
-  message(child: ManagedChild, message: ChildMessage): void;
-  exit(child: ManagedChild, status: Deno.CommandStatus): void;
+  message(child: Child, message: ChildMessage): void;
+  exit(child: Child, status: Deno.CommandStatus): void;
 }
 
 const encoder = new TextEncoder();
@@ -69,10 +69,41 @@ function newNonce(): string {
     .join("");
 }
 
-export class ManagedChild {
+/**
+ * What the supervisor knows of and does to a child. {@link ManagedChild} is
+ * the real one; the supervisor's unit tests drive the same logic with a fake.
+ */
+export interface Child {
   readonly spec: ChildSpec;
   readonly pid: number;
-  readonly startedAt = performance.now();
+  /** Clock time of the start. */
+  readonly startedAt: number;
+  state: ChildState;
+  drainStartedAt?: number;
+  readyAt?: number;
+  killedAt?: number;
+  requestsServed: number;
+  /** The last lines the child printed, for crash reports. */
+  readonly tail: LineTail;
+  uptimeMs(now?: number): number;
+  /** Marks the child ready and returns how long it took. */
+  markReady(): number;
+  /** Relays (or, with `show` false, drops) the output held back while it started. */
+  releaseOutput(show: boolean): void;
+  /** Asks it to finish its work and exit. */
+  drain(): void;
+  /** Ends it and its process group at once. */
+  kill(): void;
+  send(message: SupervisorMessage): void;
+}
+
+/** Starts a child for a spec; throws when it cannot be started at all. */
+export type Spawn = (spec: ChildSpec, listener: ChildListener) => Child;
+
+export class ManagedChild implements Child {
+  readonly spec: ChildSpec;
+  readonly pid: number;
+  readonly startedAt: number;
   state: ChildState = "starting";
   drainStartedAt?: number;
   /** When the child became ready, if it did. */
@@ -89,8 +120,12 @@ export class ManagedChild {
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #nonce = newNonce();
 
-  private constructor(spec: ChildSpec, process: Deno.ChildProcess) {
+  readonly #now: () => number;
+
+  private constructor(spec: ChildSpec, process: Deno.ChildProcess, now: () => number) {
     this.spec = spec;
+    this.#now = now;
+    this.startedAt = now();
     this.#process = process;
     this.pid = process.pid;
     this.#stdin = process.stdin.getWriter();
@@ -101,7 +136,11 @@ export class ManagedChild {
   }
 
   /** Starts the child; throws when the command cannot be started at all. */
-  static spawn(spec: ChildSpec, listener: ChildListener): ManagedChild {
+  static spawn(
+    spec: ChildSpec,
+    listener: ChildListener,
+    now: () => number = () => performance.now(),
+  ): ManagedChild {
     const process = new Deno.Command(spec.command, {
       args: spec.args,
       env: spec.env,
@@ -111,7 +150,7 @@ export class ManagedChild {
       stderr: "piped",
       detached: true, // own process group: signals to the group reach grandchildren
     }).spawn();
-    const child = new ManagedChild(spec, process);
+    const child = new ManagedChild(spec, process, now);
     child.#watch(listener);
     return child;
   }
@@ -157,7 +196,7 @@ export class ManagedChild {
   }
 
   /** Milliseconds since the child was started. */
-  uptimeMs(now = performance.now()): number {
+  uptimeMs(now = this.#now()): number {
     return now - this.startedAt;
   }
 
@@ -176,8 +215,8 @@ export class ManagedChild {
   markReady(): number {
     this.releaseOutput(true);
     this.state = "ready";
-    this.readyAt = performance.now();
-    return performance.now() - this.startedAt;
+    this.readyAt = this.#now();
+    return this.readyAt - this.startedAt;
   }
 
   /**
@@ -187,14 +226,14 @@ export class ManagedChild {
   drain(): void {
     if (this.state === "exited" || this.state === "draining") return;
     this.state = "draining";
-    this.drainStartedAt = performance.now();
+    this.drainStartedAt = this.#now();
     signalProcess(this.pid, this.spec.role === "worker" ? "SIGTERM" : "SIGINT");
   }
 
   /** Ends the child and everything in its process group at once. */
   kill(): void {
     if (this.state === "exited") return;
-    this.killedAt ??= performance.now();
+    this.killedAt ??= this.#now();
     signalGroup(this.pid, "SIGKILL");
   }
 

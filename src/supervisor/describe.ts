@@ -1,5 +1,5 @@
 /** How the supervisor words durations and crashes in its log. */
-import type { ManagedChild } from "../child/child.ts";
+import type { Child } from "../child/child.ts";
 
 /** `812 ms` or `3.2 s`. */
 export function formatMs(ms: number): string {
@@ -7,7 +7,7 @@ export function formatMs(ms: number): string {
 }
 
 /** `; last output:` and the lines that explain a crash, or nothing. */
-export function formatTail(child: ManagedChild): string {
+export function formatTail(child: Child): string {
   const lines = lastWords(child.tail.lines());
   return lines.length === 0 ? "" : `; last output:\n  ${lines.join("\n  ")}`;
 }

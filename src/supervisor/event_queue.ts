@@ -2,9 +2,13 @@
  * The supervisor's single inbox. Signals, child messages, exits, file changes
  * and control requests are all pushed here; only the loop takes them out.
  */
+import type { Clock } from "./clock.ts";
+
 export class EventQueue<T> {
   #items: T[] = [];
   #wake?: () => void;
+
+  constructor(readonly clock: Clock) {}
 
   push(item: T): void {
     this.#items.push(item);
@@ -14,13 +18,15 @@ export class EventQueue<T> {
   /** The next event, or undefined when `timeoutMs` passes first. */
   async next(timeoutMs: number): Promise<T | undefined> {
     if (this.#items.length === 0) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let cancel = () => {};
       await new Promise<void>((resolve) => {
         this.#wake = resolve;
-        if (Number.isFinite(timeoutMs)) timer = setTimeout(resolve, Math.max(0, timeoutMs));
+        if (Number.isFinite(timeoutMs)) {
+          cancel = this.clock.setTimer(resolve, Math.max(0, timeoutMs));
+        }
       });
       this.#wake = undefined;
-      clearTimeout(timer);
+      cancel();
     }
     return this.#items.shift();
   }

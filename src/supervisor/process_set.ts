@@ -5,14 +5,24 @@
  * time: stop the old one (its `onShutdown` runs), start the new one, wait until
  * it has started, then the next.
  */
-import { type ChildListener, describeExit, type ManagedChild } from "../child/child.ts";
+import { type Child, type ChildListener, describeExit, type Spawn } from "../child/child.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
-import { formatMs, lastWords } from "./describe.ts";
-import { FailureMemory, hintLine, worthReporting } from "./failures.ts";
+import { lastWords } from "./describe.ts";
+import { FailureMemory, hintLine } from "./failures.ts";
+import {
+  childRow,
+  emptyRow,
+  enforceDeadlines,
+  nextDeadline,
+  reportFailure,
+  type SlotPolicy,
+  type Usage,
+} from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
+import type { Clock } from "./clock.ts";
 import type { StatusRow } from "../control/protocol.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
@@ -22,7 +32,7 @@ interface ProcessSlot {
   config: ProcessConfig;
   index: number;
   label: string;
-  current?: ManagedChild;
+  current?: Child;
   backoff: Backoff;
   retryAt: number;
   /** Stays down by its restart policy until a restart or reload asks for it again. */
@@ -40,17 +50,27 @@ export interface ProcessSetOptions {
   launch: WorkerLaunch;
   backoff?: BackoffPolicy;
   listener: ChildListener;
+  spawn: Spawn;
+  clock: Clock;
 }
 
 export class ProcessSet {
   readonly #options: ProcessSetOptions;
   readonly #slots: ProcessSlot[];
   /** Children we asked to stop (stop, or the first half of a restart). */
-  readonly #stopping = new Set<ManagedChild>();
+  readonly #stopping = new Set<Child>();
   /** Children that asked, through SIGTERM, to be started again. */
-  readonly #warmRestarts = new WeakSet<ManagedChild>();
+  readonly #warmRestarts = new WeakSet<Child>();
   readonly #restartQueue: ProcessSlot[] = [];
   #restartingNow?: ProcessSlot;
+
+  /** A process that neither says ready nor fails within a second counts as started. */
+  readonly #policy: SlotPolicy = {
+    role: "process",
+    startMs: STARTED_AFTER_MS,
+    onStartDeadline: (child) => this.onReady(child),
+    graceMs: (child) => this.#graceOf(child),
+  };
 
   constructor(options: ProcessSetOptions) {
     this.#options = options;
@@ -70,7 +90,7 @@ export class ProcessSet {
   }
 
   /** Every live custom process. */
-  children(): ManagedChild[] {
+  children(): Child[] {
     const children = [...this.#stopping];
     for (const slot of this.#slots) if (slot.current) children.push(slot.current);
     return [...new Set(children)];
@@ -94,24 +114,7 @@ export class ProcessSet {
   // ---- Reconciling -------------------------------------------------------------------
 
   enforceDeadlines(now: number): void {
-    for (const child of this.children()) {
-      if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
-      if (child.state === "starting" && child.uptimeMs(now) >= STARTED_AFTER_MS) {
-        this.onReady(child);
-      }
-      const grace = this.#graceOf(child);
-      if (
-        child.state === "draining" && child.drainStartedAt !== undefined &&
-        now - child.drainStartedAt >= grace
-      ) {
-        log.warn(
-          "process.killed",
-          `${child.spec.label} (pid ${child.pid}) still running after its ${grace} ms grace; killed`,
-          { role: "process", id: child.spec.id, pid: child.pid },
-        );
-        child.kill();
-      }
-    }
+    enforceDeadlines(this.children(), this.#policy, now);
   }
 
   /** Starts every instance that should run and may (backoff expired, not down by policy). */
@@ -179,48 +182,25 @@ export class ProcessSet {
   }
 
   /** Status rows: one per instance, running or not. */
-  statusRows(usage: (child: ManagedChild) => { rssBytes: number; cpuPercent: number } | undefined) {
-    const now = performance.now();
-    return this.#slots.map((slot): StatusRow => {
-      const child = slot.current;
-      const sample = child ? usage(child) : undefined;
-      return {
-        role: "process",
-        id: slot.label,
-        pid: child?.pid ?? null,
-        state: child
-          ? (child.state === "exited" ? "stopped" : child.state)
-          : slot.down
-          ? "stopped"
-          : "backoff",
-        generation: child?.spec.generation ?? null,
-        uptimeMs: child ? Math.round(child.uptimeMs(now)) : null,
-        restarts: Math.max(0, slot.starts - 1),
-        rssBytes: sample?.rssBytes ?? null,
-        cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
-        requests: null,
-      };
+  statusRows(usage: Usage): StatusRow[] {
+    const now = this.#options.clock.now();
+    return this.#slots.map((slot) => {
+      const restarts = Math.max(0, slot.starts - 1);
+      if (slot.current) return childRow("process", slot.label, slot.current, restarts, usage, now);
+      return emptyRow("process", slot.label, slot.down ? "stopped" : "backoff", restarts);
     });
   }
 
   nextDeadline(now: number): number {
-    const deadlines: number[] = [];
-    for (const child of this.children()) {
-      if (child.killedAt !== undefined) continue;
-      if (child.state === "starting") deadlines.push(child.startedAt + STARTED_AFTER_MS);
-      if (child.state === "draining") {
-        deadlines.push((child.drainStartedAt ?? now) + this.#graceOf(child));
-      }
-    }
-    for (const slot of this.#slots) {
-      if (!slot.current && !slot.down && slot.retryAt > now) deadlines.push(slot.retryAt);
-    }
-    return Math.min(Infinity, ...deadlines);
+    const retries = this.#slots.flatMap((slot) =>
+      !slot.current && !slot.down ? [slot.retryAt] : []
+    );
+    return nextDeadline(this.children(), this.#policy, retries, now);
   }
 
   // ---- Children's news -------------------------------------------------------------------
 
-  onReady(child: ManagedChild): void {
+  onReady(child: Child): void {
     if (child.state !== "starting") return;
     const tookMs = child.markReady();
     log.info(
@@ -231,22 +211,20 @@ export class ProcessSet {
   }
 
   /** The process was sent SIGTERM by someone else: start it again at once when it exits. */
-  onRestartRequested(child: ManagedChild): void {
+  onRestartRequested(child: Child): void {
     this.#warmRestarts.add(child);
   }
 
-  onExit(child: ManagedChild, status: Deno.CommandStatus): void {
+  onExit(child: Child, status: Deno.CommandStatus): void {
     const slot = this.#slotOf(child);
     const wasStopped = this.#stopping.delete(child);
-    const words = lastWords(child.tail.lines());
-    // A crash's output is shown once per distinct error; everything else as it came.
-    const crashed = !wasStopped && !this.#warmRestarts.has(child) && slot?.current === child;
-    const times = crashed ? slot.failures.record(words) : 1;
-    child.releaseOutput(times === 1);
-    if (!slot || slot.current !== child) return;
+    if (!slot || slot.current !== child) return child.releaseOutput(true);
     slot.current = undefined;
     const fields = { role: "process" as const, id: child.spec.id, pid: child.pid };
     const exit = describeExit(status);
+    const crashed = !wasStopped && !this.#warmRestarts.has(child);
+    // A crash's output is shown once per distinct error (reportFailure); the rest as it came.
+    if (!crashed) child.releaseOutput(true);
     if (wasStopped && slot.restarting) {
       slot.restarting = false;
       slot.retryAt = 0;
@@ -276,6 +254,8 @@ export class ProcessSet {
     const policy = slot.config.restart;
     const clean = status.success;
     if (policy === "never" || (policy === "on-failure" && clean)) {
+      const words = lastWords(child.tail.lines());
+      child.releaseOutput(true);
       slot.down = true;
       log.warn(
         "process.down",
@@ -287,24 +267,12 @@ export class ProcessSet {
       return;
     }
     const delay = slot.backoff.failed(child.uptimeMs());
-    slot.retryAt = performance.now() + delay;
-    const restart = `restarting in ${formatMs(delay)}`;
-    if (times === 1) {
-      log.warn(
-        "process.exited",
-        `${slot.label} (pid ${child.pid}) exited with ${exit} after ${
-          formatMs(child.uptimeMs())
-        }; ` +
-          `${restart} (failure ${slot.backoff.failures})${hintLine(words)}`,
-        { ...fields, status: exit, restartInMs: delay, lastOutput: words },
-      );
-    } else if (worthReporting(times)) {
-      log.warn(
-        "process.exited",
-        `${slot.label} (pid ${child.pid}) crashed again, same error (×${times}); ${restart}`,
-        { ...fields, status: exit, restartInMs: delay },
-      );
-    }
+    slot.retryAt = this.#options.clock.now() + delay;
+    reportFailure(child, slot.failures, {
+      why: `exited with ${exit}`,
+      delay,
+      backoff: slot.backoff,
+    });
   }
 
   /** New code: instances waiting out a backoff start at once (not those down by policy). */
@@ -318,23 +286,23 @@ export class ProcessSet {
 
   // ---- Helpers ------------------------------------------------------------------------
 
-  #stop(child: ManagedChild): void {
+  #stop(child: Child): void {
     this.#stopping.add(child);
     child.drain();
   }
 
-  #spawn(slot: ProcessSlot, generation: number): ManagedChild | undefined {
+  #spawn(slot: ProcessSlot, generation: number): Child | undefined {
     slot.starts++;
     const spec = processSpec(this.#options.launch, slot.config, slot.index, generation);
-    return spawnForSlot(spec, this.#options.listener, slot);
+    return spawnForSlot(spec, this.#options, slot);
   }
 
-  #slotOf(child: ManagedChild): ProcessSlot | undefined {
+  #slotOf(child: Child): ProcessSlot | undefined {
     return this.#slots.find((slot) => slot.label === child.spec.id);
   }
 
   /** How long a stopping instance may take (every child comes from a slot). */
-  #graceOf(child: ManagedChild): number {
+  #graceOf(child: Child): number {
     return this.#slotOf(child)!.config.grace;
   }
 }

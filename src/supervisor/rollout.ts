@@ -16,7 +16,6 @@ export interface ReloadRequest {
 }
 
 export class Rollout {
-  readonly startedAt = performance.now();
   /** True once the first worker of this generation (the canary) became ready. */
   canaryPassed = false;
   /** True when workers were serving as it began: it replaces them (else it starts them). */
@@ -28,7 +27,12 @@ export class Rollout {
   readonly #waiters: Array<(reply: ControlReply) => void> = [];
   #followUp?: ReloadRequest;
 
-  constructor(readonly generation: number, readonly request: ReloadRequest) {
+  constructor(
+    readonly generation: number,
+    readonly request: ReloadRequest,
+    /** Clock time the rollout began. */
+    readonly startedAt: number,
+  ) {
     if (request.reply) this.#waiters.push(request.reply);
     if (!request.workers) this.phase = "processes";
   }
@@ -66,8 +70,8 @@ export class Rollout {
    * in 140 ms (1 file: main.ts)` when nothing was serving before; and how
    * many are ready when some of the new workers failed.
    */
-  summary(workers: number, ready: number, processes: number): string {
-    const ms = Math.round(performance.now() - this.startedAt);
+  summary(workers: number, ready: number, processes: number, now: number): string {
+    const ms = Math.round(now - this.startedAt);
     const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
     const cause = this.files.length > 0 ? describeChanges(this.files) : this.request.reason;
     const extra = this.request.processes && processes > 0

@@ -3,7 +3,7 @@
  * `--max-memory` recycling. CPU % is measured between two samples of the same
  * child (or over its whole life for the first one).
  */
-import type { ManagedChild } from "../child/child.ts";
+import type { Child } from "../child/child.ts";
 import { procStat } from "../child/os.ts";
 
 /** What one sample says about a child. */
@@ -32,10 +32,10 @@ function readProc(pid: number): { rssBytes: number; ticks: number } | undefined 
 }
 
 export class UsageSampler {
-  readonly #previous = new WeakMap<ManagedChild, Previous>();
+  readonly #previous = new WeakMap<Child, Previous>();
 
   /** Samples a live child; undefined when it is gone. */
-  sample(child: ManagedChild): ChildUsage | undefined {
+  sample(child: Child): ChildUsage | undefined {
     const now = performance.now();
     const proc = readProc(child.pid);
     if (!proc) return undefined;

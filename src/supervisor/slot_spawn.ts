@@ -1,5 +1,6 @@
 /** Starting a slot's child, shared by the worker pool and the custom processes. */
-import { type ChildListener, type ChildSpec, ManagedChild } from "../child/child.ts";
+import type { Child, ChildListener, ChildSpec, Spawn } from "../child/child.ts";
+import type { Clock } from "./clock.ts";
 import { log } from "../log/mod.ts";
 import type { Backoff } from "./backoff.ts";
 import { formatMs } from "./describe.ts";
@@ -11,14 +12,14 @@ import { formatMs } from "./describe.ts";
  */
 export function spawnForSlot(
   spec: ChildSpec,
-  listener: ChildListener,
+  how: { spawn: Spawn; clock: Clock; listener: ChildListener },
   slot: { backoff: Backoff; retryAt: number },
-): ManagedChild | undefined {
+): Child | undefined {
   try {
-    return ManagedChild.spawn(spec, listener);
+    return how.spawn(spec, how.listener);
   } catch (error) {
     const delay = slot.backoff.failed(0);
-    slot.retryAt = performance.now() + delay;
+    slot.retryAt = how.clock.now() + delay;
     log.error(
       `${spec.role}.spawn-failed`,
       `cannot start ${spec.label}: ${(error as Error).message}; retrying in ${formatMs(delay)}`,

@@ -8,19 +8,18 @@
  * reload (Rollout) replaces the workers first, the canary before the rest,
  * then restarts the custom processes that reload with the code.
  */
-import type { ManagedChild } from "../child/child.ts";
+import type { Child } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
-import { ControlServer, socketPath } from "../control/socket.ts";
 import { log } from "../log/mod.ts";
-import { UsageError } from "../errors.ts";
-import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
+import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { EventQueue } from "./event_queue.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
-import { readTcpMigrateReq, TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
+import { TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
+import { type Connection, realWorld, type World } from "./world.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
 import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
@@ -48,22 +47,12 @@ export interface SupervisorOptions {
 }
 
 type SupervisorEvent =
-  | { kind: "message"; child: ManagedChild; message: ChildMessage }
-  | { kind: "exit"; child: ManagedChild; status: Deno.CommandStatus }
+  | { kind: "message"; child: Child; message: ChildMessage }
+  | { kind: "exit"; child: Child; status: Deno.CommandStatus }
   | { kind: "signal"; signal: Deno.Signal }
   | { kind: "changes"; batch: ChangeBatch }
   | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void }
   | { kind: "reload"; request: ReloadRequest };
-
-const HANDLED_SIGNALS: Deno.Signal[] = [
-  "SIGTERM",
-  "SIGINT",
-  "SIGQUIT",
-  "SIGHUP",
-  "SIGUSR2",
-  "SIGTTIN",
-  "SIGTTOU",
-];
 
 /** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
 const SAMPLES_OVER_LIMIT = 2;
@@ -78,20 +67,19 @@ interface ReloadOutcome {
 
 export class Supervisor {
   readonly #options: SupervisorOptions;
-  readonly #events = new EventQueue<SupervisorEvent>();
+  readonly #world: World;
+  readonly #events: EventQueue<SupervisorEvent>;
   readonly #workers: WorkerPool;
   readonly #processes: ProcessSet;
   #generation = 1;
   #rollout?: Rollout;
   #phase: "starting" | "running" | "stopping" | "stopped" = "starting";
   #processesStopping = false;
-  readonly #startedAt = performance.now();
+  readonly #startedAt: number;
   #exitCode = 0;
-  #watcher?: Watcher;
-  #control?: ControlServer;
-  #signalHandlers: Array<[Deno.Signal, () => void]> = [];
+  #connection?: Connection;
   readonly #sampler = new UsageSampler();
-  readonly #samplesOverLimit = new WeakMap<ManagedChild, number>();
+  readonly #samplesOverLimit = new WeakMap<Child, number>();
   #nextSampleAt = 0;
   #lastReload?: ReloadOutcome;
   /** The ports workers have bound (status shows them). */
@@ -99,29 +87,36 @@ export class Supervisor {
   /** The newest generation whose failure to start has been said. */
   #waitingSaid = 0;
 
-  constructor(options: SupervisorOptions) {
+  /** `world` is the operating system; unit tests pass a fake one. */
+  constructor(options: SupervisorOptions, world: World = realWorld(options)) {
     this.#options = options;
+    this.#world = world;
+    this.#events = new EventQueue(world.clock);
+    this.#startedAt = world.clock.now();
     const listener = {
-      message: (child: ManagedChild, message: ChildMessage) =>
+      message: (child: Child, message: ChildMessage) =>
         this.#events.push({ kind: "message", child, message }),
-      exit: (child: ManagedChild, status: Deno.CommandStatus) =>
+      exit: (child: Child, status: Deno.CommandStatus) =>
         this.#events.push({ kind: "exit", child, status }),
     };
-    this.#workers = new WorkerPool({ ...options, listener });
-    this.#processes = new ProcessSet({ ...options, listener });
+    const seam = { listener, spawn: world.spawn, clock: world.clock };
+    this.#workers = new WorkerPool({ ...options, ...seam });
+    this.#processes = new ProcessSet({ ...options, ...seam });
   }
 
   /** Runs until stopped; resolves with the process exit code. */
   async run(): Promise<number> {
-    await this.#startWatching();
-    this.#listenForSignals();
-    this.#openControlSocket();
+    this.#connection = await this.#world.connect({
+      signal: (signal) => this.#events.push({ kind: "signal", signal }),
+      changes: (batch) => this.#events.push({ kind: "changes", batch }),
+      control: (request, reply) => this.#events.push({ kind: "control", request, reply }),
+    });
     this.#announceStart();
     try {
       while (true) {
         // One clock reading per pass: what reconcile decided not to do yet and
         // when to wake up for it must agree, or a retry due in between is lost.
-        const now = performance.now();
+        const now = this.#world.clock.now();
         this.#reconcile(now);
         if (this.#stopped()) break;
         const event = await this.#events.next(this.#msUntilNextDeadline(now));
@@ -157,7 +152,7 @@ export class Supervisor {
     }
   }
 
-  #onChildMessage(child: ManagedChild, message: ChildMessage): void {
+  #onChildMessage(child: Child, message: ChildMessage): void {
     if (child.spec.role === "process") {
       if (message.t === "ready") this.#processes.onReady(child);
       if (message.t === "restart-requested") this.#processes.onRestartRequested(child);
@@ -169,7 +164,7 @@ export class Supervisor {
     if (message.t === "recycle") this.#workers.markForRecycle(child, message.reason);
   }
 
-  #onWorkerReady(child: ManagedChild, port: number | undefined): void {
+  #onWorkerReady(child: Child, port: number | undefined): void {
     if (child.state !== "starting") return;
     this.#workers.onReady(child);
     if (this.#rollout && child.spec.generation >= this.#rollout.generation) {
@@ -178,7 +173,7 @@ export class Supervisor {
     if (port !== undefined) this.#checkPort(child, port);
     if (this.#phase === "starting" && this.#workers.allReady()) {
       this.#phase = "running";
-      const ms = Math.round(performance.now() - this.#startedAt);
+      const ms = Math.round(this.#world.clock.now() - this.#startedAt);
       log.info("supervisor.ready", `${this.#workers.desired} worker(s) ready in ${ms} ms`, {
         role: "supervisor",
       });
@@ -191,7 +186,7 @@ export class Supervisor {
    * worker binds must not be shared with an app that is not ours, which
    * reusePort would silently let the kernel split traffic with.
    */
-  #checkPort(child: ManagedChild, port: number): void {
+  #checkPort(child: Child, port: number): void {
     if (this.#boundPorts.has(port)) return;
     this.#boundPorts.add(port);
     const wanted = this.#options.launch.port;
@@ -222,7 +217,7 @@ export class Supervisor {
     this.#beginStop(true);
   }
 
-  #onBindError(child: ManagedChild, port: number | undefined, message: string): void {
+  #onBindError(child: Child, port: number | undefined, message: string): void {
     const where = port === undefined ? "its port" : `port ${port}`;
     if (!this.#workers.everReady) {
       // Nothing has ever served: this is bad input, not a crash to retry forever.
@@ -244,9 +239,9 @@ export class Supervisor {
     });
   }
 
-  #onChildExit(child: ManagedChild, status: Deno.CommandStatus): void {
+  #onChildExit(child: Child, status: Deno.CommandStatus): void {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
-    const outcome = this.#workers.onExit(child, status);
+    const outcome = this.#workers.onExit(child, status, this.#generation);
     const rollout = this.#rollout;
     const newCodeFailed = rollout !== undefined && !rollout.canaryPassed &&
       child.spec.generation >= rollout.generation;
@@ -362,7 +357,7 @@ export class Supervisor {
 
   /** Everything `hotreload status` shows; the JSON shape is documented in the README. */
   #status(): StatusReport {
-    const usage = (child: ManagedChild) => this.#sampler.sample(child);
+    const usage = (child: Child) => this.#sampler.sample(child);
     const children: StatusRow[] = [
       ...this.#workers.statusRows(usage),
       ...this.#processes.statusRows(usage),
@@ -371,7 +366,7 @@ export class Supervisor {
       supervisor: {
         name: this.#options.name,
         pid: Deno.pid,
-        uptimeMs: Math.round(performance.now() - this.#startedAt),
+        uptimeMs: Math.round(this.#world.clock.now() - this.#startedAt),
         phase: this.#phase,
         entry: this.#options.launch.entry,
         port: this.#options.launch.port ?? null,
@@ -379,7 +374,7 @@ export class Supervisor {
         host: this.#options.launch.host ?? null,
         workers: this.#workers.desired,
         generation: this.#generation,
-        watcher: this.#watcher?.backend ?? null,
+        watcher: this.#connection?.watcher?.backend ?? null,
         reloading: this.#rollout !== undefined,
         lastReload: this.#lastReload ?? null,
         rssBytes: Deno.memoryUsage().rss,
@@ -464,7 +459,7 @@ export class Supervisor {
       return;
     }
     this.#generation++;
-    this.#rollout = new Rollout(this.#generation, request);
+    this.#rollout = new Rollout(this.#generation, request, this.#world.clock.now());
     this.#rollout.replacing = this.#workers.anyServing();
     // New code is tried at once: backoff slows down the same code crashing again, never new code.
     if (request.workers) this.#workers.retryNow();
@@ -483,7 +478,12 @@ export class Supervisor {
     const ready = rollout.request.workers
       ? this.#workers.readyOf(rollout.generation)
       : this.#workers.desired;
-    const summary = rollout.summary(this.#workers.desired, ready, processes);
+    const summary = rollout.summary(
+      this.#workers.desired,
+      ready,
+      processes,
+      this.#world.clock.now(),
+    );
     log.info("reload.done", summary, {
       role: "supervisor",
       generation: rollout.generation,
@@ -559,11 +559,7 @@ export class Supervisor {
   }
 
   async #cleanUp(): Promise<void> {
-    for (const [signal, handler] of this.#signalHandlers) {
-      Deno.removeSignalListener(signal, handler);
-    }
-    this.#control?.close();
-    await this.#watcher?.close();
+    await this.#connection?.close();
     log.info("supervisor.stopped", "stopped", { role: "supervisor" });
   }
 
@@ -583,47 +579,19 @@ export class Supervisor {
     return Math.max(0, next - now);
   }
 
-  async #startWatching(): Promise<void> {
-    if (!this.#options.watch) return;
-    // Loaded only when watching, so `--no-watch` production runs never pay for it.
-    const { createWatcher } = await import("../watch/mod.ts");
-    try {
-      this.#watcher = await createWatcher({
-        ...this.#options.watch,
-        onBatch: (batch) => this.#events.push({ kind: "changes", batch }),
-      });
-    } catch (error) {
-      // A missing --watch path, or watching that cannot work as asked: bad input.
-      throw new UsageError((error as Error).message);
-    }
-    const reason = this.#watcher.fallbackReason;
-    if (reason) {
-      log.warn("watch.fallback", `watching by polling: ${reason}`, { role: "supervisor" });
-    }
-  }
-
-  #listenForSignals(): void {
-    for (const signal of HANDLED_SIGNALS) {
-      const handler = () => this.#events.push({ kind: "signal", signal });
-      Deno.addSignalListener(signal, handler);
-      this.#signalHandlers.push([signal, handler]);
-    }
-  }
-
-  #openControlSocket(): void {
-    this.#control = ControlServer.listen(
-      socketPath(this.#options.instanceDir),
-      (request, reply) => this.#events.push({ kind: "control", request, reply }),
-    );
-  }
-
   #announceStart(): void {
     const { launch } = this.#options;
     const port = launch.port === undefined ? "the app's own port" : `port ${launch.port}`;
     const host = launch.host === undefined ? "" : ` of ${launch.host}`;
-    const watching = this.#watcher
-      ? `watching with ${this.#watcher.backend === "poll" ? "polling" : "file events"}`
+    const watcher = this.#connection?.watcher;
+    const watching = watcher
+      ? `watching with ${watcher.backend === "poll" ? "polling" : "file events"}`
       : "not watching";
+    if (watcher?.fallbackReason) {
+      log.warn("watch.fallback", `watching by polling: ${watcher.fallbackReason}`, {
+        role: "supervisor",
+      });
+    }
     const processes = this.#options.processes.reduce((n, p) => n + p.count, 0);
     const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
     log.info(
@@ -631,7 +599,7 @@ export class Supervisor {
       `starting ${this.#workers.desired} worker(s) of ${launch.entry} on ${port}${host}${beside}; ${watching} (pid ${Deno.pid})`,
       { role: "supervisor", pid: Deno.pid },
     );
-    if (this.#workers.desired > 1 && readTcpMigrateReq() === 0) {
+    if (this.#workers.desired > 1 && this.#world.tcpMigrateReq() === 0) {
       log.warn("kernel.tcp-migrate-req", TCP_MIGRATE_REQ_HINT, { role: "supervisor" });
     }
   }

@@ -3,21 +3,31 @@
  * and, during a reload, a `replacement`, which takes over only once it is
  * ready; the predecessor then drains among the `retiring` workers.
  */
-import { type ChildListener, describeExit, type ManagedChild } from "../child/child.ts";
+import { type Child, type ChildListener, describeExit, type Spawn } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import { type WorkerLaunch, workerSpec } from "./child_command.ts";
 import { formatMs, formatTail, lastWords } from "./describe.ts";
-import { FailureMemory, hintLine, summarizeError, worthReporting } from "./failures.ts";
+import { FailureMemory, hintLine, summarizeError } from "./failures.ts";
+import {
+  childRow,
+  emptyRow,
+  enforceDeadlines,
+  nextDeadline,
+  reportFailure,
+  type SlotPolicy,
+  type Usage,
+} from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
+import type { Clock } from "./clock.ts";
 
 interface Slot {
   id: number;
-  current?: ManagedChild;
-  replacement?: ManagedChild;
+  current?: Child;
+  replacement?: Child;
   backoff: Backoff;
-  /** When the slot may start a child again after a failure (performance.now() time). */
+  /** When the slot may start a child again after a failure (clock time). */
   retryAt: number;
   /** Unplanned exits so far (crashes, timeouts). */
   restarts: number;
@@ -53,27 +63,41 @@ export interface WorkerPoolOptions {
   reloadBatch: number;
   backoff?: BackoffPolicy;
   listener: ChildListener;
+  spawn: Spawn;
+  clock: Clock;
 }
 
 export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #slots: Slot[] = [];
-  readonly #retiring = new Set<ManagedChild>();
+  readonly #retiring = new Set<Child>();
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
-  readonly #killReasons = new WeakMap<ManagedChild, string>();
+  readonly #killReasons = new WeakMap<Child, string>();
   desired: number;
   /** True once any worker has been ready: from then on failures are retried, not fatal. */
   everReady = false;
 
+  /** A worker not ready within --ready-timeout is killed; --grace for each drain. */
+  readonly #policy: SlotPolicy;
+
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
     this.desired = options.launch.workers;
+    this.#policy = {
+      role: "worker",
+      startMs: options.readyTimeoutMs,
+      onStartDeadline: (child) => {
+        this.#killReasons.set(child, `was not ready within ${options.readyTimeoutMs} ms`);
+        child.kill();
+      },
+      graceMs: () => options.graceMs,
+    };
   }
 
   /** Every live worker: current, replacements and retiring. */
-  children(): ManagedChild[] {
+  children(): Child[] {
     const children = [...this.#retiring];
     for (const slot of this.#slots) {
       if (slot.current) children.push(slot.current);
@@ -117,24 +141,7 @@ export class WorkerPool {
 
   /** Kills starting workers past the ready timeout and draining ones past the grace. */
   enforceDeadlines(now: number): void {
-    for (const child of this.children()) {
-      if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
-      if (child.state === "starting" && now - child.startedAt >= this.#options.readyTimeoutMs) {
-        this.#killReasons.set(child, `was not ready within ${this.#options.readyTimeoutMs} ms`);
-        child.kill();
-      }
-      if (
-        child.state === "draining" && child.drainStartedAt !== undefined &&
-        now - child.drainStartedAt >= this.#options.graceMs
-      ) {
-        log.warn(
-          "worker.killed",
-          `worker ${child.spec.id} (pid ${child.pid}) still busy after ${this.#options.graceMs} ms grace; killed`,
-          { role: "worker", id: child.spec.id, pid: child.pid },
-        );
-        child.kill();
-      }
-    }
+    enforceDeadlines(this.children(), this.#policy, now);
   }
 
   /** Drains slots beyond the wanted count, and starts workers in empty slots. */
@@ -193,59 +200,36 @@ export class WorkerPool {
   }
 
   /** Says why a worker will exit, for its exit's log line (a swallowed bind error exits 0). */
-  explainExit(child: ManagedChild, why: string): void {
+  explainExit(child: Child, why: string): void {
     if (!this.#killReasons.has(child)) this.#killReasons.set(child, why);
   }
 
   /** Marks a worker for replacement; the reason ends up in the log. */
-  markForRecycle(child: ManagedChild, reason: string): void {
+  markForRecycle(child: Child, reason: string): void {
     const slot = this.#slotOf(child);
     if (slot?.current === child && child.state === "ready" && !slot.recycle) slot.recycle = reason;
   }
 
   /** The workers that serve now (for sampling). */
-  serving(): ManagedChild[] {
+  serving(): Child[] {
     return this.#slots.flatMap((slot) => slot.current?.state === "ready" ? [slot.current] : []);
   }
 
   /** Status rows: every live worker, and each empty slot waiting out its backoff. */
-  statusRows(usage: (child: ManagedChild) => { rssBytes: number; cpuPercent: number } | undefined) {
+  statusRows(usage: Usage): StatusRow[] {
+    const now = this.#options.clock.now();
     const rows: StatusRow[] = [];
-    const now = performance.now();
-    const row = (child: ManagedChild, restarts: number): StatusRow => {
-      const sample = usage(child);
-      return {
-        role: "worker",
-        id: child.spec.id,
-        pid: child.pid,
-        state: child.state === "exited" ? "stopped" : child.state,
-        generation: child.spec.generation,
-        uptimeMs: Math.round(child.uptimeMs(now)),
-        restarts,
-        rssBytes: sample?.rssBytes ?? null,
-        cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
-        requests: child.requestsServed,
-      };
-    };
     for (const slot of this.#slots) {
-      if (slot.current) rows.push(row(slot.current, slot.restarts));
-      if (slot.replacement) rows.push(row(slot.replacement, slot.restarts));
+      for (const child of [slot.current, slot.replacement]) {
+        if (child) rows.push(childRow("worker", slot.id, child, slot.restarts, usage, now));
+      }
       if (!slot.current && !slot.replacement) {
-        rows.push({
-          role: "worker",
-          id: slot.id,
-          pid: null,
-          state: slot.errored ? "errored" : "backoff",
-          generation: null,
-          uptimeMs: null,
-          restarts: slot.restarts,
-          rssBytes: null,
-          cpuPercent: null,
-          requests: null,
-        });
+        rows.push(emptyRow("worker", slot.id, slot.errored ? "errored" : "backoff", slot.restarts));
       }
     }
-    for (const child of this.#retiring) rows.push(row(child, 0));
+    for (const child of this.#retiring) {
+      rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
+    }
     return rows;
   }
 
@@ -280,24 +264,14 @@ export class WorkerPool {
 
   /** The nearest time something has to happen, or Infinity. */
   nextDeadline(now: number): number {
-    const deadlines: number[] = [];
-    for (const child of this.children()) {
-      if (child.killedAt !== undefined) continue;
-      if (child.state === "starting") {
-        deadlines.push(child.startedAt + this.#options.readyTimeoutMs);
-      }
-      if (child.state === "draining" && child.drainStartedAt !== undefined) {
-        deadlines.push(child.drainStartedAt + this.#options.graceMs);
-      }
-    }
-    for (const slot of this.#slots) if (slot.retryAt > now) deadlines.push(slot.retryAt);
-    return Math.min(Infinity, ...deadlines);
+    const retries = this.#slots.map((slot) => slot.retryAt);
+    return nextDeadline(this.children(), this.#policy, retries, now);
   }
 
   // ---- Children's news -------------------------------------------------------------------
 
   /** A worker reported ready; a replacement then takes over its slot. Returns true for a replacement. */
-  onReady(child: ManagedChild): boolean {
+  onReady(child: Child): boolean {
     if (child.state !== "starting") return false;
     const tookMs = child.markReady();
     this.everReady = true;
@@ -316,8 +290,13 @@ export class WorkerPool {
     return true;
   }
 
-  /** A worker exited: account for it, and schedule its restart when it was not asked to go. */
-  onExit(child: ManagedChild, status: Deno.CommandStatus): WorkerExit {
+  /**
+   * A worker exited: account for it, and schedule its restart when it was
+   * not asked to go. `generation` is the newest: a slot whose old worker
+   * crashed restarts with new code at once (backoff slows down only the same
+   * code crashing again).
+   */
+  onExit(child: Child, status: Deno.CommandStatus, generation: number): WorkerExit {
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
     if (this.#retiring.delete(child)) {
       const how = child.killedAt === undefined ? "exited after draining" : "is gone (killed)";
@@ -330,8 +309,8 @@ export class WorkerPool {
     const slot = this.#slotOf(child);
     if (!slot) return { kind: "unknown" };
     const why = this.#killReasons.get(child) ?? `exited with ${describeExit(status)}`;
-    const delay = slot.backoff.failed(child.uptimeMs());
-    slot.retryAt = performance.now() + delay;
+    const delay = child.spec.generation < generation ? 0 : slot.backoff.failed(child.uptimeMs());
+    slot.retryAt = this.#options.clock.now() + delay;
     const words = lastWords(child.tail.lines());
     const summary = summarizeError(words, this.#options.launch.cwd);
     if (slot.replacement === child) {
@@ -349,35 +328,17 @@ export class WorkerPool {
     slot.current = undefined;
     slot.recycle = undefined;
     slot.restarts++;
-    // Output is relayed once, live or (for a failed start) as one block: the
-    // same error again is only counted.
-    const times = slot.failures.record(words);
-    // Every slot fails the same way when the code is broken: show it once, for the first.
-    const shownBefore = times === 1 && this.#lastShown === slot.failures.signature;
-    this.#lastShown = slot.failures.signature;
-    child.releaseOutput(times === 1 && !shownBefore);
-    const restart = `restarting in ${formatMs(delay)}`;
-    const logFields = { ...fields, status: describeExit(status), restartInMs: delay };
-    if (times === 1 && shownBefore) {
-      log.warn(
-        "worker.exited",
-        `worker ${child.spec.id} (pid ${child.pid}) failed the same way; ${restart}`,
-        logFields,
-      );
-    } else if (times === 1) {
-      log.warn(
-        "worker.exited",
-        `worker ${child.spec.id} (pid ${child.pid}) ${why} after ${formatMs(child.uptimeMs())}; ` +
-          `${restart} (failure ${slot.backoff.failures})${hintLine(words)}`,
-        { ...logFields, lastOutput: words },
-      );
-    } else if (worthReporting(times)) {
-      log.warn(
-        "worker.exited",
-        `worker ${child.spec.id} (pid ${child.pid}) crashed again, same error (×${times}); ${restart}`,
-        logFields,
-      );
-    }
+    reportFailure(child, slot.failures, {
+      why,
+      delay,
+      backoff: slot.backoff,
+      // Every slot fails the same way when the code is broken: show it once, for the first.
+      sameAsOtherSlot: (signature) => {
+        const same = this.#lastShown === signature;
+        this.#lastShown = signature;
+        return same;
+      },
+    });
     // A stable run (30 s up) resets the backoff, and with it the errored mark.
     if (slot.backoff.failures < ERRORED_AFTER) slot.errored = false;
     if (this.everReady && !slot.errored && slot.backoff.failures >= ERRORED_AFTER) {
@@ -394,18 +355,18 @@ export class WorkerPool {
 
   // ---- Helpers ------------------------------------------------------------------------
 
-  #spawn(slot: Slot, generation: number): ManagedChild | undefined {
+  #spawn(slot: Slot, generation: number): Child | undefined {
     slot.triedGeneration = Math.max(slot.triedGeneration, generation);
     const launch = { ...this.#options.launch, workers: this.desired };
-    return spawnForSlot(workerSpec(launch, slot.id, generation), this.#options.listener, slot);
+    return spawnForSlot(workerSpec(launch, slot.id, generation), this.#options, slot);
   }
 
-  #retire(child: ManagedChild): void {
+  #retire(child: Child): void {
     this.#retiring.add(child);
     child.drain();
   }
 
-  #slotOf(child: ManagedChild): Slot | undefined {
+  #slotOf(child: Child): Slot | undefined {
     const slot = this.#slots[child.spec.id as number];
     return slot && (slot.current === child || slot.replacement === child) ? slot : undefined;
   }

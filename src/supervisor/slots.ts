@@ -1,0 +1,157 @@
+/**
+ * The slot mechanics workers and custom processes share: start and drain
+ * deadlines, the next time something is due, status rows, and how a failure
+ * is reported. Their differences are small policies: what a start deadline
+ * means (a worker that is not ready in time is killed; a process that
+ * neither says ready nor fails counts as started), and each child's grace.
+ */
+import type { Child } from "../child/child.ts";
+import type { StatusRow } from "../control/protocol.ts";
+import { log } from "../log/mod.ts";
+import type { Backoff } from "./backoff.ts";
+import { formatMs, lastWords } from "./describe.ts";
+import { type FailureMemory, hintLine, worthReporting } from "./failures.ts";
+
+/** How one kind of slot treats its children's deadlines. */
+export interface SlotPolicy {
+  role: "worker" | "process";
+  /** How long a child may stay `starting`. */
+  startMs: number;
+  /** What happens when it stays longer. */
+  onStartDeadline(child: Child): void;
+  /** How long a draining child may take before it is killed. */
+  graceMs(child: Child): number;
+}
+
+/** Applies the start and drain deadlines; a child is killed (and that logged) once. */
+export function enforceDeadlines(children: Child[], policy: SlotPolicy, now: number): void {
+  for (const child of children) {
+    if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
+    if (child.state === "starting" && now - child.startedAt >= policy.startMs) {
+      policy.onStartDeadline(child);
+    }
+    const grace = policy.graceMs(child);
+    if (
+      child.state === "draining" && child.drainStartedAt !== undefined &&
+      now - child.drainStartedAt >= grace
+    ) {
+      log.warn(
+        `${policy.role}.killed`,
+        `${child.spec.label} (pid ${child.pid}) still busy after its ${grace} ms grace; killed`,
+        { role: policy.role, id: child.spec.id, pid: child.pid },
+      );
+      child.kill();
+    }
+  }
+}
+
+/** The nearest deadline of these children and slot retry times, or Infinity. */
+export function nextDeadline(
+  children: Child[],
+  policy: SlotPolicy,
+  retries: number[],
+  now: number,
+): number {
+  const deadlines = retries.filter((at) => at > now);
+  for (const child of children) {
+    if (child.killedAt !== undefined) continue;
+    if (child.state === "starting") deadlines.push(child.startedAt + policy.startMs);
+    if (child.state === "draining" && child.drainStartedAt !== undefined) {
+      deadlines.push(child.drainStartedAt + policy.graceMs(child));
+    }
+  }
+  return Math.min(Infinity, ...deadlines);
+}
+
+/** Memory and CPU of a child, when it can be sampled. */
+export type Usage = (child: Child) => { rssBytes: number; cpuPercent: number } | undefined;
+
+/** A status row for a live child. */
+export function childRow(
+  role: "worker" | "process",
+  id: number | string,
+  child: Child,
+  restarts: number,
+  usage: Usage,
+  now: number,
+): StatusRow {
+  const sample = usage(child);
+  return {
+    role,
+    id,
+    pid: child.pid,
+    state: child.state === "exited" ? "stopped" : child.state,
+    generation: child.spec.generation,
+    uptimeMs: Math.round(child.uptimeMs(now)),
+    restarts,
+    rssBytes: sample?.rssBytes ?? null,
+    cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
+    requests: role === "worker" ? child.requestsServed : null,
+  };
+}
+
+/** A status row for a slot with no child (waiting out a backoff, errored, or down). */
+export function emptyRow(
+  role: "worker" | "process",
+  id: number | string,
+  state: StatusRow["state"],
+  restarts: number,
+): StatusRow {
+  return {
+    role,
+    id,
+    pid: null,
+    state,
+    generation: null,
+    uptimeMs: null,
+    restarts,
+    rssBytes: null,
+    cpuPercent: null,
+    requests: null,
+  };
+}
+
+/**
+ * Reports a child's unplanned exit: each distinct error once (the child's
+ * held-back start-up output, then one line with the flag a missing
+ * permission calls for), the same error again as one line at the 2nd, 4th,
+ * 8th... time. `sameAsOtherSlot`: another slot just showed this error.
+ * Returns how many times in a row this slot failed this way.
+ */
+export function reportFailure(
+  child: Child,
+  failures: FailureMemory,
+  { why, delay, backoff, sameAsOtherSlot = () => false }: {
+    why: string;
+    delay: number;
+    backoff: Backoff;
+    sameAsOtherSlot?: (signature: string | undefined) => boolean;
+  },
+): number {
+  const role = child.spec.role;
+  const words = lastWords(child.tail.lines());
+  const times = failures.record(words);
+  const shownElsewhere = times === 1 && sameAsOtherSlot(failures.signature);
+  child.releaseOutput(times === 1 && !shownElsewhere);
+  const restart = `restarting in ${formatMs(delay)}`;
+  const fields = {
+    role,
+    id: child.spec.id,
+    pid: child.pid,
+    restartInMs: delay,
+  };
+  const who = `${child.spec.label} (pid ${child.pid})`;
+  if (shownElsewhere) {
+    log.warn(`${role}.exited`, `${who} failed the same way; ${restart}`, fields);
+  } else if (times === 1) {
+    log.warn(
+      `${role}.exited`,
+      `${who} ${why} after ${formatMs(child.uptimeMs())}; ${restart} ` +
+        `(failure ${backoff.failures})${hintLine(words)}`,
+      { ...fields, lastOutput: words },
+    );
+  } else if (worthReporting(times)) {
+    log.warn(`${role}.exited`, `${who} crashed again, same error (×${times}); ${restart}`, fields);
+  }
+  return times;
+}

@@ -1,0 +1,396 @@
+/**
+ * The supervisor's core, driven without the operating system: a fake world
+ * whose children are objects the test makes ready, crash or exit, and whose
+ * clock moves only when the test advances it. No process is started.
+ */
+import assert from "node:assert/strict";
+import type { Child, ChildListener, ChildSpec, ChildState } from "../child/child.ts";
+import { LineTail } from "../child/tail.ts";
+import type { ControlReply, ControlRequest } from "../control/protocol.ts";
+import type { Clock } from "./clock.ts";
+import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
+import type { Inbox, World } from "./world.ts";
+
+class FakeClock implements Clock {
+  #now = 0;
+  #timers: Array<{ at: number; fn: () => void; id: number }> = [];
+  #ids = 0;
+
+  now(): number {
+    return this.#now;
+  }
+
+  setTimer(fn: () => void, ms: number): () => void {
+    const id = ++this.#ids;
+    this.#timers.push({ at: this.#now + ms, fn, id });
+    return () => this.#timers = this.#timers.filter((timer) => timer.id !== id);
+  }
+
+  /** Moves time forward by `ms`, firing each timer due on the way, in order. */
+  async advance(ms: number): Promise<void> {
+    const target = this.#now + ms;
+    while (true) {
+      const due = this.#timers.filter((timer) => timer.at <= target).sort((a, b) => a.at - b.at);
+      if (due.length === 0) break;
+      this.#timers = this.#timers.filter((timer) => timer !== due[0]);
+      this.#now = due[0].at;
+      due[0].fn();
+      await settle();
+    }
+    this.#now = target;
+    await settle();
+  }
+}
+
+/** Lets the supervisor's loop run until it waits again (it awaits nothing real). */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
+let nextPid = 1000;
+
+class FakeChild implements Child {
+  readonly pid = nextPid++;
+  readonly startedAt: number;
+  state: ChildState = "starting";
+  drainStartedAt?: number;
+  readyAt?: number;
+  killedAt?: number;
+  requestsServed = 0;
+  readonly tail = new LineTail(15);
+
+  constructor(
+    readonly spec: ChildSpec,
+    readonly listener: ChildListener,
+    readonly world: FakeWorld,
+  ) {
+    this.startedAt = world.clock.now();
+  }
+
+  get generation(): number {
+    return this.spec.generation;
+  }
+
+  uptimeMs(now = this.world.clock.now()): number {
+    return now - this.startedAt;
+  }
+
+  markReady(): number {
+    this.state = "ready";
+    this.readyAt = this.world.clock.now();
+    return this.readyAt - this.startedAt;
+  }
+
+  releaseOutput(): void {}
+
+  drain(): void {
+    if (this.state === "exited" || this.state === "draining") return;
+    this.state = "draining";
+    this.drainStartedAt = this.world.clock.now();
+    // A well-behaved app finishes at once unless the test says otherwise.
+    if (this.world.drainsAtOnce) queueMicrotask(() => this.exit(0));
+  }
+
+  kill(): void {
+    if (this.state === "exited") return;
+    this.killedAt ??= this.world.clock.now();
+    queueMicrotask(() => this.exit(null, "SIGKILL"));
+  }
+
+  send(): void {}
+
+  /** The app says it listens. */
+  ready(): void {
+    this.listener.message(this, { t: "ready", via: "listen", port: 8000 });
+  }
+
+  /** The process ends with `code` (or by `signal`). */
+  exit(code: number | null, signal: Deno.Signal | null = null): void {
+    if (this.state === "exited") return;
+    this.state = "exited";
+    this.listener.exit(this, { success: code === 0, code: code ?? 137, signal });
+  }
+}
+
+class FakeWorld implements World {
+  readonly clock = new FakeClock();
+  readonly children: FakeChild[] = [];
+  inbox!: Inbox;
+  drainsAtOnce = true;
+  readonly spawn = (spec: ChildSpec, listener: ChildListener): Child => {
+    const child = new FakeChild(spec, listener, this);
+    this.children.push(child);
+    return child;
+  };
+
+  connect(inbox: Inbox) {
+    this.inbox = inbox;
+    return Promise.resolve({ close: () => Promise.resolve() });
+  }
+
+  tcpMigrateReq(): number {
+    return 1;
+  }
+
+  /** Live workers of `generation`, by slot id. */
+  workers(generation?: number): FakeChild[] {
+    return this.children.filter((c) =>
+      c.spec.role === "worker" && c.state !== "exited" &&
+      (generation === undefined || c.generation === generation)
+    );
+  }
+
+  /** Sends a control request and returns a promise of its reply. */
+  ask(request: ControlRequest): { reply?: ControlReply } {
+    const box: { reply?: ControlReply } = {};
+    this.inbox.control(request, (reply) => box.reply = reply);
+    return box;
+  }
+}
+
+function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
+  return {
+    name: "test",
+    instanceDir: "/nonexistent",
+    launch: {
+      cwd: "/nonexistent",
+      runtimeBase: "file:///nonexistent/",
+      deno: "deno",
+      entry: "main.ts",
+      denoFlags: [],
+      appArgs: [],
+      workers: 2,
+      port: 8000,
+      orphanGraceMs: 1000,
+      closeWindowMs: 0,
+      maxRequests: 0,
+      maxRequestsJitter: 0,
+    },
+    graceMs: 5000,
+    readyTimeoutMs: 10_000,
+    reloadBatch: 1,
+    processes: [],
+    memoryCheckIntervalMs: 5000,
+    watch: { root: "/nonexistent" },
+    ...extra,
+  };
+}
+
+/** Starts a supervisor in a fake world with `workers` workers, all ready. */
+async function started(workers = 2, extra: Partial<SupervisorOptions> = {}) {
+  const world = new FakeWorld();
+  const base = options(extra);
+  const supervisor = new Supervisor({ ...base, launch: { ...base.launch, workers } }, world);
+  const done = supervisor.run();
+  await settle();
+  assert.equal(world.workers(1).length, workers, "the first generation starts");
+  for (const child of world.workers(1)) child.ready();
+  await settle();
+  return { world, done };
+}
+
+async function stop(world: FakeWorld, done: Promise<number>): Promise<number> {
+  world.inbox.signal("SIGTERM");
+  await settle();
+  return await done;
+}
+
+Deno.test("core: a canary that becomes ready lets the reload through, one worker at a time", async () => {
+  const { world, done } = await started(2);
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(2).length, 1, "only the canary starts first");
+  assert.equal(world.workers(1).length, 2, "no old worker drains before it is ready");
+  world.workers(2)[0].ready();
+  await settle();
+  assert.equal(world.workers(1).length, 1, "its predecessor drained");
+  assert.equal(world.workers(2).length, 2, "then the next one started");
+  world.workers(2)[1].ready();
+  await settle();
+  assert.deepEqual(world.workers(1), []);
+  assert.equal(asked.reply?.ok, true);
+  assert.match(
+    (asked.reply as { message: string }).message,
+    /reloaded 2 workers in \d+ ms \(generation 2; reload command\)/,
+  );
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: a canary that exits before it is ready aborts the reload; the old workers keep serving", async () => {
+  const { world, done } = await started(2);
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  world.workers(2)[0].exit(1);
+  await settle();
+  assert.equal(asked.reply?.ok, false);
+  assert.match(
+    (asked.reply as { error: string }).error,
+    /reload aborted: worker 0 of generation 2 exited/,
+  );
+  assert.equal(world.workers(1).length, 2);
+  assert.ok(world.workers(1).every((c) => c.state === "ready"), "none of them drains");
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: after the canary, --reload-batch workers are replaced at once", async () => {
+  const { world, done } = await started(5, { reloadBatch: 2 });
+  world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(2).length, 1, "the canary alone");
+  world.workers(2)[0].ready();
+  await settle();
+  assert.equal(world.workers(2).filter((c) => c.state === "starting").length, 2, "a batch of 2");
+  for (const child of world.workers(2).filter((c) => c.state === "starting")) child.ready();
+  await settle();
+  assert.equal(world.workers(2).filter((c) => c.state === "starting").length, 2, "the next 2");
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: triggers during a reload coalesce into exactly one follow-up", async () => {
+  const { world, done } = await started(1);
+  const first = world.ask({ cmd: "reload" });
+  await settle();
+  const later = [world.ask({ cmd: "reload" }), world.ask({ cmd: "reload" })];
+  world.inbox.signal("SIGHUP");
+  await settle();
+  world.workers(2)[0].ready();
+  await settle();
+  assert.equal(first.reply?.ok, true);
+  assert.equal(later[0].reply, undefined, "the follow-up has not run yet");
+  assert.equal(world.workers(3).length, 1, "one follow-up, generation 3");
+  world.workers(3)[0].ready();
+  await settle();
+  for (const asked of later) assert.equal((asked.reply as { generation: number }).generation, 3);
+  assert.equal(world.children.filter((c) => c.generation === 4).length, 0, "and no more");
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: an old worker that crashes during a reload comes back with the new code", async () => {
+  const { world, done } = await started(2);
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  const canary = world.workers(2)[0];
+  const other = world.workers(1).find((c) => c.spec.id !== canary.spec.id)!;
+  other.exit(1);
+  await settle();
+  // New code is never held back by a backoff that an old crash started.
+  const restarted = world.workers(2).find((c) => c.spec.id === other.spec.id);
+  assert.ok(restarted, "the crashed slot starts generation 2 at once");
+  canary.ready();
+  restarted.ready();
+  await settle();
+  assert.equal(asked.reply?.ok, true);
+  assert.deepEqual(world.workers(1), []);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: a recycle asked for during a reload starts no second replacement", async () => {
+  const { world, done } = await started(1);
+  world.ask({ cmd: "reload" });
+  await settle();
+  const old = world.workers(1)[0];
+  old.listener.message(old, { t: "recycle", reason: "served 10 requests (--max-requests)" });
+  await settle();
+  assert.equal(world.workers(2).length, 1, "one replacement for the slot");
+  assert.equal(world.children.length, 2);
+  world.workers(2)[0].ready();
+  await settle();
+  assert.equal(world.workers().length, 1);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: scale during a reload: the new slot starts with the new generation", async () => {
+  const { world, done } = await started(1);
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  world.ask({ cmd: "scale", workers: 2 });
+  await settle();
+  assert.equal(world.workers(2).length, 2, "the canary and the new slot");
+  for (const child of world.workers(2)) child.ready();
+  await settle();
+  assert.equal(asked.reply?.ok, true);
+  assert.equal(world.workers(2).length, 2);
+  assert.deepEqual(world.workers(1), []);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: a stop during a reload settles it and drains everything", async () => {
+  const { world, done } = await started(2);
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers().length, 3);
+  assert.equal(await stop(world, done), 0);
+  assert.deepEqual(asked.reply, { ok: false, error: "the instance is stopping", kind: "failure" });
+  assert.deepEqual(world.workers(), [], "every worker, the canary too, is gone");
+});
+
+Deno.test("core: a stop kills what is still draining after --grace, once", async () => {
+  const { world, done } = await started(1, { graceMs: 3000 });
+  world.drainsAtOnce = false;
+  world.inbox.signal("SIGTERM");
+  await settle();
+  const worker = world.workers()[0];
+  assert.equal(worker.state, "draining");
+  await world.clock.advance(2999);
+  assert.equal(worker.killedAt, undefined);
+  await world.clock.advance(1);
+  assert.equal(worker.killedAt, 3000);
+  assert.equal(await done, 0);
+});
+
+Deno.test("core: a crashing worker is restarted after 100, 200, 400 ms", async () => {
+  const { world, done } = await started(1, { watch: undefined });
+  const starts: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const worker = world.workers()[0];
+    worker.exit(1);
+    await settle();
+    const failedAt = world.clock.now();
+    let restarted: FakeChild | undefined;
+    while (!restarted) {
+      await world.clock.advance(10);
+      restarted = world.workers().find((c) => c !== worker);
+    }
+    starts.push(world.clock.now() - failedAt);
+    restarted.ready();
+    await settle();
+  }
+  assert.deepEqual(starts, [100, 200, 400]);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: unwatched, a first start that never becomes ready gives up with exit 1", async () => {
+  const world = new FakeWorld();
+  let finished = false;
+  const done = new Supervisor(options({ watch: undefined }), world).run();
+  done.then(() => finished = true);
+  await settle();
+  for (let i = 0; i < 20 && !finished; i++) {
+    for (const child of world.workers()) child.exit(1);
+    await world.clock.advance(2000);
+  }
+  assert.equal(await done, 1);
+  // 5 failures in a row of one slot: 5 starts each, at most.
+  assert.ok(world.children.length <= 10, `${world.children.length} starts`);
+  assert.deepEqual(world.workers(), []);
+});
+
+Deno.test("core: a new generation starts crashed slots at once, and its summary says started", async () => {
+  const world = new FakeWorld();
+  const done = new Supervisor(options(), world).run();
+  await settle();
+  for (const child of world.workers()) child.exit(1); // broken code
+  await world.clock.advance(100);
+  for (const child of world.workers()) child.exit(1);
+  await settle(); // both slots now wait out a 200 ms backoff
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(2).length, 2, "no backoff for new code");
+  for (const child of world.workers(2)) child.ready();
+  await settle();
+  assert.match(
+    (asked.reply as { message: string }).message,
+    /^generation 2 started 2 workers; all ready in \d+ ms/,
+  );
+  assert.equal(await stop(world, done), 0);
+});

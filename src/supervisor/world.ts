@@ -1,0 +1,87 @@
+/**
+ * The one seam between the supervisor's core and the operating system:
+ * spawning children, the clock, signals, the file watcher, the control
+ * socket and the kernel's settings. `realWorld` wires the real ones; the
+ * core's unit tests (supervisor_test.ts) pass a fake child, a fake clock and
+ * an inbox they push into, and start no process.
+ */
+import { ManagedChild, type Spawn } from "../child/child.ts";
+import type { ControlReply, ControlRequest } from "../control/protocol.ts";
+import { ControlServer, socketPath } from "../control/socket.ts";
+import { UsageError } from "../errors.ts";
+import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
+import { type Clock, REAL_CLOCK } from "./clock.ts";
+import { readTcpMigrateReq } from "./kernel.ts";
+
+/** What the outside world tells the supervisor. */
+export interface Inbox {
+  signal(signal: Deno.Signal): void;
+  changes(batch: ChangeBatch): void;
+  control(request: ControlRequest, reply: (reply: ControlReply) => void): void;
+}
+
+/** What connecting to the world found out, and how to let go of it. */
+export interface Connection {
+  /** How files are watched; undefined when not watching. */
+  watcher?: { backend: "events" | "poll"; fallbackReason?: string };
+  close(): Promise<void>;
+}
+
+/** Everything outside the core. */
+export interface World {
+  clock: Clock;
+  spawn: Spawn;
+  /** Starts the watcher, signal handlers and control socket, all pushing into `inbox`. */
+  connect(inbox: Inbox): Promise<Connection>;
+  /** net.ipv4.tcp_migrate_req, or undefined when unreadable. */
+  tcpMigrateReq(): number | undefined;
+}
+
+/** Signals the supervisor handles (never SIGUSR1: it opens Deno's inspector). */
+export const HANDLED_SIGNALS: Deno.Signal[] = [
+  "SIGTERM",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGHUP",
+  "SIGUSR2",
+  "SIGTTIN",
+  "SIGTTOU",
+];
+
+/** The real world: processes, signals, inotify or polling, a unix socket. */
+export function realWorld(
+  options: { instanceDir: string; watch?: Omit<WatchOptions, "onBatch"> },
+): World {
+  return {
+    clock: REAL_CLOCK,
+    spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
+    tcpMigrateReq: readTcpMigrateReq,
+    async connect(inbox) {
+      let watcher: Watcher | undefined;
+      if (options.watch) {
+        // Loaded only when watching, so `--no-watch` production runs never pay for it.
+        const { createWatcher } = await import("../watch/mod.ts");
+        try {
+          watcher = await createWatcher({ ...options.watch, onBatch: inbox.changes });
+        } catch (error) {
+          // A missing --watch path, or watching that cannot work as asked: bad input.
+          throw new UsageError((error as Error).message);
+        }
+      }
+      const handlers = HANDLED_SIGNALS.map((signal) => {
+        const handler = () => inbox.signal(signal);
+        Deno.addSignalListener(signal, handler);
+        return [signal, handler] as const;
+      });
+      const control = ControlServer.listen(socketPath(options.instanceDir), inbox.control);
+      return {
+        watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
+        async close() {
+          for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+          control.close();
+          await watcher?.close();
+        },
+      };
+    },
+  };
+}
