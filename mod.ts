@@ -108,6 +108,39 @@ export function isDraining(): boolean {
   return bridge()?.isDraining() ?? false;
 }
 
+/** Never aborted: the signal outside hotreload. */
+const NEVER = new AbortController().signal;
+
+/**
+ * An `AbortSignal` aborted the moment this worker (or custom process) starts
+ * to drain, before its servers close: a stream (SSE, long poll) can send a
+ * last event, such as "reconnect", and end cleanly instead of being cut at
+ * `--grace`. Outside hotreload it is never aborted.
+ *
+ * @example
+ * ```ts
+ * import { drainSignal } from "./mod.ts";
+ * Deno.serve(() => {
+ *   const body = new ReadableStream<string>({
+ *     start(controller) {
+ *       const tick = setInterval(() => controller.enqueue("data: tick\n\n"), 1000);
+ *       drainSignal().addEventListener("abort", () => {
+ *         clearInterval(tick);
+ *         controller.enqueue("event: reconnect\ndata: bye\n\n");
+ *         controller.close();
+ *       });
+ *     },
+ *   });
+ *   return new Response(body.pipeThrough(new TextEncoderStream()), {
+ *     headers: { "content-type": "text/event-stream" },
+ *   });
+ * });
+ * ```
+ */
+export function drainSignal(): AbortSignal {
+  return bridge()?.drainSignal() ?? NEVER;
+}
+
 /** Who this custom process is. */
 export interface ProcessInfo {
   /** The process's name from the config or `--process name=entry`. */

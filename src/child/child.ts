@@ -83,6 +83,12 @@ export interface Child {
   readyAt?: number;
   killedAt?: number;
   requestsServed: number;
+  /** Clock time of its last frame: a ready child that goes quiet for --timeout is hung. */
+  lastSeenAt: number;
+  /** While draining: requests still being answered, as last reported. */
+  openRequests?: number;
+  /** False once a draining worker has closed its listeners. */
+  accepting: boolean;
   /** The last lines the child printed, for crash reports. */
   readonly tail: LineTail;
   uptimeMs(now?: number): number;
@@ -112,6 +118,9 @@ export class ManagedChild implements Child {
   killedAt?: number;
   /** Requests served, as last reported by a worker (for status). */
   requestsServed = 0;
+  lastSeenAt: number;
+  openRequests?: number;
+  accepting = true;
   /** The last lines the child printed, for crash reports. */
   readonly tail = new LineTail(15);
   /** Output held back while starting (see HELD_LINES); undefined once it flows. */
@@ -126,6 +135,7 @@ export class ManagedChild implements Child {
     this.spec = spec;
     this.#now = now;
     this.startedAt = now();
+    this.lastSeenAt = this.startedAt;
     this.#process = process;
     this.pid = process.pid;
     this.#stdin = process.stdin.getWriter();
@@ -161,7 +171,10 @@ export class ManagedChild implements Child {
       const { text, message } = stream === "stderr"
         ? decodeFrame(line, this.#nonce)
         : { text: line, message: undefined };
-      if (message) listener.message(this, message);
+      if (message) {
+        this.lastSeenAt = this.#now();
+        listener.message(this, message);
+      }
       if (message && text === "") return;
       if (this.spec.dropLine?.(text)) return;
       this.tail.push(text);

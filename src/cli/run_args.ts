@@ -21,6 +21,9 @@ export interface RunConfig {
   host?: string;
   graceMs: number;
   readyTimeoutMs: number;
+  readyPath?: string;
+  /** --timeout: a heartbeat missed this long means a blocked event loop (0: off). */
+  timeoutMs: number;
   reloadBatch: number;
   deno?: string;
   denoFlags: string[];
@@ -230,6 +233,8 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     host: setting("host"),
     graceMs: setting("grace"),
     readyTimeoutMs: setting("ready-timeout"),
+    readyPath: setting("ready-path"),
+    timeoutMs: setting("timeout"),
     reloadBatch: setting("reload-batch"),
     maxRequests: setting("max-requests"),
     maxRequestsJitter: setting("max-requests-jitter"),

@@ -61,6 +61,8 @@ export interface FileConfig {
   host?: string;
   grace?: number;
   readyTimeout?: number;
+  readyPath?: string;
+  timeout?: number;
   reloadBatch?: number;
   name?: string;
   /** false = don't watch; true = default paths; array = paths to watch. */

@@ -128,6 +128,30 @@ export const SETTINGS: readonly Setting[] = [
     ...ms("ready-timeout", 1),
   },
   {
+    flag: "ready-path",
+    value: "<path>",
+    key: "readyPath",
+    help: "a new worker is ready only once GET <path>, answered by that very worker, returns 2xx",
+    parse(raw) {
+      if (!/^\/\S*$/.test(raw)) {
+        throw new UsageError(`--ready-path must be a path starting with "/" (got "${raw}")`);
+      }
+      return raw;
+    },
+    check: (v, x, p) => {
+      if (typeof x !== "string" || !/^\/\S*$/.test(x)) v.fail(p, 'a path such as "/healthz"', x);
+      return x;
+    },
+  },
+  {
+    flag: "timeout",
+    value: "<ms>",
+    key: "timeout",
+    help: "replace a worker (restart a process) whose event loop is blocked this long; 0: never",
+    default: 30_000,
+    ...ms("timeout", 0),
+  },
+  {
     flag: "reload-batch",
     value: "<n>",
     key: "reloadBatch",

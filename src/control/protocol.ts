@@ -31,6 +31,8 @@ export interface StatusRow {
   rssBytes: number | null;
   cpuPercent: number | null;
   requests: number | null;
+  /** While draining: requests (streams included) still being answered, when known. */
+  open: number | null;
 }
 
 /** What `status` answers; `hotreload status --json` prints it (documented in the README). */

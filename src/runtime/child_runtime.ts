@@ -60,6 +60,16 @@ export function tell(message: ChildMessage): void {
 }
 
 /**
+ * Says "alive" every `ms` from the event loop: a loop blocked by a busy
+ * handler goes quiet, and the supervisor replaces the child after --timeout.
+ * Unref'd: it never keeps a finished process alive.
+ */
+export function heartbeat(ms: number): void {
+  const timer = setInterval(() => tell({ t: "alive" }), ms);
+  Deno.unrefTimer(timer);
+}
+
+/**
  * Calls `onGone` once the supervisor has died (even by SIGKILL): our parent
  * pid changes. An unref'd check, so it works even when the entry's top-level
  * await never finishes, and never keeps the process alive by itself.

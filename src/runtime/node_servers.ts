@@ -18,8 +18,11 @@ export interface NodeServerHooks {
   /** The pool's port and host, for a listen() that names none. */
   port?: number;
   host?: string;
-  /** A server is listening. */
-  onListening(addr: Deno.NetAddr): void;
+  /** A server is listening; `probe` GETs a path from this very server (HTTP servers only). */
+  onListening(
+    addr: Deno.NetAddr,
+    probe?: (path: string) => Promise<{ status: number; body: string }>,
+  ): void;
   /** A request arrived, before the app's own handler sees it. */
   onRequest(response: NodeResponse): void;
   /** listen() failed with EADDRINUSE. */
@@ -30,6 +33,7 @@ export interface NodeServerHooks {
 export interface NodeResponse {
   headersSent: boolean;
   setHeader(name: string, value: string): void;
+  once(event: "close", listener: () => void): void;
 }
 
 /** The node servers of this worker. */
@@ -59,6 +63,35 @@ interface ListenOptions {
   reusePort?: boolean;
 }
 
+/**
+ * GETs `path` from `server` itself, never through the shared port: a private
+ * node:http server on 127.0.0.1 hands its one request to `server`'s own
+ * "request" listeners. node:http is loaded here only, with --ready-path.
+ */
+async function probe(server: NodeServer, path: string): Promise<{ status: number; body: string }> {
+  const http = await import("node:http");
+  const relay = http.createServer((request, response) =>
+    (server as unknown as { emit(e: string, ...a: unknown[]): void }).emit(
+      "request",
+      request,
+      response,
+    )
+  );
+  relays.add(relay);
+  await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
+  try {
+    const { port } = relay.address() as { port: number };
+    const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    return { status: response.status, body: await response.text() };
+  } finally {
+    relay.close();
+    relay.closeAllConnections();
+  }
+}
+
+/** The probes' own servers: never pool members. */
+const relays = new WeakSet<object>();
+
 /** Subscribes to node:net's listen channel; returns this worker's node servers. */
 export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
   const servers = new Set<NodeServer>();
@@ -70,7 +103,11 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     server.once("listening", () => {
       const address = server.address();
       if (address === null || typeof address === "string") return;
-      hooks.onListening({ transport: "tcp", hostname: address.address, port: address.port });
+      const http = (server as { listeners?(event: string): unknown[] }).listeners?.("request");
+      hooks.onListening(
+        { transport: "tcp", hostname: address.address, port: address.port },
+        http && http.length > 0 ? (path) => probe(server, path) : undefined,
+      );
     });
     // Ahead of the app's own handler (a net server never emits "request").
     server.prependListener("request", (_request, response) => {
@@ -84,6 +121,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     asyncEnd() {},
     asyncStart(message) {
       const { server, options } = message as { server: NodeServer; options: ListenOptions };
+      if (relays.has(server)) return;
       // Unix sockets and inherited handles are not pool members: leave them as written.
       if (options.path !== undefined || options.fd !== undefined) return;
       if (options.handle !== undefined || options._handle !== undefined) return;

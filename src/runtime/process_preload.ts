@@ -15,6 +15,7 @@
 import {
   childSettings,
   exitOrphaned,
+  heartbeat,
   readSupervisorMessages,
   runHooks,
   tell,
@@ -74,6 +75,7 @@ Deno.addSignalListener("SIGTERM", () => {
   void stop();
 });
 watchParent(stopOrphaned);
+if (settings.heartbeatMs) heartbeat(settings.heartbeatMs);
 
 async function runDefinition(def: Definition): Promise<void> {
   try {
@@ -139,5 +141,6 @@ const bridge: Bridge = {
     shutdownHooks.push(hook);
   },
   isDraining: () => stopping,
+  drainSignal: () => shutdownSignal.signal,
 };
 (globalThis as Record<symbol, unknown>)[BRIDGE_KEY] = bridge;

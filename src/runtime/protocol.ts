@@ -27,7 +27,11 @@ export type ChildMessage =
   | { t: "bind-error"; port?: number; hostname?: string; message: string }
   | { t: "restart-requested" }
   | { t: "requests"; served: number }
-  | { t: "recycle"; reason: string };
+  | { t: "recycle"; reason: string }
+  /** The event loop runs (sent every third of --timeout). */
+  | { t: "alive" }
+  /** Draining: `open` requests still being answered; `accepting` false once the listeners closed. */
+  | { t: "draining"; open: number; accepting: boolean };
 
 /** What the supervisor tells a child. */
 export type SupervisorMessage = { t: "message"; data: unknown };
@@ -100,6 +104,13 @@ export function checkChildMessage(raw: unknown): ChildMessage | undefined {
         : undefined;
     case "recycle":
       return isText(m.reason, 200) ? m as ChildMessage : undefined;
+    case "alive":
+      return m as ChildMessage;
+    case "draining":
+      return Number.isSafeInteger(m.open) && (m.open as number) >= 0 &&
+          typeof m.accepting === "boolean"
+        ? m as ChildMessage
+        : undefined;
   }
   return undefined;
 }
@@ -122,6 +133,12 @@ export interface WorkerSettings {
   closeWindowMs: number;
   /** Requests after which the worker asks to be replaced (0: never). */
   maxRequests: number;
+  /** How often to say "alive" (0: never; a third of --timeout). */
+  heartbeatMs?: number;
+  /** --ready-path: ready only once a GET of it, answered by this worker, is 2xx. */
+  readyPath?: string;
+  /** --ready-timeout: how long the ready path may take to answer 2xx. */
+  readyTimeoutMs?: number;
 }
 
 /** The settings a custom process's preload reads from its handshake. */
@@ -131,6 +148,8 @@ export interface ProcessSettings {
   generation: number;
   args: Record<string, unknown>;
   orphanGraceMs: number;
+  /** How often to say "alive" (0: never; a third of --timeout). */
+  heartbeatMs?: number;
 }
 
 /** Marks the default export of a custom-process entry written with `defineProcess`. */
@@ -150,4 +169,6 @@ export interface Bridge {
   deferReady(): void;
   onShutdown(hook: () => unknown): void;
   isDraining(): boolean;
+  /** Aborted when draining begins (before the servers close). */
+  drainSignal(): AbortSignal;
 }

@@ -16,7 +16,14 @@
  * which is why its settings come in the handshake on stdin, not from env vars.
  */
 import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
-import { childSettings, exitOrphaned, runHooks, tell, watchParent } from "./child_runtime.ts";
+import {
+  childSettings,
+  exitOrphaned,
+  heartbeat,
+  runHooks,
+  tell,
+  watchParent,
+} from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
 
 const settings = childSettings<WorkerSettings>();
@@ -28,11 +35,45 @@ let readySent = false;
 let draining = false;
 let orphaned = false;
 
-function announceListening(addr: Deno.Addr): void {
+/** What a GET of the ready path answered. */
+type Probe = (path: string) => Promise<{ status: number; body: string }>;
+
+/**
+ * The first bound listener makes the worker ready; with --ready-path, only
+ * once a GET of that path, answered by this very worker (`probe` calls its
+ * own handler, never the shared port), returns 2xx. A worker whose path does
+ * not answer 2xx within --ready-timeout says why in one line and exits 1:
+ * the supervisor treats it as a failed start (a reload is aborted).
+ */
+function announceListening(addr: Deno.Addr, probe?: Probe): void {
   if (readySent || readyMode !== "listen") return;
   readySent = true;
   const net = addr as Deno.NetAddr;
-  tell({ t: "ready", via: "listen", port: net.port, hostname: net.hostname });
+  const ready = () => tell({ t: "ready", via: "listen", port: net.port, hostname: net.hostname });
+  if (settings.readyPath === undefined || probe === undefined) return ready();
+  void checkReadyPath(settings.readyPath, probe).then(ready);
+}
+
+async function checkReadyPath(path: string, probe: Probe): Promise<void> {
+  const patienceMs = Math.max(100, (settings.readyTimeoutMs ?? 10_000) - 250);
+  const deadline = Date.now() + patienceMs;
+  let last = "";
+  while (true) {
+    try {
+      const { status, body } = await probe(path);
+      if (status >= 200 && status < 300) return;
+      last = `answered ${status}: ${JSON.stringify(body.slice(0, 200))}`;
+    } catch (error) {
+      last = `failed: ${(error as Error).message}`;
+    }
+    if (Date.now() >= deadline) {
+      console.error(
+        `hotreload: GET ${path} ${last}; not 2xx within ${patienceMs} ms, so this worker is not ready`,
+      );
+      Deno.exit(1);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 function reportBindError(error: unknown, port?: number, hostname?: string): void {
@@ -92,17 +133,36 @@ function countRequest(): void {
   }
 }
 
-// The count for `hotreload status`: at most one line a second, and only when it changed.
+// The count for `hotreload status`: at most one line a second, and only when it changed;
+// while draining, how many requests are still open.
+let reportedOpen = -1;
 const requestReport = setInterval(() => {
+  if (draining && open !== reportedOpen) reportDraining();
   if (served === reported) return;
   reported = served;
   tell({ t: "requests", served });
 }, 1000);
 Deno.unrefTimer(requestReport);
 
+function reportDraining(): void {
+  reportedOpen = open;
+  tell({ t: "draining", open, accepting });
+}
+
+/** Requests being answered (a stream counts until it ends), for `draining (2 open)`. */
+let open = 0;
+/** False once the listeners are closed: a reload no longer waits for this worker. */
+let accepting = true;
+const requestDone = () => open--;
+
 function drainAwareHandler(handler: ServeHandler): ServeHandler {
   return (request, info) => {
     countRequest();
+    const completed = (info as { completed?: Promise<void> }).completed;
+    if (completed) {
+      open++;
+      completed.then(requestDone, requestDone);
+    }
     const response = handler(request, info);
     if (!draining) return response;
     return response instanceof Response
@@ -137,7 +197,22 @@ function serve(...args: unknown[]): Deno.HttpServer {
   }
   servers.add(server);
   server.finished.then(() => servers.delete(server), () => servers.delete(server));
-  announceListening(server.addr);
+  announceListening(server.addr, async (path) => {
+    // The app's own handler, called directly: the answer is this worker's.
+    const addr = server.addr as Deno.NetAddr;
+    const response = await handler!(
+      new Request(
+        `http://${
+          addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname
+        }:${addr.port}${path}`,
+      ),
+      {
+        remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 0 },
+        completed: Promise.resolve(),
+      } as unknown as Deno.ServeHandlerInfo<Deno.NetAddr>,
+    );
+    return { status: response.status, body: await response.text() };
+  });
   return server;
 }
 
@@ -189,6 +264,8 @@ const nodeServers = watchNodeServers({
   onListening: announceListening,
   onRequest(response) {
     countRequest();
+    open++;
+    response.once("close", requestDone);
     // Once draining, ask the client to reconnect elsewhere.
     if (draining && !response.headersSent) response.setHeader("connection", "close");
   },
@@ -200,6 +277,9 @@ const nodeServers = watchNodeServers({
 async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
+  // The app learns at once, so a stream can send its last event and end cleanly.
+  drainController.abort();
+  reportDraining();
   if (servers.size + nodeServers.count() > 0 && settings.closeWindowMs > 0) {
     // Closing an idle keep-alive connection races with a client sending its
     // next request on it ("connection closed before message completed"). So
@@ -212,10 +292,14 @@ async function drain(): Promise<void> {
       listener.close();
     } catch { /* already closed by the app */ }
   }
-  await Promise.allSettled([
+  // shutdown() and close() stop accepting at once, then wait for open requests.
+  const closing = Promise.allSettled([
     ...[...servers].map((server) => server.shutdown()),
     nodeServers.closeAll(),
   ]);
+  accepting = false;
+  reportDraining();
+  await closing;
   await runHooks(shutdownHooks);
   if (orphaned) exitOrphaned();
   Deno.exit(0);
@@ -258,6 +342,9 @@ globalThis.addEventListener("load", () => {
 
 // ---- Bridge for mod.ts -----------------------------------------------------------
 
+const drainController = new AbortController();
+if (settings.heartbeatMs) heartbeat(settings.heartbeatMs);
+
 const bridge: Bridge = {
   role: "worker",
   info: {
@@ -278,5 +365,6 @@ const bridge: Bridge = {
     shutdownHooks.push(hook);
   },
   isDraining: () => draining,
+  drainSignal: () => drainController.signal,
 };
 (globalThis as Record<symbol, unknown>)[BRIDGE_KEY] = bridge;

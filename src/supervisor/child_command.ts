@@ -26,6 +26,10 @@ export interface WorkerLaunch {
   /** --max-requests (0: off) and --max-requests-jitter. */
   maxRequests: number;
   maxRequestsJitter: number;
+  /** How often children say "alive" (0: never). */
+  heartbeatMs?: number;
+  readyPath?: string;
+  readyTimeoutMs?: number;
 }
 
 // `deno run` suggests `deno serve` for `export default { fetch }` entries; the preload serves them.
@@ -39,6 +43,9 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     workers: launch.workers,
     port: launch.port,
     host: launch.host,
+    heartbeatMs: launch.heartbeatMs,
+    readyPath: launch.readyPath,
+    readyTimeoutMs: launch.readyTimeoutMs,
     orphanGraceMs: launch.orphanGraceMs,
     closeWindowMs: launch.closeWindowMs,
     // Jitter spreads the limits so the workers do not all recycle at once.
@@ -100,6 +107,7 @@ export function processSpec(
     generation,
     args: config.args,
     orphanGraceMs: launch.orphanGraceMs,
+    heartbeatMs: launch.heartbeatMs,
   };
   return {
     role: "process",

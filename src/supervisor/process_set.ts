@@ -49,6 +49,7 @@ export interface ProcessSetOptions {
   processes: ProcessConfig[];
   launch: WorkerLaunch;
   backoff?: BackoffPolicy;
+  timeoutMs?: number;
   listener: ChildListener;
   spawn: Spawn;
   clock: Clock;
@@ -65,15 +66,30 @@ export class ProcessSet {
   #restartingNow?: ProcessSlot;
 
   /** A process that neither says ready nor fails within a second counts as started. */
-  readonly #policy: SlotPolicy = {
-    role: "process",
-    startMs: STARTED_AFTER_MS,
-    onStartDeadline: (child) => this.onReady(child),
-    graceMs: (child) => this.#graceOf(child),
-  };
+  readonly #policy: SlotPolicy;
+  /** Processes killed for a blocked event loop: started again at once. */
+  readonly #unresponsive = new WeakSet<Child>();
 
   constructor(options: ProcessSetOptions) {
     this.#options = options;
+    const timeoutMs = options.timeoutMs ?? 0;
+    this.#policy = {
+      role: "process",
+      startMs: STARTED_AFTER_MS,
+      onStartDeadline: (child) => this.onReady(child),
+      graceMs: (child) => this.#graceOf(child),
+      timeoutMs,
+      onUnresponsive: (child) => {
+        log.warn(
+          "process.unresponsive",
+          `${child.spec.label} (pid ${child.pid}) unresponsive for ${timeoutMs} ms ` +
+            `(event loop blocked); restarting it`,
+          { role: "process", id: child.spec.id, pid: child.pid },
+        );
+        this.#unresponsive.add(child);
+        child.kill();
+      },
+    };
     this.#slots = options.processes.flatMap((config) =>
       Array.from({ length: config.count }, (_, index) => ({
         config,
@@ -222,7 +238,7 @@ export class ProcessSet {
     slot.current = undefined;
     const fields = { role: "process" as const, id: child.spec.id, pid: child.pid };
     const exit = describeExit(status);
-    const crashed = !wasStopped && !this.#warmRestarts.has(child);
+    const crashed = !wasStopped && !this.#warmRestarts.has(child) && !this.#unresponsive.has(child);
     // A crash's output is shown once per distinct error (reportFailure); the rest as it came.
     if (!crashed) child.releaseOutput(true);
     if (wasStopped && slot.restarting) {
@@ -240,6 +256,10 @@ export class ProcessSet {
         ...fields,
         status: exit,
       });
+      return;
+    }
+    if (this.#unresponsive.has(child)) {
+      slot.retryAt = 0;
       return;
     }
     if (this.#warmRestarts.has(child)) {

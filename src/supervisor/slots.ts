@@ -21,7 +21,14 @@ export interface SlotPolicy {
   onStartDeadline(child: Child): void;
   /** How long a draining child may take before it is killed. */
   graceMs(child: Child): number;
+  /** --timeout: a ready child silent this long has a blocked event loop (0: never checked). */
+  timeoutMs: number;
+  /** What happens then (replaced ready-first, or restarted); called once per child. */
+  onUnresponsive(child: Child): void;
 }
+
+/** Children already found unresponsive: acted on once. */
+const unresponsive = new WeakSet<Child>();
 
 /** Applies the start and drain deadlines; a child is killed (and that logged) once. */
 export function enforceDeadlines(children: Child[], policy: SlotPolicy, now: number): void {
@@ -30,15 +37,23 @@ export function enforceDeadlines(children: Child[], policy: SlotPolicy, now: num
     if (child.state === "starting" && now - child.startedAt >= policy.startMs) {
       policy.onStartDeadline(child);
     }
+    if (
+      policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child) &&
+      now - child.lastSeenAt >= policy.timeoutMs
+    ) {
+      unresponsive.add(child);
+      policy.onUnresponsive(child);
+    }
     const grace = policy.graceMs(child);
     if (
       child.state === "draining" && child.drainStartedAt !== undefined &&
       now - child.drainStartedAt >= grace
     ) {
+      const open = child.openRequests ? ` with ${child.openRequests} request(s) still open` : "";
       log.warn(
         `${policy.role}.killed`,
-        `${child.spec.label} (pid ${child.pid}) still busy after its ${grace} ms grace; killed`,
-        { role: policy.role, id: child.spec.id, pid: child.pid },
+        `${child.spec.label} (pid ${child.pid}) still busy after its ${grace} ms grace${open}; killed`,
+        { role: policy.role, id: child.spec.id, pid: child.pid, open: child.openRequests },
       );
       child.kill();
     }
@@ -58,6 +73,9 @@ export function nextDeadline(
     if (child.state === "starting") deadlines.push(child.startedAt + policy.startMs);
     if (child.state === "draining" && child.drainStartedAt !== undefined) {
       deadlines.push(child.drainStartedAt + policy.graceMs(child));
+    }
+    if (policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child)) {
+      deadlines.push(child.lastSeenAt + policy.timeoutMs);
     }
   }
   return Math.min(Infinity, ...deadlines);
@@ -87,6 +105,7 @@ export function childRow(
     rssBytes: sample?.rssBytes ?? null,
     cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
     requests: role === "worker" ? child.requestsServed : null,
+    open: child.state === "draining" ? child.openRequests ?? null : null,
   };
 }
 
@@ -108,6 +127,7 @@ export function emptyRow(
     rssBytes: null,
     cpuPercent: null,
     requests: null,
+    open: null,
   };
 }
 

@@ -34,6 +34,8 @@ export interface SupervisorOptions {
   launch: WorkerLaunch;
   graceMs: number;
   readyTimeoutMs: number;
+  /** --timeout: a ready child silent this long has a blocked event loop (0: never checked). */
+  timeoutMs?: number;
   /** How many workers a reload replaces at once once the canary is ready. */
   reloadBatch: number;
   processes: ProcessConfig[];
@@ -161,6 +163,10 @@ export class Supervisor {
     if (message.t === "ready") this.#onWorkerReady(child, message.port);
     if (message.t === "bind-error") this.#onBindError(child, message.port, message.message);
     if (message.t === "requests") child.requestsServed = message.served;
+    if (message.t === "draining") {
+      child.openRequests = message.open;
+      child.accepting = message.accepting;
+    }
     if (message.t === "recycle") this.#workers.markForRecycle(child, message.reason);
   }
 

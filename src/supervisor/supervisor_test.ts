@@ -57,6 +57,9 @@ class FakeChild implements Child {
   readyAt?: number;
   killedAt?: number;
   requestsServed = 0;
+  lastSeenAt: number;
+  openRequests?: number;
+  accepting = true;
   readonly tail = new LineTail(15);
 
   constructor(
@@ -65,6 +68,7 @@ class FakeChild implements Child {
     readonly world: FakeWorld,
   ) {
     this.startedAt = world.clock.now();
+    this.lastSeenAt = this.startedAt;
   }
 
   get generation(): number {
@@ -101,6 +105,7 @@ class FakeChild implements Child {
 
   /** The app says it listens. */
   ready(): void {
+    this.lastSeenAt = this.world.clock.now();
     this.listener.message(this, { t: "ready", via: "listen", port: 8000 });
   }
 

@@ -60,6 +60,7 @@ export interface WorkerPoolOptions {
   launch: WorkerLaunch;
   graceMs: number;
   readyTimeoutMs: number;
+  timeoutMs?: number;
   reloadBatch: number;
   backoff?: BackoffPolicy;
   listener: ChildListener;
@@ -71,6 +72,9 @@ export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #slots: Slot[] = [];
   readonly #retiring = new Set<Child>();
+  /** Workers whose event loop is blocked: replaced ready-first, then killed. */
+  readonly #hung = new WeakSet<Child>();
+  readonly #quietRecycles = new WeakSet<Slot>();
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
@@ -93,6 +97,18 @@ export class WorkerPool {
         child.kill();
       },
       graceMs: () => options.graceMs,
+      timeoutMs: options.timeoutMs ?? 0,
+      onUnresponsive: (child) => {
+        const why = `unresponsive for ${formatMs(options.timeoutMs ?? 0)} (event loop blocked)`;
+        log.warn(
+          "worker.unresponsive",
+          `worker ${child.spec.id} (pid ${child.pid}) ${why}; replacing it`,
+          { role: "worker", id: child.spec.id, pid: child.pid },
+        );
+        this.#hung.add(child);
+        this.#killReasons.set(child, why);
+        this.markForRecycle(child, why, true);
+      },
     };
   }
 
@@ -126,7 +142,11 @@ export class WorkerPool {
         ? slot.current.spec.generation < generation || slot.current.state === "starting"
         : slot.triedGeneration < generation)
     ).length;
-    const draining = [...this.#retiring].filter((child) => child.spec.generation < generation);
+    // A draining worker that closed its listeners takes no new connection: the
+    // reload does not wait for its long responses (streams) to end.
+    const draining = [...this.#retiring].filter((child) =>
+      child.spec.generation < generation && child.accepting
+    );
     return slots + draining.length;
   }
 
@@ -190,6 +210,10 @@ export class WorkerPool {
   replaceRecycled(now: number, generation: number): void {
     for (const slot of this.#slots) {
       if (!slot.recycle || !slot.current || slot.replacement || now < slot.retryAt) continue;
+      if (this.#quietRecycles.delete(slot)) {
+        slot.replacement = this.#spawn(slot, generation);
+        continue;
+      }
       log.info(
         "worker.recycle",
         `worker ${slot.id} (pid ${slot.current.pid}) ${slot.recycle}: replacing it`,
@@ -204,10 +228,13 @@ export class WorkerPool {
     if (!this.#killReasons.has(child)) this.#killReasons.set(child, why);
   }
 
-  /** Marks a worker for replacement; the reason ends up in the log. */
-  markForRecycle(child: Child, reason: string): void {
+  /** Marks a worker for replacement; the reason ends up in the log (unless `quiet`: said already). */
+  markForRecycle(child: Child, reason: string, quiet = false): void {
     const slot = this.#slotOf(child);
-    if (slot?.current === child && child.state === "ready" && !slot.recycle) slot.recycle = reason;
+    if (slot?.current === child && child.state === "ready" && !slot.recycle) {
+      slot.recycle = reason;
+      if (quiet) this.#quietRecycles.add(slot);
+    }
   }
 
   /** The workers that serve now (for sampling). */
@@ -299,7 +326,12 @@ export class WorkerPool {
   onExit(child: Child, status: Deno.CommandStatus, generation: number): WorkerExit {
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
     if (this.#retiring.delete(child)) {
-      const how = child.killedAt === undefined ? "exited after draining" : "is gone (killed)";
+      const reason = this.#killReasons.get(child);
+      const how = child.killedAt === undefined
+        ? "exited after draining"
+        : reason
+        ? `${reason}; replaced`
+        : "is gone (killed)";
       log.info("worker.exited", `worker ${child.spec.id} (pid ${child.pid}) ${how}`, {
         ...fields,
         status: describeExit(status),
@@ -363,6 +395,8 @@ export class WorkerPool {
 
   #retire(child: Child): void {
     this.#retiring.add(child);
+    // A hung worker cannot drain (its event loop is blocked): end it.
+    if (this.#hung.has(child)) return child.kill();
     child.drain();
   }
 

@@ -73,10 +73,14 @@ export async function runCommand(argv: string[]): Promise<number> {
         orphanGraceMs: ORPHAN_GRACE_MS,
         closeWindowMs: Math.min(CLOSE_WINDOW_MS, config.graceMs),
         maxRequests: config.maxRequests ?? 0,
+        heartbeatMs: Math.round(config.timeoutMs / 3),
+        readyPath: config.readyPath,
+        readyTimeoutMs: config.readyTimeoutMs,
         maxRequestsJitter: config.maxRequestsJitter,
       },
       graceMs: config.graceMs,
       readyTimeoutMs: config.readyTimeoutMs,
+      timeoutMs: config.timeoutMs,
       reloadBatch: config.reloadBatch,
       watch: config.watch
         ? {

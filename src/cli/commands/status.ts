@@ -32,7 +32,7 @@ const COLUMNS: Array<[string, number, (row: StatusRow) => string]> = [
   ["ROLE", 8, (row) => row.role],
   ["NAME", 14, (row) => String(row.id)],
   ["PID", 8, (row) => row.pid === null ? "-" : String(row.pid)],
-  ["STATE", 9, (row) => row.state],
+  ["STATE", 17, (row) => row.open === null ? row.state : `${row.state} (${row.open} open)`],
   ["GEN", 4, (row) => row.generation === null ? "-" : String(row.generation)],
   ["UPTIME", 7, (row) => formatUptime(row.uptimeMs)],
   ["RESTARTS", 9, (row) => String(row.restarts)],
