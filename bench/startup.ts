@@ -80,10 +80,15 @@ async function runtimeWithoutNodeHook(): Promise<string> {
 }
 
 /**
- * Spawn to ready of one worker run directly with the preload in `runtime`
- * (as the supervisor starts it: handshake on stdin, ready frame on stderr).
+ * One worker run directly with the preload in `runtime`, as the supervisor
+ * starts it (handshake on stdin, frames on stderr): resolves once it is ready.
  */
-async function preloadStartToReady(runtime: string, dir: string, entry: string): Promise<number> {
+async function startWorker(
+  runtime: string,
+  dir: string,
+  entry: string,
+  extra: Partial<WorkerSettings> = {},
+) {
   const nonce = crypto.randomUUID().replaceAll("-", "");
   const settings: WorkerSettings = {
     id: 0,
@@ -93,6 +98,7 @@ async function preloadStartToReady(runtime: string, dir: string, entry: string):
     orphanGraceMs: 1000,
     closeWindowMs: 0,
     maxRequests: 0,
+    ...extra,
   };
   const started = performance.now();
   const child = new Deno.Command(Deno.execPath(), {
@@ -106,17 +112,57 @@ async function preloadStartToReady(runtime: string, dir: string, entry: string):
   const writer = child.stdin.getWriter();
   await writer.write(encodeHandshake({ nonce, settings }));
   let text = "";
-  const ready = `${FRAME_MARKER}${nonce}:{"t":"ready"`;
-  for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
-    text += chunk;
-    if (text.includes(ready)) break;
+  let readyMs: number | undefined;
+  let onReady = () => {};
+  const ready = new Promise<void>((resolve) => onReady = resolve);
+  const marker = `${FRAME_MARKER}${nonce}:{"t":"ready"`;
+  // Read stderr to the end, so the child never blocks on a full pipe.
+  const reading = (async () => {
+    for await (const chunk of child.stderr.pipeThrough(new TextDecoderStream())) {
+      text += chunk;
+      if (readyMs === undefined && text.includes(marker)) {
+        readyMs = performance.now() - started;
+        onReady();
+      }
+    }
+  })();
+  await Promise.race([ready, child.status.then(() => reading)]);
+  if (readyMs === undefined) throw new Error(`no ready frame:\n${text}`);
+  return {
+    pid: child.pid,
+    readyMs,
+    async stop() {
+      child.kill("SIGKILL");
+      await child.status;
+      await reading;
+      await writer.close().catch(() => {});
+    },
+  };
+}
+
+async function preloadStartToReady(runtime: string, dir: string, entry: string): Promise<number> {
+  const worker = await startWorker(runtime, dir, entry);
+  await worker.stop();
+  return worker.readyMs;
+}
+
+/** CPU % of one core an idle Deno.serve worker uses over `seconds`, with and without heartbeats. */
+async function heartbeatCost(seconds: number) {
+  const dir = await project();
+  const result: Record<string, number> = {};
+  try {
+    for (const heartbeatMs of [0, 10_000, 0, 10_000]) {
+      const worker = await startWorker(RUNTIME, dir, "main.ts", { heartbeatMs });
+      await new Promise((resolve) => setTimeout(resolve, 1000)); // start-up work settles
+      const { cpuPercent } = await idleFootprint(worker.pid, seconds);
+      const key = heartbeatMs === 0 ? "off" : "on";
+      result[key] = (result[key] ?? 0) + cpuPercent / 2;
+      await worker.stop();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
-  const elapsed = performance.now() - started;
-  if (!text.includes(ready)) throw new Error(`no ready frame:\n${text}`);
-  child.kill("SIGKILL");
-  await child.status;
-  await writer.close().catch(() => {});
-  return elapsed;
+  return result;
 }
 
 /** Spawn-to-ready with and without the node:net hook, alternating, plus an Express worker. */
@@ -173,6 +219,7 @@ async function idleFootprint(pid: number, seconds: number) {
 export async function benchStartup(): Promise<string> {
   const times = await workerStartToReady(10);
   const hook = await hookCost(30);
+  const heartbeat = await heartbeatCost(10);
   const scale = [];
   for (const n of [1, 8, 32]) scale.push([n, await allReady(n)]);
 
@@ -222,6 +269,10 @@ export async function benchStartup(): Promise<string> {
     `The hook costs a Deno.serve worker ${
       (median(hook.hooked) - median(hook.plain)).toFixed(1)
     } ms at the median.`,
+    "",
+    `An idle Deno.serve worker, 2 × 10 s each: ${heartbeat.off.toFixed(2)} % of one core without ` +
+    `heartbeats, ${heartbeat.on.toFixed(2)} % with the default (every 10 s, --timeout 30000); ` +
+    "/proc counts CPU in 10 ms ticks, so 0.10 % is one tick in 10 s.",
     "",
     table(["process (idle 10 s)", "RSS MiB", "CPU % of one core"], [
       [

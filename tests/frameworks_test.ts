@@ -194,6 +194,12 @@ if (cluster.isPrimary) {
     assert.equal((await httpGet(port)).body, "from a cluster child");
     const reload = await runCli(["reload"], dir);
     assert.equal(reload.code, 0, reload.stderr);
+    // Forked children share their primary's listening socket: the old ones
+    // accept until their primary is gone.
+    await waitFor(async () => {
+      const rows = JSON.parse((await runCli(["status", "--json"], dir)).stdout).children;
+      return rows.length === 1 && rows[0].generation === 2;
+    }, "the old primary gone");
     assert.equal((await httpGet(port)).body, "from a cluster child");
     // cleanup() fails if a forked child outlives the stop.
   } finally {

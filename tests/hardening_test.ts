@@ -296,6 +296,11 @@ Deno.test("the supervisor's descriptor count is flat over 100 reloads and crash 
         const reload = await runCli(["reload"], dir);
         assert.equal(reload.code, 0, reload.stderr);
       }
+      // A reload is done once the old worker stops accepting; its pipes close when it exits.
+      await waitFor(async () => {
+        const rows = JSON.parse((await runCli(["status", "--json"], dir)).stdout).children;
+        return rows.length === 1;
+      }, "the last old worker gone");
       const afterReloads = fdCount(run.pid);
       assert.ok(afterReloads <= before + 2, `fds ${before} → ${afterReloads} over 100 reloads`);
       // Crash restarts: kill the worker a few times.
