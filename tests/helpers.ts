@@ -296,11 +296,11 @@ export async function withHotreload(
   files: Record<string, string>,
   args: (port: number) => string[],
   body: (run: Hotreload, project: { dir: string; port: number }) => Promise<void>,
-  { prefix = [] as string[] } = {},
+  { prefix = [] as string[], env = {} as Record<string, string> } = {},
 ): Promise<void> {
   const dir = await makeProject(files);
   const port = freePort();
-  const run = new Hotreload(args(port), dir, {}, prefix);
+  const run = new Hotreload(args(port), dir, env, prefix);
   try {
     await body(run, { dir, port });
   } finally {

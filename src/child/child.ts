@@ -153,7 +153,9 @@ export class ManagedChild implements Child {
   ): ManagedChild {
     const process = new Deno.Command(spec.command, {
       args: spec.args,
+      // The spec's env is the whole environment (the supervisor's, less what children must not see).
       env: spec.env,
+      clearEnv: true,
       cwd: spec.cwd,
       stdin: "piped",
       stdout: "piped",

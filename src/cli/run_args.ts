@@ -22,6 +22,8 @@ export interface RunConfig {
   graceMs: number;
   readyTimeoutMs: number;
   readyPath?: string;
+  /** --metrics: where the supervisor serves Prometheus metrics. */
+  metrics?: { hostname: string; port: number };
   /** --timeout: a heartbeat missed this long means a blocked event loop (0: off). */
   timeoutMs: number;
   reloadBatch: number;
@@ -235,6 +237,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     readyTimeoutMs: setting("ready-timeout"),
     readyPath: setting("ready-path"),
     timeoutMs: setting("timeout"),
+    metrics: setting("metrics"),
     reloadBatch: setting("reload-batch"),
     maxRequests: setting("max-requests"),
     maxRequestsJitter: setting("max-requests-jitter"),

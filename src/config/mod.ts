@@ -63,6 +63,7 @@ export interface FileConfig {
   readyTimeout?: number;
   readyPath?: string;
   timeout?: number;
+  metrics?: { hostname: string; port: number };
   reloadBatch?: number;
   name?: string;
   /** false = don't watch; true = default paths; array = paths to watch. */

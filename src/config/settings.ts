@@ -277,6 +277,22 @@ export const SETTINGS: readonly Setting[] = [
     ...ms("memory-check-interval", 100),
   },
   {
+    flag: "metrics",
+    value: "<[host:]port>",
+    key: "metrics",
+    help:
+      "serve Prometheus metrics at /metrics on this port (host default 127.0.0.1; off by default)",
+    parse: (raw) => parseMetrics(raw, "--metrics"),
+    check: (v, x, p) => {
+      if (typeof x !== "string" && typeof x !== "number") v.fail(p, '"[host:]port"', x);
+      try {
+        return parseMetrics(String(x), "metrics");
+      } catch {
+        v.fail(p, 'a port or "host:port" such as "9090" or "0.0.0.0:9090"', x);
+      }
+    },
+  },
+  {
     flag: "log-format",
     value: "<pretty|json>",
     key: "logFormat",
@@ -294,6 +310,21 @@ export const SETTINGS: readonly Setting[] = [
   },
   { flag: "help", short: "h", help: "show this help" },
 ];
+
+/** `9090`, `0.0.0.0:9090`, `[::1]:9090` → where --metrics serves (127.0.0.1 unless named). */
+function parseMetrics(raw: string, what: string): { hostname: string; port: number } {
+  const m = raw.match(/^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/);
+  const port = Number(m?.[2]);
+  if (
+    !m || port < 1 || port > 65535 ||
+    (m[1] !== undefined && !HOST.test(m[1].replace(/^\[|\]$/g, "")))
+  ) {
+    throw new UsageError(
+      `${what} must be a port or host:port such as 9090 or 0.0.0.0:9090 (got "${raw}")`,
+    );
+  }
+  return { hostname: m[1]?.replace(/^\[|\]$/g, "") ?? "127.0.0.1", port };
+}
 
 /** The setting a command-line token names (`--port`, `--port=80`, `-p`, `-p80`). */
 export function findSetting(token: string): Setting | undefined {

@@ -7,6 +7,7 @@
 import type { ChildSpec } from "../child/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
+import { NOTIFY_ENV } from "./sd_notify.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
 
 /** The part of the run configuration a worker's command line depends on. */
@@ -87,6 +88,8 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
 
 function childEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = { ...Deno.env.toObject(), HOTRELOAD: "1", ...extra };
+  // systemd's notify socket is the supervisor's: a child that wrote to it would speak for the service.
+  for (const name of NOTIFY_ENV) delete env[name];
   // Children write into our pipes, not a terminal: keep their output plain unless ours is a terminal.
   if (!Deno.stderr.isTerminal() && env.FORCE_COLOR === undefined) env.NO_COLOR = "1";
   return env;

@@ -77,9 +77,10 @@ class Histogram {
   }
 }
 
-/** One gauge family, read when scraped. */
-export interface GaugeFamily {
+/** One family read from the supervisor's state when scraped. */
+export interface ScrapedFamily {
   name: string;
+  type: "gauge" | "counter";
   help: string;
   samples: Array<{ labels?: Labels; value: number }>;
 }
@@ -114,13 +115,13 @@ export class Metrics {
     SECONDS,
   );
 
-  /** The exposition text: these counters and histograms, then `gauges`. */
-  render(gauges: GaugeFamily[]): string {
+  /** The exposition text: the `scraped` families, then these counters and histograms. */
+  render(scraped: ScrapedFamily[]): string {
     const lines: string[] = [];
-    for (const gauge of gauges) {
-      lines.push(`# HELP ${gauge.name} ${gauge.help}`, `# TYPE ${gauge.name} gauge`);
-      for (const sample of gauge.samples) {
-        lines.push(`${gauge.name}${labelText(sample.labels ?? {})} ${number(sample.value)}`);
+    for (const family of scraped) {
+      lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
+      for (const sample of family.samples) {
+        lines.push(`${family.name}${labelText(sample.labels ?? {})} ${number(sample.value)}`);
       }
     }
     for (const counter of [this.workerRestarts, this.processRestarts, this.reloads]) {

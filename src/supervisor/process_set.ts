@@ -23,6 +23,7 @@ import {
 } from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
 import type { Clock } from "./clock.ts";
+import type { Metrics } from "./metrics.ts";
 import type { StatusRow } from "../control/protocol.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
@@ -50,6 +51,8 @@ export interface ProcessSetOptions {
   launch: WorkerLaunch;
   backoff?: BackoffPolicy;
   timeoutMs?: number;
+  /** Counts restarts, for --metrics. */
+  metrics?: Metrics;
   listener: ChildListener;
   spawn: Spawn;
   clock: Clock;
@@ -313,6 +316,7 @@ export class ProcessSet {
 
   #spawn(slot: ProcessSlot, generation: number): Child | undefined {
     slot.starts++;
+    if (slot.starts > 1) this.#options.metrics?.processRestarts.inc({ process: slot.config.name });
     const spec = processSpec(this.#options.launch, slot.config, slot.index, generation);
     return spawnForSlot(spec, this.#options, slot);
   }

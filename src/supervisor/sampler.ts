@@ -11,6 +11,8 @@ export interface ChildUsage {
   rssBytes: number;
   /** Percent of one core since the previous sample. */
   cpuPercent: number;
+  /** CPU time (user + system) over the child's whole life. */
+  cpuSeconds: number;
 }
 
 const PAGE_BYTES = 4096;
@@ -45,6 +47,10 @@ export class UsageSampler {
     const cpuPercent = seconds > 0
       ? (100 * (proc.ticks - previous.ticks) / TICKS_PER_SECOND) / seconds
       : 0;
-    return { rssBytes: proc.rssBytes, cpuPercent: Math.max(0, cpuPercent) };
+    return {
+      rssBytes: proc.rssBytes,
+      cpuPercent: Math.max(0, cpuPercent),
+      cpuSeconds: proc.ticks / TICKS_PER_SECOND,
+    };
   }
 }

@@ -19,7 +19,8 @@ import type { ProcessConfig } from "../config/mod.ts";
 import { EventQueue } from "./event_queue.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
 import { TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
-import { type Connection, realWorld, type World } from "./world.ts";
+import { type Connection, type MetricsAddress, realWorld, type World } from "./world.ts";
+import { Metrics, type ScrapedFamily } from "./metrics.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
 import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
@@ -45,6 +46,12 @@ export interface SupervisorOptions {
   memoryCheckIntervalMs: number;
   /** File watching; undefined with --no-watch. */
   watch?: Omit<WatchOptions, "onBatch">;
+  /** --metrics: where the supervisor serves Prometheus metrics. */
+  metrics?: MetricsAddress;
+  /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
+  checkEnv?: () => string | undefined;
+  /** hotreload's version, for `hotreload_build_info`. */
+  version?: string;
   backoff?: BackoffPolicy;
 }
 
@@ -88,6 +95,8 @@ export class Supervisor {
   readonly #boundPorts = new Set<number>();
   /** The newest generation whose failure to start has been said. */
   #waitingSaid = 0;
+  readonly #metrics = new Metrics();
+  #nextWatchdogAt = 0;
 
   /** `world` is the operating system; unit tests pass a fake one. */
   constructor(options: SupervisorOptions, world: World = realWorld(options)) {
@@ -101,7 +110,7 @@ export class Supervisor {
       exit: (child: Child, status: Deno.CommandStatus) =>
         this.#events.push({ kind: "exit", child, status }),
     };
-    const seam = { listener, spawn: world.spawn, clock: world.clock };
+    const seam = { listener, spawn: world.spawn, clock: world.clock, metrics: this.#metrics };
     this.#workers = new WorkerPool({ ...options, ...seam });
     this.#processes = new ProcessSet({ ...options, ...seam });
   }
@@ -112,6 +121,7 @@ export class Supervisor {
       signal: (signal) => this.#events.push({ kind: "signal", signal }),
       changes: (batch) => this.#events.push({ kind: "changes", batch }),
       control: (request, reply) => this.#events.push({ kind: "control", request, reply }),
+      metrics: () => this.#renderMetrics(),
     });
     this.#announceStart();
     try {
@@ -120,6 +130,7 @@ export class Supervisor {
         // when to wake up for it must agree, or a retry due in between is lost.
         const now = this.#world.clock.now();
         this.#reconcile(now);
+        this.#feedWatchdog(now);
         if (this.#stopped()) break;
         const event = await this.#events.next(this.#msUntilNextDeadline(now));
         if (event) this.#handle(event);
@@ -177,8 +188,19 @@ export class Supervisor {
       this.#rollout.canaryPassed = true;
     }
     if (port !== undefined) this.#checkPort(child, port);
+    if (this.#rollout && this.#rollout.request.workers) {
+      const ready = this.#workers.readyOf(this.#rollout.generation);
+      this.#notify(
+        `STATUS=reloading ${ready}/${this.#workers.desired} (generation ${this.#rollout.generation})`,
+      );
+    }
     if (this.#phase === "starting" && this.#workers.allReady()) {
       this.#phase = "running";
+      this.#notify(
+        "READY=1",
+        `STATUS=${this.#statusLine()}`,
+        `MAINPID=${Deno.pid}`,
+      );
       const ms = Math.round(this.#world.clock.now() - this.#startedAt);
       log.info("supervisor.ready", `${this.#workers.desired} worker(s) ready in ${ms} ms`, {
         role: "supervisor",
@@ -464,8 +486,24 @@ export class Supervisor {
       });
       return;
     }
+    // A broken env file is broken code: refused before anything starts.
+    const envError = this.#options.checkEnv?.();
+    if (envError) {
+      const why = `reload aborted: ${envError}`;
+      log.error("reload.aborted", `${why}\nthe running workers keep their environment`, {
+        role: "supervisor",
+      });
+      this.#metrics.reloads.inc({ outcome: "aborted" });
+      request.reply?.({ ok: false, error: why, kind: "failure" });
+      return;
+    }
     this.#generation++;
     this.#rollout = new Rollout(this.#generation, request, this.#world.clock.now());
+    this.#notify(
+      "RELOADING=1",
+      `MONOTONIC_USEC=${this.#world.notifier?.monotonicUsec() ?? 0}`,
+      `STATUS=reloading to generation ${this.#generation}`,
+    );
     this.#rollout.replacing = this.#workers.anyServing();
     // New code is tried at once: backoff slows down the same code crashing again, never new code.
     if (request.workers) this.#workers.retryNow();
@@ -484,12 +522,14 @@ export class Supervisor {
     const ready = rollout.request.workers
       ? this.#workers.readyOf(rollout.generation)
       : this.#workers.desired;
-    const summary = rollout.summary(
-      this.#workers.desired,
-      ready,
-      processes,
-      this.#world.clock.now(),
-    );
+    const now = this.#world.clock.now();
+    const summary = rollout.summary(this.#workers.desired, ready, processes, now);
+    this.#metrics.reloads.inc({ outcome: "done" });
+    this.#metrics.reloadDuration.observe((now - rollout.startedAt) / 1000);
+    if (rollout.files.length > 0) {
+      this.#metrics.changeToReady.observe((now - rollout.startedAt) / 1000);
+    }
+    this.#notify("READY=1", `STATUS=${this.#statusLine()}`);
     log.info("reload.done", summary, {
       role: "supervisor",
       generation: rollout.generation,
@@ -514,6 +554,12 @@ export class Supervisor {
       ? `nothing serves: waiting for a change (generation ${rollout.generation} failed: ${summary})`
       : `nothing serves: fix it, then "hotreload reload" (generation ${rollout.generation} failed: ${summary})`;
     this.#waitingSaid = rollout.generation;
+    this.#metrics.reloads.inc({ outcome: "aborted" });
+    this.#metrics.reloadDuration.observe((this.#world.clock.now() - rollout.startedAt) / 1000);
+    this.#notify(
+      "READY=1",
+      `STATUS=reload to generation ${rollout.generation} aborted; ${this.#statusLine()}`,
+    );
     log.error(
       "reload.aborted",
       `reload aborted: ${why}\n${then}`,
@@ -542,6 +588,7 @@ export class Supervisor {
         { role: "supervisor" },
       );
     }
+    if (this.#phase !== "stopping") this.#notify("STOPPING=1", "STATUS=stopping");
     this.#phase = "stopping";
     this.#rollout?.settle({ ok: false, error: "the instance is stopping", kind: "failure" });
     this.#rollout = undefined;
@@ -566,10 +613,115 @@ export class Supervisor {
 
   async #cleanUp(): Promise<void> {
     await this.#connection?.close();
+    this.#world.notifier?.close();
     log.info("supervisor.stopped", "stopped", { role: "supervisor" });
   }
 
   // ---- Helpers ------------------------------------------------------------------------
+
+  /** Tells systemd (when it asked, through NOTIFY_SOCKET); does nothing otherwise. */
+  #notify(...lines: string[]): void {
+    this.#world.notifier?.send(...lines);
+  }
+
+  /** `4 workers ready, generation 3`: systemd's STATUS= while running. */
+  #statusLine(): string {
+    const ready = this.#workers.readyOf(0);
+    return `${ready} worker${ready === 1 ? "" : "s"} ready, generation ${this.#generation}`;
+  }
+
+  /**
+   * WATCHDOG=1 at half of WATCHDOG_USEC, sent from the loop itself: a wedged
+   * loop stops feeding it, and systemd restarts the service.
+   */
+  #feedWatchdog(now: number): void {
+    const every = this.#world.notifier?.watchdogMs;
+    if (every === undefined || now < this.#nextWatchdogAt) return;
+    this.#nextWatchdogAt = now + every;
+    this.#notify("WATCHDOG=1");
+  }
+
+  /** The Prometheus text: the supervisor's state as gauges, plus what it counted. */
+  #renderMetrics(): string {
+    const rows = [
+      ...this.#workers.statusRows(() => undefined),
+      ...this.#processes.statusRows(() => undefined),
+    ];
+    const workers = rows.filter((row) => row.role === "worker");
+    const states = ["starting", "ready", "draining", "backoff", "errored"] as const;
+    const children = [...this.#workers.children(), ...this.#processes.children()];
+    const usage = children.map((child) => ({ child, usage: this.#sampler.sample(child) }));
+    const childLabels = (child: Child) => ({
+      role: child.spec.role,
+      id: String(child.spec.id),
+      pid: child.pid,
+      generation: child.spec.generation,
+    });
+    const families: ScrapedFamily[] = [
+      {
+        name: "hotreload_build_info",
+        type: "gauge",
+        help: "Always 1; the labels say which hotreload and Deno run.",
+        samples: [{
+          labels: { version: this.#options.version ?? "dev", deno: Deno.version.deno },
+          value: 1,
+        }],
+      },
+      {
+        name: "hotreload_generation",
+        type: "gauge",
+        help: "The newest generation of code (1 at start, +1 per reload).",
+        samples: [{ value: this.#generation }],
+      },
+      {
+        name: "hotreload_workers_desired",
+        type: "gauge",
+        help: "How many workers the supervisor keeps.",
+        samples: [{ value: this.#workers.desired }],
+      },
+      {
+        name: "hotreload_workers",
+        type: "gauge",
+        help: "Workers by state.",
+        samples: states.map((state) => ({
+          labels: { state },
+          value: workers.filter((row) => row.state === state).length,
+        })),
+      },
+      {
+        name: "hotreload_worker_requests_total",
+        type: "counter",
+        help: "Requests served, per worker process (as last reported, at most a second old).",
+        samples: this.#workers.children().map((child) => ({
+          labels: childLabels(child),
+          value: child.requestsServed,
+        })),
+      },
+      {
+        name: "hotreload_child_resident_memory_bytes",
+        type: "gauge",
+        help: "Resident memory of each worker and custom process.",
+        samples: usage.flatMap(({ child, usage }) =>
+          usage ? [{ labels: childLabels(child), value: usage.rssBytes }] : []
+        ),
+      },
+      {
+        name: "hotreload_child_cpu_seconds_total",
+        type: "counter",
+        help: "CPU time (user + system) of each worker and custom process.",
+        samples: usage.flatMap(({ child, usage }) =>
+          usage ? [{ labels: childLabels(child), value: usage.cpuSeconds }] : []
+        ),
+      },
+      {
+        name: "hotreload_supervisor_resident_memory_bytes",
+        type: "gauge",
+        help: "Resident memory of the supervisor.",
+        samples: [{ value: Deno.memoryUsage().rss }],
+      },
+    ];
+    return this.#metrics.render(families);
+  }
 
   #stopped(): boolean {
     return this.#phase === "stopped";
@@ -577,10 +729,14 @@ export class Supervisor {
 
   #msUntilNextDeadline(now: number): number {
     const sampling = this.#options.maxMemoryMB === undefined ? Infinity : this.#nextSampleAt;
+    const watchdog = this.#world.notifier?.watchdogMs === undefined
+      ? Infinity
+      : this.#nextWatchdogAt;
     const next = Math.min(
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
       sampling,
+      watchdog,
     );
     return Math.max(0, next - now);
   }

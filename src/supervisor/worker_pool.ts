@@ -21,6 +21,7 @@ import {
 } from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
 import type { Clock } from "./clock.ts";
+import type { Metrics } from "./metrics.ts";
 
 interface Slot {
   id: number;
@@ -62,6 +63,8 @@ export interface WorkerPoolOptions {
   readyTimeoutMs: number;
   timeoutMs?: number;
   reloadBatch: number;
+  /** Counts restarts by cause, for --metrics. */
+  metrics?: Metrics;
   backoff?: BackoffPolicy;
   listener: ChildListener;
   spawn: Spawn;
@@ -199,6 +202,7 @@ export class WorkerPool {
       if (!slot.current || slot.current.spec.generation >= generation || slot.replacement) continue;
       if (now < slot.retryAt) continue;
       slot.replacement = this.#spawn(slot, generation);
+      this.#options.metrics?.workerRestarts.inc({ cause: "reload" });
       room--;
     }
   }
@@ -212,6 +216,7 @@ export class WorkerPool {
       if (!slot.recycle || !slot.current || slot.replacement || now < slot.retryAt) continue;
       if (this.#quietRecycles.delete(slot)) {
         slot.replacement = this.#spawn(slot, generation);
+        this.#options.metrics?.workerRestarts.inc({ cause: "timeout" });
         continue;
       }
       log.info(
@@ -220,6 +225,7 @@ export class WorkerPool {
         { role: "worker", id: slot.id, pid: slot.current.pid, reason: slot.recycle },
       );
       slot.replacement = this.#spawn(slot, generation);
+      this.#options.metrics?.workerRestarts.inc({ cause: "recycle" });
     }
   }
 
@@ -360,6 +366,7 @@ export class WorkerPool {
     slot.current = undefined;
     slot.recycle = undefined;
     slot.restarts++;
+    this.#options.metrics?.workerRestarts.inc({ cause: "crash" });
     reportFailure(child, slot.failures, {
       why,
       delay,

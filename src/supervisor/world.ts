@@ -8,7 +8,8 @@
 import { ManagedChild, type Spawn } from "../child/child.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
-import { UsageError } from "../errors.ts";
+import { HotreloadError, UsageError } from "../errors.ts";
+import { SdNotify } from "./sd_notify.ts";
 import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
@@ -18,6 +19,23 @@ export interface Inbox {
   signal(signal: Deno.Signal): void;
   changes(batch: ChangeBatch): void;
   control(request: ControlRequest, reply: (reply: ControlReply) => void): void;
+  /** The Prometheus exposition text, for a scrape of `--metrics`. */
+  metrics(): string;
+}
+
+/** systemd's notify socket, when the service manager gave one (see sd_notify.ts). */
+export interface Notifier {
+  send(...lines: string[]): boolean;
+  monotonicUsec(): bigint;
+  /** How often to send WATCHDOG=1, when systemd asked for it. */
+  readonly watchdogMs?: number;
+  close(): void;
+}
+
+/** Where `--metrics` serves. */
+export interface MetricsAddress {
+  hostname: string;
+  port: number;
 }
 
 /** What connecting to the world found out, and how to let go of it. */
@@ -35,6 +53,8 @@ export interface World {
   connect(inbox: Inbox): Promise<Connection>;
   /** net.ipv4.tcp_migrate_req, or undefined when unreadable. */
   tcpMigrateReq(): number | undefined;
+  /** systemd's notify socket, or undefined (no systemd, or not Type=notify). */
+  notifier?: Notifier;
 }
 
 /** Signals the supervisor handles (never SIGUSR1: it opens Deno's inspector). */
@@ -50,10 +70,15 @@ export const HANDLED_SIGNALS: Deno.Signal[] = [
 
 /** The real world: processes, signals, inotify or polling, a unix socket. */
 export function realWorld(
-  options: { instanceDir: string; watch?: Omit<WatchOptions, "onBatch"> },
+  options: {
+    instanceDir: string;
+    watch?: Omit<WatchOptions, "onBatch">;
+    metrics?: MetricsAddress;
+  },
 ): World {
   return {
     clock: REAL_CLOCK,
+    notifier: SdNotify.fromEnv(),
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
     tcpMigrateReq: readTcpMigrateReq,
     async connect(inbox) {
@@ -74,14 +99,36 @@ export function realWorld(
         return [signal, handler] as const;
       });
       const control = ControlServer.listen(socketPath(options.instanceDir), inbox.control);
+      const metrics = options.metrics && serveMetrics(options.metrics, inbox.metrics);
       return {
         watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
         async close() {
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
           control.close();
+          await metrics?.shutdown();
           await watcher?.close();
         },
       };
     },
   };
+}
+
+/** Serves `GET /metrics` on `address` (the supervisor's own server: no worker is involved). */
+function serveMetrics(address: MetricsAddress, render: () => string): Deno.HttpServer {
+  try {
+    return Deno.serve({ ...address, onListen() {} }, (request) => {
+      if (new URL(request.url).pathname !== "/metrics") {
+        return new Response("not found: scrape /metrics\n", { status: 404 });
+      }
+      return new Response(render(), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    });
+  } catch (error) {
+    throw new HotreloadError(
+      `cannot serve --metrics on ${address.hostname}:${address.port}: ${
+        (error as Error).message.split("\n")[0]
+      }; choose another port`,
+    );
+  }
 }

@@ -130,7 +130,11 @@ export async function createWatcherWith(
     throw new Error("createWatcher needs an onBatch callback");
   }
   const rootAbs = realDir(options.root);
-  const roots = resolveRoots(rootAbs, options.paths?.length ? options.paths : [rootAbs]);
+  const also = options.alsoFiles ?? [];
+  const roots = resolveRoots(rootAbs, [
+    ...(options.paths?.length ? options.paths : [rootAbs]),
+    ...also,
+  ]);
   const extensions = options.extensions?.length ? options.extensions : DEFAULT_EXTENSIONS;
   const debounceMs = positive("debounce", options.debounceMs, DEFAULT_DEBOUNCE_MS, true);
   const mode = options.poll?.mode ?? "auto";
@@ -143,7 +147,10 @@ export async function createWatcherWith(
     extensions,
     ignore: options.ignore,
     gitignore: options.gitignore ?? true,
-    explicitFiles: roots.filter((r) => r.only !== undefined).map((r) => r.rel),
+    explicitFiles: [
+      ...roots.filter((r) => r.only !== undefined).map((r) => r.rel),
+      ...also.map((file) => toRel(rootAbs, isAbsolute(file) ? file : resolve(rootAbs, file))),
+    ],
   });
   const ctx: Context = { rootAbs, roots, filter, debounceMs, onBatch: options.onBatch };
 

@@ -35,6 +35,8 @@ export interface WatchOptions {
   paths?: string[];
   /** `--ext`, without dots; default ts,tsx,js,jsx,mjs,cjs,json,jsonc. "*" watches every file. */
   extensions?: string[];
+  /** Files watched whatever `extensions` and the ignore rules say (`--env-file` files). */
+  alsoFiles?: string[];
   /** `--ignore`, gitignore-style globs relative to root. */
   ignore?: string[];
   /** Respect .gitignore files, the root one and nested ones (default true). */

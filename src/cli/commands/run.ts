@@ -5,10 +5,11 @@ import { resolveDeno } from "../deno_path.ts";
 import { ensurePortFree } from "../port_check.ts";
 import { Supervisor } from "../../supervisor/supervisor.ts";
 import { runtimeBase } from "../../supervisor/runtime_modules.ts";
-import { runHelp } from "../help.ts";
 import { parseRunArgs } from "../run_args.ts";
 import { checkDenoFlags } from "../flag_check.ts";
-import { UsageError } from "../../errors.ts";
+import { HotreloadError, UsageError } from "../../errors.ts";
+import { checkEnvFiles, envFiles } from "../../supervisor/env_files.ts";
+import { runHelp, VERSION } from "../help.ts";
 
 /** How long an orphaned worker (supervisor gone) may drain before it exits on its own. */
 const ORPHAN_GRACE_MS = 1000;
@@ -33,6 +34,9 @@ export async function runCommand(argv: string[]): Promise<number> {
       await checkDenoFlags(deno, process.permissions, cwd, `the permissions of "${process.name}"`);
     }
   }
+  const envs = envFiles(config.denoFlags);
+  const envError = checkEnvFiles(envs, cwd);
+  if (envError) throw new HotreloadError(`${envError}; fix it and start again`);
   if (config.watch) {
     // Loaded only when watching, so `--no-watch` production runs never pay for it.
     const { checkWatchPaths } = await import("../../watch/mod.ts");
@@ -82,11 +86,16 @@ export async function runCommand(argv: string[]): Promise<number> {
       readyTimeoutMs: config.readyTimeoutMs,
       timeoutMs: config.timeoutMs,
       reloadBatch: config.reloadBatch,
+      metrics: config.metrics,
+      checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
+      version: VERSION,
       watch: config.watch
         ? {
           root: cwd,
           paths: config.watch.paths.length > 0 ? config.watch.paths : undefined,
           extensions: config.watch.extensions,
+          // Env files reload the workers too, whatever --ext says.
+          alsoFiles: envs,
           ignore: config.watch.ignore,
           gitignore: config.watch.gitignore,
           debounceMs: config.watch.debounceMs,

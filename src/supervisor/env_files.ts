@@ -1,0 +1,73 @@
+/**
+ * `--env-file` (Deno's flag, passed to every child): which files it names,
+ * and a strict check of their syntax. Deno itself skips a line it cannot
+ * read and keeps an unterminated quote as part of the value, so a broken env
+ * file would otherwise start workers with wrong settings; hotreload refuses
+ * it instead, before a start or a reload, and the old workers keep serving.
+ */
+
+/** The files the Deno flags name with `--env-file` (`--env-file` alone means `.env`). */
+export function envFiles(denoFlags: string[]): string[] {
+  const files: string[] = [];
+  for (const flag of denoFlags) {
+    if (flag === "--env-file") files.push(".env");
+    else if (flag.startsWith("--env-file=")) files.push(flag.slice("--env-file=".length));
+  }
+  return [...new Set(files)];
+}
+
+const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/;
+
+/**
+ * The first syntax error in an env file's text, as `line N: what`, or
+ * undefined when every line is blank, a comment or `KEY=value` (quoted values
+ * closed; a double-quoted value may span lines).
+ */
+export function envSyntaxError(text: string): string | undefined {
+  const lines = text.split(/\r?\n/);
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (/^\s*(#.*)?$/.test(line)) continue;
+    const assignment = line.match(ASSIGNMENT);
+    if (!assignment) {
+      return `line ${i + 1}: not KEY=value: ${JSON.stringify(line.slice(0, 60))}`;
+    }
+    const value = assignment[2];
+    const quote = value[0];
+    if (quote !== '"' && quote !== "'" && quote !== "`") continue;
+    // The closing quote: on this line, or (double quotes, backticks) on a later one.
+    let rest = value.slice(1);
+    let at = i;
+    while (!closes(rest, quote)) {
+      if (quote === "'" || at + 1 >= lines.length) {
+        return `line ${i + 1}: the ${quote} quote opened for ${assignment[1]} is never closed`;
+      }
+      rest = lines[++at];
+    }
+    i = at;
+  }
+  return undefined;
+}
+
+function closes(text: string, quote: string): boolean {
+  for (let j = 0; j < text.length; j++) {
+    if (text[j] === "\\") j++;
+    else if (text[j] === quote) return /^\s*(#.*)?$/.test(text.slice(j + 1));
+  }
+  return false;
+}
+
+/** Checks every env file; returns `file: line N: what` for the first broken one, or undefined. */
+export function checkEnvFiles(files: string[], cwd: string): string | undefined {
+  for (const file of files) {
+    let text: string;
+    try {
+      text = Deno.readTextFileSync(file.startsWith("/") ? file : `${cwd}/${file}`);
+    } catch {
+      return `${file}: cannot be read (--env-file)`;
+    }
+    const error = envSyntaxError(text);
+    if (error) return `${file}: ${error}`;
+  }
+  return undefined;
+}
