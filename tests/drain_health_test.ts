@@ -5,9 +5,18 @@
  * whose ready path fails never replaces the working one.
  */
 import assert from "node:assert/strict";
-import { httpGet, MOD_URL, runCli, taggedPids, waitFor, withHotreload } from "./helpers.ts";
+import {
+  freePort,
+  Hotreload,
+  httpGet,
+  MOD_URL,
+  runCli,
+  serveArgs,
+  taggedPids,
+  waitFor,
+  withHotreload,
+} from "./helpers.ts";
 import { npmProject } from "./frameworks.ts";
-import { freePort, Hotreload } from "./helpers.ts";
 
 const SSE_APP = `import { drainSignal } from "${MOD_URL}";
 Deno.serve((_req) => {
@@ -121,18 +130,7 @@ Deno.test("a blocked event loop: that worker is replaced within --timeout + 2 s,
 });
 `,
     },
-    (port) => [
-      "run",
-      "main.ts",
-      "-N",
-      "--port",
-      String(port),
-      "--no-watch",
-      "-w",
-      "2",
-      "--timeout",
-      "1500",
-    ],
+    (port) => serveArgs(port, "-w", "2", "--timeout", "1500"),
     async (run, { port }) => {
       await run.waitForReady(2);
       const blocked = fetch(`http://127.0.0.1:${port}/block`).catch(() => undefined);
@@ -169,20 +167,7 @@ const HEALTH_APP = (health: number, body: string) =>
 Deno.test("--ready-path: a new generation answering 500 is refused; the old one keeps serving", () =>
   withHotreload(
     { "main.ts": HEALTH_APP(200, "v1") },
-    (port) => [
-      "run",
-      "main.ts",
-      "-N",
-      "--port",
-      String(port),
-      "--no-watch",
-      "-w",
-      "2",
-      "--ready-path",
-      "/healthz",
-      "--ready-timeout",
-      "1500",
-    ],
+    (port) => serveArgs(port, "-w", "2", "--ready-path", "/healthz", "--ready-timeout", "1500"),
     async (run, { dir, port }) => {
       await run.waitForReady(2);
       await Deno.writeTextFile(`${dir}/main.ts`, HEALTH_APP(500, "v2"));

@@ -536,50 +536,36 @@ Deno.test("an instance's lock is held for its life: a second claim of the name i
 
 // ---- 12. Read-only and full disks ----------------------------------------------------------------
 
+/** Runs `script` in a mount namespace of its own: $0 is `dir`, $1 deno, $2 the CLI, $3 a free port. */
+function inMountNamespace(script: string, dir: string) {
+  return new Deno.Command("unshare", {
+    args: ["-m", "--", "sh", "-c", script, dir, Deno.execPath(), CLI, String(freePort())],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+}
+
 Deno.test("a read-only project directory and a full disk: one line each, nothing left", async () => {
   const dir = await makeProject({ "main.ts": APP });
   try {
-    const readOnly = await new Deno.Command("unshare", {
-      args: [
-        "-m",
-        "--",
-        "sh",
-        "-c",
-        `mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && cd "$0" && exec "$1" run -A "$2" run main.ts -N --port "$3" --no-watch`,
-        dir,
-        Deno.execPath(),
-        CLI,
-        String(freePort()),
-      ],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
+    const readOnly = await inMountNamespace(
+      `mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" && cd "$0" && exec "$1" run -A "$2" run main.ts -N --port "$3" --no-watch`,
+      dir,
+    );
     const roErr = new TextDecoder().decode(readOnly.stderr).trim();
     assert.equal(readOnly.code, 1, roErr);
     assert.equal(roErr.split("\n").length, 1, roErr);
     assert.match(roErr, /^hotreload: cannot create .*\.hotreload: /);
 
-    const full = await new Deno.Command("unshare", {
-      args: [
-        "-m",
-        "--",
-        "sh",
-        "-c",
-        `mkdir -p "$0/.hotreload" && mount -t tmpfs -o size=4k,mode=0700 tmpfs "$0/.hotreload" &&
-         mkdir -m 700 "$0/.hotreload/main" &&
-         (dd if=/dev/zero of="$0/.hotreload/main/fill" bs=1k count=64 2>/dev/null; true) &&
-         cd "$0" && "$1" run -A "$2" run main.ts -N --port "$3" --no-watch; echo "exit $?";
-         ls -a "$0/.hotreload/main"`,
-        dir,
-        Deno.execPath(),
-        CLI,
-        String(freePort()),
-      ],
-      env: { NO_COLOR: "1" },
-      stdin: "null",
-      signal: AbortSignal.timeout(30_000),
-    }).output();
+    const full = await inMountNamespace(
+      `mkdir -p "$0/.hotreload" && mount -t tmpfs -o size=4k,mode=0700 tmpfs "$0/.hotreload" &&
+       mkdir -m 700 "$0/.hotreload/main" &&
+       (dd if=/dev/zero of="$0/.hotreload/main/fill" bs=1k count=64 2>/dev/null; true) &&
+       cd "$0" && "$1" run -A "$2" run main.ts -N --port "$3" --no-watch; echo "exit $?";
+       ls -a "$0/.hotreload/main"`,
+      dir,
+    );
     const fullErr = new TextDecoder().decode(full.stderr).trim();
     const fullOut = new TextDecoder().decode(full.stdout);
     assert.match(fullOut, /exit 1/, fullErr);

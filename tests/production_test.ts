@@ -4,7 +4,7 @@
  * package, which .ci/run installs), and env files re-read on reload.
  */
 import assert from "node:assert/strict";
-import { freePort, httpGet, runCli, waitFor, withHotreload } from "./helpers.ts";
+import { freePort, httpGet, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
 
 const APP = `Deno.serve((_req) => new Response(Deno.env.get("GREETING") ?? "no greeting"));\n`;
 
@@ -141,20 +141,7 @@ Deno.test("--metrics: valid for promtool, also mid-reload; counters move by the 
     {
       "main.ts": `await new Promise((r) => setTimeout(r, 300));\n${APP}`,
     },
-    (port) => [
-      "run",
-      "main.ts",
-      "-N",
-      "--port",
-      String(port),
-      "--no-watch",
-      "-w",
-      "2",
-      "--max-requests",
-      "20",
-      "--metrics",
-      String(metricsPort),
-    ],
+    (port) => serveArgs(port, "-w", "2", "--max-requests", "20", "--metrics", String(metricsPort)),
     async (run, { dir, port }) => {
       await run.waitForReady(2);
       const before = await scrape(metricsPort);
