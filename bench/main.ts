@@ -2,12 +2,13 @@
  * `deno task bench [name...]`: runs the benchmarks one after another (each
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
- * startup, reload, throughput, watch, fix; none means all. The throughput bench
+ * startup, reload, throughput, watch, fix, saves; none means all. The throughput bench
  * needs wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
 import { benchFix } from "./fix.ts";
 import { benchReload } from "./reload.ts";
+import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
 import { benchThroughput } from "./throughput.ts";
 
@@ -16,6 +17,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   reload: () => benchReload(),
   throughput: benchThroughput,
   fix: benchFix,
+  saves: () => benchSaves(),
   watch: async () => {
     const { benchWatch, formatWatchBench } = await import("./watch.ts");
     return formatWatchBench(await benchWatch());

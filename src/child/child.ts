@@ -31,7 +31,10 @@ export interface ChildSpec {
   args: string[];
   env: Record<string, string>;
   cwd: string;
-  /** What the child's preload reads from its handshake. */
+  /**
+   * What the child's preload reads from its handshake; undefined for a spare,
+   * which waits, loaded but before any app code, until {@link Child.release}.
+   */
   settings: unknown;
   /** Lines for which this returns true are dropped from the relayed output. */
   dropLine?: (line: string) => boolean;
@@ -76,8 +79,12 @@ function newNonce(): string {
 export interface Child {
   readonly spec: ChildSpec;
   readonly pid: number;
-  /** Clock time of the start. */
+  /** Clock time of the start (of the release, for a spare). */
   readonly startedAt: number;
+  /** True for a spare not yet released. */
+  readonly spare: boolean;
+  /** Makes a spare the child `spec` describes: sends its handshake; it starts now. */
+  release(spec: ChildSpec): void;
   state: ChildState;
   drainStartedAt?: number;
   readyAt?: number;
@@ -107,9 +114,10 @@ export interface Child {
 export type Spawn = (spec: ChildSpec, listener: ChildListener) => Child;
 
 export class ManagedChild implements Child {
-  readonly spec: ChildSpec;
+  spec: ChildSpec;
   readonly pid: number;
-  readonly startedAt: number;
+  startedAt: number;
+  spare: boolean;
   state: ChildState = "starting";
   drainStartedAt?: number;
   /** When the child became ready, if it did. */
@@ -141,8 +149,22 @@ export class ManagedChild implements Child {
     this.#stdin = process.stdin.getWriter();
     // A write to a child that has died must not crash the supervisor.
     this.#stdin.closed.catch(() => {});
-    this.#stdin.write(encodeHandshake({ nonce: this.#nonce, settings: spec.settings }))
+    this.spare = spec.settings === undefined;
+    if (!this.spare) this.#handshake();
+  }
+
+  #handshake(): void {
+    this.#stdin.write(encodeHandshake({ nonce: this.#nonce, settings: this.spec.settings }))
       .catch(() => {});
+  }
+
+  release(spec: ChildSpec): void {
+    if (!this.spare) return;
+    this.spare = false;
+    this.spec = spec;
+    this.startedAt = this.#now();
+    this.lastSeenAt = this.startedAt;
+    this.#handshake();
   }
 
   /** Starts the child; throws when the command cannot be started at all. */

@@ -22,6 +22,12 @@ export interface RunConfig {
   graceMs: number;
   readyTimeoutMs: number;
   readyPath?: string;
+  /** Warm spare workers (auto resolved; 0 with --check, whose type check runs at spawn). */
+  spares: number;
+  /** A reload switches all new workers in together (auto resolved: while watching). */
+  oneStepSwitch: boolean;
+  /** How long a draining worker keeps answering before it stops accepting (auto resolved). */
+  closeWindowMs: number;
   /** --metrics: where the supervisor serves Prometheus metrics. */
   metrics?: { hostname: string; port: number };
   /** --timeout: a heartbeat missed this long means a blocked event loop (0: off). */
@@ -46,11 +52,20 @@ export interface WatchConfig {
   extensions?: string[];
   ignore: string[];
   gitignore: boolean;
-  debounceMs: number;
+  /** undefined: the backend's own default (20 ms for file events, 50 when polling). */
+  debounceMs?: number;
   poll: { mode: "auto" | "force" | "never"; intervalMs?: number };
 }
 
 const HINT = 'see "hotreload run --help"';
+
+/**
+ * How long a draining HTTP server keeps answering, with `Connection: close`,
+ * before it stops accepting and closes its idle keep-alive connections,
+ * without watching (see worker_preload.ts). While watching it is 0: the old
+ * code stops taking connections at the switch.
+ */
+const CLOSE_WINDOW_MS = 250;
 
 /** Separates hotreload's options, Deno's flags, the entry and the app's arguments. */
 export function splitRunArgv(argv: string[]) {
@@ -226,11 +241,22 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     );
   }
   const workers = setting("workers");
+  const workerCount = workers === "auto" ? navigator.hardwareConcurrency : workers;
+  const spares = setting("spares");
+  // `--check` type-checks when a child starts; a spare starts before the code it will run.
+  // Deno flags from the file come first; the command line's add to them.
+  const denoFlags = [...(file.denoFlags as string[] ?? []), ...split.denoFlags];
+  const checking = denoFlags.some((flag) => flag === "--check" || flag.startsWith("--check="));
   return {
     entry,
     cwd,
     name: setting("name") ?? defaultName(entry),
-    workers: workers === "auto" ? navigator.hardwareConcurrency : workers,
+    workers: workerCount,
+    spares: checking ? 0 : spares === "auto" ? (watch ? workerCount : 1) : spares,
+    oneStepSwitch: setting("switch") === "all" || (setting("switch") === "auto" && watch !== false),
+    closeWindowMs: setting("close-window") === "auto"
+      ? (watch ? 0 : CLOSE_WINDOW_MS)
+      : setting("close-window"),
     port: setting("port"),
     host: setting("host"),
     graceMs: setting("grace"),
@@ -245,8 +271,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     memoryCheckIntervalMs: setting("memory-check-interval"),
     logFormat: setting("log-format"),
     deno: setting("deno"),
-    // Deno flags from the file come first; the command line's add to them.
-    denoFlags: [...(file.denoFlags as string[] ?? []), ...split.denoFlags],
+    denoFlags,
     appArgs: split.appArgs.length > 0 ? split.appArgs : file.args as string[] ?? [],
     watch,
     processes,

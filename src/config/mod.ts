@@ -63,6 +63,9 @@ export interface FileConfig {
   readyTimeout?: number;
   readyPath?: string;
   timeout?: number;
+  spares?: number | "auto";
+  switch?: "all" | "rolling" | "auto";
+  closeWindow?: number | "auto";
   metrics?: { hostname: string; port: number };
   reloadBatch?: number;
   name?: string;

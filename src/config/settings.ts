@@ -152,6 +152,39 @@ export const SETTINGS: readonly Setting[] = [
     ...ms("timeout", 0),
   },
   {
+    flag: "spares",
+    value: "<n|auto>",
+    key: "spares",
+    help:
+      "warm spare workers, released as the next workers (auto: one per worker while watching, else 1; 0: off)",
+    default: "auto",
+    parse: (raw) => raw === "auto" ? "auto" : whole("spares", 0, MAX_WORKERS).parse(raw),
+    check: (v, x, p) =>
+      x === "auto"
+        ? x
+        : v.whole(x, p, 0, MAX_WORKERS, `a whole number from 0 to ${MAX_WORKERS} or "auto"`),
+  },
+  {
+    flag: "switch",
+    value: "<all|rolling|auto>",
+    key: "switch",
+    help:
+      "all: a reload starts every new worker once the canary is ready and switches them in together; " +
+      "rolling: --reload-batch at a time (auto: all while watching, else rolling)",
+    default: "auto",
+    ...oneOf("switch", ["all", "rolling", "auto"] as const),
+  },
+  {
+    flag: "close-window",
+    value: "<ms|auto>",
+    key: "closeWindow",
+    help: "how long a draining worker keeps answering (with Connection: close) before it stops " +
+      "accepting (auto: 0 while watching, else 250)",
+    default: "auto",
+    parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),
+    check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),
+  },
+  {
     flag: "reload-batch",
     value: "<n>",
     key: "reloadBatch",
@@ -231,8 +264,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: "debounce",
     value: "<ms>",
     key: "debounce",
-    help: "quiet time that ends a batch of changes",
-    default: 50,
+    help: "quiet time that ends a batch of changes (default 20 with file events, 50 when polling)",
     ...ms("debounce", 0),
   },
   {

@@ -24,7 +24,7 @@ export interface StatusRow {
   role: "worker" | "process";
   id: number | string;
   pid: number | null;
-  state: "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";
+  state: "spare" | "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";
   generation: number | null;
   uptimeMs: number | null;
   restarts: number;

@@ -27,6 +27,21 @@ import {
 import { watchNodeServers } from "./node_servers.ts";
 
 const settings = childSettings<WorkerSettings>();
+
+// A released spare was started before it knew its slot: give the app the same
+// variables a worker started for its slot has (when it may read them at all).
+for (
+  const [name, value] of [
+    ["HOTRELOAD_WORKER_ID", String(settings.id)],
+    ["HOTRELOAD_GENERATION", String(settings.generation)],
+  ]
+) {
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable: name }).state === "granted") {
+      Deno.env.set(name, value);
+    }
+  } catch { /* no env permission: the app cannot read it either */ }
+}
 const servers = new Set<Deno.HttpServer>();
 const listeners = new Set<Deno.Listener>();
 const shutdownHooks: Array<() => unknown> = [];

@@ -36,6 +36,19 @@ export interface WorkerLaunch {
 // `deno run` suggests `deno serve` for `export default { fetch }` entries; the preload serves them.
 const SERVE_HINT = /did you mean to run "?deno serve"?/;
 
+/**
+ * The spec of a spare worker: the workers' exact command, Deno flags and
+ * environment, less what depends on a slot (it learns its id and generation
+ * from its handshake, when it is released).
+ */
+export function spareSpec(launch: WorkerLaunch): ChildSpec {
+  const spec = workerSpec(launch, -1, 0);
+  const env = { ...spec.env };
+  delete env.HOTRELOAD_WORKER_ID;
+  delete env.HOTRELOAD_GENERATION;
+  return { ...spec, label: "spare", env, settings: undefined };
+}
+
 /** Builds the spec of worker `id` of generation `generation`. */
 export function workerSpec(launch: WorkerLaunch, id: number, generation: number): ChildSpec {
   const settings: WorkerSettings = {

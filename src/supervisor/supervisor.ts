@@ -37,6 +37,13 @@ export interface SupervisorOptions {
   readyTimeoutMs: number;
   /** --timeout: a ready child silent this long has a blocked event loop (0: never checked). */
   timeoutMs?: number;
+  /** Warm spare workers to keep (0: none). */
+  spares?: number;
+  /**
+   * A reload starts all new workers once the canary is ready and switches
+   * them in together (else: rolling, --reload-batch at a time).
+   */
+  oneStepSwitch?: boolean;
   /** How many workers a reload replaces at once once the canary is ready. */
   reloadBatch: number;
   processes: ProcessConfig[];
@@ -435,7 +442,12 @@ export class Supervisor {
     const rollout = this.#rollout;
     if (!rollout) return;
     if (rollout.phase === "workers") {
-      this.#workers.replaceOutdated(now, rollout.generation, rollout.canaryPassed);
+      this.#workers.replaceOutdated(
+        now,
+        rollout.generation,
+        rollout.canaryPassed,
+        this.#options.oneStepSwitch,
+      );
       if (this.#workers.outdated(rollout.generation) > 0) return;
       rollout.phase = "processes";
     }
@@ -548,6 +560,7 @@ export class Supervisor {
   #abortRollout(why: string, summary: string): void {
     const rollout = this.#rollout!;
     this.#rollout = undefined;
+    this.#workers.cancelSwitch();
     const then = this.#workers.anyServing()
       ? "the old workers keep serving; the next change or reload tries again"
       : this.#options.watch
@@ -592,6 +605,7 @@ export class Supervisor {
     this.#phase = "stopping";
     this.#rollout?.settle({ ok: false, error: "the instance is stopping", kind: "failure" });
     this.#rollout = undefined;
+    this.#workers.cancelSwitch();
     if (fast) {
       this.#workers.killAll();
       this.#processes.killAll();
@@ -648,7 +662,7 @@ export class Supervisor {
       ...this.#processes.statusRows(() => undefined),
     ];
     const workers = rows.filter((row) => row.role === "worker");
-    const states = ["starting", "ready", "draining", "backoff", "errored"] as const;
+    const states = ["spare", "starting", "ready", "draining", "backoff", "errored"] as const;
     const children = [...this.#workers.children(), ...this.#processes.children()];
     const usage = children.map((child) => ({ child, usage: this.#sampler.sample(child) }));
     const childLabels = (child: Child) => ({

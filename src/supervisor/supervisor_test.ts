@@ -51,7 +51,8 @@ let nextPid = 1000;
 
 class FakeChild implements Child {
   readonly pid = nextPid++;
-  readonly startedAt: number;
+  startedAt: number;
+  spare: boolean;
   state: ChildState = "starting";
   drainStartedAt?: number;
   readyAt?: number;
@@ -63,12 +64,19 @@ class FakeChild implements Child {
   readonly tail = new LineTail(15);
 
   constructor(
-    readonly spec: ChildSpec,
+    public spec: ChildSpec,
     readonly listener: ChildListener,
     readonly world: FakeWorld,
   ) {
     this.startedAt = world.clock.now();
     this.lastSeenAt = this.startedAt;
+    this.spare = spec.settings === undefined;
+  }
+
+  release(spec: ChildSpec): void {
+    this.spec = spec;
+    this.spare = false;
+    this.startedAt = this.world.clock.now();
   }
 
   get generation(): number {
@@ -398,4 +406,62 @@ Deno.test("core: a new generation starts crashed slots at once, and its summary 
     /^generation 2 started 2 workers; all ready in \d+ ms/,
   );
   assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: one-step switch: all new workers start at once; the old drain together once all are ready", async () => {
+  const { world, done } = await started(3, { oneStepSwitch: true });
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(2).length, 3, "every new worker starts at once");
+  world.workers(2)[0].ready();
+  world.workers(2)[1].ready();
+  await settle();
+  assert.equal(world.workers(1).length, 3, "no old worker drains while a new one is not ready");
+  world.workers(2)[2].ready();
+  await settle();
+  assert.deepEqual(world.workers(1), [], "then all of them at once");
+  assert.equal(asked.reply?.ok, true);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: one-step switch with broken code: every new worker fails, the old ones never drain", async () => {
+  const { world, done } = await started(2, { oneStepSwitch: true });
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  for (const child of world.workers(2)) child.exit(1);
+  await settle();
+  assert.equal(asked.reply?.ok, false);
+  assert.equal(world.workers(1).length, 2);
+  assert.ok(world.workers(1).every((c) => c.state === "ready"));
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: spares are released as the next workers and replaced; a dead spare is replaced", async () => {
+  const world = new FakeWorld();
+  const base = options();
+  const done = new Supervisor({ ...base, spares: 2 }, world).run();
+  await settle();
+  const spares = () => world.children.filter((c) => c.spare && c.state !== "exited");
+  assert.equal(spares().length, 2, "two spares wait");
+  assert.equal(world.workers(1).length, 2);
+  for (const child of world.workers(1)) child.ready();
+  await settle();
+  const waiting = spares();
+  world.ask({ cmd: "reload" });
+  await settle();
+  const canary = world.workers(2)[0];
+  assert.ok(waiting.includes(canary), "the canary is a released spare");
+  assert.equal(canary.spec.id, 0);
+  assert.equal(spares().length, 1, "no new spare while a worker starts");
+  canary.ready();
+  await settle();
+  world.workers(2)[1].ready();
+  await settle();
+  assert.equal(spares().length, 2, "new spares replace the released ones");
+  spares()[0].exit(1); // a spare dies on its own
+  await settle();
+  await world.clock.advance(1000);
+  assert.equal(spares().length, 2, "and is replaced after a pause");
+  assert.equal(await stop(world, done), 0);
+  assert.deepEqual(spares(), [], "a stop ends the spares");
 });

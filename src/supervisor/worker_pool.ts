@@ -7,7 +7,7 @@ import { type Child, type ChildListener, describeExit, type Spawn } from "../chi
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { Backoff, type BackoffPolicy } from "./backoff.ts";
-import { type WorkerLaunch, workerSpec } from "./child_command.ts";
+import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
 import { formatMs, formatTail, lastWords } from "./describe.ts";
 import { FailureMemory, hintLine, summarizeError } from "./failures.ts";
 import {
@@ -49,6 +49,9 @@ interface Slot {
  */
 export const ERRORED_AFTER = 5;
 
+/** The pause before a spare is started again after one died on its own. */
+const SPARE_RETRY_MS = 1000;
+
 /** What a worker's exit meant to the pool. */
 export type WorkerExit =
   | { kind: "drained" }
@@ -65,6 +68,8 @@ export interface WorkerPoolOptions {
   reloadBatch: number;
   /** Counts restarts by cause, for --metrics. */
   metrics?: Metrics;
+  /** Warm spares to keep: started, waiting before any app code, released as the next workers. */
+  spares?: number;
   backoff?: BackoffPolicy;
   listener: ChildListener;
   spawn: Spawn;
@@ -75,6 +80,12 @@ export class WorkerPool {
   readonly #options: WorkerPoolOptions;
   readonly #slots: Slot[] = [];
   readonly #retiring = new Set<Child>();
+  readonly #spares: Child[] = [];
+  /** With a one-step switch: the generation whose ready replacements wait to take over together. */
+  #switchGeneration?: number;
+  readonly #stoppingSpares = new Set<Child>();
+  #desiredSpares: number;
+  #spareRetryAt = 0;
   /** Workers whose event loop is blocked: replaced ready-first, then killed. */
   readonly #hung = new WeakSet<Child>();
   readonly #quietRecycles = new WeakSet<Slot>();
@@ -92,6 +103,7 @@ export class WorkerPool {
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
     this.desired = options.launch.workers;
+    this.#desiredSpares = options.spares ?? 0;
     this.#policy = {
       role: "worker",
       startMs: options.readyTimeoutMs,
@@ -117,7 +129,7 @@ export class WorkerPool {
 
   /** Every live worker: current, replacements and retiring. */
   children(): Child[] {
-    const children = [...this.#retiring];
+    const children = [...this.#retiring, ...this.#stoppingSpares];
     for (const slot of this.#slots) {
       if (slot.current) children.push(slot.current);
       if (slot.replacement) children.push(slot.replacement);
@@ -188,15 +200,26 @@ export class WorkerPool {
         slot.current = this.#spawn(slot, generation);
       }
     }
+    // After the slots: a start takes fresh processes, and the spares wait for the next need.
+    this.#topUpSpares(now);
   }
 
   /**
    * Starts replacements for outdated slots: one (the canary) until a
    * replacement has been ready, then `--reload-batch` at a time.
    */
-  replaceOutdated(now: number, generation: number, canaryPassed: boolean): void {
+  replaceOutdated(
+    now: number,
+    generation: number,
+    canaryPassed: boolean,
+    oneStep = false,
+  ): void {
+    // One step: old workers drain only once every new one is ready, so no
+    // canary is needed for safety: all start at once (broken code fails them
+    // all, and the reload is aborted with the old generation still serving).
+    if (oneStep) this.#switchGeneration = generation;
     const inFlight = this.#slots.filter((slot) => slot.replacement).length;
-    let room = (canaryPassed ? this.#options.reloadBatch : 1) - inFlight;
+    let room = (oneStep ? Infinity : canaryPassed ? this.#options.reloadBatch : 1) - inFlight;
     for (const slot of this.#slots) {
       if (room <= 0) break;
       if (!slot.current || slot.current.spec.generation >= generation || slot.replacement) continue;
@@ -263,11 +286,24 @@ export class WorkerPool {
     for (const child of this.#retiring) {
       rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
     }
+    for (const spare of this.#spares) {
+      rows.push({
+        ...childRow("worker", "spare", spare, 0, usage, now),
+        state: "spare",
+        generation: null,
+      });
+    }
     return rows;
   }
 
   /** Asks every worker to drain (stop). */
   drainAll(): void {
+    // Spares hold no connection and run no app code: they just go.
+    for (const spare of this.#spares.splice(0)) {
+      this.#stoppingSpares.add(spare);
+      spare.kill();
+    }
+    this.#desiredSpares = 0;
     for (const slot of this.#slots.splice(0)) {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);
     }
@@ -278,6 +314,42 @@ export class WorkerPool {
   killAll(): void {
     this.drainAll();
     for (const child of this.#retiring) child.kill();
+  }
+
+  /**
+   * The one-step switch: once every outdated slot has a ready replacement,
+   * all of them take over at once and the whole old generation drains, so
+   * old and new answer side by side only while the new ones start.
+   */
+  #switchIfAllReady(): void {
+    const generation = this.#switchGeneration;
+    if (generation === undefined) return;
+    const outdated = this.#slots.filter((slot) =>
+      slot.current !== undefined && slot.current.spec.generation < generation
+    );
+    if (outdated.some((slot) => slot.replacement?.state !== "ready")) return;
+    this.#switchGeneration = undefined;
+    for (const slot of outdated) {
+      const predecessor = slot.current!;
+      slot.current = slot.replacement;
+      slot.replacement = undefined;
+      slot.recycle = undefined;
+      this.#retire(predecessor);
+    }
+  }
+
+  /**
+   * A rollout ended without its switch (aborted, or stopping): the new
+   * workers it started and that still wait to take over are let go.
+   */
+  cancelSwitch(): void {
+    if (this.#switchGeneration === undefined) return;
+    this.#switchGeneration = undefined;
+    for (const slot of this.#slots) {
+      if (!slot.replacement) continue;
+      this.#retire(slot.replacement);
+      slot.replacement = undefined;
+    }
   }
 
   /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
@@ -298,6 +370,7 @@ export class WorkerPool {
   /** The nearest time something has to happen, or Infinity. */
   nextDeadline(now: number): number {
     const retries = this.#slots.map((slot) => slot.retryAt);
+    if (this.#spares.length < this.#desiredSpares) retries.push(this.#spareRetryAt);
     return nextDeadline(this.children(), this.#policy, retries, now);
   }
 
@@ -315,6 +388,10 @@ export class WorkerPool {
     );
     const slot = this.#slotOf(child);
     if (slot?.replacement !== child) return false;
+    if (this.#switchGeneration === child.spec.generation) {
+      this.#switchIfAllReady();
+      return true;
+    }
     const predecessor = slot.current;
     slot.current = child;
     slot.replacement = undefined;
@@ -331,6 +408,20 @@ export class WorkerPool {
    */
   onExit(child: Child, status: Deno.CommandStatus, generation: number): WorkerExit {
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
+    if (this.#stoppingSpares.delete(child)) return { kind: "drained" };
+    const spare = this.#spares.indexOf(child);
+    if (spare !== -1) {
+      // A spare that dies is simply replaced (after a pause, should spares keep dying).
+      this.#spares.splice(spare, 1);
+      this.#spareRetryAt = this.#options.clock.now() + SPARE_RETRY_MS;
+      child.releaseOutput(true);
+      log.warn(
+        "worker.spare-exited",
+        `a spare (pid ${child.pid}) exited with ${describeExit(status)}; starting another`,
+        fields,
+      );
+      return { kind: "drained" };
+    }
     if (this.#retiring.delete(child)) {
       const reason = this.#killReasons.get(child);
       const how = child.killedAt === undefined
@@ -394,10 +485,43 @@ export class WorkerPool {
 
   // ---- Helpers ------------------------------------------------------------------------
 
+  /**
+   * Starts the worker a slot wants: a warm spare when one waits (it reads the
+   * app's code only now, so it runs the newest), else a fresh process.
+   */
   #spawn(slot: Slot, generation: number): Child | undefined {
     slot.triedGeneration = Math.max(slot.triedGeneration, generation);
     const launch = { ...this.#options.launch, workers: this.desired };
-    return spawnForSlot(workerSpec(launch, slot.id, generation), this.#options, slot);
+    const spec = workerSpec(launch, slot.id, generation);
+    const spare = this.#spares.shift();
+    if (spare) {
+      spare.release(spec);
+      return spare;
+    }
+    return spawnForSlot(spec, this.#options, slot);
+  }
+
+  /** Starts spares until as many wait as wanted (new ones once the released ones are ready). */
+  #topUpSpares(now: number): void {
+    // Not while workers start: on two cores a new spare would slow the very switch it serves.
+    const starting = this.#slots.some((slot) =>
+      slot.current?.state === "starting" || slot.replacement?.state === "starting"
+    );
+    if (starting && this.everReady) return;
+    while (this.#spares.length < this.#desiredSpares && now >= this.#spareRetryAt) {
+      try {
+        this.#spares.push(
+          this.#options.spawn(spareSpec(this.#options.launch), this.#options.listener),
+        );
+      } catch {
+        this.#spareRetryAt = now + SPARE_RETRY_MS;
+      }
+    }
+  }
+
+  /** The spares waiting now (pids), for status. */
+  spares(): Child[] {
+    return [...this.#spares];
   }
 
   #retire(child: Child): void {

@@ -13,11 +13,6 @@ import { runHelp, VERSION } from "../help.ts";
 
 /** How long an orphaned worker (supervisor gone) may drain before it exits on its own. */
 const ORPHAN_GRACE_MS = 1000;
-/**
- * How long a draining HTTP server keeps answering, with `Connection: close`,
- * before it closes its idle keep-alive connections (see worker_preload.ts).
- */
-const CLOSE_WINDOW_MS = 250;
 
 export async function runCommand(argv: string[]): Promise<number> {
   const cwd = Deno.cwd();
@@ -75,7 +70,7 @@ export async function runCommand(argv: string[]): Promise<number> {
         port: config.port,
         host: config.host,
         orphanGraceMs: ORPHAN_GRACE_MS,
-        closeWindowMs: Math.min(CLOSE_WINDOW_MS, config.graceMs),
+        closeWindowMs: Math.min(config.closeWindowMs, config.graceMs),
         maxRequests: config.maxRequests ?? 0,
         heartbeatMs: Math.round(config.timeoutMs / 3),
         readyPath: config.readyPath,
@@ -85,6 +80,8 @@ export async function runCommand(argv: string[]): Promise<number> {
       graceMs: config.graceMs,
       readyTimeoutMs: config.readyTimeoutMs,
       timeoutMs: config.timeoutMs,
+      spares: config.spares,
+      oneStepSwitch: config.oneStepSwitch,
       reloadBatch: config.reloadBatch,
       metrics: config.metrics,
       checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
