@@ -4,6 +4,7 @@
  * `net.ipv4.tcp_migrate_req` is set as the row says.
  */
 import { machine, median, percentile, runInNetns, table } from "./lib.ts";
+import { EDIT_SUBJECTS, measureEdits, summary } from "./edit.ts";
 
 interface ScenarioResult {
   mode: "hotreload" | "deno-watch";
@@ -17,22 +18,79 @@ interface ScenarioResult {
 
 const SCENARIO = new URL("./reload_scenario.ts", import.meta.url).pathname;
 
+/**
+ * The load rows reload by editing the file, so hotreload watches; they drain
+ * as without watching (rolling, a 250 ms close window, no spares) unless the
+ * row says "watching defaults": that row shows what the faster switch costs
+ * keep-alive clients.
+ */
+const PRODUCTION_DRAIN = [
+  "--options",
+  JSON.stringify(["--switch", "rolling", "--close-window", "250", "--spares", "0"]),
+];
+
 const RUNS: { label: string; args: string[]; migrate: 0 | 1 }[] = [
-  { label: "hotreload, 4 workers, tcp_migrate_req=1", args: ["--workers", "4"], migrate: 1 },
   {
-    label: "hotreload, 4 workers, Express 5 (node:http), tcp_migrate_req=1",
-    args: ["--workers", "4", "--app", "express"],
+    label: "hotreload, 4 workers, tcp_migrate_req=1",
+    args: ["--workers", "4", ...PRODUCTION_DRAIN],
     migrate: 1,
   },
-  { label: "hotreload, 4 workers, tcp_migrate_req=0", args: ["--workers", "4"], migrate: 0 },
-  { label: "hotreload, 1 worker, tcp_migrate_req=1", args: ["--workers", "1"], migrate: 1 },
+  {
+    label:
+      "hotreload, 4 workers, tcp_migrate_req=1, watching defaults (spares, one-step switch, close window 0)",
+    args: ["--workers", "4"],
+    migrate: 1,
+  },
+  {
+    label: "hotreload, 4 workers, Express 5 (node:http), tcp_migrate_req=1",
+    args: ["--workers", "4", "--app", "express", ...PRODUCTION_DRAIN],
+    migrate: 1,
+  },
+  {
+    label: "hotreload, 4 workers, tcp_migrate_req=0",
+    args: ["--workers", "4", ...PRODUCTION_DRAIN],
+    migrate: 0,
+  },
+  {
+    label: "hotreload, 1 worker, tcp_migrate_req=1",
+    args: ["--workers", "1", ...PRODUCTION_DRAIN],
+    migrate: 1,
+  },
   {
     label: "hotreload, 4 workers, tcp_migrate_req=1, a new connection per request",
-    args: ["--workers", "4", "--fresh"],
+    args: ["--workers", "4", "--fresh", ...PRODUCTION_DRAIN],
     migrate: 1,
   },
   { label: "deno run --watch", args: ["--mode", "deno-watch", "--workers", "1"], migrate: 1 },
 ];
+
+/** The edit loop without load: first new answer and every answer new, side by side. */
+async function editLoop(edits: number): Promise<string> {
+  const results = [];
+  for (const subject of EDIT_SUBJECTS) {
+    results.push({ subject, result: await measureEdits(subject, edits) });
+  }
+  const anchor = results.find((r) => r.subject.label === "deno run --watch")!.result;
+  const anchorMs = median(anchor.all);
+  return [
+    `### Save → new answers (${edits} edits each, fresh connections, no load)`,
+    "",
+    table(
+      [
+        "server",
+        "first new answer, median / p95 ms",
+        "every answer new, median / p95 ms",
+        "every answer new ÷ deno run --watch",
+      ],
+      results.map(({ subject, result }) => [
+        subject.label,
+        summary(result.first),
+        summary(result.all),
+        (median(result.all) / anchorMs).toFixed(2),
+      ]),
+    ),
+  ].join("\n");
+}
 
 export async function benchReload(reloads = 20, clients = 50): Promise<string> {
   const rows: (string | number)[][] = [];
@@ -53,7 +111,10 @@ export async function benchReload(reloads = 20, clients = 50): Promise<string> {
       kinds.join("; ") || "-",
     ]);
   }
+  const edits = await editLoop(reloads);
   return [
+    edits,
+    "",
     `### Reload under load (${reloads} reloads, ${clients} clients, keep-alive unless the row says)`,
     "",
     machine(),

@@ -18,8 +18,11 @@ const { values } = parseArgs({
     clients: { type: "string", default: "50" },
     fresh: { type: "boolean", default: false },
     app: { type: "string", default: "deno" },
+    // More hotreload options, as one JSON array (e.g. the drain settings a row compares).
+    options: { type: "string", default: "[]" },
   },
 });
+const extra = JSON.parse(values.options!) as string[];
 const mode = values.mode as "hotreload" | "deno-watch";
 const reloads = Number(values.reloads);
 // --app express: the same app on Express 5 (node:http), from the tests' npm fixture.
@@ -47,8 +50,9 @@ const server = spawnQuiet(
       values.workers!,
       "--port",
       String(port),
+      ...extra,
     ]
-    : hotreloadArgs(values.workers!, port),
+    : hotreloadArgs(values.workers!, port, extra),
   dir,
 );
 

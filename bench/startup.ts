@@ -4,6 +4,7 @@
  */
 import { encodeHandshake, FRAME_MARKER, type WorkerSettings } from "../src/runtime/protocol.ts";
 import { npmProject } from "../tests/frameworks.ts";
+import { runCli } from "../tests/helpers.ts";
 import {
   cpuTicks,
   freePort,
@@ -228,7 +229,15 @@ export async function benchStartup(): Promise<string> {
   const hot = startHotreload(dir, 4, port);
   await until(() => hot.lines.find((l) => /worker\(s\) ready in/.test(l)), "4 workers ready");
   await new Promise((resolve) => setTimeout(resolve, 1000)); // let start-up work settle
-  const hotIdle = await idleFootprint(hot.child.pid, 10);
+  // Watching, 4 workers: 4 warm spares wait beside them; measure the supervisor and one spare.
+  const spare = await until(async () => {
+    const status = await runCli(["status", "--json"], dir);
+    return JSON.parse(status.stdout).children.find((c: { state: string }) => c.state === "spare");
+  }, "a spare");
+  const [hotIdle, spareIdle] = await Promise.all([
+    idleFootprint(hot.child.pid, 10),
+    idleFootprint(spare.pid, 10),
+  ]);
   hot.child.kill("SIGTERM");
   await hot.child.status;
   await hot.done;
@@ -279,6 +288,11 @@ export async function benchStartup(): Promise<string> {
         "hotreload supervisor, 4 workers, watching (events)",
         hotIdle.rssMiB.toFixed(1),
         hotIdle.cpuPercent.toFixed(2),
+      ],
+      [
+        "one warm spare (hotreload keeps one per worker while watching)",
+        spareIdle.rssMiB.toFixed(1),
+        spareIdle.cpuPercent.toFixed(2),
       ],
       [
         "deno run --watch (its own process, app included)",

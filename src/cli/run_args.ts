@@ -252,7 +252,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     cwd,
     name: setting("name") ?? defaultName(entry),
     workers: workerCount,
-    spares: checking ? 0 : spares === "auto" ? (watch ? workerCount : 1) : spares,
+    spares: checking ? 0 : spares === "auto" ? (watch ? workerCount : 0) : spares,
     oneStepSwitch: setting("switch") === "all" || (setting("switch") === "auto" && watch !== false),
     closeWindowMs: setting("close-window") === "auto"
       ? (watch ? 0 : CLOSE_WINDOW_MS)

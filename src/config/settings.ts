@@ -156,7 +156,7 @@ export const SETTINGS: readonly Setting[] = [
     value: "<n|auto>",
     key: "spares",
     help:
-      "warm spare workers, released as the next workers (auto: one per worker while watching, else 1; 0: off)",
+      "warm spare workers, released as the next workers (auto: one per worker while watching, else none)",
     default: "auto",
     parse: (raw) => raw === "auto" ? "auto" : whole("spares", 0, MAX_WORKERS).parse(raw),
     check: (v, x, p) =>

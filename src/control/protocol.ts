@@ -21,7 +21,8 @@ export type ControlRequest =
 
 /** One row of `hotreload status`: a worker or custom-process instance. */
 export interface StatusRow {
-  role: "worker" | "process";
+  /** A spare is not a worker yet: it waits to be released as one. */
+  role: "worker" | "spare" | "process";
   id: number | string;
   pid: number | null;
   state: "spare" | "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";

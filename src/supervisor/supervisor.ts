@@ -70,6 +70,9 @@ type SupervisorEvent =
   | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void }
   | { kind: "reload"; request: ReloadRequest };
 
+/** Files a spare reads only when released: the app's own modules. */
+const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
+
 /** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
 const SAMPLES_OVER_LIMIT = 2;
 
@@ -517,6 +520,12 @@ export class Supervisor {
       `STATUS=reloading to generation ${this.#generation}`,
     );
     this.#rollout.replacing = this.#workers.anyServing();
+    // A spare has read everything but the app's modules when it started: when
+    // anything else may have changed (deno.json, an import map, the lock, an env
+    // file, or a reload without a list of files), it must not serve the new generation.
+    if (request.files.length === 0 || request.files.some((file) => !SOURCE.test(file))) {
+      this.#workers.discardSpares();
+    }
     // New code is tried at once: backoff slows down the same code crashing again, never new code.
     if (request.workers) this.#workers.retryNow();
     if (request.processes) this.#processes.retryNow();

@@ -447,7 +447,7 @@ Deno.test("core: spares are released as the next workers and replaced; a dead sp
   for (const child of world.workers(1)) child.ready();
   await settle();
   const waiting = spares();
-  world.ask({ cmd: "reload" });
+  world.inbox.changes({ changes: [{ path: "main.ts", kind: "changed" }] });
   await settle();
   const canary = world.workers(2)[0];
   assert.ok(waiting.includes(canary), "the canary is a released spare");
@@ -464,4 +464,18 @@ Deno.test("core: spares are released as the next workers and replaced; a dead sp
   assert.equal(spares().length, 2, "and is replaced after a pause");
   assert.equal(await stop(world, done), 0);
   assert.deepEqual(spares(), [], "a stop ends the spares");
+});
+
+Deno.test("core: a change to anything but the app's modules (deno.json, .env) discards the spares first", async () => {
+  const world = new FakeWorld();
+  const done = new Supervisor({ ...options(), spares: 1 }, world).run();
+  await settle();
+  for (const child of world.workers(1)) child.ready();
+  await settle();
+  const spare = world.children.find((c) => c.spare && c.state !== "exited")!;
+  world.inbox.changes({ changes: [{ path: "deno.json", kind: "changed" }] });
+  await settle();
+  assert.equal(spare.state, "exited", "the spare read the old deno.json: it goes");
+  assert.ok(!world.workers(2).includes(spare), "a fresh process runs the new generation");
+  assert.equal(await stop(world, done), 0);
 });

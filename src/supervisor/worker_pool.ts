@@ -288,9 +288,11 @@ export class WorkerPool {
     }
     for (const spare of this.#spares) {
       rows.push({
-        ...childRow("worker", "spare", spare, 0, usage, now),
+        ...childRow("worker", "-", spare, 0, usage, now),
+        role: "spare",
         state: "spare",
         generation: null,
+        requests: null,
       });
     }
     return rows;
@@ -516,6 +518,18 @@ export class WorkerPool {
       } catch {
         this.#spareRetryAt = now + SPARE_RETRY_MS;
       }
+    }
+  }
+
+  /**
+   * Ends the waiting spares (new ones follow): they read Deno's config, the
+   * import map, the lock file and the env files when they started, so a
+   * change to any of those must not be served by them.
+   */
+  discardSpares(): void {
+    for (const spare of this.#spares.splice(0)) {
+      this.#stoppingSpares.add(spare);
+      spare.kill();
     }
   }
 

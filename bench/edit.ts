@@ -1,0 +1,108 @@
+/**
+ * The edit loop, as a developer feels it: rewrite a hello app's file in
+ * place, then ask it on fresh connections (so any worker may answer) until
+ * every answer is new. Two figures per edit: the first new answer, and the
+ * moment after which no old answer comes any more ("every response new").
+ * Side by side in one run: hotreload (1 and 4 workers, spares on and off),
+ * `deno run --watch` and `deno serve --parallel --watch`.
+ */
+import { freePort, hotreloadArgs, median, percentile, spawnQuiet, until } from "./lib.ts";
+
+export interface EditResult {
+  first: number[];
+  all: number[];
+}
+
+/** What runs the app, and how its source reads for a version. */
+export interface EditSubject {
+  label: string;
+  args: (port: number) => string[];
+  source: (port: number, body: string) => string;
+}
+
+const serveSource = (_port: number, body: string) =>
+  `Deno.serve((_req) => new Response(${JSON.stringify(body)}));\n`;
+const portSource = (port: number, body: string) =>
+  `Deno.serve({ port: ${port} }, (_req) => new Response(${JSON.stringify(body)}));\n`;
+
+/** The rows of the edit-loop table. */
+export const EDIT_SUBJECTS: EditSubject[] = [
+  ...[1, 4].flatMap((workers) =>
+    [true, false].map((spares) => ({
+      label: `hotreload, ${workers} worker${workers === 1 ? "" : "s"}, spares ${
+        spares ? "on" : "off"
+      }`,
+      args: (port: number) => hotreloadArgs(workers, port, spares ? [] : ["--spares", "0"]),
+      source: serveSource,
+    }))
+  ),
+  {
+    label: "deno run --watch",
+    args: () => ["run", "--watch", "-N", "main.ts"],
+    source: portSource,
+  },
+  {
+    label: "deno serve --parallel --watch",
+    args: (port) => ["serve", "--parallel", "--watch", "-N", "--port", String(port), "main.ts"],
+    source: (_port, body) =>
+      `export default { fetch: () => new Response(${JSON.stringify(body)}) };\n`,
+  },
+];
+
+/** Runs `edits` edits against one subject; milliseconds from each write. */
+export async function measureEdits(subject: EditSubject, edits: number): Promise<EditResult> {
+  const dir = await Deno.makeTempDir({ prefix: "hotreload-bench-edit-" });
+  const port = freePort();
+  await Deno.writeTextFile(`${dir}/main.ts`, subject.source(port, "v0"));
+  const server = spawnQuiet(subject.args(port), dir);
+  const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  const ask = async () => {
+    try {
+      return await (await fetch(`http://127.0.0.1:${port}/`, { client })).text();
+    } catch {
+      return "";
+    }
+  };
+  const result: EditResult = { first: [], all: [] };
+  try {
+    await until(async () => (await ask()) === "v0", "the app to answer", 60_000);
+    for (let version = 1; version <= edits; version++) {
+      const body = `v${version}`;
+      await Deno.writeTextFile(`${dir}/main.ts`, subject.source(port, body));
+      const written = performance.now();
+      let first = -1;
+      let lastOld = -1;
+      let streak = 0;
+      // Done when 50 answers in a row are new (fresh connections: any worker may answer).
+      while (streak < 50) {
+        const answer = await ask();
+        const at = performance.now() - written;
+        if (answer === body) {
+          if (first < 0) first = at;
+          streak++;
+        } else {
+          if (first >= 0 && answer !== "") lastOld = at;
+          streak = answer === body ? streak : 0;
+        }
+        if (at > 30_000) throw new Error(`${subject.label}: ${body} not served within 30 s`);
+      }
+      result.first.push(first);
+      result.all.push(Math.max(first, lastOld));
+      // Let the last reload finish (old workers drain) before the next edit.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  } finally {
+    client.close();
+    try {
+      server.kill("SIGTERM");
+    } catch { /* gone */ }
+    await server.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+  return result;
+}
+
+/** `median / p95` of a series, in ms. */
+export function summary(values: number[]): string {
+  return `${Math.round(median(values))} / ${Math.round(percentile(values, 95))}`;
+}
