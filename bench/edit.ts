@@ -58,7 +58,12 @@ export async function measureEdits(subject: EditSubject, edits: number): Promise
   const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
   const ask = async () => {
     try {
-      return await (await fetch(`http://127.0.0.1:${port}/`, { client })).text();
+      // A server in the middle of a restart may accept and never answer: give up on that one.
+      const response = await fetch(`http://127.0.0.1:${port}/`, {
+        client,
+        signal: AbortSignal.timeout(2000),
+      });
+      return await response.text();
     } catch {
       return "";
     }
@@ -93,10 +98,17 @@ export async function measureEdits(subject: EditSubject, edits: number): Promise
     }
   } finally {
     client.close();
+    // `deno serve --watch` may wait for a "graceful termination" that never comes: SIGKILL after 3 s.
     try {
       server.kill("SIGTERM");
     } catch { /* gone */ }
+    const timer = setTimeout(() => {
+      try {
+        server.kill("SIGKILL");
+      } catch { /* gone */ }
+    }, 3000);
     await server.status;
+    clearTimeout(timer);
     await Deno.remove(dir, { recursive: true });
   }
   return result;
