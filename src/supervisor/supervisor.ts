@@ -670,7 +670,7 @@ export class Supervisor {
       ...this.#workers.statusRows(() => undefined),
       ...this.#processes.statusRows(() => undefined),
     ];
-    const workers = rows.filter((row) => row.role === "worker");
+    const workers = rows.filter((row) => row.role === "worker" || row.role === "spare");
     const states = ["spare", "starting", "ready", "draining", "backoff", "errored"] as const;
     const children = [...this.#workers.children(), ...this.#processes.children()];
     const usage = children.map((child) => ({ child, usage: this.#sampler.sample(child) }));
@@ -705,7 +705,7 @@ export class Supervisor {
       {
         name: "hotreload_workers",
         type: "gauge",
-        help: "Workers by state.",
+        help: "Workers by state (a spare waits to be released as one).",
         samples: states.map((state) => ({
           labels: { state },
           value: workers.filter((row) => row.state === state).length,
