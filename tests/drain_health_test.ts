@@ -136,12 +136,19 @@ Deno.test("a blocked event loop: that worker is replaced within --timeout + 2 s,
       const blocked = fetch(`http://127.0.0.1:${port}/block`).catch(() => undefined);
       const answered = { ok: 0 };
       let polling = true;
+      // Fresh connections, each given up after 300 ms: one that lands on the
+      // blocked worker waits, the others must be answered meanwhile.
+      const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
       const poll = (async () => {
         while (polling) {
-          const ok = await httpGet(port).then((r) => r.status === 200, () => false);
+          const ok = await fetch(`http://127.0.0.1:${port}/`, {
+            client,
+            signal: AbortSignal.timeout(300),
+          }).then(async (r) => (await r.text()) === "ok", () => false);
           if (ok) answered.ok++;
           await new Promise((resolve) => setTimeout(resolve, 20));
         }
+        client.close();
       })();
       try {
         await run.waitForOutput(
