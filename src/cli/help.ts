@@ -55,7 +55,7 @@ export function runHelp(): string {
   return `Usage: hotreload run <entry> [options] [deno flags] [-- app args]
 
 Runs <entry> as worker processes sharing one port (SO_REUSEPORT) and reloads
-them, one at a time, when files change. Options and Deno flags may come before
+them, new ones ready first, when files change. Options and Deno flags may come before
 or after the entry; app arguments only after "--". Settings can also live in
 hotreload.json or under "hotreload" in deno.json; flags win over the file.
 
