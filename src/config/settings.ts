@@ -58,6 +58,21 @@ function ms(flag: string, min: number) {
   };
 }
 
+/** A number of workers from `min` to MAX_WORKERS, or "auto". */
+function countOrAuto(flag: string, min: number) {
+  return {
+    parse: (raw: string) => raw === "auto" ? "auto" : whole(flag, min, MAX_WORKERS).parse(raw),
+    check: ((v, x, p) =>
+      x === "auto" ? x : v.whole(
+        x,
+        p,
+        min,
+        MAX_WORKERS,
+        `a whole number from ${min} to ${MAX_WORKERS} or "auto"`,
+      )) as Check,
+  };
+}
+
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return {
     parse(raw: string): T {
@@ -82,11 +97,7 @@ export const SETTINGS: readonly Setting[] = [
     key: "workers",
     help: "number of worker processes (auto = one per CPU)",
     default: 1,
-    parse: (raw) => raw === "auto" ? "auto" : whole("workers", 1, MAX_WORKERS).parse(raw),
-    check: (v, x, p) =>
-      x === "auto"
-        ? x
-        : v.whole(x, p, 1, MAX_WORKERS, `a whole number from 1 to ${MAX_WORKERS} or "auto"`),
+    ...countOrAuto("workers", 1),
   },
   {
     flag: "port",
@@ -158,11 +169,7 @@ export const SETTINGS: readonly Setting[] = [
     help:
       "warm spare workers, released as the next workers (auto: one per worker while watching, else none)",
     default: "auto",
-    parse: (raw) => raw === "auto" ? "auto" : whole("spares", 0, MAX_WORKERS).parse(raw),
-    check: (v, x, p) =>
-      x === "auto"
-        ? x
-        : v.whole(x, p, 0, MAX_WORKERS, `a whole number from 0 to ${MAX_WORKERS} or "auto"`),
+    ...countOrAuto("spares", 0),
   },
   {
     flag: "switch",
