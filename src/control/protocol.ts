@@ -53,6 +53,8 @@ export interface StatusReport {
     reloading: boolean;
     lastReload: { generation: number; ok: boolean; message: string; at: string } | null;
     rssBytes: number;
+    /** Lines dropped because our stdout or stderr was closed or failing. */
+    droppedLines: number;
   };
   children: StatusRow[];
 }

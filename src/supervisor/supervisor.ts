@@ -11,7 +11,7 @@
 import type { Child } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
-import { log } from "../log/mod.ts";
+import { droppedOutput, log } from "../log/mod.ts";
 import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
@@ -416,6 +416,7 @@ export class Supervisor {
         reloading: this.#rollout !== undefined,
         lastReload: this.#lastReload ?? null,
         rssBytes: Deno.memoryUsage().rss,
+        droppedLines: droppedOutput(),
       },
       children,
     };
@@ -735,6 +736,13 @@ export class Supervisor {
         samples: usage.flatMap(({ child, usage }) =>
           usage ? [{ labels: childLabels(child), value: usage.cpuSeconds }] : []
         ),
+      },
+      {
+        name: "hotreload_dropped_output_lines_total",
+        type: "counter",
+        help:
+          "Log and child-output lines dropped because the supervisor's stdout or stderr failed.",
+        samples: [{ value: droppedOutput() }],
       },
       {
         name: "hotreload_supervisor_resident_memory_bytes",
