@@ -24,43 +24,64 @@ const SCENARIO = new URL("./reload_scenario.ts", import.meta.url).pathname;
  * row says "watching defaults": that row shows what the faster switch costs
  * keep-alive clients.
  */
-const PRODUCTION_DRAIN = [
+const drain = (handover: "ebpf" | "kernel" | "none", ...more: string[]) => [
   "--options",
-  JSON.stringify(["--switch", "rolling", "--close-window", "250", "--spares", "0"]),
+  JSON.stringify([
+    "--switch",
+    "rolling",
+    "--close-window",
+    "250",
+    "--spares",
+    "0",
+    "--handover",
+    handover,
+    ...more,
+  ]),
 ];
 
+/**
+ * Each row names its handover (src/handover/): "steered" is eBPF steering,
+ * "kernel" relies on tcp_migrate_req=1, "none" is neither.
+ */
 const RUNS: { label: string; args: string[]; migrate: 0 | 1 }[] = [
   {
-    label: "hotreload, 4 workers, tcp_migrate_req=1",
-    args: ["--workers", "4", ...PRODUCTION_DRAIN],
+    label: "hotreload, 4 workers, kernel, tcp_migrate_req=1",
+    args: ["--workers", "4", ...drain("kernel")],
     migrate: 1,
   },
   {
-    label:
-      "hotreload, 4 workers, tcp_migrate_req=1, watching defaults (spares, one-step switch, close window 0)",
-    args: ["--workers", "4"],
-    migrate: 1,
-  },
-  {
-    label: "hotreload, 4 workers, Express 5 (node:http), tcp_migrate_req=1",
-    args: ["--workers", "4", "--app", "express", ...PRODUCTION_DRAIN],
-    migrate: 1,
-  },
-  {
-    label: "hotreload, 4 workers, tcp_migrate_req=0",
-    args: ["--workers", "4", ...PRODUCTION_DRAIN],
+    label: "hotreload, 4 workers, steered, tcp_migrate_req=0",
+    args: ["--workers", "4", ...drain("ebpf")],
     migrate: 0,
   },
   {
-    label: "hotreload, 1 worker, tcp_migrate_req=1",
-    args: ["--workers", "1", ...PRODUCTION_DRAIN],
+    label:
+      "hotreload, 4 workers, kernel, tcp_migrate_req=1, watching defaults (spares, one-step switch, close window 0)",
+    args: ["--workers", "4", "--options", JSON.stringify(["--handover", "kernel"])],
     migrate: 1,
   },
   {
-    label: "hotreload, 4 workers, tcp_migrate_req=1, a new connection per request",
-    args: ["--workers", "4", "--fresh", ...PRODUCTION_DRAIN],
+    label: "hotreload, 4 workers, Express 5 (node:http), kernel, tcp_migrate_req=1",
+    args: ["--workers", "4", "--app", "express", ...drain("kernel")],
     migrate: 1,
   },
+  {
+    label: "hotreload, 4 workers, none, tcp_migrate_req=0",
+    args: ["--workers", "4", ...drain("none")],
+    migrate: 0,
+  },
+  {
+    label: "hotreload, 1 worker, kernel, tcp_migrate_req=1",
+    args: ["--workers", "1", ...drain("kernel")],
+    migrate: 1,
+  },
+  ...([["ebpf", 0], ["ebpf", 1], ["kernel", 1], ["none", 0]] as const).map(([mode, migrate]) => ({
+    label: `hotreload, 4 workers, a new connection per request, ${
+      mode === "ebpf" ? "steered" : mode
+    }, tcp_migrate_req=${migrate}`,
+    args: ["--workers", "4", "--fresh", ...drain(mode)],
+    migrate,
+  })),
   { label: "deno run --watch", args: ["--mode", "deno-watch", "--workers", "1"], migrate: 1 },
 ];
 

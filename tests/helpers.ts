@@ -266,14 +266,19 @@ export class Hotreload {
   }
 }
 
-/** Runs a short `hotreload` command to completion. */
+/**
+ * Runs a short `hotreload` command to completion; `prefix`, if given, is a
+ * command that ends by exec'ing its arguments (e.g. setpriv).
+ */
 export async function runCli(
   args: string[],
   cwd: string,
   env: Record<string, string> = {},
+  prefix: string[] = [],
 ): Promise<{ code: number; stdout: string; stderr: string }> {
-  const result = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", CLI, ...args],
+  const argv = [...prefix, Deno.execPath(), "run", "-A", CLI, ...args];
+  const result = await new Deno.Command(argv[0], {
+    args: argv.slice(1),
     cwd,
     env: { NO_COLOR: "1", ...env },
     stdin: "null",

@@ -4,17 +4,19 @@ import { waitFor } from "./helpers.ts";
 /**
  * Keep-alive clients (as a proxy or load balancer in front of the workers
  * would be) sending requests until stopped; counts bodies and failures.
+ * `fresh`: a new connection per request instead (health checkers, curl
+ * scripts, unpooled service calls).
  */
-export function requestLoop(port: number, clients = 8) {
+export function requestLoop(port: number, clients = 8, { fresh = false, path = "/" } = {}) {
   const bodies: Record<string, number> = {};
   const failures: string[] = [];
   let ok = 0;
   let running = true;
-  const client = Deno.createHttpClient({});
+  const client = Deno.createHttpClient(fresh ? { poolMaxIdlePerHost: 0 } : {});
   const loops = Array.from({ length: clients }, async () => {
     while (running) {
       try {
-        const response = await fetch(`http://127.0.0.1:${port}/`, { client });
+        const response = await fetch(`http://127.0.0.1:${port}${path}`, { client });
         const body = await response.text();
         if (response.ok) {
           ok++;
@@ -28,6 +30,10 @@ export function requestLoop(port: number, clients = 8) {
     }
   });
   return {
+    /** The counts so far, while the clients go on. */
+    peek() {
+      return { ok, failures: [...failures], bodies: { ...bodies } };
+    },
     async stop() {
       if (running) {
         running = false;

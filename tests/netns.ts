@@ -30,7 +30,17 @@ export async function runInNetns<T>(
   return JSON.parse(stdout.split("\n").at(-1)!) as T;
 }
 
-/** Runs tests/scenarios/<name>.ts in a netns with tcp_migrate_req=1; `args` go as one JSON argument. */
-export function runScenario<T>(name: string, args: Record<string, unknown>): Promise<T> {
-  return runInNetns<T>(`${SCENARIOS}${name}.ts`, [JSON.stringify(args)], { timeoutMs: 120_000 });
+/**
+ * Runs tests/scenarios/<name>.ts in a netns with tcp_migrate_req=`migrate`
+ * (default 1); `args` go as one JSON argument.
+ */
+export function runScenario<T>(
+  name: string,
+  args: Record<string, unknown>,
+  migrate: 0 | 1 = 1,
+): Promise<T> {
+  return runInNetns<T>(`${SCENARIOS}${name}.ts`, [JSON.stringify(args)], {
+    migrate,
+    timeoutMs: 120_000,
+  });
 }

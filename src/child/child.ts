@@ -96,6 +96,8 @@ export interface Child {
   openRequests?: number;
   /** False once a draining worker has closed its listeners. */
   accepting: boolean;
+  /** The port a ready worker listens on (as it reported, or --port). */
+  port?: number;
   /** The last lines the child printed, for crash reports. */
   readonly tail: LineTail;
   uptimeMs(now?: number): number;
@@ -128,6 +130,7 @@ export class ManagedChild implements Child {
   requestsServed = 0;
   lastSeenAt: number;
   openRequests?: number;
+  port?: number;
   accepting = true;
   /** The last lines the child printed, for crash reports. */
   readonly tail = new LineTail(15);

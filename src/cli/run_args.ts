@@ -9,6 +9,7 @@ import { UsageError } from "../errors.ts";
 import { findSetting, SETTINGS } from "../config/settings.ts";
 import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
 import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
+import type { HandoverSetting } from "../handover/mod.ts";
 
 /** What `hotreload run` was asked to do, validated. */
 export interface RunConfig {
@@ -26,6 +27,8 @@ export interface RunConfig {
   spares: number;
   /** A reload switches all new workers in together (auto resolved: while watching). */
   oneStepSwitch: boolean;
+  /** --handover: how connections move off a draining worker. */
+  handover: HandoverSetting;
   /** How long a draining worker keeps answering before it stops accepting (auto resolved). */
   closeWindowMs: number;
   /** --metrics: where the supervisor serves Prometheus metrics. */
@@ -257,6 +260,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     closeWindowMs: setting("close-window") === "auto"
       ? (watch ? 0 : CLOSE_WINDOW_MS)
       : setting("close-window"),
+    handover: setting("handover"),
     port: setting("port"),
     host: setting("host"),
     graceMs: setting("grace"),

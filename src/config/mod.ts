@@ -66,6 +66,7 @@ export interface FileConfig {
   spares?: number | "auto";
   switch?: "all" | "rolling" | "auto";
   closeWindow?: number | "auto";
+  handover?: "auto" | "ebpf" | "kernel" | "none";
   metrics?: { hostname: string; port: number };
   reloadBatch?: number;
   name?: string;

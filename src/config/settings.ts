@@ -192,6 +192,16 @@ export const SETTINGS: readonly Setting[] = [
     check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),
   },
   {
+    flag: "handover",
+    value: "<auto|ebpf|kernel|none>",
+    key: "handover",
+    help: "who takes new connections while a worker drains: ebpf steers them to the serving " +
+      "workers (needs CAP_BPF and CAP_NET_ADMIN); kernel needs tcp_migrate_req=1; " +
+      "none leaves it to the kernel (auto: the first that works)",
+    default: "auto",
+    ...oneOf("handover", ["auto", "ebpf", "kernel", "none"] as const),
+  },
+  {
     flag: "reload-batch",
     value: "<n>",
     key: "reloadBatch",

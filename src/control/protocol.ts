@@ -50,6 +50,8 @@ export interface StatusReport {
     workers: number;
     generation: number;
     watcher: "events" | "poll" | null;
+    /** How new connections avoid a draining worker (src/handover/). */
+    handover: "ebpf" | "kernel" | "none" | null;
     reloading: boolean;
     lastReload: { generation: number; ok: boolean; message: string; at: string } | null;
     rssBytes: number;

@@ -19,6 +19,7 @@ import type { ProcessConfig } from "../config/mod.ts";
 import { EventQueue } from "./event_queue.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
 import { TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
+import type { HandoverSetting } from "../handover/mod.ts";
 import { type Connection, type MetricsAddress, realWorld, type World } from "./world.ts";
 import { Metrics, type ScrapedFamily } from "./metrics.ts";
 import { ProcessSet } from "./process_set.ts";
@@ -46,6 +47,8 @@ export interface SupervisorOptions {
   oneStepSwitch?: boolean;
   /** How many workers a reload replaces at once once the canary is ready. */
   reloadBatch: number;
+  /** --handover: how new connections avoid a draining worker (default auto). */
+  handover?: HandoverSetting;
   processes: ProcessConfig[];
   /** --max-memory in megabytes; undefined: no limit. */
   maxMemoryMB?: number;
@@ -121,7 +124,13 @@ export class Supervisor {
         this.#events.push({ kind: "exit", child, status }),
     };
     const seam = { listener, spawn: world.spawn, clock: world.clock, metrics: this.#metrics };
-    this.#workers = new WorkerPool({ ...options, ...seam });
+    this.#workers = new WorkerPool({
+      ...options,
+      ...seam,
+      // Called before any worker drains: it leaves the steered set first.
+      steer: (serving) =>
+        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, port: c.port }))),
+    });
     this.#processes = new ProcessSet({ ...options, ...seam });
   }
 
@@ -193,6 +202,7 @@ export class Supervisor {
 
   #onWorkerReady(child: Child, port: number | undefined): void {
     if (child.state !== "starting") return;
+    child.port = port ?? this.#options.launch.port;
     this.#workers.onReady(child);
     if (this.#rollout && child.spec.generation >= this.#rollout.generation) {
       this.#rollout.canaryPassed = true;
@@ -413,6 +423,7 @@ export class Supervisor {
         workers: this.#workers.desired,
         generation: this.#generation,
         watcher: this.#connection?.watcher?.backend ?? null,
+        handover: this.#connection?.handover.mode ?? null,
         reloading: this.#rollout !== undefined,
         lastReload: this.#lastReload ?? null,
         rssBytes: Deno.memoryUsage().rss,
@@ -792,8 +803,17 @@ export class Supervisor {
       `starting ${this.#workers.desired} worker(s) of ${launch.entry} on ${port}${host}${beside}; ${watching} (pid ${Deno.pid})`,
       { role: "supervisor", pid: Deno.pid },
     );
-    if (this.#workers.desired > 1 && this.#world.tcpMigrateReq() === 0) {
-      log.warn("kernel.tcp-migrate-req", TCP_MIGRATE_REQ_HINT, { role: "supervisor" });
+    const handover = this.#connection!.handover;
+    if (handover.mode === "none") {
+      log.warn("supervisor.handover", `handover: ${handover.summary}. ${TCP_MIGRATE_REQ_HINT}`, {
+        role: "supervisor",
+        handover: handover.mode,
+      });
+    } else {
+      log.info("supervisor.handover", `handover: ${handover.summary}`, {
+        role: "supervisor",
+        handover: handover.mode,
+      });
     }
   }
 }

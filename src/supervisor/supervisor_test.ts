@@ -10,6 +10,7 @@ import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import type { Clock } from "./clock.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import type { Inbox, World } from "./world.ts";
+import type { Handover } from "../handover/mod.ts";
 
 class FakeClock implements Clock {
   #now = 0;
@@ -97,6 +98,7 @@ class FakeChild implements Child {
 
   drain(): void {
     if (this.state === "exited" || this.state === "draining") return;
+    if (this.world.steered.includes(this.pid)) this.world.drainedWhileSteered.push(this.pid);
     this.state = "draining";
     this.drainStartedAt = this.world.clock.now();
     // A well-behaved app finishes at once unless the test says otherwise.
@@ -136,9 +138,20 @@ class FakeWorld implements World {
     return child;
   };
 
+  /** The pids the handover steers new connections to, as last told. */
+  steered: number[] = [];
+  /** Workers told to drain while still steered (must stay empty). */
+  readonly drainedWhileSteered: number[] = [];
+
   connect(inbox: Inbox) {
     this.inbox = inbox;
-    return Promise.resolve({ close: () => Promise.resolve() });
+    const handover: Handover = {
+      mode: "ebpf",
+      summary: "steered (fake)",
+      steer: (workers) => this.steered = workers.map((worker) => worker.pid),
+      close() {},
+    };
+    return Promise.resolve({ handover, close: () => Promise.resolve() });
   }
 
   tcpMigrateReq(): number {
@@ -477,5 +490,59 @@ Deno.test("core: a change to anything but the app's modules (deno.json, .env) di
   await settle();
   assert.equal(spare.state, "exited", "the spare read the old deno.json: it goes");
   assert.ok(!world.workers(2).includes(spare), "a fresh process runs the new generation");
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: a worker leaves the steered set before it drains (rolling, scale, crash, stop)", async () => {
+  const { world, done } = await started(2);
+  const serving = () => world.workers().filter((c) => c.state === "ready").map((c) => c.pid);
+  assert.deepEqual(world.steered.toSorted(), serving().toSorted(), "the first workers");
+  // Rolling: each old worker leaves as its replacement comes in.
+  world.ask({ cmd: "reload" });
+  await settle();
+  const canary = world.workers(2)[0];
+  assert.ok(!world.steered.includes(canary.pid), "a starting worker is not steered");
+  canary.ready();
+  await settle();
+  assert.ok(world.steered.includes(canary.pid), "a ready replacement is");
+  world.workers(2)[1].ready();
+  await settle();
+  assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
+  // Scale up, then down.
+  world.ask({ cmd: "scale", workers: 3 });
+  await settle();
+  world.workers().find((c) => c.state === "starting")!.ready();
+  await settle();
+  assert.equal(world.steered.length, 3);
+  world.ask({ cmd: "scale", workers: 1 });
+  await settle();
+  assert.equal(world.steered.length, 1);
+  // A crash: the dead worker is out, its successor in once ready.
+  const [survivor] = world.workers();
+  survivor.exit(1);
+  await settle();
+  assert.deepEqual(world.steered, []);
+  await world.clock.advance(60_000);
+  world.workers().find((c) => c.state === "starting")!.ready();
+  await settle();
+  assert.deepEqual(world.steered, serving());
+  assert.equal(await stop(world, done), 0);
+  assert.deepEqual(world.steered, [], "stopping steers nothing");
+  assert.deepEqual(world.drainedWhileSteered, [], "no worker drained while still steered");
+});
+
+Deno.test("core: with a one-step switch, the new workers are steered together, the old ones out before they drain", async () => {
+  const { world, done } = await started(3, { oneStepSwitch: true });
+  const old = world.steered.toSorted();
+  world.ask({ cmd: "reload" });
+  await settle();
+  world.workers(2)[0].ready(); // the canary: the rest start now
+  await settle();
+  assert.equal(world.workers(2).filter((c) => c.state === "starting").length, 2);
+  assert.deepEqual(world.steered.toSorted(), old, "the old generation serves until the switch");
+  for (const child of world.workers(2).filter((c) => c.state === "starting")) child.ready();
+  await settle();
+  assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
+  assert.deepEqual(world.drainedWhileSteered, []);
   assert.equal(await stop(world, done), 0);
 });

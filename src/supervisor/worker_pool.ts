@@ -74,6 +74,11 @@ export interface WorkerPoolOptions {
   listener: ChildListener;
   spawn: Spawn;
   clock: Clock;
+  /**
+   * Told which workers serve whenever that changes, and before any worker
+   * drains: with eBPF steering, only they get new connections.
+   */
+  steer?: (serving: readonly Child[]) => void;
 }
 
 export class WorkerPool {
@@ -86,6 +91,8 @@ export class WorkerPool {
   readonly #stoppingSpares = new Set<Child>();
   #desiredSpares: number;
   #spareRetryAt = 0;
+  /** The serving workers' pids, as last told to `steer`. */
+  #steered = "";
   /** Workers whose event loop is blocked: replaced ready-first, then killed. */
   readonly #hung = new WeakSet<Child>();
   readonly #quietRecycles = new WeakSet<Slot>();
@@ -309,6 +316,7 @@ export class WorkerPool {
     for (const slot of this.#slots.splice(0)) {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);
     }
+    this.#steer();
     for (const child of this.#retiring) child.drain();
   }
 
@@ -389,7 +397,10 @@ export class WorkerPool {
       { role: "worker", id: child.spec.id, pid: child.pid, generation: child.spec.generation },
     );
     const slot = this.#slotOf(child);
-    if (slot?.replacement !== child) return false;
+    if (slot?.replacement !== child) {
+      this.#steer();
+      return false;
+    }
     if (this.#switchGeneration === child.spec.generation) {
       this.#switchIfAllReady();
       return true;
@@ -399,6 +410,7 @@ export class WorkerPool {
     slot.replacement = undefined;
     slot.recycle = undefined;
     if (predecessor) this.#retire(predecessor);
+    this.#steer();
     return true;
   }
 
@@ -457,6 +469,7 @@ export class WorkerPool {
     }
     const wasReady = child.readyAt !== undefined;
     slot.current = undefined;
+    this.#steer();
     slot.recycle = undefined;
     slot.restarts++;
     this.#options.metrics?.workerRestarts.inc({ cause: "crash" });
@@ -540,9 +553,19 @@ export class WorkerPool {
 
   #retire(child: Child): void {
     this.#retiring.add(child);
+    this.#steer();
     // A hung worker cannot drain (its event loop is blocked): end it.
     if (this.#hung.has(child)) return child.kill();
     child.drain();
+  }
+
+  /** Tells `steer` the serving workers, when they changed. */
+  #steer(): void {
+    const serving = this.serving();
+    const pids = serving.map((child) => child.pid).join(",");
+    if (pids === this.#steered) return;
+    this.#steered = pids;
+    this.#options.steer?.(serving);
   }
 
   #slotOf(child: Child): Slot | undefined {

@@ -13,6 +13,7 @@ import { SdNotify } from "./sd_notify.ts";
 import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
+import { type Handover, type HandoverSetting, openHandover } from "../handover/mod.ts";
 
 /** What the outside world tells the supervisor. */
 export interface Inbox {
@@ -42,6 +43,8 @@ export interface MetricsAddress {
 export interface Connection {
   /** How files are watched; undefined when not watching. */
   watcher?: { backend: "events" | "poll"; fallbackReason?: string };
+  /** Who takes new connections while a worker drains (src/handover/). */
+  handover: Handover;
   close(): Promise<void>;
 }
 
@@ -49,7 +52,10 @@ export interface Connection {
 export interface World {
   clock: Clock;
   spawn: Spawn;
-  /** Starts the watcher, signal handlers and control socket, all pushing into `inbox`. */
+  /**
+   * Opens the handover, then starts the watcher, signal handlers and control
+   * socket, all pushing into `inbox`.
+   */
   connect(inbox: Inbox): Promise<Connection>;
   /** net.ipv4.tcp_migrate_req, or undefined when unreadable. */
   tcpMigrateReq(): number | undefined;
@@ -74,6 +80,7 @@ export function realWorld(
     instanceDir: string;
     watch?: Omit<WatchOptions, "onBatch">;
     metrics?: MetricsAddress;
+    handover?: HandoverSetting;
   },
 ): World {
   return {
@@ -82,6 +89,8 @@ export function realWorld(
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
     tcpMigrateReq: readTcpMigrateReq,
     async connect(inbox) {
+      // First: a forced handover that cannot work is a start-up error, before anything starts.
+      const handover = openHandover(options.handover ?? "auto", readTcpMigrateReq());
       let watcher: Watcher | undefined;
       if (options.watch) {
         // Loaded only when watching, so `--no-watch` production runs never pay for it.
@@ -89,6 +98,7 @@ export function realWorld(
         try {
           watcher = await createWatcher({ ...options.watch, onBatch: inbox.changes });
         } catch (error) {
+          handover.close();
           // A missing --watch path, or watching that cannot work as asked: bad input.
           throw new UsageError((error as Error).message);
         }
@@ -102,7 +112,9 @@ export function realWorld(
       const metrics = options.metrics && serveMetrics(options.metrics, inbox.metrics);
       return {
         watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
+        handover,
         async close() {
+          handover.close();
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
           control.close();
           await metrics?.shutdown();

@@ -9,7 +9,11 @@ import { requestLoop, waitForBody } from "../load.ts";
 import { npmProject } from "../frameworks.ts";
 
 const { scenario } = JSON.parse(Deno.args[0] ?? "{}") as { scenario: string };
-const app = (body: string) => `Deno.serve((_req) => new Response(${JSON.stringify(body)}));\n`;
+/** Answers `body`, and its pid on /pid. */
+const app = (body: string) =>
+  `Deno.serve((req) => new Response(new URL(req.url).pathname === "/pid" ? String(Deno.pid) : ${
+    JSON.stringify(body)
+  }));\n`;
 
 async function workersReady(dir: string, n: number): Promise<boolean> {
   const result = await runCli(["status", "--json"], dir);
@@ -29,6 +33,8 @@ app.listen(process.env.PORT);
 const SCENARIOS: Record<string, {
   args: string[];
   workers: number;
+  /** A new connection per request (default: keep-alive clients). */
+  fresh?: boolean;
   /** The project (default: a Deno.serve app answering "v1" in main.ts). */
   project?: () => Promise<string>;
   run(run: Hotreload, dir: string, port: number): Promise<Record<string, unknown>>;
@@ -106,6 +112,76 @@ const SCENARIOS: Record<string, {
   },
 };
 
+/** Rolling reloads by SIGHUP, `n` of them, each awaited to its end and its new body. */
+async function reloads(run: Hotreload, dir: string, port: number, workers: number, n: number) {
+  for (let version = 2; version <= n + 1; version++) {
+    await Deno.writeTextFile(`${dir}/main.ts`, app(`v${version}`));
+    run.signal("SIGHUP");
+    await run.waitForOutput(
+      new RegExp(`reloaded ${workers} workers in \\d+ ms \\(generation ${version};`),
+    );
+    await waitForBody(port, `v${version}`);
+  }
+  return run.output.matches(/reloaded \d+ workers/).length;
+}
+
+/** Worker pids, from status. */
+async function workerPids(dir: string): Promise<number[]> {
+  const result = await runCli(["status", "--json"], dir);
+  return JSON.parse(result.stdout).children
+    .filter((c: { role: string; state: string }) => c.role === "worker" && c.state === "ready")
+    .map((c: { pid: number }) => c.pid);
+}
+
+/** Steered (eBPF) scenarios: a new connection per request, tcp_migrate_req as the test sets it. */
+const STEERED: typeof SCENARIOS = {
+  /** 10 rolling reloads. */
+  "steered-reloads": {
+    args: ["-w", "2", "--handover", "ebpf"],
+    workers: 2,
+    fresh: true,
+    async run(run, dir, port) {
+      return {
+        reloads: await reloads(run, dir, port, 2, 10),
+        steered: run.output.has("handover: steered (eBPF)"),
+      };
+    },
+  },
+  /** scale 3, scale 1, SIGTTIN, SIGTTOU, as "scale" does, with fresh connections. */
+  "steered-scale": {
+    ...SCENARIOS.scale,
+    args: ["--handover", "ebpf"],
+    fresh: true,
+  },
+  /**
+   * A worker killed (SIGKILL) under load: the kernel drops its socket from the
+   * map, and its replacement is steered in once ready. Failures are counted
+   * apart for the crash (requests the dead worker held) and for the time after.
+   */
+  "steered-crash": {
+    args: ["-w", "3", "--handover", "ebpf"],
+    workers: 3,
+    fresh: true,
+    async run(_run, dir, port) {
+      const before = await workerPids(dir);
+      Deno.kill(before[1], "SIGKILL");
+      await waitFor(async () => {
+        const pids = await workerPids(dir);
+        return pids.length === 3 && !pids.includes(before[1]);
+      }, "the killed worker's replacement to be ready");
+      const after = await workerPids(dir);
+      const load = requestLoop(port, 8, { fresh: true, path: "/pid" });
+      await waitFor(() => load.peek().ok >= 300, "300 requests after the restart");
+      const counts = await load.stop();
+      return {
+        afterRestart: { failures: counts.failures, pids: Object.keys(counts.bodies).map(Number) },
+        workers: after,
+      };
+    },
+  },
+};
+Object.assign(SCENARIOS, STEERED);
+
 const chosen = SCENARIOS[scenario];
 if (!chosen) throw new Error(`unknown scenario "${scenario}"`);
 const dir = chosen.project ? await chosen.project() : await makeProject({ "main.ts": app("v1") });
@@ -119,7 +195,7 @@ const run = new Hotreload(
 try {
   await run.waitForReady(chosen.workers);
   await waitForBody(port, "v1");
-  const load = requestLoop(port);
+  const load = requestLoop(port, 8, { fresh: chosen.fresh });
   const details = await chosen.run(run, dir, port);
   const counts = await load.stop();
   console.log(JSON.stringify({ ...counts, ...details }));

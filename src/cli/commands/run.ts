@@ -82,6 +82,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       timeoutMs: config.timeoutMs,
       spares: config.spares,
       oneStepSwitch: config.oneStepSwitch,
+      handover: config.handover,
       reloadBatch: config.reloadBatch,
       metrics: config.metrics,
       checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,

@@ -48,9 +48,9 @@ export function formatStatus(report: StatusReport): string {
     `${s.name}: supervisor pid ${s.pid}, up ${formatUptime(s.uptimeMs)}, ` +
     `${(s.rssBytes / 2 ** 20).toFixed(1)} MB, ${s.workers} worker(s)` +
     (s.port === null ? "" : ` on port ${s.port}`) + `, generation ${s.generation}`,
-    `watching: ${s.watcher ?? "off"}; ` +
-    (s.reloading ? "reload in progress; " : "") +
-    `last reload: ${s.lastReload ? truncate(s.lastReload.message, 70) : "none"}`,
+    `watching: ${s.watcher ?? "off"}; handover: ${s.handover ?? "-"}` +
+    (s.reloading ? "; reload in progress" : ""),
+    `last reload: ${s.lastReload ? truncate(s.lastReload.message, 85) : "none"}`,
     "",
     COLUMNS.map(([title, width]) => title.padEnd(width)).join(" ").trimEnd(),
     ...report.children.map((row) =>

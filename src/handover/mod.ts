@@ -1,0 +1,124 @@
+/**
+ * Handover: what happens to new connections while a worker drains.
+ *
+ * - `ebpf` ("steered"): a BPF program picks each new connection's listener
+ *   from the workers the supervisor names (steering.ts), so a worker is taken
+ *   out before it drains and gets no new connection; connections still
+ *   queued when it closes go to a steered worker, whatever
+ *   `net.ipv4.tcp_migrate_req` says. Needs CAP_BPF and CAP_NET_ADMIN (root
+ *   has them) and pidfd_getfd on the workers.
+ * - `kernel`: no program; `tcp_migrate_req=1` moves queued connections of a
+ *   closing listener to the others. A connection the draining worker
+ *   accepted but had not read yet is still closed.
+ * - `none`: `tcp_migrate_req=0`: queued connections of a closing listener
+ *   are reset.
+ *
+ * `--handover auto` takes the first that works; a forced mode that cannot
+ * work is a start-up error.
+ *
+ * @module
+ */
+import { HotreloadError } from "../errors.ts";
+import { log } from "../log/mod.ts";
+import { SteeringObjects } from "./bpf.ts";
+import { Linux } from "./linux.ts";
+import { type SteeredWorker, Steering } from "./steering.ts";
+
+export type { SteeredWorker } from "./steering.ts";
+
+/** What `--handover` asks for. */
+export type HandoverSetting = "auto" | "ebpf" | "kernel" | "none";
+/** What is in effect. */
+export type HandoverMode = "ebpf" | "kernel" | "none";
+
+/** The active handover: says what it is, and steers when it can. */
+export interface Handover {
+  readonly mode: HandoverMode;
+  /** One line for the start log: what happens to connections during a reload. */
+  readonly summary: string;
+  /** Makes `workers` the only ones that get new connections (does nothing unless steered). */
+  steer(workers: readonly SteeredWorker[]): void;
+  close(): void;
+}
+
+const SUMMARIES: Record<HandoverMode, string> = {
+  ebpf: "steered (eBPF): a draining worker gets no new connection; queued ones move on",
+  kernel: "kernel migration (tcp_migrate_req=1)",
+  none: "none: a few new connections per reload may be reset",
+};
+
+/** A handover that steers nothing (kernel, none, and the core's unit tests). */
+export function passiveHandover(mode: Exclude<HandoverMode, "ebpf">): Handover {
+  return { mode, summary: SUMMARIES[mode], steer() {}, close() {} };
+}
+
+/**
+ * The handover `setting` asks for, given `net.ipv4.tcp_migrate_req`
+ * (undefined: unreadable). Throws a one-line error when a forced mode cannot work.
+ */
+export function openHandover(setting: HandoverSetting, migrateReq: number | undefined): Handover {
+  if (setting === "auto" || setting === "ebpf") {
+    const steering = openSteering();
+    if (typeof steering !== "string") return steeredHandover(steering);
+    if (setting === "ebpf") {
+      throw new HotreloadError(
+        `--handover ebpf cannot work here: ${steering}; run as root or with the capabilities ` +
+          `CAP_BPF and CAP_NET_ADMIN (docs/handover.md), or use --handover auto`,
+      );
+    }
+  }
+  if (setting === "kernel" && migrateReq !== 1) {
+    throw new HotreloadError(
+      `--handover kernel needs net.ipv4.tcp_migrate_req=1 (it is ${migrateReq ?? "unreadable"}): ` +
+        "run `sysctl -w net.ipv4.tcp_migrate_req=1`, or use --handover auto",
+    );
+  }
+  return passiveHandover(migrateReq === 1 ? "kernel" : "none");
+}
+
+/** Steering, or why it cannot work here (no libc, no permission, an old kernel). */
+function openSteering(): Steering | string {
+  const linux = Linux.open();
+  if (typeof linux === "string") return linux;
+  let objects: SteeringObjects | undefined;
+  try {
+    objects = SteeringObjects.create(linux);
+    // pidfd_getfd is refused by some seccomp profiles (Docker's, without
+    // CAP_SYS_PTRACE): try it on ourselves, so it fails now and not at the first reload.
+    const pidfd = linux.pidfdOpen(Deno.pid);
+    try {
+      linux.close(linux.pidfdGetfd(pidfd, objects.slotsFd));
+    } finally {
+      linux.close(pidfd);
+    }
+    return new Steering(linux, objects);
+  } catch (error) {
+    objects?.close();
+    linux.unload();
+    return (error as Error).message;
+  }
+}
+
+function steeredHandover(steering: Steering): Handover {
+  return {
+    mode: "ebpf",
+    summary: SUMMARIES.ebpf,
+    steer(workers) {
+      let problem: string | undefined;
+      try {
+        problem = steering.steer(workers);
+      } catch (error) {
+        problem = (error as Error).message;
+      }
+      const fresh = steering.newProblem(problem);
+      if (fresh) {
+        log.warn(
+          "handover.unsteered",
+          `not steering new connections (${fresh}): the kernel spreads them over every listener meanwhile`,
+          { role: "supervisor" },
+        );
+      }
+    },
+    close: () => steering.close(),
+  };
+}

@@ -1,0 +1,237 @@
+/**
+ * Handover (src/handover/): eBPF steering against the real kernel, with real
+ * workers and real clients that open a new connection per request, in a
+ * network namespace where tcp_migrate_req is 0 (so only steering can save
+ * the connections a closing listener had queued). Needs root, as CI has.
+ */
+import assert from "node:assert/strict";
+import { runScenario } from "./netns.ts";
+import { makeProject, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
+import { runInNetns } from "./netns.ts";
+
+const ROOT = Deno.uid() === 0;
+const PID_APP = `Deno.serve((req) => {
+  if (new URL(req.url).pathname !== "/healthz") return new Response(String(Deno.pid));
+  let healthy = true;
+  try { Deno.statSync("healthy"); } catch { healthy = false; }
+  return new Response(healthy ? "ok" : "not yet", { status: healthy ? 200 : 503 });
+});
+`;
+
+interface Counts {
+  ok: number;
+  failures: string[];
+}
+
+Deno.test({
+  name:
+    "steered: 10 reloads under new-connection-per-request load fail 0 requests (tcp_migrate_req=0)",
+  ignore: !ROOT,
+  async fn() {
+    const result = await runScenario<Counts & { reloads: number; steered: boolean }>(
+      "under_load",
+      { scenario: "steered-reloads" },
+      0,
+    );
+    assert.equal(result.steered, true, "the start line says steered (eBPF)");
+    assert.equal(result.reloads, 10);
+    assert.deepEqual(result.failures, []);
+    assert.ok(result.ok > 100, `requests served: ${result.ok}`);
+  },
+});
+
+Deno.test({
+  name: "steered: scaling up and down under new-connection-per-request load fails 0 requests",
+  ignore: !ROOT,
+  async fn() {
+    const result = await runScenario<Counts & { steps: string[] }>(
+      "under_load",
+      { scenario: "steered-scale" },
+      0,
+    );
+    assert.deepEqual(result.steps, ["3→3", "1→1", "SIGTTIN→2", "SIGTTOU→1"]);
+    assert.deepEqual(result.failures, []);
+    assert.ok(result.ok > 0);
+  },
+});
+
+Deno.test({
+  name: "steered: a crashed worker leaves the map with its socket; its replacement is steered in",
+  ignore: !ROOT,
+  async fn() {
+    const result = await runScenario<
+      Counts & { afterRestart: { failures: string[]; pids: number[] }; workers: number[] }
+    >("under_load", { scenario: "steered-crash" }, 0);
+    // During the crash, only requests the killed worker itself held can fail.
+    assert.ok(result.failures.length <= 8, `failures at the crash: ${result.failures.length}`);
+    assert.deepEqual(result.afterRestart.failures, []);
+    // Every ready worker, the replacement included, gets new connections.
+    assert.deepEqual(result.afterRestart.pids.toSorted(), result.workers.toSorted());
+  },
+});
+
+Deno.test({
+  name: "steered: a new worker gets no connection until its --ready-path passes",
+  ignore: !ROOT,
+  async fn() {
+    await withHotreload(
+      { "main.ts": PID_APP, "healthy": "" },
+      (port) =>
+        serveArgs(
+          port,
+          "-w",
+          "2",
+          "--allow-read",
+          "--ready-path",
+          "/healthz",
+          "--ready-timeout",
+          "30000",
+          "--handover",
+          "ebpf",
+        ),
+      async (run, { dir, port }) => {
+        await run.waitForReady(2);
+        await run.waitForOutput("handover: steered (eBPF)");
+        const old = new Set(await readyPids(dir));
+        await Deno.remove(`${dir}/healthy`);
+        run.signal("SIGHUP");
+        // The canary listens, but answers 503 on /healthz: it is not ready.
+        let canary = 0;
+        await waitFor(async () => {
+          const status = await statusJson(dir);
+          canary = status.children.find((c) => c.state === "starting")?.pid ?? 0;
+          return canary > 0 && status.supervisor.boundPorts.includes(port) &&
+            await listens(canary, port);
+        }, "the canary to listen");
+        const answered = new Set<number>();
+        for (let i = 0; i < 60; i++) answered.add(Number(await fresh(port)));
+        assert.ok(!answered.has(canary), "the not-ready canary answered a request");
+        assert.ok([...answered].every((pid) => old.has(pid)), "only old workers answer");
+        await Deno.writeTextFile(`${dir}/healthy`, "");
+        await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2/);
+        const now = new Set<number>();
+        await waitFor(async () => {
+          now.add(Number(await fresh(port)));
+          return now.has(canary);
+        }, "the canary to answer once ready");
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "steered: stop ends every worker and exits 0",
+  ignore: !ROOT,
+  async fn() {
+    await withHotreload(
+      { "main.ts": PID_APP },
+      (port) => serveArgs(port, "-w", "2", "--handover", "ebpf"),
+      async (run, { dir, port }) => {
+        await run.waitForReady(2);
+        assert.ok(Number(await fresh(port)) > 0);
+        const stop = await runCli(["stop"], dir);
+        assert.equal(stop.code, 0, stop.stderr);
+        assert.equal((await run.status).code, 0);
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "--handover kernel with tcp_migrate_req=0 is a one-line start-up error",
+  ignore: !ROOT,
+  async fn() {
+    const result = await runInNetns<{ code: number; stderr: string; stdout: string }>(
+      new URL("./scenarios/start_only.ts", import.meta.url).pathname,
+      ["--handover", "kernel"],
+      { migrate: 0, timeoutMs: 60_000 },
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /--handover kernel needs net\.ipv4\.tcp_migrate_req=1 \(it is 0\)/);
+    assert.equal(result.stderr.trim().split("\n").length, 1, result.stderr);
+  },
+});
+
+Deno.test({
+  name: "--handover ebpf without CAP_BPF is a one-line start-up error; auto falls back",
+  ignore: !ROOT,
+  async fn() {
+    const dir = await makeProject({ "main.ts": PID_APP });
+    try {
+      // Root without CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN (as in a default Docker container).
+      const prefix = ["setpriv", "--bounding-set", "-bpf,-net_admin,-sys_admin,-perfmon", "--"];
+      const forced = await runCli(["run", "main.ts", "-N", "--handover", "ebpf"], dir, {}, prefix);
+      assert.equal(forced.code, 1, forced.stderr);
+      assert.match(forced.stderr, /--handover ebpf cannot work here: bpf\(.*\): EPERM/);
+      assert.equal(forced.stderr.trim().split("\n").length, 1, forced.stderr);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+    await withHotreload(
+      { "main.ts": PID_APP },
+      (port) => serveArgs(port, "--handover", "auto"),
+      async (run, { port }) => {
+        await run.waitForReady(1);
+        await run.waitForOutput(/handover: (kernel migration|none)/);
+        assert.ok(Number(await fresh(port)) > 0, "it serves");
+      },
+      { prefix: ["setpriv", "--bounding-set", "-bpf,-net_admin,-sys_admin,-perfmon", "--"] },
+    );
+  },
+});
+
+Deno.test("--handover refuses a value it does not know", async () => {
+  const dir = await makeProject({ "main.ts": PID_APP });
+  try {
+    const result = await runCli(["run", "main.ts", "--handover", "magic"], dir);
+    assert.equal(result.code, 2);
+    assert.match(result.stderr, /--handover/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+interface Status {
+  supervisor: { boundPorts: number[]; handover: string | null };
+  children: { pid: number; state: string; role: string }[];
+}
+
+async function statusJson(dir: string): Promise<Status> {
+  const result = await runCli(["status", "--json"], dir);
+  assert.equal(result.code, 0, result.stderr);
+  return JSON.parse(result.stdout);
+}
+
+async function readyPids(dir: string): Promise<number[]> {
+  return (await statusJson(dir)).children.filter((c) => c.role === "worker" && c.state === "ready")
+    .map((c) => c.pid);
+}
+
+/** One request on a new connection; the body. */
+async function fresh(port: number): Promise<string> {
+  const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
+  try {
+    return await (await fetch(`http://127.0.0.1:${port}/`, { client })).text();
+  } finally {
+    client.close();
+  }
+}
+
+/** True when `pid` holds a listening socket on `port` (from /proc, as steering finds it). */
+async function listens(pid: number, port: number): Promise<boolean> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")} `;
+  const inodes = new Set<string>();
+  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    const text = await Deno.readTextFile(file).catch(() => "");
+    for (const line of text.split("\n").slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[1]?.endsWith(hex.trim()) && f[3] === "0A") inodes.add(f[9]);
+    }
+  }
+  for await (const entry of Deno.readDir(`/proc/${pid}/fd`)) {
+    const link = await Deno.readLink(`/proc/${pid}/fd/${entry.name}`).catch(() => "");
+    const match = /^socket:\[(\d+)\]$/.exec(link);
+    if (match && inodes.has(match[1])) return true;
+  }
+  return false;
+}
