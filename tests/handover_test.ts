@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { runScenario } from "./netns.ts";
-import { makeProject, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
+import { makeProject, MOD_URL, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
 import { runInNetns } from "./netns.ts";
 
 const ROOT = Deno.uid() === 0;
@@ -132,6 +132,33 @@ Deno.test({
         const stop = await runCli(["stop"], dir);
         assert.equal(stop.code, 0, stop.stderr);
         assert.equal((await run.status).code, 0);
+      },
+    );
+  },
+});
+
+Deno.test({
+  name: "steered: workers with no listener on the port are said once, and left to the kernel",
+  ignore: !ROOT,
+  async fn() {
+    const app = `import { deferReady, ready } from "${MOD_URL}";
+deferReady();
+ready();
+setInterval(() => {}, 1000);
+`;
+    await withHotreload(
+      { "main.ts": app },
+      (port) => serveArgs(port, "-w", "2", "--handover", "ebpf"),
+      async (run, { port }) => {
+        await run.waitForReady(2);
+        run.signal("SIGHUP");
+        await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2/);
+        const said = run.output.matches(
+          new RegExp(
+            `not steering new connections \\(no listener on port ${port} in worker pid \\d+\\)`,
+          ),
+        );
+        assert.equal(said.length, 1, run.output.text());
       },
     );
   },

@@ -183,6 +183,7 @@ Deno.test("--metrics: valid for promtool, also mid-reload; counters move by the 
         /hotreload_worker_requests_total\{role="worker",id="\d",pid="\d+",generation="\d+"\} \d+/,
       );
       assert.match(after, /hotreload_build_info\{version="[^"]+",deno="[^"]+"\} 1/);
+      assert.match(after, /hotreload_handover_info\{mode="(ebpf|kernel|none)"\} 1/);
     },
   );
 });

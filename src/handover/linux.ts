@@ -2,8 +2,9 @@
  * The Linux calls steering needs, through libc (FFI, as src/watch/probe.ts
  * does): `bpf(2)` to create maps, load the program and edit the map;
  * `pidfd_open(2)` + `pidfd_getfd(2)` to take a duplicate of a worker's
- * listening socket; `setsockopt(SO_ATTACH_REUSEPORT_EBPF)` to attach the
- * program to the reuseport group; `close(2)`. Every call returns a result or
+ * socket; `getsockopt(SO_ACCEPTCONN)` and `getsockname(2)` to tell its
+ * listener; `setsockopt(SO_ATTACH_REUSEPORT_EBPF)` to attach the program to
+ * the reuseport group; `close(2)`. Every call returns a result or
  * throws an {@link OsError} that names the call and the errno.
  *
  * @module
@@ -37,14 +38,18 @@ const SYS_BPF: Record<string, number> = { x86_64: 321, aarch64: 280 };
 const SYS_PIDFD_OPEN = 434n;
 const SYS_PIDFD_GETFD = 438n;
 const SOL_SOCKET = 1;
+const SO_ACCEPTCONN = 30;
 const SO_ATTACH_REUSEPORT_EBPF = 52;
+const AF_INET = 2;
+const AF_INET6 = 10;
 
 const SYMBOLS = {
   bpf: { name: "syscall", parameters: ["i64", "i64", "buffer", "i64"], result: "i64" },
   pidfd_open: { name: "syscall", parameters: ["i64", "i64", "i64"], result: "i64" },
   pidfd_getfd: { name: "syscall", parameters: ["i64", "i64", "i64", "i64"], result: "i64" },
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
-  fstat: { parameters: ["i32", "buffer"], result: "i32" },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -126,12 +131,26 @@ export class Linux {
     );
   }
 
-  /** The inode of what `fd` refers to (for a socket: the number in `socket:[N]`). */
-  inode(fd: number): number {
-    // struct stat (x86_64 and aarch64 generic): st_dev u64, then st_ino u64.
-    const stat = zeroed(256);
-    this.#check("fstat", this.#lib.symbols.fstat(fd, stat));
-    return Number(new DataView(stat.buffer).getBigUint64(8, true));
+  /**
+   * When the socket `fd` is a TCP/IP listener: its port and its address
+   * (family and bytes, as a key that tells reuseport groups apart).
+   */
+  listener(fd: number): { port: number; address: string } | undefined {
+    const value = zeroed(4);
+    const length = zeroed(4);
+    new DataView(length.buffer).setUint32(0, 4, true);
+    const accepting = this.#lib.symbols.getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, value, length);
+    if (accepting !== 0 || new DataView(value.buffer).getInt32(0, true) !== 1) return undefined;
+    // struct sockaddr_in / sockaddr_in6: family (host order), port (network order), address.
+    const address = zeroed(128);
+    new DataView(length.buffer).setUint32(0, 128, true);
+    if (this.#lib.symbols.getsockname(fd, address, length) !== 0) return undefined;
+    const view = new DataView(address.buffer);
+    const family = view.getUint16(0, true);
+    if (family !== AF_INET && family !== AF_INET6) return undefined;
+    const bytes = family === AF_INET ? address.subarray(4, 8) : address.subarray(8, 24);
+    const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
+    return { port: view.getUint16(2, false), address: `${family}:${hex}` };
   }
 
   close(fd: number): void {

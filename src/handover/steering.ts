@@ -1,8 +1,8 @@
 /**
  * Steering: the supervisor decides which workers' listeners get new
  * connections. A worker that joins gets a key in the program's listeners map
- * (bpf.ts) and keeps it while it serves: its socket, a duplicate taken with
- * pidfd_getfd and closed at once (the map holds the socket itself; a
+ * (bpf.ts) and keeps it while it serves: its socket (listeners.ts), a
+ * duplicate taken with pidfd_getfd and closed at once (the map holds the socket itself; a
  * duplicate kept open here would keep the listener alive after its worker
  * closed it, with nobody to accept). `steer(workers)` then writes the keys
  * in use into slots[1..n], then n into slots[0], and only then clears the
@@ -18,7 +18,7 @@
  */
 import { MAX_STEERED, type SteeringObjects } from "./bpf.ts";
 import type { Linux } from "./linux.ts";
-import { listenRows, socketFds } from "./listeners.ts";
+import { findListener } from "./listeners.ts";
 
 /** A worker that should take new connections: its pid and the port it serves (if known). */
 export interface SteeredWorker {
@@ -26,16 +26,10 @@ export interface SteeredWorker {
   port?: number;
 }
 
-/** Where a worker's listener is, once found: its fd number in the worker and the socket's inode. */
-interface Found {
-  fd: number;
-  inode: number;
-  address: string;
-}
-
-/** A steered worker's listener: where it is in the worker, and its key in the map. */
-interface Member extends Found {
+/** A steered worker's listener: its key in the map, and its address (its reuseport group). */
+interface Member {
   key: number;
+  address: string;
 }
 
 export class Steering {
@@ -43,7 +37,7 @@ export class Steering {
   readonly #objects: SteeringObjects;
   /** Workers whose socket is in the listeners map, by pid. */
   readonly #members = new Map<number, Member>();
-  /** Why the last steer could not steer, to say it once per distinct reason. */
+  /** The kind of the last problem, to say each kind once. */
   #lastProblem?: string;
 
   constructor(linux: Linux, objects: SteeringObjects) {
@@ -80,19 +74,7 @@ export class Steering {
     let group: string | undefined;
     const keys: number[] = [];
     for (const worker of workers) {
-      let member = this.#members.get(worker.pid);
-      if (!member) {
-        const found = this.#locate(worker, group);
-        if (!found) {
-          const port = worker.port === undefined
-            ? "its port (none reported)"
-            : `port ${worker.port}`;
-          throw new Error(`no listener on ${port} in worker pid ${worker.pid}`);
-        }
-        member = { ...found, key: this.#freeKey() };
-        this.#place(member, worker.pid);
-        this.#members.set(worker.pid, member);
-      }
+      const member = this.#members.get(worker.pid) ?? this.#place(worker, group);
       group ??= member.address;
       if (member.address !== group) {
         throw new Error(`worker pid ${worker.pid} listens on another address than the others`);
@@ -102,6 +84,33 @@ export class Steering {
     return keys;
   }
 
+  /**
+   * Finds the worker's listener and puts it at a free key, attaching the
+   * program to its group on the way; the duplicate is closed at once.
+   */
+  #place(worker: SteeredWorker, group: string | undefined): Member {
+    const where = worker.port === undefined ? "its port (none reported)" : `port ${worker.port}`;
+    const pidfd = this.#linux.pidfdOpen(worker.pid);
+    try {
+      const found = worker.port === undefined
+        ? undefined
+        : findListener(this.#linux, worker.pid, pidfd, worker.port, group);
+      if (!found) throw new Error(`no listener on ${where} in worker pid ${worker.pid}`);
+      try {
+        const member = { key: this.#freeKey(), address: found.address };
+        // Each time: the group is a new one when all its listeners had closed (a restart of all).
+        this.#linux.attachReuseportProgram(found.socket, this.#objects.progFd);
+        this.#objects.setListener(member.key, found.socket);
+        this.#members.set(worker.pid, member);
+        return member;
+      } finally {
+        this.#linux.close(found.socket);
+      }
+    } finally {
+      this.#linux.close(pidfd);
+    }
+  }
+
   #freeKey(): number {
     const used = new Set([...this.#members.values()].map((member) => member.key));
     let key = 0;
@@ -109,44 +118,11 @@ export class Steering {
     return key;
   }
 
-  /** Puts the worker's listener at its key, attaching the program to its group on the way. */
-  #place(member: Member, pid: number): void {
-    const pidfd = this.#linux.pidfdOpen(pid);
-    try {
-      const socket = this.#linux.pidfdGetfd(pidfd, member.fd);
-      try {
-        if (this.#linux.inode(socket) !== member.inode) {
-          throw new Error(`worker pid ${pid} closed its listener`);
-        }
-        // Each time: the group is a new one when all its listeners had closed (a restart of all).
-        this.#linux.attachReuseportProgram(socket, this.#objects.progFd);
-        this.#objects.setListener(member.key, socket);
-      } finally {
-        this.#linux.close(socket);
-      }
-    } finally {
-      this.#linux.close(pidfd);
-    }
-  }
-
-  /** The worker's listener on its port; of the `group` address when it has several (IPv4 and IPv6). */
-  #locate(worker: SteeredWorker, group?: string): Found | undefined {
-    if (worker.port === undefined) return undefined;
-    const rows = listenRows(worker.port);
-    const byInode = new Map(rows.map((row) => [row.inode, row.address]));
-    const fds = socketFds(worker.pid, new Set(byInode.keys()));
-    // IPv4 rows come first: without a group yet, the IPv4 listener leads.
-    const order = (inode: number) => rows.findIndex((row) => row.inode === inode);
-    fds.sort((a, b) => order(a.inode) - order(b.inode));
-    const first = fds.find((fd) => group === undefined || byInode.get(fd.inode) === group) ??
-      fds[0];
-    return first && { ...first, address: byInode.get(first.inode)! };
-  }
-
-  /** Says a problem once, until steering works again. */
+  /** Says a kind of problem once (whichever worker it is about), until steering works again. */
   newProblem(problem: string | undefined): string | undefined {
-    const fresh = problem !== undefined && problem !== this.#lastProblem;
-    this.#lastProblem = problem;
+    const kind = problem?.replace(/pid \d+/g, "pid");
+    const fresh = kind !== undefined && kind !== this.#lastProblem;
+    this.#lastProblem = kind;
     return fresh ? problem : undefined;
   }
 

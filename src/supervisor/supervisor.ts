@@ -703,6 +703,12 @@ export class Supervisor {
         }],
       },
       {
+        name: "hotreload_handover_info",
+        type: "gauge",
+        help: "Always 1; mode says how new connections avoid a draining worker (ebpf, kernel, none).",
+        samples: [{ labels: { mode: this.#connection?.handover.mode ?? "none" }, value: 1 }],
+      },
+      {
         name: "hotreload_generation",
         type: "gauge",
         help: "The newest generation of code (1 at start, +1 per reload).",
