@@ -705,7 +705,8 @@ export class Supervisor {
       {
         name: "hotreload_handover_info",
         type: "gauge",
-        help: "Always 1; mode says how new connections avoid a draining worker (ebpf, kernel, none).",
+        help:
+          "Always 1; mode says how new connections avoid a draining worker (ebpf, kernel, none).",
         samples: [{ labels: { mode: this.#connection?.handover.mode ?? "none" }, value: 1 }],
       },
       {
