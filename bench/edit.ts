@@ -27,14 +27,23 @@ const portSource = (port: number, body: string) =>
 
 /** The rows of the edit-loop table. */
 export const EDIT_SUBJECTS: EditSubject[] = [
+  // Steered (eBPF) and not (--handover none), side by side: steering lets a new
+  // worker take connections only once the supervisor knows it is ready.
   ...[1, 4].flatMap((workers) =>
-    [true, false].map((spares) => ({
-      label: `hotreload, ${workers} worker${workers === 1 ? "" : "s"}, spares ${
-        spares ? "on" : "off"
-      }`,
-      args: (port: number) => hotreloadArgs(workers, port, spares ? [] : ["--spares", "0"]),
-      source: serveSource,
-    }))
+    [true, false].flatMap((spares) =>
+      (["ebpf", "none"] as const).map((handover) => ({
+        label: `hotreload, ${workers} worker${workers === 1 ? "" : "s"}, spares ${
+          spares ? "on" : "off"
+        }, ${handover === "ebpf" ? "steered" : "not steered"}`,
+        args: (port: number) =>
+          hotreloadArgs(workers, port, [
+            "--handover",
+            handover,
+            ...(spares ? [] : ["--spares", "0"]),
+          ]),
+        source: serveSource,
+      }))
+    )
   ),
   {
     label: "deno run --watch",
