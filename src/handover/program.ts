@@ -81,7 +81,7 @@ const loadMap = (dst: number, fd: number) => [
   insn(0, 0, 0, 0, 0),
 ];
 
-/** `r2 = &slots[r9]; r1 = slots; call bpf_map_lookup_elem` (6 slots). */
+/** `r0 = bpf_map_lookup_elem(&slots, &r9)`: the key goes through the stack (6 slots). */
 const lookupSlot = (slotsFd: number) => [
   store32(FP, -4, R9),
   mov(R2, FP),

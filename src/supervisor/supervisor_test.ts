@@ -154,10 +154,6 @@ class FakeWorld implements World {
     return Promise.resolve({ handover, close: () => Promise.resolve() });
   }
 
-  tcpMigrateReq(): number {
-    return 1;
-  }
-
   /** Live workers of `generation`, by slot id. */
   workers(generation?: number): FakeChild[] {
     return this.children.filter((c) =>
@@ -518,8 +514,8 @@ Deno.test("core: a worker leaves the steered set before it drains (rolling, scal
   await settle();
   assert.equal(world.steered.length, 1);
   // A crash: the dead worker is out, its successor in once ready.
-  const [survivor] = world.workers();
-  survivor.exit(1);
+  const [last] = world.workers();
+  last.exit(1);
   await settle();
   assert.deepEqual(world.steered, []);
   await world.clock.advance(60_000);

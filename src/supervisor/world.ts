@@ -1,9 +1,10 @@
 /**
  * The one seam between the supervisor's core and the operating system:
  * spawning children, the clock, signals, the file watcher, the control
- * socket and the kernel's settings. `realWorld` wires the real ones; the
- * core's unit tests (supervisor_test.ts) pass a fake child, a fake clock and
- * an inbox they push into, and start no process.
+ * socket and the handover (src/handover/: who takes new connections).
+ * `realWorld` wires the real ones; the core's unit tests (supervisor_test.ts)
+ * pass a fake child, a fake clock, a fake handover and an inbox they push
+ * into, and start no process.
  */
 import { ManagedChild, type Spawn } from "../child/child.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
@@ -57,8 +58,6 @@ export interface World {
    * socket, all pushing into `inbox`.
    */
   connect(inbox: Inbox): Promise<Connection>;
-  /** net.ipv4.tcp_migrate_req, or undefined when unreadable. */
-  tcpMigrateReq(): number | undefined;
   /** systemd's notify socket, or undefined (no systemd, or not Type=notify). */
   notifier?: Notifier;
 }
@@ -87,7 +86,6 @@ export function realWorld(
     clock: REAL_CLOCK,
     notifier: SdNotify.fromEnv(),
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
-    tcpMigrateReq: readTcpMigrateReq,
     async connect(inbox) {
       // First: a forced handover that cannot work is a start-up error, before anything starts.
       const handover = openHandover(options.handover ?? "auto", readTcpMigrateReq());
