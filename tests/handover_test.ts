@@ -5,9 +5,8 @@
  * the connections a closing listener had queued). Needs root, as CI has.
  */
 import assert from "node:assert/strict";
-import { runScenario } from "./netns.ts";
+import { runInNetns, runScenario } from "./netns.ts";
 import { makeProject, MOD_URL, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
-import { runInNetns } from "./netns.ts";
 
 const ROOT = Deno.uid() === 0;
 const PID_APP = `Deno.serve((req) => {
