@@ -6,7 +6,16 @@
  */
 import assert from "node:assert/strict";
 import { runInNetns, runScenario } from "./netns.ts";
-import { makeProject, MOD_URL, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
+import {
+  httpGet,
+  makeProject,
+  MOD_URL,
+  runCli,
+  serveArgs,
+  waitFor,
+  withHotreload,
+} from "./helpers.ts";
+import { listeningInodes } from "../src/supervisor/port_owners.ts";
 
 const ROOT = Deno.uid() === 0;
 const PID_APP = `Deno.serve((req) => {
@@ -43,11 +52,12 @@ Deno.test({
   name: "steered: scaling up and down under new-connection-per-request load fails 0 requests",
   ignore: !ROOT,
   async fn() {
-    const result = await runScenario<Counts & { steps: string[] }>(
+    const result = await runScenario<Counts & { steps: string[]; steered: boolean }>(
       "under_load",
       { scenario: "steered-scale" },
       0,
     );
+    assert.equal(result.steered, true, "the start line says steered (eBPF)");
     assert.deepEqual(result.steps, ["3→3", "1→1", "SIGTTIN→2", "SIGTTOU→1"]);
     assert.deepEqual(result.failures, []);
     assert.ok(result.ok > 0);
@@ -59,8 +69,13 @@ Deno.test({
   ignore: !ROOT,
   async fn() {
     const result = await runScenario<
-      Counts & { afterRestart: { failures: string[]; pids: number[] }; workers: number[] }
+      Counts & {
+        afterRestart: { failures: string[]; pids: number[] };
+        workers: number[];
+        steered: boolean;
+      }
     >("under_load", { scenario: "steered-crash" }, 0);
+    assert.equal(result.steered, true, "the start line says steered (eBPF)");
     // During the crash, only requests the killed worker itself held can fail.
     assert.ok(result.failures.length <= 8, `failures at the crash: ${result.failures.length}`);
     assert.deepEqual(result.afterRestart.failures, []);
@@ -233,27 +248,14 @@ async function readyPids(dir: string): Promise<number[]> {
     .map((c) => c.pid);
 }
 
-/** One request on a new connection; the body. */
+/** One request on a new connection (Connection: close); the body. */
 async function fresh(port: number): Promise<string> {
-  const client = Deno.createHttpClient({ poolMaxIdlePerHost: 0 });
-  try {
-    return await (await fetch(`http://127.0.0.1:${port}/`, { client })).text();
-  } finally {
-    client.close();
-  }
+  return (await httpGet(port)).body;
 }
 
-/** True when `pid` holds a listening socket on `port` (from /proc, as steering finds it). */
+/** True when `pid` holds a listening socket on `port` (its inode among the port's LISTEN rows). */
 async function listens(pid: number, port: number): Promise<boolean> {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")} `;
-  const inodes = new Set<string>();
-  for (const file of ["/proc/net/tcp", "/proc/net/tcp6"]) {
-    const text = await Deno.readTextFile(file).catch(() => "");
-    for (const line of text.split("\n").slice(1)) {
-      const f = line.trim().split(/\s+/);
-      if (f[1]?.endsWith(hex.trim()) && f[3] === "0A") inodes.add(f[9]);
-    }
-  }
+  const inodes = listeningInodes(port);
   for await (const entry of Deno.readDir(`/proc/${pid}/fd`)) {
     const link = await Deno.readLink(`/proc/${pid}/fd/${entry.name}`).catch(() => "");
     const match = /^socket:\[(\d+)\]$/.exec(link);

@@ -141,10 +141,7 @@ const STEERED: typeof SCENARIOS = {
     workers: 2,
     fresh: true,
     async run(run, dir, port) {
-      return {
-        reloads: await reloads(run, dir, port, 2, 10),
-        steered: run.output.has("handover: steered (eBPF)"),
-      };
+      return { reloads: await reloads(run, dir, port, 2, 10) };
     },
   },
   /** scale 3, scale 1, SIGTTIN, SIGTTOU, as "scale" does, with fresh connections. */
@@ -198,7 +195,8 @@ try {
   const load = requestLoop(port, 8, { fresh: chosen.fresh });
   const details = await chosen.run(run, dir, port);
   const counts = await load.stop();
-  console.log(JSON.stringify({ ...counts, ...details }));
+  const steered = run.output.has("handover: steered (eBPF)");
+  console.log(JSON.stringify({ ...counts, steered, ...details }));
 } finally {
   await run.cleanup();
   await Deno.remove(dir, { recursive: true });
