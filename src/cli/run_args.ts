@@ -6,59 +6,10 @@
 import { parseArgs } from "node:util";
 import { denoFlagArity } from "../config/deno_flags.ts";
 import { UsageError } from "../errors.ts";
-import { findSetting, SETTINGS } from "../config/settings.ts";
+import { findSetting, type RunConfig, SETTINGS, type WatchConfig } from "../config/settings.ts";
 import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
+import { entryProblem } from "../config/validator.ts";
 import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
-import type { HandoverSetting } from "../handover/mod.ts";
-
-/** What `hotreload run` was asked to do, validated. */
-export interface RunConfig {
-  /** The entry as given (relative to cwd, or absolute). */
-  entry: string;
-  cwd: string;
-  name: string;
-  workers: number;
-  port?: number;
-  host?: string;
-  graceMs: number;
-  readyTimeoutMs: number;
-  readyPath?: string;
-  /** Warm spare workers (auto resolved; 0 with --check, whose type check runs at spawn). */
-  spares: number;
-  /** A reload switches all new workers in together (auto resolved: while watching). */
-  oneStepSwitch: boolean;
-  /** --handover: how connections move off a draining worker. */
-  handover: HandoverSetting;
-  /** How long a draining worker keeps answering before it stops accepting (auto resolved). */
-  closeWindowMs: number;
-  /** --metrics: where the supervisor serves Prometheus metrics. */
-  metrics?: { hostname: string; port: number };
-  /** --timeout: a heartbeat missed this long means a blocked event loop (0: off). */
-  timeoutMs: number;
-  reloadBatch: number;
-  deno?: string;
-  denoFlags: string[];
-  appArgs: string[];
-  watch: false | WatchConfig;
-  processes: ProcessConfig[];
-  maxRequests?: number;
-  maxRequestsJitter: number;
-  maxMemoryMB?: number;
-  memoryCheckIntervalMs: number;
-  logFormat: "pretty" | "json";
-  help: boolean;
-}
-
-/** File watching settings (flags over the config file). */
-export interface WatchConfig {
-  paths: string[];
-  extensions?: string[];
-  ignore: string[];
-  gitignore: boolean;
-  /** undefined: the backend's own default (20 ms for file events, 50 when polling). */
-  debounceMs?: number;
-  poll: { mode: "auto" | "force" | "never"; intervalMs?: number };
-}
 
 const HINT = 'see "hotreload run --help"';
 
@@ -136,18 +87,14 @@ function checkEntry(entry: string | undefined, cwd: string, what = "entry"): str
   if (entry === undefined) {
     throw new UsageError('missing entry: "hotreload run <entry.ts> [options]"; ' + HINT);
   }
-  if (entry.startsWith("-")) {
+  const problem = entryProblem(entry, cwd);
+  if (problem === "flag") {
     throw new UsageError(`${what} "${entry}" looks like a flag; an entry is a path or URL`);
   }
-  if (/^(https?|jsr|npm):/.test(entry)) return entry;
-  const path = entry.startsWith("/") ? entry : `${cwd}/${entry}`;
-  let info: Deno.FileInfo;
-  try {
-    info = Deno.statSync(path);
-  } catch {
+  if (problem === "not found") {
     throw new UsageError(`${what} file not found: ${entry} (in ${cwd}); check the path`);
   }
-  if (!info.isFile) throw new UsageError(`${what} ${entry} is not a file; give a main module`);
+  if (problem) throw new UsageError(`${what} ${entry} is not a file; give a main module`);
   return entry;
 }
 
@@ -257,9 +204,10 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     workers: workerCount,
     spares: checking ? 0 : spares === "auto" ? (watch ? workerCount : 0) : spares,
     oneStepSwitch: setting("switch") === "all" || (setting("switch") === "auto" && watch !== false),
-    closeWindowMs: setting("close-window") === "auto"
-      ? (watch ? 0 : CLOSE_WINDOW_MS)
-      : setting("close-window"),
+    closeWindowMs: Math.min(
+      setting("close-window") === "auto" ? (watch ? 0 : CLOSE_WINDOW_MS) : setting("close-window"),
+      setting("grace"),
+    ),
     handover: setting("handover"),
     port: setting("port"),
     host: setting("host"),

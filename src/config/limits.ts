@@ -25,3 +25,13 @@ export const CONTROL_READ_TIMEOUT_MS = 5_000;
 
 /** Largest control request line (a `send` message included). */
 export const MAX_CONTROL_REQUEST_BYTES = 256 * 1024;
+
+/**
+ * What an instance or process name may be: it names files and log lines, and
+ * 64 characters keep the control socket's path within 108 bytes wherever the
+ * project is.
+ */
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** {@link NAME} in words, for error messages. */
+export const NAME_RULE =
+  'at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit';

@@ -25,10 +25,11 @@ import { basename, resolve } from "node:path";
 import { UsageError } from "../errors.ts";
 import { parse } from "./jsonc.ts";
 import { MAX_PROCESS_COUNT } from "./limits.ts";
-import { settingChecks } from "./settings.ts";
+import { settingChecks, type SettingValues } from "./settings.ts";
 import { type Check, describe, isObject, Validator } from "./validator.ts";
 
-export { HOST, NAME, NAME_RULE } from "./validator.ts";
+export { HOST } from "./validator.ts";
+export { NAME, NAME_RULE } from "./limits.ts";
 
 /** A custom long-running process (queue consumer, timer, ...). */
 export interface ProcessConfig {
@@ -54,46 +55,14 @@ export interface ProcessConfig {
 }
 
 /** What a config file sets; every key is optional. */
-export interface FileConfig {
+export type FileConfig = SettingValues & {
   entry?: string;
-  workers?: number | "auto";
-  port?: number;
-  host?: string;
-  grace?: number;
-  readyTimeout?: number;
-  readyPath?: string;
-  timeout?: number;
-  spares?: number | "auto";
-  switch?: "all" | "rolling" | "auto";
-  closeWindow?: number | "auto";
-  handover?: "auto" | "ebpf" | "kernel" | "none";
-  metrics?: { hostname: string; port: number };
-  reloadBatch?: number;
-  name?: string;
-  /** false = don't watch; true = default paths; array = paths to watch. */
-  watch?: boolean | string[];
-  /** Extensions without the dot. */
-  ext?: string[];
-  /** gitignore-style globs. */
-  ignore?: string[];
-  gitignore?: boolean;
-  /** A number = always poll at that interval (ms); false = never fall back to polling. */
-  poll?: number | false;
-  debounce?: number;
-  maxRequests?: number;
-  maxRequestsJitter?: number;
-  /** Megabytes; may be fractional. */
-  maxMemory?: number;
-  memoryCheckInterval?: number;
   processes?: ProcessConfig[];
   /** Deno flags for the workers, one flag per string, values attached. */
   denoFlags?: string[];
   /** Arguments for the app. */
   args?: string[];
-  logFormat?: "pretty" | "json";
-  /** Path of the deno executable. */
-  deno?: string;
-}
+};
 
 /** A config and where it came from. */
 export interface LoadedConfig {

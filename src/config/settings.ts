@@ -6,8 +6,9 @@
  * option means adding one entry. gunicorn's `config.py` is the model.
  */
 import { UsageError } from "../errors.ts";
-import { MAX_MS, MAX_WORKERS } from "./limits.ts";
-import { type Check, HOST, NAME, NAME_RULE } from "./validator.ts";
+import { MAX_MS, MAX_WORKERS, NAME, NAME_RULE } from "./limits.ts";
+import { type Check, HOST, type Validator } from "./validator.ts";
+import type { ProcessConfig } from "./mod.ts";
 
 /** One setting. */
 export interface Setting {
@@ -40,8 +41,8 @@ function whole(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
       }
       return Number(raw);
     },
-    check:
-      ((v, x, p) => v.whole(x, p, min, max === Number.MAX_SAFE_INTEGER ? undefined : max)) as Check,
+    check: (v: Validator, x: unknown, p: string) =>
+      v.whole(x, p, min, max === Number.MAX_SAFE_INTEGER ? undefined : max),
   };
 }
 
@@ -54,7 +55,7 @@ function ms(flag: string, min: number) {
       }
       return whole(flag, min).parse(raw);
     },
-    check: ((v, x, p) => v.ms(x, p, min)) as Check,
+    check: (v: Validator, x: unknown, p: string) => v.ms(x, p, min),
   };
 }
 
@@ -62,14 +63,10 @@ function ms(flag: string, min: number) {
 function countOrAuto(flag: string, min: number) {
   return {
     parse: (raw: string) => raw === "auto" ? "auto" : whole(flag, min, MAX_WORKERS).parse(raw),
-    check: ((v, x, p) =>
-      x === "auto" ? x : v.whole(
-        x,
-        p,
-        min,
-        MAX_WORKERS,
-        `a whole number from ${min} to ${MAX_WORKERS} or "auto"`,
-      )) as Check,
+    check: (v: Validator, x: unknown, p: string) =>
+      x === "auto"
+        ? "auto" as const
+        : v.whole(x, p, min, MAX_WORKERS, `a whole number from ${min} to ${MAX_WORKERS} or "auto"`),
   };
 }
 
@@ -81,15 +78,15 @@ function oneOf<T extends string>(flag: string, values: readonly T[]) {
       }
       return raw as T;
     },
-    check: ((v, x, p) => v.oneOf(x, p, values)) as Check,
+    check: (v: Validator, x: unknown, p: string) => v.oneOf(x, p, values),
   };
 }
 
-const list = (expected: string, item: string): Check => (v, x, p) =>
+const list = (expected: string, item: string) => (v: Validator, x: unknown, p: string) =>
   v.list(x, p, expected, (y, q) => v.text(y, q, item));
 
-/** Every option of `hotreload run`, in help order. */
-export const SETTINGS: readonly Setting[] = [
+/** Every option of `hotreload run`, in help order (`as const`: config types derive from it). */
+const TABLE = [
   {
     flag: "workers",
     short: "w",
@@ -149,10 +146,8 @@ export const SETTINGS: readonly Setting[] = [
       }
       return raw;
     },
-    check: (v, x, p) => {
-      if (typeof x !== "string" || !/^\/\S*$/.test(x)) v.fail(p, 'a path such as "/healthz"', x);
-      return x;
-    },
+    check: (v, x, p) =>
+      typeof x === "string" && /^\/\S*$/.test(x) ? x : v.fail(p, 'a path such as "/healthz"', x),
   },
   {
     flag: "timeout",
@@ -310,12 +305,10 @@ export const SETTINGS: readonly Setting[] = [
       }
       return Number(raw);
     },
-    check: (v, x, p) => {
-      if (typeof x !== "number" || !Number.isFinite(x) || x <= 0) {
-        v.fail(p, "a number of megabytes greater than 0", x);
-      }
-      return x;
-    },
+    check: (v, x, p) =>
+      typeof x === "number" && Number.isFinite(x) && x > 0
+        ? x
+        : v.fail(p, "a number of megabytes greater than 0", x),
   },
   {
     flag: "memory-check-interval",
@@ -358,8 +351,67 @@ export const SETTINGS: readonly Setting[] = [
     check: (v, x, p) => v.text(x, p, "the path of a deno executable"),
   },
   { flag: "help", short: "h", help: "show this help" },
-];
+] as const satisfies readonly Setting[];
 
+/** The table, as the settings the parser, the file checks and the help walk. */
+export const SETTINGS: readonly Setting[] = TABLE;
+
+type Entry = (typeof TABLE)[number];
+
+/** What a config file may set of the run settings, each typed by its check. */
+export type SettingValues = {
+  [S in Entry as S extends { key: string } ? S["key"] : never]?: S extends
+    { check: (...args: never[]) => infer R } ? R : never;
+};
+
+/** What `hotreload run` was asked to do, validated. */
+export interface RunConfig {
+  /** The entry as given (relative to cwd, or absolute). */
+  entry: string;
+  cwd: string;
+  name: string;
+  workers: number;
+  port?: number;
+  host?: string;
+  graceMs: number;
+  readyTimeoutMs: number;
+  readyPath?: string;
+  /** Warm spare workers (auto resolved; 0 with --check, whose type check runs at spawn). */
+  spares: number;
+  /** A reload switches all new workers in together (auto resolved: while watching). */
+  oneStepSwitch: boolean;
+  /** --handover: how connections move off a draining worker. */
+  handover: NonNullable<SettingValues["handover"]>;
+  /** How long a draining worker keeps answering before it stops accepting (auto resolved). */
+  closeWindowMs: number;
+  /** --metrics: where the supervisor serves Prometheus metrics. */
+  metrics?: { hostname: string; port: number };
+  /** --timeout: a heartbeat missed this long means a blocked event loop (0: off). */
+  timeoutMs: number;
+  reloadBatch: number;
+  deno?: string;
+  denoFlags: string[];
+  appArgs: string[];
+  watch: false | WatchConfig;
+  processes: ProcessConfig[];
+  maxRequests?: number;
+  maxRequestsJitter: number;
+  maxMemoryMB?: number;
+  memoryCheckIntervalMs: number;
+  logFormat: "pretty" | "json";
+  help: boolean;
+}
+
+/** File watching settings (flags over the config file). */
+export interface WatchConfig {
+  paths: string[];
+  extensions?: string[];
+  ignore: string[];
+  gitignore: boolean;
+  /** undefined: the backend's own default (20 ms for file events, 50 when polling). */
+  debounceMs?: number;
+  poll: { mode: "auto" | "force" | "never"; intervalMs?: number };
+}
 /** `9090`, `0.0.0.0:9090`, `[::1]:9090` → where --metrics serves (127.0.0.1 unless named). */
 function parseMetrics(raw: string, what: string): { hostname: string; port: number } {
   const m = raw.match(/^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/);

@@ -6,14 +6,9 @@
 import { resolve } from "node:path";
 import { denoFlagArity } from "./deno_flags.ts";
 import { UsageError } from "../errors.ts";
-import { MAX_MS } from "./limits.ts";
+import { MAX_MS, NAME, NAME_RULE } from "./limits.ts";
 import type { ProcessConfig } from "./mod.ts";
 
-/** What an instance or process name may be made of (it names files and log lines). */
-export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-/** {@link NAME} in words, for error messages. */
-export const NAME_RULE =
-  'at most 64 letters, digits, ".", "_" or "-", starting with a letter or digit';
 /** An IPv4 or IPv6 address or a host name: what `--host` may be. */
 export const HOST = /^(?:[A-Za-z0-9.-]{1,253}|[0-9A-Fa-f:.]{2,45})$/;
 /** Entries that are URLs, not files (not checked on disk). */
@@ -118,17 +113,11 @@ export class Validator {
 
   entry(x: unknown, path: string): string {
     const entry = this.text(x, path, "a module path relative to the project directory");
-    if (entry.startsWith("-")) {
+    const problem = entryProblem(entry, this.cwd);
+    if (problem === "flag") {
       this.error(`${this.where(path)} "${entry}" looks like a flag; an entry is a path or URL`);
     }
-    if (URL_ENTRY.test(entry)) return entry;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.statSync(resolve(this.cwd, entry));
-    } catch {
-      this.error(`${this.where(path)} "${entry}" not found`);
-    }
-    if (!info.isFile) this.error(`${this.where(path)} "${entry}" is not a file`);
+    if (problem) this.error(`${this.where(path)} "${entry}" ${problem}`);
     return entry;
   }
 
@@ -181,6 +170,20 @@ export class Validator {
       seen.add(name);
       return process as unknown as ProcessConfig;
     });
+  }
+}
+
+/** What is wrong with an entry: a flag's shape, not found, not a file; URLs are not checked. */
+export function entryProblem(
+  entry: string,
+  cwd: string,
+): "flag" | "not found" | "is not a file" | undefined {
+  if (entry.startsWith("-")) return "flag";
+  if (URL_ENTRY.test(entry)) return undefined;
+  try {
+    return Deno.statSync(resolve(cwd, entry)).isFile ? undefined : "is not a file";
+  } catch {
+    return "not found";
   }
 }
 

@@ -14,6 +14,7 @@
  */
 import { HotreloadError } from "../errors.ts";
 import { processStartTime } from "../child/os.ts";
+import { NAME } from "../config/limits.ts";
 
 /** What a running supervisor records about itself. */
 export interface InstanceRecord {
@@ -38,9 +39,6 @@ export type FoundInstance =
 const RECORD_FILE = "instance.json";
 const PID_FILE = "supervisor.pid";
 const LOCK_FILE = "lock";
-/** Longest instance name: the socket path must fit in 108 bytes wherever the project is. */
-export const MAX_NAME_LENGTH = 64;
-const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** `.hotreload/` under `cwd`. */
 export function runtimeRoot(cwd: string): string {
@@ -63,8 +61,7 @@ const isWhole = (value: unknown, min: number, max = Number.MAX_SAFE_INTEGER) =>
 export function checkRecord(raw: unknown): InstanceRecord | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
   const r = raw as Record<string, unknown>;
-  const ok = typeof r.name === "string" && NAME_PATTERN.test(r.name) &&
-    r.name.length <= MAX_NAME_LENGTH &&
+  const ok = typeof r.name === "string" && NAME.test(r.name) &&
     isWhole(r.pid, 2, 2 ** 22) && isWhole(r.startTime, 1) &&
     typeof r.cwd === "string" && typeof r.entry === "string" &&
     isWhole(r.workers, 1, 1_000_000) && (r.port === undefined || isWhole(r.port, 1, 65535)) &&

@@ -6,32 +6,38 @@
  */
 import type { ChildSpec } from "../child/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
+import type { RunConfig } from "../config/settings.ts";
 import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
 import { NOTIFY_ENV } from "./sd_notify.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
 
-/** The part of the run configuration a worker's command line depends on. */
-export interface WorkerLaunch {
-  cwd: string;
-  /** Directory URL (ending in "/") of the children's runtime modules. */
-  runtimeBase: string;
-  deno: string;
-  entry: string;
-  denoFlags: string[];
-  appArgs: string[];
-  workers: number;
-  port?: number;
-  host?: string;
-  orphanGraceMs: number;
-  closeWindowMs: number;
-  /** --max-requests (0: off) and --max-requests-jitter. */
-  maxRequests: number;
-  maxRequestsJitter: number;
-  /** How often children say "alive" (0: never). */
-  heartbeatMs?: number;
-  readyPath?: string;
-  readyTimeoutMs?: number;
-}
+/** The part of the run configuration a child's command line and handshake depend on. */
+export type WorkerLaunch =
+  & Pick<
+    RunConfig,
+    | "cwd"
+    | "entry"
+    | "denoFlags"
+    | "appArgs"
+    | "workers"
+    | "port"
+    | "host"
+    | "closeWindowMs"
+    | "maxRequests"
+    | "maxRequestsJitter"
+    | "readyPath"
+    | "readyTimeoutMs"
+    | "timeoutMs"
+  >
+  & {
+    /** Directory URL (ending in "/") of the children's runtime modules. */
+    runtimeBase: string;
+    /** The deno executable (resolved). */
+    deno: string;
+  };
+
+/** How long an orphaned child (supervisor gone) may drain before it exits on its own. */
+const ORPHAN_GRACE_MS = 1000;
 
 // `deno run` suggests `deno serve` for `export default { fetch }` entries; the preload serves them.
 const SERVE_HINT = /did you mean to run "?deno serve"?/;
@@ -57,13 +63,13 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     workers: launch.workers,
     port: launch.port,
     host: launch.host,
-    heartbeatMs: launch.heartbeatMs,
+    heartbeatMs: heartbeatMs(launch),
     readyPath: launch.readyPath,
     readyTimeoutMs: launch.readyTimeoutMs,
-    orphanGraceMs: launch.orphanGraceMs,
+    orphanGraceMs: ORPHAN_GRACE_MS,
     closeWindowMs: launch.closeWindowMs,
     // Jitter spreads the limits so the workers do not all recycle at once.
-    maxRequests: launch.maxRequests === 0
+    maxRequests: launch.maxRequests === undefined
       ? 0
       : launch.maxRequests + Math.floor(Math.random() * (launch.maxRequestsJitter + 1)),
   };
@@ -99,6 +105,11 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
   };
 }
 
+/** Children say "alive" three times per --timeout (0: never). */
+function heartbeatMs(launch: WorkerLaunch): number {
+  return Math.round(launch.timeoutMs / 3);
+}
+
 function childEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = { ...Deno.env.toObject(), HOTRELOAD: "1", ...extra };
   // systemd's notify socket is the supervisor's: a child that wrote to it would speak for the service.
@@ -122,8 +133,8 @@ export function processSpec(
     index,
     generation,
     args: config.args,
-    orphanGraceMs: launch.orphanGraceMs,
-    heartbeatMs: launch.heartbeatMs,
+    orphanGraceMs: ORPHAN_GRACE_MS,
+    heartbeatMs: heartbeatMs(launch),
   };
   return {
     role: "process",

@@ -5,9 +5,9 @@
  * time: stop the old one (its `onShutdown` runs), start the new one, wait until
  * it has started, then the next.
  */
-import { type Child, type ChildListener, describeExit, type Spawn } from "../child/child.ts";
+import { type Child, describeExit } from "../child/child.ts";
 import { log } from "../log/mod.ts";
-import { Backoff, type BackoffPolicy } from "./backoff.ts";
+import { Backoff } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { lastWords } from "./describe.ts";
@@ -19,11 +19,11 @@ import {
   nextDeadline,
   reportFailure,
   type SlotPolicy,
+  type SlotSeam,
   type Usage,
 } from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
-import type { Clock } from "./clock.ts";
-import type { Metrics } from "./metrics.ts";
+import type { RunConfig } from "../config/settings.ts";
 import type { StatusRow } from "../control/protocol.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
@@ -46,17 +46,7 @@ interface ProcessSlot {
   failures: FailureMemory;
 }
 
-export interface ProcessSetOptions {
-  processes: ProcessConfig[];
-  launch: WorkerLaunch;
-  backoff?: BackoffPolicy;
-  timeoutMs?: number;
-  /** Counts restarts, for --metrics. */
-  metrics?: Metrics;
-  listener: ChildListener;
-  spawn: Spawn;
-  clock: Clock;
-}
+export type ProcessSetOptions = WorkerLaunch & Pick<RunConfig, "processes"> & SlotSeam;
 
 export class ProcessSet {
   readonly #options: ProcessSetOptions;
@@ -75,7 +65,7 @@ export class ProcessSet {
 
   constructor(options: ProcessSetOptions) {
     this.#options = options;
-    const timeoutMs = options.timeoutMs ?? 0;
+    const timeoutMs = options.timeoutMs;
     this.#policy = {
       role: "process",
       startMs: STARTED_AFTER_MS,
@@ -317,7 +307,7 @@ export class ProcessSet {
   #spawn(slot: ProcessSlot, generation: number): Child | undefined {
     slot.starts++;
     if (slot.starts > 1) this.#options.metrics?.processRestarts.inc({ process: slot.config.name });
-    const spec = processSpec(this.#options.launch, slot.config, slot.index, generation);
+    const spec = processSpec(this.#options, slot.config, slot.index, generation);
     return spawnForSlot(spec, this.#options, slot);
   }
 

@@ -5,12 +5,24 @@
  * means (a worker that is not ready in time is killed; a process that
  * neither says ready nor fails counts as started), and each child's grace.
  */
-import type { Child } from "../child/child.ts";
+import type { Child, ChildListener, Spawn } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
-import type { Backoff } from "./backoff.ts";
+import type { Backoff, BackoffPolicy } from "./backoff.ts";
+import type { Clock } from "./clock.ts";
+import type { Metrics } from "./metrics.ts";
 import { formatMs, lastWords } from "./describe.ts";
 import { type FailureMemory, hintLine, worthReporting } from "./failures.ts";
+
+/** What a slot group is handed by the supervisor: the seam to the OS, and shared counters. */
+export interface SlotSeam {
+  listener: ChildListener;
+  spawn: Spawn;
+  clock: Clock;
+  /** Counts restarts, for --metrics. */
+  metrics?: Metrics;
+  backoff?: BackoffPolicy;
+}
 
 /** How one kind of slot treats its children's deadlines. */
 export interface SlotPolicy {

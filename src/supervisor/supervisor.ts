@@ -15,12 +15,11 @@ import { droppedOutput, log } from "../log/mod.ts";
 import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
-import type { ProcessConfig } from "../config/mod.ts";
+import type { RunConfig } from "../config/settings.ts";
 import { EventQueue } from "./event_queue.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
 import { TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
-import type { HandoverSetting } from "../handover/mod.ts";
-import { type Connection, type MetricsAddress, realWorld, type World } from "./world.ts";
+import { type Connection, realWorld, type World } from "./world.ts";
 import { Metrics, type ScrapedFamily } from "./metrics.ts";
 import { ProcessSet } from "./process_set.ts";
 import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
@@ -28,42 +27,33 @@ import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
 import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
 
-/** Everything the supervisor needs to run one instance. */
-export interface SupervisorOptions {
-  name: string;
-  /** `.hotreload/<name>/`, where the control socket lives. */
-  instanceDir: string;
-  launch: WorkerLaunch;
-  graceMs: number;
-  readyTimeoutMs: number;
-  /** --timeout: a ready child silent this long has a blocked event loop (0: never checked). */
-  timeoutMs?: number;
-  /** Warm spare workers to keep (0: none). */
-  spares?: number;
-  /**
-   * A reload starts all new workers once the canary is ready and switches
-   * them in together (else: rolling, --reload-batch at a time).
-   */
-  oneStepSwitch?: boolean;
-  /** How many workers a reload replaces at once once the canary is ready. */
-  reloadBatch: number;
-  /** --handover: how new connections avoid a draining worker (default auto). */
-  handover?: HandoverSetting;
-  processes: ProcessConfig[];
-  /** --max-memory in megabytes; undefined: no limit. */
-  maxMemoryMB?: number;
-  /** How often workers' memory is sampled for --max-memory. */
-  memoryCheckIntervalMs: number;
-  /** File watching; undefined with --no-watch. */
-  watch?: Omit<WatchOptions, "onBatch">;
-  /** --metrics: where the supervisor serves Prometheus metrics. */
-  metrics?: MetricsAddress;
-  /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
-  checkEnv?: () => string | undefined;
-  /** hotreload's version, for `hotreload_build_info`. */
-  version?: string;
-  backoff?: BackoffPolicy;
-}
+/** Everything the supervisor needs to run one instance: the run settings, and where it runs. */
+export type SupervisorOptions =
+  & WorkerLaunch
+  & Pick<
+    RunConfig,
+    | "name"
+    | "graceMs"
+    | "spares"
+    | "oneStepSwitch"
+    | "reloadBatch"
+    | "handover"
+    | "processes"
+    | "maxMemoryMB"
+    | "memoryCheckIntervalMs"
+    | "metrics"
+  >
+  & {
+    /** `.hotreload/<name>/`, where the control socket lives. */
+    instanceDir: string;
+    /** File watching; undefined with --no-watch. */
+    watch?: Omit<WatchOptions, "onBatch">;
+    /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
+    checkEnv?: () => string | undefined;
+    /** hotreload's version, for `hotreload_build_info`. */
+    version?: string;
+    backoff?: BackoffPolicy;
+  };
 
 type SupervisorEvent =
   | { kind: "message"; child: Child; message: ChildMessage }
@@ -202,7 +192,7 @@ export class Supervisor {
 
   #onWorkerReady(child: Child, port: number | undefined): void {
     if (child.state !== "starting") return;
-    child.port = port ?? this.#options.launch.port;
+    child.port = port ?? this.#options.port;
     this.#workers.onReady(child);
     if (this.#rollout && child.spec.generation >= this.#rollout.generation) {
       this.#rollout.canaryPassed = true;
@@ -237,7 +227,7 @@ export class Supervisor {
   #checkPort(child: Child, port: number): void {
     if (this.#boundPorts.has(port)) return;
     this.#boundPorts.add(port);
-    const wanted = this.#options.launch.port;
+    const wanted = this.#options.port;
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid, port };
     if (wanted !== undefined) {
       if (port === wanted) return;
@@ -416,10 +406,10 @@ export class Supervisor {
         pid: Deno.pid,
         uptimeMs: Math.round(this.#world.clock.now() - this.#startedAt),
         phase: this.#phase,
-        entry: this.#options.launch.entry,
-        port: this.#options.launch.port ?? null,
+        entry: this.#options.entry,
+        port: this.#options.port ?? null,
         boundPorts: [...this.#boundPorts].sort((a, b) => a - b),
-        host: this.#options.launch.host ?? null,
+        host: this.#options.host ?? null,
         workers: this.#workers.desired,
         generation: this.#generation,
         watcher: this.#connection?.watcher?.backend ?? null,
@@ -791,9 +781,9 @@ export class Supervisor {
   }
 
   #announceStart(): void {
-    const { launch } = this.#options;
-    const port = launch.port === undefined ? "the app's own port" : `port ${launch.port}`;
-    const host = launch.host === undefined ? "" : ` of ${launch.host}`;
+    const { port: wanted, host: bound, entry } = this.#options;
+    const port = wanted === undefined ? "the app's own port" : `port ${wanted}`;
+    const host = bound === undefined ? "" : ` of ${bound}`;
     const watcher = this.#connection?.watcher;
     const watching = watcher
       ? `watching with ${watcher.backend === "poll" ? "polling" : "file events"}`
@@ -807,7 +797,7 @@ export class Supervisor {
     const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
     log.info(
       "supervisor.start",
-      `starting ${this.#workers.desired} worker(s) of ${launch.entry} on ${port}${host}${beside}; ${watching} (pid ${Deno.pid})`,
+      `starting ${this.#workers.desired} worker(s) of ${entry} on ${port}${host}${beside}; ${watching} (pid ${Deno.pid})`,
       { role: "supervisor", pid: Deno.pid },
     );
     const handover = this.#connection!.handover;

@@ -174,22 +174,22 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
   return {
     name: "test",
     instanceDir: "/nonexistent",
-    launch: {
-      cwd: "/nonexistent",
-      runtimeBase: "file:///nonexistent/",
-      deno: "deno",
-      entry: "main.ts",
-      denoFlags: [],
-      appArgs: [],
-      workers: 2,
-      port: 8000,
-      orphanGraceMs: 1000,
-      closeWindowMs: 0,
-      maxRequests: 0,
-      maxRequestsJitter: 0,
-    },
+    cwd: "/nonexistent",
+    runtimeBase: "file:///nonexistent/",
+    deno: "deno",
+    entry: "main.ts",
+    denoFlags: [],
+    appArgs: [],
+    workers: 2,
+    port: 8000,
+    closeWindowMs: 0,
+    maxRequestsJitter: 0,
     graceMs: 5000,
     readyTimeoutMs: 10_000,
+    timeoutMs: 0,
+    spares: 0,
+    oneStepSwitch: false,
+    handover: "auto",
     reloadBatch: 1,
     processes: [],
     memoryCheckIntervalMs: 5000,
@@ -201,8 +201,7 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
 /** Starts a supervisor in a fake world with `workers` workers, all ready. */
 async function started(workers = 2, extra: Partial<SupervisorOptions> = {}) {
   const world = new FakeWorld();
-  const base = options(extra);
-  const supervisor = new Supervisor({ ...base, launch: { ...base.launch, workers } }, world);
+  const supervisor = new Supervisor({ ...options(extra), workers }, world);
   const done = supervisor.run();
   await settle();
   assert.equal(world.workers(1).length, workers, "the first generation starts");

@@ -3,10 +3,10 @@
  * and, during a reload, a `replacement`, which takes over only once it is
  * ready; the predecessor then drains among the `retiring` workers.
  */
-import { type Child, type ChildListener, describeExit, type Spawn } from "../child/child.ts";
+import { type Child, describeExit } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
-import { Backoff, type BackoffPolicy } from "./backoff.ts";
+import { Backoff } from "./backoff.ts";
 import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
 import { formatMs, formatTail, lastWords } from "./describe.ts";
 import { FailureMemory, hintLine, summarizeError } from "./failures.ts";
@@ -17,11 +17,11 @@ import {
   nextDeadline,
   reportFailure,
   type SlotPolicy,
+  type SlotSeam,
   type Usage,
 } from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
-import type { Clock } from "./clock.ts";
-import type { Metrics } from "./metrics.ts";
+import type { RunConfig } from "../config/settings.ts";
 
 interface Slot {
   id: number;
@@ -60,26 +60,17 @@ export type WorkerExit =
   | { kind: "replacement-failed"; why: string; summary: string }
   | { kind: "unknown" };
 
-export interface WorkerPoolOptions {
-  launch: WorkerLaunch;
-  graceMs: number;
-  readyTimeoutMs: number;
-  timeoutMs?: number;
-  reloadBatch: number;
-  /** Counts restarts by cause, for --metrics. */
-  metrics?: Metrics;
-  /** Warm spares to keep: started, waiting before any app code, released as the next workers. */
-  spares?: number;
-  backoff?: BackoffPolicy;
-  listener: ChildListener;
-  spawn: Spawn;
-  clock: Clock;
-  /**
-   * Told which workers serve whenever that changes, and before any worker
-   * drains: with eBPF steering, only they get new connections.
-   */
-  steer?: (serving: readonly Child[]) => void;
-}
+export type WorkerPoolOptions =
+  & WorkerLaunch
+  & Pick<RunConfig, "graceMs" | "reloadBatch" | "spares">
+  & SlotSeam
+  & {
+    /**
+     * Told which workers serve whenever that changes, and before any worker
+     * drains: with eBPF steering, only they get new connections.
+     */
+    steer?: (serving: readonly Child[]) => void;
+  };
 
 export class WorkerPool {
   readonly #options: WorkerPoolOptions;
@@ -109,8 +100,8 @@ export class WorkerPool {
 
   constructor(options: WorkerPoolOptions) {
     this.#options = options;
-    this.desired = options.launch.workers;
-    this.#desiredSpares = options.spares ?? 0;
+    this.desired = options.workers;
+    this.#desiredSpares = options.spares;
     this.#policy = {
       role: "worker",
       startMs: options.readyTimeoutMs,
@@ -119,9 +110,9 @@ export class WorkerPool {
         child.kill();
       },
       graceMs: () => options.graceMs,
-      timeoutMs: options.timeoutMs ?? 0,
+      timeoutMs: options.timeoutMs,
       onUnresponsive: (child) => {
-        const why = `unresponsive for ${formatMs(options.timeoutMs ?? 0)} (event loop blocked)`;
+        const why = `unresponsive for ${formatMs(options.timeoutMs)} (event loop blocked)`;
         log.warn(
           "worker.unresponsive",
           `worker ${child.spec.id} (pid ${child.pid}) ${why}; replacing it`,
@@ -455,7 +446,7 @@ export class WorkerPool {
     const delay = child.spec.generation < generation ? 0 : slot.backoff.failed(child.uptimeMs());
     slot.retryAt = this.#options.clock.now() + delay;
     const words = lastWords(child.tail.lines());
-    const summary = summarizeError(words, this.#options.launch.cwd);
+    const summary = summarizeError(words, this.#options.cwd);
     if (slot.replacement === child) {
       // The abort message carries the error (the `reload` caller sees it too).
       child.releaseOutput(false);
@@ -506,7 +497,7 @@ export class WorkerPool {
    */
   #spawn(slot: Slot, generation: number): Child | undefined {
     slot.triedGeneration = Math.max(slot.triedGeneration, generation);
-    const launch = { ...this.#options.launch, workers: this.desired };
+    const launch = { ...this.#options, workers: this.desired };
     const spec = workerSpec(launch, slot.id, generation);
     const spare = this.#spares.shift();
     if (spare) {
@@ -526,7 +517,7 @@ export class WorkerPool {
     while (this.#spares.length < this.#desiredSpares && now >= this.#spareRetryAt) {
       try {
         this.#spares.push(
-          this.#options.spawn(spareSpec(this.#options.launch), this.#options.listener),
+          this.#options.spawn(spareSpec(this.#options), this.#options.listener),
         );
       } catch {
         this.#spareRetryAt = now + SPARE_RETRY_MS;

@@ -11,9 +11,6 @@ import { HotreloadError, UsageError } from "../../errors.ts";
 import { checkEnvFiles, envFiles } from "../../supervisor/env_files.ts";
 import { runHelp, VERSION } from "../help.ts";
 
-/** How long an orphaned worker (supervisor gone) may drain before it exits on its own. */
-const ORPHAN_GRACE_MS = 1000;
-
 export async function runCommand(argv: string[]): Promise<number> {
   const cwd = Deno.cwd();
   const config = parseRunArgs(argv, cwd);
@@ -54,52 +51,14 @@ export async function runCommand(argv: string[]): Promise<number> {
   setupLogging(config.logFormat);
   try {
     return await new Supervisor({
-      name: config.name,
+      ...config,
+      deno,
+      runtimeBase: runtimeBase(claim.dir),
       instanceDir: claim.dir,
-      processes: config.processes,
-      maxMemoryMB: config.maxMemoryMB,
-      memoryCheckIntervalMs: config.memoryCheckIntervalMs,
-      launch: {
-        cwd,
-        runtimeBase: runtimeBase(claim.dir),
-        deno,
-        entry: config.entry,
-        denoFlags: config.denoFlags,
-        appArgs: config.appArgs,
-        workers: config.workers,
-        port: config.port,
-        host: config.host,
-        orphanGraceMs: ORPHAN_GRACE_MS,
-        closeWindowMs: Math.min(config.closeWindowMs, config.graceMs),
-        maxRequests: config.maxRequests ?? 0,
-        heartbeatMs: Math.round(config.timeoutMs / 3),
-        readyPath: config.readyPath,
-        readyTimeoutMs: config.readyTimeoutMs,
-        maxRequestsJitter: config.maxRequestsJitter,
-      },
-      graceMs: config.graceMs,
-      readyTimeoutMs: config.readyTimeoutMs,
-      timeoutMs: config.timeoutMs,
-      spares: config.spares,
-      oneStepSwitch: config.oneStepSwitch,
-      handover: config.handover,
-      reloadBatch: config.reloadBatch,
-      metrics: config.metrics,
       checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
       version: VERSION,
-      watch: config.watch
-        ? {
-          root: cwd,
-          paths: config.watch.paths.length > 0 ? config.watch.paths : undefined,
-          extensions: config.watch.extensions,
-          // Env files reload the workers too, whatever --ext says.
-          alsoFiles: envs,
-          ignore: config.watch.ignore,
-          gitignore: config.watch.gitignore,
-          debounceMs: config.watch.debounceMs,
-          poll: config.watch.poll,
-        }
-        : undefined,
+      // Env files reload the workers too, whatever --ext says.
+      watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,
     }).run();
   } finally {
     claim.release();
