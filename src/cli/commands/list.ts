@@ -6,11 +6,9 @@ import { LIST_HELP } from "../help.ts";
 import { formatUptime } from "./status.ts";
 
 export function listCommand(argv: string[]): Promise<number> {
-  const { values } = parseControlArgs("list", argv, { json: { type: "boolean" } }, 0);
-  if (values.help) {
-    console.log(LIST_HELP);
-    return Promise.resolve(0);
-  }
+  const args = parseControlArgs("list", LIST_HELP, argv, { json: { type: "boolean" } }, 0);
+  if (!args) return Promise.resolve(0);
+  const { values } = args;
   const dir = projectDir(Deno.cwd());
   const instances = findInstances(dir).map((found) => ({
     name: found.name,

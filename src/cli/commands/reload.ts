@@ -6,14 +6,12 @@ import { HotreloadError } from "../../errors.ts";
 import { RELOAD_HELP } from "../help.ts";
 
 export async function reloadCommand(argv: string[]): Promise<number> {
-  const { values } = parseControlArgs("reload", argv, {
+  const args = parseControlArgs("reload", RELOAD_HELP, argv, {
     workers: { type: "boolean" },
     processes: { type: "boolean" },
   }, 0);
-  if (values.help) {
-    console.log(RELOAD_HELP);
-    return 0;
-  }
+  if (!args) return 0;
+  const { values } = args;
   // Neither flag: both; one flag: only that part.
   const both = !values.workers && !values.processes;
   const workers = both || values.workers === true;

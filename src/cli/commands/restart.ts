@@ -4,11 +4,9 @@ import { parseControlArgs } from "../control_args.ts";
 import { RESTART_HELP } from "../help.ts";
 
 export async function restartCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseControlArgs("restart", argv, {}, 1);
-  if (values.help) {
-    console.log(RESTART_HELP);
-    return 0;
-  }
+  const args = parseControlArgs("restart", RESTART_HELP, argv, {}, 1);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const reply = await askOverSocket(values.name, {
     cmd: "restart",
     name: positionals[0],

@@ -10,25 +10,13 @@ import { HotreloadError, UsageError } from "../../errors.ts";
 import { SCALE_HELP } from "../help.ts";
 
 export async function scaleCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseControlArgs(
-    "scale",
-    argv,
-    { timeout: { type: "string" } },
-    1,
-  );
-  if (values.help) {
-    console.log(SCALE_HELP);
-    return 0;
-  }
+  const args = parseControlArgs("scale", SCALE_HELP, argv, { timeout: { type: "string" } }, 1);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const raw = positionals[0];
   if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_WORKERS) {
     throw new UsageError(
       `scale needs a whole number of workers from 1 to ${MAX_WORKERS} (got "${raw}")`,
-    );
-  }
-  if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
-    throw new UsageError(
-      `--timeout must be a whole number of milliseconds (got "${values.timeout}")`,
     );
   }
   const workers = Number(raw);

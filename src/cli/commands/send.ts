@@ -5,11 +5,9 @@ import { UsageError } from "../../errors.ts";
 import { SEND_HELP } from "../help.ts";
 
 export async function sendCommand(argv: string[]): Promise<number> {
-  const { values, positionals } = parseControlArgs("send", argv, {}, 2);
-  if (values.help) {
-    console.log(SEND_HELP);
-    return 0;
-  }
+  const args = parseControlArgs("send", SEND_HELP, argv, {}, 2);
+  if (!args) return 0;
+  const { values, positionals } = args;
   const [process, json] = positionals;
   let message: unknown;
   try {

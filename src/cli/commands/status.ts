@@ -5,11 +5,9 @@ import { parseControlArgs } from "../control_args.ts";
 import { STATUS_HELP } from "../help.ts";
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const { values } = parseControlArgs("status", argv, { json: { type: "boolean" } }, 0);
-  if (values.help) {
-    console.log(STATUS_HELP);
-    return 0;
-  }
+  const args = parseControlArgs("status", STATUS_HELP, argv, { json: { type: "boolean" } }, 0);
+  if (!args) return 0;
+  const { values } = args;
   const reply = await askOverSocket(values.name, { cmd: "status" });
   const report = reply.status!;
   console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));

@@ -3,23 +3,16 @@ import { askInstance, failOn } from "../../control/client.ts";
 import { isLive } from "../../control/instance_dir.ts";
 import { signalProcess } from "../../child/os.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { HotreloadError, UsageError } from "../../errors.ts";
+import { HotreloadError } from "../../errors.ts";
 import { STOP_HELP } from "../help.ts";
 
 export async function stopCommand(argv: string[]): Promise<number> {
-  const { values } = parseControlArgs("stop", argv, {
+  const args = parseControlArgs("stop", STOP_HELP, argv, {
     timeout: { type: "string" },
     fast: { type: "boolean" },
   }, 0);
-  if (values.help) {
-    console.log(STOP_HELP);
-    return 0;
-  }
-  if (values.timeout !== undefined && !/^\d+$/.test(values.timeout)) {
-    throw new UsageError(
-      `--timeout must be a whole number of milliseconds (got "${values.timeout}")`,
-    );
-  }
+  if (!args) return 0;
+  const { values } = args;
   const { instance, reply } = await askInstance(values.name, { cmd: "stop", fast: values.fast });
   if (reply) failOn(reply);
   else signalProcess(instance.pid, values.fast ? "SIGQUIT" : "SIGTERM");
