@@ -6,7 +6,13 @@
 import { parseArgs } from "node:util";
 import { denoFlagArity } from "../config/deno_flags.ts";
 import { UsageError } from "../errors.ts";
-import { findSetting, type RunConfig, SETTINGS, type WatchConfig } from "../config/settings.ts";
+import {
+  findSetting,
+  type RunConfig,
+  settingKey,
+  SETTINGS,
+  type WatchConfig,
+} from "../config/settings.ts";
 import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
 import { entryProblem } from "../config/validator.ts";
 import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
@@ -157,7 +163,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   const setting = (flag: string): any => {
     const s = SETTINGS.find((candidate) => candidate.flag === flag)!;
     if (values[flag] !== undefined && s.parse) return s.parse(values[flag]);
-    return file[s.key!] ?? s.default;
+    return file[settingKey(s)!] ?? s.default;
   };
   const entry = checkEntry(split.entry ?? file.entry as string | undefined, cwd);
   if (values.poll !== undefined && values["no-poll"]) {

@@ -15,11 +15,17 @@ export interface Setting {
   /** The flag without its dashes: `ready-timeout`. */
   flag: string;
   short?: string;
-  /** Placeholder of the flag's value in help (`<ms>`); none for a boolean flag. */
+  /**
+   * Placeholder of the flag's value in help (`<ms>`; the helpers below set
+   * it from the type); none for a boolean flag.
+   */
   value?: string;
   /** The flag may be repeated. */
   multiple?: boolean;
-  /** The config-file key this flag sets (several flags may set one key). */
+  /**
+   * The config-file key this flag sets, when it is not the flag in camelCase
+   * (`ready-timeout` → `readyTimeout`). Only a setting with a `check` has one.
+   */
   key?: string;
   /** The help line, without the default. */
   help: string;
@@ -35,6 +41,7 @@ export interface Setting {
 function whole(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
   const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
   return {
+    value: "<n>",
     parse(raw: string): number {
       if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
         throw new UsageError(`--${flag} must be a whole number ${range} (got "${raw}")`);
@@ -49,6 +56,7 @@ function whole(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
 /** Whole milliseconds from `min` to one day (timers overflow beyond 2^31 - 1). */
 function ms(flag: string, min: number) {
   return {
+    value: "<ms>",
     parse(raw: string): number {
       if (/^\d+$/.test(raw) && Number(raw) > MAX_MS) {
         throw new UsageError(`--${flag} must be at most ${MAX_MS} ms (one day) (got "${raw}")`);
@@ -62,6 +70,7 @@ function ms(flag: string, min: number) {
 /** A number of workers from `min` to MAX_WORKERS, or "auto". */
 function countOrAuto(flag: string, min: number) {
   return {
+    value: "<n|auto>",
     parse: (raw: string) => raw === "auto" ? "auto" : whole(flag, min, MAX_WORKERS).parse(raw),
     check: (v: Validator, x: unknown, p: string) =>
       x === "auto"
@@ -72,6 +81,7 @@ function countOrAuto(flag: string, min: number) {
 
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return {
+    value: `<${values.join("|")}>`,
     parse(raw: string): T {
       if (!values.includes(raw as T)) {
         throw new UsageError(`--${flag} must be ${values.join(" or ")} (got "${raw}")`);
@@ -90,8 +100,6 @@ const TABLE = [
   {
     flag: "workers",
     short: "w",
-    value: "<n|auto>",
-    key: "workers",
     help: "number of worker processes (auto = one per CPU)",
     default: 1,
     ...countOrAuto("workers", 1),
@@ -99,15 +107,13 @@ const TABLE = [
   {
     flag: "port",
     short: "p",
-    value: "<port>",
-    key: "port",
     help: "port the workers share; exported as PORT and used by a server that names none",
     ...whole("port", 1, 65535),
+    value: "<port>",
   },
   {
     flag: "host",
     value: "<address>",
-    key: "host",
     help: "address the workers bind when the app names none (default: all); exported as HOST",
     parse(raw) {
       if (!HOST.test(raw)) {
@@ -121,16 +127,12 @@ const TABLE = [
   },
   {
     flag: "grace",
-    value: "<ms>",
-    key: "grace",
     help: "how long a draining worker may finish its requests before it is killed",
     default: 5000,
     ...ms("grace", 0),
   },
   {
     flag: "ready-timeout",
-    value: "<ms>",
-    key: "readyTimeout",
     help: "how long a new worker may take to become ready",
     default: 10_000,
     ...ms("ready-timeout", 1),
@@ -138,7 +140,6 @@ const TABLE = [
   {
     flag: "ready-path",
     value: "<path>",
-    key: "readyPath",
     help: "a new worker is ready only once GET <path>, answered by that very worker, returns 2xx",
     parse(raw) {
       if (!/^\/\S*$/.test(raw)) {
@@ -151,16 +152,12 @@ const TABLE = [
   },
   {
     flag: "timeout",
-    value: "<ms>",
-    key: "timeout",
     help: "replace a worker (restart a process) whose event loop is blocked this long; 0: never",
     default: 30_000,
     ...ms("timeout", 0),
   },
   {
     flag: "spares",
-    value: "<n|auto>",
-    key: "spares",
     help:
       "warm spare workers, released as the next workers (auto: one per worker while watching, else none)",
     default: "auto",
@@ -168,8 +165,6 @@ const TABLE = [
   },
   {
     flag: "switch",
-    value: "<all|rolling|auto>",
-    key: "switch",
     help:
       "all: a reload starts every new worker once the canary is ready and switches them in together; " +
       "rolling: --reload-batch at a time (auto: all while watching, else rolling)",
@@ -179,7 +174,6 @@ const TABLE = [
   {
     flag: "close-window",
     value: "<ms|auto>",
-    key: "closeWindow",
     help: "how long a draining worker keeps answering (with Connection: close) before it stops " +
       "accepting (auto: 0 while watching, else 250)",
     default: "auto",
@@ -188,8 +182,6 @@ const TABLE = [
   },
   {
     flag: "handover",
-    value: "<auto|ebpf|kernel|none>",
-    key: "handover",
     help: "who takes new connections while a worker drains: ebpf steers them to the serving " +
       "workers (needs CAP_BPF and CAP_NET_ADMIN); kernel needs tcp_migrate_req=1; " +
       "none leaves it to the kernel (auto: the first that works)",
@@ -198,8 +190,6 @@ const TABLE = [
   },
   {
     flag: "reload-batch",
-    value: "<n>",
-    key: "reloadBatch",
     help: "workers replaced at once during a reload, after the first",
     default: 1,
     ...whole("reload-batch", 1),
@@ -207,7 +197,6 @@ const TABLE = [
   {
     flag: "name",
     value: "<name>",
-    key: "name",
     help: "instance name for the control commands (default: the entry's base name)",
     parse(raw) {
       if (!NAME.test(raw)) throw new UsageError(`--name must be ${NAME_RULE} (got "${raw}")`);
@@ -226,7 +215,6 @@ const TABLE = [
     flag: "watch",
     value: "<path>",
     multiple: true,
-    key: "watch",
     help: "file or directory to watch; repeatable (default: the current directory)",
     check: (v, x, p) =>
       typeof x === "boolean"
@@ -237,7 +225,6 @@ const TABLE = [
   {
     flag: "ext",
     value: "<list>",
-    key: "ext",
     help: "extensions that trigger a reload (default ts,tsx,js,jsx,mjs,cjs,json,jsonc)",
     parse: (raw) => raw.split(",").map((e) => e.trim().replace(/^\./, "")).filter(Boolean),
     check: (v, x, p) => v.list(x, p, 'an array of extensions such as ["ts", "tsx"]', v.extension),
@@ -246,7 +233,6 @@ const TABLE = [
     flag: "ignore",
     value: "<glob>",
     multiple: true,
-    key: "ignore",
     help: "gitignore-style glob of paths to ignore; repeatable",
     check: list("an array of gitignore-style globs", "a glob"),
   },
@@ -259,7 +245,6 @@ const TABLE = [
   {
     flag: "poll",
     value: "<ms>",
-    key: "poll",
     help: "watch by polling at this interval instead of file events",
     parse: ms("poll", 10).parse,
     check: (v, x, p) =>
@@ -274,22 +259,16 @@ const TABLE = [
   { flag: "no-poll", help: "never fall back to polling" },
   {
     flag: "debounce",
-    value: "<ms>",
-    key: "debounce",
     help: "quiet time that ends a batch of changes (default 20 with file events, 50 when polling)",
     ...ms("debounce", 0),
   },
   {
     flag: "max-requests",
-    value: "<n>",
-    key: "maxRequests",
     help: "replace a worker (rolling, ready first) after it served this many requests",
     ...whole("max-requests", 1),
   },
   {
     flag: "max-requests-jitter",
-    value: "<n>",
-    key: "maxRequestsJitter",
     help: "add 0..n to each worker's --max-requests, so workers do not recycle together",
     default: 0,
     ...whole("max-requests-jitter", 0),
@@ -297,7 +276,6 @@ const TABLE = [
   {
     flag: "max-memory",
     value: "<MB>",
-    key: "maxMemory",
     help: "replace a worker whose memory (RSS) stays above this many megabytes",
     parse(raw) {
       if (!/^\d+(\.\d+)?$/.test(raw) || Number(raw) <= 0) {
@@ -312,8 +290,6 @@ const TABLE = [
   },
   {
     flag: "memory-check-interval",
-    value: "<ms>",
-    key: "memoryCheckInterval",
     help: "how often the workers' memory is sampled for --max-memory",
     default: 5000,
     ...ms("memory-check-interval", 100),
@@ -321,7 +297,6 @@ const TABLE = [
   {
     flag: "metrics",
     value: "<[host:]port>",
-    key: "metrics",
     help:
       "serve Prometheus metrics at /metrics on this port (host default 127.0.0.1; off by default)",
     parse: (raw) => parseMetrics(raw, "--metrics"),
@@ -336,8 +311,6 @@ const TABLE = [
   },
   {
     flag: "log-format",
-    value: "<pretty|json>",
-    key: "logFormat",
     help: "hotreload's log: lines for people or one JSON object per line",
     default: "pretty",
     ...oneOf("log-format", ["pretty", "json"] as const),
@@ -345,7 +318,6 @@ const TABLE = [
   {
     flag: "deno",
     value: "<path>",
-    key: "deno",
     help: "deno executable for the workers (default: $HOTRELOAD_DENO, else this deno, else PATH)",
     parse: (raw) => raw,
     check: (v, x, p) => v.text(x, p, "the path of a deno executable"),
@@ -356,13 +328,23 @@ const TABLE = [
 /** The table, as the settings the parser, the file checks and the help walk. */
 export const SETTINGS: readonly Setting[] = TABLE;
 
+type Camel<S extends string> = S extends `${infer H}-${infer T}` ? `${H}${Capitalize<Camel<T>>}`
+  : S;
 type Entry = (typeof TABLE)[number];
+type KeyOf<S extends Entry> = S extends { check: unknown }
+  ? S extends { key: string } ? S["key"] : Camel<S["flag"]>
+  : never;
 
 /** What a config file may set of the run settings, each typed by its check. */
 export type SettingValues = {
-  [S in Entry as S extends { key: string } ? S["key"] : never]?: S extends
-    { check: (...args: never[]) => infer R } ? R : never;
+  [S in Entry as KeyOf<S>]?: S extends { check: (...args: never[]) => infer R } ? R : never;
 };
+
+/** The config-file key a setting sets (see {@link Setting.key}); undefined for a flag-only one. */
+export function settingKey(setting: Setting): string | undefined {
+  if (!setting.check) return undefined;
+  return setting.key ?? setting.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+}
 
 /** What `hotreload run` was asked to do, validated. */
 export interface RunConfig {
@@ -439,9 +421,7 @@ export function findSetting(token: string): Setting | undefined {
 /** The config-file checks of every key a flag sets. */
 export function settingChecks(): Record<string, Check> {
   return Object.fromEntries(
-    SETTINGS.flatMap((setting) =>
-      setting.key && setting.check ? [[setting.key, setting.check]] : []
-    ),
+    SETTINGS.flatMap((setting) => setting.check ? [[settingKey(setting), setting.check]] : []),
   );
 }
 

@@ -11,30 +11,13 @@ import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
 import { NOTIFY_ENV } from "./sd_notify.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
 
-/** The part of the run configuration a child's command line and handshake depend on. */
-export type WorkerLaunch =
-  & Pick<
-    RunConfig,
-    | "cwd"
-    | "entry"
-    | "denoFlags"
-    | "appArgs"
-    | "workers"
-    | "port"
-    | "host"
-    | "closeWindowMs"
-    | "maxRequests"
-    | "maxRequestsJitter"
-    | "readyPath"
-    | "readyTimeoutMs"
-    | "timeoutMs"
-  >
-  & {
-    /** Directory URL (ending in "/") of the children's runtime modules. */
-    runtimeBase: string;
-    /** The deno executable (resolved). */
-    deno: string;
-  };
+/** The run's settings, with the deno that runs the children and where their runtime modules are. */
+export type WorkerLaunch = Omit<RunConfig, "watch"> & {
+  /** Directory URL (ending in "/") of the children's runtime modules. */
+  runtimeBase: string;
+  /** The deno executable (resolved). */
+  deno: string;
+};
 
 /** How long an orphaned child (supervisor gone) may drain before it exits on its own. */
 const ORPHAN_GRACE_MS = 1000;

@@ -23,7 +23,6 @@ import {
   type Usage,
 } from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
-import type { RunConfig } from "../config/settings.ts";
 import type { StatusRow } from "../control/protocol.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
@@ -46,7 +45,7 @@ interface ProcessSlot {
   failures: FailureMemory;
 }
 
-export type ProcessSetOptions = WorkerLaunch & Pick<RunConfig, "processes"> & SlotSeam;
+export type ProcessSetOptions = WorkerLaunch & SlotSeam;
 
 export class ProcessSet {
   readonly #options: ProcessSetOptions;
@@ -306,7 +305,7 @@ export class ProcessSet {
 
   #spawn(slot: ProcessSlot, generation: number): Child | undefined {
     slot.starts++;
-    if (slot.starts > 1) this.#options.metrics?.processRestarts.inc({ process: slot.config.name });
+    if (slot.starts > 1) this.#options.counters?.processRestarts.inc({ process: slot.config.name });
     const spec = processSpec(this.#options, slot.config, slot.index, generation);
     return spawnForSlot(spec, this.#options, slot);
   }

@@ -20,7 +20,7 @@ export interface SlotSeam {
   spawn: Spawn;
   clock: Clock;
   /** Counts restarts, for --metrics. */
-  metrics?: Metrics;
+  counters?: Metrics;
   backoff?: BackoffPolicy;
 }
 

@@ -15,7 +15,6 @@ import { droppedOutput, log } from "../log/mod.ts";
 import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
-import type { RunConfig } from "../config/settings.ts";
 import { EventQueue } from "./event_queue.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
 import { TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
@@ -28,32 +27,17 @@ import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
 
 /** Everything the supervisor needs to run one instance: the run settings, and where it runs. */
-export type SupervisorOptions =
-  & WorkerLaunch
-  & Pick<
-    RunConfig,
-    | "name"
-    | "graceMs"
-    | "spares"
-    | "oneStepSwitch"
-    | "reloadBatch"
-    | "handover"
-    | "processes"
-    | "maxMemoryMB"
-    | "memoryCheckIntervalMs"
-    | "metrics"
-  >
-  & {
-    /** `.hotreload/<name>/`, where the control socket lives. */
-    instanceDir: string;
-    /** File watching; undefined with --no-watch. */
-    watch?: Omit<WatchOptions, "onBatch">;
-    /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
-    checkEnv?: () => string | undefined;
-    /** hotreload's version, for `hotreload_build_info`. */
-    version?: string;
-    backoff?: BackoffPolicy;
-  };
+export type SupervisorOptions = WorkerLaunch & {
+  /** `.hotreload/<name>/`, where the control socket lives. */
+  instanceDir: string;
+  /** File watching; undefined with --no-watch. */
+  watch?: Omit<WatchOptions, "onBatch">;
+  /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
+  checkEnv?: () => string | undefined;
+  /** hotreload's version, for `hotreload_build_info`. */
+  version?: string;
+  backoff?: BackoffPolicy;
+};
 
 type SupervisorEvent =
   | { kind: "message"; child: Child; message: ChildMessage }
@@ -113,7 +97,7 @@ export class Supervisor {
       exit: (child: Child, status: Deno.CommandStatus) =>
         this.#events.push({ kind: "exit", child, status }),
     };
-    const seam = { listener, spawn: world.spawn, clock: world.clock, metrics: this.#metrics };
+    const seam = { listener, spawn: world.spawn, clock: world.clock, counters: this.#metrics };
     this.#workers = new WorkerPool({
       ...options,
       ...seam,

@@ -193,6 +193,8 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     reloadBatch: 1,
     processes: [],
     memoryCheckIntervalMs: 5000,
+    logFormat: "pretty",
+    help: false,
     watch: { root: "/nonexistent" },
     ...extra,
   };

@@ -21,7 +21,6 @@ import {
   type Usage,
 } from "./slots.ts";
 import { spawnForSlot } from "./slot_spawn.ts";
-import type { RunConfig } from "../config/settings.ts";
 
 interface Slot {
   id: number;
@@ -62,7 +61,6 @@ export type WorkerExit =
 
 export type WorkerPoolOptions =
   & WorkerLaunch
-  & Pick<RunConfig, "graceMs" | "reloadBatch" | "spares">
   & SlotSeam
   & {
     /**
@@ -223,7 +221,7 @@ export class WorkerPool {
       if (!slot.current || slot.current.spec.generation >= generation || slot.replacement) continue;
       if (now < slot.retryAt) continue;
       slot.replacement = this.#spawn(slot, generation);
-      this.#options.metrics?.workerRestarts.inc({ cause: "reload" });
+      this.#options.counters?.workerRestarts.inc({ cause: "reload" });
       room--;
     }
   }
@@ -237,7 +235,7 @@ export class WorkerPool {
       if (!slot.recycle || !slot.current || slot.replacement || now < slot.retryAt) continue;
       if (this.#quietRecycles.delete(slot)) {
         slot.replacement = this.#spawn(slot, generation);
-        this.#options.metrics?.workerRestarts.inc({ cause: "timeout" });
+        this.#options.counters?.workerRestarts.inc({ cause: "timeout" });
         continue;
       }
       log.info(
@@ -246,7 +244,7 @@ export class WorkerPool {
         { role: "worker", id: slot.id, pid: slot.current.pid, reason: slot.recycle },
       );
       slot.replacement = this.#spawn(slot, generation);
-      this.#options.metrics?.workerRestarts.inc({ cause: "recycle" });
+      this.#options.counters?.workerRestarts.inc({ cause: "recycle" });
     }
   }
 
@@ -463,7 +461,7 @@ export class WorkerPool {
     this.#steer();
     slot.recycle = undefined;
     slot.restarts++;
-    this.#options.metrics?.workerRestarts.inc({ cause: "crash" });
+    this.#options.counters?.workerRestarts.inc({ cause: "crash" });
     reportFailure(child, slot.failures, {
       why,
       delay,
