@@ -33,7 +33,7 @@ export interface ChildSpec {
   cwd: string;
   /**
    * What the child's preload reads from its handshake; undefined for a spare,
-   * which waits, loaded but before any app code, until {@link Child.release}.
+   * which waits, loaded but before any app code, until {@link ManagedChild.release}.
    */
   settings: unknown;
   /** Lines for which this returns true are dropped from the relayed output. */
@@ -73,52 +73,21 @@ function newNonce(): string {
 }
 
 /**
- * What the supervisor knows of and does to a child. {@link ManagedChild} is
- * the real one; the supervisor's unit tests drive the same logic with a fake.
+ * What the supervisor knows of and does to a child: the public side of
+ * {@link ManagedChild}; the supervisor's unit tests drive the same logic with a fake.
  */
-export interface Child {
-  readonly spec: ChildSpec;
-  readonly pid: number;
-  /** Clock time of the start (of the release, for a spare). */
-  readonly startedAt: number;
-  /** True for a spare not yet released. */
-  readonly spare: boolean;
-  /** Makes a spare the child `spec` describes: sends its handshake; it starts now. */
-  release(spec: ChildSpec): void;
-  state: ChildState;
-  drainStartedAt?: number;
-  readyAt?: number;
-  killedAt?: number;
-  requestsServed: number;
-  /** Clock time of its last frame: a ready child that goes quiet for --timeout is hung. */
-  lastSeenAt: number;
-  /** While draining: requests still being answered, as last reported. */
-  openRequests?: number;
-  /** False once a draining worker has closed its listeners. */
-  accepting: boolean;
-  /** The port a ready worker listens on (as it reported, or --port). */
-  port?: number;
-  /** The last lines the child printed, for crash reports. */
-  readonly tail: LineTail;
-  uptimeMs(now?: number): number;
-  /** Marks the child ready and returns how long it took. */
-  markReady(): number;
-  /** Relays (or, with `show` false, drops) the output held back while it started. */
-  releaseOutput(show: boolean): void;
-  /** Asks it to finish its work and exit. */
-  drain(): void;
-  /** Ends it and its process group at once. */
-  kill(): void;
-  send(message: SupervisorMessage): void;
-}
+export type Child = Pick<ManagedChild, keyof ManagedChild>;
 
 /** Starts a child for a spec; throws when it cannot be started at all. */
 export type Spawn = (spec: ChildSpec, listener: ChildListener) => Child;
 
-export class ManagedChild implements Child {
+/** The real child: a process in its own group, its output relayed, its frames decoded. */
+export class ManagedChild {
   spec: ChildSpec;
   readonly pid: number;
+  /** Clock time of the start (of the release, for a spare). */
   startedAt: number;
+  /** True for a spare not yet released. */
   spare: boolean;
   state: ChildState = "starting";
   drainStartedAt?: number;
@@ -128,9 +97,13 @@ export class ManagedChild implements Child {
   killedAt?: number;
   /** Requests served, as last reported by a worker (for status). */
   requestsServed = 0;
+  /** Clock time of its last frame: a ready child that goes quiet for --timeout is hung. */
   lastSeenAt: number;
+  /** While draining: requests still being answered, as last reported. */
   openRequests?: number;
+  /** The port a ready worker listens on (as it reported, or --port). */
   port?: number;
+  /** False once a draining worker has closed its listeners. */
   accepting = true;
   /** The last lines the child printed, for crash reports. */
   readonly tail = new LineTail(15);
@@ -161,6 +134,7 @@ export class ManagedChild implements Child {
       .catch(() => {});
   }
 
+  /** Makes a spare the child `spec` describes: sends its handshake; it starts now. */
   release(spec: ChildSpec): void {
     if (!this.spare) return;
     this.spare = false;
