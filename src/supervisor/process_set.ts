@@ -7,106 +7,95 @@
  */
 import { type Child, describeExit } from "../child/child.ts";
 import { log } from "../log/mod.ts";
-import { Backoff } from "./backoff.ts";
 import { processSpec, type WorkerLaunch } from "./child_command.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import { lastWords } from "./describe.ts";
-import { FailureMemory, hintLine } from "./failures.ts";
+import { hintLine } from "./failures.ts";
 import {
   childRow,
   emptyRow,
-  enforceDeadlines,
-  nextDeadline,
   reportFailure,
+  type Slot,
+  SlotGroup,
   type SlotPolicy,
   type SlotSeam,
   type Usage,
 } from "./slots.ts";
-import { spawnForSlot } from "./slot_spawn.ts";
 import type { StatusRow } from "../control/protocol.ts";
 
 /** A process that neither says `ready()` nor finishes loading counts as started after this long. */
 const STARTED_AFTER_MS = 1000;
 
-interface ProcessSlot {
+interface ProcessSlot extends Slot {
   config: ProcessConfig;
   index: number;
   label: string;
-  current?: Child;
-  backoff: Backoff;
-  retryAt: number;
   /** Stays down by its restart policy until a restart or reload asks for it again. */
   down: boolean;
   /** Being restarted on purpose: start again at once when the old one exits. */
   restarting: boolean;
   /** Starts after the first one (crash restarts and warm restarts). */
   starts: number;
-  /** The last error, to show each distinct one once. */
-  failures: FailureMemory;
 }
 
 export type ProcessSetOptions = WorkerLaunch & SlotSeam;
 
-export class ProcessSet {
-  readonly #options: ProcessSetOptions;
-  readonly #slots: ProcessSlot[];
+export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
   /** Children we asked to stop (stop, or the first half of a restart). */
   readonly #stopping = new Set<Child>();
   /** Children that asked, through SIGTERM, to be started again. */
   readonly #warmRestarts = new WeakSet<Child>();
   readonly #restartQueue: ProcessSlot[] = [];
   #restartingNow?: ProcessSlot;
-
-  /** A process that neither says ready nor fails within a second counts as started. */
-  readonly #policy: SlotPolicy;
   /** Processes killed for a blocked event loop: started again at once. */
   readonly #unresponsive = new WeakSet<Child>();
 
+  /** A process that neither says ready nor fails within a second counts as started. */
+  protected readonly policy: SlotPolicy = {
+    role: "process",
+    startMs: STARTED_AFTER_MS,
+    onStartDeadline: (child) => this.onReady(child),
+    graceMs: (child) => this.#graceOf(child),
+    timeoutMs: this.options.timeoutMs,
+    onUnresponsive: (child) => {
+      log.warn(
+        "process.unresponsive",
+        `${child.spec.label} (pid ${child.pid}) unresponsive for ${this.options.timeoutMs} ms ` +
+          `(event loop blocked); restarting it`,
+        { role: "process", id: child.spec.id, pid: child.pid },
+      );
+      this.#unresponsive.add(child);
+      child.kill();
+    },
+  };
+
   constructor(options: ProcessSetOptions) {
-    this.#options = options;
-    const timeoutMs = options.timeoutMs;
-    this.#policy = {
-      role: "process",
-      startMs: STARTED_AFTER_MS,
-      onStartDeadline: (child) => this.onReady(child),
-      graceMs: (child) => this.#graceOf(child),
-      timeoutMs,
-      onUnresponsive: (child) => {
-        log.warn(
-          "process.unresponsive",
-          `${child.spec.label} (pid ${child.pid}) unresponsive for ${timeoutMs} ms ` +
-            `(event loop blocked); restarting it`,
-          { role: "process", id: child.spec.id, pid: child.pid },
-        );
-        this.#unresponsive.add(child);
-        child.kill();
-      },
-    };
-    this.#slots = options.processes.flatMap((config) =>
-      Array.from({ length: config.count }, (_, index) => ({
-        config,
-        index,
-        label: `${config.name}#${index}`,
-        backoff: new Backoff(options.backoff),
-        retryAt: 0,
-        down: false,
-        restarting: false,
-        starts: 0,
-        failures: new FailureMemory(),
-      }))
+    super(options);
+    this.slots.push(
+      ...options.processes.flatMap((config) =>
+        Array.from({ length: config.count }, (_, index) => ({
+          ...this.newSlot(),
+          config,
+          index,
+          label: `${config.name}#${index}`,
+          down: false,
+          restarting: false,
+          starts: 0,
+        }))
+      ),
     );
   }
 
   /** Every live custom process. */
   children(): Child[] {
     const children = [...this.#stopping];
-    for (const slot of this.#slots) if (slot.current) children.push(slot.current);
+    for (const slot of this.slots) if (slot.current) children.push(slot.current);
     return [...new Set(children)];
   }
 
   /** The configured process names. */
   names(): string[] {
-    return [...new Set(this.#slots.map((slot) => slot.config.name))];
+    return [...new Set(this.slots.map((slot) => slot.config.name))];
   }
 
   /** True while warm restarts are queued or under way. */
@@ -121,13 +110,9 @@ export class ProcessSet {
 
   // ---- Reconciling -------------------------------------------------------------------
 
-  enforceDeadlines(now: number): void {
-    enforceDeadlines(this.children(), this.#policy, now);
-  }
-
   /** Starts every instance that should run and may (backoff expired, not down by policy). */
   fill(now: number, generation: number): void {
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       if (slot.current || slot.down || now < slot.retryAt) continue;
       slot.current = this.#spawn(slot, generation);
     }
@@ -154,7 +139,7 @@ export class ProcessSet {
    */
   queueRestart(which: (config: ProcessConfig) => boolean): number {
     let selected = 0;
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       if (!which(slot.config)) continue;
       selected++;
       if (!this.#restartQueue.includes(slot)) this.#restartQueue.push(slot);
@@ -166,7 +151,7 @@ export class ProcessSet {
   drainAll(): void {
     this.#restartQueue.length = 0;
     this.#restartingNow = undefined;
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       slot.down = true;
       if (slot.current) this.#stop(slot.current);
     }
@@ -181,7 +166,7 @@ export class ProcessSet {
   /** Delivers a message to every instance of `name`; returns how many got it. */
   send(name: string, data: unknown): number {
     let sent = 0;
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       if (slot.config.name !== name || !slot.current || slot.current.state === "draining") continue;
       slot.current.send({ t: "message", data });
       sent++;
@@ -191,19 +176,12 @@ export class ProcessSet {
 
   /** Status rows: one per instance, running or not. */
   statusRows(usage: Usage): StatusRow[] {
-    const now = this.#options.clock.now();
-    return this.#slots.map((slot) => {
+    const now = this.options.clock.now();
+    return this.slots.map((slot) => {
       const restarts = Math.max(0, slot.starts - 1);
       if (slot.current) return childRow("process", slot.label, slot.current, restarts, usage, now);
       return emptyRow("process", slot.label, slot.down ? "stopped" : "backoff", restarts);
     });
-  }
-
-  nextDeadline(now: number): number {
-    const retries = this.#slots.flatMap((slot) =>
-      !slot.current && !slot.down ? [slot.retryAt] : []
-    );
-    return nextDeadline(this.children(), this.#policy, retries, now);
   }
 
   // ---- Children's news -------------------------------------------------------------------
@@ -279,21 +257,12 @@ export class ProcessSet {
       return;
     }
     const delay = slot.backoff.failed(child.uptimeMs());
-    slot.retryAt = this.#options.clock.now() + delay;
+    slot.retryAt = this.options.clock.now() + delay;
     reportFailure(child, slot.failures, {
       why: `exited with ${exit}`,
       delay,
       backoff: slot.backoff,
     });
-  }
-
-  /** New code: instances waiting out a backoff start at once (not those down by policy). */
-  retryNow(): void {
-    for (const slot of this.#slots) {
-      slot.retryAt = 0;
-      slot.backoff.reset();
-      slot.failures.reset();
-    }
   }
 
   // ---- Helpers ------------------------------------------------------------------------
@@ -305,13 +274,13 @@ export class ProcessSet {
 
   #spawn(slot: ProcessSlot, generation: number): Child | undefined {
     slot.starts++;
-    if (slot.starts > 1) this.#options.counters?.processRestarts.inc({ process: slot.config.name });
-    const spec = processSpec(this.#options, slot.config, slot.index, generation);
-    return spawnForSlot(spec, this.#options, slot);
+    if (slot.starts > 1) this.options.counters?.processRestarts.inc({ process: slot.config.name });
+    const spec = processSpec(this.options, slot.config, slot.index, generation);
+    return this.start(slot, spec);
   }
 
   #slotOf(child: Child): ProcessSlot | undefined {
-    return this.#slots.find((slot) => slot.label === child.spec.id);
+    return this.slots.find((slot) => slot.label === child.spec.id);
   }
 
   /** How long a stopping instance may take (every child comes from a slot). */

@@ -1,18 +1,19 @@
 /**
- * The slot mechanics workers and custom processes share: start and drain
- * deadlines, the next time something is due, status rows, and how a failure
- * is reported. Their differences are small policies: what a start deadline
- * means (a worker that is not ready in time is killed; a process that
- * neither says ready nor fails counts as started), and each child's grace.
+ * The slot mechanism workers and custom processes share (SlotGroup): starting
+ * a slot's child, start and drain deadlines, the next time something is due,
+ * retries, status rows, and how a failure is reported. Their differences are
+ * small policies: what a start deadline means (a worker that is not ready in
+ * time is killed; a process that neither says ready nor fails counts as
+ * started), and each child's grace.
  */
-import type { Child, ChildListener, Spawn } from "../child/child.ts";
+import type { Child, ChildListener, ChildSpec, Spawn } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
-import type { Backoff, BackoffPolicy } from "./backoff.ts";
+import { Backoff, type BackoffPolicy } from "./backoff.ts";
 import type { Clock } from "./clock.ts";
 import type { Metrics } from "./metrics.ts";
 import { formatMs, lastWords } from "./describe.ts";
-import { type FailureMemory, hintLine, worthReporting } from "./failures.ts";
+import { FailureMemory, hintLine, worthReporting } from "./failures.ts";
 
 /** What a slot group is handed by the supervisor: the seam to the OS, and shared counters. */
 export interface SlotSeam {
@@ -39,58 +40,118 @@ export interface SlotPolicy {
   onUnresponsive(child: Child): void;
 }
 
+/** What every slot holds: its child, and when it may start one again. */
+export interface Slot {
+  current?: Child;
+  backoff: Backoff;
+  /** When the slot may start a child again after a failure (clock time). */
+  retryAt: number;
+  /** The last error, to show each distinct one once. */
+  failures: FailureMemory;
+}
+
 /** Children already found unresponsive: acted on once. */
 const unresponsive = new WeakSet<Child>();
 
-/** Applies the start and drain deadlines; a child is killed (and that logged) once. */
-export function enforceDeadlines(children: Child[], policy: SlotPolicy, now: number): void {
-  for (const child of children) {
-    if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
-    if (child.state === "starting" && now - child.startedAt >= policy.startMs) {
-      policy.onStartDeadline(child);
-    }
-    if (
-      policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child) &&
-      now - child.lastSeenAt >= policy.timeoutMs
-    ) {
-      unresponsive.add(child);
-      policy.onUnresponsive(child);
-    }
-    const grace = policy.graceMs(child);
-    if (
-      child.state === "draining" && child.drainStartedAt !== undefined &&
-      now - child.drainStartedAt >= grace
-    ) {
-      const open = child.openRequests ? ` with ${child.openRequests} request(s) still open` : "";
-      log.warn(
-        `${policy.role}.killed`,
-        `${child.spec.label} (pid ${child.pid}) still busy after its ${grace} ms grace${open}; killed`,
-        { role: policy.role, id: child.spec.id, pid: child.pid, open: child.openRequests },
-      );
-      child.kill();
-    }
-  }
-}
+/**
+ * The slot machine workers and custom processes share: starting a slot's
+ * child, deadlines, the next time something is due, and retries. A subclass
+ * adds its slots' own fields and its policy.
+ */
+export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
+  protected readonly slots: S[] = [];
+  protected abstract readonly policy: SlotPolicy;
 
-/** The nearest deadline of these children and slot retry times, or Infinity. */
-export function nextDeadline(
-  children: Child[],
-  policy: SlotPolicy,
-  retries: number[],
-  now: number,
-): number {
-  const deadlines = retries.filter((at) => at > now);
-  for (const child of children) {
-    if (child.killedAt !== undefined) continue;
-    if (child.state === "starting") deadlines.push(child.startedAt + policy.startMs);
-    if (child.state === "draining" && child.drainStartedAt !== undefined) {
-      deadlines.push(child.drainStartedAt + policy.graceMs(child));
-    }
-    if (policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child)) {
-      deadlines.push(child.lastSeenAt + policy.timeoutMs);
+  constructor(protected readonly options: O) {}
+
+  /** Every live child of the group. */
+  abstract children(): Child[];
+
+  /** Applies the start and drain deadlines; a child is killed (and that logged) once. */
+  enforceDeadlines(now: number): void {
+    const policy = this.policy;
+    for (const child of this.children()) {
+      if (child.killedAt !== undefined) continue; // killed once, logged once; its exit follows
+      if (child.state === "starting" && now - child.startedAt >= policy.startMs) {
+        policy.onStartDeadline(child);
+      }
+      if (
+        policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child) &&
+        now - child.lastSeenAt >= policy.timeoutMs
+      ) {
+        unresponsive.add(child);
+        policy.onUnresponsive(child);
+      }
+      const grace = policy.graceMs(child);
+      if (
+        child.state === "draining" && child.drainStartedAt !== undefined &&
+        now - child.drainStartedAt >= grace
+      ) {
+        const open = child.openRequests ? ` with ${child.openRequests} request(s) still open` : "";
+        log.warn(
+          `${policy.role}.killed`,
+          `${child.spec.label} (pid ${child.pid}) still busy after its ${grace} ms grace${open}; killed`,
+          { role: policy.role, id: child.spec.id, pid: child.pid, open: child.openRequests },
+        );
+        child.kill();
+      }
     }
   }
-  return Math.min(Infinity, ...deadlines);
+
+  /** The nearest deadline of the children and of the slots' retries (and `more`), or Infinity. */
+  nextDeadline(now: number, more: number[] = []): number {
+    const deadlines = [...this.slots.map((slot) => slot.retryAt), ...more].filter((at) => at > now);
+    const policy = this.policy;
+    for (const child of this.children()) {
+      if (child.killedAt !== undefined) continue;
+      if (child.state === "starting") deadlines.push(child.startedAt + policy.startMs);
+      if (child.state === "draining" && child.drainStartedAt !== undefined) {
+        deadlines.push(child.drainStartedAt + policy.graceMs(child));
+      }
+      if (policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child)) {
+        deadlines.push(child.lastSeenAt + policy.timeoutMs);
+      }
+    }
+    return Math.min(Infinity, ...deadlines);
+  }
+
+  /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
+  retryNow(): void {
+    for (const slot of this.slots) {
+      slot.retryAt = 0;
+      slot.backoff.reset();
+      slot.failures.reset();
+    }
+  }
+
+  /** What a new slot starts with. */
+  protected newSlot(): Slot {
+    return {
+      backoff: new Backoff(this.options.backoff),
+      retryAt: 0,
+      failures: new FailureMemory(),
+    };
+  }
+
+  /**
+   * Starts the child `spec` describes for `slot`. When the command cannot
+   * start at all (the deno binary vanished, no more processes), the slot
+   * waits out its backoff like after a crash, and the failure is logged.
+   */
+  protected start(slot: S, spec: ChildSpec): Child | undefined {
+    try {
+      return this.options.spawn(spec, this.options.listener);
+    } catch (error) {
+      const delay = slot.backoff.failed(0);
+      slot.retryAt = this.options.clock.now() + delay;
+      log.error(
+        `${spec.role}.spawn-failed`,
+        `cannot start ${spec.label}: ${(error as Error).message}; retrying in ${formatMs(delay)}`,
+        { role: spec.role, id: spec.id },
+      );
+      return undefined;
+    }
+  }
 }
 
 /** Memory and CPU of a child, when it can be sampled. */

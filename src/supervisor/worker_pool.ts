@@ -6,37 +6,29 @@
 import { type Child, describeExit } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
-import { Backoff } from "./backoff.ts";
 import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
 import { formatMs, formatTail, lastWords } from "./describe.ts";
-import { FailureMemory, hintLine, summarizeError } from "./failures.ts";
+import { hintLine, summarizeError } from "./failures.ts";
 import {
   childRow,
   emptyRow,
-  enforceDeadlines,
-  nextDeadline,
   reportFailure,
+  type Slot,
+  SlotGroup,
   type SlotPolicy,
   type SlotSeam,
   type Usage,
 } from "./slots.ts";
-import { spawnForSlot } from "./slot_spawn.ts";
 
-interface Slot {
+interface WorkerSlot extends Slot {
   id: number;
-  current?: Child;
   replacement?: Child;
-  backoff: Backoff;
-  /** When the slot may start a child again after a failure (clock time). */
-  retryAt: number;
   /** Unplanned exits so far (crashes, timeouts). */
   restarts: number;
   /** The newest generation this slot has started. */
   triedGeneration: number;
   /** Why the current worker should be replaced (max-requests, max-memory), if it should. */
   recycle?: string;
-  /** The last error, to show each distinct one once. */
-  failures: FailureMemory;
   /** Failed ERRORED_AFTER times in a row after the service was up: still retried, shown as errored. */
   errored: boolean;
 }
@@ -70,9 +62,7 @@ export type WorkerPoolOptions =
     steer?: (serving: readonly Child[]) => void;
   };
 
-export class WorkerPool {
-  readonly #options: WorkerPoolOptions;
-  readonly #slots: Slot[] = [];
+export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #retiring = new Set<Child>();
   readonly #spares: Child[] = [];
   /** With a one-step switch: the generation whose ready replacements wait to take over together. */
@@ -84,7 +74,7 @@ export class WorkerPool {
   #steered = "";
   /** Workers whose event loop is blocked: replaced ready-first, then killed. */
   readonly #hung = new WeakSet<Child>();
-  readonly #quietRecycles = new WeakSet<Slot>();
+  readonly #quietRecycles = new WeakSet<WorkerSlot>();
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
@@ -94,39 +84,38 @@ export class WorkerPool {
   everReady = false;
 
   /** A worker not ready within --ready-timeout is killed; --grace for each drain. */
-  readonly #policy: SlotPolicy;
+  protected readonly policy: SlotPolicy = {
+    role: "worker",
+    startMs: this.options.readyTimeoutMs,
+    onStartDeadline: (child) => {
+      this.#killReasons.set(child, `was not ready within ${this.options.readyTimeoutMs} ms`);
+      child.kill();
+    },
+    graceMs: () => this.options.graceMs,
+    timeoutMs: this.options.timeoutMs,
+    onUnresponsive: (child) => {
+      const why = `unresponsive for ${formatMs(this.options.timeoutMs)} (event loop blocked)`;
+      log.warn(
+        "worker.unresponsive",
+        `worker ${child.spec.id} (pid ${child.pid}) ${why}; replacing it`,
+        { role: "worker", id: child.spec.id, pid: child.pid },
+      );
+      this.#hung.add(child);
+      this.#killReasons.set(child, why);
+      this.markForRecycle(child, why, true);
+    },
+  };
 
   constructor(options: WorkerPoolOptions) {
-    this.#options = options;
+    super(options);
     this.desired = options.workers;
     this.#desiredSpares = options.spares;
-    this.#policy = {
-      role: "worker",
-      startMs: options.readyTimeoutMs,
-      onStartDeadline: (child) => {
-        this.#killReasons.set(child, `was not ready within ${options.readyTimeoutMs} ms`);
-        child.kill();
-      },
-      graceMs: () => options.graceMs,
-      timeoutMs: options.timeoutMs,
-      onUnresponsive: (child) => {
-        const why = `unresponsive for ${formatMs(options.timeoutMs)} (event loop blocked)`;
-        log.warn(
-          "worker.unresponsive",
-          `worker ${child.spec.id} (pid ${child.pid}) ${why}; replacing it`,
-          { role: "worker", id: child.spec.id, pid: child.pid },
-        );
-        this.#hung.add(child);
-        this.#killReasons.set(child, why);
-        this.markForRecycle(child, why, true);
-      },
-    };
   }
 
   /** Every live worker: current, replacements and retiring. */
   children(): Child[] {
     const children = [...this.#retiring, ...this.#stoppingSpares];
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       if (slot.current) children.push(slot.current);
       if (slot.replacement) children.push(slot.replacement);
     }
@@ -135,8 +124,8 @@ export class WorkerPool {
 
   /** True when every wanted slot has a ready worker. */
   allReady(): boolean {
-    return this.#slots.length === this.desired &&
-      this.#slots.every((slot) => slot.current?.state === "ready");
+    return this.slots.length === this.desired &&
+      this.slots.every((slot) => slot.current?.state === "ready");
   }
 
   /**
@@ -147,7 +136,7 @@ export class WorkerPool {
    * code (a slot whose new worker failed waits out its backoff meanwhile).
    */
   outdated(generation: number): number {
-    const slots = this.#slots.filter((slot) =>
+    const slots = this.slots.filter((slot) =>
       slot.replacement !== undefined ||
       (slot.current
         ? slot.current.spec.generation < generation || slot.current.state === "starting"
@@ -163,35 +152,28 @@ export class WorkerPool {
 
   /** Ready workers of `generation` or newer. */
   readyOf(generation: number): number {
-    return this.#slots.filter((slot) =>
+    return this.slots.filter((slot) =>
       slot.current?.state === "ready" && slot.current.spec.generation >= generation
     ).length;
   }
 
   // ---- Reconciling -------------------------------------------------------------------
 
-  /** Kills starting workers past the ready timeout and draining ones past the grace. */
-  enforceDeadlines(now: number): void {
-    enforceDeadlines(this.children(), this.#policy, now);
-  }
-
   /** Drains slots beyond the wanted count, and starts workers in empty slots. */
   fill(now: number, generation: number): void {
-    while (this.#slots.length > this.desired) {
-      const slot = this.#slots.pop()!;
+    while (this.slots.length > this.desired) {
+      const slot = this.slots.pop()!;
       for (const child of [slot.current, slot.replacement]) if (child) this.#retire(child);
     }
     for (let id = 0; id < this.desired; id++) {
-      this.#slots[id] ??= {
+      this.slots[id] ??= {
+        ...this.newSlot(),
         id,
-        backoff: new Backoff(this.#options.backoff),
-        retryAt: 0,
         restarts: 0,
         triedGeneration: 0,
-        failures: new FailureMemory(),
         errored: false,
       };
-      const slot = this.#slots[id];
+      const slot = this.slots[id];
       if (!slot.current && !slot.replacement && now >= slot.retryAt) {
         slot.current = this.#spawn(slot, generation);
       }
@@ -214,14 +196,14 @@ export class WorkerPool {
     // canary is needed for safety: all start at once (broken code fails them
     // all, and the reload is aborted with the old generation still serving).
     if (oneStep) this.#switchGeneration = generation;
-    const inFlight = this.#slots.filter((slot) => slot.replacement).length;
-    let room = (oneStep ? Infinity : canaryPassed ? this.#options.reloadBatch : 1) - inFlight;
-    for (const slot of this.#slots) {
+    const inFlight = this.slots.filter((slot) => slot.replacement).length;
+    let room = (oneStep ? Infinity : canaryPassed ? this.options.reloadBatch : 1) - inFlight;
+    for (const slot of this.slots) {
       if (room <= 0) break;
       if (!slot.current || slot.current.spec.generation >= generation || slot.replacement) continue;
       if (now < slot.retryAt) continue;
       slot.replacement = this.#spawn(slot, generation);
-      this.#options.counters?.workerRestarts.inc({ cause: "reload" });
+      this.options.counters?.workerRestarts.inc({ cause: "reload" });
       room--;
     }
   }
@@ -231,11 +213,11 @@ export class WorkerPool {
    * the rolling mechanism: the replacement is ready before the old one drains.
    */
   replaceRecycled(now: number, generation: number): void {
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       if (!slot.recycle || !slot.current || slot.replacement || now < slot.retryAt) continue;
       if (this.#quietRecycles.delete(slot)) {
         slot.replacement = this.#spawn(slot, generation);
-        this.#options.counters?.workerRestarts.inc({ cause: "timeout" });
+        this.options.counters?.workerRestarts.inc({ cause: "timeout" });
         continue;
       }
       log.info(
@@ -244,7 +226,7 @@ export class WorkerPool {
         { role: "worker", id: slot.id, pid: slot.current.pid, reason: slot.recycle },
       );
       slot.replacement = this.#spawn(slot, generation);
-      this.#options.counters?.workerRestarts.inc({ cause: "recycle" });
+      this.options.counters?.workerRestarts.inc({ cause: "recycle" });
     }
   }
 
@@ -264,14 +246,14 @@ export class WorkerPool {
 
   /** The workers that serve now (for sampling). */
   serving(): Child[] {
-    return this.#slots.flatMap((slot) => slot.current?.state === "ready" ? [slot.current] : []);
+    return this.slots.flatMap((slot) => slot.current?.state === "ready" ? [slot.current] : []);
   }
 
   /** Status rows: every live worker, and each empty slot waiting out its backoff. */
   statusRows(usage: Usage): StatusRow[] {
-    const now = this.#options.clock.now();
+    const now = this.options.clock.now();
     const rows: StatusRow[] = [];
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       for (const child of [slot.current, slot.replacement]) {
         if (child) rows.push(childRow("worker", slot.id, child, slot.restarts, usage, now));
       }
@@ -302,7 +284,7 @@ export class WorkerPool {
       spare.kill();
     }
     this.#desiredSpares = 0;
-    for (const slot of this.#slots.splice(0)) {
+    for (const slot of this.slots.splice(0)) {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);
     }
     this.#steer();
@@ -323,7 +305,7 @@ export class WorkerPool {
   #switchIfAllReady(): void {
     const generation = this.#switchGeneration;
     if (generation === undefined) return;
-    const outdated = this.#slots.filter((slot) =>
+    const outdated = this.slots.filter((slot) =>
       slot.current !== undefined && slot.current.spec.generation < generation
     );
     if (outdated.some((slot) => slot.replacement?.state !== "ready")) return;
@@ -344,7 +326,7 @@ export class WorkerPool {
   cancelSwitch(): void {
     if (this.#switchGeneration === undefined) return;
     this.#switchGeneration = undefined;
-    for (const slot of this.#slots) {
+    for (const slot of this.slots) {
       if (!slot.replacement) continue;
       this.#retire(slot.replacement);
       slot.replacement = undefined;
@@ -352,25 +334,20 @@ export class WorkerPool {
   }
 
   /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
-  retryNow(): void {
+  override retryNow(): void {
     this.#lastShown = undefined;
-    for (const slot of this.#slots) {
-      slot.retryAt = 0;
-      slot.backoff.reset();
-      slot.failures.reset();
-    }
+    super.retryNow();
   }
 
   /** True when some worker is ready to serve. */
   anyServing(): boolean {
-    return this.#slots.some((slot) => slot.current?.state === "ready");
+    return this.slots.some((slot) => slot.current?.state === "ready");
   }
 
-  /** The nearest time something has to happen, or Infinity. */
-  nextDeadline(now: number): number {
-    const retries = this.#slots.map((slot) => slot.retryAt);
-    if (this.#spares.length < this.#desiredSpares) retries.push(this.#spareRetryAt);
-    return nextDeadline(this.children(), this.#policy, retries, now);
+  /** The nearest time something has to happen (a spare's retry too), or Infinity. */
+  override nextDeadline(now: number): number {
+    const spares = this.#spares.length < this.#desiredSpares ? [this.#spareRetryAt] : [];
+    return super.nextDeadline(now, spares);
   }
 
   // ---- Children's news -------------------------------------------------------------------
@@ -416,7 +393,7 @@ export class WorkerPool {
     if (spare !== -1) {
       // A spare that dies is simply replaced (after a pause, should spares keep dying).
       this.#spares.splice(spare, 1);
-      this.#spareRetryAt = this.#options.clock.now() + SPARE_RETRY_MS;
+      this.#spareRetryAt = this.options.clock.now() + SPARE_RETRY_MS;
       child.releaseOutput(true);
       log.warn(
         "worker.spare-exited",
@@ -442,9 +419,9 @@ export class WorkerPool {
     if (!slot) return { kind: "unknown" };
     const why = this.#killReasons.get(child) ?? `exited with ${describeExit(status)}`;
     const delay = child.spec.generation < generation ? 0 : slot.backoff.failed(child.uptimeMs());
-    slot.retryAt = this.#options.clock.now() + delay;
+    slot.retryAt = this.options.clock.now() + delay;
     const words = lastWords(child.tail.lines());
-    const summary = summarizeError(words, this.#options.cwd);
+    const summary = summarizeError(words, this.options.cwd);
     if (slot.replacement === child) {
       // The abort message carries the error (the `reload` caller sees it too).
       child.releaseOutput(false);
@@ -461,7 +438,7 @@ export class WorkerPool {
     this.#steer();
     slot.recycle = undefined;
     slot.restarts++;
-    this.#options.counters?.workerRestarts.inc({ cause: "crash" });
+    this.options.counters?.workerRestarts.inc({ cause: "crash" });
     reportFailure(child, slot.failures, {
       why,
       delay,
@@ -493,29 +470,29 @@ export class WorkerPool {
    * Starts the worker a slot wants: a warm spare when one waits (it reads the
    * app's code only now, so it runs the newest), else a fresh process.
    */
-  #spawn(slot: Slot, generation: number): Child | undefined {
+  #spawn(slot: WorkerSlot, generation: number): Child | undefined {
     slot.triedGeneration = Math.max(slot.triedGeneration, generation);
-    const launch = { ...this.#options, workers: this.desired };
+    const launch = { ...this.options, workers: this.desired };
     const spec = workerSpec(launch, slot.id, generation);
     const spare = this.#spares.shift();
     if (spare) {
       spare.release(spec);
       return spare;
     }
-    return spawnForSlot(spec, this.#options, slot);
+    return this.start(slot, spec);
   }
 
   /** Starts spares until as many wait as wanted (new ones once the released ones are ready). */
   #topUpSpares(now: number): void {
     // Not while workers start: on two cores a new spare would slow the very switch it serves.
-    const starting = this.#slots.some((slot) =>
+    const starting = this.slots.some((slot) =>
       slot.current?.state === "starting" || slot.replacement?.state === "starting"
     );
     if (starting && this.everReady) return;
     while (this.#spares.length < this.#desiredSpares && now >= this.#spareRetryAt) {
       try {
         this.#spares.push(
-          this.#options.spawn(spareSpec(this.#options), this.#options.listener),
+          this.options.spawn(spareSpec(this.options), this.options.listener),
         );
       } catch {
         this.#spareRetryAt = now + SPARE_RETRY_MS;
@@ -554,11 +531,11 @@ export class WorkerPool {
     const pids = serving.map((child) => child.pid).join(",");
     if (pids === this.#steered) return;
     this.#steered = pids;
-    this.#options.steer?.(serving);
+    this.options.steer?.(serving);
   }
 
-  #slotOf(child: Child): Slot | undefined {
-    const slot = this.#slots[child.spec.id as number];
+  #slotOf(child: Child): WorkerSlot | undefined {
+    const slot = this.slots[child.spec.id as number];
     return slot && (slot.current === child || slot.replacement === child) ? slot : undefined;
   }
 }
