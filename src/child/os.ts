@@ -36,28 +36,22 @@ export function pidRunning(pid: number): boolean {
 
 /** Sends a signal to a whole process group; a group that is already gone is fine. */
 export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
-  // -0 and -1 would mean our own group and every process: never.
-  if (!isSignallable(pgid)) return false;
-  try {
-    Deno.kill(-pgid, signal);
-    return true;
-  } catch {
-    return false;
-  }
+  return send(pgid, signal, true);
 }
 
 /** Sends a signal to one process; a process that is already gone is fine. */
 export function signalProcess(pid: number, signal: Deno.Signal): boolean {
-  if (!isSignallable(pid)) return false;
+  return send(pid, signal, false);
+}
+
+function send(pid: number, signal: Deno.Signal, group: boolean): boolean {
+  // Only a real process other than init: 0, -1 and 1 would mean our own group,
+  // every process, or init (and -0, -1 as groups the same).
+  if (!Number.isSafeInteger(pid) || pid <= 1) return false;
   try {
-    Deno.kill(pid, signal);
+    Deno.kill(group ? -pid : pid, signal);
     return true;
   } catch {
     return false;
   }
-}
-
-/** Only a real process other than init may be signalled: 0, -1 and 1 never. */
-function isSignallable(pid: number): boolean {
-  return Number.isSafeInteger(pid) && pid > 1;
 }

@@ -35,12 +35,13 @@ class Counter {
     return this.#values.get(labelText(labels))?.value ?? 0;
   }
 
-  render(): string[] {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} counter`];
-    for (const { labels, value } of this.#values.values()) {
-      lines.push(`${this.name}${labelText(labels)} ${number(value)}`);
-    }
-    return lines;
+  family(): ScrapedFamily {
+    return {
+      name: this.name,
+      type: "counter",
+      help: this.help,
+      samples: [...this.#values.values()],
+    };
   }
 }
 
@@ -118,14 +119,12 @@ export class Metrics {
   /** The exposition text: the `scraped` families, then these counters and histograms. */
   render(scraped: ScrapedFamily[]): string {
     const lines: string[] = [];
-    for (const family of scraped) {
+    const counters = [this.workerRestarts, this.processRestarts, this.reloads];
+    for (const family of [...scraped, ...counters.map((counter) => counter.family())]) {
       lines.push(`# HELP ${family.name} ${family.help}`, `# TYPE ${family.name} ${family.type}`);
       for (const sample of family.samples) {
         lines.push(`${family.name}${labelText(sample.labels ?? {})} ${number(sample.value)}`);
       }
-    }
-    for (const counter of [this.workerRestarts, this.processRestarts, this.reloads]) {
-      lines.push(...counter.render());
     }
     lines.push(...this.reloadDuration.render(), ...this.changeToReady.render());
     return lines.join("\n") + "\n";

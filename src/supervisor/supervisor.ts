@@ -531,8 +531,6 @@ export class Supervisor {
       : this.#workers.desired;
     const now = this.#world.clock.now();
     const summary = rollout.summary(this.#workers.desired, ready, processes, now);
-    this.#metrics.reloads.inc({ outcome: "done" });
-    this.#metrics.reloadDuration.observe((now - rollout.startedAt) / 1000);
     if (rollout.files.length > 0) {
       this.#metrics.changeToReady.observe((now - rollout.startedAt) / 1000);
     }
@@ -542,14 +540,7 @@ export class Supervisor {
       generation: rollout.generation,
       files: rollout.files,
     });
-    rollout.settle({ ok: true, message: summary, generation: rollout.generation });
-    this.#lastReload = {
-      generation: rollout.generation,
-      ok: true,
-      message: summary,
-      at: new Date().toISOString(),
-    };
-    if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
+    this.#endRollout(rollout, { ok: true, message: summary, generation: rollout.generation });
   }
 
   #abortRollout(why: string, summary: string): void {
@@ -562,8 +553,6 @@ export class Supervisor {
       ? `nothing serves: waiting for a change (generation ${rollout.generation} failed: ${summary})`
       : `nothing serves: fix it, then "hotreload reload" (generation ${rollout.generation} failed: ${summary})`;
     this.#waitingSaid = rollout.generation;
-    this.#metrics.reloads.inc({ outcome: "aborted" });
-    this.#metrics.reloadDuration.observe((this.#world.clock.now() - rollout.startedAt) / 1000);
     this.#notify(
       "READY=1",
       `STATUS=reload to generation ${rollout.generation} aborted; ${this.#statusLine()}`,
@@ -573,11 +562,19 @@ export class Supervisor {
       `reload aborted: ${why}\n${then}`,
       { role: "supervisor", generation: rollout.generation },
     );
-    rollout.settle({ ok: false, error: `reload aborted: ${why}`, kind: "failure" });
+    this.#endRollout(rollout, { ok: false, error: `reload aborted: ${why}`, kind: "failure" });
+  }
+
+  /** Counts a rollout's end, tells who waits, keeps its outcome for `status`, runs its follow-up. */
+  #endRollout(rollout: Rollout, reply: ControlReply): void {
+    this.#metrics.reloads.inc({ outcome: reply.ok ? "done" : "aborted" });
+    this.#metrics.reloadDuration.observe((this.#world.clock.now() - rollout.startedAt) / 1000);
+    rollout.settle(reply);
     this.#lastReload = {
       generation: rollout.generation,
-      ok: false,
-      message: `reload aborted: ${why.split("\n")[0]}`,
+      ok: reply.ok,
+      // A failure's first line: the rest (its output) is in the log.
+      message: reply.ok ? reply.message! : reply.error.split("\n")[0],
       at: new Date().toISOString(),
     };
     if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
@@ -784,17 +781,13 @@ export class Supervisor {
       `starting ${this.#workers.desired} worker(s) of ${entry} on ${port}${host}${beside}; ${watching} (pid ${Deno.pid})`,
       { role: "supervisor", pid: Deno.pid },
     );
-    const handover = this.#connection!.handover;
-    if (handover.mode === "none") {
-      log.warn("supervisor.handover", `handover: ${handover.summary}. ${TCP_MIGRATE_REQ_HINT}`, {
-        role: "supervisor",
-        handover: handover.mode,
-      });
-    } else {
-      log.info("supervisor.handover", `handover: ${handover.summary}`, {
-        role: "supervisor",
-        handover: handover.mode,
-      });
-    }
+    const { mode, summary } = this.#connection!.handover;
+    // Without a handover, say how to get one.
+    const say = mode === "none" ? log.warn : log.info;
+    const hint = mode === "none" ? `. ${TCP_MIGRATE_REQ_HINT}` : "";
+    say("supervisor.handover", `handover: ${summary}${hint}`, {
+      role: "supervisor",
+      handover: mode,
+    });
   }
 }

@@ -279,10 +279,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   /** Asks every worker to drain (stop). */
   drainAll(): void {
     // Spares hold no connection and run no app code: they just go.
-    for (const spare of this.#spares.splice(0)) {
-      this.#stoppingSpares.add(spare);
-      spare.kill();
-    }
+    this.discardSpares();
     this.#desiredSpares = 0;
     for (const slot of this.slots.splice(0)) {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);

@@ -14,7 +14,8 @@ import { SdNotify } from "./sd_notify.ts";
 import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
-import { type Handover, type HandoverSetting, openHandover } from "../handover/mod.ts";
+import { type Handover, openHandover } from "../handover/mod.ts";
+import type { RunConfig } from "../config/settings.ts";
 
 /** What the outside world tells the supervisor. */
 export interface Inbox {
@@ -32,12 +33,6 @@ export interface Notifier {
   /** How often to send WATCHDOG=1, when systemd asked for it. */
   readonly watchdogMs?: number;
   close(): void;
-}
-
-/** Where `--metrics` serves. */
-export interface MetricsAddress {
-  hostname: string;
-  port: number;
 }
 
 /** What connecting to the world found out, and how to let go of it. */
@@ -75,11 +70,9 @@ export const HANDLED_SIGNALS: Deno.Signal[] = [
 
 /** The real world: processes, signals, inotify or polling, a unix socket. */
 export function realWorld(
-  options: {
+  options: Pick<RunConfig, "metrics" | "handover"> & {
     instanceDir: string;
     watch?: Omit<WatchOptions, "onBatch">;
-    metrics?: MetricsAddress;
-    handover?: HandoverSetting;
   },
 ): World {
   return {
@@ -88,7 +81,7 @@ export function realWorld(
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
     async connect(inbox) {
       // First: a forced handover that cannot work is a start-up error, before anything starts.
-      const handover = openHandover(options.handover ?? "auto", readTcpMigrateReq());
+      const handover = openHandover(options.handover, readTcpMigrateReq());
       let watcher: Watcher | undefined;
       if (options.watch) {
         // Loaded only when watching, so `--no-watch` production runs never pay for it.
@@ -124,7 +117,10 @@ export function realWorld(
 }
 
 /** Serves `GET /metrics` on `address` (the supervisor's own server: no worker is involved). */
-function serveMetrics(address: MetricsAddress, render: () => string): Deno.HttpServer {
+function serveMetrics(
+  address: NonNullable<RunConfig["metrics"]>,
+  render: () => string,
+): Deno.HttpServer {
   try {
     return Deno.serve({ ...address, onListen() {} }, (request) => {
       if (new URL(request.url).pathname !== "/metrics") {

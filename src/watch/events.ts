@@ -277,26 +277,19 @@ export class EventsBackend {
         this.#known.add(f);
       }
     }
+    this.#removeUnder(rel, found, dirs);
+  }
+
+  /** Forgets what was under `rel` and is not among the files and directories still there. */
+  #removeUnder(rel: string, files = new Set<string>(), dirs = new Set<string>()): void {
     for (const k of this.#known) {
-      if (isUnder(k, rel) && !found.has(k) && !this.#fileRootRels.has(k)) {
+      if (isUnder(k, rel) && !files.has(k) && !this.#fileRootRels.has(k)) {
         this.#changes.record(k, "removed");
         this.#known.delete(k);
       }
     }
     for (const d of this.#knownDirs) {
       if (isUnder(d, rel) && !dirs.has(d)) this.#knownDirs.delete(d);
-    }
-  }
-
-  #removeUnder(rel: string): void {
-    for (const k of this.#known) {
-      if (isUnder(k, rel) && !this.#fileRootRels.has(k)) {
-        this.#changes.record(k, "removed");
-        this.#known.delete(k);
-      }
-    }
-    for (const d of this.#knownDirs) {
-      if (isUnder(d, rel)) this.#knownDirs.delete(d);
     }
   }
 }
