@@ -8,6 +8,7 @@ import { denoFlagArity } from "../config/deno_flags.ts";
 import { UsageError } from "../errors.ts";
 import {
   findSetting,
+  RESOLVED_KEYS,
   type RunConfig,
   settingKey,
   SETTINGS,
@@ -18,6 +19,7 @@ import { entryProblem } from "../config/validator.ts";
 import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
 
 const HINT = 'see "hotreload run --help"';
+const RESOLVED = new Set<string>(RESOLVED_KEYS);
 
 /**
  * How long a draining HTTP server keeps answering, with `Connection: close`,
@@ -203,32 +205,26 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   // Deno flags from the file come first; the command line's add to them.
   const denoFlags = [...(file.denoFlags as string[] ?? []), ...split.denoFlags];
   const checking = denoFlags.some((flag) => flag === "--check" || flag.startsWith("--check="));
+  // Every setting that needs no resolving, under its config key.
+  const plain = Object.fromEntries(
+    SETTINGS.flatMap((s) => {
+      const key = settingKey(s);
+      return key && !RESOLVED.has(key) ? [[key, setting(s.flag)]] : [];
+    }),
+  );
+  const closeWindow = setting("close-window");
   return {
+    ...plain as Omit<RunConfig, (typeof RESOLVED_KEYS)[number]>,
     entry,
     cwd,
     name: setting("name") ?? defaultName(entry),
     workers: workerCount,
     spares: checking ? 0 : spares === "auto" ? (watch ? workerCount : 0) : spares,
     oneStepSwitch: setting("switch") === "all" || (setting("switch") === "auto" && watch !== false),
-    closeWindowMs: Math.min(
-      setting("close-window") === "auto" ? (watch ? 0 : CLOSE_WINDOW_MS) : setting("close-window"),
+    closeWindow: Math.min(
+      closeWindow === "auto" ? (watch ? 0 : CLOSE_WINDOW_MS) : closeWindow,
       setting("grace"),
     ),
-    handover: setting("handover"),
-    port: setting("port"),
-    host: setting("host"),
-    graceMs: setting("grace"),
-    readyTimeoutMs: setting("ready-timeout"),
-    readyPath: setting("ready-path"),
-    timeoutMs: setting("timeout"),
-    metrics: setting("metrics"),
-    reloadBatch: setting("reload-batch"),
-    maxRequests: setting("max-requests"),
-    maxRequestsJitter: setting("max-requests-jitter"),
-    maxMemoryMB: setting("max-memory"),
-    memoryCheckIntervalMs: setting("memory-check-interval"),
-    logFormat: setting("log-format"),
-    deno: setting("deno"),
     denoFlags,
     appArgs: split.appArgs.length > 0 ? split.appArgs : file.args as string[] ?? [],
     watch,

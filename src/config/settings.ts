@@ -335,10 +335,29 @@ type KeyOf<S extends Entry> = S extends { check: unknown }
   ? S extends { key: string } ? S["key"] : Camel<S["flag"]>
   : never;
 
+type ValueOf<S> = S extends { check: (...args: never[]) => infer R } ? R : never;
+
 /** What a config file may set of the run settings, each typed by its check. */
-export type SettingValues = {
-  [S in Entry as KeyOf<S>]?: S extends { check: (...args: never[]) => infer R } ? R : never;
-};
+export type SettingValues = { [S in Entry as KeyOf<S>]?: ValueOf<S> };
+
+type Defaulted = { [S in Entry as S extends { default: unknown } ? KeyOf<S> : never]: ValueOf<S> };
+/** The settings merged: one with a default always has a value. */
+type Merged = Omit<SettingValues, keyof Defaulted> & Defaulted;
+
+/** Settings that RunConfig holds resolved ("auto", the entry's name) or gathers into `watch`. */
+export const RESOLVED_KEYS = [
+  "workers",
+  "spares",
+  "switch",
+  "closeWindow",
+  "name",
+  "watch",
+  "ext",
+  "ignore",
+  "gitignore",
+  "poll",
+  "debounce",
+] as const;
 
 /** The config-file key a setting sets (see {@link Setting.key}); undefined for a flag-only one. */
 export function settingKey(setting: Setting): string | undefined {
@@ -346,43 +365,29 @@ export function settingKey(setting: Setting): string | undefined {
   return setting.key ?? setting.flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
-/** What `hotreload run` was asked to do, validated. */
-export interface RunConfig {
+/**
+ * What `hotreload run` was asked to do, validated: every setting under its
+ * config key, flags over the file over the defaults (the table's help says
+ * what each means), with RESOLVED_KEYS resolved.
+ */
+export type RunConfig = Omit<Merged, (typeof RESOLVED_KEYS)[number]> & {
   /** The entry as given (relative to cwd, or absolute). */
   entry: string;
   cwd: string;
   name: string;
   workers: number;
-  port?: number;
-  host?: string;
-  graceMs: number;
-  readyTimeoutMs: number;
-  readyPath?: string;
-  /** Warm spare workers (auto resolved; 0 with --check, whose type check runs at spawn). */
+  /** Warm spare workers (0 with --check, whose type check runs at spawn). */
   spares: number;
-  /** A reload switches all new workers in together (auto resolved: while watching). */
+  /** A reload switches all new workers in together (--switch all, or auto while watching). */
   oneStepSwitch: boolean;
-  /** --handover: how connections move off a draining worker. */
-  handover: NonNullable<SettingValues["handover"]>;
-  /** How long a draining worker keeps answering before it stops accepting (auto resolved). */
-  closeWindowMs: number;
-  /** --metrics: where the supervisor serves Prometheus metrics. */
-  metrics?: { hostname: string; port: number };
-  /** --timeout: a heartbeat missed this long means a blocked event loop (0: off). */
-  timeoutMs: number;
-  reloadBatch: number;
-  deno?: string;
+  /** At most --grace. */
+  closeWindow: number;
   denoFlags: string[];
   appArgs: string[];
   watch: false | WatchConfig;
   processes: ProcessConfig[];
-  maxRequests?: number;
-  maxRequestsJitter: number;
-  maxMemoryMB?: number;
-  memoryCheckIntervalMs: number;
-  logFormat: "pretty" | "json";
   help: boolean;
-}
+};
 
 /** File watching settings (flags over the config file). */
 export interface WatchConfig {
@@ -394,6 +399,7 @@ export interface WatchConfig {
   debounceMs?: number;
   poll: { mode: "auto" | "force" | "never"; intervalMs?: number };
 }
+
 /** `9090`, `0.0.0.0:9090`, `[::1]:9090` → where --metrics serves (127.0.0.1 unless named). */
 function parseMetrics(raw: string, what: string): { hostname: string; port: number } {
   const m = raw.match(/^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/);

@@ -48,9 +48,9 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     host: launch.host,
     heartbeatMs: heartbeatMs(launch),
     readyPath: launch.readyPath,
-    readyTimeoutMs: launch.readyTimeoutMs,
+    readyTimeoutMs: launch.readyTimeout,
     orphanGraceMs: ORPHAN_GRACE_MS,
-    closeWindowMs: launch.closeWindowMs,
+    closeWindowMs: launch.closeWindow,
     // Jitter spreads the limits so the workers do not all recycle at once.
     maxRequests: launch.maxRequests === undefined
       ? 0
@@ -90,7 +90,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
 
 /** Children say "alive" three times per --timeout (0: never). */
 function heartbeatMs(launch: WorkerLaunch): number {
-  return Math.round(launch.timeoutMs / 3);
+  return Math.round(launch.timeout / 3);
 }
 
 function childEnv(extra: Record<string, string>): Record<string, string> {

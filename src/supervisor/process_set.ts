@@ -56,11 +56,11 @@ export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
     startMs: STARTED_AFTER_MS,
     onStartDeadline: (child) => this.onReady(child),
     graceMs: (child) => this.#graceOf(child),
-    timeoutMs: this.options.timeoutMs,
+    timeoutMs: this.options.timeout,
     onUnresponsive: (child) => {
       log.warn(
         "process.unresponsive",
-        `${child.spec.label} (pid ${child.pid}) unresponsive for ${this.options.timeoutMs} ms ` +
+        `${child.spec.label} (pid ${child.pid}) unresponsive for ${this.options.timeout} ms ` +
           `(event loop blocked); restarting it`,
         { role: "process", id: child.spec.id, pid: child.pid },
       );

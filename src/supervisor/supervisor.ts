@@ -450,9 +450,9 @@ export class Supervisor {
 
   /** Marks workers whose memory stays above --max-memory for recycling. */
   #sampleMemory(now: number): void {
-    const limitMB = this.#options.maxMemoryMB;
+    const limitMB = this.#options.maxMemory;
     if (limitMB === undefined || now < this.#nextSampleAt) return;
-    this.#nextSampleAt = now + this.#options.memoryCheckIntervalMs;
+    this.#nextSampleAt = now + this.#options.memoryCheckInterval;
     for (const child of this.#workers.serving()) {
       const usage = this.#sampler.sample(child);
       if (!usage) continue;
@@ -589,7 +589,7 @@ export class Supervisor {
         "supervisor.stopping",
         fast
           ? `stopping now: killing ${live} child process(es)`
-          : `stopping: draining the workers, then the custom processes (grace ${this.#options.graceMs} ms)`,
+          : `stopping: draining the workers, then the custom processes (grace ${this.#options.grace} ms)`,
         { role: "supervisor" },
       );
     }
@@ -748,7 +748,7 @@ export class Supervisor {
   }
 
   #msUntilNextDeadline(now: number): number {
-    const sampling = this.#options.maxMemoryMB === undefined ? Infinity : this.#nextSampleAt;
+    const sampling = this.#options.maxMemory === undefined ? Infinity : this.#nextSampleAt;
     const watchdog = this.#world.notifier?.watchdogMs === undefined
       ? Infinity
       : this.#nextWatchdogAt;

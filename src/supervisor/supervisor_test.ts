@@ -182,17 +182,17 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     appArgs: [],
     workers: 2,
     port: 8000,
-    closeWindowMs: 0,
+    closeWindow: 0,
     maxRequestsJitter: 0,
-    graceMs: 5000,
-    readyTimeoutMs: 10_000,
-    timeoutMs: 0,
+    grace: 5000,
+    readyTimeout: 10_000,
+    timeout: 0,
     spares: 0,
     oneStepSwitch: false,
     handover: "auto",
     reloadBatch: 1,
     processes: [],
-    memoryCheckIntervalMs: 5000,
+    memoryCheckInterval: 5000,
     logFormat: "pretty",
     help: false,
     watch: { root: "/nonexistent" },
@@ -348,7 +348,7 @@ Deno.test("core: a stop during a reload settles it and drains everything", async
 });
 
 Deno.test("core: a stop kills what is still draining after --grace, once", async () => {
-  const { world, done } = await started(1, { graceMs: 3000 });
+  const { world, done } = await started(1, { grace: 3000 });
   world.drainsAtOnce = false;
   world.inbox.signal("SIGTERM");
   await settle();

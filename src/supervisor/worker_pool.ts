@@ -86,15 +86,15 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   /** A worker not ready within --ready-timeout is killed; --grace for each drain. */
   protected readonly policy: SlotPolicy = {
     role: "worker",
-    startMs: this.options.readyTimeoutMs,
+    startMs: this.options.readyTimeout,
     onStartDeadline: (child) => {
-      this.#killReasons.set(child, `was not ready within ${this.options.readyTimeoutMs} ms`);
+      this.#killReasons.set(child, `was not ready within ${this.options.readyTimeout} ms`);
       child.kill();
     },
-    graceMs: () => this.options.graceMs,
-    timeoutMs: this.options.timeoutMs,
+    graceMs: () => this.options.grace,
+    timeoutMs: this.options.timeout,
     onUnresponsive: (child) => {
-      const why = `unresponsive for ${formatMs(this.options.timeoutMs)} (event loop blocked)`;
+      const why = `unresponsive for ${formatMs(this.options.timeout)} (event loop blocked)`;
       log.warn(
         "worker.unresponsive",
         `worker ${child.spec.id} (pid ${child.pid}) ${why}; replacing it`,

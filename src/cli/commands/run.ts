@@ -45,7 +45,7 @@ export async function runCommand(argv: string[]): Promise<number> {
     entry: config.entry,
     workers: config.workers,
     port: config.port,
-    graceMs: config.graceMs,
+    graceMs: config.grace,
     startedAt: new Date().toISOString(),
   });
   setupLogging(config.logFormat);
