@@ -31,10 +31,6 @@ class Counter {
     this.#values.set(key, entry);
   }
 
-  get(labels: Labels = {}): number {
-    return this.#values.get(labelText(labels))?.value ?? 0;
-  }
-
   family(): ScrapedFamily {
     return {
       name: this.name,
@@ -61,10 +57,6 @@ class Histogram {
     this.buckets.forEach((le, i) => {
       if (seconds <= le) this.#counts[i]++;
     });
-  }
-
-  get count(): number {
-    return this.#count;
   }
 
   render(): string[] {

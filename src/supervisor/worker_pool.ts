@@ -509,11 +509,6 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     }
   }
 
-  /** The spares waiting now (pids), for status. */
-  spares(): Child[] {
-    return [...this.#spares];
-  }
-
   #retire(child: Child): void {
     this.#retiring.add(child);
     this.#steer();
