@@ -31,28 +31,15 @@ import { type Check, describe, isObject, Validator } from "./validator.ts";
 export { HOST } from "./validator.ts";
 export { NAME, NAME_RULE } from "./limits.ts";
 
-/** A custom long-running process (queue consumer, timer, ...). */
-export interface ProcessConfig {
-  /** Letters, digits, ".", "_" or "-", starting with a letter or digit; unique. */
-  name: string;
-  /** Module to run, relative to the project directory; http(s):, jsr: and npm: URLs are not checked. */
-  entry: string;
-  /** How many copies (default 1). */
-  count: number;
-  /** Any JSON object handed to the process (default {}). */
-  args: Record<string, unknown>;
-  /** When to start it again after it exits (default "always"). */
-  restart: "always" | "on-failure" | "never";
-  /** Restart it when watched files change (default true). */
-  reload: boolean;
-  /** Milliseconds between asking it to stop and killing it (default 5000). */
-  grace: number;
-  /**
-   * Deno flags for this process, one flag per string, values attached
-   * (`"--allow-read=/tmp"`); undefined = the workers' Deno flags.
-   */
+/**
+ * A custom long-running process (queue consumer, timer, ...), each key as
+ * its check in PROCESS returns it (the README's "Config file" says what each
+ * means); `permissions` undefined: the workers' Deno flags.
+ */
+export type ProcessConfig = Omit<Checked<typeof PROCESS>, "permissions"> & {
   permissions?: string[];
-}
+};
+type Checked<T> = { [K in keyof T]: T[K] extends (...args: never[]) => infer R ? R : never };
 
 /** What a config file sets; every key is optional. */
 export type FileConfig = SettingValues & {
@@ -178,16 +165,14 @@ export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permi
   return { count: 1, args: {}, restart: "always", reload: true, grace: 5000 };
 }
 
-const PROCESS: Record<string, Check> = {
+/** Every key of a custom process in the config file, and its check. */
+const PROCESS = {
   name: (v, x, p) => v.name(x, p),
   entry: (v, x, p) => v.entry(x, p),
   count: (v, x, p) => v.whole(x, p, 1, MAX_PROCESS_COUNT),
-  args: (v, x, p) => {
-    if (!isObject(x)) v.fail(p, "an object", x);
-    return x;
-  },
-  restart: (v, x, p) => v.oneOf(x, p, ["always", "on-failure", "never"]),
+  args: (v, x, p) => isObject(x) ? x : v.fail(p, "an object", x),
+  restart: (v, x, p) => v.oneOf(x, p, ["always", "on-failure", "never"] as const),
   reload: (v, x, p) => v.bool(x, p),
   grace: (v, x, p) => v.ms(x, p, 0),
   permissions: (v, x, p) => v.flags(x, p),
-};
+} satisfies Record<string, Check>;
