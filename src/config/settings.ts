@@ -92,9 +92,6 @@ function oneOf<T extends string>(flag: string, values: readonly T[]) {
   };
 }
 
-const list = (expected: string, item: string) => (v: Validator, x: unknown, p: string) =>
-  v.list(x, p, expected, (y, q) => v.text(y, q, item));
-
 /** Every option of `hotreload run`, in help order (`as const`: config types derive from it). */
 const TABLE = [
   {
@@ -123,7 +120,10 @@ const TABLE = [
       }
       return raw;
     },
-    check: (v, x, p) => v.host(x, p),
+    check: (v, x, p) =>
+      typeof x === "string" && HOST.test(x)
+        ? x
+        : v.fail(p, "an IP address or host name such as 127.0.0.1 or ::1", x),
   },
   {
     flag: "grace",
@@ -234,7 +234,8 @@ const TABLE = [
     value: "<glob>",
     multiple: true,
     help: "gitignore-style glob of paths to ignore; repeatable",
-    check: list("an array of gitignore-style globs", "a glob"),
+    check: (v, x, p) =>
+      v.list(x, p, "an array of gitignore-style globs", (y, q) => v.text(y, q, "a glob")),
   },
   {
     flag: "no-gitignore",

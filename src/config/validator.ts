@@ -69,13 +69,6 @@ export class Validator {
     );
   }
 
-  host(x: unknown, path: string): string {
-    if (typeof x !== "string" || !HOST.test(x)) {
-      this.fail(path, "an IP address or host name such as 127.0.0.1 or ::1", x);
-    }
-    return x;
-  }
-
   bool(x: unknown, path: string): boolean {
     if (typeof x !== "boolean") this.fail(path, "true or false", x);
     return x;
