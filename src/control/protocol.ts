@@ -70,31 +70,32 @@ export type ControlReply =
   | { ok: true; message?: string; status?: StatusReport; generation?: number }
   | { ok: false; error: string; kind?: ErrorKind };
 
-const COMMANDS = new Set(["stop", "reload", "status", "scale", "send", "restart"]);
-
 const isName = (value: unknown) => typeof value === "string" && value.length <= 64;
 const isFlag = (value: unknown) => value === undefined || typeof value === "boolean";
+
+// deno-lint-ignore no-explicit-any
+type Fields = Record<string, any>;
+
+/** What each request must hold (a command without an entry does not compile). */
+const SHAPES: Record<ControlRequest["cmd"], (request: Fields) => boolean> = {
+  stop: (r) => isFlag(r.fast),
+  reload: (r) => isFlag(r.workers) && isFlag(r.processes),
+  status: () => true,
+  scale: (r) => Number.isInteger(r.workers) && r.workers >= 1 && r.workers <= MAX_WORKERS,
+  send: (r) => isName(r.name),
+  restart: (r) => isName(r.name),
+};
 
 /** Parses and checks one request line; throws with a one-line reason. */
 export function parseRequest(line: string): ControlRequest {
   const request = JSON.parse(line);
-  if (typeof request !== "object" || request === null || !COMMANDS.has(request.cmd)) {
-    throw new Error(`unknown control request ${JSON.stringify(request?.cmd ?? request)}`);
+  const cmd = request?.cmd;
+  if (typeof request !== "object" || typeof cmd !== "string" || !Object.hasOwn(SHAPES, cmd)) {
+    throw new Error(`unknown control request ${JSON.stringify(cmd ?? request)}`);
   }
-  const ok = request.cmd === "stop"
-    ? isFlag(request.fast)
-    : request.cmd === "reload"
-    ? isFlag(request.workers) && isFlag(request.processes)
-    : request.cmd === "scale"
-    ? Number.isInteger(request.workers) && request.workers >= 1 && request.workers <= MAX_WORKERS
-    : request.cmd === "send" || request.cmd === "restart"
-    ? isName(request.name)
-    : true;
-  if (!ok) {
-    const hint = request.cmd === "scale"
-      ? `: workers must be a whole number from 1 to ${MAX_WORKERS}`
-      : "";
-    throw new Error(`malformed "${request.cmd}" request${hint}`);
+  if (!SHAPES[cmd as ControlRequest["cmd"]](request)) {
+    const hint = cmd === "scale" ? `: workers must be a whole number from 1 to ${MAX_WORKERS}` : "";
+    throw new Error(`malformed "${cmd}" request${hint}`);
   }
   return request as ControlRequest;
 }

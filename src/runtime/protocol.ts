@@ -83,36 +83,28 @@ const isPort = (value: unknown) =>
     (value as number) <= 65535);
 const isHost = (value: unknown) => value === undefined || isText(value, 255);
 
+// deno-lint-ignore no-explicit-any
+type Fields = Record<string, any>;
+
+/** What each child message must hold (a kind without an entry does not compile). */
+const SHAPES: Record<ChildMessage["t"], (m: Fields) => boolean> = {
+  ready: (m) => (m.via === "listen" || m.via === "app") && isPort(m.port) && isHost(m.hostname),
+  "bind-error": (m) => isText(m.message, 1000) && isPort(m.port) && isHost(m.hostname),
+  "restart-requested": () => true,
+  requests: (m) => Number.isSafeInteger(m.served) && m.served >= 0,
+  recycle: (m) => isText(m.reason, 200),
+  alive: () => true,
+  draining: (m) => Number.isSafeInteger(m.open) && m.open >= 0 && typeof m.accepting === "boolean",
+};
+
 /** Returns `raw` as a ChildMessage when it is exactly one of the expected shapes. */
 export function checkChildMessage(raw: unknown): ChildMessage | undefined {
   if (typeof raw !== "object" || raw === null) return undefined;
-  const m = raw as Record<string, unknown>;
-  switch (m.t) {
-    case "ready":
-      return (m.via === "listen" || m.via === "app") && isPort(m.port) && isHost(m.hostname)
-        ? m as ChildMessage
-        : undefined;
-    case "bind-error":
-      return isText(m.message, 1000) && isPort(m.port) && isHost(m.hostname)
-        ? m as ChildMessage
-        : undefined;
-    case "restart-requested":
-      return m as ChildMessage;
-    case "requests":
-      return Number.isSafeInteger(m.served) && (m.served as number) >= 0
-        ? m as ChildMessage
-        : undefined;
-    case "recycle":
-      return isText(m.reason, 200) ? m as ChildMessage : undefined;
-    case "alive":
-      return m as ChildMessage;
-    case "draining":
-      return Number.isSafeInteger(m.open) && (m.open as number) >= 0 &&
-          typeof m.accepting === "boolean"
-        ? m as ChildMessage
-        : undefined;
-  }
-  return undefined;
+  const m = raw as Fields;
+  return typeof m.t === "string" && Object.hasOwn(SHAPES, m.t) &&
+      SHAPES[m.t as ChildMessage["t"]](m)
+    ? m as ChildMessage
+    : undefined;
 }
 
 /** The settings a worker's preload reads from its handshake. */
