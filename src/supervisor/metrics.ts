@@ -78,9 +78,6 @@ export interface ScrapedFamily {
   samples: Array<{ labels?: Labels; value: number }>;
 }
 
-/** Why a worker was replaced or started again. */
-export type RestartCause = "crash" | "recycle" | "reload" | "timeout";
-
 const SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** What the supervisor counts as it runs. */

@@ -37,10 +37,6 @@ export class Rollout {
     if (!request.workers) this.phase = "processes";
   }
 
-  get files(): string[] {
-    return this.request.files;
-  }
-
   /** Remembers a trigger that arrived during this rollout. */
   queueFollowUp(request: ReloadRequest): void {
     const previous = this.#followUp;
@@ -73,7 +69,8 @@ export class Rollout {
   summary(workers: number, ready: number, processes: number, now: number): string {
     const ms = Math.round(now - this.startedAt);
     const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
-    const cause = this.files.length > 0 ? describeChanges(this.files) : this.request.reason;
+    const { files, reason } = this.request;
+    const cause = files.length > 0 ? describeChanges(files) : reason;
     const extra = this.request.processes && processes > 0
       ? ` and ${processes} process${processes === 1 ? "" : "es"}`
       : "";

@@ -53,14 +53,6 @@ const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
 /** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
 const SAMPLES_OVER_LIMIT = 2;
 
-/** The last reload's outcome, for `status`. */
-interface ReloadOutcome {
-  generation: number;
-  ok: boolean;
-  message: string;
-  at: string;
-}
-
 export class Supervisor {
   readonly #options: SupervisorOptions;
   readonly #world: World;
@@ -77,7 +69,8 @@ export class Supervisor {
   readonly #sampler = new UsageSampler();
   readonly #samplesOverLimit = new WeakMap<Child, number>();
   #nextSampleAt = 0;
-  #lastReload?: ReloadOutcome;
+  /** The last reload's outcome, for `status`. */
+  #lastReload?: StatusReport["supervisor"]["lastReload"];
   /** The ports workers have bound (status shows them). */
   readonly #boundPorts = new Set<number>();
   /** The newest generation whose failure to start has been said. */
@@ -531,14 +524,14 @@ export class Supervisor {
       : this.#workers.desired;
     const now = this.#world.clock.now();
     const summary = rollout.summary(this.#workers.desired, ready, processes, now);
-    if (rollout.files.length > 0) {
+    if (rollout.request.files.length > 0) {
       this.#metrics.changeToReady.observe((now - rollout.startedAt) / 1000);
     }
     this.#notify("READY=1", `STATUS=${this.#statusLine()}`);
     log.info("reload.done", summary, {
       role: "supervisor",
       generation: rollout.generation,
-      files: rollout.files,
+      files: rollout.request.files,
     });
     this.#endRollout(rollout, { ok: true, message: summary, generation: rollout.generation });
   }
