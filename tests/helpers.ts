@@ -8,11 +8,17 @@
  * re-parented after its supervisor died.
  */
 import assert from "node:assert/strict";
-import { pidRunning } from "../src/child/os.ts";
+import { procStat } from "../src/child/os.ts";
 
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 export const CLI = `${ROOT}/cli.ts`;
 export const MOD_URL = new URL("../mod.ts", import.meta.url).href;
+
+/** True when the pid is alive and is not a zombie waiting to be reaped. */
+export function pidRunning(pid: number): boolean {
+  const state = procStat(pid)?.[0];
+  return state !== undefined && state !== "Z";
+}
 
 /** Polls `check` until it returns a truthy value, or fails after `timeoutMs`. */
 export async function waitFor<T>(

@@ -1,6 +1,6 @@
 /**
- * Process facts read from the OS: liveness, identity (so a recycled pid is never
- * mistaken for ours) and process-group signalling.
+ * Process facts read from /proc (identity, so a recycled pid is never mistaken
+ * for ours), and signalling a process or its group.
  */
 
 /**
@@ -26,12 +26,6 @@ export function procStat(pid: number): string[] | undefined {
 export function processStartTime(pid: number): number | undefined {
   const fields = procStat(pid);
   return fields === undefined ? undefined : Number(fields[19]);
-}
-
-/** True when the pid is alive and is not a zombie waiting to be reaped. */
-export function pidRunning(pid: number): boolean {
-  const state = procStat(pid)?.[0];
-  return state !== undefined && state !== "Z";
 }
 
 /** Sends a signal to a whole process group; a group that is already gone is fine. */

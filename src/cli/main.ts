@@ -10,19 +10,8 @@ import { stopCommand } from "./commands/stop.ts";
 import { type ErrorKind, HotreloadError, UsageError } from "../errors.ts";
 import { MAIN_HELP, VERSION } from "./help.ts";
 
-/** Exit codes of the `hotreload` command (documented in the README). */
-export const ExitCode = {
-  ok: 0,
-  failure: 1,
-  usage: 2,
-  notRunning: 3,
-} as const;
-
-const EXIT_CODE: Record<ErrorKind, number> = {
-  "failure": ExitCode.failure,
-  "usage": ExitCode.usage,
-  "not-running": ExitCode.notRunning,
-};
+/** The exit code of each kind of error (0 otherwise; documented in the README). */
+const EXIT_CODE: Record<ErrorKind, number> = { failure: 1, usage: 2, "not-running": 3 };
 
 const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   run: runCommand,
@@ -41,11 +30,11 @@ export async function main(argv: string[]): Promise<number> {
   try {
     if (command === undefined || command === "help" || command === "-h" || command === "--help") {
       console.log(MAIN_HELP);
-      return ExitCode.ok;
+      return 0;
     }
     if (command === "--version" || command === "-V" || command === "version") {
       console.log(`hotreload ${VERSION}`);
-      return ExitCode.ok;
+      return 0;
     }
     const handler = COMMANDS[command];
     if (!handler) {

@@ -86,7 +86,7 @@ export class ControlServer {
     };
     let request: ControlRequest;
     try {
-      request = parseRequest(await readLine(conn, CONTROL_READ_TIMEOUT_MS));
+      request = parseRequest(await new LineReader(conn).next(CONTROL_READ_TIMEOUT_MS));
     } catch (error) {
       const why = error instanceof TimeoutError
         ? `no request line within ${error.ms} ms`
@@ -158,10 +158,6 @@ class LineReader {
     this.#text = at === -1 ? "" : this.#text.slice(at + 1);
     return line;
   }
-}
-
-function readLine(conn: Deno.Conn, timeoutMs: number): Promise<string> {
-  return new LineReader(conn).next(timeoutMs);
 }
 
 /** No reply came in time. */

@@ -24,10 +24,8 @@ import { SteeringObjects } from "./bpf.ts";
 import { Linux } from "./linux.ts";
 import { type SteeredWorker, Steering } from "./steering.ts";
 
-export type { SteeredWorker } from "./steering.ts";
-
 /** What `--handover` asks for. */
-export type HandoverSetting = "auto" | "ebpf" | "kernel" | "none";
+type HandoverSetting = "auto" | HandoverMode;
 /** What is in effect. */
 export type HandoverMode = "ebpf" | "kernel" | "none";
 
@@ -47,8 +45,8 @@ const SUMMARIES: Record<HandoverMode, string> = {
   none: "none: a few new connections per reload may be reset",
 };
 
-/** A handover that steers nothing (kernel, none, and the core's unit tests). */
-export function passiveHandover(mode: Exclude<HandoverMode, "ebpf">): Handover {
+/** A handover that steers nothing (kernel, none). */
+function passiveHandover(mode: Exclude<HandoverMode, "ebpf">): Handover {
   return { mode, summary: SUMMARIES[mode], steer() {}, close() {} };
 }
 

@@ -32,9 +32,7 @@ const SERVE_HINT = /did you mean to run "?deno serve"?/;
  */
 export function spareSpec(launch: WorkerLaunch): ChildSpec {
   const spec = workerSpec(launch, -1, 0);
-  const env = { ...spec.env };
-  delete env.HOTRELOAD_WORKER_ID;
-  delete env.HOTRELOAD_GENERATION;
+  const { HOTRELOAD_WORKER_ID: _id, HOTRELOAD_GENERATION: _generation, ...env } = spec.env;
   return { ...spec, label: "spare", env, settings: undefined };
 }
 

@@ -117,7 +117,7 @@ export class Supervisor {
         const now = this.#world.clock.now();
         this.#reconcile(now);
         this.#feedWatchdog(now);
-        if (this.#stopped()) break;
+        if (this.#phase === "stopped") break;
         const event = await this.#events.next(this.#msUntilNextDeadline(now));
         if (event) this.#handle(event);
       }
@@ -303,12 +303,11 @@ export class Supervisor {
   #onSignal(signal: Deno.Signal): void {
     switch (signal) {
       case "SIGHUP":
-        return this.#requestReload({ reason: "SIGHUP", files: [], workers: true, processes: true });
-      case "SIGUSR2":
+      case "SIGUSR2": // the custom processes only
         return this.#requestReload({
-          reason: "SIGUSR2",
+          reason: signal,
           files: [],
-          workers: false,
+          workers: signal === "SIGHUP",
           processes: true,
         });
       case "SIGTTIN":
@@ -585,8 +584,8 @@ export class Supervisor {
           : `stopping: draining the workers, then the custom processes (grace ${this.#options.grace} ms)`,
         { role: "supervisor" },
       );
+      this.#notify("STOPPING=1", "STATUS=stopping");
     }
-    if (this.#phase !== "stopping") this.#notify("STOPPING=1", "STATUS=stopping");
     this.#phase = "stopping";
     this.#rollout?.settle({ ok: false, error: "the instance is stopping", kind: "failure" });
     this.#rollout = undefined;
@@ -734,10 +733,6 @@ export class Supervisor {
       },
     ];
     return this.#metrics.render(families);
-  }
-
-  #stopped(): boolean {
-    return this.#phase === "stopped";
   }
 
   #msUntilNextDeadline(now: number): number {

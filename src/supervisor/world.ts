@@ -26,14 +26,8 @@ export interface Inbox {
   metrics(): string;
 }
 
-/** systemd's notify socket, when the service manager gave one (see sd_notify.ts). */
-export interface Notifier {
-  send(...lines: string[]): boolean;
-  monotonicUsec(): bigint;
-  /** How often to send WATCHDOG=1, when systemd asked for it. */
-  readonly watchdogMs?: number;
-  close(): void;
-}
+/** systemd's notify socket, when the service manager gave one: SdNotify's public side. */
+export type Notifier = Pick<SdNotify, keyof SdNotify>;
 
 /** What connecting to the world found out, and how to let go of it. */
 export interface Connection {
