@@ -557,6 +557,50 @@ Deno.test("chooseBackend: WSL", () => {
   assert.equal(aws.backend, "events");
 });
 
+Deno.test("events: a directory replaced while its files' own events are lost reports them changed", async () => {
+  // Under load, inotify watches a new directory only some time after it appears:
+  // the events of files written into it meanwhile never come. Scripted here.
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const events: Deno.FsEvent[] = [];
+  let wake = () => {};
+  let closed = false;
+  const scripted = (): Deno.FsWatcher => ({
+    close: () => {
+      closed = true;
+      wake();
+    },
+    [Symbol.dispose]() {},
+    async *[Symbol.asyncIterator]() {
+      while (!closed) {
+        if (events.length === 0) await new Promise<void>((resolve) => wake = resolve);
+        while (events.length > 0) yield events.shift()!;
+      }
+    },
+  } as unknown as Deno.FsWatcher);
+  const rec = new Recorder();
+  Deno.mkdirSync(`${dir}/src`);
+  Deno.writeTextFileSync(`${dir}/src/b.ts`, "old");
+  Deno.writeTextFileSync(`${dir}/src/c.ts`, "old");
+  const watcher = await createWatcherWith(
+    { root: dir, debounceMs: 20, poll: { mode: "never" }, onBatch: rec.onBatch },
+    { watchFs: scripted },
+  );
+  try {
+    Deno.removeSync(`${dir}/src`, { recursive: true });
+    Deno.mkdirSync(`${dir}/src`);
+    Deno.writeTextFileSync(`${dir}/src/b.ts`, "new");
+    events.push({ kind: "remove", paths: [`${dir}/src`] }, {
+      kind: "create",
+      paths: [`${dir}/src`],
+    });
+    wake();
+    assert.deepEqual(await rec.next(), [changed("src/b.ts"), removed("src/c.ts")]);
+  } finally {
+    await watcher.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("createWatcher picks the backend and says why", async (t) => {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
   const onBatch = () => {};

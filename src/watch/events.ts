@@ -260,14 +260,21 @@ export class EventsBackend {
     }
     if (st?.isDirectory) {
       if (this.#ctx.filter.ignoredDir(rel)) return;
-      if (!this.#knownDirs.has(rel) || (flags & STRUCTURAL) !== 0) this.#reconcileDir(rel, abs);
+      // A known directory with an event of its own was removed or moved, then
+      // made again: its files are new, even those whose own events were lost
+      // (inotify watches a new directory only some time after it appears).
+      const replaced = this.#knownDirs.has(rel) && (flags & STRUCTURAL) !== 0;
+      if (!this.#knownDirs.has(rel) || replaced) this.#reconcileDir(rel, abs, replaced);
     } else if (this.#knownDirs.has(rel)) {
       this.#removeUnder(rel);
     }
   }
 
-  /** Walk a directory that appeared or moved: new files are added, vanished ones removed. */
-  #reconcileDir(rel: string, abs: string): void {
+  /**
+   * Walk a directory that appeared, moved or was `replaced`: new files are
+   * added (known ones changed, when it was replaced), vanished ones removed.
+   */
+  #reconcileDir(rel: string, abs: string, replaced: boolean): void {
     const found = new Set<string>();
     const dirs = new Set<string>();
     this.#walkInto(abs, rel, found, dirs);
@@ -275,6 +282,8 @@ export class EventsBackend {
       if (!this.#known.has(f)) {
         this.#changes.record(f, "added");
         this.#known.add(f);
+      } else if (replaced) {
+        this.#changes.record(f, "changed");
       }
     }
     this.#removeUnder(rel, found, dirs);
