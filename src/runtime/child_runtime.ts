@@ -117,10 +117,28 @@ export async function runHooks(hooks: Array<() => unknown>): Promise<void> {
 }
 
 /**
+ * Shuts the child down once its supervisor is gone (`watchParent`, or any
+ * other sign such as stdin's end, through `orphan`): `shutDown` runs as for a
+ * stop, with a grace period of our own, since nobody will kill us after it.
+ * `exit` ends every shutdown: an orphan takes its process group along.
+ */
+export function whenOrphaned(graceMs: number, shutDown: () => void) {
+  let orphaned = false;
+  const orphan = () => {
+    if (orphaned) return;
+    orphaned = true;
+    setTimeout(exitOrphaned, graceMs);
+    shutDown();
+  };
+  watchParent(orphan);
+  return { orphan, exit: (): never => orphaned ? exitOrphaned() : Deno.exit(0) };
+}
+
+/**
  * Exits when no supervisor is left to clean up after us: first our whole
  * process group (grandchildren included) when the app may run processes at all.
  */
-export function exitOrphaned(): never {
+function exitOrphaned(): never {
   if (Deno.permissions.querySync({ name: "run" }).state === "granted") {
     try {
       Deno.kill(-Deno.pid, "SIGKILL");

@@ -14,12 +14,11 @@
  */
 import {
   childSettings,
-  exitOrphaned,
   heartbeat,
   readSupervisorMessages,
   runHooks,
   tell,
-  watchParent,
+  whenOrphaned,
 } from "./child_runtime.ts";
 import { type Bridge, BRIDGE_KEY, PROCESS_BRAND, type ProcessSettings } from "./protocol.ts";
 
@@ -36,7 +35,6 @@ const shutdownHooks: Array<() => unknown> = [];
 let definition: Definition | undefined;
 let running: Promise<unknown> | undefined;
 let stopping = false;
-let orphaned = false;
 
 const context = {
   name: settings.name,
@@ -57,16 +55,7 @@ async function stop(): Promise<void> {
   }
   await runHooks(shutdownHooks);
   await running?.catch(() => {});
-  if (orphaned) exitOrphaned();
-  Deno.exit(0);
-}
-
-/** The supervisor is gone: nobody will kill us after a grace period, so set our own. */
-function stopOrphaned(): void {
-  if (orphaned) return;
-  orphaned = true;
-  setTimeout(exitOrphaned, settings.orphanGraceMs);
-  void stop();
+  orphans.exit();
 }
 
 Deno.addSignalListener("SIGINT", () => void stop());
@@ -74,7 +63,7 @@ Deno.addSignalListener("SIGTERM", () => {
   if (!stopping) tell({ t: "restart-requested" });
   void stop();
 });
-watchParent(stopOrphaned);
+const orphans = whenOrphaned(settings.orphanGraceMs, () => void stop());
 if (settings.heartbeatMs) heartbeat(settings.heartbeatMs);
 
 async function runDefinition(def: Definition): Promise<void> {
@@ -122,7 +111,7 @@ globalThis.addEventListener("load", async () => {
     // keeps a process alive, and a plain script must exit when it is done.
     void readSupervisorMessages((message) => {
       if (message.t === "message") deliver(message.data);
-    }, stopOrphaned);
+    }, orphans.orphan);
     await runDefinition(exported);
   }
 });

@@ -16,14 +16,7 @@
  * which is why its settings come in the handshake on stdin, not from env vars.
  */
 import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
-import {
-  childSettings,
-  exitOrphaned,
-  heartbeat,
-  runHooks,
-  tell,
-  watchParent,
-} from "./child_runtime.ts";
+import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
 
 const settings = childSettings<WorkerSettings>();
@@ -48,7 +41,6 @@ const shutdownHooks: Array<() => unknown> = [];
 let readyMode: "listen" | "app" = "listen";
 let readySent = false;
 let draining = false;
-let orphaned = false;
 
 /** What a GET of the ready path answered. */
 type Probe = (path: string) => Promise<{ status: number; body: string }>;
@@ -316,21 +308,11 @@ async function drain(): Promise<void> {
   reportDraining();
   await closing;
   await runHooks(shutdownHooks);
-  if (orphaned) exitOrphaned();
-  Deno.exit(0);
+  orphans.exit();
 }
 
 Deno.addSignalListener("SIGTERM", () => void drain());
-
-/** The supervisor is gone: nobody will kill us after a grace period, so set our own. */
-function drainOrphaned(): void {
-  if (orphaned) return;
-  orphaned = true;
-  setTimeout(exitOrphaned, settings.orphanGraceMs);
-  void drain();
-}
-
-watchParent(drainOrphaned);
+const orphans = whenOrphaned(settings.orphanGraceMs, () => void drain());
 
 async function serveDefaultExport(): Promise<void> {
   if (servers.size > 0 || listeners.size > 0 || nodeServers.count() > 0) return;
