@@ -28,7 +28,7 @@ export function findListener(
   group?: string,
 ): FoundListener | undefined {
   let fallback: FoundListener | undefined;
-  for (const fd of socketFds(pid)) {
+  for (const { fd } of socketsOf(pid)) {
     let socket: number;
     try {
       socket = linux.pidfdGetfd(pidfd, fd);
@@ -46,17 +46,18 @@ export function findListener(
   return fallback;
 }
 
-/** The fd numbers of `pid` that are sockets, lowest first. */
-function socketFds(pid: number): number[] {
-  const fds: number[] = [];
+/** The sockets of `pid`: fd and inode, lowest fd first (none when it is gone or not ours to read). */
+export function socketsOf(pid: number): Array<{ fd: number; inode: string }> {
+  const sockets: Array<{ fd: number; inode: string }> = [];
   try {
     for (const entry of Deno.readDirSync(`/proc/${pid}/fd`)) {
       try {
-        if (Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`).startsWith("socket:")) {
-          fds.push(Number(entry.name));
+        const link = Deno.readLinkSync(`/proc/${pid}/fd/${entry.name}`);
+        if (link.startsWith("socket:[")) {
+          sockets.push({ fd: Number(entry.name), inode: link.slice(8, -1) });
         }
       } catch { /* closed meanwhile */ }
     }
   } catch { /* gone */ }
-  return fds.sort((a, b) => a - b);
+  return sockets.sort((a, b) => a.fd - b.fd);
 }

@@ -5,6 +5,7 @@
  * first port its workers bind, when `--port` does not name it.
  */
 import { procStat } from "../child/os.ts";
+import { socketsOf } from "../handover/listeners.ts";
 
 /** Inodes of the sockets listening on `port`, IPv4 and IPv6. */
 export function listeningInodes(port: number): Set<string> {
@@ -48,21 +49,7 @@ export function foreignListener(
   for (const entry of Deno.readDirSync("/proc")) {
     if (!/^\d+$/.test(entry.name)) continue;
     const pid = Number(entry.name);
-    let fds: Deno.DirEntry[];
-    try {
-      fds = [...Deno.readDirSync(`/proc/${pid}/fd`)];
-    } catch {
-      continue; // gone, or not ours to read
-    }
-    const holds = fds.some((fd) => {
-      try {
-        const target = Deno.readLinkSync(`/proc/${pid}/fd/${fd.name}`);
-        return target.startsWith("socket:[") && inodes.has(target.slice(8, -1));
-      } catch {
-        return false;
-      }
-    });
-    if (!holds) continue;
+    if (!socketsOf(pid).some((socket) => inodes.has(socket.inode))) continue;
     const pgid = Number(procStat(pid)?.[2]);
     if (isOurs(pid, pgid)) continue;
     let command: string | undefined;
