@@ -42,8 +42,36 @@ Deno.test("missing entry file", () =>
 
 Deno.test("no entry at all", () => refused(["run", "--workers", "2"], /missing entry/));
 
-Deno.test("unknown option is named", () =>
-  refused(["run", "main.ts", "--wrokers", "2"], /unknown option --wrokers/));
+Deno.test("unknown option is named, with the nearest one", async () => {
+  await refused(
+    ["run", "main.ts", "--wrokers", "2"],
+    /unknown option --wrokers: .*did you mean --workers\?$/,
+  );
+  await refused(
+    ["run", "main.ts", "--alow-net"],
+    /unknown option --alow-net: .*did you mean --allow-net\?$/,
+  );
+  await refused(
+    ["run", "main.ts", "--zzzzzz"],
+    /unknown option --zzzzzz: .*see "hotreload run --help"$/,
+  );
+});
+
+Deno.test("a mistyped control option or command suggests the nearest", async () => {
+  await refused(
+    ["stop", "--nmae", "x"],
+    /unknown option --nmae for "hotreload stop"; did you mean --name\?$/,
+  );
+  await refused(
+    ["scale", "--timout", "9", "2"],
+    /unknown option --timout .*did you mean --timeout\?$/,
+  );
+  await refused(
+    ["stop", "--zzzzzz"],
+    /unknown option --zzzzzz for "hotreload stop"; see "hotreload stop --help"$/,
+  );
+  await refused(["stauts"], /unknown command "stauts"; did you mean "status"\?$/);
+});
 
 Deno.test("unknown short flag is named", () =>
   refused(["run", "-Z", "main.ts"], /unknown option -Z/));

@@ -1,9 +1,11 @@
 /**
  * Apps written exactly as their frameworks' docs show (reading PORT the way
  * each does), and projects that resolve their npm packages through
- * tests/fixtures/npm's deno.json and committed lock (`.ci/run` installs them).
+ * tests/fixtures/npm's deno.json and committed lock (installed by the first
+ * test that needs them: see outside.ts).
  */
 import { makeProject } from "./helpers.ts";
+import { npmFixtures } from "./outside.ts";
 
 const FIXTURE = new URL("./fixtures/npm/", import.meta.url);
 
@@ -75,6 +77,7 @@ serve({ fetch: app.fetch, port: Number(process.env.PORT ?? 3000) });
 
 /** A project with `files` and the fixture's deno.json and deno.lock, so npm imports resolve. */
 export async function npmProject(files: Record<string, string>): Promise<string> {
+  await npmFixtures();
   return await makeProject({
     "deno.json": await Deno.readTextFile(new URL("deno.json", FIXTURE)),
     "deno.lock": await Deno.readTextFile(new URL("deno.lock", FIXTURE)),

@@ -1,10 +1,11 @@
 /**
  * Production integration: systemd's notify protocol on a real unix datagram
  * socket, Prometheus metrics checked by promtool (Debian's `prometheus`
- * package, which .ci/run installs), and env files re-read on reload.
+ * package, set up by the test itself: see outside.ts), and env files re-read on reload.
  */
 import assert from "node:assert/strict";
 import { freePort, httpGet, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
+import { promtool } from "./outside.ts";
 
 const APP = `Deno.serve((_req) => new Response(Deno.env.get("GREETING") ?? "no greeting"));\n`;
 
@@ -115,8 +116,8 @@ async function scrape(port: number): Promise<string> {
   return await response.text();
 }
 
-async function promtool(text: string): Promise<{ code: number; output: string }> {
-  const child = new Deno.Command("promtool", {
+async function promtoolCheck(text: string): Promise<{ code: number; output: string }> {
+  const child = new Deno.Command(await promtool(), {
     args: ["check", "metrics"],
     stdin: "piped",
     stdout: "piped",
@@ -135,7 +136,8 @@ function value(text: string, series: string): number {
   return line === undefined ? 0 : Number(line.slice(series.length + 1));
 }
 
-Deno.test("--metrics: valid for promtool, also mid-reload; counters move by the right amounts", () => {
+Deno.test("--metrics: valid for promtool, also mid-reload; counters move by the right amounts", async () => {
+  await promtool(); // before anything starts: installing it may take a while
   const metricsPort = freePort();
   return withHotreload(
     {
@@ -145,12 +147,12 @@ Deno.test("--metrics: valid for promtool, also mid-reload; counters move by the 
     async (run, { dir, port }) => {
       await run.waitForReady(2);
       const before = await scrape(metricsPort);
-      assert.deepEqual(await promtool(before), { code: 0, output: "" });
+      assert.deepEqual(await promtoolCheck(before), { code: 0, output: "" });
       // A scrape in the middle of a reload (each new worker takes 300 ms to start).
       const reload = runCli(["reload"], dir);
       await run.waitForOutput("reloading 2 worker(s) to generation 2");
       const during = await scrape(metricsPort);
-      assert.deepEqual(await promtool(during), { code: 0, output: "" });
+      assert.deepEqual(await promtoolCheck(during), { code: 0, output: "" });
       assert.equal(value(during, "hotreload_generation"), 2);
       assert.equal((await reload).code, 0);
       const afterReload = await scrape(metricsPort);
@@ -174,7 +176,7 @@ Deno.test("--metrics: valid for promtool, also mid-reload; counters move by the 
         ) >= 1;
       }, "a recycle counted");
       const after = await scrape(metricsPort);
-      assert.deepEqual(await promtool(after), { code: 0, output: "" });
+      assert.deepEqual(await promtoolCheck(after), { code: 0, output: "" });
       assert.equal(value(after, 'hotreload_worker_restarts_total{cause="reload"}'), 2);
       assert.equal(value(after, 'hotreload_worker_restarts_total{cause="crash"}'), 1);
       assert.equal(value(after, 'hotreload_workers{state="ready"}') >= 1, true);

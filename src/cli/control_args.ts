@@ -1,6 +1,7 @@
 /** Shared argument parsing for the control commands (stop, reload, send, restart, ...). */
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
+import { nearest } from "../config/nearest.ts";
 
 type Options = Record<string, { type: "string" | "boolean"; short?: string }>;
 // deno-lint-ignore no-explicit-any
@@ -19,15 +20,25 @@ export function parseControlArgs(
   positionals: number,
 ): ParsedArgs | undefined {
   let parsed: ParsedArgs;
+  const known = { ...options, name: { type: "string" }, help: { type: "boolean", short: "h" } };
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...options, name: { type: "string" }, help: { type: "boolean", short: "h" } },
+      options: known as Options,
       strict: true,
       allowPositionals: positionals > 0,
     });
   } catch (error) {
-    throw new UsageError(`${(error as Error).message}; see "hotreload ${command} --help"`);
+    const hint = `see "hotreload ${command} --help"`;
+    const unknown = (error as Error).message.match(/^Unknown option '(-[^']+)'/)?.[1];
+    if (unknown === undefined) throw new UsageError(`${(error as Error).message}; ${hint}`);
+    const near = unknown.startsWith("--")
+      ? nearest(unknown.slice(2), Object.keys(known))
+      : undefined;
+    throw new UsageError(
+      `unknown option ${unknown} for "hotreload ${command}"; ` +
+        (near ? `did you mean --${near}?` : hint),
+    );
   }
   if (parsed.values.help) {
     console.log(help);

@@ -9,6 +9,7 @@ import { sendCommand } from "./commands/send.ts";
 import { stopCommand } from "./commands/stop.ts";
 import { type ErrorKind, HotreloadError, UsageError } from "../errors.ts";
 import { MAIN_HELP, VERSION } from "./help.ts";
+import { nearest } from "../config/nearest.ts";
 
 /** The exit code of each kind of error (0 otherwise; documented in the README). */
 const EXIT_CODE: Record<ErrorKind, number> = { failure: 1, usage: 2, "not-running": 3 };
@@ -38,9 +39,12 @@ export async function main(argv: string[]): Promise<number> {
     }
     const handler = COMMANDS[command];
     if (!handler) {
+      const near = nearest(command, Object.keys(COMMANDS));
       throw new UsageError(
-        `unknown command "${command}"; commands: ${Object.keys(COMMANDS).join(", ")} ` +
-          `(see "hotreload --help")`,
+        `unknown command "${command}"; ` +
+          (near
+            ? `did you mean "${near}"?`
+            : `commands: ${Object.keys(COMMANDS).join(", ")} (see "hotreload --help")`),
       );
     }
     return await handler(rest);

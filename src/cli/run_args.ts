@@ -4,7 +4,8 @@
  * only after `--`. Argument parsing proper is `node:util`'s parseArgs.
  */
 import { parseArgs } from "node:util";
-import { denoFlagArity } from "../config/deno_flags.ts";
+import { DENO_LONG_FLAGS, denoFlagArity } from "../config/deno_flags.ts";
+import { nearest } from "../config/nearest.ts";
 import { UsageError } from "../errors.ts";
 import {
   findSetting,
@@ -70,13 +71,7 @@ export function splitRunArgv(argv: string[]) {
     } catch (error) {
       throw new UsageError((error as Error).message);
     }
-    if (arity === undefined) {
-      throw new UsageError(
-        `unknown option ${
-          token.split("=")[0]
-        }: it is neither a hotreload option nor a Deno flag; ${HINT}`,
-      );
-    }
+    if (arity === undefined) throw unknownOption(token);
     denoFlags.push(token);
     if (arity === "required" && !token.includes("=") && !/^-[A-Za-z].+/.test(token)) {
       if (i + 1 >= argv.length) throw new UsageError(`Deno flag ${token} needs a value`);
@@ -84,6 +79,18 @@ export function splitRunArgv(argv: string[]) {
     }
   }
   return { entry, ours, denoFlags, appArgs };
+}
+
+/** `unknown option --wrokers: … did you mean --workers?`, from hotreload's options and Deno's flags. */
+function unknownOption(token: string): UsageError {
+  const option = token.split("=")[0];
+  const near = option.startsWith("--")
+    ? nearest(option.slice(2), [...SETTINGS.map((s) => s.flag), ...DENO_LONG_FLAGS])
+    : undefined;
+  return new UsageError(
+    `unknown option ${option}: it is neither a hotreload option nor a Deno flag; ` +
+      (near ? `did you mean --${near}?` : HINT),
+  );
 }
 
 function defaultName(entry: string): string {

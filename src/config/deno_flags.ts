@@ -90,6 +90,9 @@ const REFUSED: Record<string, string> = {
   "no-clear-screen": "hotreload never clears the screen; drop --no-clear-screen",
 };
 
+/** Every long `deno run` flag hotreload passes through, without its dashes. */
+export const DENO_LONG_FLAGS: readonly string[] = Object.keys(LONG);
+
 /**
  * How many values the Deno flag `token` (e.g. `--allow-net`, `-c`) takes, or
  * undefined when Deno has no such flag. Throws for flags hotreload refuses.

@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { denoFlagArity } from "./deno_flags.ts";
 import { UsageError } from "../errors.ts";
 import { MAX_MS, NAME, NAME_RULE } from "./limits.ts";
+import { nearest } from "./nearest.ts";
 import type { ProcessConfig } from "./mod.ts";
 
 /** An IPv4 or IPv6 address or a host name: what `--host` may be. */
@@ -37,7 +38,7 @@ export class Validator {
 
   /** `inside`: the path of the object holding the key ("" for the top level). */
   unknownKey(name: string, inside: string, known: string[]): never {
-    const near = closest(name, known);
+    const near = nearest(name, known);
     const hint = near ? `did you mean "${near}"?` : `known keys: ${known.join(", ")}`;
     const where = (this.prefix + inside).replace(/\.$/, "");
     this.error(`unknown key "${name}"${where ? ` in ${where}` : ""} (${hint})`);
@@ -190,35 +191,4 @@ export function describe(x: unknown): string {
   if (typeof x === "object" && x !== null) return "an object";
   const json = JSON.stringify(x) ?? String(x);
   return json.length > 60 ? `${json.slice(0, 56)}..."` : json;
-}
-
-/**
- * The known key nearest to `name` when it is near enough to be a typo
- * (case, "-" and "_" ignored; at most 1 edit for short keys, 2 otherwise).
- */
-function closest(name: string, known: string[]): string | undefined {
-  const norm = (s: string) => s.toLowerCase().replace(/[-_]/g, "");
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const candidate of known) {
-    const d = distance(norm(name), norm(candidate));
-    if (d < bestDistance) [best, bestDistance] = [candidate, d];
-  }
-  return bestDistance <= (norm(name).length <= 4 ? 1 : 2) ? best : undefined;
-}
-
-/** Edit distance counting a swap of neighbours as one edit (optimal string alignment). */
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0][j] = j;
-  for (let i = 1; i <= a.length; i++) {
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
-        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.length][b.length];
 }
