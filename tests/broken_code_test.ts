@@ -179,3 +179,92 @@ Deno.test("control commands work from a subdirectory and say where they act; sca
       await assert.rejects(() => Deno.stat(`${dir}/.hotreload`), "stop leaves no .hotreload");
     },
   ));
+
+/** Fresh-connection GETs until `count` answered and `until` holds; every answer, or the error. */
+async function askWhile(port: number, count: number, until: () => boolean): Promise<string[]> {
+  const answers: string[] = [];
+  const deadline = Date.now() + 20_000;
+  while ((answers.length < count || !until()) && Date.now() < deadline) {
+    answers.push(await httpGet(port).then((r) => r.body, (e) => `error: ${e.message}`));
+  }
+  return answers;
+}
+
+for (
+  const [what, broken] of [
+    [
+      "a throw right after Deno.serve",
+      `Deno.serve(() => new Response("bad"));\nJSON.parse(Deno.readTextFileSync("missing.json"));\n`,
+    ],
+    [
+      "a top-level await rejecting 100 ms after Deno.serve",
+      `Deno.serve(() => new Response("bad"));\n` +
+      `await new Promise((_, reject) => setTimeout(() => reject(new Error("no database")), 100));\n`,
+    ],
+  ]
+) {
+  Deno.test(`watching: ${what} never replaces working code; a fix is served within 3 s`, () =>
+    withHotreload(
+      { "main.ts": good("v1") },
+      (port) => ["run", "main.ts", "-A", "--port", String(port), "-w", "2"],
+      async (run, { dir, port }) => {
+        await run.waitForReady(2);
+        await Deno.writeTextFile(`${dir}/main.ts`, broken);
+        const answers = await askWhile(port, 20, () => run.output.has(/reload aborted/));
+        assert.ok(run.output.has(/reload aborted/), run.output.text());
+        assert.ok(answers.length >= 20);
+        assert.deepEqual(
+          answers.filter((a) => a !== "v1"),
+          [],
+          "every answer came from the old code",
+        );
+        assert.ok(run.output.has(/the old workers keep serving/), run.output.text());
+        await Deno.writeTextFile(`${dir}/main.ts`, good("fixed"));
+        await waitFor(
+          async () => (await httpGet(port).catch(() => undefined))?.body === "fixed",
+          "the fix to answer within 3 s of the save",
+          3_000,
+        );
+      },
+    ));
+}
+
+Deno.test("unwatched: a reload to code that crashes 300 ms after it is ready exits 1; the old code answers", () =>
+  withHotreload(
+    { "main.ts": good("v1") },
+    (port) => ["run", "main.ts", "-N", "--port", String(port), "-w", "2", "--no-watch"],
+    async (run, { dir, port }) => {
+      await run.waitForReady(2);
+      await Deno.writeTextFile(
+        `${dir}/main.ts`,
+        `Deno.serve(() => new Response("bad"));\n` +
+          `setTimeout(() => { throw new Error("lost the database"); }, 300);\n`,
+      );
+      const reload = await runCli(["reload"], dir);
+      assert.equal(reload.code, 1, reload.stdout + reload.stderr);
+      assert.match(reload.stderr, /reload aborted: .*within the 1000 ms settle window/);
+      assert.match(run.output.text(), /Error: lost the database/);
+      for (let i = 0; i < 10; i++) assert.equal((await httpGet(port)).body, "v1");
+      const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+      assert.equal(status.supervisor.lastReload.ok, false);
+      assert.ok(status.children.every((c: { generation: number }) => c.generation === 1));
+    },
+  ));
+
+Deno.test("an app whose top level awaits its own server (Oak's await app.listen()) still becomes ready", () =>
+  withHotreload(
+    {
+      "main.ts": `const server = Deno.serve(() => new Response("oak-style"));\n` +
+        `await server.finished;\n`,
+    },
+    (port) => ["run", "main.ts", "-N", "--port", String(port), "-w", "2"],
+    async (run, { dir, port }) => {
+      await run.waitForReady(2);
+      assert.equal((await httpGet(port)).body, "oak-style");
+      await Deno.writeTextFile(
+        `${dir}/main.ts`,
+        `const server = Deno.serve(() => new Response("v2"));\nawait server.finished;\n`,
+      );
+      await waitFor(async () => (await httpGet(port)).body === "v2", "the reload to v2");
+    },
+  ));

@@ -11,7 +11,6 @@ import {
 } from "../src/runtime/protocol.ts";
 import { LineTail } from "../src/child/tail.ts";
 import { forEachLine, LINE_CUT_MARK } from "../src/runtime/lines.ts";
-import { describeChanges, Rollout } from "../src/supervisor/rollout.ts";
 import { checkArguments } from "../src/supervisor/type_check.ts";
 import { lastWords } from "../src/supervisor/describe.ts";
 
@@ -151,41 +150,6 @@ Deno.test("an over-long line is cut into marked pieces, and a failing callback n
   assert.ok(!lines[9].endsWith(LINE_CUT_MARK), "the last piece is not marked");
   assert.equal(lines.map((l) => l.replace(LINE_CUT_MARK, "")).slice(0, 10).join(""), long);
   assert.equal(lines[10], "after");
-});
-
-Deno.test("a rollout coalesces everything that arrives during it into one follow-up", () => {
-  const change = (files: string[]) => ({ reason: "change", files, workers: true, processes: true });
-  const replies: unknown[] = [];
-  const rollout = new Rollout(2, change(["a.ts"]), performance.now());
-  assert.equal(rollout.followUp, undefined);
-  rollout.queueFollowUp(change(["b.ts", "a.ts"]));
-  rollout.queueFollowUp({
-    reason: "SIGUSR2",
-    files: [],
-    workers: false,
-    processes: true,
-    reply: (r) => replies.push(r),
-  });
-  rollout.queueFollowUp(change(["c.ts"]));
-  const followUp = rollout.followUp!;
-  assert.equal(followUp.reason, "change, SIGUSR2");
-  assert.deepEqual(followUp.files, ["a.ts", "b.ts", "c.ts"]);
-  assert.equal(followUp.workers, true);
-  followUp.reply?.({ ok: true });
-  assert.deepEqual(replies, [{ ok: true }], "a waiter on a coalesced reload hears its outcome");
-  assert.match(
-    rollout.summary(4, 4, 0, performance.now()),
-    /^reloaded 4 workers in \d+ ms \(generation 2; 1 file: a\.ts\)$/,
-  );
-  assert.match(
-    rollout.summary(1, 1, 2, performance.now()),
-    /^reloaded 1 worker and 2 processes in/,
-  );
-  assert.equal(
-    describeChanges(["a", "b", "c", "d", "e", "f", "g"]),
-    "7 files: a, b, c, d, e, and 2 more",
-  );
-  assert.equal(describeChanges(["a.ts", "b.ts"], "changed"), "2 files changed: a.ts, b.ts");
 });
 
 Deno.test("--check: deno check gets the entry and the flags that shape resolution", () => {

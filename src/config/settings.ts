@@ -138,6 +138,13 @@ const TABLE = [
     ...ms("ready-timeout", 1),
   },
   {
+    flag: "settle",
+    help: "a new worker that exits within this long after it became ready failed to start: " +
+      "the reload is aborted and the old workers keep serving (see the README, Broken code)",
+    default: 1000,
+    ...ms("settle", 0),
+  },
+  {
     flag: "ready-path",
     value: "<path>",
     help: "a new worker is ready only once GET <path>, answered by that very worker, returns 2xx",

@@ -6,7 +6,10 @@
  *   `node:net` server (`node:http`, `node:https`: Express, Koa, Fastify, ...)
  *   gets `reusePort` (so N workers share one port) and the supervisor's port
  *   and host when the app names none;
- * - the first bound listener tells the supervisor the worker is ready;
+ * - the worker is ready once it listens *and* its entry has finished
+ *   evaluating (bound is not started: code that binds, then throws, must
+ *   never count as ready), or, for an entry whose top level awaits its own
+ *   server, once it has listened for STARTED_AFTER_MS;
  * - SIGTERM (or the supervisor going away) drains: listeners close, servers
  *   finish their in-flight requests, the app's onShutdown hooks run, then exit;
  * - an `export default { fetch }` entry (the `deno serve` style) is served.
@@ -42,21 +45,45 @@ let readyMode: "listen" | "app" = "listen";
 let readySent = false;
 let draining = false;
 
+/**
+ * How long a worker that listens, but whose entry has not finished (its top
+ * level still awaits), must stay up before it counts as started. An app that
+ * awaits its own server (Oak's `await app.listen()`, `await server.finished`)
+ * never finishes its entry; one whose start-up fails (a database that is not
+ * there, a config fetch that rejects) usually fails well within this.
+ */
+const STARTED_AFTER_MS = 500;
+
 /** What a GET of the ready path answered. */
 type Probe = (path: string) => Promise<{ status: number; body: string }>;
 
+/** The first listener bound, and how to ask its handler, until the worker is ready. */
+let bound: { addr: Deno.NetAddr; probe?: Probe } | undefined;
+/** True once Deno fired `load`: the entry and its top-level awaits have finished. */
+let entryFinished = false;
+
 /**
- * The first bound listener makes the worker ready; with --ready-path, only
- * once a GET of that path, answered by this very worker (`probe` calls its
- * own handler, never the shared port), returns 2xx. A worker whose path does
- * not answer 2xx within --ready-timeout says why in one line and exits 1:
- * the supervisor treats it as a failed start (a reload is aborted).
+ * The first bound listener makes the worker ready once the entry finished
+ * (or it stayed up STARTED_AFTER_MS); with --ready-path, only once a GET of
+ * that path, answered by this very worker (`probe` calls its own handler,
+ * never the shared port), returns 2xx. A worker whose path does not answer
+ * 2xx within --ready-timeout says why in one line and exits 1: the
+ * supervisor treats it as a failed start (a reload is aborted).
  */
 function announceListening(addr: Deno.Addr, probe?: Probe): void {
-  if (readySent || readyMode !== "listen") return;
+  if (bound || readySent || readyMode !== "listen") return;
+  bound = { addr: addr as Deno.NetAddr, probe };
+  if (entryFinished) return announceReady();
+  // An unref'd timer: it must not keep a worker alive whose servers are gone.
+  Deno.unrefTimer(setTimeout(announceReady, STARTED_AFTER_MS));
+}
+
+/** Says ready (after the --ready-path check), once, when a listener is bound. */
+function announceReady(): void {
+  if (!bound || readySent || readyMode !== "listen") return;
   readySent = true;
-  const net = addr as Deno.NetAddr;
-  const ready = () => tell({ t: "ready", via: "listen", port: net.port, hostname: net.hostname });
+  const { addr, probe } = bound;
+  const ready = () => tell({ t: "ready", via: "listen", port: addr.port, hostname: addr.hostname });
   if (settings.readyPath === undefined || probe === undefined) return ready();
   void checkReadyPath(settings.readyPath, probe).then(ready);
 }
@@ -333,6 +360,8 @@ async function serveDefaultExport(): Promise<void> {
 // No stdin reader here: a pending read would keep a worker alive after its
 // servers are gone. SIGTERM drains, and the parent watch notices a dead supervisor.
 globalThis.addEventListener("load", () => {
+  entryFinished = true;
+  announceReady();
   // A failure to serve is an uncaught error: Deno reports it and the worker exits 1.
   void serveDefaultExport();
 });

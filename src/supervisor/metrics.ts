@@ -78,6 +78,105 @@ export interface ScrapedFamily {
   samples: Array<{ labels?: Labels; value: number }>;
 }
 
+/** The supervisor's state at a scrape, as the gauges need it. */
+export interface MetricsSnapshot {
+  version: string;
+  handover: string;
+  generation: number;
+  desiredWorkers: number;
+  /** The state of every worker row (spares and empty slots included). */
+  workerStates: string[];
+  /** Every live worker and custom process: its labels, requests (workers), and usage if sampled. */
+  children: Array<{
+    labels: Labels;
+    requests?: number;
+    usage?: { rssBytes: number; cpuSeconds: number };
+  }>;
+  droppedLines: number;
+  supervisorRssBytes: number;
+}
+
+const WORKER_STATES = ["spare", "starting", "ready", "draining", "backoff", "errored"] as const;
+
+/** The gauges (and reported counters) a scrape reads from the supervisor's state. */
+export function scrapedFamilies(snapshot: MetricsSnapshot): ScrapedFamily[] {
+  const { children } = snapshot;
+  const gauge = (name: string, help: string, value: number): ScrapedFamily => ({
+    name,
+    type: "gauge",
+    help,
+    samples: [{ value }],
+  });
+  return [
+    {
+      name: "hotreload_build_info",
+      type: "gauge",
+      help: "Always 1; the labels say which hotreload and Deno run.",
+      samples: [{ labels: { version: snapshot.version, deno: Deno.version.deno }, value: 1 }],
+    },
+    {
+      name: "hotreload_handover_info",
+      type: "gauge",
+      help: "Always 1; mode says how new connections avoid a draining worker (ebpf, kernel, none).",
+      samples: [{ labels: { mode: snapshot.handover }, value: 1 }],
+    },
+    gauge(
+      "hotreload_generation",
+      "The newest generation of code (1 at start, +1 per reload).",
+      snapshot.generation,
+    ),
+    gauge(
+      "hotreload_workers_desired",
+      "How many workers the supervisor keeps.",
+      snapshot.desiredWorkers,
+    ),
+    {
+      name: "hotreload_workers",
+      type: "gauge",
+      help: "Workers by state (a spare waits to be released as one).",
+      samples: WORKER_STATES.map((state) => ({
+        labels: { state },
+        value: snapshot.workerStates.filter((s) => s === state).length,
+      })),
+    },
+    {
+      name: "hotreload_worker_requests_total",
+      type: "counter",
+      help: "Requests served, per worker process (as last reported, at most a second old).",
+      samples: children.flatMap(({ labels, requests }) =>
+        requests === undefined ? [] : [{ labels, value: requests }]
+      ),
+    },
+    {
+      name: "hotreload_child_resident_memory_bytes",
+      type: "gauge",
+      help: "Resident memory of each worker and custom process.",
+      samples: children.flatMap(({ labels, usage }) =>
+        usage ? [{ labels, value: usage.rssBytes }] : []
+      ),
+    },
+    {
+      name: "hotreload_child_cpu_seconds_total",
+      type: "counter",
+      help: "CPU time (user + system) of each worker and custom process.",
+      samples: children.flatMap(({ labels, usage }) =>
+        usage ? [{ labels, value: usage.cpuSeconds }] : []
+      ),
+    },
+    {
+      name: "hotreload_dropped_output_lines_total",
+      type: "counter",
+      help: "Log and child-output lines dropped because the supervisor's stdout or stderr failed.",
+      samples: [{ value: snapshot.droppedLines }],
+    },
+    gauge(
+      "hotreload_supervisor_resident_memory_bytes",
+      "Resident memory of the supervisor.",
+      snapshot.supervisorRssBytes,
+    ),
+  ];
+}
+
 const SECONDS = [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
 /** What the supervisor counts as it runs. */

@@ -48,7 +48,6 @@ export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
   readonly #restartQueue: ProcessSlot[] = [];
   #restartingNow?: ProcessSlot;
   /** Processes killed for a blocked event loop: started again at once. */
-  readonly #unresponsive = new WeakSet<Child>();
 
   /** A process that neither says ready nor fails within a second counts as started. */
   protected readonly policy: SlotPolicy = {
@@ -64,7 +63,6 @@ export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
           `(event loop blocked); restarting it`,
         { role: "process", id: child.spec.id, pid: child.pid },
       );
-      this.#unresponsive.add(child);
       child.kill();
     },
   };
@@ -208,7 +206,7 @@ export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
     slot.current = undefined;
     const fields = { role: "process" as const, id: child.spec.id, pid: child.pid };
     const exit = describeExit(status);
-    const crashed = !wasStopped && !this.#warmRestarts.has(child) && !this.#unresponsive.has(child);
+    const crashed = !wasStopped && !this.#warmRestarts.has(child) && !this.unresponsive.has(child);
     // A crash's output is shown once per distinct error (reportFailure); the rest as it came.
     if (!crashed) child.releaseOutput(true);
     if (wasStopped && slot.restarting) {
@@ -228,7 +226,7 @@ export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
       });
       return;
     }
-    if (this.#unresponsive.has(child)) {
+    if (this.unresponsive.has(child)) {
       slot.retryAt = 0;
       return;
     }

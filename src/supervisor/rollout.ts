@@ -1,10 +1,24 @@
 /**
- * One rolling reload: which generation it rolls out, what it covers (workers,
- * custom processes), who waits for its result, and what arrived while it ran
- * (coalesced into exactly one follow-up).
+ * One reload, as a state machine: which generation it rolls out, what it
+ * covers (workers, custom processes), who waits for its result, and what
+ * arrived while it ran (coalesced into exactly one follow-up). It owns every
+ * decision of the reload: the canary, batches or the one-step switch, the
+ * settle window, the abort rule and the completion check. The pool only
+ * carries them out (start a replacement, promote it, hold or put back its
+ * predecessor); the supervisor dispatches events to it and reports the end.
+ *
+ * The settle window (--settle): a new worker must stay up this long after it
+ * became ready before the new generation counts as working. Rolling, a
+ * replacement takes over only once it has; with the one-step switch the new
+ * generation takes over at once, and when steered its predecessors are held
+ * (out of the steered set, still listening) through the window, so that they
+ * can be put back if it fails. Until one new worker has settled, any new
+ * worker that exits aborts the reload; after that, failures are retried.
  */
 import type { ControlReply } from "../control/protocol.ts";
-
+import type { Child } from "../child/child.ts";
+import { log } from "../log/mod.ts";
+import type { SlotView, WorkerExit } from "./worker_pool.ts";
 /** What a reload covers and why it happens. */
 export interface ReloadRequest {
   reason: string;
@@ -15,15 +29,56 @@ export interface ReloadRequest {
   reply?: (reply: ControlReply) => void;
 }
 
+/** What the rollout drives in the worker pool: mechanism, no decisions. */
+export interface RolloutPool {
+  view(): readonly SlotView[];
+  startReplacement(id: number, generation: number): void;
+  promote(id: number, hold?: boolean): void;
+  steer(): void;
+  holding(): boolean;
+  releaseHeld(): void;
+  putBack(): void;
+  cancelReplacements(): void;
+  outdated(generation: number): number;
+}
+
+/** What the rollout drives among the custom processes. */
+export interface RolloutProcesses {
+  /** Queues the restart of the processes that reload with the code. */
+  queueReloads(): void;
+  restarting(): boolean;
+}
+
+/** How a rollout replaces workers. */
+export interface RolloutSettings {
+  /** All new workers at once, switched in together (else --reload-batch at a time). */
+  oneStep: boolean;
+  reloadBatch: number;
+  /** --settle: how long a new worker must stay up after it became ready. */
+  settleMs: number;
+  /** Steered: a held predecessor can serve again (it never stopped listening). */
+  canPutBack: boolean;
+}
+
+/** Where a rollout stands after a step. */
+export type RolloutState =
+  | { state: "running" }
+  | { state: "done" }
+  /** `switched`: the new generation had taken over; `putBack`: the old one serves again. */
+  | { state: "aborted"; why: string; summary: string; switched: boolean; putBack: boolean };
+
+const RUNNING: RolloutState = { state: "running" };
+
 export class Rollout {
-  /** True once the first worker of this generation (the canary) became ready. */
-  canaryPassed = false;
   /** True when workers were serving as it began: it replaces them (else it starts them). */
-  replacing = true;
-  /** Workers first; custom processes once every worker runs the new generation. */
-  phase: "workers" | "processes" = "workers";
-  /** True once the custom processes' restarts have been queued. */
-  processesQueued = false;
+  readonly replacing: boolean;
+  #phase: "workers" | "processes" = "workers";
+  /** True once a new worker stayed up through the settle window (the canary passed). */
+  #settled = false;
+  /** With the one-step switch: when the new generation took over. */
+  #switchedAt?: number;
+  #processesQueued = false;
+  #aborted?: Extract<RolloutState, { state: "aborted" }>;
   readonly #waiters: Array<(reply: ControlReply) => void> = [];
   #followUp?: ReloadRequest;
 
@@ -32,9 +87,141 @@ export class Rollout {
     readonly request: ReloadRequest,
     /** Clock time the rollout began. */
     readonly startedAt: number,
+    readonly pool: RolloutPool,
+    readonly processes: RolloutProcesses,
+    readonly settings: RolloutSettings,
+    replacing: boolean,
   ) {
+    this.replacing = replacing;
     if (request.reply) this.#waiters.push(request.reply);
-    if (!request.workers) this.phase = "processes";
+    if (!request.workers) this.#phase = "processes";
+  }
+
+  /** One step toward the new generation; says whether the rollout runs on, is done or aborted. */
+  advance(now: number): RolloutState {
+    if (this.#aborted) return this.#aborted;
+    if (this.#phase === "workers") {
+      const workersDone = this.settings.oneStep ? this.#switchAll(now) : this.#roll(now);
+      if (!workersDone) return RUNNING;
+      this.#phase = "processes";
+    }
+    if (this.request.processes && !this.#processesQueued) {
+      this.#processesQueued = true;
+      this.processes.queueReloads();
+    }
+    return this.processes.restarting() ? RUNNING : { state: "done" };
+  }
+
+  /**
+   * A worker exited. New code that exits before any of it has settled fails
+   * the reload: it is aborted, and the old workers keep (or go back to)
+   * serving. Returns true when the exit was the rollout's to judge.
+   */
+  onWorkerExit(child: Child, exit: WorkerExit): boolean {
+    if (exit.kind === "drained" || exit.kind === "unknown") return false;
+    if (this.#aborted || child.spec.generation < this.generation) return false;
+    if (this.#settled) {
+      if (exit.kind !== "replacement-failed") return false;
+      log.warn("worker.replacement-failed", `${exit.why}; retrying`, { role: "worker" });
+      return true;
+    }
+    const why = exit.kind === "replacement-failed"
+      ? exit.why
+      : exit.wasReady
+      ? `worker ${child.spec.id} of generation ${this.generation} exited ${
+        Math.round(child.uptimeMs() - (child.readyAt! - child.startedAt))
+      } ms after it became ready, within the ${this.settings.settleMs} ms settle window`
+      : `generation ${this.generation} failed`;
+    const switched = this.#switchedAt !== undefined;
+    const putBack = this.pool.holding();
+    if (putBack) this.pool.putBack();
+    else this.pool.cancelReplacements();
+    this.#aborted = { state: "aborted", why, summary: exit.summary, switched, putBack };
+    return true;
+  }
+
+  /** Stopping: replacements not yet in service are let go (the pool drains the rest). */
+  cancel(): void {
+    this.pool.cancelReplacements();
+  }
+
+  /** When the settle window of a new worker (or of the switch) ends, or Infinity. */
+  nextDeadline(): number {
+    if (this.#aborted || this.#phase !== "workers") return Infinity;
+    const settle = this.#settleMs();
+    if (this.#switchedAt !== undefined) return this.#switchedAt + settle;
+    const ends = this.pool.view().flatMap((slot) => {
+      const readyAt = slot.replacement?.readyAt;
+      return readyAt === undefined ? [] : [readyAt + settle];
+    });
+    return Math.min(Infinity, ...ends);
+  }
+
+  /** The settle window, when there is something to protect (nothing served before: none). */
+  #settleMs(): number {
+    return this.replacing ? this.settings.settleMs : 0;
+  }
+
+  /**
+   * Rolling: a replacement takes over its slot once it has settled; one (the
+   * canary) until one has, then --reload-batch at a time. Returns true once
+   * every slot runs the new generation and no old worker takes connections.
+   */
+  #roll(now: number): boolean {
+    const settle = this.#settleMs();
+    const slots = this.pool.view();
+    let promoted = false;
+    for (const slot of slots) {
+      const next = slot.replacement;
+      if (next?.state !== "ready" || next.spec.generation < this.generation) continue;
+      if (now - next.readyAt! < settle) continue;
+      this.pool.promote(slot.id);
+      this.#settled = promoted = true;
+    }
+    if (promoted) this.pool.steer();
+    // New workers in slots that had none (a crash, a scale up) settle too.
+    for (const slot of slots) {
+      const current = slot.current;
+      if (current?.state !== "ready" || current.spec.generation < this.generation) continue;
+      if (now - current.readyAt! >= settle) this.#settled = true;
+    }
+    const inFlight = slots.filter((slot) => slot.replacement).length;
+    this.#startReplacements(now, (this.#settled ? this.settings.reloadBatch : 1) - inFlight);
+    return this.pool.outdated(this.generation) === 0;
+  }
+
+  /**
+   * One step: every new worker starts at once, and once all are ready they
+   * take over together; steered, their predecessors are held through the
+   * settle window, then drain. Returns true once the window has passed.
+   */
+  #switchAll(now: number): boolean {
+    if (this.#switchedAt === undefined) {
+      this.#startReplacements(now, Infinity);
+      const outdated = this.pool.view().filter((slot) =>
+        slot.current !== undefined && slot.current.spec.generation < this.generation
+      );
+      if (outdated.some((slot) => slot.replacement?.state !== "ready")) return false;
+      const hold = this.settings.canPutBack && this.#settleMs() > 0;
+      for (const slot of outdated) this.pool.promote(slot.id, hold);
+      this.pool.steer();
+      this.#switchedAt = now;
+    }
+    if (now - this.#switchedAt < this.#settleMs()) return false;
+    this.#settled = true;
+    if (this.pool.holding()) this.pool.releaseHeld();
+    return this.pool.outdated(this.generation) === 0;
+  }
+
+  /** Starts up to `room` replacements for slots still running older code. */
+  #startReplacements(now: number, room: number): void {
+    for (const slot of this.pool.view()) {
+      if (room <= 0) return;
+      if (!slot.current || slot.current.spec.generation >= this.generation) continue;
+      if (slot.replacement || now < slot.retryAt) continue;
+      this.pool.startReplacement(slot.id, this.generation);
+      room--;
+    }
   }
 
   /** Remembers a trigger that arrived during this rollout. */

@@ -50,9 +50,6 @@ export interface Slot {
   failures: FailureMemory;
 }
 
-/** Children already found unresponsive: acted on once. */
-const unresponsive = new WeakSet<Child>();
-
 /**
  * The slot machine workers and custom processes share: starting a slot's
  * child, deadlines, the next time something is due, and retries. A subclass
@@ -61,6 +58,8 @@ const unresponsive = new WeakSet<Child>();
 export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
   protected readonly slots: S[] = [];
   protected abstract readonly policy: SlotPolicy;
+  /** Children found unresponsive (a blocked event loop): acted on once, never drained. */
+  protected readonly unresponsive = new WeakSet<Child>();
 
   constructor(protected readonly options: O) {}
 
@@ -76,10 +75,10 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
         policy.onStartDeadline(child);
       }
       if (
-        policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child) &&
+        policy.timeoutMs > 0 && child.state === "ready" && !this.unresponsive.has(child) &&
         now - child.lastSeenAt >= policy.timeoutMs
       ) {
-        unresponsive.add(child);
+        this.unresponsive.add(child);
         policy.onUnresponsive(child);
       }
       const grace = policy.graceMs(child);
@@ -108,7 +107,7 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
       if (child.state === "draining" && child.drainStartedAt !== undefined) {
         deadlines.push(child.drainStartedAt + policy.graceMs(child));
       }
-      if (policy.timeoutMs > 0 && child.state === "ready" && !unresponsive.has(child)) {
+      if (policy.timeoutMs > 0 && child.state === "ready" && !this.unresponsive.has(child)) {
         deadlines.push(child.lastSeenAt + policy.timeoutMs);
       }
     }

@@ -19,9 +19,9 @@ import { EventQueue } from "./event_queue.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
 import { TCP_MIGRATE_REQ_HINT } from "./kernel.ts";
 import { type Connection, realWorld, type World } from "./world.ts";
-import { Metrics, type ScrapedFamily } from "./metrics.ts";
+import { Metrics, type MetricsSnapshot, scrapedFamilies } from "./metrics.ts";
 import { ProcessSet } from "./process_set.ts";
-import { describeChanges, type ReloadRequest, Rollout } from "./rollout.ts";
+import { describeChanges, type ReloadRequest, Rollout, type RolloutState } from "./rollout.ts";
 import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
 import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
@@ -107,7 +107,7 @@ export class Supervisor {
       signal: (signal) => this.#events.push({ kind: "signal", signal }),
       changes: (batch) => this.#events.push({ kind: "changes", batch }),
       control: (request, reply) => this.#events.push({ kind: "control", request, reply }),
-      metrics: () => this.#renderMetrics(),
+      metrics: () => this.#metrics.render(scrapedFamilies(this.#metricsSnapshot())),
     });
     this.#announceStart();
     try {
@@ -171,9 +171,6 @@ export class Supervisor {
     if (child.state !== "starting") return;
     child.port = port ?? this.#options.port;
     this.#workers.onReady(child);
-    if (this.#rollout && child.spec.generation >= this.#rollout.generation) {
-      this.#rollout.canaryPassed = true;
-    }
     if (port !== undefined) this.#checkPort(child, port);
     if (this.#rollout && this.#rollout.request.workers) {
       const ready = this.#workers.readyOf(this.#rollout.generation);
@@ -257,19 +254,14 @@ export class Supervisor {
   #onChildExit(child: Child, status: Deno.CommandStatus): void {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
     const outcome = this.#workers.onExit(child, status, this.#generation);
-    const rollout = this.#rollout;
-    const newCodeFailed = rollout !== undefined && !rollout.canaryPassed &&
-      child.spec.generation >= rollout.generation;
+    // New code failing during its reload is the rollout's to judge (it may abort).
+    if (this.#rollout?.onWorkerExit(child, outcome)) return;
     if (outcome.kind === "replacement-failed") {
-      if (newCodeFailed) return this.#abortRollout(outcome.why, outcome.summary);
       log.warn("worker.replacement-failed", `${outcome.why}; retrying`, { role: "worker" });
       return;
     }
     if (outcome.kind !== "crashed" || outcome.wasReady) return;
-    // A worker that never became ready: new code that does not start.
-    if (newCodeFailed) {
-      return this.#abortRollout(`generation ${child.spec.generation} failed`, outcome.summary);
-    }
+    // A worker that never became ready: code that does not start.
     if (this.#workers.everReady) return;
     if (!this.#options.watch && outcome.failures >= ERRORED_AFTER) {
       // Nobody is watching to fix it: say so and end, so a script or systemd sees it.
@@ -422,22 +414,9 @@ export class Supervisor {
   #advanceRollout(now: number): void {
     const rollout = this.#rollout;
     if (!rollout) return;
-    if (rollout.phase === "workers") {
-      this.#workers.replaceOutdated(
-        now,
-        rollout.generation,
-        rollout.canaryPassed,
-        this.#options.oneStepSwitch,
-      );
-      if (this.#workers.outdated(rollout.generation) > 0) return;
-      rollout.phase = "processes";
-    }
-    if (rollout.request.processes && !rollout.processesQueued) {
-      rollout.processesQueued = true;
-      this.#processes.queueRestart((config) => config.reload);
-    }
-    if (this.#processes.restarting()) return;
-    this.#finishRollout(rollout);
+    const step = rollout.advance(now);
+    if (step.state === "done") this.#finishRollout(rollout);
+    if (step.state === "aborted") this.#abortRollout(rollout, step);
   }
 
   /** Marks workers whose memory stays above --max-memory for recycling. */
@@ -491,13 +470,28 @@ export class Supervisor {
       return;
     }
     this.#generation++;
-    this.#rollout = new Rollout(this.#generation, request, this.#world.clock.now());
+    this.#rollout = new Rollout(
+      this.#generation,
+      request,
+      this.#world.clock.now(),
+      this.#workers,
+      {
+        queueReloads: () => this.#processes.queueRestart((config) => config.reload),
+        restarting: () => this.#processes.restarting(),
+      },
+      {
+        oneStep: this.#options.oneStepSwitch,
+        reloadBatch: this.#options.reloadBatch,
+        settleMs: this.#options.settle,
+        canPutBack: this.#connection?.handover.mode === "ebpf",
+      },
+      this.#workers.anyServing(),
+    );
     this.#notify(
       "RELOADING=1",
       `MONOTONIC_USEC=${this.#world.notifier?.monotonicUsec() ?? 0}`,
       `STATUS=reloading to generation ${this.#generation}`,
     );
-    this.#rollout.replacing = this.#workers.anyServing();
     // A spare has read everything but the app's modules when it started: when
     // anything else may have changed (deno.json, an import map, the lock, an env
     // file, or a reload without a list of files), it must not serve the new generation.
@@ -535,11 +529,17 @@ export class Supervisor {
     this.#endRollout(rollout, { ok: true, message: summary, generation: rollout.generation });
   }
 
-  #abortRollout(why: string, summary: string): void {
-    const rollout = this.#rollout!;
+  #abortRollout(
+    rollout: Rollout,
+    { why, summary, switched, putBack }: Extract<RolloutState, { state: "aborted" }>,
+  ): void {
     this.#rollout = undefined;
-    this.#workers.cancelSwitch();
-    const then = this.#workers.anyServing()
+    const then = putBack
+      ? "the old workers, held until the new ones settled, serve again; the next change or reload tries again"
+      : switched && this.#workers.anyServing()
+      ? `the old workers had drained already (no steering to put them back, see "Broken code" ` +
+        `in the README); the new workers still up keep serving`
+      : this.#workers.anyServing()
       ? "the old workers keep serving; the next change or reload tries again"
       : this.#options.watch
       ? `nothing serves: waiting for a change (generation ${rollout.generation} failed: ${summary})`
@@ -588,8 +588,8 @@ export class Supervisor {
     }
     this.#phase = "stopping";
     this.#rollout?.settle({ ok: false, error: "the instance is stopping", kind: "failure" });
+    this.#rollout?.cancel();
     this.#rollout = undefined;
-    this.#workers.cancelSwitch();
     if (fast) {
       this.#workers.killAll();
       this.#processes.killAll();
@@ -639,100 +639,34 @@ export class Supervisor {
     this.#notify("WATCHDOG=1");
   }
 
-  /** The Prometheus text: the supervisor's state as gauges, plus what it counted. */
-  #renderMetrics(): string {
+  /** What a scrape shows of the supervisor's state (metrics.ts turns it into gauges). */
+  #metricsSnapshot(): MetricsSnapshot {
     const rows = [
       ...this.#workers.statusRows(() => undefined),
       ...this.#processes.statusRows(() => undefined),
     ];
-    const workers = rows.filter((row) => row.role === "worker" || row.role === "spare");
-    const states = ["spare", "starting", "ready", "draining", "backoff", "errored"] as const;
     const children = [...this.#workers.children(), ...this.#processes.children()];
-    const usage = children.map((child) => ({ child, usage: this.#sampler.sample(child) }));
-    const childLabels = (child: Child) => ({
-      role: child.spec.role,
-      id: String(child.spec.id),
-      pid: child.pid,
-      generation: child.spec.generation,
-    });
-    const families: ScrapedFamily[] = [
-      {
-        name: "hotreload_build_info",
-        type: "gauge",
-        help: "Always 1; the labels say which hotreload and Deno run.",
-        samples: [{
-          labels: { version: this.#options.version ?? "dev", deno: Deno.version.deno },
-          value: 1,
-        }],
-      },
-      {
-        name: "hotreload_handover_info",
-        type: "gauge",
-        help:
-          "Always 1; mode says how new connections avoid a draining worker (ebpf, kernel, none).",
-        samples: [{ labels: { mode: this.#connection?.handover.mode ?? "none" }, value: 1 }],
-      },
-      {
-        name: "hotreload_generation",
-        type: "gauge",
-        help: "The newest generation of code (1 at start, +1 per reload).",
-        samples: [{ value: this.#generation }],
-      },
-      {
-        name: "hotreload_workers_desired",
-        type: "gauge",
-        help: "How many workers the supervisor keeps.",
-        samples: [{ value: this.#workers.desired }],
-      },
-      {
-        name: "hotreload_workers",
-        type: "gauge",
-        help: "Workers by state (a spare waits to be released as one).",
-        samples: states.map((state) => ({
-          labels: { state },
-          value: workers.filter((row) => row.state === state).length,
-        })),
-      },
-      {
-        name: "hotreload_worker_requests_total",
-        type: "counter",
-        help: "Requests served, per worker process (as last reported, at most a second old).",
-        samples: this.#workers.children().map((child) => ({
-          labels: childLabels(child),
-          value: child.requestsServed,
-        })),
-      },
-      {
-        name: "hotreload_child_resident_memory_bytes",
-        type: "gauge",
-        help: "Resident memory of each worker and custom process.",
-        samples: usage.flatMap(({ child, usage }) =>
-          usage ? [{ labels: childLabels(child), value: usage.rssBytes }] : []
-        ),
-      },
-      {
-        name: "hotreload_child_cpu_seconds_total",
-        type: "counter",
-        help: "CPU time (user + system) of each worker and custom process.",
-        samples: usage.flatMap(({ child, usage }) =>
-          usage ? [{ labels: childLabels(child), value: usage.cpuSeconds }] : []
-        ),
-      },
-      {
-        name: "hotreload_dropped_output_lines_total",
-        type: "counter",
-        help:
-          "Log and child-output lines dropped because the supervisor's stdout or stderr failed.",
-        samples: [{ value: droppedOutput() }],
-      },
-      {
-        name: "hotreload_supervisor_resident_memory_bytes",
-        type: "gauge",
-        help: "Resident memory of the supervisor.",
-        samples: [{ value: Deno.memoryUsage().rss }],
-      },
-    ];
-    return this.#metrics.render(families);
+    return {
+      version: this.#options.version ?? "dev",
+      handover: this.#connection?.handover.mode ?? "none",
+      generation: this.#generation,
+      desiredWorkers: this.#workers.desired,
+      workerStates: rows.flatMap((row) =>
+        row.role === "worker" || row.role === "spare" ? [row.state] : []
+      ),
+      children: children.map((child) => ({
+        labels: {
+          role: child.spec.role,
+          id: String(child.spec.id),
+          pid: child.pid,
+          generation: child.spec.generation,
+        },
+        requests: child.spec.role === "worker" ? child.requestsServed : undefined,
+        usage: this.#sampler.sample(child),
+      })),
+      droppedLines: droppedOutput(),
+      supervisorRssBytes: Deno.memoryUsage().rss,
+    };
   }
 
   #msUntilNextDeadline(now: number): number {
@@ -743,6 +677,7 @@ export class Supervisor {
     const next = Math.min(
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
+      this.#rollout?.nextDeadline() ?? Infinity,
       sampling,
       watchdog,
     );

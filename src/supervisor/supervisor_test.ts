@@ -186,6 +186,7 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     maxRequestsJitter: 0,
     grace: 5000,
     readyTimeout: 10_000,
+    settle: 0,
     timeout: 0,
     spares: 0,
     oneStepSwitch: false,

@@ -1,7 +1,10 @@
 /**
  * The worker pool: one slot per worker id. A slot holds its `current` worker
- * and, during a reload, a `replacement`, which takes over only once it is
- * ready; the predecessor then drains among the `retiring` workers.
+ * and, during a reload or a recycle, a `replacement`, which takes over only
+ * once it is ready; the predecessor then drains among the `retiring` workers,
+ * or is `held` (out of the steered set, still listening) while a new
+ * generation settles, so that it can be put back. The pool is mechanism: when
+ * a reload's replacements start and take over is the Rollout's to decide.
  */
 import { type Child, describeExit } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
@@ -29,6 +32,8 @@ interface WorkerSlot extends Slot {
   triedGeneration: number;
   /** Why the current worker should be replaced (max-requests, max-memory), if it should. */
   recycle?: string;
+  /** True when that reason was logged already (an unresponsive worker's). */
+  recycleSaid?: boolean;
   /** Failed ERRORED_AFTER times in a row after the service was up: still retried, shown as errored. */
   errored: boolean;
 }
@@ -62,19 +67,19 @@ export type WorkerPoolOptions =
     steer?: (serving: readonly Child[]) => void;
   };
 
+/** A worker slot as the Rollout sees it. */
+export type SlotView = Readonly<Pick<WorkerSlot, "id" | "current" | "replacement" | "retryAt">>;
+
 export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #retiring = new Set<Child>();
+  /** Predecessors taken out of service but still listening, by slot id: they can be put back. */
+  readonly #held = new Map<number, Child>();
   readonly #spares: Child[] = [];
-  /** With a one-step switch: the generation whose ready replacements wait to take over together. */
-  #switchGeneration?: number;
   readonly #stoppingSpares = new Set<Child>();
   #desiredSpares: number;
   #spareRetryAt = 0;
   /** The serving workers' pids, as last told to `steer`. */
   #steered = "";
-  /** Workers whose event loop is blocked: replaced ready-first, then killed. */
-  readonly #hung = new WeakSet<Child>();
-  readonly #quietRecycles = new WeakSet<WorkerSlot>();
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
@@ -100,7 +105,6 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         `worker ${child.spec.id} (pid ${child.pid}) ${why}; replacing it`,
         { role: "worker", id: child.spec.id, pid: child.pid },
       );
-      this.#hung.add(child);
       this.#killReasons.set(child, why);
       this.markForRecycle(child, why, true);
     },
@@ -112,9 +116,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.#desiredSpares = options.spares;
   }
 
-  /** Every live worker: current, replacements and retiring. */
+  /** Every live worker: current, replacements, held and retiring. */
   children(): Child[] {
-    const children = [...this.#retiring, ...this.#stoppingSpares];
+    const children = [...this.#retiring, ...this.#held.values(), ...this.#stoppingSpares];
     for (const slot of this.slots) {
       if (slot.current) children.push(slot.current);
       if (slot.replacement) children.push(slot.replacement);
@@ -182,30 +186,87 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.#topUpSpares(now);
   }
 
+  /** The slots, for the Rollout to choose which to replace. */
+  view(): readonly SlotView[] {
+    return this.slots;
+  }
+
+  /** Starts a replacement of `generation` for slot `id`; it takes over only when promoted. */
+  startReplacement(id: number, generation: number): void {
+    const slot = this.slots[id];
+    if (!slot?.current || slot.replacement) return;
+    slot.replacement = this.#spawn(slot, generation);
+    this.options.counters?.workerRestarts.inc({ cause: "reload" });
+  }
+
   /**
-   * Starts replacements for outdated slots: one (the canary) until a
-   * replacement has been ready, then `--reload-batch` at a time.
+   * A ready replacement takes over its slot. Its predecessor drains, or with
+   * `hold`, leaves the steered set but keeps listening until {@link releaseHeld}
+   * or {@link putBack}. Call it for several slots, then {@link steer} once.
    */
-  replaceOutdated(
-    now: number,
-    generation: number,
-    canaryPassed: boolean,
-    oneStep = false,
-  ): void {
-    // One step: old workers drain only once every new one is ready, so no
-    // canary is needed for safety: all start at once (broken code fails them
-    // all, and the reload is aborted with the old generation still serving).
-    if (oneStep) this.#switchGeneration = generation;
-    const inFlight = this.slots.filter((slot) => slot.replacement).length;
-    let room = (oneStep ? Infinity : canaryPassed ? this.options.reloadBatch : 1) - inFlight;
-    for (const slot of this.slots) {
-      if (room <= 0) break;
-      if (!slot.current || slot.current.spec.generation >= generation || slot.replacement) continue;
-      if (now < slot.retryAt) continue;
-      slot.replacement = this.#spawn(slot, generation);
-      this.options.counters?.workerRestarts.inc({ cause: "reload" });
-      room--;
+  promote(id: number, hold = false): void {
+    const slot = this.slots[id];
+    if (slot?.replacement?.state !== "ready") return;
+    const predecessor = slot.current;
+    slot.current = slot.replacement;
+    slot.replacement = undefined;
+    slot.recycle = undefined;
+    if (!predecessor) return;
+    if (hold) this.#held.set(id, predecessor);
+    else this.#retiring.add(predecessor);
+  }
+
+  /** Tells `steer` the serving workers, then drains those retired meanwhile (in that order). */
+  steer(): void {
+    this.#steer();
+    for (const child of this.#retiring) {
+      if (child.killedAt !== undefined || (child.state !== "ready" && child.state !== "starting")) {
+        continue;
+      }
+      // A hung worker cannot drain (its event loop is blocked): end it.
+      if (this.unresponsive.has(child)) child.kill();
+      else child.drain();
     }
+  }
+
+  /** True while predecessors are held. */
+  holding(): boolean {
+    return this.#held.size > 0;
+  }
+
+  /** The held predecessors drain: the generation that replaced them has settled. */
+  releaseHeld(): void {
+    for (const child of this.#held.values()) this.#retiring.add(child);
+    this.#held.clear();
+    this.steer();
+  }
+
+  /**
+   * The held predecessors serve again, in their slots; the workers that had
+   * replaced them, and replacements not yet promoted, drain.
+   */
+  putBack(): void {
+    for (const [id, predecessor] of this.#held) {
+      const slot = this.slots[id];
+      if (!slot || predecessor.state !== "ready") {
+        this.#retiring.add(predecessor);
+        continue;
+      }
+      if (slot.current) this.#retiring.add(slot.current);
+      slot.current = predecessor;
+    }
+    this.#held.clear();
+    this.cancelReplacements();
+  }
+
+  /** Replacements not yet promoted are let go (a reload aborted, or stopping). */
+  cancelReplacements(): void {
+    for (const slot of this.slots) {
+      if (!slot.replacement) continue;
+      this.#retiring.add(slot.replacement);
+      slot.replacement = undefined;
+    }
+    this.steer();
   }
 
   /**
@@ -215,7 +276,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   replaceRecycled(now: number, generation: number): void {
     for (const slot of this.slots) {
       if (!slot.recycle || !slot.current || slot.replacement || now < slot.retryAt) continue;
-      if (this.#quietRecycles.delete(slot)) {
+      if (slot.recycleSaid) {
         slot.replacement = this.#spawn(slot, generation);
         this.options.counters?.workerRestarts.inc({ cause: "timeout" });
         continue;
@@ -240,7 +301,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     const slot = this.#slotOf(child);
     if (slot?.current === child && child.state === "ready" && !slot.recycle) {
       slot.recycle = reason;
-      if (quiet) this.#quietRecycles.add(slot);
+      slot.recycleSaid = quiet;
     }
   }
 
@@ -261,7 +322,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         rows.push(emptyRow("worker", slot.id, slot.errored ? "errored" : "backoff", slot.restarts));
       }
     }
-    for (const child of this.#retiring) {
+    for (const child of [...this.#held.values(), ...this.#retiring]) {
       rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
     }
     for (const spare of this.#spares) {
@@ -284,6 +345,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     for (const slot of this.slots.splice(0)) {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);
     }
+    for (const child of this.#held.values()) this.#retiring.add(child);
+    this.#held.clear();
     this.#steer();
     for (const child of this.#retiring) child.drain();
   }
@@ -292,42 +355,6 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   killAll(): void {
     this.drainAll();
     for (const child of this.#retiring) child.kill();
-  }
-
-  /**
-   * The one-step switch: once every outdated slot has a ready replacement,
-   * all of them take over at once and the whole old generation drains, so
-   * old and new answer side by side only while the new ones start.
-   */
-  #switchIfAllReady(): void {
-    const generation = this.#switchGeneration;
-    if (generation === undefined) return;
-    const outdated = this.slots.filter((slot) =>
-      slot.current !== undefined && slot.current.spec.generation < generation
-    );
-    if (outdated.some((slot) => slot.replacement?.state !== "ready")) return;
-    this.#switchGeneration = undefined;
-    for (const slot of outdated) {
-      const predecessor = slot.current!;
-      slot.current = slot.replacement;
-      slot.replacement = undefined;
-      slot.recycle = undefined;
-      this.#retire(predecessor);
-    }
-  }
-
-  /**
-   * A rollout ended without its switch (aborted, or stopping): the new
-   * workers it started and that still wait to take over are let go.
-   */
-  cancelSwitch(): void {
-    if (this.#switchGeneration === undefined) return;
-    this.#switchGeneration = undefined;
-    for (const slot of this.slots) {
-      if (!slot.replacement) continue;
-      this.#retire(slot.replacement);
-      slot.replacement = undefined;
-    }
   }
 
   /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
@@ -349,9 +376,13 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
 
   // ---- Children's news -------------------------------------------------------------------
 
-  /** A worker reported ready; a replacement then takes over its slot. Returns true for a replacement. */
-  onReady(child: Child): boolean {
-    if (child.state !== "starting") return false;
+  /**
+   * A worker reported ready. A recycle's replacement (same code as its
+   * predecessor) takes over at once; a newer generation's waits for the
+   * Rollout to promote it.
+   */
+  onReady(child: Child): void {
+    if (child.state !== "starting") return;
     const tookMs = child.markReady();
     this.everReady = true;
     log.info(
@@ -360,21 +391,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       { role: "worker", id: child.spec.id, pid: child.pid, generation: child.spec.generation },
     );
     const slot = this.#slotOf(child);
-    if (slot?.replacement !== child) {
-      this.#steer();
-      return false;
+    if (slot?.replacement !== child) return this.#steer();
+    if (slot.current && slot.current.spec.generation >= child.spec.generation) {
+      this.promote(slot.id);
+      this.steer();
     }
-    if (this.#switchGeneration === child.spec.generation) {
-      this.#switchIfAllReady();
-      return true;
-    }
-    const predecessor = slot.current;
-    slot.current = child;
-    slot.replacement = undefined;
-    slot.recycle = undefined;
-    if (predecessor) this.#retire(predecessor);
-    this.#steer();
-    return true;
   }
 
   /**
@@ -386,6 +407,12 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   onExit(child: Child, status: Deno.CommandStatus, generation: number): WorkerExit {
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
     if (this.#stoppingSpares.delete(child)) return { kind: "drained" };
+    for (const [id, held] of this.#held) {
+      if (held !== child) continue;
+      this.#held.delete(id);
+      log.info("worker.exited", `worker ${id} (pid ${child.pid}) exited while held`, fields);
+      return { kind: "drained" };
+    }
     const spare = this.#spares.indexOf(child);
     if (spare !== -1) {
       // A spare that dies is simply replaced (after a pause, should spares keep dying).
@@ -425,8 +452,12 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       slot.replacement = undefined;
       return {
         kind: "replacement-failed",
-        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why} before it ` +
-          `was ready${formatTail(child)}${hintLine(words)}`,
+        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why} ${
+          child.readyAt === undefined
+            ? "before it was ready"
+            : `${Math.round(child.uptimeMs() - (child.readyAt - child.startedAt))} ms after it ` +
+              `became ready, within the ${this.options.settle} ms settle window`
+        }${formatTail(child)}${hintLine(words)}`,
         summary,
       };
     }
@@ -511,10 +542,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
 
   #retire(child: Child): void {
     this.#retiring.add(child);
-    this.#steer();
-    // A hung worker cannot drain (its event loop is blocked): end it.
-    if (this.#hung.has(child)) return child.kill();
-    child.drain();
+    this.steer();
   }
 
   /** Tells `steer` the serving workers, when they changed. */

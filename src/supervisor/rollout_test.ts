@@ -1,0 +1,375 @@
+/**
+ * The rollout state machine, driven by a fake pool and a number for a clock:
+ * every way a reload can end, in milliseconds, with no process started.
+ */
+import assert from "node:assert/strict";
+import type { Child } from "../child/child.ts";
+import type { ControlReply } from "../control/protocol.ts";
+import {
+  describeChanges,
+  type ReloadRequest,
+  Rollout,
+  type RolloutPool,
+  type RolloutSettings,
+} from "./rollout.ts";
+import type { SlotView, WorkerExit } from "./worker_pool.ts";
+
+/** A worker as the rollout sees it: a generation, a state, when it started and became ready. */
+class Worker {
+  state: "starting" | "ready" | "draining" | "exited" = "starting";
+  readyAt?: number;
+  constructor(readonly spec: { id: number; generation: number }, readonly startedAt: number) {}
+  uptimeMs(now = clock): number {
+    return now - this.startedAt;
+  }
+  ready(): void {
+    this.state = "ready";
+    this.readyAt = clock;
+  }
+}
+
+let clock = 0;
+
+interface FakeSlot {
+  id: number;
+  current?: Worker;
+  replacement?: Worker;
+  retryAt: number;
+}
+
+/** The pool's mechanism, as small as it can be: slots, held predecessors, draining workers. */
+class FakePool implements RolloutPool {
+  readonly slots: FakeSlot[] = [];
+  readonly held = new Map<number, Worker>();
+  readonly draining: Worker[] = [];
+  steered: Worker[] = [];
+
+  constructor(workers: number) {
+    for (let id = 0; id < workers; id++) {
+      const worker = new Worker({ id, generation: 1 }, clock);
+      worker.ready();
+      this.slots.push({ id, current: worker, retryAt: 0 });
+    }
+    this.steer();
+  }
+  view(): readonly SlotView[] {
+    return this.slots as unknown as SlotView[];
+  }
+  startReplacement(id: number, generation: number): void {
+    this.slots[id].replacement = new Worker({ id, generation }, clock);
+  }
+  promote(id: number, hold = false): void {
+    const slot = this.slots[id];
+    const predecessor = slot.current!;
+    slot.current = slot.replacement;
+    slot.replacement = undefined;
+    if (hold) this.held.set(id, predecessor);
+    else this.#drain(predecessor);
+  }
+  steer(): void {
+    this.steered = this.slots.flatMap((slot) =>
+      slot.current?.state === "ready" ? [slot.current] : []
+    );
+  }
+  holding(): boolean {
+    return this.held.size > 0;
+  }
+  releaseHeld(): void {
+    for (const worker of this.held.values()) this.#drain(worker);
+    this.held.clear();
+  }
+  putBack(): void {
+    for (const [id, predecessor] of this.held) {
+      const current = this.slots[id].current;
+      if (current) this.#drain(current);
+      this.slots[id].current = predecessor;
+    }
+    this.held.clear();
+    this.cancelReplacements();
+  }
+  cancelReplacements(): void {
+    for (const slot of this.slots) {
+      if (slot.replacement) this.#drain(slot.replacement);
+      slot.replacement = undefined;
+    }
+    this.steer();
+  }
+  outdated(generation: number): number {
+    return this.slots.filter((slot) =>
+      slot.replacement !== undefined || !slot.current ||
+      slot.current.spec.generation < generation || slot.current.state === "starting"
+    ).length;
+  }
+  /** A worker exits on its own; returns what the pool would report. */
+  exit(worker: Worker): WorkerExit {
+    worker.state = "exited";
+    const slot = this.slots[worker.spec.id];
+    if (slot.replacement === worker) {
+      slot.replacement = undefined;
+      return {
+        kind: "replacement-failed",
+        why: `worker ${worker.spec.id} exited`,
+        summary: "boom",
+      };
+    }
+    if (slot.current === worker) slot.current = undefined;
+    this.steer();
+    return {
+      kind: "crashed",
+      summary: "boom",
+      failures: 1,
+      wasReady: worker.readyAt !== undefined,
+    };
+  }
+  /** Live workers of `generation`. */
+  of(generation: number): Worker[] {
+    const all = [
+      ...this.slots.flatMap((s) => [s.current, s.replacement]),
+      ...this.held.values(),
+    ];
+    return all.filter((w): w is Worker =>
+      w !== undefined && w.state !== "exited" && w.state !== "draining" &&
+      w.spec.generation === generation
+    );
+  }
+  #drain(worker: Worker): void {
+    if (worker.state !== "exited") worker.state = "draining";
+    this.draining.push(worker);
+  }
+}
+
+function setup(
+  workers: number,
+  settings: Partial<RolloutSettings> = {},
+  request: Partial<ReloadRequest> = {},
+) {
+  clock = 0;
+  const pool = new FakePool(workers);
+  let processReloads = 0;
+  const rollout = new Rollout(
+    2,
+    { reason: "reload command", files: [], workers: true, processes: false, ...request },
+    clock,
+    pool,
+    { queueReloads: () => processReloads++, restarting: () => false },
+    { oneStep: false, reloadBatch: 1, settleMs: 1000, canPutBack: false, ...settings },
+    true,
+  );
+  const step = (ms = 0) => {
+    clock += ms;
+    return rollout.advance(clock).state;
+  };
+  const exit = (worker: Worker) =>
+    rollout.onWorkerExit(worker as unknown as Child, pool.exit(worker));
+  return { pool, rollout, step, exit, processReloads: () => processReloads };
+}
+
+Deno.test("rollout, rolling: the canary takes over only after the settle window, then the rest", () => {
+  const { pool, step } = setup(2);
+  assert.equal(step(), "running");
+  const [canary] = pool.of(2);
+  assert.equal(pool.of(2).length, 1, "the canary alone");
+  canary.ready();
+  assert.equal(step(999), "running");
+  assert.equal(
+    pool.slots[0].current?.spec.generation,
+    1,
+    "its predecessor serves through the window",
+  );
+  assert.equal(pool.draining.length, 0);
+  assert.equal(step(1), "running");
+  assert.equal(pool.slots[0].current, canary, "then it takes over");
+  assert.equal(pool.draining.length, 1, "and its predecessor drains");
+  const [, second] = pool.of(2);
+  assert.ok(second, "the next one starts");
+  second.ready();
+  assert.equal(step(1000), "done");
+  assert.equal(pool.of(1).length, 0);
+});
+
+Deno.test("rollout, rolling: a canary that exits inside the settle window aborts; its predecessor never drained", () => {
+  const { pool, step, exit } = setup(2);
+  step();
+  const [canary] = pool.of(2);
+  canary.ready();
+  step(300);
+  assert.equal(exit(canary), true);
+  assert.equal(step(), "aborted");
+  assert.equal(pool.of(1).length, 2, "both old workers serve");
+  assert.ok(pool.draining.every((w) => w.spec.generation === 2), "none of them was drained");
+});
+
+Deno.test("rollout, rolling: exits before ready (a sync throw after bind, a rejected top-level await) abort", () => {
+  for (const readyFirst of [false, true]) {
+    const { pool, rollout, step, exit } = setup(3);
+    step();
+    const [canary] = pool.of(2);
+    if (readyFirst) canary.ready();
+    exit(canary);
+    const result = rollout.advance(clock);
+    assert.equal(result.state, "aborted");
+    if (result.state === "aborted") {
+      assert.equal(result.switched, false);
+      assert.equal(result.putBack, false);
+    }
+    assert.equal(pool.of(1).length, 3, "the old generation keeps serving");
+  }
+});
+
+Deno.test("rollout, rolling: after the canary settled, a later failure is retried, not an abort", () => {
+  const { pool, step, exit } = setup(2);
+  step();
+  pool.of(2)[0].ready();
+  step(1000);
+  const second = pool.of(2).find((w) => w.state === "starting")!;
+  assert.equal(exit(second), true, "judged by the rollout: retried");
+  assert.equal(step(), "running", "not aborted");
+  const retry = pool.of(2).find((w) => w.state === "starting")!;
+  retry.ready();
+  assert.equal(step(1000), "done");
+});
+
+Deno.test("rollout, rolling: a worker that exits after the settle window is an ordinary crash", () => {
+  const { pool, step, exit } = setup(1);
+  step();
+  const [canary] = pool.of(2);
+  canary.ready();
+  assert.equal(step(1000), "done");
+  assert.equal(exit(canary), false, "not the rollout's to judge: it is over");
+});
+
+Deno.test("rollout, rolling: batches after the canary", () => {
+  const { pool, step } = setup(5, { reloadBatch: 2 });
+  step();
+  assert.equal(pool.of(2).length, 1);
+  pool.of(2)[0].ready();
+  step(1000);
+  assert.equal(pool.of(2).filter((w) => w.state === "starting").length, 2, "a batch of 2");
+});
+
+Deno.test("rollout, one step, steered: the old generation is held through the window and put back on failure", () => {
+  const { pool, rollout, step, exit } = setup(2, { oneStep: true, canPutBack: true });
+  step();
+  assert.equal(pool.of(2).length, 2, "every new worker at once");
+  for (const worker of pool.of(2)) worker.ready();
+  assert.equal(step(), "running");
+  assert.deepEqual(pool.steered.map((w) => w.spec.generation), [2, 2], "switched at once");
+  assert.equal(pool.held.size, 2, "the old ones held, not drained");
+  assert.equal(pool.draining.length, 0);
+  step(400);
+  exit(pool.of(2)[1]);
+  const result = rollout.advance(clock);
+  assert.equal(result.state, "aborted");
+  if (result.state === "aborted") {
+    assert.equal(result.putBack, true);
+    assert.match(
+      result.why,
+      /exited \d+ ms after it became ready, within the 1000 ms settle window/,
+    );
+  }
+  assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1], "the old ones serve again");
+  assert.equal(pool.of(2).length, 0, "the new one still up drains");
+});
+
+Deno.test("rollout, one step, steered: past the window the held workers drain and it is done", () => {
+  const { pool, step } = setup(2, { oneStep: true, canPutBack: true });
+  step();
+  for (const worker of pool.of(2)) worker.ready();
+  step();
+  assert.equal(step(999), "running");
+  assert.equal(pool.held.size, 2);
+  assert.equal(step(1), "done");
+  assert.equal(pool.held.size, 0);
+  assert.equal(pool.draining.length, 2);
+});
+
+Deno.test("rollout, one step, not steered: the old generation drains at the switch; a failure in the window still aborts", () => {
+  const { pool, rollout, step, exit } = setup(2, { oneStep: true, canPutBack: false });
+  step();
+  for (const worker of pool.of(2)) worker.ready();
+  step();
+  assert.equal(pool.held.size, 0);
+  assert.equal(pool.draining.length, 2, "nothing can put them back: they drain at once");
+  exit(pool.of(2)[0]);
+  const result = rollout.advance(clock);
+  assert.equal(result.state, "aborted");
+  if (result.state === "aborted") {
+    assert.equal(result.switched, true);
+    assert.equal(result.putBack, false);
+  }
+});
+
+Deno.test("rollout, one step: a new worker that fails before the switch aborts with the old ones untouched", () => {
+  const { pool, rollout, step, exit } = setup(3, { oneStep: true, canPutBack: true });
+  step();
+  const [a, b, c] = pool.of(2);
+  a.ready();
+  b.ready();
+  exit(c);
+  assert.equal(rollout.advance(clock).state, "aborted");
+  assert.equal(pool.of(1).length, 3);
+  assert.equal(pool.of(2).length, 0, "the ready new ones are let go");
+  assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1, 1]);
+});
+
+Deno.test("rollout: the settle window's end is the next deadline", () => {
+  const { pool, rollout, step } = setup(1, { oneStep: true, canPutBack: true });
+  step();
+  assert.equal(rollout.nextDeadline(), Infinity);
+  pool.of(2)[0].ready();
+  step(50);
+  assert.equal(rollout.nextDeadline(), 1050);
+  const rolling = setup(1);
+  rolling.step(10);
+  rolling.pool.of(2)[0].ready();
+  assert.equal(rolling.rollout.nextDeadline(), 1010);
+});
+
+Deno.test("rollout: custom processes reload once the workers are done", () => {
+  const { pool, step, processReloads } = setup(1, {}, { processes: true });
+  step();
+  assert.equal(processReloads(), 0);
+  pool.of(2)[0].ready();
+  assert.equal(step(1000), "done");
+  assert.equal(processReloads(), 1);
+});
+
+Deno.test("rollout: a stop during a reload lets its replacements go", () => {
+  const { pool, rollout, step } = setup(2);
+  step();
+  rollout.cancel();
+  assert.equal(pool.of(2).length, 0);
+  assert.equal(pool.of(1).length, 2);
+});
+
+Deno.test("rollout: everything that arrives during it coalesces into one follow-up", () => {
+  const change = (files: string[]) => ({ reason: "change", files, workers: true, processes: true });
+  const replies: ControlReply[] = [];
+  const { rollout } = setup(1, {}, change(["a.ts"]));
+  assert.equal(rollout.followUp, undefined);
+  rollout.queueFollowUp(change(["b.ts", "a.ts"]));
+  rollout.queueFollowUp({
+    reason: "SIGUSR2",
+    files: [],
+    workers: false,
+    processes: true,
+    reply: (r) => replies.push(r),
+  });
+  rollout.queueFollowUp(change(["c.ts"]));
+  const followUp = rollout.followUp!;
+  assert.equal(followUp.reason, "change, SIGUSR2");
+  assert.deepEqual(followUp.files, ["a.ts", "b.ts", "c.ts"]);
+  assert.equal(followUp.workers, true);
+  followUp.reply?.({ ok: true });
+  assert.deepEqual(replies, [{ ok: true }], "a waiter on a coalesced reload hears its outcome");
+  assert.match(
+    rollout.summary(4, 4, 0, 12),
+    /^reloaded 4 workers in 12 ms \(generation 2; 1 file: a\.ts\)$/,
+  );
+  assert.match(rollout.summary(1, 1, 2, 5), /^reloaded 1 worker and 2 processes in/);
+  assert.equal(
+    describeChanges(["a", "b", "c", "d", "e", "f", "g"]),
+    "7 files: a, b, c, d, e, and 2 more",
+  );
+  assert.equal(describeChanges(["a.ts", "b.ts"], "changed"), "2 files changed: a.ts, b.ts");
+});
