@@ -77,6 +77,8 @@ export class Rollout {
   #settled = false;
   /** With the one-step switch: when the new generation took over. */
   #switchedAt?: number;
+  /** True once a newer reload is waiting: a switched generation's window is cut short. */
+  #superseded = false;
   #processesQueued = false;
   #aborted?: Extract<RolloutState, { state: "aborted" }>;
   readonly #waiters: Array<(reply: ControlReply) => void> = [];
@@ -138,6 +140,15 @@ export class Rollout {
     else this.pool.cancelReplacements();
     this.#aborted = { state: "aborted", why, summary: exit.summary, switched, putBack };
     return true;
+  }
+
+  /**
+   * A newer reload waits. Once the new generation has switched in, it is about
+   * to be replaced anyway: its settle window ends now, so that the next save
+   * never waits for the last one's window.
+   */
+  supersede(): void {
+    if (this.#switchedAt !== undefined) this.#superseded = true;
   }
 
   /** Stopping: replacements not yet in service are let go (the pool drains the rest). */
@@ -207,10 +218,11 @@ export class Rollout {
       this.pool.steer();
       this.#switchedAt = now;
     }
-    if (now - this.#switchedAt < this.#settleMs()) return false;
+    if (!this.#superseded && now - this.#switchedAt < this.#settleMs()) return false;
     this.#settled = true;
     if (this.pool.holding()) this.pool.releaseHeld();
-    return this.pool.outdated(this.generation) === 0;
+    // Superseded: the next rollout starts now, and waits for these old workers at its own end.
+    return this.#superseded || this.pool.outdated(this.generation) === 0;
   }
 
   /** Starts up to `room` replacements for slots still running older code. */

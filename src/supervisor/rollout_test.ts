@@ -283,6 +283,18 @@ Deno.test("rollout, one step, steered: past the window the held workers drain an
   assert.equal(pool.draining.length, 2);
 });
 
+Deno.test("rollout, one step: a newer reload cuts a switched generation's settle window short", () => {
+  const { pool, rollout, step } = setup(2, { oneStep: true, canPutBack: true });
+  step();
+  rollout.supersede();
+  assert.equal(step(), "running", "before the switch it changes nothing");
+  for (const worker of pool.of(2)) worker.ready();
+  assert.equal(step(10), "running", "switched, settling");
+  rollout.supersede();
+  assert.equal(step(), "done", "the next save does not wait for the window");
+  assert.equal(pool.held.size, 0, "the held workers drain");
+});
+
 Deno.test("rollout, one step, not steered: the old generation drains at the switch; a failure in the window still aborts", () => {
   const { pool, rollout, step, exit } = setup(2, { oneStep: true, canPutBack: false });
   step();

@@ -452,6 +452,7 @@ export class Supervisor {
     if (this.#rollout) {
       // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.
       this.#rollout.queueFollowUp(request);
+      this.#rollout.supersede();
       log.info("reload.queued", `${cause} during the reload; one more reload will follow`, {
         role: "supervisor",
         files: request.files,
