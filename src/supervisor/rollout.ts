@@ -156,16 +156,21 @@ export class Rollout {
     this.pool.cancelReplacements();
   }
 
-  /** When the settle window of a new worker (or of the switch) ends, or Infinity. */
-  nextDeadline(): number {
+  /**
+   * When the next settle window (of a new worker, or of the switch) ends
+   * after `now`, or Infinity. Only future ones: a window already over would
+   * wake the loop again and again while it waits for something else.
+   */
+  nextDeadline(now: number): number {
     if (this.#aborted || this.#phase !== "workers") return Infinity;
     const settle = this.#settleMs();
-    if (this.#switchedAt !== undefined) return this.#switchedAt + settle;
-    const ends = this.pool.view().flatMap((slot) => {
-      const readyAt = slot.replacement?.readyAt;
-      return readyAt === undefined ? [] : [readyAt + settle];
-    });
-    return Math.min(Infinity, ...ends);
+    const ends = this.#switchedAt !== undefined
+      ? [this.#switchedAt + settle]
+      : this.pool.view().flatMap((slot) => {
+        const readyAt = slot.replacement?.readyAt;
+        return readyAt === undefined ? [] : [readyAt + settle];
+      });
+    return Math.min(Infinity, ...ends.filter((end) => end > now));
   }
 
   /** The settle window, when there is something to protect (nothing served before: none). */

@@ -327,14 +327,15 @@ Deno.test("rollout, one step: a new worker that fails before the switch aborts w
 Deno.test("rollout: the settle window's end is the next deadline", () => {
   const { pool, rollout, step } = setup(1, { oneStep: true, canPutBack: true });
   step();
-  assert.equal(rollout.nextDeadline(), Infinity);
+  assert.equal(rollout.nextDeadline(clock), Infinity);
   pool.of(2)[0].ready();
   step(50);
-  assert.equal(rollout.nextDeadline(), 1050);
+  assert.equal(rollout.nextDeadline(clock), 1050);
+  assert.equal(rollout.nextDeadline(1050), Infinity, "a window that is over wakes nobody");
   const rolling = setup(1);
   rolling.step(10);
   rolling.pool.of(2)[0].ready();
-  assert.equal(rolling.rollout.nextDeadline(), 1010);
+  assert.equal(rolling.rollout.nextDeadline(clock), 1010);
 });
 
 Deno.test("rollout: custom processes reload once the workers are done", () => {

@@ -678,7 +678,7 @@ export class Supervisor {
     const next = Math.min(
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
-      this.#rollout?.nextDeadline() ?? Infinity,
+      this.#rollout?.nextDeadline(now) ?? Infinity,
       sampling,
       watchdog,
     );
