@@ -2,11 +2,12 @@
  * `deno task bench [name...]`: runs the benchmarks one after another (each
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
- * startup, reload, throughput, watch, fix, saves; none means all. The throughput bench
+ * startup, reload, throughput, watch, fix, saves, matrix; none means all. The throughput bench
  * needs wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
 import { benchFix } from "./fix.ts";
+import { benchMatrix } from "./matrix.ts";
 import { benchReload } from "./reload.ts";
 import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   throughput: benchThroughput,
   fix: benchFix,
   saves: () => benchSaves(),
+  matrix: benchMatrix,
   watch: async () => {
     const { benchWatch, formatWatchBench } = await import("./watch.ts");
     return formatWatchBench(await benchWatch());

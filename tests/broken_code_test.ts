@@ -212,6 +212,9 @@ for (
         await Deno.writeTextFile(`${dir}/main.ts`, broken);
         const answers = await askWhile(port, 20, () => run.output.has(/reload aborted/));
         assert.ok(run.output.has(/reload aborted/), run.output.text());
+        // Bound is not started: no new worker ever counted as ready.
+        const since = run.output.text().split("reloading 2 worker(s) to generation 2")[1];
+        assert.doesNotMatch(since, /worker \d ready/, run.output.text());
         assert.ok(answers.length >= 20);
         assert.deepEqual(
           answers.filter((a) => a !== "v1"),

@@ -322,5 +322,10 @@ export async function withHotreload(
 
 /** `run main.ts -N --port <port> --no-watch` and any further arguments. */
 export function serveArgs(port: number, ...extra: string[]): string[] {
-  return ["run", "main.ts", "-N", "--port", String(port), "--no-watch", ...extra];
+  return watchingArgs(port, "--no-watch", ...extra);
+}
+
+/** `hotreload run main.ts -N --port <port>`, watching (the default), and `extra`. */
+export function watchingArgs(port: number, ...extra: string[]): string[] {
+  return ["run", "main.ts", "-N", "--port", String(port), ...extra];
 }

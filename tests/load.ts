@@ -59,3 +59,55 @@ export async function waitForBody(port: number, body: string, n = 10): Promise<v
     client.close();
   }
 }
+
+/** Old code answering later than this after new code first did is stale. */
+const STALE_AFTER_MS = 50;
+
+/** What one kind of client saw during one trigger. */
+export interface Seen {
+  ok: number;
+  failed: string[];
+  stale: number;
+}
+
+/**
+ * Load from `clients` loops against an app that answers "v<version>": each
+ * answer and failure is filed under `state.trigger`. An answer from an older
+ * version than `state.version` more than STALE_AFTER_MS after the first
+ * answer of that version is stale. Set `state` (trigger, version, firstNew:
+ * Infinity) when new code is written.
+ */
+export function versionedLoad(port: number, clients: number, fresh: boolean) {
+  const client = Deno.createHttpClient(fresh ? { poolMaxIdlePerHost: 0 } : {});
+  const byTrigger: Record<string, Seen> = {};
+  const state = { trigger: "start", running: true, firstNew: Infinity, version: 1 };
+  const seen = () => byTrigger[state.trigger] ??= { ok: 0, failed: [], stale: 0 };
+  const loops = Array.from({ length: clients }, async () => {
+    while (state.running) {
+      try {
+        const response = await fetch(`http://127.0.0.1:${port}/`, { client });
+        const body = await response.text();
+        const at = performance.now();
+        if (!response.ok) {
+          seen().failed.push(`status ${response.status}`);
+          continue;
+        }
+        seen().ok++;
+        const version = Number(body.slice(1));
+        if (version === state.version && at < state.firstNew) state.firstNew = at;
+        if (version < state.version && at > state.firstNew + STALE_AFTER_MS) seen().stale++;
+      } catch (error) {
+        seen().failed.push(`${(error as Error).message} ${(error as Error).cause ?? ""}`.trim());
+      }
+    }
+  });
+  return {
+    state,
+    byTrigger,
+    async stop() {
+      state.running = false;
+      await Promise.all(loops);
+      client.close();
+    },
+  };
+}

@@ -23,12 +23,16 @@ const HINT = 'see "hotreload run --help"';
 const RESOLVED = new Set<string>(RESOLVED_KEYS);
 
 /**
- * How long a draining HTTP server keeps answering, with `Connection: close`,
- * before it stops accepting and closes its idle keep-alive connections,
- * without watching (see worker_preload.ts). While watching it is 0: the old
- * code stops taking connections at the switch.
+ * How long a draining HTTP server keeps its connections, sending each request
+ * that arrives on to the serving workers and answering with `Connection:
+ * close`, before it stops accepting and closes what is left idle (see
+ * forward.ts): without watching, and while watching, when old code must stop
+ * answering at once (a Deno.serve app's requests are sent on, so none of them
+ * meets old code; without steering, its listener takes new connections for
+ * that long too, and sends them on as well).
  */
 const CLOSE_WINDOW_MS = 250;
+const CLOSE_WINDOW_WATCHING_MS = 100;
 
 /** Separates hotreload's options, Deno's flags, the entry and the app's arguments. */
 export function splitRunArgv(argv: string[]) {
@@ -229,7 +233,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     spares: checking ? 0 : spares === "auto" ? (watch ? workerCount : 0) : spares,
     oneStepSwitch: setting("switch") === "all" || (setting("switch") === "auto" && watch !== false),
     closeWindow: Math.min(
-      closeWindow === "auto" ? (watch ? 0 : CLOSE_WINDOW_MS) : closeWindow,
+      closeWindow === "auto" ? (watch ? CLOSE_WINDOW_WATCHING_MS : CLOSE_WINDOW_MS) : closeWindow,
       setting("grace"),
     ),
     denoFlags,

@@ -181,8 +181,9 @@ const TABLE = [
   {
     flag: "close-window",
     value: "<ms|auto>",
-    help: "how long a draining worker keeps answering (with Connection: close) before it stops " +
-      "accepting (auto: 0 while watching, else 250)",
+    help: "how long a draining worker keeps its connections, sending each new request on to the " +
+      "serving workers (answered with Connection: close), before it stops accepting " +
+      "(auto: 100 while watching, else 250)",
     default: "auto",
     parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),
     check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),

@@ -25,6 +25,16 @@ export interface NodeServerHooks {
   ): void;
   /** A request arrived, before the app's own handler sees it. */
   onRequest(response: NodeResponse): void;
+  /**
+   * Draining: takes a request the app should not answer (sent on to the
+   * serving workers) and returns true; `app` hands it to the app after all.
+   */
+  takeRequest?(
+    request: unknown,
+    response: unknown,
+    app: () => void,
+    address: Deno.NetAddr,
+  ): boolean;
   /** listen() failed with EADDRINUSE. */
   onBindError(port: number | undefined, hostname: string | undefined, message: string): void;
 }
@@ -113,6 +123,22 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     server.prependListener("request", (_request, response) => {
       hooks.onRequest(response as NodeResponse);
     });
+    // An HTTP/1 server's requests can be taken before its listeners see them.
+    if (hooks.takeRequest && typeof server.closeIdleConnections === "function") {
+      const take = hooks.takeRequest;
+      const emitter = server as unknown as { emit(event: string, ...args: unknown[]): boolean };
+      const emit = emitter.emit;
+      emitter.emit = function (event: string, ...args: unknown[]): boolean {
+        const app = () => emit.call(this, event, ...args);
+        if (event !== "request") return app();
+        const address = server.address();
+        if (address === null || typeof address === "string") return app();
+        const addr = { transport: "tcp" as const, hostname: address.address, port: address.port };
+        if (!take(args[0], args[1], app, addr)) return app();
+        hooks.onRequest(args[1] as NodeResponse);
+        return true;
+      };
+    }
   }
 
   diagnostics.tracingChannel("net.server.listen").subscribe({

@@ -21,6 +21,7 @@
 import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
+import { forward, forwardNode, forwardOrigin } from "./forward.ts";
 
 const settings = childSettings<WorkerSettings>();
 
@@ -59,8 +60,10 @@ type Probe = (path: string) => Promise<{ status: number; body: string }>;
 
 /** The first listener bound, and how to ask its handler, until the worker is ready. */
 let bound: { addr: Deno.NetAddr; probe?: Probe } | undefined;
-/** True once Deno fired `load`: the entry and its top-level awaits have finished. */
+/** True once the entry and its top-level awaits have finished without an error. */
 let entryFinished = false;
+/** True once the entry is known to have failed (the worker is about to exit). */
+let entryFailed = false;
 
 /**
  * The first bound listener makes the worker ready once the entry finished
@@ -80,7 +83,7 @@ function announceListening(addr: Deno.Addr, probe?: Probe): void {
 
 /** Says ready (after the --ready-path check), once, when a listener is bound. */
 function announceReady(): void {
-  if (!bound || readySent || readyMode !== "listen") return;
+  if (!bound || readySent || entryFailed || readyMode !== "listen") return;
   readySent = true;
   const { addr, probe } = bound;
   const ready = () => tell({ t: "ready", via: "listen", port: addr.port, hostname: addr.hostname });
@@ -189,7 +192,22 @@ let open = 0;
 let accepting = true;
 const requestDone = () => open--;
 
-function drainAwareHandler(handler: ServeHandler): ServeHandler {
+/**
+ * Counts requests; once draining, sends each new one on to the serving
+ * workers (forward.ts) and answers with `Connection: close`. `origin` is
+ * where to send them (undefined: answered here, with `Connection: close`).
+ */
+function drainAwareHandler(
+  handler: ServeHandler,
+  origin: () => string | undefined,
+): ServeHandler {
+  const answer = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
+    const response = handler(request, info);
+    if (!draining) return response;
+    return response instanceof Response
+      ? withConnectionClose(response)
+      : response.then(withConnectionClose);
+  };
   return (request, info) => {
     countRequest();
     const completed = (info as { completed?: Promise<void> }).completed;
@@ -197,11 +215,9 @@ function drainAwareHandler(handler: ServeHandler): ServeHandler {
       open++;
       completed.then(requestDone, requestDone);
     }
-    const response = handler(request, info);
-    if (!draining) return response;
-    return response instanceof Response
-      ? withConnectionClose(response)
-      : response.then(withConnectionClose);
+    const to = draining ? origin() : undefined;
+    if (to === undefined) return answer(request, info);
+    return forward(request, to).then(({ response, request }) => response ?? answer(request, info));
   };
 }
 
@@ -223,8 +239,11 @@ function serve(...args: unknown[]): Deno.HttpServer {
   options.reusePort = true;
   withDefaultAddress(options);
   let server: Deno.HttpServer;
+  let origin: string | undefined | null = null;
+  const forwardTo = () =>
+    origin === null ? origin = forwardOrigin(server.addr as Deno.NetAddr) : origin;
   try {
-    server = originalServe.call(Deno, options, drainAwareHandler(handler));
+    server = originalServe.call(Deno, options, drainAwareHandler(handler, forwardTo));
   } catch (error) {
     reportBindError(error, options.port as number | undefined, options.hostname as string);
     throw fromCaller(error, serve);
@@ -304,6 +323,10 @@ const nodeServers = watchNodeServers({
     if (draining && !response.headersSent) response.setHeader("connection", "close");
   },
   onBindError: (port, hostname, message) => tell({ t: "bind-error", port, hostname, message }),
+  takeRequest(request, response, app, address) {
+    const to = draining ? forwardOrigin(address) : undefined;
+    return to !== undefined && forwardNode(request as never, response as never, to, app);
+  },
 });
 
 // ---- Draining -------------------------------------------------------------------
@@ -341,14 +364,9 @@ async function drain(): Promise<void> {
 Deno.addSignalListener("SIGTERM", () => void drain());
 const orphans = whenOrphaned(settings.orphanGraceMs, () => void drain());
 
-async function serveDefaultExport(): Promise<void> {
+/** Serves an `export default { fetch }` entry that started no server of its own. */
+function serveDefaultExport(entry: Record<string, unknown>): void {
   if (servers.size > 0 || listeners.size > 0 || nodeServers.count() > 0) return;
-  let entry;
-  try {
-    entry = await import(Deno.mainModule);
-  } catch {
-    return; // the entry's own error, which Deno reports (once)
-  }
   const app = entry.default as { fetch?: ServeHandler } | undefined;
   if (typeof app?.fetch === "function") {
     serve((request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
@@ -360,10 +378,18 @@ async function serveDefaultExport(): Promise<void> {
 // No stdin reader here: a pending read would keep a worker alive after its
 // servers are gone. SIGTERM drains, and the parent watch notices a dead supervisor.
 globalThis.addEventListener("load", () => {
-  entryFinished = true;
-  announceReady();
-  // A failure to serve is an uncaught error: Deno reports it and the worker exits 1.
-  void serveDefaultExport();
+  // `load` fires even when the entry threw (the error is reported a moment
+  // later): importing the entry again settles with its real outcome, since a
+  // module that failed to evaluate keeps its error.
+  import(Deno.mainModule).then(
+    (entry) => {
+      entryFinished = true;
+      announceReady();
+      // A failure to serve is an uncaught error: Deno reports it and the worker exits 1.
+      serveDefaultExport(entry);
+    },
+    () => entryFailed = true, // the entry's own error, which Deno reports (once)
+  );
 });
 
 // ---- Bridge for mod.ts -----------------------------------------------------------

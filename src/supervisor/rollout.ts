@@ -34,6 +34,7 @@ export interface RolloutPool {
   view(): readonly SlotView[];
   startReplacement(id: number, generation: number): void;
   promote(id: number, hold?: boolean): void;
+  standDown(id: number, hold?: boolean): void;
   steer(): void;
   holding(): boolean;
   releaseHeld(): void;
@@ -207,22 +208,39 @@ export class Rollout {
   }
 
   /**
-   * One step: every new worker starts at once, and once all are ready they
-   * take over together; steered, their predecessors are held through the
-   * settle window, then drain. Returns true once the window has passed.
+   * One step: every new worker starts at once; the first that is ready takes
+   * over, and every old worker leaves service with it (steered, they are
+   * held through the settle window, then drain), so that no old code answers
+   * once new code has; the other new workers join as they become ready.
+   * Returns true once all serve and the window has passed.
    */
   #switchAll(now: number): boolean {
+    const slots = this.pool.view();
+    const isNewReady = (child?: Child) =>
+      child?.state === "ready" && child.spec.generation >= this.generation;
     if (this.#switchedAt === undefined) {
       this.#startReplacements(now, Infinity);
-      const outdated = this.pool.view().filter((slot) =>
+      const replacing = slots.some((slot) =>
         slot.current !== undefined && slot.current.spec.generation < this.generation
       );
-      if (outdated.some((slot) => slot.replacement?.state !== "ready")) return false;
+      // With old workers serving, the switch waits for a new one; with none, there is nothing to switch.
+      if (replacing && !slots.some((slot) => isNewReady(slot.replacement))) return false;
       const hold = this.settings.canPutBack && this.#settleMs() > 0;
-      for (const slot of outdated) this.pool.promote(slot.id, hold);
+      for (const slot of slots) {
+        if (!slot.current || slot.current.spec.generation >= this.generation) continue;
+        if (isNewReady(slot.replacement)) this.pool.promote(slot.id, hold);
+        else this.pool.standDown(slot.id, hold);
+      }
       this.pool.steer();
       this.#switchedAt = now;
     }
+    let joined = false;
+    for (const slot of slots) {
+      if (!isNewReady(slot.replacement)) continue;
+      this.pool.promote(slot.id);
+      joined = true;
+    }
+    if (joined) this.pool.steer();
     if (!this.#superseded && now - this.#switchedAt < this.#settleMs()) return false;
     this.#settled = true;
     if (this.pool.holding()) this.pool.releaseHeld();

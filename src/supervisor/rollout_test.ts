@@ -60,11 +60,20 @@ class FakePool implements RolloutPool {
   }
   promote(id: number, hold = false): void {
     const slot = this.slots[id];
-    const predecessor = slot.current!;
+    const predecessor = slot.current;
     slot.current = slot.replacement;
     slot.replacement = undefined;
-    if (hold) this.held.set(id, predecessor);
-    else this.#drain(predecessor);
+    if (predecessor) this.#leave(id, predecessor, hold);
+  }
+  standDown(id: number, hold = false): void {
+    const slot = this.slots[id];
+    const current = slot.current!;
+    slot.current = undefined;
+    this.#leave(id, current, hold);
+  }
+  #leave(id: number, worker: Worker, hold: boolean): void {
+    if (hold) this.held.set(id, worker);
+    else this.#drain(worker);
   }
   steer(): void {
     this.steered = this.slots.flatMap((slot) =>
@@ -269,6 +278,23 @@ Deno.test("rollout, one step, steered: the old generation is held through the wi
   }
   assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1], "the old ones serve again");
   assert.equal(pool.of(2).length, 0, "the new one still up drains");
+});
+
+Deno.test("rollout, one step: the first ready new worker takes over, every old one leaves, the rest join", () => {
+  const { pool, rollout, step, exit } = setup(3, { oneStep: true, canPutBack: true });
+  step();
+  const [a, b, c] = pool.of(2);
+  b.ready();
+  assert.equal(step(), "running");
+  assert.deepEqual(pool.steered, [b], "the first ready serves alone");
+  assert.equal(pool.held.size, 3, "every old worker is held, none serves");
+  a.ready();
+  step(10);
+  assert.deepEqual(pool.steered.toSorted((x, y) => x.spec.id - y.spec.id), [a, b], "a joins");
+  exit(c); // the last one fails inside the window: everything goes back
+  const result = rollout.advance(clock);
+  assert.equal(result.state, "aborted");
+  assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1, 1]);
 });
 
 Deno.test("rollout, one step, steered: past the window the held workers drain and it is done", () => {

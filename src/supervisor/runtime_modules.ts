@@ -12,6 +12,7 @@ const FILES = [
   "child_runtime.ts",
   "worker_preload.ts",
   "node_servers.ts",
+  "forward.ts",
   "process_preload.ts",
 ];
 

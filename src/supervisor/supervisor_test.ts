@@ -399,38 +399,42 @@ Deno.test("core: unwatched, a first start that never becomes ready gives up with
   assert.deepEqual(world.workers(), []);
 });
 
-Deno.test("core: a new generation starts crashed slots at once, and its summary says started", async () => {
-  const world = new FakeWorld();
-  const done = new Supervisor(options(), world).run();
-  await settle();
-  for (const child of world.workers()) child.exit(1); // broken code
-  await world.clock.advance(100);
-  for (const child of world.workers()) child.exit(1);
-  await settle(); // both slots now wait out a 200 ms backoff
-  const asked = world.ask({ cmd: "reload" });
-  await settle();
-  assert.equal(world.workers(2).length, 2, "no backoff for new code");
-  for (const child of world.workers(2)) child.ready();
-  await settle();
-  assert.match(
-    (asked.reply as { message: string }).message,
-    /^generation 2 started 2 workers; all ready in \d+ ms/,
-  );
-  assert.equal(await stop(world, done), 0);
-});
+for (const oneStepSwitch of [false, true]) {
+  Deno.test(`core: a new generation starts crashed slots at once, and its summary says started (one step: ${oneStepSwitch})`, async () => {
+    const world = new FakeWorld();
+    const done = new Supervisor(options({ oneStepSwitch }), world).run();
+    await settle();
+    for (const child of world.workers()) child.exit(1); // broken code
+    await world.clock.advance(100);
+    for (const child of world.workers()) child.exit(1);
+    await settle(); // both slots now wait out a 200 ms backoff
+    const asked = world.ask({ cmd: "reload" });
+    await settle();
+    assert.equal(world.workers(2).length, 2, "no backoff for new code");
+    for (const child of world.workers(2)) child.ready();
+    await settle();
+    assert.match(
+      (asked.reply as { message: string }).message,
+      /^generation 2 started 2 workers; all ready in \d+ ms/,
+    );
+    assert.equal(await stop(world, done), 0);
+  });
+}
 
-Deno.test("core: one-step switch: all new workers start at once; the old drain together once all are ready", async () => {
+Deno.test("core: one-step switch: all new workers start at once; the first ready takes over, the others join", async () => {
   const { world, done } = await started(3, { oneStepSwitch: true });
   const asked = world.ask({ cmd: "reload" });
   await settle();
   assert.equal(world.workers(2).length, 3, "every new worker starts at once");
+  assert.equal(world.workers(1).length, 3, "no old worker leaves before a new one is ready");
   world.workers(2)[0].ready();
-  world.workers(2)[1].ready();
   await settle();
-  assert.equal(world.workers(1).length, 3, "no old worker drains while a new one is not ready");
+  assert.deepEqual(world.workers(1), [], "the whole old generation leaves with the first");
+  assert.deepEqual(world.steered, [world.workers(2)[0].pid], "the first new worker serves alone");
+  world.workers(2)[1].ready();
   world.workers(2)[2].ready();
   await settle();
-  assert.deepEqual(world.workers(1), [], "then all of them at once");
+  assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
   assert.equal(asked.reply?.ok, true);
   assert.equal(await stop(world, done), 0);
 });
@@ -529,16 +533,14 @@ Deno.test("core: a worker leaves the steered set before it drains (rolling, scal
   assert.deepEqual(world.drainedWhileSteered, [], "no worker drained while still steered");
 });
 
-Deno.test("core: with a one-step switch, the new workers are steered together, the old ones out before they drain", async () => {
+Deno.test("core: with a one-step switch, the old workers are out of the steered set before they drain", async () => {
   const { world, done } = await started(3, { oneStepSwitch: true });
   const old = world.steered.toSorted();
   world.ask({ cmd: "reload" });
   await settle();
-  world.workers(2)[0].ready(); // the canary: the rest start now
-  await settle();
-  assert.equal(world.workers(2).filter((c) => c.state === "starting").length, 2);
+  assert.equal(world.workers(2).filter((c) => c.state === "starting").length, 3);
   assert.deepEqual(world.steered.toSorted(), old, "the old generation serves until the switch");
-  for (const child of world.workers(2).filter((c) => c.state === "starting")) child.ready();
+  for (const child of world.workers(2)) child.ready();
   await settle();
   assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
   assert.deepEqual(world.drainedWhileSteered, []);

@@ -216,6 +216,21 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     else this.#retiring.add(predecessor);
   }
 
+  /**
+   * Slot `id`'s current worker leaves service before its replacement is
+   * ready (a one-step switch takes over at the first ready new worker): it
+   * is held, or drains; the replacement takes the slot when it is promoted.
+   */
+  standDown(id: number, hold = false): void {
+    const slot = this.slots[id];
+    const current = slot?.current;
+    if (!current) return;
+    slot.current = undefined;
+    slot.recycle = undefined;
+    if (hold) this.#held.set(id, current);
+    else this.#retiring.add(current);
+  }
+
   /** Tells `steer` the serving workers, then drains those retired meanwhile (in that order). */
   steer(): void {
     this.#steer();

@@ -1,0 +1,45 @@
+/**
+ * The watching defaults under load: `workers` workers, `clients` clients
+ * (keep-alive, or a new connection per request), `edits` saves of the entry,
+ * each awaited until every client has had the new answer and the reload is
+ * done. Counts failed requests and stale answers. Runs in a network
+ * namespace (tests/netns.ts); prints JSON on its last line.
+ */
+import { freePort, Hotreload, makeProject, runCli, waitFor, watchingArgs } from "../helpers.ts";
+import { versionedLoad } from "../load.ts";
+
+const { workers, clients, edits, fresh, handover } = JSON.parse(Deno.args[0]) as {
+  workers: number;
+  clients: number;
+  edits: number;
+  fresh: boolean;
+  handover: "ebpf" | "none";
+};
+const app = (version: number) => `Deno.serve(() => new Response("v${version}"));\n`;
+
+const dir = await makeProject({ "main.ts": app(1) });
+const port = freePort();
+const run = new Hotreload(
+  watchingArgs(port, "-w", String(workers), "--handover", handover),
+  dir,
+);
+try {
+  await run.waitForReady(workers);
+  const load = versionedLoad(port, clients, fresh);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  for (let version = 2; version <= edits + 1; version++) {
+    Object.assign(load.state, { trigger: "edits", version, firstNew: Infinity });
+    await Deno.writeTextFile(`${dir}/main.ts`, app(version));
+    await waitFor(() => load.state.firstNew < Infinity, `v${version} answered`);
+    await waitFor(async () => {
+      const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+      return !status.supervisor.reloading;
+    }, `the reload to v${version} done`);
+  }
+  await load.stop();
+  const steered = run.output.has("handover: steered (eBPF)");
+  console.log(JSON.stringify({ steered, ...load.byTrigger.edits }));
+} finally {
+  await run.cleanup();
+  await Deno.remove(dir, { recursive: true });
+}
