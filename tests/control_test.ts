@@ -335,3 +335,23 @@ Deno.test("without its control socket, stop and reload fall back to signals; rel
     assert.equal((await run.status).code, 0);
   });
 });
+
+Deno.test("a reload queued behind another is answered when the instance stops; nothing signals a gone pid", () =>
+  withHotreload(
+    { "main.ts": `Deno.serve(() => new Response("ok"));\n` },
+    // A long settle window keeps the first reload running while the second waits behind it.
+    (port) => serveArgs(port, "--settle", "3000"),
+    async (run, { dir }) => {
+      await run.waitForReady(1);
+      const first = runCli(["reload"], dir);
+      await run.waitForOutput("reloading 1 worker(s) to generation 2");
+      const queued = runCli(["reload"], dir);
+      await run.waitForOutput("one more reload will follow");
+      assert.equal((await runCli(["stop"], dir)).code, 0);
+      for (const reload of [await first, await queued]) {
+        assert.equal(reload.code, 1, reload.stderr);
+        assert.match(reload.stderr, /the instance is stopping/);
+        assert.doesNotMatch(reload.stderr, /sent SIGHUP/);
+      }
+    },
+  ));

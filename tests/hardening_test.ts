@@ -579,3 +579,106 @@ Deno.test("a read-only project directory and a full disk: one line each, nothing
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("a 65,530-byte line printed without a newline does not eat the ready frame, nor show a nonce", () =>
+  withHotreload(
+    {
+      "main.ts": `await Deno.stderr.write(new TextEncoder().encode("y".repeat(65_530)));
+Deno.serve({ onListen() {} }, () => new Response("ok"));
+`,
+    },
+    (port) => serveArgs(port, "--ready-timeout", "5000"),
+    async (run, { port }) => {
+      await run.waitForReady(1);
+      assert.equal((await httpGet(port)).body, "ok");
+      assert.doesNotMatch(run.output.text(), /hotreload:[0-9a-f]{32}/, "no nonce in the log");
+      assert.doesNotMatch(run.output.text(), /not ready within/);
+    },
+  ));
+
+Deno.test("the metrics port caps connections, times out idle ones, and warns when beyond loopback", () => {
+  const metricsPort = freePort();
+  return withHotreload(
+    { "main.ts": `Deno.serve(() => new Response("ok"));\n` },
+    (port) => serveArgs(port, "--metrics", `0.0.0.0:${metricsPort}`),
+    async (run, { dir }) => {
+      await run.waitForReady(1);
+      assert.equal(
+        run.output.matches(/--metrics listens on 0\.0\.0\.0:\d+, beyond loopback/).length,
+        1,
+      );
+      const before = fdCount(run.pid);
+      const idle = await Promise.all(
+        Array.from(
+          { length: 600 },
+          () => Deno.connect({ hostname: "127.0.0.1", port: metricsPort }),
+        ),
+      );
+      try {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const during = fdCount(run.pid);
+        assert.ok(
+          during <= before + 20,
+          `supervisor fds ${before} → ${during} with 600 idle clients`,
+        );
+        assert.equal((await runCli(["status"], dir)).code, 0, "the loop still answers");
+        // The capped ones were closed at once; the others within the read timeout.
+        await waitFor(
+          () => fdCount(run.pid) <= before + 2,
+          "idle metrics connections closed",
+          10_000,
+        );
+      } finally {
+        for (const conn of idle) {
+          try {
+            conn.close();
+          } catch { /* closed */ }
+        }
+      }
+      const scrape = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      assert.equal(scrape.status, 200);
+      assert.match(await scrape.text(), /hotreload_generation 1/);
+    },
+  );
+});
+
+Deno.test("the node:http --ready-path relay hands on only its own probe, never another local client's request", () =>
+  withHotreload(
+    {
+      "main.mjs": `import { createServer } from "node:http";
+createServer((req, res) => {
+  if (req.url === "/internal-admin") return res.end("secret");
+  // A slow health check: the relay stays up while it runs.
+  setTimeout(() => res.end("healthy"), 1500);
+}).listen(process.env.PORT);
+`,
+    },
+    (port) => [
+      "run",
+      "main.mjs",
+      "-A",
+      "--port",
+      String(port),
+      "--no-watch",
+      "--ready-path",
+      "/healthz",
+    ],
+    async (run, { dir, port }) => {
+      let relayPort: number | undefined;
+      await waitFor(async () => {
+        const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+        const worker = status.children.find((c: { role: string }) => c.role === "worker");
+        if (!worker?.pid) return false;
+        const ss = await new Deno.Command("ss", { args: ["-Hltnp"], stdout: "piped" }).output();
+        const line = new TextDecoder().decode(ss.stdout).split("\n").find((l) =>
+          l.includes(`pid=${worker.pid},`) && !l.includes(`:${port} `)
+        );
+        relayPort = Number(line?.match(/127\.0\.0\.1:(\d+)/)?.[1]) || undefined;
+        return relayPort !== undefined;
+      }, "the relay of the worker's ready check");
+      const answer = await fetch(`http://127.0.0.1:${relayPort}/internal-admin`);
+      assert.equal(answer.status, 403);
+      assert.notEqual(await answer.text(), "secret");
+      await run.waitForReady(1);
+    },
+  ));

@@ -97,6 +97,35 @@ Deno.test("SIGKILL of the supervisor: every worker exits on its own and frees th
   );
 });
 
+Deno.test("SIGKILL of the supervisor: orphans finish their requests, run their hooks, exit", async () => {
+  await withHotreload(
+    {
+      "main.ts": `import { onShutdown } from "${MOD_URL}";
+onShutdown(() => Deno.writeTextFileSync("hook-" + Deno.pid, "ran"));
+Deno.serve(async () => {
+  await new Promise((r) => setTimeout(r, 300));
+  return new Response("done " + Deno.pid);
+});
+`,
+    },
+    (port) => serveArgs(port, "-w", "2", "--allow-write"),
+    async (run, { dir, port }) => {
+      await run.waitForReady(2);
+      const workers = taggedPids(run.tag).filter((pid) => pid !== run.pid);
+      assert.equal(workers.length, 2);
+      const inFlight = Array.from({ length: 6 }, () => httpGet(port));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      run.signal("SIGKILL");
+      const answers = await Promise.all(inFlight);
+      assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);
+      await waitFor(() => taggedPids(run.tag).length === 0, "orphaned workers to exit", 10_000);
+      for (const pid of workers) {
+        assert.equal(await Deno.readTextFile(`${dir}/hook-${pid}`), "ran", `worker ${pid}'s hook`);
+      }
+    },
+  );
+});
+
 Deno.test("a crashing app is restarted with growing delays; the same error is shown once", async () => {
   await withHotreload(
     {

@@ -209,3 +209,105 @@ Deno.test("--env-file: an edit reloads with the new value; a broken file keeps t
       assert.match(reload.stderr, /\.env: line 1/);
     },
   ));
+
+Deno.test("sd_notify never waits: a notify socket nobody reads does not wedge the supervisor", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "hotreload-notify-" });
+  const path = `${dir}/notify.sock`;
+  // Bound, never read: its queue (net.unix.max_dgram_qlen) fills after a few datagrams.
+  const deaf = new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      "--unstable-net",
+      `Deno.listenDatagram({ transport: "unixpacket", path: ${JSON.stringify(path)} });
+       console.log("listening");
+       setInterval(() => {}, 1000);`,
+    ],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const reader = deaf.stdout.getReader();
+    await reader.read(); // "listening"
+    reader.releaseLock();
+    await withHotreload(
+      { "main.ts": APP },
+      (port) => ["run", "main.ts", "-N", "--port", String(port), "--no-watch", "--settle", "0"],
+      async (run, { dir: project }) => {
+        await run.waitForReady(1);
+        // READY plus 3 datagrams a reload: the queue is full long before the 8th.
+        for (let i = 0; i < 8; i++) {
+          const reload = await runCli(["reload"], project);
+          assert.equal(reload.code, 0, reload.stderr);
+        }
+        assert.equal((await runCli(["status"], project)).code, 0);
+        assert.equal(run.output.matches(/NOTIFY_SOCKET could not be sent/).length, 1);
+        run.signal("SIGTERM");
+        assert.equal((await run.status).code, 0, "SIGTERM still stops it");
+      },
+      { env: { NOTIFY_SOCKET: path } },
+    );
+  } finally {
+    deaf.kill("SIGKILL");
+    await deaf.status;
+    await deaf.stdout.cancel().catch(() => {});
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--env-file: a link, a FIFO or a huge file is refused, never read, never echoed", () =>
+  withHotreload(
+    { "main.ts": APP, ".env": "GREETING=hello\n", "secret": "root:$6$supersecret:19000\n" },
+    (port) => [
+      "run",
+      "main.ts",
+      "-N",
+      "--allow-env",
+      "--env-file",
+      "--port",
+      String(port),
+      "--no-watch",
+    ],
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      const refused = async (pattern: RegExp) => {
+        const reload = await runCli(["reload"], dir);
+        assert.equal(reload.code, 1, reload.stderr);
+        assert.match(reload.stderr, pattern);
+        assert.equal((await httpGet(port)).body, "hello", "the old workers keep serving");
+      };
+      await Deno.remove(`${dir}/.env`);
+      await Deno.symlink(`${dir}/secret`, `${dir}/.env`);
+      await refused(/\.env: is a symbolic link/);
+      await Deno.remove(`${dir}/.env`);
+      const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/.env`] }).output();
+      assert.ok(mkfifo.success);
+      await refused(/\.env: is not a regular file/);
+      assert.equal((await runCli(["status"], dir)).code, 0, "the loop is not wedged");
+      await Deno.remove(`${dir}/.env`);
+      await Deno.writeTextFile(`${dir}/.env`, "A=" + "x".repeat(2 << 20) + "\n");
+      await refused(/\.env: is \d+ bytes; an env file may hold at most 1048576/);
+      await Deno.writeTextFile(`${dir}/.env`, "root:$6$supersecret:19000\n");
+      await refused(/\.env: line 1: not KEY=value$/m);
+      assert.doesNotMatch(
+        run.output.text(),
+        /supersecret/,
+        "the file's text never reaches the log",
+      );
+    },
+  ));
+
+Deno.test("--env-file: a file removed and written again is still watched", () =>
+  withHotreload(
+    { "main.ts": APP, ".env": "GREETING=one\n", ".gitignore": ".env\n" },
+    (port) => ["run", "main.ts", "-N", "--allow-env", "--env-file", "--port", String(port)],
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      assert.equal((await httpGet(port)).body, "one");
+      await Deno.remove(`${dir}/.env`);
+      await run.waitForOutput(/\.env/);
+      await Deno.writeTextFile(`${dir}/.env`, "GREETING=two\n");
+      await waitFor(async () => (await httpGet(port)).body === "two", "the rewritten file's value");
+      await Deno.writeTextFile(`${dir}/.env`, "GREETING=three\n");
+      await waitFor(async () => (await httpGet(port)).body === "three", "and the next edit's");
+    },
+  ));

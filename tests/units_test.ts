@@ -189,3 +189,17 @@ Deno.test("the crash report starts at the first error among the last lines", () 
   );
   assert.deepEqual(lastWords(["a", "b"]), ["a", "b"]);
 });
+
+Deno.test("forEachLine: a line-start byte ends the text before it, so a frame after a long line is never cut", async () => {
+  const long = "x".repeat(65_530);
+  const frame = "\u0000hotreload:nonce:{}";
+  const stream = ReadableStream.from([new TextEncoder().encode(`${long}${frame}\nafter\n`)]);
+  const lines: string[] = [];
+  await forEachLine(stream, (line) => lines.push(line), { lineStart: 0 });
+  assert.deepEqual(lines, [long, frame, "after"]);
+  // Without it, the frame is cut (what a hostile app's output could aim at).
+  const plain: string[] = [];
+  const again = ReadableStream.from([new TextEncoder().encode(`${long}${frame}\n`)]);
+  await forEachLine(again, (line) => plain.push(line));
+  assert.ok(plain.length === 2 && !plain.includes(frame));
+});

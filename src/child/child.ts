@@ -47,6 +47,8 @@ export interface ChildListener {
 }
 
 const encoder = new TextEncoder();
+/** The first byte of every frame (FRAME_MARKER starts with NUL): it always starts a line. */
+const FRAME_START = 0;
 
 /**
  * How long a child's output pipes may stay open after the child exited: a
@@ -169,7 +171,7 @@ export class ManagedChild {
   async #watch(listener: ChildListener): Promise<void> {
     const relay = (stream: StreamName) => (line: string) => {
       // Frames come on stderr only, and only with this child's nonce.
-      const { text, message } = stream === "stderr"
+      let { text, message } = stream === "stderr"
         ? decodeFrame(line, this.#nonce)
         : { text: line, message: undefined };
       if (message) {
@@ -177,6 +179,8 @@ export class ManagedChild {
         listener.message(this, message);
       }
       if (message && text === "") return;
+      // A frame that did not decode must not show its nonce (it proves the next ones).
+      if (!message && text.includes(this.#nonce)) text = text.replaceAll(this.#nonce, "<nonce>");
       if (this.spec.dropLine?.(text)) return;
       this.tail.push(text);
       if (this.#held && this.state === "starting" && this.#held.length < HELD_LINES) {
@@ -189,7 +193,10 @@ export class ManagedChild {
     const stopReading = new AbortController();
     const reading = Promise.all([
       forEachLine(this.#process.stdout, relay("stdout"), { signal: stopReading.signal }),
-      forEachLine(this.#process.stderr, relay("stderr"), { signal: stopReading.signal }),
+      forEachLine(this.#process.stderr, relay("stderr"), {
+        signal: stopReading.signal,
+        lineStart: FRAME_START,
+      }),
     ]);
     // The exit is known from the process itself, never from its pipes closing.
     const status = await this.#process.status;

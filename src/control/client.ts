@@ -5,7 +5,8 @@
  */
 import { HotreloadError } from "../errors.ts";
 import type { ControlReply, ControlRequest } from "./protocol.ts";
-import { instanceDir, type InstanceRecord } from "./instance_dir.ts";
+import { instanceDir, type InstanceRecord, isLive } from "./instance_dir.ts";
+import { signalProcess } from "../child/os.ts";
 import { projectDir, selectInstance } from "./instances.ts";
 import { sendControlRequest, socketPath } from "./socket.ts";
 
@@ -54,4 +55,14 @@ export async function askOverSocket(
 /** Turns a failed reply into the CLI error it stands for. */
 export function failOn(reply: ControlReply): asserts reply is ControlReply & { ok: true } {
   if (!reply.ok) throw new HotreloadError(reply.error, reply.kind ?? "failure");
+}
+
+/**
+ * Signals an instance's supervisor, only after checking its record again:
+ * the pid must still be the process that wrote it (same start time), since
+ * an instance that just exited leaves a pid the system may give to anyone.
+ * Returns false, sending nothing, when the instance is gone.
+ */
+export function signalInstance(instance: InstanceRecord, signal: Deno.Signal): boolean {
+  return isLive(instance) && signalProcess(instance.pid, signal);
 }

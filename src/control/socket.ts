@@ -3,6 +3,7 @@
  * the supervisor, a client for the CLI. The server only hands requests to the
  * supervisor's loop; the loop answers through `reply`.
  */
+import { acceptBounded, closeQuietly } from "./accept.ts";
 import {
   CONTROL_READ_TIMEOUT_MS,
   MAX_CONTROL_CONNECTIONS,
@@ -21,7 +22,6 @@ export function socketPath(instanceDir: string): string {
 export class ControlServer {
   readonly #listener: Deno.UnixListener;
   readonly #path: string;
-  #open = 0;
   #closed = false;
 
   private constructor(listener: Deno.UnixListener, path: string) {
@@ -43,34 +43,12 @@ export class ControlServer {
     const listener = Deno.listen({ transport: "unix", path });
     Deno.chmodSync(path, 0o600);
     const server = new ControlServer(listener, path);
-    server.#accept(onRequest);
+    acceptBounded(listener, {
+      max: MAX_CONTROL_CONNECTIONS,
+      closed: () => server.#closed,
+      serve: (conn) => server.#serve(conn, onRequest),
+    });
     return server;
-  }
-
-  /**
-   * Accepts until closed. A failed accept (EMFILE: out of descriptors) must
-   * not end the loop, or every later `status` and `stop` would hang: wait a
-   * moment and accept again. Connections beyond the cap are closed at once.
-   */
-  async #accept(
-    onRequest: (request: ControlRequest, reply: (reply: ControlReply) => void) => void,
-  ): Promise<void> {
-    while (!this.#closed) {
-      let conn: Deno.Conn;
-      try {
-        conn = await this.#listener.accept();
-      } catch {
-        if (this.#closed) return;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        continue;
-      }
-      if (this.#open >= MAX_CONTROL_CONNECTIONS) {
-        closeQuietly(conn);
-        continue;
-      }
-      this.#open++;
-      this.#serve(conn, onRequest).finally(() => this.#open--);
-    }
   }
 
   async #serve(
@@ -108,12 +86,6 @@ export class ControlServer {
       Deno.removeSync(this.#path);
     } catch { /* already gone */ }
   }
-}
-
-function closeQuietly(conn: Deno.Conn): void {
-  try {
-    conn.close();
-  } catch { /* already closed */ }
 }
 
 async function writeLine(conn: Deno.Conn, line: string): Promise<void> {

@@ -54,10 +54,20 @@ export function childSettings<S>(): S {
 
 /** Writes one control frame on stderr (no permission needed). */
 export function tell(message: ChildMessage): void {
+  // Once the supervisor is gone its pipe is broken (EPIPE): nobody listens any
+  // more, and an orphan must still drain and run its hooks, so never throw.
+  if (supervisorPipeBroken) return;
   const bytes = encoder.encode(encodeFrame(handshake.nonce, message));
   let written = 0;
-  while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+  try {
+    while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+  } catch {
+    supervisorPipeBroken = true;
+  }
 }
+
+/** True once a frame could not be written: the supervisor's end of the pipe is closed. */
+let supervisorPipeBroken = false;
 
 /**
  * Says "alive" every `ms` from the event loop: a loop blocked by a busy

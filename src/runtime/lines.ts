@@ -26,8 +26,14 @@ const NEWLINE = 10;
 export async function forEachLine(
   stream: ReadableStream<Uint8Array>,
   onLine: (line: string) => void,
-  { maxLineBytes = MAX_LINE_BYTES, onError = (_error: unknown) => {}, signal }: {
+  { maxLineBytes = MAX_LINE_BYTES, onError = (_error: unknown) => {}, signal, lineStart }: {
     maxLineBytes?: number;
+    /**
+     * A byte that always starts a new line: the text before it, if any, is
+     * delivered as a line of its own. Frames begin with one (NUL), so no
+     * text printed before a frame can make the frame's line long enough to be cut.
+     */
+    lineStart?: number;
     onError?: (error: unknown) => void;
     /** Stops reading (and cancels the stream) when aborted. */
     signal?: AbortSignal;
@@ -76,8 +82,18 @@ export async function forEachLine(
       const { value: chunk, done } = await reader.read();
       if (done) break;
       let start = 0;
-      let newline: number;
-      while ((newline = chunk.indexOf(NEWLINE, start)) !== -1) {
+      while (true) {
+        const newline = chunk.indexOf(NEWLINE, start);
+        const marker = lineStart === undefined ? -1 : chunk.indexOf(lineStart, start);
+        if (marker !== -1 && (newline === -1 || marker < newline)) {
+          // The marker byte starts a line: end the one before it, if it has text.
+          take(chunk.subarray(start, marker));
+          if (partBytes > 0) flush(false);
+          take(chunk.subarray(marker, marker + 1));
+          start = marker + 1;
+          continue;
+        }
+        if (newline === -1) break;
         take(chunk.subarray(start, newline));
         flush(false);
         start = newline + 1;

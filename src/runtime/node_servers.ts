@@ -80,24 +80,38 @@ interface ListenOptions {
  */
 async function probe(server: NodeServer, path: string): Promise<{ status: number; body: string }> {
   const http = await import("node:http");
-  const relay = http.createServer((request, response) =>
+  // The relay listens on loopback, where any local user may connect: it hands
+  // on only the request that carries this secret, and refuses every other.
+  const token = crypto.randomUUID();
+  const relay = http.createServer((request, response) => {
+    if (request.headers[PROBE_HEADER] !== token) {
+      response.writeHead(403, { connection: "close" });
+      response.end();
+      return;
+    }
+    delete request.headers[PROBE_HEADER];
     (server as unknown as { emit(e: string, ...a: unknown[]): void }).emit(
       "request",
       request,
       response,
-    )
-  );
+    );
+  });
   relays.add(relay);
   await new Promise<void>((resolve) => relay.listen(0, "127.0.0.1", resolve));
   try {
     const { port } = relay.address() as { port: number };
-    const response = await fetch(`http://127.0.0.1:${port}${path}`);
+    const response = await fetch(`http://127.0.0.1:${port}${path}`, {
+      headers: { [PROBE_HEADER]: token },
+    });
     return { status: response.status, body: await response.text() };
   } finally {
     relay.close();
     relay.closeAllConnections();
   }
 }
+
+/** Carries the probe's secret to its relay. */
+const PROBE_HEADER = "x-hotreload-probe";
 
 /** The probes' own servers: never pool members. */
 const relays = new WeakSet<object>();

@@ -30,7 +30,8 @@ export function envSyntaxError(text: string): string | undefined {
     if (/^\s*(#.*)?$/.test(line)) continue;
     const assignment = line.match(ASSIGNMENT);
     if (!assignment) {
-      return `line ${i + 1}: not KEY=value: ${JSON.stringify(line.slice(0, 60))}`;
+      // Not the line itself: the file may be a secret someone pointed us at.
+      return `line ${i + 1}: not KEY=value`;
     }
     const value = assignment[2];
     const quote = value[0];
@@ -57,12 +58,34 @@ function closes(text: string, quote: string): boolean {
   return false;
 }
 
-/** Checks every env file; returns `file: line N: what` for the first broken one, or undefined. */
+/** An env file larger than this is refused (it would be read on the supervisor's loop). */
+export const MAX_ENV_FILE_BYTES = 1 << 20;
+
+/**
+ * Checks every env file; returns `file: line N: what` for the first broken
+ * one, or undefined. A file is read only when it is a regular file of at most
+ * MAX_ENV_FILE_BYTES (lstat first, so a link is refused, not followed, and a
+ * FIFO is never opened: opening one waits for a writer); what it holds is
+ * never repeated in a message, since whoever can write the project directory
+ * chooses it.
+ */
 export function checkEnvFiles(files: string[], cwd: string): string | undefined {
   for (const file of files) {
+    const path = file.startsWith("/") ? file : `${cwd}/${file}`;
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.lstatSync(path);
+    } catch {
+      return `${file}: cannot be read (--env-file)`;
+    }
+    if (info.isSymlink) return `${file}: is a symbolic link; give --env-file the file itself`;
+    if (!info.isFile) return `${file}: is not a regular file (--env-file)`;
+    if (info.size > MAX_ENV_FILE_BYTES) {
+      return `${file}: is ${info.size} bytes; an env file may hold at most ${MAX_ENV_FILE_BYTES}`;
+    }
     let text: string;
     try {
-      text = Deno.readTextFileSync(file.startsWith("/") ? file : `${cwd}/${file}`);
+      text = Deno.readTextFileSync(path);
     } catch {
       return `${file}: cannot be read (--env-file)`;
     }

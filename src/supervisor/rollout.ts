@@ -35,6 +35,7 @@ export interface RolloutPool {
   startReplacement(id: number, generation: number): void;
   promote(id: number, hold?: boolean): void;
   standDown(id: number, hold?: boolean): void;
+  cancelReplacement(id: number): void;
   steer(): void;
   holding(): boolean;
   releaseHeld(): void;
@@ -152,8 +153,15 @@ export class Rollout {
     if (this.#switchedAt !== undefined) this.#superseded = true;
   }
 
-  /** Stopping: replacements not yet in service are let go (the pool drains the rest). */
-  cancel(): void {
+  /**
+   * Stopping: everyone waiting hears `reply`, those of the follow-up too
+   * (it will never run), and replacements not yet in service are let go (the
+   * pool drains the rest).
+   */
+  cancel(reply: ControlReply): void {
+    this.settle(reply);
+    this.#followUp?.reply?.(reply);
+    this.#followUp = undefined;
     this.pool.cancelReplacements();
   }
 
@@ -230,6 +238,10 @@ export class Rollout {
         if (!slot.current || slot.current.spec.generation >= this.generation) continue;
         if (isNewReady(slot.replacement)) this.pool.promote(slot.id, hold);
         else this.pool.standDown(slot.id, hold);
+        // A recycle's replacement (old code) still starting must not take the slot later.
+        if (slot.replacement && slot.replacement.spec.generation < this.generation) {
+          this.pool.cancelReplacement(slot.id);
+        }
       }
       this.pool.steer();
       this.#switchedAt = now;

@@ -96,6 +96,11 @@ class FakePool implements RolloutPool {
     this.held.clear();
     this.cancelReplacements();
   }
+  cancelReplacement(id: number): void {
+    const slot = this.slots[id];
+    if (slot.replacement) this.#drain(slot.replacement);
+    slot.replacement = undefined;
+  }
   cancelReplacements(): void {
     for (const slot of this.slots) {
       if (slot.replacement) this.#drain(slot.replacement);
@@ -297,6 +302,22 @@ Deno.test("rollout, one step: the first ready new worker takes over, every old o
   assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1, 1]);
 });
 
+Deno.test("rollout, one step: a recycle's replacement (old code) starting at the switch is let go", () => {
+  const { pool, step } = setup(2, { oneStep: true });
+  // Slot 1 is being recycled: its replacement runs the old generation.
+  pool.slots[1].replacement = new Worker({ id: 1, generation: 1 }, clock);
+  step();
+  const [fresh] = pool.of(2);
+  fresh.ready();
+  step();
+  assert.equal(pool.slots[1].replacement, undefined, "the old-code replacement is gone");
+  assert.equal(pool.slots[1].current, undefined, "the slot is empty: the newest code fills it");
+  // What the pool's fill does for an empty slot.
+  pool.slots[1].current = new Worker({ id: 1, generation: 2 }, clock);
+  pool.slots[1].current.ready();
+  assert.equal(step(1000), "done", "the rollout is not held up");
+});
+
 Deno.test("rollout, one step, steered: past the window the held workers drain and it is done", () => {
   const { pool, step } = setup(2, { oneStep: true, canPutBack: true });
   step();
@@ -373,10 +394,22 @@ Deno.test("rollout: custom processes reload once the workers are done", () => {
   assert.equal(processReloads(), 1);
 });
 
-Deno.test("rollout: a stop during a reload lets its replacements go", () => {
-  const { pool, rollout, step } = setup(2);
+Deno.test("rollout: a stop during a reload lets its replacements go and answers every waiter", () => {
+  const heard: ControlReply[] = [];
+  const { pool, rollout, step } = setup(2, {}, { reply: (r) => heard.push(r) });
   step();
-  rollout.cancel();
+  // A reload queued behind this one: its caller must hear the stop too.
+  rollout.queueFollowUp({
+    reason: "reload command",
+    files: [],
+    workers: true,
+    processes: true,
+    reply: (r) => heard.push(r),
+  });
+  const stopping: ControlReply = { ok: false, error: "the instance is stopping", kind: "failure" };
+  rollout.cancel(stopping);
+  assert.deepEqual(heard, [stopping, stopping]);
+  assert.equal(rollout.followUp, undefined, "the follow-up will never run");
   assert.equal(pool.of(2).length, 0);
   assert.equal(pool.of(1).length, 2);
 });

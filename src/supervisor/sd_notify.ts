@@ -10,6 +10,13 @@
 const AF_UNIX = 1;
 const SOCK_DGRAM = 2;
 const SOCK_CLOEXEC = 0o2000000;
+/**
+ * Never wait: a blocking sendto waits once the receiver's queue is full
+ * (`net.unix.max_dgram_qlen`, 10 here), and a notify socket nobody reads
+ * would wedge the supervisor's loop.
+ */
+const SOCK_NONBLOCK = 0o4000;
+const MSG_DONTWAIT = 0x40;
 const CLOCK_MONOTONIC = 1;
 
 const SYMBOLS = {
@@ -22,6 +29,8 @@ const SYMBOLS = {
   clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
 } as const;
 
+import { log } from "../log/mod.ts";
+
 /** The environment variables systemd sets for the notify protocol (children must not inherit them). */
 export const NOTIFY_ENV = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
 
@@ -30,6 +39,8 @@ export class SdNotify {
   readonly #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
   readonly #fd: number;
   readonly #address: Uint8Array<ArrayBuffer>;
+  /** Messages that could not be sent. */
+  #dropped = 0;
   /** How often to send WATCHDOG=1 (half of WATCHDOG_USEC), or undefined. */
   readonly watchdogMs?: number;
 
@@ -59,7 +70,7 @@ export class SdNotify {
     try {
       if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
       const lib = Deno.dlopen("libc.so.6", SYMBOLS);
-      const fd = lib.symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+      const fd = lib.symbols.socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
       if (fd < 0) {
         lib.close();
         return undefined;
@@ -70,18 +81,31 @@ export class SdNotify {
     }
   }
 
-  /** Sends one datagram of `KEY=value` lines; false when it could not be sent. */
+  /**
+   * Sends one datagram of `KEY=value` lines without ever waiting; false when
+   * it could not be sent (the receiver's queue is full, or it is gone): it is
+   * dropped, and the first drop is said once.
+   */
   send(...lines: string[]): boolean {
     const bytes = new TextEncoder().encode(lines.join("\n"));
     const sent = this.#lib.symbols.sendto(
       this.#fd,
       bytes,
       BigInt(bytes.length),
-      0,
+      MSG_DONTWAIT,
       this.#address,
       this.#address.length,
     );
-    return Number(sent) === bytes.length;
+    const ok = Number(sent) === bytes.length;
+    if (!ok && this.#dropped++ === 0) {
+      log.warn(
+        "supervisor.notify-dropped",
+        `a message to systemd's NOTIFY_SOCKET could not be sent (nobody reads it, or it is gone); ` +
+          `such messages are dropped, never waited for`,
+        { role: "supervisor" },
+      );
+    }
+    return ok;
   }
 
   /** CLOCK_MONOTONIC in microseconds, as `RELOADING=1` wants it in `MONOTONIC_USEC`. */

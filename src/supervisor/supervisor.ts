@@ -588,8 +588,7 @@ export class Supervisor {
       this.#notify("STOPPING=1", "STATUS=stopping");
     }
     this.#phase = "stopping";
-    this.#rollout?.settle({ ok: false, error: "the instance is stopping", kind: "failure" });
-    this.#rollout?.cancel();
+    this.#rollout?.cancel({ ok: false, error: "the instance is stopping", kind: "failure" });
     this.#rollout = undefined;
     if (fast) {
       this.#workers.killAll();

@@ -274,6 +274,15 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.cancelReplacements();
   }
 
+  /** Slot `id`'s replacement, not yet promoted, is let go (the slot then starts the newest code). */
+  cancelReplacement(id: number): void {
+    const slot = this.slots[id];
+    if (!slot?.replacement) return;
+    this.#retiring.add(slot.replacement);
+    slot.replacement = undefined;
+    this.steer();
+  }
+
   /** Replacements not yet promoted are let go (a reload aborted, or stopping). */
   cancelReplacements(): void {
     for (const slot of this.slots) {

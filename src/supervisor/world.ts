@@ -9,7 +9,8 @@
 import { ManagedChild, type Spawn } from "../child/child.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
-import { HotreloadError, UsageError } from "../errors.ts";
+import { UsageError } from "../errors.ts";
+import { serveMetrics } from "./metrics_server.ts";
 import { SdNotify } from "./sd_notify.ts";
 import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
@@ -102,33 +103,10 @@ export function realWorld(
           handover.close();
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
           control.close();
-          await metrics?.shutdown();
+          metrics?.close();
           await watcher?.close();
         },
       };
     },
   };
-}
-
-/** Serves `GET /metrics` on `address` (the supervisor's own server: no worker is involved). */
-function serveMetrics(
-  address: NonNullable<RunConfig["metrics"]>,
-  render: () => string,
-): Deno.HttpServer {
-  try {
-    return Deno.serve({ ...address, onListen() {} }, (request) => {
-      if (new URL(request.url).pathname !== "/metrics") {
-        return new Response("not found: scrape /metrics\n", { status: 404 });
-      }
-      return new Response(render(), {
-        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-      });
-    });
-  } catch (error) {
-    throw new HotreloadError(
-      `cannot serve --metrics on ${address.hostname}:${address.port}: ${
-        (error as Error).message.split("\n")[0]
-      }; choose another port`,
-    );
-  }
 }

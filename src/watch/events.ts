@@ -208,8 +208,9 @@ export class EventsBackend {
   }
 
   #relevant(rel: string, abs: string): boolean {
-    if (this.#fileRoots.has(abs)) return true;
     const filter = this.#ctx.filter;
+    // A file named on its own stays watched after it is removed and made again.
+    if (this.#fileRoots.has(abs) || filter.isExplicit(rel)) return true;
     const name = abs.slice(abs.lastIndexOf("/") + 1);
     if (name === ".gitignore" && filter.usesGitignore) {
       filter.invalidate();

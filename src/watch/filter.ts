@@ -122,6 +122,11 @@ export class PathFilter {
     return this.#rulesIgnore(rel, true);
   }
 
+  /** True for a file named on its own (an `--env-file`): watched whatever its name says. */
+  isExplicit(rel: string): boolean {
+    return this.#explicit.has(rel);
+  }
+
   /** Full check for a file: ancestors, built-ins, extension, rules. */
   acceptsFile(rel: string): boolean {
     if (this.#explicit.has(rel)) return true;

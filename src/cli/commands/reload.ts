@@ -1,8 +1,7 @@
 /** `hotreload reload`: a rolling reload of a running instance, reporting how it went. */
-import { askInstance, failOn } from "../../control/client.ts";
-import { signalProcess } from "../../child/os.ts";
+import { askInstance, failOn, signalInstance } from "../../control/client.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { HotreloadError } from "../../errors.ts";
+import { HotreloadError, NotRunningError } from "../../errors.ts";
 import { RELOAD_HELP } from "../help.ts";
 
 export async function reloadCommand(argv: string[]): Promise<number> {
@@ -37,7 +36,11 @@ export async function reloadCommand(argv: string[]): Promise<number> {
     );
   }
   const signal = workers ? "SIGHUP" : "SIGUSR2";
-  signalProcess(instance.pid, signal);
+  if (!signalInstance(instance, signal)) {
+    throw new NotRunningError(
+      `"${instance.name}" (pid ${instance.pid}) stopped before it answered; nothing was reloaded`,
+    );
+  }
   console.error(
     `hotreload: sent ${signal} to "${instance.name}" (pid ${instance.pid}); its log reports the result`,
   );

@@ -1,7 +1,6 @@
 /** `hotreload stop`: graceful (or, with --fast, immediate) stop, waiting until the instance is gone. */
-import { askInstance, failOn } from "../../control/client.ts";
+import { askInstance, failOn, signalInstance } from "../../control/client.ts";
 import { isLive } from "../../control/instance_dir.ts";
-import { signalProcess } from "../../child/os.ts";
 import { parseControlArgs } from "../control_args.ts";
 import { HotreloadError } from "../../errors.ts";
 import { STOP_HELP } from "../help.ts";
@@ -15,7 +14,8 @@ export async function stopCommand(argv: string[]): Promise<number> {
   const { values } = args;
   const { instance, reply } = await askInstance(values.name, { cmd: "stop", fast: values.fast });
   if (reply) failOn(reply);
-  else signalProcess(instance.pid, values.fast ? "SIGQUIT" : "SIGTERM");
+  // Gone already (it answered nothing because it was stopping): nothing to signal.
+  else signalInstance(instance, values.fast ? "SIGQUIT" : "SIGTERM");
   const timeoutMs = values.timeout !== undefined
     ? Number(values.timeout)
     : instance.graceMs * 2 + 10_000;
