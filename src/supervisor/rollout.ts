@@ -260,8 +260,18 @@ export class Rollout {
     return this.#superseded || this.pool.outdated(this.generation) === 0;
   }
 
-  /** Starts up to `room` replacements for slots still running older code. */
+  /**
+   * Starts up to `room` replacements for slots still running older code.
+   * A slot left with no worker in service and an older replacement starting
+   * (its rollout was superseded before that one was ready) has it let go
+   * first: the pool then starts the newest code there.
+   */
   #startReplacements(now: number, room: number): void {
+    for (const slot of this.pool.view()) {
+      if (!slot.current && slot.replacement && slot.replacement.spec.generation < this.generation) {
+        this.pool.cancelReplacement(slot.id);
+      }
+    }
     for (const slot of this.pool.view()) {
       if (room <= 0) return;
       if (!slot.current || slot.current.spec.generation >= this.generation) continue;

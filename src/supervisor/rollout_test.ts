@@ -318,6 +318,34 @@ Deno.test("rollout, one step: a recycle's replacement (old code) starting at the
   assert.equal(step(1000), "done", "the rollout is not held up");
 });
 
+Deno.test("rollout, one step: after a superseded switch, the next rollout replaces what it left starting", () => {
+  const first = setup(2, { oneStep: true });
+  first.step();
+  first.pool.of(2)[0].ready();
+  first.step(); // switched: slot 1 stood down, its replacement still starting
+  first.rollout.supersede();
+  assert.equal(first.step(), "done", "superseded");
+  // The next rollout, generation 3, on the same pool.
+  const next = new Rollout(
+    3,
+    { reason: "reload command", files: [], workers: true, processes: false },
+    clock,
+    first.pool,
+    { queueReloads: () => {}, restarting: () => false },
+    { oneStep: true, reloadBatch: 1, settleMs: 1000, canPutBack: false },
+    true,
+  );
+  next.advance(clock);
+  assert.equal(first.pool.slots[1].replacement, undefined, "generation 2's starter is let go");
+  // What the pool's fill does with the empty slot, and the new replacement of slot 0.
+  first.pool.slots[1].current = new Worker({ id: 1, generation: 3 }, clock);
+  first.pool.slots[1].current.ready();
+  first.pool.slots[0].replacement!.ready();
+  next.advance(clock);
+  clock += 1000;
+  assert.equal(next.advance(clock).state, "done", "not held up by an old replacement");
+});
+
 Deno.test("rollout, one step, steered: past the window the held workers drain and it is done", () => {
   const { pool, step } = setup(2, { oneStep: true, canPutBack: true });
   step();

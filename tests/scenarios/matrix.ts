@@ -72,7 +72,12 @@ try {
   await newCode("edit", () => Promise.resolve());
   await newCode("reload", async () => {
     const reload = await runCli(["reload"], dir);
-    if (reload.code !== 0) throw new Error(`reload failed: ${reload.stderr}`);
+    if (reload.code !== 0) {
+      const status = (await runCli(["status", "--json"], dir)).stdout;
+      throw new Error(
+        `reload failed: ${reload.stderr}\n${status}\n${run.output.text().slice(-6000)}`,
+      );
+    }
   });
   await newCode("SIGHUP", () => Promise.resolve(run.signal("SIGHUP")));
   await sameCode("crash", async () => {
