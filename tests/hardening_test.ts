@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { processStartTime, procStat } from "../src/child/os.ts";
 import { LINE_CUT_MARK } from "../src/runtime/lines.ts";
+import { MAX_METRICS_CONNECTIONS } from "../src/supervisor/metrics_server.ts";
 import {
   CLI,
   freePort,
@@ -615,7 +616,8 @@ Deno.test("the metrics port caps connections, times out idle ones, and warns whe
         ),
       );
       try {
-        await new Promise((resolve) => setTimeout(resolve, 300));
+        // The cap's worth are taken (before: every one of them), the rest closed at once.
+        await waitFor(() => fdCount(run.pid) >= before + MAX_METRICS_CONNECTIONS, "scrapers taken");
         const during = fdCount(run.pid);
         assert.ok(
           during <= before + 20,

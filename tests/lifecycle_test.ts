@@ -103,6 +103,7 @@ Deno.test("SIGKILL of the supervisor: orphans finish their requests, run their h
       "main.ts": `import { onShutdown } from "${MOD_URL}";
 onShutdown(() => Deno.writeTextFileSync("hook-" + Deno.pid, "ran"));
 Deno.serve(async () => {
+  console.log("request in flight");
   await new Promise((r) => setTimeout(r, 300));
   return new Response("done " + Deno.pid);
 });
@@ -114,7 +115,10 @@ Deno.serve(async () => {
       const workers = taggedPids(run.tag).filter((pid) => pid !== run.pid);
       assert.equal(workers.length, 2);
       const inFlight = Array.from({ length: 6 }, () => httpGet(port));
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await waitFor(
+        () => run.output.matches(/request in flight/).length === 6,
+        "6 requests in the workers",
+      );
       run.signal("SIGKILL");
       const answers = await Promise.all(inFlight);
       assert.deepEqual(answers.map((a) => a.status), [200, 200, 200, 200, 200, 200]);

@@ -46,9 +46,9 @@ export function runRow(row: (typeof ROWS)[number]): Promise<MatrixRow> {
 
 /** How many failures a row may have for a trigger and client kind, as its mode promises. */
 export function allowedFailures(row: MatrixRow, trigger: string, seen: Seen): number {
-  if (trigger === "crash") return CLIENTS;
-  if (row.steered) return 0;
-  return Math.floor(seen.ok * UNSTEERED_BOUND);
+  // Without steering, a killed worker's queued connections are reset too (tcp_migrate_req=0).
+  const unsteered = row.steered ? 0 : Math.floor(seen.ok * UNSTEERED_BOUND);
+  return (trigger === "crash" ? CLIENTS : 0) + unsteered;
 }
 
 /** How many stale answers a row may have: none with the one-step switch (rolling mixes by design). */

@@ -9,10 +9,19 @@ import { promtool } from "./outside.ts";
 
 const APP = `Deno.serve((_req) => new Response(Deno.env.get("GREETING") ?? "no greeting"));\n`;
 
-/** A real unix datagram socket, received by a small deno process; each datagram is one message. */
-async function notifySocket() {
+/**
+ * A real unix datagram socket, received by a small deno process; each datagram
+ * is one message. With `read: false` it is bound but never read (its queue,
+ * net.unix.max_dgram_qlen, fills after a few datagrams).
+ */
+async function notifySocket({ read = true } = {}) {
   const dir = await Deno.makeTempDir({ prefix: "hotreload-notify-" });
   const path = `${dir}/notify.sock`;
+  const receive = read
+    ? `for await (const [data] of socket) {
+         console.log(JSON.stringify({ at: performance.now(), text: new TextDecoder().decode(data) }));
+       }`
+    : "setInterval(() => {}, 1000);";
   const receiver = new Deno.Command(Deno.execPath(), {
     args: [
       "eval",
@@ -21,9 +30,7 @@ async function notifySocket() {
         JSON.stringify(path)
       } });
        console.log("listening");
-       for await (const [data] of socket) {
-         console.log(JSON.stringify({ at: performance.now(), text: new TextDecoder().decode(data) }));
-       }`,
+       ${receive}`,
     ],
     stdout: "piped",
     stderr: "inherit",
@@ -211,24 +218,8 @@ Deno.test("--env-file: an edit reloads with the new value; a broken file keeps t
   ));
 
 Deno.test("sd_notify never waits: a notify socket nobody reads does not wedge the supervisor", async () => {
-  const dir = await Deno.makeTempDir({ prefix: "hotreload-notify-" });
-  const path = `${dir}/notify.sock`;
-  // Bound, never read: its queue (net.unix.max_dgram_qlen) fills after a few datagrams.
-  const deaf = new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      "--unstable-net",
-      `Deno.listenDatagram({ transport: "unixpacket", path: ${JSON.stringify(path)} });
-       console.log("listening");
-       setInterval(() => {}, 1000);`,
-    ],
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
+  const socket = await notifySocket({ read: false });
   try {
-    const reader = deaf.stdout.getReader();
-    await reader.read(); // "listening"
-    reader.releaseLock();
     await withHotreload(
       { "main.ts": APP },
       (port) => ["run", "main.ts", "-N", "--port", String(port), "--no-watch", "--settle", "0"],
@@ -244,13 +235,10 @@ Deno.test("sd_notify never waits: a notify socket nobody reads does not wedge th
         run.signal("SIGTERM");
         assert.equal((await run.status).code, 0, "SIGTERM still stops it");
       },
-      { env: { NOTIFY_SOCKET: path } },
+      { env: { NOTIFY_SOCKET: socket.path } },
     );
   } finally {
-    deaf.kill("SIGKILL");
-    await deaf.status;
-    await deaf.stdout.cancel().catch(() => {});
-    await Deno.remove(dir, { recursive: true });
+    await socket.close();
   }
 });
 

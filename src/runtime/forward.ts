@@ -24,12 +24,21 @@ const MAX_BODY_BYTES = 1 << 20;
 /** Hop-by-hop headers: they describe one connection, not the message. */
 const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"];
 
+/** Each listener's origin, once its permission was asked: asked once per address. */
+const origins = new Map<string, string | undefined>();
+
 /**
  * The origin requests are sent on to (the port this listener shares), or
  * undefined when the worker may not connect to it (its net permission names
  * only what it listens on).
  */
 export function forwardOrigin(addr: Deno.NetAddr): string | undefined {
+  const key = `${addr.hostname}:${addr.port}`;
+  if (!origins.has(key)) origins.set(key, originOf(addr));
+  return origins.get(key);
+}
+
+function originOf(addr: Deno.NetAddr): string | undefined {
   const host = addr.hostname === "0.0.0.0"
     ? "127.0.0.1"
     : addr.hostname === "::"

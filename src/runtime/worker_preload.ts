@@ -239,9 +239,7 @@ function serve(...args: unknown[]): Deno.HttpServer {
   options.reusePort = true;
   withDefaultAddress(options);
   let server: Deno.HttpServer;
-  let origin: string | undefined | null = null;
-  const forwardTo = () =>
-    origin === null ? origin = forwardOrigin(server.addr as Deno.NetAddr) : origin;
+  const forwardTo = () => forwardOrigin(server.addr as Deno.NetAddr);
   try {
     server = originalServe.call(Deno, options, drainAwareHandler(handler, forwardTo));
   } catch (error) {

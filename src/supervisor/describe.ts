@@ -6,6 +6,17 @@ export function formatMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
 }
 
+/**
+ * When a worker exited, for a failed start: `before it was ready`, or `312 ms
+ * after it became ready, within the 1000 ms settle window`.
+ */
+export function whenExited(child: Child, settleMs: number): string {
+  if (child.readyAt === undefined) return "before it was ready";
+  // uptimeMs() is measured from the start; readyAt - startedAt is how long becoming ready took.
+  const since = child.uptimeMs() - (child.readyAt - child.startedAt);
+  return `${Math.round(since)} ms after it became ready, within the ${settleMs} ms settle window`;
+}
+
 /** `; last output:` and the lines that explain a crash, or nothing. */
 export function formatTail(child: Child): string {
   const lines = lastWords(child.tail.lines());

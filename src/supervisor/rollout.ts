@@ -17,8 +17,8 @@
  */
 import type { ControlReply } from "../control/protocol.ts";
 import type { Child } from "../child/child.ts";
-import { log } from "../log/mod.ts";
 import type { SlotView, WorkerExit } from "./worker_pool.ts";
+import { whenExited } from "./describe.ts";
 /** What a reload covers and why it happens. */
 export interface ReloadRequest {
   reason: string;
@@ -72,8 +72,6 @@ export type RolloutState =
 const RUNNING: RolloutState = { state: "running" };
 
 export class Rollout {
-  /** True when workers were serving as it began: it replaces them (else it starts them). */
-  readonly replacing: boolean;
   #phase: "workers" | "processes" = "workers";
   /** True once a new worker stayed up through the settle window (the canary passed). */
   #settled = false;
@@ -94,9 +92,9 @@ export class Rollout {
     readonly pool: RolloutPool,
     readonly processes: RolloutProcesses,
     readonly settings: RolloutSettings,
-    replacing: boolean,
+    /** True when workers were serving as it began: it replaces them (else it starts them). */
+    readonly replacing: boolean,
   ) {
-    this.replacing = replacing;
     if (request.reply) this.#waiters.push(request.reply);
     if (!request.workers) this.#phase = "processes";
   }
@@ -119,22 +117,17 @@ export class Rollout {
   /**
    * A worker exited. New code that exits before any of it has settled fails
    * the reload: it is aborted, and the old workers keep (or go back to)
-   * serving. Returns true when the exit was the rollout's to judge.
+   * serving. Returns true when it did (once some new code has settled, a
+   * failure is an ordinary one, retried: false).
    */
   onWorkerExit(child: Child, exit: WorkerExit): boolean {
     if (exit.kind === "drained" || exit.kind === "unknown") return false;
-    if (this.#aborted || child.spec.generation < this.generation) return false;
-    if (this.#settled) {
-      if (exit.kind !== "replacement-failed") return false;
-      log.warn("worker.replacement-failed", `${exit.why}; retrying`, { role: "worker" });
-      return true;
-    }
+    if (this.#aborted || this.#settled || child.spec.generation < this.generation) return false;
     const why = exit.kind === "replacement-failed"
       ? exit.why
       : exit.wasReady
-      ? `worker ${child.spec.id} of generation ${this.generation} exited ${
-        Math.round(child.uptimeMs() - (child.readyAt! - child.startedAt))
-      } ms after it became ready, within the ${this.settings.settleMs} ms settle window`
+      ? `worker ${child.spec.id} of generation ${this.generation} exited ` +
+        whenExited(child, this.settings.settleMs)
       : `generation ${this.generation} failed`;
     const switched = this.#switchedAt !== undefined;
     const putBack = this.pool.holding();

@@ -236,7 +236,7 @@ Deno.test("rollout, rolling: after the canary settled, a later failure is retrie
   pool.of(2)[0].ready();
   step(1000);
   const second = pool.of(2).find((w) => w.state === "starting")!;
-  assert.equal(exit(second), true, "judged by the rollout: retried");
+  assert.equal(exit(second), false, "an ordinary failure, retried: not the rollout's to judge");
   assert.equal(step(), "running", "not aborted");
   const retry = pool.of(2).find((w) => w.state === "starting")!;
   retry.ready();

@@ -10,7 +10,7 @@ import { type Child, describeExit } from "../child/child.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
-import { formatMs, formatTail, lastWords } from "./describe.ts";
+import { formatMs, formatTail, lastWords, whenExited } from "./describe.ts";
 import { hintLine, summarizeError } from "./failures.ts";
 import {
   childRow,
@@ -211,9 +211,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     slot.current = slot.replacement;
     slot.replacement = undefined;
     slot.recycle = undefined;
-    if (!predecessor) return;
-    if (hold) this.#held.set(id, predecessor);
-    else this.#retiring.add(predecessor);
+    if (predecessor) this.#leave(id, predecessor, hold);
   }
 
   /**
@@ -227,8 +225,13 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     if (!current) return;
     slot.current = undefined;
     slot.recycle = undefined;
-    if (hold) this.#held.set(id, current);
-    else this.#retiring.add(current);
+    this.#leave(id, current, hold);
+  }
+
+  /** A worker out of service: held (it can be put back), or retiring (it drains at the next steer). */
+  #leave(id: number, child: Child, hold: boolean): void {
+    if (hold) this.#held.set(id, child);
+    else this.#retiring.add(child);
   }
 
   /** Tells `steer` the serving workers, then drains those retired meanwhile (in that order). */
@@ -285,12 +288,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
 
   /** Replacements not yet promoted are let go (a reload aborted, or stopping). */
   cancelReplacements(): void {
-    for (const slot of this.slots) {
-      if (!slot.replacement) continue;
-      this.#retiring.add(slot.replacement);
-      slot.replacement = undefined;
-    }
-    this.steer();
+    for (const slot of this.slots) this.cancelReplacement(slot.id);
   }
 
   /**
@@ -476,12 +474,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       slot.replacement = undefined;
       return {
         kind: "replacement-failed",
-        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why} ${
-          child.readyAt === undefined
-            ? "before it was ready"
-            : `${Math.round(child.uptimeMs() - (child.readyAt - child.startedAt))} ms after it ` +
-              `became ready, within the ${this.options.settle} ms settle window`
-        }${formatTail(child)}${hintLine(words)}`,
+        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why} ` +
+          `${whenExited(child, this.options.settle)}${formatTail(child)}${hintLine(words)}`,
         summary,
       };
     }
