@@ -23,13 +23,12 @@ const HINT = 'see "hotreload run --help"';
 const RESOLVED = new Set<string>(RESOLVED_KEYS);
 
 /**
- * How long a draining HTTP server keeps its connections, sending each request
- * that arrives on to the serving workers and answering with `Connection:
- * close`, before it stops accepting and closes what is left idle (see
- * forward.ts): without watching, and while watching, when old code must stop
- * answering at once (a Deno.serve app's requests are sent on, so none of them
- * meets old code; without steering, its listener takes new connections for
- * that long too, and sends them on as well).
+ * How long a draining HTTP server keeps the connections it has (its
+ * listener closed the moment it began to drain), sending each request that
+ * arrives on to the serving workers and answering with `Connection: close`,
+ * before it closes what is left idle (see forward.ts): without watching,
+ * and while watching, when old code must stop answering at once (a
+ * Deno.serve app's requests are sent on, so none of them meets old code).
  */
 const CLOSE_WINDOW_MS = 250;
 const CLOSE_WINDOW_WATCHING_MS = 100;

@@ -181,8 +181,8 @@ const TABLE = [
   {
     flag: "close-window",
     value: "<ms|auto>",
-    help: "how long a draining worker keeps its connections, sending each new request on to the " +
-      "serving workers (answered with Connection: close), before it stops accepting " +
+    help: "how long a draining worker keeps the connections it has, sending each new request on " +
+      "to the serving workers (answered with Connection: close), before it closes the idle ones " +
       "(auto: 100 while watching, else 250)",
     default: "auto",
     parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),

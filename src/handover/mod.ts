@@ -7,11 +7,10 @@
  *   queued when it closes go to a steered worker, whatever
  *   `net.ipv4.tcp_migrate_req` says. Needs CAP_BPF and CAP_NET_ADMIN (root
  *   has them) and pidfd_getfd on the workers.
- * - `kernel`: no program; `tcp_migrate_req=1` moves queued connections of a
- *   closing listener to the others. A connection the draining worker
- *   accepted but had not read yet is still closed.
- * - `none`: `tcp_migrate_req=0`: queued connections of a closing listener
- *   are reset.
+ * - `kernel`: no program; a draining worker closes its listener at once
+ *   (keeping the connections it accepted: runtime/pool_server.ts), and
+ *   `tcp_migrate_req=1` moves the connections queued on it to the others.
+ * - `none`: `tcp_migrate_req=0`: those queued connections are reset.
  *
  * `--handover auto` takes the first that works; a forced mode that cannot
  * work is a start-up error.
@@ -41,7 +40,7 @@ export interface Handover {
 
 const SUMMARIES: Record<HandoverMode, string> = {
   ebpf: "steered (eBPF): a draining worker gets no new connection; queued ones move on",
-  kernel: "kernel migration (tcp_migrate_req=1)",
+  kernel: "kernel migration (tcp_migrate_req=1): a draining worker's queued connections move on",
   none: "none: a few new connections per reload may be reset",
 };
 

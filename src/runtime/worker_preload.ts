@@ -22,6 +22,7 @@ import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
 import { forward, forwardNode, forwardOrigin } from "./forward.ts";
+import { canServe, poolServe, PoolServer } from "./pool_server.ts";
 
 const settings = childSettings<WorkerSettings>();
 
@@ -145,7 +146,10 @@ type ServeHandler = Deno.ServeHandler<Deno.NetAddr>;
 type ServeOptions = Record<string, unknown> & { handler?: ServeHandler };
 
 type AnyServe = (options: ServeOptions, handler: ServeHandler) => Deno.HttpServer;
+type AnyListen = (options: Record<string, unknown>) => Deno.Listener;
 const originalServe = Deno.serve as unknown as AnyServe;
+const originalListen = Deno.listen as unknown as AnyListen;
+const originalListenTls = Deno.listenTls as unknown as AnyListen;
 
 /** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
 function withConnectionClose(response: Response): Response {
@@ -190,7 +194,19 @@ function reportDraining(): void {
 let open = 0;
 /** False once the listeners are closed: a reload no longer waits for this worker. */
 let accepting = true;
-const requestDone = () => open--;
+/** Called when no request is open any more. */
+let whenNoneOpen: Array<() => void> = [];
+const requestDone = () => {
+  open--;
+  if (open > 0) return;
+  for (const resolve of whenNoneOpen) resolve();
+  whenNoneOpen = [];
+};
+
+/** Resolves once no request is open (a node server's close does not wait for keep-alive ones). */
+function noOpenRequests(): Promise<void> {
+  return open <= 0 ? Promise.resolve() : new Promise((resolve) => whenNoneOpen.push(resolve));
+}
 
 /**
  * Counts requests; once draining, sends each new one on to the serving
@@ -240,8 +256,25 @@ function serve(...args: unknown[]): Deno.HttpServer {
   withDefaultAddress(options);
   let server: Deno.HttpServer;
   const forwardTo = () => forwardOrigin(server.addr as Deno.NetAddr);
+  const served = drainAwareHandler(handler, forwardTo);
   try {
-    server = originalServe.call(Deno, options, drainAwareHandler(handler, forwardTo));
+    // A pool server can close its listener at a drain without dropping the
+    // connections it accepted (pool_server.ts); Deno's own serves the rest.
+    server = canServe(options)
+      ? poolServe(
+        {
+          ...options,
+          hostname: (options.hostname as string | undefined) ?? "0.0.0.0",
+          port: (options.port as number | undefined) ?? 8000,
+        } as Parameters<typeof poolServe>[0],
+        served,
+        (listenOptions) =>
+          (listenOptions.cert === undefined ? originalListen : originalListenTls).call(
+            Deno,
+            listenOptions,
+          ),
+      )
+      : originalServe.call(Deno, options, served);
   } catch (error) {
     reportBindError(error, options.port as number | undefined, options.hostname as string);
     throw fromCaller(error, serve);
@@ -302,9 +335,8 @@ function replace(name: "serve" | "listen" | "listenTls", value: unknown): void {
   });
 }
 
-type AnyListen = (options: Deno.TcpListenOptions) => Deno.Listener;
-replace("listen", wrapListen(Deno.listen as unknown as AnyListen));
-replace("listenTls", wrapListen(Deno.listenTls as unknown as AnyListen));
+replace("listen", wrapListen(originalListen));
+replace("listenTls", wrapListen(originalListenTls));
 replace("serve", serve);
 
 // ---- node:net servers (node:http, node:https, and every framework on them) -------------
@@ -335,6 +367,17 @@ async function drain(): Promise<void> {
   // The app learns at once, so a stream can send its last event and end cleanly.
   drainController.abort();
   reportDraining();
+  // Stop accepting at once: the kernel gives new connections to the other
+  // workers (and moves queued ones with tcp_migrate_req=1), while the
+  // connections this worker accepted are all still answered below. Deno's
+  // own server (pool_server.ts says when it is used) cannot do this part.
+  for (const listener of listeners) {
+    try {
+      listener.close();
+    } catch { /* already closed by the app */ }
+  }
+  for (const server of servers) if (server instanceof PoolServer) server.stopAccepting();
+  nodeServers.stopListening();
   if (servers.size + nodeServers.count() > 0 && settings.closeWindowMs > 0) {
     // Closing an idle keep-alive connection races with a client sending its
     // next request on it ("connection closed before message completed"). So
@@ -342,12 +385,7 @@ async function drain(): Promise<void> {
     // busy clients move to other workers on their own; only then shut down.
     await new Promise((resolve) => setTimeout(resolve, settings.closeWindowMs));
   }
-  for (const listener of listeners) {
-    try {
-      listener.close();
-    } catch { /* already closed by the app */ }
-  }
-  // shutdown() and close() stop accepting at once, then wait for open requests.
+  // Idle connections close now; open requests finish.
   const closing = Promise.allSettled([
     ...[...servers].map((server) => server.shutdown()),
     nodeServers.closeAll(),
@@ -355,6 +393,7 @@ async function drain(): Promise<void> {
   accepting = false;
   reportDraining();
   await closing;
+  await noOpenRequests();
   await runHooks(shutdownHooks);
   orphans.exit();
 }

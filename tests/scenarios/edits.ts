@@ -13,7 +13,7 @@ const { workers, clients, edits, fresh, handover } = JSON.parse(Deno.args[0]) as
   clients: number;
   edits: number;
   fresh: boolean;
-  handover: "ebpf" | "none";
+  handover: "ebpf" | "kernel" | "none";
 };
 const app = (version: number) => `Deno.serve(() => new Response("v${version}"));\n`;
 
