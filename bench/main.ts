@@ -2,11 +2,12 @@
  * `deno task bench [name...]`: runs the benchmarks one after another (each
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
- * startup, reload, throughput, watch, fix, saves, matrix; none means all. The throughput bench
+ * startup, reload, throughput, watch, fix, saves, matrix, graph; none means all. The throughput bench
  * needs wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
 import { benchFix } from "./fix.ts";
+import { benchGraph } from "./graph.ts";
 import { benchMatrix } from "./matrix.ts";
 import { benchReload } from "./reload.ts";
 import { benchSaves } from "./saves.ts";
@@ -20,6 +21,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   fix: benchFix,
   saves: () => benchSaves(),
   matrix: benchMatrix,
+  graph: benchGraph,
   watch: async () => {
     const { benchWatch, formatWatchBench } = await import("./watch.ts");
     return formatWatchBench(await benchWatch());

@@ -77,11 +77,38 @@ export interface Seen {
  * answer of that version is stale. Set `state` (trigger, version, firstNew:
  * Infinity) when new code is written.
  */
-export function versionedLoad(port: number, clients: number, fresh: boolean) {
+/**
+ * What the loads of one run share: the trigger being measured, the version
+ * it brings, and when any client (of any load) first got that version.
+ */
+export interface LoadState {
+  trigger: string;
+  running: boolean;
+  firstNew: number;
+  version: number;
+}
+
+export function loadState(): LoadState {
+  return { trigger: "start", running: true, firstNew: Infinity, version: 1 };
+}
+
+/**
+ * `clients` clients answered "v<n>", counting per trigger. An answer is stale
+ * when it carries an older version more than STALE_AFTER_MS after any client
+ * of any load sharing `state` got the new one (so keep-alive clients that
+ * keep getting old code are stale, whenever new-connection clients got new
+ * code). `latest` is the newest version this load has seen.
+ */
+export function versionedLoad(
+  port: number,
+  clients: number,
+  fresh: boolean,
+  state: LoadState = loadState(),
+) {
   const client = Deno.createHttpClient(fresh ? { poolMaxIdlePerHost: 0 } : {});
   const byTrigger: Record<string, Seen> = {};
-  const state = { trigger: "start", running: true, firstNew: Infinity, version: 1 };
   const seen = () => byTrigger[state.trigger] ??= { ok: 0, failed: [], stale: 0 };
+  const load = { state, byTrigger, latest: 0, stop };
   const loops = Array.from({ length: clients }, async () => {
     while (state.running) {
       try {
@@ -94,6 +121,7 @@ export function versionedLoad(port: number, clients: number, fresh: boolean) {
         }
         seen().ok++;
         const version = Number(body.slice(1));
+        load.latest = Math.max(load.latest, version);
         if (version === state.version && at < state.firstNew) state.firstNew = at;
         if (version < state.version && at > state.firstNew + STALE_AFTER_MS) seen().stale++;
       } catch (error) {
@@ -101,13 +129,10 @@ export function versionedLoad(port: number, clients: number, fresh: boolean) {
       }
     }
   });
-  return {
-    state,
-    byTrigger,
-    async stop() {
-      state.running = false;
-      await Promise.all(loops);
-      client.close();
-    },
-  };
+  async function stop() {
+    state.running = false;
+    await Promise.all(loops);
+    client.close();
+  }
+  return load;
 }

@@ -103,8 +103,10 @@ export class ManagedChild {
   lastSeenAt: number;
   /** While draining: requests still being answered, as last reported. */
   openRequests?: number;
-  /** The port a ready worker listens on (as it reported, or --port). */
+  /** The main port of a ready worker (its ready path's, as it reported, or --port). */
   port?: number;
+  /** Every port a worker's pool listeners are bound to, as it reported them. */
+  readonly ports = new Set<number>();
   /** False once a draining worker has closed its listeners. */
   accepting = true;
   /** The last lines the child printed, for crash reports. */
@@ -249,6 +251,17 @@ export class ManagedChild {
     this.state = "draining";
     this.drainStartedAt = this.#now();
     signalProcess(this.pid, this.spec.role === "worker" ? "SIGTERM" : "SIGINT");
+  }
+
+  /**
+   * A ready worker out of service but still listening (`held`: a
+   * predecessor held through a settle window, steered) sends every request
+   * on to the serving workers (SIGUSR2); `false` puts it back in service
+   * (SIGWINCH). Never SIGUSR1: it opens Deno's inspector.
+   */
+  hold(held: boolean): void {
+    if (this.state !== "ready" || this.spec.role !== "worker") return;
+    signalProcess(this.pid, held ? "SIGUSR2" : "SIGWINCH");
   }
 
   /** Ends the child and everything in its process group at once. */

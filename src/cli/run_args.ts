@@ -3,6 +3,7 @@
  * Deno flags may come before or after the entry, in any order; app arguments
  * only after `--`. Argument parsing proper is `node:util`'s parseArgs.
  */
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { DENO_LONG_FLAGS, denoFlagArity } from "../config/deno_flags.ts";
 import { nearest } from "../config/nearest.ts";
@@ -238,6 +239,9 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     denoFlags,
     appArgs: split.appArgs.length > 0 ? split.appArgs : file.args as string[] ?? [],
     watch,
+    workerDirs: ((values["worker-dir"] ?? file.workerDirs ?? []) as string[]).map((dir) =>
+      resolve(cwd, dir)
+    ),
     processes,
     help: false,
   };

@@ -197,6 +197,14 @@ const TABLE = [
     ...oneOf("handover", ["auto", "ebpf", "kernel", "none"] as const),
   },
   {
+    flag: "sticky",
+    help: "send every connection from one client address to the same worker while it serves, " +
+      "for long-polling transports (socket.io); needs steering (--handover ebpf)",
+    default: false,
+    parse: () => true,
+    check: (v, x, p) => v.bool(x, p),
+  },
+  {
     flag: "reload-batch",
     help: "workers replaced at once during a reload, after the first",
     default: 1,
@@ -230,6 +238,15 @@ const TABLE = [
         : v.list(x, p, "true, false or an array of paths", (y, q) => v.text(y, q, "a path")),
   },
   { flag: "no-watch", help: "do not watch files; reload only on SIGHUP or `reload`" },
+  {
+    flag: "worker-dir",
+    key: "workerDirs",
+    value: "<path>",
+    multiple: true,
+    help: "a directory whose files the workers load (a computed import() their module graph " +
+      "cannot see): a change there reloads the workers; repeatable",
+    check: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
+  },
   {
     flag: "ext",
     value: "<list>",
@@ -366,6 +383,7 @@ export const RESOLVED_KEYS = [
   "gitignore",
   "poll",
   "debounce",
+  "workerDirs",
 ] as const;
 
 /** The config-file key a setting sets (see {@link Setting.key}); undefined for a flag-only one. */
@@ -394,6 +412,8 @@ export type RunConfig = Omit<Merged, (typeof RESOLVED_KEYS)[number]> & {
   denoFlags: string[];
   appArgs: string[];
   watch: false | WatchConfig;
+  /** --worker-dir: directories whose files belong to the workers' module graph (absolute). */
+  workerDirs: string[];
   processes: ProcessConfig[];
   help: boolean;
 };

@@ -34,6 +34,8 @@ export interface StatusRow {
   requests: number | null;
   /** While draining: requests (streams included) still being answered, when known. */
   open: number | null;
+  /** The ports a worker listens on (every pool listener's), as it reported them. */
+  ports: number[] | null;
 }
 
 /** What `status` answers; `hotreload status --json` prints it (documented in the README). */
@@ -50,6 +52,11 @@ export interface StatusReport {
     workers: number;
     generation: number;
     watcher: "events" | "poll" | null;
+    /**
+     * Watching: the local files each child kind imports (its module graph),
+     * whether they are current, or null when they cannot be computed.
+     */
+    graphs?: { current: boolean; workers: number; processes: Record<string, number> } | null;
     /** How new connections avoid a draining worker (src/handover/). */
     handover: "ebpf" | "kernel" | "none" | null;
     reloading: boolean;

@@ -38,7 +38,7 @@ export class SteeringObjects {
   }
 
   /** Creates both maps and loads the program; throws an OsError naming the failed step. */
-  static create(linux: Linux): SteeringObjects {
+  static create(linux: Linux, sticky = false): SteeringObjects {
     const created: number[] = [];
     try {
       // Values are socket fds as u64 going in (the kernel keeps the socket itself).
@@ -52,7 +52,7 @@ export class SteeringObjects {
       created.push(listeners);
       const slots = createMap(linux, BPF_MAP_TYPE_ARRAY, 4, MAX_STEERED + 1, "slots");
       created.push(slots);
-      const prog = loadProgram(linux, listeners, slots);
+      const prog = loadProgram(linux, listeners, slots, sticky);
       return new SteeringObjects(linux, listeners, slots, prog);
     } catch (error) {
       for (const fd of created) linux.close(fd);
@@ -132,8 +132,13 @@ function createMap(
   return linux.bpf(`MAP_CREATE ${name}`, BPF_MAP_CREATE, attr);
 }
 
-function loadProgram(linux: Linux, listenersFd: number, slotsFd: number): number {
-  const insns = encode(steeringProgram(listenersFd, slotsFd));
+function loadProgram(
+  linux: Linux,
+  listenersFd: number,
+  slotsFd: number,
+  sticky: boolean,
+): number {
+  const insns = encode(steeringProgram(listenersFd, slotsFd, sticky));
   const license = new TextEncoder().encode("GPL\0");
   const licenseBytes = zeroed(license.length);
   licenseBytes.set(license);

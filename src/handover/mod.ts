@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { HotreloadError } from "../errors.ts";
+import { HotreloadError, UsageError } from "../errors.ts";
 import { log } from "../log/mod.ts";
 import { SteeringObjects } from "./bpf.ts";
 import { Linux } from "./linux.ts";
@@ -53,10 +53,26 @@ function passiveHandover(mode: Exclude<HandoverMode, "ebpf">): Handover {
  * The handover `setting` asks for, given `net.ipv4.tcp_migrate_req`
  * (undefined: unreadable). Throws a one-line error when a forced mode cannot work.
  */
-export function openHandover(setting: HandoverSetting, migrateReq: number | undefined): Handover {
+export function openHandover(
+  setting: HandoverSetting,
+  migrateReq: number | undefined,
+  sticky = false,
+): Handover {
+  if (sticky && (setting === "kernel" || setting === "none")) {
+    throw new UsageError(
+      `--sticky needs steering, and --handover ${setting} never steers: ` +
+        "drop --handover, or use --handover ebpf",
+    );
+  }
   if (setting === "auto" || setting === "ebpf") {
-    const steering = openSteering();
-    if (typeof steering !== "string") return steeredHandover(steering);
+    const steering = openSteering(sticky);
+    if (typeof steering !== "string") return steeredHandover(steering, sticky);
+    if (sticky) {
+      throw new HotreloadError(
+        `--sticky needs steering, which cannot work here: ${steering}; run as root or with the ` +
+          "capabilities CAP_BPF and CAP_NET_ADMIN (docs/handover.md), or drop --sticky",
+      );
+    }
     if (setting === "ebpf") {
       throw new HotreloadError(
         `--handover ebpf cannot work here: ${steering}; run as root or with the capabilities ` +
@@ -74,12 +90,12 @@ export function openHandover(setting: HandoverSetting, migrateReq: number | unde
 }
 
 /** Steering, or why it cannot work here (no libc, no permission, an old kernel). */
-function openSteering(): Steering | string {
+function openSteering(sticky: boolean): Steering | string {
   const linux = Linux.open();
   if (typeof linux === "string") return linux;
   let objects: SteeringObjects | undefined;
   try {
-    objects = SteeringObjects.create(linux);
+    objects = SteeringObjects.create(linux, sticky);
     // pidfd_getfd is refused by some seccomp profiles (Docker's, without
     // CAP_SYS_PTRACE): try it on ourselves, so it fails now and not at the first reload.
     const pidfd = linux.pidfdOpen(Deno.pid);
@@ -88,7 +104,7 @@ function openSteering(): Steering | string {
     } finally {
       linux.close(pidfd);
     }
-    return new Steering(linux, objects);
+    return new Steering(linux, objects, sticky);
   } catch (error) {
     objects?.close();
     linux.unload();
@@ -96,10 +112,10 @@ function openSteering(): Steering | string {
   }
 }
 
-function steeredHandover(steering: Steering): Handover {
+function steeredHandover(steering: Steering, sticky: boolean): Handover {
   return {
     mode: "ebpf",
-    summary: SUMMARIES.ebpf,
+    summary: sticky ? `${SUMMARIES.ebpf}; sticky: one client address, one worker` : SUMMARIES.ebpf,
     steer(workers) {
       let problem: string | undefined;
       try {

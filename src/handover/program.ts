@@ -21,6 +21,24 @@
  * return SK_PASS;
  * ```
  *
+ * With `--sticky`, the spread is by the client's address instead of the
+ * 4-tuple hash, so every connection from one address picks the same slot:
+ *
+ * ```c
+ * u32 h = ctx->hash;                           // (replaces the hash above)
+ * if (ctx->eth_protocol == htons(ETH_P_IP)) {  // the source address, from the IP header
+ *   u32 a; if (!bpf_skb_load_bytes_relative(ctx, 12, &a, 4, BPF_HDR_START_NET)) h = a;
+ * } else if (ctx->eth_protocol == htons(ETH_P_IPV6)) {
+ *   u32 a[4]; if (!bpf_skb_load_bytes_relative(ctx, 8, a, 16, BPF_HDR_START_NET))
+ *     h = a[0] ^ a[1] ^ a[2] ^ a[3];
+ * } else goto spread;                          // no packet (a queued connection moving on)
+ * h *= 0x9e3779b1; h ^= h >> 16;               // mix, so that "% n" sees every bit
+ * spread: ...
+ * ```
+ *
+ * The supervisor then fills the slots as a table of buckets that keep their
+ * worker while it serves (steering.ts).
+ *
  * It always returns SK_PASS: when no listener was selected, the kernel falls
  * back to its hash over every live listener of the group, so a wrong or empty
  * map is never worse than no program. Built by hand (no compiler on the
@@ -42,20 +60,29 @@ export interface Insn {
 const LD = 0x00, LDX = 0x01, STX = 0x03, ALU = 0x04, JMP = 0x05, ALU64 = 0x07;
 const W = 0x00, DW = 0x18, IMM = 0x00, MEM = 0x60;
 const K = 0x00, X = 0x08;
-const ADD = 0x00, MOD = 0x90, MOV = 0xb0;
-const JEQ = 0x10, CALL = 0x80, EXIT = 0x90;
+const ADD = 0x00, MUL = 0x20, RSH = 0x70, MOD = 0x90, XOR = 0xa0, MOV = 0xb0;
+const JA = 0x00, JEQ = 0x10, JNE = 0x50, CALL = 0x80, EXIT = 0x90;
 
 /** `src` of a 64-bit immediate load whose `imm` is a map's fd. */
 const PSEUDO_MAP_FD = 1;
 /** Helper ids (enum bpf_func_id). */
 export const HELPER_MAP_LOOKUP_ELEM = 1;
 export const HELPER_SK_SELECT_REUSEPORT = 82;
-/** Offset of `hash` in `struct sk_reuseport_md`. */
+export const HELPER_SKB_LOAD_BYTES_RELATIVE = 68;
+/** Offsets in `struct sk_reuseport_md`: `eth_protocol`, `hash`. */
+export const CTX_ETH_PROTOCOL = 20;
 export const CTX_HASH = 32;
+/** `skb->protocol` as the program reads it (big-endian ETH_P_IP, ETH_P_IPV6, on little-endian). */
+const ETH_P_IP_BE = 0x0008, ETH_P_IPV6_BE = 0xdd86;
+/** Offsets relative to the network header: the IPv4 and IPv6 source address. */
+const IPV4_SOURCE = 12, IPV6_SOURCE = 8;
+const BPF_HDR_START_NET = 1;
+/** The golden-ratio multiplier (as a signed 32-bit immediate). */
+const GOLDEN = 0x9e3779b1 | 0;
 /** Return value: use the selected listener, or, if none was, the kernel's own pick. */
 export const SK_PASS = 1;
 
-const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R6 = 6, R7 = 7, R8 = 8, R9 = 9, FP = 10;
+const R0 = 0, R1 = 1, R2 = 2, R3 = 3, R4 = 4, R5 = 5, R6 = 6, R7 = 7, R8 = 8, R9 = 9, FP = 10;
 
 const insn = (code: number, dst: number, src: number, off: number, imm: number): Insn => ({
   code,
@@ -70,6 +97,9 @@ const addImm = (dst: number, imm: number) => insn(ALU64 | ADD | K, dst, 0, 0, im
 const addImm32 = (dst: number, imm: number) => insn(ALU | ADD | K, dst, 0, 0, imm);
 const addReg32 = (dst: number, src: number) => insn(ALU | ADD | X, dst, src, 0, 0);
 const mod32 = (dst: number, src: number) => insn(ALU | MOD | X, dst, src, 0, 0);
+const mulImm32 = (dst: number, imm: number) => insn(ALU | MUL | K, dst, 0, 0, imm);
+const rshImm32 = (dst: number, imm: number) => insn(ALU | RSH | K, dst, 0, 0, imm);
+const xor32 = (dst: number, src: number) => insn(ALU | XOR | X, dst, src, 0, 0);
 const load32 = (dst: number, src: number, off: number) => insn(LDX | MEM | W, dst, src, off, 0);
 const store32 = (dst: number, off: number, src: number) => insn(STX | MEM | W, dst, src, off, 0);
 const jumpIfZero = (reg: number, off: number) => insn(JMP | JEQ | K, reg, 0, off, 0);
@@ -90,10 +120,21 @@ const lookupSlot = (slotsFd: number) => [
   call(HELPER_MAP_LOOKUP_ELEM),
 ];
 
-/** A jump to a label, resolved by {@link assemble}. */
-interface Jump {
-  ifZero: number;
-  to: string;
+/**
+ * A jump to a label, resolved by {@link assemble}: when `ifZero` is 0, when
+ * `ifNonZero` is not, when `reg` equals `imm` (`ifEqual`), or always.
+ */
+type Jump =
+  | { ifZero: number; to: string }
+  | { ifNonZero: number; to: string }
+  | { ifEqual: [reg: number, imm: number]; to: string }
+  | { always: true; to: string };
+
+function jump(line: Jump, offset: number): Insn {
+  if ("ifZero" in line) return jumpIfZero(line.ifZero, offset);
+  if ("ifNonZero" in line) return insn(JMP | JNE | K, line.ifNonZero, 0, offset, 0);
+  if ("ifEqual" in line) return insn(JMP | JEQ | K, line.ifEqual[0], 0, offset, line.ifEqual[1]);
+  return insn(JMP | JA, 0, 0, offset, 0);
 }
 type Line = Insn | Jump | string;
 
@@ -111,14 +152,62 @@ export function assemble(lines: Line[]): Insn[] {
     if ("to" in line) {
       const target = at.get(line.to);
       if (target === undefined) throw new Error(`no label ${line.to}`);
-      out.push(jumpIfZero(line.ifZero, target - (out.length + 1)));
+      out.push(jump(line, target - (out.length + 1)));
     } else out.push(line);
   }
   return out;
 }
 
-/** The program's instructions, for the two maps' file descriptors. */
-export function steeringProgram(listenersFd: number, slotsFd: number): Insn[] {
+/**
+ * `r8 = ` the client's address, mixed (see the comment at the top); r6 is
+ * ctx. Falls back to ctx->hash when there is no IP header to read.
+ */
+function sourceAddressHash(): Line[] {
+  const loadSource = (offset: number, bytes: number) => [
+    mov(R1, R6),
+    movImm(R2, offset),
+    mov(R3, FP),
+    addImm(R3, -24),
+    movImm(R4, bytes),
+    movImm(R5, BPF_HDR_START_NET),
+    call(HELPER_SKB_LOAD_BYTES_RELATIVE),
+    { ifNonZero: R0, to: "ctx hash" } as Jump,
+  ];
+  return [
+    load32(R1, R6, CTX_ETH_PROTOCOL),
+    { ifEqual: [R1, ETH_P_IP_BE], to: "ipv4" },
+    { ifEqual: [R1, ETH_P_IPV6_BE], to: "ipv6" },
+    { always: true, to: "ctx hash" },
+    "ipv4",
+    ...loadSource(IPV4_SOURCE, 4),
+    load32(R8, FP, -24),
+    { always: true, to: "mix" },
+    "ipv6",
+    ...loadSource(IPV6_SOURCE, 16),
+    load32(R8, FP, -24),
+    load32(R1, FP, -20),
+    xor32(R8, R1),
+    load32(R1, FP, -16),
+    xor32(R8, R1),
+    load32(R1, FP, -12),
+    xor32(R8, R1),
+    "mix",
+    mulImm32(R8, GOLDEN),
+    mov(R1, R8),
+    rshImm32(R1, 16),
+    xor32(R8, R1),
+    { always: true, to: "hashed" },
+    "ctx hash",
+    load32(R8, R6, CTX_HASH),
+    "hashed",
+  ];
+}
+
+/**
+ * The program's instructions, for the two maps' file descriptors; `sticky`:
+ * spread by the client's address (else by the connection's 4-tuple hash).
+ */
+export function steeringProgram(listenersFd: number, slotsFd: number, sticky = false): Insn[] {
   const pass = "pass";
   /** Selects the listener whose key is at slots[i + 1] (i in r8); on to `pass` once selected. */
   const tryPick = [
@@ -140,7 +229,7 @@ export function steeringProgram(listenersFd: number, slotsFd: number): Insn[] {
     { ifZero: R0, to: pass },
     load32(R7, R0, 0),
     { ifZero: R7, to: pass }, // nothing steered
-    load32(R8, R6, CTX_HASH),
+    ...(sticky ? sourceAddressHash() : [load32(R8, R6, CTX_HASH)]),
     mod32(R8, R7), // i = hash % n (n > 0 here)
     ...tryPick,
     addImm32(R8, 1), // a hole (the worker died; its socket left the map): the next one

@@ -25,6 +25,8 @@ export interface NodeServerHooks {
   ): void;
   /** A request arrived, before the app's own handler sees it. */
   onRequest(response: NodeResponse): void;
+  /** An HTTP/2 stream (a request, a gRPC call) arrived; it is open until its `close`. */
+  onStream(stream: NodeStream): void;
   /**
    * Draining: takes a request the app should not answer (sent on to the
    * serving workers) and returns true; `app` hands it to the app after all.
@@ -46,10 +48,27 @@ export interface NodeResponse {
   once(event: "close", listener: () => void): void;
 }
 
+/** An HTTP/2 stream, as far as a worker needs it. */
+export interface NodeStream {
+  once(event: "close", listener: () => void): void;
+}
+
+/** An HTTP/2 session (one client connection), as far as a worker needs it. */
+interface NodeSession {
+  closed: boolean;
+  /** Graceful: sends GOAWAY, lets the open streams finish, then closes. */
+  close(): void;
+  once(event: "close", listener: () => void): void;
+}
+
 /** The node servers of this worker. */
 export interface NodeServers {
   count(): number;
-  /** Stops accepting; the connections they have stay open. */
+  /**
+   * Stops accepting; the connections they have stay open. HTTP/2 clients
+   * get a GOAWAY at once: they open their next streams elsewhere, while the
+   * streams already here finish.
+   */
   stopListening(): void;
   /** Stops accepting, closes idle connections; resolves once every connection has ended. */
   closeAll(): Promise<void>;
@@ -61,7 +80,29 @@ interface NodeServer {
   close(callback?: (error?: Error) => void): void;
   closeIdleConnections?(): void;
   once(event: string, listener: (...args: unknown[]) => void): void;
+  on(event: string, listener: (...args: unknown[]) => void): void;
   prependListener(event: string, listener: (...args: unknown[]) => void): void;
+  listenerCount(event: string): number;
+}
+
+/** A socket a WebSocket upgrade took over from the HTTP server. */
+interface UpgradedSocket {
+  destroyed: boolean;
+  end(data: Uint8Array): void;
+  once(event: "close", listener: () => void): void;
+}
+
+/** A WebSocket close frame, code 1001 "going away" (unmasked, as a server sends it). */
+const GOING_AWAY = new Uint8Array([0x88, 0x02, 0x03, 0xe9]);
+
+/**
+ * An HTTP/2 server (node:http2, secure or not; grpc-js serves on one). It
+ * must never get a `request` listener: that switches on Node's
+ * compatibility layer, which then also answers every stream the app handles
+ * itself (grpc-js calls failed with "Received RST_STREAM with code 0").
+ */
+function isHttp2(server: NodeServer): boolean {
+  return typeof (server as { updateSettings?: unknown }).updateSettings === "function";
 }
 
 /** The normalized options listen() publishes, as far as we touch them. */
@@ -137,11 +178,45 @@ const relays = new WeakSet<object>();
 /** Subscribes to node:net's listen channel; returns this worker's node servers. */
 export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
   const servers = new Set<NodeServer>();
+  /** The HTTP/2 servers' open sessions. */
+  const sessions = new Set<NodeSession>();
+  /** The WebSockets the app upgraded (see trackUpgrades). */
+  const upgraded = new Set<UpgradedSocket>();
+  /** The servers told to stop listening, and when each has closed. */
+  const closed = new Map<NodeServer, Promise<void>>();
+
+  /**
+   * WebSockets the app upgraded (socket.io, ws): the HTTP server no longer
+   * sees them, so a draining worker ends them itself, after its close
+   * window, with a 1001 close as Deno.serve does: clients reconnect to a
+   * serving worker instead of talking to old code until --grace. Tracked
+   * only when the app listens for upgrades (a listener of our own would make
+   * the server accept upgrades it refused).
+   */
+  function trackUpgrades(server: NodeServer): void {
+    let tracking = false;
+    const track = () => {
+      if (tracking) return;
+      tracking = true;
+      server.prependListener("upgrade", (request, socket) => {
+        const headers = (request as { headers?: Record<string, string> }).headers;
+        if (headers?.upgrade?.toLowerCase() !== "websocket") return;
+        const upgradedSocket = socket as UpgradedSocket;
+        upgraded.add(upgradedSocket);
+        upgradedSocket.once("close", () => upgraded.delete(upgradedSocket));
+      });
+    };
+    if (server.listenerCount("upgrade") > 0) return track();
+    server.on("newListener", (event) => {
+      if (event === "upgrade") track();
+    });
+  }
 
   function adopt(server: NodeServer): void {
     if (servers.has(server)) return;
     servers.add(server);
     server.once("close", () => servers.delete(server));
+    trackUpgrades(server);
     server.once("listening", () => {
       const address = server.address();
       if (address === null || typeof address === "string") return;
@@ -151,6 +226,17 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
         http && http.length > 0 ? (path) => probe(server, path) : undefined,
       );
     });
+    if (isHttp2(server)) {
+      server.prependListener("stream", (stream) => hooks.onStream(stream as NodeStream));
+      server.prependListener("session", (session) => {
+        const http2Session = session as NodeSession;
+        sessions.add(http2Session);
+        http2Session.once("close", () => sessions.delete(http2Session));
+        // A session that opens while draining (accepted before the listener closed) goes too.
+        if (closed.size > 0) http2Session.close();
+      });
+      return;
+    }
     // Ahead of the app's own handler (a net server never emits "request").
     server.prependListener("request", (_request, response) => {
       hooks.onRequest(response as NodeResponse);
@@ -198,14 +284,13 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     },
   });
 
-  /** The servers told to stop listening, and when each has closed. */
-  const closed = new Map<NodeServer, Promise<void>>();
   const stopListening = () => {
     for (const server of servers) {
       if (closed.has(server)) continue;
       const close = listeningClose(server);
       closed.set(server, new Promise<void>((resolve) => close.call(server, () => resolve())));
     }
+    for (const session of sessions) if (!session.closed) session.close();
   };
   return {
     count: () => servers.size,
@@ -214,6 +299,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
       stopListening();
       // close() alone waits for idle keep-alive connections.
       for (const server of closed.keys()) server.closeIdleConnections?.();
+      for (const socket of upgraded) if (!socket.destroyed) socket.end(GOING_AWAY);
       return Promise.all(closed.values()).then(() => {});
     },
   };

@@ -24,6 +24,8 @@ export const FRAME_MARKER = "\u0000hotreload:";
 /** What a child reports to its supervisor. */
 export type ChildMessage =
   | { t: "ready"; via: "listen" | "app"; port?: number; hostname?: string }
+  /** A pool listener is bound: every one (the first included), once per port. */
+  | { t: "listening"; port: number; hostname?: string }
   | { t: "bind-error"; port?: number; hostname?: string; message: string }
   | { t: "restart-requested" }
   | { t: "requests"; served: number }
@@ -89,6 +91,7 @@ type Fields = Record<string, any>;
 /** What each child message must hold (a kind without an entry does not compile). */
 const SHAPES: Record<ChildMessage["t"], (m: Fields) => boolean> = {
   ready: (m) => (m.via === "listen" || m.via === "app") && isPort(m.port) && isHost(m.hostname),
+  listening: (m) => m.port !== undefined && isPort(m.port) && isHost(m.hostname),
   "bind-error": (m) => isText(m.message, 1000) && isPort(m.port) && isHost(m.hostname),
   "restart-requested": () => true,
   requests: (m) => Number.isSafeInteger(m.served) && m.served >= 0,
@@ -119,6 +122,11 @@ export interface WorkerSettings {
   port?: number;
   /** Address to bind when the app names none (`--host`). */
   host?: string;
+  /**
+   * The ports the serving workers listen on (else just `port`): a new worker
+   * is ready once it listens on every one again, or has listened for a while.
+   */
+  ports?: number[];
   /** Drain deadline used when the worker drains on its own (supervisor gone). */
   orphanGraceMs: number;
   /** How long a draining server keeps answering (with `Connection: close`) before it shuts down. */

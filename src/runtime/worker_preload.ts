@@ -46,6 +46,19 @@ const shutdownHooks: Array<() => unknown> = [];
 let readyMode: "listen" | "app" = "listen";
 let readySent = false;
 let draining = false;
+/**
+ * Out of service but still listening: a predecessor held through a
+ * reload's settle window (steered), which may yet be put back. Like a
+ * draining worker it sends every request on to the serving workers, so no
+ * client gets old code once new code serves. The supervisor says so with
+ * SIGUSR2, and SIGWINCH puts it back in service (never SIGUSR1: that opens
+ * Deno's inspector).
+ */
+let held = false;
+Deno.addSignalListener("SIGUSR2", () => held = true);
+Deno.addSignalListener("SIGWINCH", () => held = false);
+/** True while requests should go to the serving workers: draining or held. */
+const outOfService = () => draining || held;
 
 /**
  * How long a worker that listens, but whose entry has not finished (its top
@@ -59,32 +72,57 @@ const STARTED_AFTER_MS = 500;
 /** What a GET of the ready path answered. */
 type Probe = (path: string) => Promise<{ status: number; body: string }>;
 
-/** The first listener bound, and how to ask its handler, until the worker is ready. */
+/** The listener the ready path is asked of (the main port's, else the first), until ready. */
 let bound: { addr: Deno.NetAddr; probe?: Probe } | undefined;
 /** True once the entry and its top-level awaits have finished without an error. */
 let entryFinished = false;
 /** True once the entry is known to have failed (the worker is about to exit). */
 let entryFailed = false;
+/** True once the first listener has been bound for STARTED_AFTER_MS. */
+let listenedLongEnough = false;
+/** Every port this worker's pool listeners are bound to. */
+const ports = new Set<number>();
+/** The ports to be bound before ready: the serving workers' (else the main port). */
+const expectedPorts = settings.ports ?? (settings.port === undefined ? [] : [settings.port]);
 
 /**
- * The first bound listener makes the worker ready once the entry finished
- * (or it stayed up STARTED_AFTER_MS); with --ready-path, only once a GET of
- * that path, answered by this very worker (`probe` calls its own handler,
- * never the shared port), returns 2xx. A worker whose path does not answer
- * 2xx within --ready-timeout says why in one line and exits 1: the
- * supervisor treats it as a failed start (a reload is aborted).
+ * Every pool listener is reported (the supervisor shares, steers and checks
+ * each port). The worker is ready once its entry finished and it listens on
+ * every expected port, or once its first listener has been bound for
+ * STARTED_AFTER_MS (an entry that awaits its own server; an app that no
+ * longer binds a port, or ignores --port: the supervisor says so); with
+ * --ready-path, only once a GET of that path, answered by this very worker
+ * (`probe` calls its own handler, never the shared port), returns 2xx. A
+ * worker whose path does not answer 2xx within --ready-timeout says why in
+ * one line and exits 1: the supervisor treats it as a failed start (a
+ * reload is aborted).
  */
 function announceListening(addr: Deno.Addr, probe?: Probe): void {
-  if (bound || readySent || readyMode !== "listen") return;
-  bound = { addr: addr as Deno.NetAddr, probe };
-  if (entryFinished) return announceReady();
-  // An unref'd timer: it must not keep a worker alive whose servers are gone.
-  Deno.unrefTimer(setTimeout(announceReady, STARTED_AFTER_MS));
+  const netAddr = addr as Deno.NetAddr;
+  if (!ports.has(netAddr.port)) {
+    ports.add(netAddr.port);
+    tell({ t: "listening", port: netAddr.port, hostname: netAddr.hostname });
+  }
+  if (readySent || readyMode !== "listen") return;
+  const first = bound === undefined;
+  if (first || (netAddr.port === settings.port && bound!.addr.port !== settings.port)) {
+    bound = { addr: netAddr, probe };
+  }
+  if (first) {
+    // An unref'd timer: it must not keep a worker alive whose servers are gone.
+    Deno.unrefTimer(setTimeout(() => {
+      listenedLongEnough = true;
+      announceReady();
+    }, STARTED_AFTER_MS));
+  }
+  announceReady();
 }
 
-/** Says ready (after the --ready-path check), once, when a listener is bound. */
+/** Says ready (after the --ready-path check), once, when the conditions above hold. */
 function announceReady(): void {
   if (!bound || readySent || entryFailed || readyMode !== "listen") return;
+  const started = entryFinished && expectedPorts.every((port) => ports.has(port));
+  if (!started && !listenedLongEnough) return;
   readySent = true;
   const { addr, probe } = bound;
   const ready = () => tell({ t: "ready", via: "listen", port: addr.port, hostname: addr.hostname });
@@ -219,7 +257,7 @@ function drainAwareHandler(
 ): ServeHandler {
   const answer = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
     const response = handler(request, info);
-    if (!draining) return response;
+    if (!outOfService()) return response;
     return response instanceof Response
       ? withConnectionClose(response)
       : response.then(withConnectionClose);
@@ -231,7 +269,7 @@ function drainAwareHandler(
       open++;
       completed.then(requestDone, requestDone);
     }
-    const to = draining ? origin() : undefined;
+    const to = outOfService() ? origin() : undefined;
     if (to === undefined) return answer(request, info);
     return forward(request, to).then(({ response, request }) => response ?? answer(request, info));
   };
@@ -350,11 +388,16 @@ const nodeServers = watchNodeServers({
     open++;
     response.once("close", requestDone);
     // Once draining, ask the client to reconnect elsewhere.
-    if (draining && !response.headersSent) response.setHeader("connection", "close");
+    if (outOfService() && !response.headersSent) response.setHeader("connection", "close");
+  },
+  onStream(stream) {
+    countRequest();
+    open++;
+    stream.once("close", requestDone);
   },
   onBindError: (port, hostname, message) => tell({ t: "bind-error", port, hostname, message }),
   takeRequest(request, response, app, address) {
-    const to = draining ? forwardOrigin(address) : undefined;
+    const to = outOfService() ? forwardOrigin(address) : undefined;
     return to !== undefined && forwardNode(request as never, response as never, to, app);
   },
 });

@@ -17,6 +17,8 @@ export type WorkerLaunch = Omit<RunConfig, "watch"> & {
   runtimeBase: string;
   /** The deno executable (resolved). */
   deno: string;
+  /** The ports the serving workers listen on, for a new worker's readiness. */
+  ports?: number[];
 };
 
 /** How long an orphaned child (supervisor gone) may drain before it exits on its own. */
@@ -43,6 +45,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     generation,
     workers: launch.workers,
     port: launch.port,
+    ports: launch.ports,
     host: launch.host,
     heartbeatMs: heartbeatMs(launch),
     readyPath: launch.readyPath,

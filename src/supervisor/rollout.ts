@@ -25,6 +25,8 @@ export interface ReloadRequest {
   files: string[];
   workers: boolean;
   processes: boolean;
+  /** With `processes`: only these (by name); undefined: every process that reloads with the code. */
+  processNames?: string[];
   /** Called with the outcome (the control socket's `reload` waits on it). */
   reply?: (reply: ControlReply) => void;
 }
@@ -47,7 +49,7 @@ export interface RolloutPool {
 /** What the rollout drives among the custom processes. */
 export interface RolloutProcesses {
   /** Queues the restart of the processes that reload with the code. */
-  queueReloads(): void;
+  queueReloads(names?: string[]): void;
   restarting(): boolean;
 }
 
@@ -109,7 +111,7 @@ export class Rollout {
     }
     if (this.request.processes && !this.#processesQueued) {
       this.#processesQueued = true;
-      this.processes.queueReloads();
+      this.processes.queueReloads(this.request.processNames);
     }
     return this.processes.restarting() ? RUNNING : { state: "done" };
   }
@@ -283,6 +285,7 @@ export class Rollout {
       files: [...new Set([...(previous?.files ?? []), ...request.files])].sort(),
       workers: (previous?.workers ?? false) || request.workers,
       processes: (previous?.processes ?? false) || request.processes,
+      processNames: mergeNames(previous, request),
       reply: waiters.length === 0 ? undefined : (reply) => waiters.forEach((w) => w(reply)),
     };
   }
@@ -338,4 +341,11 @@ export function describeChanges(files: string[], verb = ""): string {
   const more = files.length > 5 ? `, and ${files.length - 5} more` : "";
   const noun = files.length === 1 ? "file" : "files";
   return `${files.length} ${noun}${verb ? ` ${verb}` : ""}: ${shown}${more}`;
+}
+
+/** The processes two requests reload together: undefined (all) when either reloads all. */
+function mergeNames(a: ReloadRequest | undefined, b: ReloadRequest): string[] | undefined {
+  const all = [a, b].some((r) => r?.processes && r.processNames === undefined);
+  if (all) return undefined;
+  return [...new Set([...(a?.processNames ?? []), ...(b.processNames ?? [])])];
 }

@@ -178,6 +178,7 @@ export function childRow(
     cpuPercent: sample ? Math.round(sample.cpuPercent * 10) / 10 : null,
     requests: role === "worker" ? child.requestsServed : null,
     open: child.state === "draining" ? child.openRequests ?? null : null,
+    ports: role === "worker" ? [...child.ports].sort((a, b) => a - b) : null,
   };
 }
 
@@ -200,6 +201,7 @@ export function emptyRow(
     cpuPercent: null,
     requests: null,
     open: null,
+    ports: null,
   };
 }
 

@@ -53,6 +53,12 @@ const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
 /** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
 const SAMPLES_OVER_LIMIT = 2;
 
+/** The ports a worker serves: those it reported listening on, else its main port. */
+function portsOf(child: Child): number[] {
+  if (child.ports.size > 0) return [...child.ports];
+  return child.port === undefined ? [] : [child.port];
+}
+
 export class Supervisor {
   readonly #options: SupervisorOptions;
   readonly #world: World;
@@ -73,6 +79,8 @@ export class Supervisor {
   #lastReload?: StatusReport["supervisor"]["lastReload"];
   /** The ports workers have bound (status shows them). */
   readonly #boundPorts = new Set<number>();
+  /** True once the "app ignores --port" warning was given. */
+  #saidWrongPort = false;
   /** The newest generation whose failure to start has been said. */
   #waitingSaid = 0;
   readonly #metrics = new Metrics();
@@ -96,7 +104,7 @@ export class Supervisor {
       ...seam,
       // Called before any worker drains: it leaves the steered set first.
       steer: (serving) =>
-        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, port: c.port }))),
+        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
     });
     this.#processes = new ProcessSet({ ...options, ...seam });
   }
@@ -138,12 +146,7 @@ export class Supervisor {
       case "signal":
         return this.#onSignal(event.signal);
       case "changes":
-        return this.#requestReload({
-          reason: "change",
-          files: event.batch.changes.map((change) => change.path),
-          workers: true,
-          processes: true,
-        });
+        return this.#onChanges(event.batch.changes.map((change) => change.path));
       case "control":
         return this.#onControl(event.request, event.reply);
       case "reload":
@@ -157,6 +160,7 @@ export class Supervisor {
       if (message.t === "restart-requested") this.#processes.onRestartRequested(child);
       return;
     }
+    if (message.t === "listening") this.#onWorkerListening(child, message.port);
     if (message.t === "ready") this.#onWorkerReady(child, message.port);
     if (message.t === "bind-error") this.#onBindError(child, message.port, message.message);
     if (message.t === "requests") child.requestsServed = message.served;
@@ -171,7 +175,7 @@ export class Supervisor {
     if (child.state !== "starting") return;
     child.port = port ?? this.#options.port;
     this.#workers.onReady(child);
-    if (port !== undefined) this.#checkPort(child, port);
+    this.#checkMainPort(child);
     if (this.#rollout && this.#rollout.request.workers) {
       const ready = this.#workers.readyOf(this.#rollout.generation);
       this.#notify(
@@ -189,30 +193,24 @@ export class Supervisor {
       log.info("supervisor.ready", `${this.#workers.desired} worker(s) ready in ${ms} ms`, {
         role: "supervisor",
       });
+      void this.#connection?.graphs?.refresh();
     }
   }
 
   /**
-   * Ports are the pool's: with --port, a worker that binds another port is
-   * named at once (the app ignores --port); without it, the first port a
-   * worker binds must not be shared with an app that is not ours, which
-   * reusePort would silently let the kernel split traffic with.
+   * Every port a worker listens on is the pool's: shared (reusePort), in
+   * status, steered (one group per port), drained. The first time a port is
+   * seen, it must not be shared with an app that is not ours, which
+   * reusePort would silently let the kernel split traffic with (--port was
+   * checked at start).
    */
-  #checkPort(child: Child, port: number): void {
+  #onWorkerListening(child: Child, port: number): void {
+    child.ports.add(port);
+    // A serving worker that opens another port: steer that port too.
+    if (child.state === "ready") this.#workers.steer();
     if (this.#boundPorts.has(port)) return;
     this.#boundPorts.add(port);
-    const wanted = this.#options.port;
-    const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid, port };
-    if (wanted !== undefined) {
-      if (port === wanted) return;
-      log.warn(
-        "worker.wrong-port",
-        `worker ${child.spec.id} listens on port ${port}, not on --port ${wanted}: the app ignores ` +
-          `--port; read PORT in the app (Deno.env.get("PORT"), process.env.PORT), or drop --port`,
-        fields,
-      );
-      return;
-    }
+    if (port === this.#options.port) return;
     const ours = new Set([Deno.pid, ...this.#workers.children().map((c) => c.pid)]);
     const other = foreignListener(port, (pid, pgid) => ours.has(pid) || ours.has(pgid));
     if (!other) return;
@@ -223,10 +221,25 @@ export class Supervisor {
       "worker.foreign-listener",
       `port ${port} is already served by another process (${who}); with reusePort the kernel ` +
         `would split the traffic between both apps: stop it, or give this app another port (--port)`,
-      fields,
+      { role: "worker" as const, id: child.spec.id, pid: child.pid, port },
     );
     this.#exitCode = 1;
     this.#beginStop(true);
+  }
+
+  /** With --port, a ready worker that never bound it is named, once (the app ignores --port). */
+  #checkMainPort(child: Child): void {
+    const wanted = this.#options.port;
+    if (wanted === undefined || child.ports.size === 0 || child.ports.has(wanted)) return;
+    if (this.#saidWrongPort) return;
+    this.#saidWrongPort = true;
+    const listened = [...child.ports].sort((a, b) => a - b).join(", ");
+    log.warn(
+      "worker.wrong-port",
+      `worker ${child.spec.id} listens on port ${listened}, not on --port ${wanted}: the app ignores ` +
+        `--port; read PORT in the app (Deno.env.get("PORT"), process.env.PORT), or drop --port`,
+      { role: "worker", id: child.spec.id, pid: child.pid, port: [...child.ports][0] },
+    );
   }
 
   #onBindError(child: Child, port: number | undefined, message: string): void {
@@ -381,6 +394,7 @@ export class Supervisor {
         workers: this.#workers.desired,
         generation: this.#generation,
         watcher: this.#connection?.watcher?.backend ?? null,
+        graphs: this.#connection?.graphs?.describe() ?? null,
         handover: this.#connection?.handover.mode ?? null,
         reloading: this.#rollout !== undefined,
         lastReload: this.#lastReload ?? null,
@@ -441,6 +455,31 @@ export class Supervisor {
 
   // ---- Rolling reload --------------------------------------------------------------
 
+  /**
+   * A change reloads the children whose module graph holds a changed file
+   * (module_graph.ts): the workers, some processes, everything, or nothing.
+   */
+  #onChanges(files: string[]): void {
+    const scope = this.#connection?.graphs?.scope(files) ?? { kind: "everything" };
+    if (scope.kind === "nothing") {
+      log.info(
+        "reload.skipped",
+        `${describeChanges(files, "changed")}: not imported by the app or any process; ` +
+          "nothing to reload",
+        { role: "supervisor", files },
+      );
+      return;
+    }
+    const everything = scope.kind === "everything";
+    this.#requestReload({
+      reason: "change",
+      files,
+      workers: everything || scope.workers,
+      processes: everything || scope.processes.length > 0,
+      processNames: everything ? undefined : scope.processes,
+    });
+  }
+
   #requestReload(request: ReloadRequest): void {
     if (this.#phase === "stopping" || this.#phase === "stopped") {
       request.reply?.({ ok: false, error: "the instance is stopping", kind: "failure" });
@@ -471,13 +510,18 @@ export class Supervisor {
       return;
     }
     this.#generation++;
+    // The reload's files may change what imports what: the graphs wait for their refresh.
+    if (request.files.length > 0) this.#connection?.graphs?.invalidate();
     this.#rollout = new Rollout(
       this.#generation,
       request,
       this.#world.clock.now(),
       this.#workers,
       {
-        queueReloads: () => this.#processes.queueRestart((config) => config.reload),
+        queueReloads: (names) =>
+          this.#processes.queueRestart((config) =>
+            config.reload && (names === undefined || names.includes(config.name))
+          ),
         restarting: () => this.#processes.restarting(),
       },
       {
@@ -571,6 +615,8 @@ export class Supervisor {
       at: new Date().toISOString(),
     };
     if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
+    // Off the critical path: the new code may import other files now.
+    else void this.#connection?.graphs?.refresh();
   }
 
   // ---- Stopping ----------------------------------------------------------------------

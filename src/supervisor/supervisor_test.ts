@@ -62,6 +62,8 @@ class FakeChild implements Child {
   lastSeenAt: number;
   openRequests?: number;
   accepting = true;
+  port?: number;
+  readonly ports = new Set<number>();
   readonly tail = new LineTail(15);
 
   constructor(
@@ -96,6 +98,8 @@ class FakeChild implements Child {
 
   releaseOutput(): void {}
 
+  hold(): void {}
+
   drain(): void {
     if (this.state === "exited" || this.state === "draining") return;
     if (this.world.steered.includes(this.pid)) this.world.drainedWhileSteered.push(this.pid);
@@ -116,6 +120,7 @@ class FakeChild implements Child {
   /** The app says it listens. */
   ready(): void {
     this.lastSeenAt = this.world.clock.now();
+    this.listener.message(this, { t: "listening", port: 8000 });
     this.listener.message(this, { t: "ready", via: "listen", port: 8000 });
   }
 
@@ -191,6 +196,8 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     spares: 0,
     oneStepSwitch: false,
     handover: "auto",
+    workerDirs: [],
+    sticky: false,
     reloadBatch: 1,
     processes: [],
     memoryCheckInterval: 5000,

@@ -42,21 +42,30 @@ function flagName(token: string): string {
   return token.replace(/^--?/, "").split("=")[0];
 }
 
-/** The `deno check` arguments for `entry`, or undefined when `--check` was not given. */
-export function checkArguments(denoFlags: string[], entry: string): string[] | undefined {
-  const check = denoFlags.find((flag) => flag === "--check" || flag.startsWith("--check="));
-  if (!check) return undefined;
-  const args = check === "--check=all" ? ["--all"] : [];
+/**
+ * The tokens of `denoFlags` whose names are in `names` (or start with
+ * `unstable-`), each with its value when that comes as the next token.
+ */
+export function resolutionFlags(denoFlags: string[], names: ReadonlySet<string>): string[] {
+  const args: string[] = [];
   for (let i = 0; i < denoFlags.length; i++) {
     const token = denoFlags[i];
     const name = flagName(token);
-    if (!CHECK_FLAGS.has(name) && !name.startsWith("unstable-")) continue;
+    if (!names.has(name) && !name.startsWith("unstable-")) continue;
     args.push(token);
     const separateValue = denoFlagArity(token) === "required" && !token.includes("=") &&
       !/^-[A-Za-z].+/.test(token);
     if (separateValue && i + 1 < denoFlags.length) args.push(denoFlags[++i]);
   }
-  return [...args, entry];
+  return args;
+}
+
+/** The `deno check` arguments for `entry`, or undefined when `--check` was not given. */
+export function checkArguments(denoFlags: string[], entry: string): string[] | undefined {
+  const check = denoFlags.find((flag) => flag === "--check" || flag.startsWith("--check="));
+  if (!check) return undefined;
+  const args = check === "--check=all" ? ["--all"] : [];
+  return [...args, ...resolutionFlags(denoFlags, CHECK_FLAGS), entry];
 }
 
 // $0 is deno, "$@" the `deno run` arguments; the check arguments come one per

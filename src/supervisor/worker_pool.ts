@@ -78,6 +78,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #stoppingSpares = new Set<Child>();
   #desiredSpares: number;
   #spareRetryAt = 0;
+  /** Held predecessors already told to send their requests on. */
+  readonly #toldHeld = new WeakSet<Child>();
   /** The serving workers' pids, as last told to `steer`. */
   #steered = "";
   /** The signature of the last error shown in full, by any slot. */
@@ -234,9 +236,18 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     else this.#retiring.add(child);
   }
 
-  /** Tells `steer` the serving workers, then drains those retired meanwhile (in that order). */
+  /**
+   * Tells `steer` the serving workers, then tells held predecessors to send
+   * their requests on, and drains those retired meanwhile (in that order:
+   * nothing is sent on to a worker that is still steered to).
+   */
   steer(): void {
     this.#steer();
+    for (const child of this.#held.values()) {
+      if (this.#toldHeld.has(child)) continue;
+      this.#toldHeld.add(child);
+      child.hold(true);
+    }
     for (const child of this.#retiring) {
       if (child.killedAt !== undefined || (child.state !== "ready" && child.state !== "starting")) {
         continue;
@@ -272,6 +283,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       }
       if (slot.current) this.#retiring.add(slot.current);
       slot.current = predecessor;
+      predecessor.hold(false);
+      this.#toldHeld.delete(predecessor);
     }
     this.#held.clear();
     this.cancelReplacements();
@@ -518,7 +531,12 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
    */
   #spawn(slot: WorkerSlot, generation: number): Child | undefined {
     slot.triedGeneration = Math.max(slot.triedGeneration, generation);
-    const launch = { ...this.options, workers: this.desired };
+    const ports = [...new Set(this.serving().flatMap((child) => [...child.ports]))];
+    const launch = {
+      ...this.options,
+      workers: this.desired,
+      ports: ports.length ? ports : undefined,
+    };
     const spec = workerSpec(launch, slot.id, generation);
     const spare = this.#spares.shift();
     if (spare) {
@@ -566,7 +584,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   /** Tells `steer` the serving workers, when they changed. */
   #steer(): void {
     const serving = this.serving();
-    const pids = serving.map((child) => child.pid).join(",");
+    // Ports count too: a serving worker that opens another port is steered there.
+    const pids = serving.map((child) => `${child.pid}:${[...child.ports].join("+")}`).join(",");
     if (pids === this.#steered) return;
     this.#steered = pids;
     this.options.steer?.(serving);

@@ -16,6 +16,8 @@ import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
+import { ModuleGraphs } from "./module_graph.ts";
+import { log } from "../log/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
 
 /** What the outside world tells the supervisor. */
@@ -36,6 +38,8 @@ export interface Connection {
   watcher?: { backend: "events" | "poll"; fallbackReason?: string };
   /** Who takes new connections while a worker drains (src/handover/). */
   handover: Handover;
+  /** Which child runs which files (module_graph.ts); undefined when not watching. */
+  graphs?: Pick<ModuleGraphs, "refresh" | "invalidate" | "scope" | "describe">;
   close(): Promise<void>;
 }
 
@@ -65,10 +69,14 @@ export const HANDLED_SIGNALS: Deno.Signal[] = [
 
 /** The real world: processes, signals, inotify or polling, a unix socket. */
 export function realWorld(
-  options: Pick<RunConfig, "metrics" | "handover"> & {
-    instanceDir: string;
-    watch?: Omit<WatchOptions, "onBatch">;
-  },
+  options:
+    & Pick<RunConfig, "metrics" | "handover" | "sticky" | "entry" | "cwd" | "denoFlags">
+    & Pick<RunConfig, "processes" | "workerDirs">
+    & {
+      deno: string;
+      instanceDir: string;
+      watch?: Omit<WatchOptions, "onBatch">;
+    },
 ): World {
   return {
     clock: REAL_CLOCK,
@@ -76,7 +84,7 @@ export function realWorld(
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
     async connect(inbox) {
       // First: a forced handover that cannot work is a start-up error, before anything starts.
-      const handover = openHandover(options.handover, readTcpMigrateReq());
+      const handover = openHandover(options.handover, readTcpMigrateReq(), options.sticky);
       let watcher: Watcher | undefined;
       if (options.watch) {
         // Loaded only when watching, so `--no-watch` production runs never pay for it.
@@ -99,6 +107,7 @@ export function realWorld(
       return {
         watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
         handover,
+        graphs: watcher && moduleGraphs(options),
         async close() {
           handover.close();
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
@@ -109,4 +118,31 @@ export function realWorld(
       };
     },
   };
+}
+
+/** The module graphs of the workers' and each custom process's entry. */
+function moduleGraphs(
+  options: Pick<RunConfig, "entry" | "cwd" | "denoFlags" | "processes" | "workerDirs"> & {
+    deno: string;
+  },
+): ModuleGraphs {
+  return new ModuleGraphs({
+    deno: options.deno,
+    cwd: options.cwd,
+    entries: {
+      workers: { entry: options.entry, denoFlags: options.denoFlags },
+      processes: options.processes.map((process) => ({
+        name: process.name,
+        entry: process.entry,
+        denoFlags: process.permissions ?? options.denoFlags,
+      })),
+    },
+    workerDirs: options.workerDirs,
+    onUnavailable: (why) =>
+      log.warn(
+        "watch.no-graph",
+        `cannot tell which child imports which file (${why}): every change reloads everything`,
+        { role: "supervisor" },
+      ),
+  });
 }

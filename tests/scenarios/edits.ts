@@ -6,7 +6,7 @@
  * namespace (tests/netns.ts); prints JSON on its last line.
  */
 import { freePort, Hotreload, makeProject, runCli, waitFor, watchingArgs } from "../helpers.ts";
-import { versionedLoad } from "../load.ts";
+import { loadState, versionedLoad } from "../load.ts";
 
 const { workers, clients, edits, fresh, handover } = JSON.parse(Deno.args[0]) as {
   workers: number;
@@ -25,18 +25,22 @@ const run = new Hotreload(
 );
 try {
   await run.waitForReady(workers);
-  const load = versionedLoad(port, clients, fresh);
+  // A new-connection prober shares the state: an answer is stale against the
+  // first new answer anyone got, not just these clients (not counted itself).
+  const state = loadState();
+  const load = versionedLoad(port, clients, fresh, state);
+  const prober = versionedLoad(port, 1, true, state);
   await new Promise((resolve) => setTimeout(resolve, 300));
   for (let version = 2; version <= edits + 1; version++) {
-    Object.assign(load.state, { trigger: "edits", version, firstNew: Infinity });
+    Object.assign(state, { trigger: "edits", version, firstNew: Infinity });
     await Deno.writeTextFile(`${dir}/main.ts`, app(version));
-    await waitFor(() => load.state.firstNew < Infinity, `v${version} answered`);
+    await waitFor(() => load.latest >= version, `v${version} answered`);
     await waitFor(async () => {
       const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
       return !status.supervisor.reloading;
     }, `the reload to v${version} done`);
   }
-  await load.stop();
+  await Promise.all([load.stop(), prober.stop()]);
   const steered = run.output.has("handover: steered (eBPF)");
   console.log(JSON.stringify({ steered, ...load.byTrigger.edits }));
 } finally {

@@ -8,7 +8,7 @@
  * Runs in a network namespace (tests/netns.ts); prints JSON on its last line.
  */
 import { freePort, Hotreload, makeProject, runCli, waitFor, watchingArgs } from "../helpers.ts";
-import { versionedLoad } from "../load.ts";
+import { loadState, versionedLoad } from "../load.ts";
 
 const { switch: switchMode, handover } = JSON.parse(Deno.args[0]) as {
   switch: "all" | "rolling";
@@ -47,24 +47,26 @@ const run = new Hotreload(
 const result: Record<string, unknown> = { switch: switchMode, handover };
 try {
   await run.waitForReady(WORKERS);
-  const keepAlive = versionedLoad(port, CLIENTS, false);
-  const fresh = versionedLoad(port, CLIENTS, true);
+  // One state: an answer is stale against the first new answer of either kind of client.
+  const state = loadState();
+  const keepAlive = versionedLoad(port, CLIENTS, false, state);
+  const fresh = versionedLoad(port, CLIENTS, true, state);
   const both = [keepAlive, fresh];
   let version = 1;
   /** Writes the next version; `how` makes it go live. */
   const newCode = async (trigger: string, how: () => Promise<void>) => {
     version++;
     await Deno.writeTextFile(`${dir}/main.ts`, app(version));
-    for (const l of both) Object.assign(l.state, { trigger, version, firstNew: Infinity });
+    Object.assign(state, { trigger, version, firstNew: Infinity });
     await how();
     await waitFor(
-      () => both.every((l) => l.state.firstNew < Infinity),
+      () => both.every((l) => l.latest >= version),
       () => `v${version} answered\n${run.output.text()}`,
     );
     await waitFor(() => settled(dir, WORKERS), `the reload to v${version} done`);
   };
   const sameCode = async (trigger: string, how: () => Promise<void>, n = WORKERS) => {
-    for (const l of both) l.state.trigger = trigger;
+    state.trigger = trigger;
     await how();
     await waitFor(() => settled(dir, n), `${trigger} done`);
   };
@@ -100,7 +102,7 @@ try {
   await sameCode("scale-down", async () => {
     await runCli(["scale", String(WORKERS)], dir);
   });
-  for (const l of both) l.state.trigger = "after";
+  state.trigger = "after";
   await new Promise((resolve) => setTimeout(resolve, 300));
   await Promise.all(both.map((l) => l.stop()));
   result.keepAlive = keepAlive.byTrigger;

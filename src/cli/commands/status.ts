@@ -39,13 +39,22 @@ const COLUMNS: Array<[string, number, (row: StatusRow) => string]> = [
   ["REQUESTS", 9, (row) => row.requests === null ? "-" : String(row.requests)],
 ];
 
+/** The ports the workers listen on, when more than the main port (`status --json`: per worker). */
+function listening(port: number | null, bound: number[]): string {
+  const others = bound.filter((p) => p !== port);
+  if (others.length === 0) return "";
+  if (port !== null) return ` (also ${others.join(", ")})`;
+  return ` on port${bound.length > 1 ? "s" : ""} ${bound.join(", ")}`;
+}
+
 /** The human table: a header about the supervisor, then one row per child. */
 export function formatStatus(report: StatusReport): string {
   const s = report.supervisor;
   const lines = [
     `${s.name}: supervisor pid ${s.pid}, up ${formatUptime(s.uptimeMs)}, ` +
     `${(s.rssBytes / 2 ** 20).toFixed(1)} MB, ${s.workers} worker(s)` +
-    (s.port === null ? "" : ` on port ${s.port}`) + `, generation ${s.generation}`,
+    (s.port === null ? "" : ` on port ${s.port}`) + listening(s.port, s.boundPorts) +
+    `, generation ${s.generation}`,
     `watching: ${s.watcher ?? "off"}; handover: ${s.handover ?? "-"}` +
     (s.reloading ? "; reload in progress" : ""),
     `last reload: ${s.lastReload ? truncate(s.lastReload.message, 85) : "none"}`,
