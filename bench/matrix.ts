@@ -22,7 +22,7 @@ export async function benchMatrix(): Promise<string> {
     "",
     "2 workers, watching, 8 keep-alive (ka) and 8 new-connection (new) clients at once, each row in " +
     "its own network namespace (tcp_migrate_req=1 for `kernel`, else 0). Each cell: failed / " +
-    "stale answers (old code more than 50 ms after new code first answered; rolling mixes " +
+    "stale answers (old code more than 50 ms after any client, of either kind, first got new code; rolling mixes " +
     "generations by design). A crash fails at most the requests the killed worker held.",
     "",
     `| switch | handover | client | ${TRIGGERS.join(" | ")} | answered |`,
