@@ -56,7 +56,7 @@ const RUNS: { label: string; args: string[]; migrate: 0 | 1 }[] = [
   },
   {
     label:
-      "hotreload, 4 workers, kernel, tcp_migrate_req=1, watching defaults (spares, one-step switch, close window 0)",
+      "hotreload, 4 workers, kernel, tcp_migrate_req=1, watching defaults (spares, one-step switch, close window 100 ms)",
     args: ["--workers", "4", "--options", JSON.stringify(["--handover", "kernel"])],
     migrate: 1,
   },
