@@ -97,6 +97,7 @@ async function startWorker(
     workers: 1,
     port: freePort(),
     orphanGraceMs: 1000,
+    orphanServeMs: 0,
     closeWindowMs: 0,
     maxRequests: 0,
     ...extra,

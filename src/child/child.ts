@@ -185,7 +185,11 @@ export class ManagedChild {
       if (!message && text.includes(this.#nonce)) text = text.replaceAll(this.#nonce, "<nonce>");
       if (this.spec.dropLine?.(text)) return;
       this.tail.push(text);
-      if (this.#held && this.state === "starting" && this.#held.length < HELD_LINES) {
+      // Held while starting, and while draining a start that never got ready (told to stop
+      // mid-start: what it prints then, such as the start-up error again, is not news).
+      const starting = this.state === "starting" ||
+        (this.state === "draining" && this.readyAt === undefined);
+      if (this.#held && starting && this.#held.length < HELD_LINES) {
         this.#held.push([stream, text]);
         return;
       }

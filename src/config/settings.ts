@@ -197,6 +197,13 @@ const TABLE = [
     ...oneOf("handover", ["auto", "ebpf", "kernel", "none"] as const),
   },
   {
+    flag: "orphan-grace",
+    help: "how long workers whose supervisor died keep serving, waiting for a successor (a new " +
+      "`run` of the same name adopts them, then drains them), before they drain and exit",
+    default: 1000,
+    ...ms("orphan-grace", 0),
+  },
+  {
     flag: "sticky",
     help: "send every connection from one client address to the same worker while it serves, " +
       "for long-polling transports (socket.io); needs steering (--handover ebpf)",

@@ -39,6 +39,45 @@ export type FoundInstance =
 const RECORD_FILE = "instance.json";
 const PID_FILE = "supervisor.pid";
 const LOCK_FILE = "lock";
+/** The supervisor's live workers (pid and start time), rewritten as they change. */
+const WORKERS_FILE = "workers.json";
+
+/** A process recorded by pid and kernel start time (a pid alone may have been reused). */
+export interface RecordedProcess {
+  pid: number;
+  startTime: number;
+}
+
+/** Records the supervisor's live workers, so that a successor can find them if it dies. */
+export function writeWorkers(dir: string, workers: RecordedProcess[]): void {
+  writeFileAtomic(`${dir}/${WORKERS_FILE}`, JSON.stringify(workers) + "\n");
+}
+
+/**
+ * Workers a dead supervisor left serving in `dir` (orphans waiting for a
+ * successor): those of its record that are still the processes it
+ * recorded (same pid, same start time). Nothing when its supervisor lives,
+ * or when the record is not sane.
+ */
+export function orphansOf(
+  dir: string,
+): { supervisor: number; workers: RecordedProcess[] } | undefined {
+  const record = readRecord(dir);
+  if (typeof record !== "object" || isLive(record)) return undefined;
+  let raw: unknown;
+  try {
+    if (!Deno.lstatSync(`${dir}/${WORKERS_FILE}`).isFile) return undefined;
+    raw = JSON.parse(Deno.readTextFileSync(`${dir}/${WORKERS_FILE}`));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(raw)) return undefined;
+  const workers = raw.filter((entry): entry is RecordedProcess =>
+    isWhole(entry?.pid, 2) && isWhole(entry?.startTime, 1) &&
+    processStartTime(entry.pid) === entry.startTime
+  );
+  return workers.length > 0 ? { supervisor: record.pid, workers } : undefined;
+}
 
 /** `.hotreload/` under `cwd`. */
 export function runtimeRoot(cwd: string): string {
@@ -315,7 +354,7 @@ export function findProjectDir(cwd: string): string {
  * stays: it belongs to whoever holds it.
  */
 export function removeInstanceFiles(dir: string): void {
-  for (const file of [RECORD_FILE, PID_FILE]) removeOwnFile(`${dir}/${file}`);
+  for (const file of [RECORD_FILE, PID_FILE, WORKERS_FILE]) removeOwnFile(`${dir}/${file}`);
 }
 
 /**

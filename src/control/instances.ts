@@ -7,6 +7,7 @@ import {
   findInstances,
   findProjectDir,
   type InstanceRecord,
+  orphansOf,
   removeStaleInstance,
   whyStale,
 } from "./instance_dir.ts";
@@ -26,6 +27,8 @@ export function selectInstance(cwd: string, name?: string): InstanceRecord {
   const found = findInstances(cwd);
   for (const instance of found) {
     if (instance.state === "running") continue;
+    // Its workers still serve, waiting for a successor (--orphan-grace): keep what finds them.
+    if (instance.state === "stale" && orphansOf(instance.dir)) continue;
     removeStaleInstance(instance.dir);
     const why = instance.state === "stale" ? whyStale(instance.record) : "it is not a valid record";
     console.error(`hotreload: removed the stale record of "${instance.name}" (${why})`);

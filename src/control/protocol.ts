@@ -57,6 +57,11 @@ export interface StatusReport {
      * whether they are current, or null when they cannot be computed.
      */
     graphs?: { current: boolean; workers: number; processes: Record<string, number> } | null;
+    /**
+     * The supervisor this one succeeded (it had died; its workers served until
+     * this one's were ready), or null.
+     */
+    succeeded?: { pid: number; workers: number; at: string } | null;
     /** How new connections avoid a draining worker (src/handover/). */
     handover: "ebpf" | "kernel" | "none" | null;
     reloading: boolean;

@@ -132,16 +132,27 @@ export async function runHooks(hooks: Array<() => unknown>): Promise<void> {
  * stop, with a grace period of our own, since nobody will kill us after it.
  * `exit` ends every shutdown: an orphan takes its process group along.
  */
-export function whenOrphaned(graceMs: number, shutDown: () => void) {
+export function whenOrphaned(graceMs: number, shutDown: () => void, serveMs = 0) {
   let orphaned = false;
+  let deadline = false;
   const orphan = () => {
     if (orphaned) return;
     orphaned = true;
-    setTimeout(exitOrphaned, graceMs);
-    shutDown();
+    // A worker keeps serving for a while, waiting for a successor to adopt it
+    // (it then gets SIGTERM and drains), else it drains on its own.
+    setTimeout(shutDown, serveMs);
   };
   watchParent(orphan);
-  return { orphan, exit: (): never => orphaned ? exitOrphaned() : Deno.exit(0) };
+  return {
+    orphan,
+    /** A drain began: an orphan exits within `graceMs` whatever is still open. */
+    draining() {
+      if (!orphaned || deadline) return;
+      deadline = true;
+      setTimeout(exitOrphaned, graceMs);
+    },
+    exit: (): never => orphaned ? exitOrphaned() : Deno.exit(0),
+  };
 }
 
 /**

@@ -47,6 +47,7 @@ const context = {
 async function stop(): Promise<void> {
   if (stopping) return;
   stopping = true;
+  orphans.draining();
   shutdownSignal.abort();
   try {
     await definition?.onShutdown?.();

@@ -129,6 +129,8 @@ export interface WorkerSettings {
   ports?: number[];
   /** Drain deadline used when the worker drains on its own (supervisor gone). */
   orphanGraceMs: number;
+  /** How long an orphaned worker keeps serving, waiting for a successor, before it drains. */
+  orphanServeMs: number;
   /** How long a draining server keeps answering (with `Connection: close`) before it shuts down. */
   closeWindowMs: number;
   /** Requests after which the worker asks to be replaced (0: never). */

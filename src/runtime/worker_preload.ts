@@ -407,6 +407,7 @@ const nodeServers = watchNodeServers({
 async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
+  orphans.draining();
   // The app learns at once, so a stream can send its last event and end cleanly.
   drainController.abort();
   reportDraining();
@@ -442,7 +443,11 @@ async function drain(): Promise<void> {
 }
 
 Deno.addSignalListener("SIGTERM", () => void drain());
-const orphans = whenOrphaned(settings.orphanGraceMs, () => void drain());
+const orphans = whenOrphaned(
+  settings.orphanGraceMs,
+  () => void drain(),
+  settings.orphanServeMs,
+);
 
 /** Serves an `export default { fetch }` entry that started no server of its own. */
 function serveDefaultExport(entry: Record<string, unknown>): void {

@@ -51,6 +51,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     readyPath: launch.readyPath,
     readyTimeoutMs: launch.readyTimeout,
     orphanGraceMs: ORPHAN_GRACE_MS,
+    orphanServeMs: launch.orphanGrace,
     closeWindowMs: launch.closeWindow,
     // Jitter spreads the limits so the workers do not all recycle at once.
     maxRequests: launch.maxRequests === undefined

@@ -25,6 +25,7 @@ import { describeChanges, type ReloadRequest, Rollout, type RolloutState } from 
 import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
 import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
+import type { RecordedProcess } from "../control/instance_dir.ts";
 
 /** Everything the supervisor needs to run one instance: the run settings, and where it runs. */
 export type SupervisorOptions = WorkerLaunch & {
@@ -34,6 +35,8 @@ export type SupervisorOptions = WorkerLaunch & {
   watch?: Omit<WatchOptions, "onBatch">;
   /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
   checkEnv?: () => string | undefined;
+  /** Workers a supervisor of this name that died left serving: drained once ours are ready. */
+  orphans?: { supervisor: number; workers: RecordedProcess[] };
   /** hotreload's version, for `hotreload_build_info`. */
   version?: string;
   backoff?: BackoffPolicy;
@@ -81,6 +84,10 @@ export class Supervisor {
   readonly #boundPorts = new Set<number>();
   /** True once the "app ignores --port" warning was given. */
   #saidWrongPort = false;
+  /** The live workers last recorded for a successor (pids). */
+  #recordedWorkers = "";
+  /** The supervisor this one succeeded, when it adopted its orphaned workers. */
+  #succeeded?: { pid: number; workers: number; at: string };
   /** The newest generation whose failure to start has been said. */
   #waitingSaid = 0;
   readonly #metrics = new Metrics();
@@ -193,6 +200,7 @@ export class Supervisor {
       log.info("supervisor.ready", `${this.#workers.desired} worker(s) ready in ${ms} ms`, {
         role: "supervisor",
       });
+      this.#drainOrphans();
       void this.#connection?.graphs?.refresh();
     }
   }
@@ -395,6 +403,7 @@ export class Supervisor {
         generation: this.#generation,
         watcher: this.#connection?.watcher?.backend ?? null,
         graphs: this.#connection?.graphs?.describe() ?? null,
+        succeeded: this.#succeeded ?? null,
         handover: this.#connection?.handover.mode ?? null,
         reloading: this.#rollout !== undefined,
         lastReload: this.#lastReload ?? null,
@@ -413,7 +422,37 @@ export class Supervisor {
 
   // ---- Reconciliation --------------------------------------------------------------
 
+  /**
+   * Succession: the workers a supervisor that died left serving (waiting for
+   * a successor, --orphan-grace) drain once ours are ready, so the port was
+   * never dark. They are not our children: each is signalled only after its
+   * pid is checked to still be the process recorded (world.ts).
+   */
+  #drainOrphans(): void {
+    const orphans = this.#world.orphans;
+    if (!orphans) return;
+    const drained = orphans.drain();
+    this.#succeeded = { pid: orphans.supervisor, workers: drained, at: new Date().toISOString() };
+    log.info(
+      "supervisor.succeeded",
+      `succeeded supervisor pid ${orphans.supervisor}, which had died: its ${drained} worker(s) ` +
+        `served meanwhile and drain now`,
+      { role: "supervisor", pid: orphans.supervisor },
+    );
+  }
+
+  /** Keeps the instance's record of live workers current (for a successor, if we die). */
+  #recordWorkers(): void {
+    if (!this.#world.recordWorkers) return;
+    const pids = this.#workers.children().filter((c) => c.state !== "exited").map((c) => c.pid);
+    const key = pids.join(",");
+    if (key === this.#recordedWorkers) return;
+    this.#recordedWorkers = key;
+    this.#world.recordWorkers(pids);
+  }
+
   #reconcile(now: number): void {
+    this.#recordWorkers();
     this.#workers.enforceDeadlines(now);
     this.#processes.enforceDeadlines(now);
     if (this.#phase === "stopping") return this.#continueStopping();

@@ -198,6 +198,7 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     handover: "auto",
     workerDirs: [],
     sticky: false,
+    orphanGrace: 1000,
     reloadBatch: 1,
     processes: [],
     memoryCheckInterval: 5000,

@@ -462,6 +462,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       return { kind: "drained" };
     }
     if (this.#retiring.delete(child)) {
+      // Told to stop before it was ever ready: its start-up output is not news.
+      if (child.readyAt === undefined) child.releaseOutput(false);
       const reason = this.#killReasons.get(child);
       const how = child.killedAt === undefined
         ? "exited after draining"

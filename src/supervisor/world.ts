@@ -17,6 +17,8 @@ import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
 import { ModuleGraphs } from "./module_graph.ts";
+import { type RecordedProcess, writeWorkers } from "../control/instance_dir.ts";
+import { processStartTime } from "../child/os.ts";
 import { log } from "../log/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
 
@@ -54,6 +56,18 @@ export interface World {
   connect(inbox: Inbox): Promise<Connection>;
   /** systemd's notify socket, or undefined (no systemd, or not Type=notify). */
   notifier?: Notifier;
+  /** Records the live workers' pids, so that a successor finds them if this supervisor dies. */
+  recordWorkers?(pids: number[]): void;
+  /** Workers a supervisor that died left serving here (orphans), for this one to drain. */
+  orphans?: Orphans;
+}
+
+/** A dead predecessor's workers, still serving (--orphan-grace). */
+export interface Orphans {
+  supervisor: number;
+  count: number;
+  /** Asks each to drain (SIGTERM), once it is verified to be the process recorded; how many. */
+  drain(): number;
 }
 
 /** Signals the supervisor handles (never SIGUSR1: it opens Deno's inspector). */
@@ -76,9 +90,38 @@ export function realWorld(
       deno: string;
       instanceDir: string;
       watch?: Omit<WatchOptions, "onBatch">;
+      orphans?: { supervisor: number; workers: RecordedProcess[] };
     },
 ): World {
+  const startTimes = new Map<number, number>();
   return {
+    recordWorkers(pids) {
+      for (const pid of startTimes.keys()) if (!pids.includes(pid)) startTimes.delete(pid);
+      const workers = pids.flatMap((pid) => {
+        const startTime = startTimes.get(pid) ?? processStartTime(pid);
+        if (startTime === undefined) return [];
+        startTimes.set(pid, startTime);
+        return [{ pid, startTime }];
+      });
+      try {
+        writeWorkers(options.instanceDir, workers);
+      } catch { /* a full disk must not stop the supervisor; succession is best effort */ }
+    },
+    orphans: options.orphans && {
+      supervisor: options.orphans.supervisor,
+      count: options.orphans.workers.length,
+      drain: () =>
+        options.orphans!.workers.filter(({ pid, startTime }) => {
+          // Re-checked now: a pid is signalled only while it is still the process recorded.
+          if (processStartTime(pid) !== startTime) return false;
+          try {
+            Deno.kill(pid, "SIGTERM");
+            return true;
+          } catch {
+            return false;
+          }
+        }).length,
+    },
     clock: REAL_CLOCK,
     notifier: SdNotify.fromEnv(),
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),

@@ -1,5 +1,5 @@
 /** `hotreload run`: validate everything, claim the instance, supervise until stopped. */
-import { claimInstance } from "../../control/instance_dir.ts";
+import { claimInstance, instanceDir, orphansOf } from "../../control/instance_dir.ts";
 import { setupLogging } from "../../log/mod.ts";
 import { resolveDeno } from "../deno_path.ts";
 import { ensurePortFree } from "../port_check.ts";
@@ -38,7 +38,10 @@ export async function runCommand(argv: string[]): Promise<number> {
       throw new UsageError((error as Error).message);
     }
   }
-  if (config.port !== undefined) ensurePortFree(config.port);
+  // A supervisor of this name that died may have left its workers serving on
+  // the port, waiting for a successor (--orphan-grace): this run adopts them.
+  const orphans = orphansOf(instanceDir(cwd, config.name));
+  if (config.port !== undefined && !orphans) ensurePortFree(config.port);
   const claim = claimInstance(cwd, {
     name: config.name,
     cwd,
@@ -56,6 +59,7 @@ export async function runCommand(argv: string[]): Promise<number> {
       runtimeBase: runtimeBase(claim.dir),
       instanceDir: claim.dir,
       checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
+      orphans,
       version: VERSION,
       // Env files reload the workers too, whatever --ext says.
       watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,

@@ -58,6 +58,11 @@ export function formatStatus(report: StatusReport): string {
     `watching: ${s.watcher ?? "off"}; handover: ${s.handover ?? "-"}` +
     (s.reloading ? "; reload in progress" : ""),
     `last reload: ${s.lastReload ? truncate(s.lastReload.message, 85) : "none"}`,
+    ...(s.succeeded
+      ? [
+        `succeeded supervisor pid ${s.succeeded.pid} (died; its ${s.succeeded.workers} worker(s) drained)`,
+      ]
+      : []),
     "",
     COLUMNS.map(([title, width]) => title.padEnd(width)).join(" ").trimEnd(),
     ...report.children.map((row) =>
