@@ -77,7 +77,12 @@ for (const handover of ["ebpf", "none"] as const) {
       result.load.failed.length <= 4 * result.aborts,
       `${result.load.failed.length} failed, ${result.aborts} aborted: ${result.load.failed}`,
     );
-    assert.ok(result.load.failed.every((failure) => failure.startsWith("14 ")));
+    assert.ok(
+      result.load.failed.every((failure) =>
+        failure.startsWith("14 ") || failure.startsWith("hung")
+      ),
+      result.load.failed.join("; "),
+    );
     assert.ok(result.load.ok > 0);
     assert.equal(result.load.last, "v4", "the last calls are answered by the newest code");
   });

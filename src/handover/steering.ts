@@ -49,7 +49,7 @@ export class Steering {
   readonly #ports = new Map<number, PortSteering>();
   /** The kind of the last problem, to say each kind once. */
   #lastProblem?: string;
-
+  /** --sticky: spread by the client's address, over a bucket table. */
   readonly #sticky: boolean;
 
   constructor(linux: Linux, objects: SteeringObjects, sticky = false) {
