@@ -39,6 +39,18 @@ export type ReloadScope =
   | { kind: "some"; workers: boolean; processes: string[] }
   | { kind: "nothing" };
 
+/** How long after the last reload the graphs are computed again. */
+const REFRESH_QUIET_MS = 1000;
+
+/** `nice`, when the system has it where coreutils put it. */
+const NICE = ["/usr/bin/nice", "/bin/nice"].find((path) => {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+});
+
 /** Files a change to which may change what a module graph holds: modules. */
 const MODULE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
 
@@ -77,13 +89,27 @@ export class ModuleGraphs {
   #stale = true;
   #run = 0;
   #said = false;
+  #pending?: ReturnType<typeof setTimeout>;
 
   constructor(options: ModuleGraphOptions) {
     this.#options = options;
   }
 
+  /**
+   * Computes every graph again once `quietMs` pass with no other call here:
+   * while edits follow each other, `deno info` would compete for the CPU
+   * with the very workers the next edit starts.
+   */
+  refreshSoon(quietMs = REFRESH_QUIET_MS): void {
+    clearTimeout(this.#pending);
+    this.#stale = true;
+    this.#pending = setTimeout(() => void this.refresh(), quietMs);
+    Deno.unrefTimer(this.#pending);
+  }
+
   /** Computes every graph again, in the background. */
   refresh(): Promise<void> {
+    clearTimeout(this.#pending);
     const run = ++this.#run;
     this.#stale = true;
     return this.#compute().then(
@@ -121,6 +147,7 @@ export class ModuleGraphs {
 
   /** The files may have changed the graphs (a reload began): they are not trusted until a refresh. */
   invalidate(): void {
+    clearTimeout(this.#pending);
     this.#run++;
     this.#stale = true;
   }
@@ -159,8 +186,10 @@ export class ModuleGraphs {
   }
 
   async #graphOf(entry: string, denoFlags: string[]): Promise<Set<string>> {
-    const output = await new Deno.Command(this.#options.deno, {
-      args: ["info", "--json", ...resolutionFlags(denoFlags, INFO_FLAGS), entry],
+    const args = ["info", "--json", ...resolutionFlags(denoFlags, INFO_FLAGS), entry];
+    // At the lowest CPU priority: the workers come first.
+    const output = await new Deno.Command(NICE ?? this.#options.deno, {
+      args: NICE ? ["-n", "19", this.#options.deno, ...args] : args,
       cwd: this.#options.cwd,
       stdin: "null",
       stdout: "piped",

@@ -654,8 +654,8 @@ export class Supervisor {
       at: new Date().toISOString(),
     };
     if (rollout.followUp) this.#events.push({ kind: "reload", request: rollout.followUp });
-    // Off the critical path: the new code may import other files now.
-    else void this.#connection?.graphs?.refresh();
+    // Off the critical path (once edits pause): the new code may import other files now.
+    else this.#connection?.graphs?.refreshSoon();
   }
 
   // ---- Stopping ----------------------------------------------------------------------

@@ -41,7 +41,7 @@ export interface Connection {
   /** Who takes new connections while a worker drains (src/handover/). */
   handover: Handover;
   /** Which child runs which files (module_graph.ts); undefined when not watching. */
-  graphs?: Pick<ModuleGraphs, "refresh" | "invalidate" | "scope" | "describe">;
+  graphs?: Pick<ModuleGraphs, "refresh" | "refreshSoon" | "invalidate" | "scope" | "describe">;
   close(): Promise<void>;
 }
 
