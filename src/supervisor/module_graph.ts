@@ -9,7 +9,7 @@
  * not a module (a `.json` or template read at run time, an env file,
  * `deno.json`, the lock) reloads everything, as does any change while the
  * graphs are unknown. The graphs are computed in the background, at start
- * and after every reload (a change never waits for them); while they are
+ * and once edits pause after a reload (a change never waits for them); while they are
  * being computed again, a module file that the last graphs did not hold
  * (an import the last edit may have added) reloads everything.
  *
