@@ -595,7 +595,12 @@ export class Supervisor {
 
   #finishRollout(rollout: Rollout): void {
     this.#rollout = undefined;
-    const processes = this.#processes.children().length;
+    // A change may have restarted only some processes (module_graph.ts): count those.
+    const names = rollout.request.processNames;
+    const processes =
+      this.#processes.children().filter((child) =>
+        names === undefined || names.some((name) => String(child.spec.id).startsWith(`${name}#`))
+      ).length;
     const ready = rollout.request.workers
       ? this.#workers.readyOf(rollout.generation)
       : this.#workers.desired;
