@@ -1,8 +1,10 @@
 /**
- * Succession after a supervisor dies: its workers keep serving for
- * --orphan-grace, and a plain `run` of the same name adopts and drains them
- * once its own workers are ready; keep-alive and new-connection load loses
- * nothing, steered and with tcp_migrate_req=1.
+ * Takeover and succession: `run --takeover` replaces a running instance
+ * (and one whose code cannot start leaves it serving); after a supervisor
+ * dies, its workers keep serving for --orphan-grace, and a plain `run` of
+ * the same name adopts and drains them once its own workers are ready.
+ * Keep-alive and new-connection load loses nothing, steered and with
+ * tcp_migrate_req=1.
  */
 import assert from "node:assert/strict";
 import { runScenario } from "./netns.ts";
@@ -38,5 +40,82 @@ for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
     ]);
     assert.equal(result.workers, 3, "status shows the successor's workers");
     // Nothing of either is left: the scenario's cleanup checks both runs' tagged processes.
+  });
+}
+
+interface Takeover {
+  steered: boolean;
+  failedTakeover: {
+    code: number;
+    said: boolean;
+    keptServing: boolean;
+    statusPid: number;
+    servedAfter: number;
+    failedRequests: number;
+    brokenAnswers: number;
+    files: string[];
+  };
+  a: number;
+  b: number;
+  c: number;
+  takeoverMs: number;
+  tookOver: { pid: number; version: string | null; afterMs: number } | null;
+  workersAfterTakeover: number;
+  succeeded: { pid: number; workers: number } | null;
+  workersAfterSuccession: number;
+  statusPid: number;
+  keepAlive: { ok: number; failed: number; sample: string[] };
+  fresh: { ok: number; failed: number; sample: string[] };
+  bodies: string[];
+  stopCode: number;
+  left: number;
+  runtimeDirLeft: boolean;
+}
+
+for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
+  Deno.test(`takeover (--handover ${handover}): A taken over by B, B killed and succeeded by C: 0 failed; a takeover that cannot start leaves A serving`, async () => {
+    const result = await runScenario<Takeover>("takeover", { handover }, migrate);
+    console.log(`takeover, ${handover}: ${JSON.stringify(result)}`);
+    const steered = handover === "ebpf";
+    assert.equal(result.steered, steered);
+    // The takeover whose new code binds, then throws.
+    const failed = result.failedTakeover;
+    assert.equal(failed.code, 1, "run --takeover exits 1");
+    assert.ok(failed.said, "it says the takeover was aborted, and why");
+    assert.ok(failed.keptServing, "it says the old instance keeps serving");
+    assert.equal(failed.statusPid, result.a, "status still answers from A");
+    assert.ok(failed.servedAfter > 0);
+    assert.deepEqual(failed.files, [
+      "control.sock",
+      "instance.json",
+      "lock",
+      "supervisor.pid",
+      "workers.json",
+    ], "the failed takeover left nothing in the instance's directory");
+    if (steered) {
+      // Without steering the new code is reachable from the moment it binds (README, Takeover).
+      assert.equal(failed.failedRequests, 0);
+      assert.equal(failed.brokenAnswers, 0, "the broken code never answered");
+    }
+    // A taken over by B, then B succeeded by C.
+    assert.deepEqual(result.tookOver && [result.tookOver.pid, result.tookOver.version !== null], [
+      result.a,
+      true,
+    ]);
+    assert.equal(result.workersAfterTakeover, 3, "status shows B's workers after the takeover");
+    assert.deepEqual(result.succeeded && [result.succeeded.pid, result.succeeded.workers], [
+      result.b,
+      3,
+    ]);
+    assert.equal(result.statusPid, result.c);
+    assert.equal(result.workersAfterSuccession, 3, "status shows C's workers");
+    for (const load of [result.keepAlive, result.fresh]) {
+      assert.ok(load.ok > 0);
+      assert.equal(load.failed, 0, load.sample.join("; "));
+    }
+    for (const body of ["v1", "v2", "v3"]) assert.ok(result.bodies.includes(body), body);
+    assert.equal(result.stopCode, 0);
+    assert.equal(result.left, 0, "nothing of A, B or C is left after stop");
+    assert.equal(result.runtimeDirLeft, false, ".hotreload/ is removed after stop");
   });
 }

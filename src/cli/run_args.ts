@@ -243,6 +243,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
       resolve(cwd, dir)
     ),
     processes,
+    takeover: values.takeover === true,
     help: false,
   };
 }

@@ -204,6 +204,12 @@ const TABLE = [
     ...ms("orphan-grace", 0),
   },
   {
+    flag: "takeover",
+    help: "take over the running instance of the same name (any version and settings): start " +
+      "the workers, and once they have settled, stop the old instance gracefully; if they " +
+      "cannot start, the old one keeps serving and this run exits 1",
+  },
+  {
     flag: "sticky",
     help: "send every connection from one client address to the same worker while it serves, " +
       "for long-polling transports (socket.io); needs steering (--handover ebpf)",
@@ -422,6 +428,8 @@ export type RunConfig = Omit<Merged, (typeof RESOLVED_KEYS)[number]> & {
   /** --worker-dir: directories whose files belong to the workers' module graph (absolute). */
   workerDirs: string[];
   processes: ProcessConfig[];
+  /** --takeover: start beside the running instance of this name, then replace it. */
+  takeover: boolean;
   help: boolean;
 };
 

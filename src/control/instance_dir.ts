@@ -28,6 +28,8 @@ export interface InstanceRecord {
   port?: number;
   graceMs: number;
   startedAt: string;
+  /** hotreload's version (absent in records of versions before takeover). */
+  version?: string;
 }
 
 /** An instance found under `.hotreload/`. */
@@ -54,29 +56,44 @@ export function writeWorkers(dir: string, workers: RecordedProcess[]): void {
 }
 
 /**
- * Workers a dead supervisor left serving in `dir` (orphans waiting for a
- * successor): those of its record that are still the processes it
- * recorded (same pid, same start time). Nothing when its supervisor lives,
- * or when the record is not sane.
+ * The workers recorded in `dir` that are still the processes recorded (same
+ * pid, same start time): a pid alone may have been given to anyone since.
  */
-export function orphansOf(
-  dir: string,
-): { supervisor: number; workers: RecordedProcess[] } | undefined {
-  const record = readRecord(dir);
-  if (typeof record !== "object" || isLive(record)) return undefined;
+export function recordedWorkers(dir: string): RecordedProcess[] {
   let raw: unknown;
   try {
-    if (!Deno.lstatSync(`${dir}/${WORKERS_FILE}`).isFile) return undefined;
+    if (!Deno.lstatSync(`${dir}/${WORKERS_FILE}`).isFile) return [];
     raw = JSON.parse(Deno.readTextFileSync(`${dir}/${WORKERS_FILE}`));
   } catch {
-    return undefined;
+    return [];
   }
-  if (!Array.isArray(raw)) return undefined;
-  const workers = raw.filter((entry): entry is RecordedProcess =>
+  if (!Array.isArray(raw)) return [];
+  return raw.filter((entry): entry is RecordedProcess =>
     isWhole(entry?.pid, 2) && isWhole(entry?.startTime, 1) &&
     processStartTime(entry.pid) === entry.startTime
   );
-  return workers.length > 0 ? { supervisor: record.pid, workers } : undefined;
+}
+
+/**
+ * Workers a dead supervisor left serving in `dir` (orphans waiting for a
+ * successor), with that supervisor's pid and version. Nothing when its
+ * supervisor lives, or when the record is not sane.
+ */
+export function orphansOf(
+  dir: string,
+): { supervisor: number; version?: string; workers: RecordedProcess[] } | undefined {
+  const record = readRecord(dir);
+  if (typeof record !== "object" || isLive(record)) return undefined;
+  const workers = recordedWorkers(dir);
+  return workers.length > 0
+    ? { supervisor: record.pid, version: record.version, workers }
+    : undefined;
+}
+
+/** The record of the live supervisor of `dir`, if one runs (for a takeover). */
+export function runningInstance(dir: string): InstanceRecord | undefined {
+  const record = readRecord(dir);
+  return typeof record === "object" && isLive(record) ? record : undefined;
 }
 
 /** `.hotreload/` under `cwd`. */
@@ -105,7 +122,8 @@ export function checkRecord(raw: unknown): InstanceRecord | undefined {
     typeof r.cwd === "string" && typeof r.entry === "string" &&
     isWhole(r.workers, 1, 1_000_000) && (r.port === undefined || isWhole(r.port, 1, 65535)) &&
     isWhole(r.graceMs, 0, 2 ** 31 - 1) &&
-    typeof r.startedAt === "string";
+    typeof r.startedAt === "string" &&
+    (r.version === undefined || typeof r.version === "string" && /^[\w.+-]{1,64}$/.test(r.version));
   return ok ? r as unknown as InstanceRecord : undefined;
 }
 
@@ -212,12 +230,12 @@ export interface Claim {
 }
 
 /**
- * Opens and locks `.hotreload/<name>/lock`. False when another process holds
- * it. The lock file is checked to be the one at the path after locking: a
- * supervisor that exits unlinks it, and a lock on an unlinked file proves nothing.
+ * Opens and locks the lock file `path` (`.hotreload/<name>/lock`, or the
+ * takeover's). Undefined when another process holds it. The file is checked
+ * to be the one at the path after locking: whoever releases a lock unlinks
+ * it, and a lock on an unlinked file proves nothing.
  */
-function lockInstance(dir: string): Deno.FsFile | undefined {
-  const path = `${dir}/${LOCK_FILE}`;
+function lockFile(path: string): Deno.FsFile | undefined {
   for (let attempt = 0; attempt < 5; attempt++) {
     let file: Deno.FsFile;
     try {
@@ -243,6 +261,57 @@ function lockInstance(dir: string): Deno.FsFile | undefined {
   return undefined;
 }
 
+/** Held by the one `run --takeover` under way for an instance. */
+const TAKEOVER_LOCK_FILE = "takeover.lock";
+/** The control socket of a supervisor taking over, until it has the name. */
+export const TAKEOVER_SOCKET_FILE = "takeover.sock";
+
+/**
+ * Locks `.hotreload/<name>/takeover.lock` for a `run --takeover`, so that two
+ * takeovers of one instance never run at once. Throws when one is under way.
+ */
+export function lockTakeover(cwd: string, name: string): { release(): void } {
+  const dir = instanceDir(cwd, name);
+  makePrivateDir(runtimeRoot(cwd));
+  makePrivateDir(dir);
+  const path = `${dir}/${TAKEOVER_LOCK_FILE}`;
+  const file = lockFile(path);
+  if (!file) {
+    throw new HotreloadError(
+      `a takeover of "${name}" is already under way here; wait for it to end, then try again`,
+    );
+  }
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      removeOwnFile(path);
+      file.close();
+    },
+  };
+}
+
+/**
+ * Removes what a takeover that was killed left (its lock and socket), when
+ * no takeover holds the lock now: the files that would keep the runtime
+ * directory from being removed.
+ */
+function removeStaleTakeover(dir: string): void {
+  const path = `${dir}/${TAKEOVER_LOCK_FILE}`;
+  try {
+    if (!Deno.lstatSync(path).isFile) return;
+    const file = Deno.openSync(path, { read: true, write: true });
+    try {
+      if (!file.tryLockSync(true)) return;
+      removeOwnFile(`${dir}/${TAKEOVER_SOCKET_FILE}`);
+      Deno.removeSync(path);
+    } finally {
+      file.close();
+    }
+  } catch { /* none */ }
+}
+
 /**
  * Records this process as the instance `name`. Throws when a live instance of
  * that name already runs here; silently replaces a stale record.
@@ -255,7 +324,7 @@ export function claimInstance(
   const dir = instanceDir(cwd, record.name);
   makePrivateDir(root);
   makePrivateDir(dir);
-  const lock = lockInstance(dir);
+  const lock = lockFile(`${dir}/${LOCK_FILE}`);
   const existing = readRecord(dir);
   if (!lock || (typeof existing === "object" && isLive(existing) && existing.pid !== Deno.pid)) {
     lock?.close();
@@ -287,6 +356,7 @@ export function claimInstance(
       released = true;
       removeInstanceFiles(dir);
       removeRuntimeModules(dir);
+      removeStaleTakeover(dir);
       removeOwnFile(`${dir}/${LOCK_FILE}`);
       lock.close();
       removeEmptyDir(dir);
@@ -295,13 +365,34 @@ export function claimInstance(
   };
 }
 
-/** Removes the runtime modules a compiled binary extracted into `dir/runtime` (a real directory only). */
+/**
+ * Where a compiled binary writes the runtime modules its workers preload:
+ * one directory per supervisor, since during a takeover two supervisors of
+ * one instance run side by side, each with its own version of them.
+ */
+export function runtimeModulesDir(dir: string, pid = Deno.pid): string {
+  return `${dir}/runtime-${pid}`;
+}
+
+/**
+ * Removes the runtime modules this supervisor extracted, and those of
+ * supervisors that are gone (a SIGKILL leaves them); a real directory only.
+ */
 function removeRuntimeModules(dir: string): void {
+  let entries: Deno.DirEntry[];
   try {
-    if (Deno.lstatSync(`${dir}/runtime`).isDirectory) {
-      Deno.removeSync(`${dir}/runtime`, { recursive: true });
-    }
-  } catch { /* none */ }
+    entries = [...Deno.readDirSync(dir)];
+  } catch {
+    return;
+  }
+  for (const entry of entries) {
+    const pid = Number(entry.name.match(/^runtime-(\d+)$/)?.[1]);
+    if (!entry.isDirectory || !pid) continue;
+    if (pid !== Deno.pid && processStartTime(pid) !== undefined) continue;
+    try {
+      Deno.removeSync(`${dir}/${entry.name}`, { recursive: true });
+    } catch { /* gone meanwhile */ }
+  }
 }
 
 /** Removes a directory if it is empty (rmdir never follows a link nor removes content). */

@@ -12,7 +12,12 @@ export const ACCEPTED = '{"accepted":true}';
 
 /** What a control client can ask. */
 export type ControlRequest =
-  | { cmd: "stop"; fast?: boolean }
+  /**
+   * `successor`: the pid of a supervisor taking this instance over (run
+   * --takeover); it speaks to systemd from now on, so this one never says
+   * STOPPING=1. Versions before takeover ignore it.
+   */
+  | { cmd: "stop"; fast?: boolean; successor?: number }
   | { cmd: "reload"; workers?: boolean; processes?: boolean }
   | { cmd: "status" }
   | { cmd: "scale"; workers: number }
@@ -61,7 +66,12 @@ export interface StatusReport {
      * The supervisor this one succeeded (it had died; its workers served until
      * this one's were ready), or null.
      */
-    succeeded?: { pid: number; workers: number; at: string } | null;
+    succeeded?: { pid: number; version: string | null; workers: number; at: string } | null;
+    /**
+     * The instance this one took over (run --takeover): its supervisor's pid
+     * and version, when it was gone, and how long after this one started.
+     */
+    tookOver?: { pid: number; version: string | null; at: string; afterMs: number } | null;
     /** How new connections avoid a draining worker (src/handover/). */
     handover: "ebpf" | "kernel" | "none" | null;
     reloading: boolean;
@@ -90,7 +100,9 @@ type Fields = Record<string, any>;
 
 /** What each request must hold (a command without an entry does not compile). */
 const SHAPES: Record<ControlRequest["cmd"], (request: Fields) => boolean> = {
-  stop: (r) => isFlag(r.fast),
+  stop: (r) =>
+    isFlag(r.fast) &&
+    (r.successor === undefined || Number.isInteger(r.successor) && r.successor > 1),
   reload: (r) => isFlag(r.workers) && isFlag(r.processes),
   status: () => true,
   scale: (r) => Number.isInteger(r.workers) && r.workers >= 1 && r.workers <= MAX_WORKERS,

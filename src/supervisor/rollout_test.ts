@@ -130,6 +130,7 @@ class FakePool implements RolloutPool {
     this.steer();
     return {
       kind: "crashed",
+      why: "exited with code 1",
       summary: "boom",
       failures: 1,
       wasReady: worker.readyAt !== undefined,

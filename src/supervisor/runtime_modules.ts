@@ -5,6 +5,8 @@
  * that runs the workers can only preload real files: they are written out to
  * the instance's runtime directory first.
  */
+import { runtimeModulesDir } from "../control/instance_dir.ts";
+
 const SOURCE = new URL("../runtime/", import.meta.url);
 const FILES = [
   "protocol.ts",
@@ -19,7 +21,7 @@ const FILES = [
 /** The runtime modules' directory, as a URL ending in "/". */
 export function runtimeBase(instanceDir: string): string {
   if (!Deno.build.standalone) return SOURCE.href;
-  const dir = `${instanceDir}/runtime`;
+  const dir = runtimeModulesDir(instanceDir);
   try {
     Deno.mkdirSync(dir, { mode: 0o700 });
   } catch (error) {

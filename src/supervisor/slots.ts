@@ -215,9 +215,11 @@ export function emptyRow(
 export function reportFailure(
   child: Child,
   failures: FailureMemory,
-  { why, delay, backoff, sameAsOtherSlot = () => false }: {
+  { why, delay, restarted = true, backoff, sameAsOtherSlot = () => false }: {
     why: string;
     delay: number;
+    /** False: the caller ends something instead (a takeover); no "restarting in" then. */
+    restarted?: boolean;
     backoff: Backoff;
     sameAsOtherSlot?: (signature: string | undefined) => boolean;
   },
@@ -227,7 +229,7 @@ export function reportFailure(
   const times = failures.record(words);
   const shownElsewhere = times === 1 && sameAsOtherSlot(failures.signature);
   child.releaseOutput(times === 1 && !shownElsewhere);
-  const restart = `restarting in ${formatMs(delay)}`;
+  const restart = restarted ? `restarting in ${formatMs(delay)}` : "not restarted";
   const fields = {
     role,
     id: child.spec.id,

@@ -26,6 +26,7 @@ import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
 import { foreignListener } from "./port_owners.ts";
 import { UsageSampler } from "./sampler.ts";
 import type { RecordedProcess } from "../control/instance_dir.ts";
+import type { Predecessor, PredecessorEnd } from "./takeover.ts";
 
 /** Everything the supervisor needs to run one instance: the run settings, and where it runs. */
 export type SupervisorOptions = WorkerLaunch & {
@@ -36,7 +37,9 @@ export type SupervisorOptions = WorkerLaunch & {
   /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
   checkEnv?: () => string | undefined;
   /** Workers a supervisor of this name that died left serving: drained once ours are ready. */
-  orphans?: { supervisor: number; workers: RecordedProcess[] };
+  orphans?: { supervisor: number; version?: string; workers: RecordedProcess[] };
+  /** run --takeover: the running instance this one replaces, and how to claim its name. */
+  takingOver?: { predecessor: Predecessor; claim(): void };
   /** hotreload's version, for `hotreload_build_info`. */
   version?: string;
   backoff?: BackoffPolicy;
@@ -48,7 +51,8 @@ type SupervisorEvent =
   | { kind: "signal"; signal: Deno.Signal }
   | { kind: "changes"; batch: ChangeBatch }
   | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void }
-  | { kind: "reload"; request: ReloadRequest };
+  | { kind: "reload"; request: ReloadRequest }
+  | { kind: "predecessor-gone"; end: PredecessorEnd };
 
 /** Files a spare reads only when released: the app's own modules. */
 const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
@@ -87,7 +91,19 @@ export class Supervisor {
   /** The live workers last recorded for a successor (pids). */
   #recordedWorkers = "";
   /** The supervisor this one succeeded, when it adopted its orphaned workers. */
-  #succeeded?: { pid: number; workers: number; at: string };
+  #succeeded?: { pid: number; version: string | null; workers: number; at: string };
+  /**
+   * A takeover under way (run --takeover): "starting" until every worker is
+   * ready, "settling" until `until` (--settle), then "stopping" the instance
+   * it replaces. Until "stopping", our workers are not steered and the old
+   * instance serves; a worker that fails ends the takeover, and the old
+   * instance never knew.
+   */
+  #takeover?: { stage: "starting" | "settling" | "stopping"; until: number };
+  /** Taking over until the switch, or stopping because taken over: see #notify. */
+  #silentToServiceManager = false;
+  /** The instance this one took over, once it is gone. */
+  #tookOver?: { pid: number; version: string | null; at: string; afterMs: number };
   /** The newest generation whose failure to start has been said. */
   #waitingSaid = 0;
   readonly #metrics = new Metrics();
@@ -110,8 +126,13 @@ export class Supervisor {
       ...options,
       ...seam,
       // Called before any worker drains: it leaves the steered set first.
-      steer: (serving) =>
-        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
+      steer: (serving) => {
+        // Taking over: the old instance's steering stands until ours have settled.
+        if (this.#takeover && this.#takeover.stage !== "stopping") return;
+        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) })));
+      },
+      // Before a takeover's switch, a failed worker ends the takeover instead.
+      restarts: () => !this.#takeover || this.#takeover.stage === "stopping",
     });
     this.#processes = new ProcessSet({ ...options, ...seam });
   }
@@ -124,6 +145,10 @@ export class Supervisor {
       control: (request, reply) => this.#events.push({ kind: "control", request, reply }),
       metrics: () => this.#metrics.render(scrapedFamilies(this.#metricsSnapshot())),
     });
+    if (this.#connection.takeover) {
+      this.#takeover = { stage: "starting", until: Infinity };
+      this.#silentToServiceManager = true;
+    }
     this.#announceStart();
     try {
       while (true) {
@@ -158,6 +183,8 @@ export class Supervisor {
         return this.#onControl(event.request, event.reply);
       case "reload":
         return this.#requestReload(event.request);
+      case "predecessor-gone":
+        return this.#onPredecessorGone(event.end);
     }
   }
 
@@ -191,17 +218,14 @@ export class Supervisor {
     }
     if (this.#phase === "starting" && this.#workers.allReady()) {
       this.#phase = "running";
-      this.#notify(
-        "READY=1",
-        `STATUS=${this.#statusLine()}`,
-        `MAINPID=${Deno.pid}`,
-      );
       const ms = Math.round(this.#world.clock.now() - this.#startedAt);
       log.info("supervisor.ready", `${this.#workers.desired} worker(s) ready in ${ms} ms`, {
         role: "supervisor",
       });
-      this.#drainOrphans();
       void this.#connection?.graphs?.refresh();
+      if (this.#takeover) return this.#settleBeforeTakeover();
+      this.#notify("READY=1", `STATUS=${this.#statusLine()}`, `MAINPID=${Deno.pid}`);
+      this.#drainOrphans();
     }
   }
 
@@ -219,7 +243,11 @@ export class Supervisor {
     if (this.#boundPorts.has(port)) return;
     this.#boundPorts.add(port);
     if (port === this.#options.port) return;
-    const ours = new Set([Deno.pid, ...this.#workers.children().map((c) => c.pid)]);
+    const ours = new Set([
+      Deno.pid,
+      ...this.#workers.children().map((c) => c.pid),
+      ...this.#world.formerWorkers?.() ?? [],
+    ]);
     const other = foreignListener(port, (pid, pgid) => ours.has(pid) || ours.has(pgid));
     if (!other) return;
     const who = other.command
@@ -275,6 +303,11 @@ export class Supervisor {
   #onChildExit(child: Child, status: Deno.CommandStatus): void {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
     const outcome = this.#workers.onExit(child, status, this.#generation);
+    // Before the switch, new code that fails ends the takeover: broken code never replaces working code.
+    if (outcome.kind === "crashed" && this.#takeover && this.#takeover.stage !== "stopping") {
+      const output = outcome.summary === "no output" ? "" : `: ${outcome.summary}`;
+      return this.#abortTakeover(`worker ${child.spec.id} ${outcome.why}${output}`);
+    }
     // New code failing during its reload is the rollout's to judge (it may abort).
     if (this.#rollout?.onWorkerExit(child, outcome)) return;
     if (outcome.kind === "replacement-failed") {
@@ -339,7 +372,7 @@ export class Supervisor {
   #onControl(request: ControlRequest, reply: (reply: ControlReply) => void): void {
     switch (request.cmd) {
       case "stop":
-        this.#beginStop(request.fast === true || this.#phase === "stopping");
+        this.#beginStop(request.fast === true || this.#phase === "stopping", request.successor);
         return reply({ ok: true });
       case "reload":
         return this.#requestReload({
@@ -404,6 +437,7 @@ export class Supervisor {
         watcher: this.#connection?.watcher?.backend ?? null,
         graphs: this.#connection?.graphs?.describe() ?? null,
         succeeded: this.#succeeded ?? null,
+        tookOver: this.#tookOver ?? null,
         handover: this.#connection?.handover.mode ?? null,
         reloading: this.#rollout !== undefined,
         lastReload: this.#lastReload ?? null,
@@ -432,7 +466,12 @@ export class Supervisor {
     const orphans = this.#world.orphans;
     if (!orphans) return;
     const drained = orphans.drain();
-    this.#succeeded = { pid: orphans.supervisor, workers: drained, at: new Date().toISOString() };
+    this.#succeeded = {
+      pid: orphans.supervisor,
+      version: orphans.version ?? null,
+      workers: drained,
+      at: new Date().toISOString(),
+    };
     log.info(
       "supervisor.succeeded",
       `succeeded supervisor pid ${orphans.supervisor}, which had died: its ${drained} worker(s) ` +
@@ -441,9 +480,91 @@ export class Supervisor {
     );
   }
 
+  // ---- Takeover -----------------------------------------------------------------------
+
+  /** Every worker is ready: they must stay up for --settle before the old instance stops. */
+  #settleBeforeTakeover(): void {
+    const { predecessor } = this.#connection!.takeover!;
+    this.#takeover = { stage: "settling", until: this.#world.clock.now() + this.#options.settle };
+    log.info(
+      "takeover.settling",
+      `taking over pid ${predecessor.pid} once the workers have run for ${this.#options.settle} ms ` +
+        `(--settle)`,
+      { role: "supervisor", pid: predecessor.pid },
+    );
+  }
+
+  /**
+   * Settled: our workers take the new connections (steered, our program
+   * replaces the old instance's on the port), and the old instance is asked
+   * to stop gracefully; its exit comes back as an event.
+   */
+  #advanceTakeover(now: number): void {
+    const takeover = this.#takeover;
+    if (takeover?.stage !== "settling" || now < takeover.until) return;
+    takeover.stage = "stopping";
+    this.#workers.steer(true);
+    // systemd follows this supervisor before the old one exits (or it would count the service dead).
+    this.#silentToServiceManager = false;
+    this.#notify("READY=1", `STATUS=${this.#statusLine()}`, `MAINPID=${Deno.pid}`);
+    const { predecessor, stopPredecessor } = this.#connection!.takeover!;
+    log.info(
+      "takeover.stopping",
+      `${this.#workers.desired} worker(s) serve; stopping the old instance (pid ${predecessor.pid}) ` +
+        `gracefully`,
+      { role: "supervisor", pid: predecessor.pid },
+    );
+    void stopPredecessor().then((end) => this.#events.push({ kind: "predecessor-gone", end }));
+  }
+
+  /** Our new code failed before the switch: the old instance, never told, keeps serving. */
+  #abortTakeover(why: string): void {
+    const { predecessor } = this.#connection!.takeover!;
+    this.#takeover = undefined;
+    log.error(
+      "takeover.aborted",
+      `takeover aborted: ${why}\nthe running instance "${this.#options.name}" (pid ` +
+        `${predecessor.pid}) keeps serving; fix the code and run the takeover again`,
+      { role: "supervisor", pid: predecessor.pid },
+    );
+    this.#exitCode = 1;
+    this.#beginStop(false);
+  }
+
+  /** The old instance has exited: take its name; the custom processes start now. */
+  #onPredecessorGone(end: PredecessorEnd): void {
+    const { predecessor, claim } = this.#connection!.takeover!;
+    this.#takeover = undefined;
+    if (this.#phase === "stopping") return;
+    try {
+      claim();
+    } catch (error) {
+      log.error(
+        "takeover.unclaimed",
+        `the old instance is gone but its name cannot be taken: ${(error as Error).message}`,
+        { role: "supervisor" },
+      );
+      this.#exitCode = 1;
+      return this.#beginStop(false);
+    }
+    const afterMs = Math.round(this.#world.clock.now() - this.#startedAt);
+    const version = predecessor.version ?? null;
+    this.#tookOver = { pid: predecessor.pid, version, at: new Date().toISOString(), afterMs };
+    const how = end === "killed"
+      ? "it did not stop within twice its grace, so it was killed (SIGKILL)"
+      : "it stopped gracefully";
+    log.info(
+      "supervisor.took-over",
+      `took over "${this.#options.name}" from pid ${predecessor.pid} (hotreload ` +
+        `${version ?? "of an unknown version"}): ${how}, ${afterMs} ms after this run started`,
+      { role: "supervisor", pid: predecessor.pid },
+    );
+  }
+
   /** Keeps the instance's record of live workers current (for a successor, if we die). */
   #recordWorkers(): void {
-    if (!this.#world.recordWorkers) return;
+    // Taking over: the record is the old instance's until it is gone.
+    if (!this.#world.recordWorkers || this.#takeover) return;
     const pids = this.#workers.children().filter((c) => c.state !== "exited").map((c) => c.pid);
     const key = pids.join(",");
     if (key === this.#recordedWorkers) return;
@@ -458,8 +579,10 @@ export class Supervisor {
     if (this.#phase === "stopping") return this.#continueStopping();
     this.#sampleMemory(now);
     this.#workers.fill(now, this.#generation);
-    this.#processes.fill(now, this.#generation);
+    // Taking over: two queue consumers must not run side by side; ours start once the old ones are gone.
+    if (!this.#takeover) this.#processes.fill(now, this.#generation);
     this.#workers.replaceRecycled(now, this.#generation);
+    this.#advanceTakeover(now);
     this.#advanceRollout(now);
     this.#processes.advanceRestarts();
   }
@@ -665,16 +788,19 @@ export class Supervisor {
 
   // ---- Stopping ----------------------------------------------------------------------
 
-  #beginStop(fast: boolean): void {
+  /** `successor`: the supervisor taking this instance over, which speaks to systemd now. */
+  #beginStop(fast: boolean, successor?: number): void {
     if (this.#phase !== "stopping") {
       const live = this.#workers.children().length + this.#processes.children().length;
+      const who = successor === undefined ? "" : ` (taken over by supervisor pid ${successor})`;
       log.info(
         "supervisor.stopping",
         fast
-          ? `stopping now: killing ${live} child process(es)`
-          : `stopping: draining the workers, then the custom processes (grace ${this.#options.grace} ms)`,
+          ? `stopping now${who}: killing ${live} child process(es)`
+          : `stopping${who}: draining the workers, then the custom processes (grace ${this.#options.grace} ms)`,
         { role: "supervisor" },
       );
+      if (successor !== undefined) this.#silentToServiceManager = true;
       this.#notify("STOPPING=1", "STATUS=stopping");
     }
     this.#phase = "stopping";
@@ -707,8 +833,15 @@ export class Supervisor {
 
   // ---- Helpers ------------------------------------------------------------------------
 
-  /** Tells systemd (when it asked, through NOTIFY_SOCKET); does nothing otherwise. */
+  /**
+   * Tells systemd (when it asked, through NOTIFY_SOCKET); does nothing
+   * otherwise. Taking over, the old supervisor speaks for the service until
+   * the switch, when MAINPID= makes systemd follow this one; from then the
+   * old one, stopping, says nothing (no STOPPING=1). A takeover that fails
+   * never said anything.
+   */
   #notify(...lines: string[]): void {
+    if (this.#silentToServiceManager) return;
     this.#world.notifier?.send(...lines);
   }
 
@@ -768,6 +901,7 @@ export class Supervisor {
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
       this.#rollout?.nextDeadline(now) ?? Infinity,
+      this.#takeover?.stage === "settling" ? this.#takeover.until : Infinity,
       sampling,
       watchdog,
     );

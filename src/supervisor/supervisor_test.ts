@@ -6,10 +6,11 @@
 import assert from "node:assert/strict";
 import type { Child, ChildListener, ChildSpec, ChildState } from "../child/child.ts";
 import { LineTail } from "../child/tail.ts";
-import type { ControlReply, ControlRequest } from "../control/protocol.ts";
+import type { ControlReply, ControlRequest, StatusReport } from "../control/protocol.ts";
 import type { Clock } from "./clock.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
-import type { Inbox, World } from "./world.ts";
+import type { Connection, Inbox, World } from "./world.ts";
+import type { PredecessorEnd } from "./takeover.ts";
 import type { Handover } from "../handover/mod.ts";
 
 class FakeClock implements Clock {
@@ -148,7 +149,10 @@ class FakeWorld implements World {
   /** Workers told to drain while still steered (must stay empty). */
   readonly drainedWhileSteered: number[] = [];
 
-  connect(inbox: Inbox) {
+  /** run --takeover: what the fake predecessor was asked, and how to let it exit. */
+  takeover?: { stopAsked: number; claimed: number; exited: (end: PredecessorEnd) => void };
+
+  connect(inbox: Inbox): Promise<Connection> {
     this.inbox = inbox;
     const handover: Handover = {
       mode: "ebpf",
@@ -156,7 +160,19 @@ class FakeWorld implements World {
       steer: (workers) => this.steered = workers.map((worker) => worker.pid),
       close() {},
     };
-    return Promise.resolve({ handover, close: () => Promise.resolve() });
+    const takeover = this.takeover;
+    return Promise.resolve({
+      handover,
+      takeover: takeover && {
+        predecessor: { pid: 42, startTime: 1, version: "0.0.9", graceMs: 5000 },
+        stopPredecessor: () => {
+          takeover.stopAsked++;
+          return new Promise<PredecessorEnd>((resolve) => takeover.exited = resolve);
+        },
+        claim: () => void takeover.claimed++,
+      },
+      close: () => Promise.resolve(),
+    });
   }
 
   /** Live workers of `generation`, by slot id. */
@@ -203,6 +219,7 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     processes: [],
     memoryCheckInterval: 5000,
     logFormat: "pretty",
+    takeover: false,
     help: false,
     watch: { root: "/nonexistent" },
     ...extra,
@@ -553,4 +570,69 @@ Deno.test("core: with a one-step switch, the old workers are out of the steered 
   assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
   assert.deepEqual(world.drainedWhileSteered, []);
   assert.equal(await stop(world, done), 0);
+});
+
+/** A supervisor taking over a running instance (fake), with a custom process beside 2 workers. */
+async function takingOver() {
+  const world = new FakeWorld();
+  world.takeover = { stopAsked: 0, claimed: 0, exited: () => {} };
+  const consumer = { name: "consumer", entry: "consumer.ts", count: 1, args: {} };
+  const processes = [{ ...consumer, restart: "always" as const, reload: true, grace: 1000 }];
+  const supervisor = new Supervisor({ ...options({ settle: 1000, processes }), workers: 2 }, world);
+  const done = supervisor.run();
+  await settle();
+  return { world, done, takeover: world.takeover, supervisor };
+}
+
+const customProcesses = (world: FakeWorld) =>
+  world.children.filter((child) => child.spec.role === "process" && child.state !== "exited");
+
+Deno.test("core: a takeover steers nothing and stops no one until its workers have settled, then takes the name; the custom processes start last", async () => {
+  const { world, done, takeover } = await takingOver();
+  assert.equal(world.workers(1).length, 2);
+  assert.deepEqual(customProcesses(world), [], "no consumer beside the old instance's");
+  for (const child of world.workers(1)) child.ready();
+  await settle();
+  assert.deepEqual(world.steered, [], "the old instance's steering stands while ours settle");
+  await world.clock.advance(999);
+  assert.equal(takeover.stopAsked, 0, "the old instance is not told before --settle has passed");
+  await world.clock.advance(1);
+  assert.equal(takeover.stopAsked, 1);
+  assert.deepEqual(world.steered.toSorted(), world.workers(1).map((c) => c.pid).toSorted());
+  assert.equal(takeover.claimed, 0, "the name is the old instance's until it is gone");
+  assert.deepEqual(customProcesses(world), []);
+  takeover.exited("stopped");
+  await settle();
+  assert.equal(takeover.claimed, 1);
+  assert.equal(customProcesses(world).length, 1, "the consumer starts once the old one is gone");
+  const status = world.ask({ cmd: "status" });
+  await settle();
+  const tookOver = (status.reply as { status: StatusReport }).status.supervisor.tookOver;
+  assert.deepEqual([tookOver?.pid, tookOver?.version], [42, "0.0.9"]);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: a takeover whose worker fails before the switch ends with exit 1; the old instance is never told", async () => {
+  const { world, done, takeover } = await takingOver();
+  const [first, second] = world.workers(1);
+  first.ready();
+  second.exit(1);
+  await settle();
+  assert.equal(await done, 1);
+  assert.equal(takeover.stopAsked, 0);
+  assert.equal(takeover.claimed, 0);
+  assert.deepEqual(world.steered, []);
+  assert.deepEqual(world.workers(), [], "our workers are gone");
+});
+
+Deno.test("core: a worker that exits while the takeover settles ends it too", async () => {
+  const { world, done, takeover } = await takingOver();
+  for (const child of world.workers(1)) child.ready();
+  await settle();
+  await world.clock.advance(500);
+  world.workers(1)[0].exit(1);
+  await settle();
+  assert.equal(await done, 1);
+  assert.equal(takeover.stopAsked, 0);
+  assert.deepEqual(world.steered, []);
 });

@@ -52,7 +52,7 @@ const SPARE_RETRY_MS = 1000;
 export type WorkerExit =
   | { kind: "drained" }
   /** `summary`: the error in a few words; `failures`: in a row, in this slot. */
-  | { kind: "crashed"; summary: string; failures: number; wasReady: boolean }
+  | { kind: "crashed"; why: string; summary: string; failures: number; wasReady: boolean }
   | { kind: "replacement-failed"; why: string; summary: string }
   | { kind: "unknown" };
 
@@ -65,6 +65,8 @@ export type WorkerPoolOptions =
      * drains: with eBPF steering, only they get new connections.
      */
     steer?: (serving: readonly Child[]) => void;
+    /** False while a failed worker is not restarted (a takeover ends instead): its log says so. */
+    restarts?: () => boolean;
   };
 
 /** A worker slot as the Rollout sees it. */
@@ -239,9 +241,12 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   /**
    * Tells `steer` the serving workers, then tells held predecessors to send
    * their requests on, and drains those retired meanwhile (in that order:
-   * nothing is sent on to a worker that is still steered to).
+   * nothing is sent on to a worker that is still steered to). `anew`: tell
+   * `steer` even when the serving set is the one it was told last (it did
+   * not act on it then: a takeover steers only once its workers settled).
    */
-  steer(): void {
+  steer(anew = false): void {
+    if (anew) this.#steered = "";
     this.#steer();
     for (const child of this.#held.values()) {
       if (this.#toldHeld.has(child)) continue;
@@ -503,6 +508,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     reportFailure(child, slot.failures, {
       why,
       delay,
+      restarted: this.options.restarts?.() ?? true,
       backoff: slot.backoff,
       // Every slot fails the same way when the code is broken: show it once, for the first.
       sameAsOtherSlot: (signature) => {
@@ -522,7 +528,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         fields,
       );
     }
-    return { kind: "crashed", summary, failures: slot.backoff.failures, wasReady };
+    return { kind: "crashed", why, summary, failures: slot.backoff.failures, wasReady };
   }
 
   // ---- Helpers ------------------------------------------------------------------------

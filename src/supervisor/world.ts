@@ -17,7 +17,13 @@ import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
 import { ModuleGraphs } from "./module_graph.ts";
-import { type RecordedProcess, writeWorkers } from "../control/instance_dir.ts";
+import { type RecordedProcess, recordedWorkers, writeWorkers } from "../control/instance_dir.ts";
+import {
+  type Predecessor,
+  type PredecessorEnd,
+  stopPredecessor,
+  takeoverSocketPath,
+} from "./takeover.ts";
 import { processStartTime } from "../child/os.ts";
 import { log } from "../log/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
@@ -42,6 +48,14 @@ export interface Connection {
   handover: Handover;
   /** Which child runs which files (module_graph.ts); undefined when not watching. */
   graphs?: Pick<ModuleGraphs, "refresh" | "refreshSoon" | "invalidate" | "scope" | "describe">;
+  /** A takeover under way (run --takeover): the instance it replaces, and the steps to end it. */
+  takeover?: {
+    predecessor: Predecessor;
+    /** Stops the predecessor gracefully; resolves once it has exited (takeover.ts). */
+    stopPredecessor(): Promise<PredecessorEnd>;
+    /** Takes the name: the lock, the record and the usual control socket. Throws if it cannot. */
+    claim(): void;
+  };
   close(): Promise<void>;
 }
 
@@ -60,11 +74,15 @@ export interface World {
   recordWorkers?(pids: number[]): void;
   /** Workers a supervisor that died left serving here (orphans), for this one to drain. */
   orphans?: Orphans;
+  /** Pids of the workers of the supervisor this one replaces (orphans, or a takeover's): not foreign. */
+  formerWorkers?(): number[];
 }
 
 /** A dead predecessor's workers, still serving (--orphan-grace). */
 export interface Orphans {
   supervisor: number;
+  /** The dead supervisor's hotreload version, when its record says. */
+  version?: string;
   count: number;
   /** Asks each to drain (SIGTERM), once it is verified to be the process recorded; how many. */
   drain(): number;
@@ -90,7 +108,9 @@ export function realWorld(
       deno: string;
       instanceDir: string;
       watch?: Omit<WatchOptions, "onBatch">;
-      orphans?: { supervisor: number; workers: RecordedProcess[] };
+      orphans?: { supervisor: number; version?: string; workers: RecordedProcess[] };
+      /** run --takeover: the instance replaced, and how to claim its name once it is gone. */
+      takingOver?: { predecessor: Predecessor; claim(): void };
     },
 ): World {
   const startTimes = new Map<number, number>();
@@ -109,6 +129,7 @@ export function realWorld(
     },
     orphans: options.orphans && {
       supervisor: options.orphans.supervisor,
+      version: options.orphans.version,
       count: options.orphans.workers.length,
       drain: () =>
         options.orphans!.workers.filter(({ pid, startTime }) => {
@@ -122,6 +143,11 @@ export function realWorld(
           }
         }).length,
     },
+    formerWorkers: () =>
+      [
+        ...(options.orphans?.workers ?? []),
+        ...(options.takingOver ? recordedWorkers(options.instanceDir) : []),
+      ].map((worker) => worker.pid),
     clock: REAL_CLOCK,
     notifier: SdNotify.fromEnv(),
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
@@ -145,12 +171,29 @@ export function realWorld(
         Deno.addSignalListener(signal, handler);
         return [signal, handler] as const;
       });
-      const control = ControlServer.listen(socketPath(options.instanceDir), inbox.control);
-      const metrics = options.metrics && serveMetrics(options.metrics, inbox.metrics);
+      const { takingOver: takeover, instanceDir } = options;
+      // Taking over: the name's socket stays the old supervisor's until it is gone.
+      let control = ControlServer.listen(
+        takeover ? takeoverSocketPath(instanceDir) : socketPath(instanceDir),
+        inbox.control,
+      );
+      const serve = () => options.metrics && serveMetrics(options.metrics, inbox.metrics);
+      // Taking over: the old supervisor serves the metrics port until it is gone.
+      let metrics = takeover ? undefined : serve();
       return {
         watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
         handover,
         graphs: watcher && moduleGraphs(options),
+        takeover: takeover && {
+          predecessor: takeover.predecessor,
+          stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
+          claim() {
+            takeover.claim();
+            control.close();
+            control = ControlServer.listen(socketPath(instanceDir), inbox.control);
+            metrics = serve();
+          },
+        },
         async close() {
           handover.close();
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);

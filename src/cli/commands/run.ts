@@ -1,11 +1,20 @@
 /** `hotreload run`: validate everything, claim the instance, supervise until stopped. */
-import { claimInstance, instanceDir, orphansOf } from "../../control/instance_dir.ts";
-import { setupLogging } from "../../log/mod.ts";
+import {
+  type Claim,
+  claimInstance,
+  instanceDir,
+  type InstanceRecord,
+  lockTakeover,
+  orphansOf,
+  runningInstance,
+} from "../../control/instance_dir.ts";
+import { log, setupLogging } from "../../log/mod.ts";
 import { resolveDeno } from "../deno_path.ts";
 import { ensurePortFree } from "../port_check.ts";
-import { Supervisor } from "../../supervisor/supervisor.ts";
+import { Supervisor, type SupervisorOptions } from "../../supervisor/supervisor.ts";
 import { runtimeBase } from "../../supervisor/runtime_modules.ts";
 import { parseRunArgs } from "../run_args.ts";
+import type { RunConfig } from "../../config/settings.ts";
 import { checkDenoFlags } from "../flag_check.ts";
 import { HotreloadError, UsageError } from "../../errors.ts";
 import { checkEnvFiles, envFiles } from "../../supervisor/env_files.ts";
@@ -38,33 +47,108 @@ export async function runCommand(argv: string[]): Promise<number> {
       throw new UsageError((error as Error).message);
     }
   }
+  const dir = instanceDir(cwd, config.name);
+  setupLogging(config.logFormat);
+  if (config.takeover) {
+    const predecessor = runningInstance(dir);
+    if (predecessor) return await takeOver(config, { deno, envs, predecessor });
+    log.info(
+      "takeover.none",
+      `no instance named "${config.name}" runs here: nothing to take over; starting it`,
+      { role: "supervisor" },
+    );
+  }
   // A supervisor of this name that died may have left its workers serving on
   // the port, waiting for a successor (--orphan-grace): this run adopts them.
-  const orphans = orphansOf(instanceDir(cwd, config.name));
+  const orphans = orphansOf(dir);
   if (config.port !== undefined && !orphans) ensurePortFree(config.port);
-  const claim = claimInstance(cwd, {
+  const claim = claimInstance(cwd, recordOf(config));
+  try {
+    return await supervise(config, { deno, envs, dir: claim.dir, orphans });
+  } finally {
+    claim.release();
+  }
+}
+
+/**
+ * `run --takeover` of a running instance: our supervisor starts beside it
+ * (src/supervisor/takeover.ts) and claims the name once the old one is gone.
+ */
+async function takeOver(
+  config: RunConfig,
+  { deno, envs, predecessor }: { deno: string; envs: string[]; predecessor: InstanceRecord },
+): Promise<number> {
+  const { cwd, name } = config;
+  // The old instance's workers hold the port: checking it would refuse every takeover.
+  if (
+    config.port !== undefined && predecessor.port !== undefined && config.port !== predecessor.port
+  ) {
+    ensurePortFree(config.port);
+  }
+  const lock = lockTakeover(cwd, name);
+  let claim: Claim | undefined;
+  log.info(
+    "takeover.start",
+    `taking over "${name}" (supervisor pid ${predecessor.pid}, hotreload ` +
+      `${predecessor.version ?? "of an unknown version"}): it serves until our workers are ready`,
+    { role: "supervisor", pid: predecessor.pid },
+  );
+  try {
+    return await supervise(config, {
+      deno,
+      envs,
+      dir: instanceDir(cwd, name),
+      takingOver: {
+        predecessor,
+        claim() {
+          claim = claimInstance(cwd, recordOf(config));
+          // The takeover is over: a later one may begin (and a SIGKILL now leaves no lock behind).
+          lock.release();
+        },
+      },
+    });
+  } finally {
+    claim?.release();
+    lock.release();
+  }
+}
+
+/** What the instance's record says of this run. */
+function recordOf(config: RunConfig): Omit<InstanceRecord, "pid" | "startTime"> {
+  return {
     name: config.name,
-    cwd,
+    cwd: config.cwd,
     entry: config.entry,
     workers: config.workers,
     port: config.port,
     graceMs: config.grace,
     startedAt: new Date().toISOString(),
-  });
-  setupLogging(config.logFormat);
-  try {
-    return await new Supervisor({
-      ...config,
-      deno,
-      runtimeBase: runtimeBase(claim.dir),
-      instanceDir: claim.dir,
-      checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
-      orphans,
-      version: VERSION,
-      // Env files reload the workers too, whatever --ext says.
-      watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,
-    }).run();
-  } finally {
-    claim.release();
-  }
+    version: VERSION,
+  };
+}
+
+/** Runs the supervisor of this instance until it stops; its exit code. */
+function supervise(
+  config: RunConfig,
+  { deno, envs, dir, orphans, takingOver }: {
+    deno: string;
+    envs: string[];
+    dir: string;
+    orphans?: SupervisorOptions["orphans"];
+    takingOver?: SupervisorOptions["takingOver"];
+  },
+): Promise<number> {
+  const { cwd } = config;
+  return new Supervisor({
+    ...config,
+    deno,
+    runtimeBase: runtimeBase(dir),
+    instanceDir: dir,
+    checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
+    orphans,
+    takingOver,
+    version: VERSION,
+    // Env files reload the workers too, whatever --ext says.
+    watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,
+  }).run();
 }

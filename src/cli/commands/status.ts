@@ -60,7 +60,14 @@ export function formatStatus(report: StatusReport): string {
     `last reload: ${s.lastReload ? truncate(s.lastReload.message, 85) : "none"}`,
     ...(s.succeeded
       ? [
-        `succeeded supervisor pid ${s.succeeded.pid} (died; its ${s.succeeded.workers} worker(s) drained)`,
+        `succeeded supervisor pid ${s.succeeded.pid}${versionOf(s.succeeded.version)} ` +
+        `(died; its ${s.succeeded.workers} worker(s) drained)`,
+      ]
+      : []),
+    ...(s.tookOver
+      ? [
+        `took over from supervisor pid ${s.tookOver.pid}${versionOf(s.tookOver.version)}, ` +
+        `${s.tookOver.afterMs} ms after start`,
       ]
       : []),
     "",
@@ -70,6 +77,11 @@ export function formatStatus(report: StatusReport): string {
     ),
   ];
   return lines.join("\n");
+}
+
+/** ` (hotreload 1.2.0)`, or nothing when the version is not known. */
+function versionOf(version: string | null | undefined): string {
+  return version ? ` (hotreload ${version})` : "";
 }
 
 function truncate(text: string, width: number): string {

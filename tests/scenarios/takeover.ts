@@ -1,0 +1,137 @@
+/**
+ * Takeover, then succession, under keep-alive and new-connection load at
+ * once. Instance A (2 workers) serves v1. A `run --takeover` of code that
+ * binds and then throws fails: exit 1, and A, never told, keeps serving. B
+ * (`--takeover`, 3 workers, v2) takes A over. B is killed with SIGKILL; its
+ * workers serve on (`--orphan-grace 10000`) until a plain `run` C (v3)
+ * adopts them. Reports both loads' failures, the time from the takeover
+ * command to A's exit, what status said, and what is left after `stop`.
+ * Runs in a network namespace (tests/netns.ts); prints JSON on its last line.
+ */
+import { freePort, Hotreload, makeProject, runCli, taggedPids, waitFor } from "../helpers.ts";
+import { requestLoop, waitForBody } from "../load.ts";
+
+const { handover } = JSON.parse(Deno.args[0]) as { handover: "ebpf" | "kernel" | "none" };
+const app = (body: string) => `Deno.serve(() => new Response(${JSON.stringify(body)}));\n`;
+/** New code that binds its port, then fails: it must never replace working code. */
+const BROKEN = `Deno.serve(() => new Response("broken"));\n` +
+  `await new Promise((resolve) => setTimeout(resolve, 100));\n` +
+  `throw new Error("the new code cannot start");\n`;
+
+const dir = await makeProject({ "main.ts": app("v1") });
+const port = freePort();
+const run = (workers: number, ...extra: string[]) =>
+  new Hotreload(
+    ["run", "main.ts", "-N", "--no-watch", "--port", String(port), "-w", String(workers)].concat(
+      ["--handover", handover, "--orphan-grace", "10000", ...extra],
+    ),
+    dir,
+  );
+const statusOf = async () => JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+const readyWorkers = (status: { children: { role: string; state: string }[] }) =>
+  status.children.filter((row) => row.role === "worker" && row.state === "ready").length;
+/** A load's answers and failures between two readings of it. */
+const load = (
+  before: { ok: number; failures: string[] },
+  after: { ok: number; failures: string[] },
+) => {
+  const failures = after.failures.slice(before.failures.length);
+  return { ok: after.ok - before.ok, failed: failures.length, sample: failures.slice(0, 3) };
+};
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const a = run(2);
+const started: Hotreload[] = [a];
+try {
+  await a.waitForReady(2);
+  const keepAlive = requestLoop(port, 4);
+  const fresh = requestLoop(port, 4, { fresh: true });
+  await pause(300);
+
+  // A takeover whose new code cannot start.
+  const failuresBefore = keepAlive.peek().failures.length + fresh.peek().failures.length;
+  await Deno.writeTextFile(`${dir}/main.ts`, BROKEN);
+  const failed = run(3, "--takeover");
+  started.push(failed);
+  const failedCode = (await failed.status).code;
+  const afterFailure = await statusOf();
+  const filesAfterFailure = [...Deno.readDirSync(`${dir}/.hotreload/main`)].map((e) => e.name);
+  await pause(300);
+  const servedAfterFailure = keepAlive.peek().ok + fresh.peek().ok;
+  const failedDuringFailure = keepAlive.peek().failures.length + fresh.peek().failures.length -
+    failuresBefore;
+  const [kaBefore, ncBefore] = [keepAlive.peek(), fresh.peek()];
+
+  // B takes A over.
+  await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
+  const takeoverAt = performance.now();
+  const b = run(3, "--takeover");
+  started.push(b);
+  await a.status;
+  const takeoverMs = Math.round(performance.now() - takeoverAt);
+  await b.waitForOutput(/took over "main" from pid \d+/);
+  await waitFor(() => taggedPids(a.tag).length === 0, "A's workers gone", 15_000);
+  await waitForBody(port, "v2");
+  const afterTakeover = await statusOf();
+  await pause(300);
+
+  // B dies; C succeeds it.
+  b.signal("SIGKILL");
+  await b.status;
+  await pause(500);
+  await Deno.writeTextFile(`${dir}/main.ts`, app("v3"));
+  const c = run(3);
+  started.push(c);
+  await c.waitForReady(3);
+  await c.waitForOutput(/succeeded supervisor pid \d+, which had died/);
+  await waitFor(() => taggedPids(b.tag).length === 0, "B's workers gone", 15_000);
+  await waitForBody(port, "v3");
+  await pause(300);
+  const [ka, nc] = [await keepAlive.stop(), await fresh.stop()];
+  const afterSuccession = await statusOf();
+  const stop = await runCli(["stop"], dir);
+  await c.status;
+  const left = started.flatMap((run) => taggedPids(run.tag));
+  const runtimeDirLeft = (() => {
+    try {
+      Deno.lstatSync(`${dir}/.hotreload`);
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  console.log(JSON.stringify({
+    steered: a.output.has("handover: steered (eBPF)") && b.output.has("handover: steered (eBPF)"),
+    failedTakeover: {
+      code: failedCode,
+      said: failed.output.has(
+        /takeover aborted: worker \d+ exited with .*code 1: Error: the new code cannot start/,
+      ),
+      keptServing: failed.output.has(`"main" (pid ${a.pid}) keeps serving`),
+      statusPid: afterFailure.supervisor.pid,
+      servedAfter: servedAfterFailure,
+      files: filesAfterFailure.sort(),
+      failedRequests: failedDuringFailure,
+      brokenAnswers: (keepAlive.peek().bodies.broken ?? 0) + (fresh.peek().bodies.broken ?? 0),
+    },
+    a: a.pid,
+    b: b.pid,
+    takeoverMs,
+    tookOver: afterTakeover.supervisor.tookOver,
+    workersAfterTakeover: readyWorkers(afterTakeover),
+    succeeded: afterSuccession.supervisor.succeeded,
+    workersAfterSuccession: readyWorkers(afterSuccession),
+    statusPid: afterSuccession.supervisor.pid,
+    c: c.pid,
+    // From the successful takeover on: what the failed one cost is counted above.
+    keepAlive: load(kaBefore, ka),
+    fresh: load(ncBefore, nc),
+    bodies: Object.keys({ ...ka.bodies, ...nc.bodies }).sort(),
+    stopCode: stop.code,
+    left: left.length,
+    runtimeDirLeft,
+  }));
+} finally {
+  for (const run of started.reverse()) await run.cleanup();
+  await Deno.remove(dir, { recursive: true });
+}
