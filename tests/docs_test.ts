@@ -20,6 +20,7 @@ Deno.test("every option of every command's --help appears in the README", async 
     "send",
     "status",
     "scale",
+    "upgrade",
     "list",
   ]);
   for (const command of commands) {

@@ -4,15 +4,7 @@
  * package, set up by the test itself: see outside.ts), and env files re-read on reload.
  */
 import assert from "node:assert/strict";
-import {
-  freePort,
-  Hotreload,
-  httpGet,
-  runCli,
-  serveArgs,
-  waitFor,
-  withHotreload,
-} from "./helpers.ts";
+import { freePort, httpGet, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
 import { promtool } from "./outside.ts";
 
 const APP = `Deno.serve((_req) => new Response(Deno.env.get("GREETING") ?? "no greeting"));\n`;
@@ -308,38 +300,32 @@ Deno.test("--env-file: a file removed and written again is still watched", () =>
     },
   ));
 
-Deno.test("sd_notify through a takeover: the new supervisor says MAINPID= before the old one exits, the old one never says STOPPING=1; a failed takeover says nothing", async () => {
+Deno.test("sd_notify through an upgrade (a takeover started by the supervisor): the successor says MAINPID= before the old one exits, the old one never says STOPPING=1; a failed one says nothing", async () => {
   const socket = await notifySocket();
-  const env = { NOTIFY_SOCKET: socket.path };
   try {
     await withHotreload(
       { "main.ts": APP },
       (port) => ["run", "main.ts", "-N", "--port", String(port), "--no-watch", "-w", "1"],
-      async (a, { dir, port }) => {
+      async (a, { dir }) => {
         await waitFor(() => socket.texts().some((t) => t.startsWith("READY=1")), "READY=1");
-        const args = ["run", "main.ts", "-N", "--port", String(port), "--no-watch", "--takeover"];
         await Deno.writeTextFile(`${dir}/main.ts`, `throw new Error("cannot start");\n`);
-        const failed = await runCli(args, dir, env);
+        const failed = await runCli(["upgrade"], dir);
         assert.equal(failed.code, 1, failed.stderr);
         assert.equal(socket.texts().length, 1, "a failed takeover says nothing to systemd");
         await Deno.writeTextFile(`${dir}/main.ts`, APP);
-        const b = new Hotreload(args, dir, env);
-        try {
-          await a.status;
-          await b.waitForOutput(/took over "main" from pid \d+/);
-          const texts = socket.texts().map((t) => t.split("\n"));
-          const mainPids = texts.flatMap((lines) =>
-            lines.filter((line) => line.startsWith("MAINPID="))
-          );
-          assert.deepEqual(mainPids, [`MAINPID=${a.pid}`, `MAINPID=${b.pid}`]);
-          assert.ok(!texts.some((lines) => lines.includes("STOPPING=1")), "no STOPPING=1");
-          assert.equal((await runCli(["stop"], dir)).code, 0);
-          await waitFor(() => socket.texts().some((t) => t.startsWith("STOPPING=1")), "STOPPING=1");
-        } finally {
-          await b.cleanup();
-        }
+        const upgraded = await runCli(["upgrade"], dir);
+        assert.equal(upgraded.code, 0, upgraded.stderr);
+        const successor = Number(upgraded.stderr.match(/taken over by supervisor pid (\d+)/)?.[1]);
+        const texts = socket.texts().map((t) => t.split("\n"));
+        const mainPids = texts.flatMap((lines) =>
+          lines.filter((line) => line.startsWith("MAINPID="))
+        );
+        assert.deepEqual(mainPids, [`MAINPID=${a.pid}`, `MAINPID=${successor}`]);
+        assert.ok(!texts.some((lines) => lines.includes("STOPPING=1")), "no STOPPING=1");
+        assert.equal((await runCli(["stop"], dir)).code, 0);
+        await waitFor(() => socket.texts().some((t) => t.startsWith("STOPPING=1")), "STOPPING=1");
       },
-      { env },
+      { env: { NOTIFY_SOCKET: socket.path } },
     );
   } finally {
     await socket.close();

@@ -4,7 +4,15 @@
  * takeover under load, steered and not, is in succession_test.ts.
  */
 import assert from "node:assert/strict";
-import { Hotreload, runCli, serveArgs, waitFor, withHotreload } from "./helpers.ts";
+import {
+  Hotreload,
+  httpGet,
+  runCli,
+  serveArgs,
+  taggedPids,
+  waitFor,
+  withHotreload,
+} from "./helpers.ts";
 
 const APP = `Deno.serve(() => new Response("v1"));\n`;
 
@@ -46,4 +54,55 @@ Deno.test("a second takeover while one is under way is refused; commands reach t
     assert.ok(!a.output.has("stopping"), "a takeover stopped before its switch leaves A alone");
     const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
     assert.equal(status.supervisor.pid, a.pid);
+  }));
+
+Deno.test("hotreload upgrade: the supervisor starts its successor (run --takeover, other arguments), which takes over; one whose code cannot start leaves it serving, exit 1", () =>
+  withHotreload({ "main.ts": APP }, (port) => serveArgs(port), async (a, { dir, port }) => {
+    await a.waitForReady(1);
+    await Deno.writeTextFile(`${dir}/main.ts`, APP.replace("v1", "v2"));
+    const runArgs = ["main.ts", "-N", "--no-watch", "--port", String(port), "-w", "2"];
+    const upgraded = await runCli(["upgrade", "--", ...runArgs], dir);
+    assert.equal(upgraded.code, 0, upgraded.stderr);
+    const match = upgraded.stderr.match(/"main" upgraded: taken over by supervisor pid (\d+); /);
+    assert.ok(match, upgraded.stderr);
+    const b = Number(match[1]);
+    // The successor shares A's output, so A's pipes stay open: wait for A's process alone.
+    await a.process.status;
+    assert.equal((await httpGet(port)).body, "v2");
+    const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+    assert.deepEqual([status.supervisor.pid, status.supervisor.tookOver?.pid], [b, a.pid]);
+    assert.equal(
+      status.children.filter((row: { role: string }) => row.role === "worker").length,
+      2,
+    );
+
+    // The successor upgrades in turn, with its own arguments; this code cannot start.
+    await Deno.writeTextFile(`${dir}/main.ts`, `throw new Error("cannot start");\n`);
+    const failed = await runCli(["upgrade"], dir);
+    assert.equal(failed.code, 1);
+    assert.match(
+      failed.stderr,
+      new RegExp(
+        `exited with exit code 1 before it took over; "main" \\(pid ${b}\\) keeps serving`,
+      ),
+    );
+    assert.equal((await httpGet(port)).body, "v2");
+    assert.match(
+      a.output.text(),
+      /takeover aborted: worker \d+ exited with exit code 1: Error: cannot start/,
+    );
+
+    // Arguments that could not work are refused before anything starts.
+    for (
+      const [args, error] of [
+        [["main.ts", "--name", "other"], /name the instance "other", not "main": add --name main/],
+        [["main.ts", "--workers", "many"], /--workers must be a whole number/],
+      ] as const
+    ) {
+      const refused = await runCli(["upgrade", "--", ...args], dir);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, error);
+    }
+    assert.equal((await runCli(["stop"], dir)).code, 0);
+    await waitFor(() => taggedPids(a.tag).length === 0, "the successor and its workers gone");
   }));

@@ -15,6 +15,7 @@ Usage:
   hotreload send <process> '<json>' [--name <name>]            message to a custom process
   hotreload status [--name <name>] [--json]                    what runs, with memory and CPU
   hotreload scale <n> [--name <name>]                          change the number of workers
+  hotreload upgrade [--name <name>] [-- <run args>]            replace the supervisor (takeover)
   hotreload list [--json]                                      instances recorded here
 
 Signals to the supervisor: TERM/INT graceful stop, QUIT immediate stop, HUP rolling reload,
@@ -144,6 +145,25 @@ supervisor add / remove one. Exits 3 when no instance is running.
 Options:
       --name <name>        the instance to scale
       --timeout <ms>       how long to wait for the workers (default 60000)
+  -h, --help               show this help`;
+
+/** `hotreload upgrade --help`. */
+export const UPGRADE_HELP =
+  `Usage: hotreload upgrade [--name <name>] [--timeout <ms>] [-- <run args>]
+
+Replaces the running supervisor without a dropped request: it starts its own
+successor, "hotreload run --takeover" with its own run arguments (or those after
+"--"), through the executable at its path (replace the binary or Deno first).
+The successor's workers start beside the old ones; once they have settled, the
+old instance stops gracefully. Under systemd the successor runs in the service's
+cgroup and becomes its main process. Waits until the old supervisor is gone;
+exits 1 if the successor could not take over (the old instance keeps serving).
+Exits 3 when no instance is running.
+
+Options:
+      --name <name>        the instance to upgrade
+      --timeout <ms>       how long to wait for the old supervisor to exit once taken over
+                           (default: twice its grace and 10 s)
   -h, --help               show this help`;
 
 /** `hotreload list --help`. */

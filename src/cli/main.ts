@@ -7,6 +7,7 @@ import { statusCommand } from "./commands/status.ts";
 import { restartCommand } from "./commands/restart.ts";
 import { sendCommand } from "./commands/send.ts";
 import { stopCommand } from "./commands/stop.ts";
+import { upgradeCommand } from "./commands/upgrade.ts";
 import { type ErrorKind, HotreloadError, UsageError } from "../errors.ts";
 import { MAIN_HELP, VERSION } from "./help.ts";
 import { nearest } from "../config/nearest.ts";
@@ -22,6 +23,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   send: sendCommand,
   status: statusCommand,
   scale: scaleCommand,
+  upgrade: upgradeCommand,
   list: listCommand,
 };
 

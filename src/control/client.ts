@@ -58,6 +58,24 @@ export function failOn(reply: ControlReply): asserts reply is ControlReply & { o
 }
 
 /**
+ * Waits until the instance's supervisor has exited: `timeout` (whole ms, as
+ * the command's --timeout gave it) or twice its grace and 10 s. Past it,
+ * throws `late(ms)` as a failure.
+ */
+export async function waitUntilGone(
+  instance: InstanceRecord,
+  timeout: string | undefined,
+  late: (ms: number) => string,
+): Promise<void> {
+  const timeoutMs = timeout !== undefined ? Number(timeout) : instance.graceMs * 2 + 10_000;
+  const deadline = Date.now() + timeoutMs;
+  while (isLive(instance)) {
+    if (Date.now() > deadline) throw new HotreloadError(late(timeoutMs));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
  * Signals an instance's supervisor, only after checking its record again:
  * the pid must still be the process that wrote it (same start time), since
  * an instance that just exited leaves a pid the system may give to anyone.

@@ -18,6 +18,12 @@ export type ControlRequest =
    * STOPPING=1. Versions before takeover ignore it.
    */
   | { cmd: "stop"; fast?: boolean; successor?: number }
+  /**
+   * `hotreload upgrade`: the supervisor starts its successor, `run --takeover`
+   * with `args` (the run arguments, default its own), and replies once that
+   * one has taken over or has failed.
+   */
+  | { cmd: "upgrade"; args?: string[] }
   | { cmd: "reload"; workers?: boolean; processes?: boolean }
   | { cmd: "status" }
   | { cmd: "scale"; workers: number }
@@ -108,7 +114,16 @@ const SHAPES: Record<ControlRequest["cmd"], (request: Fields) => boolean> = {
   scale: (r) => Number.isInteger(r.workers) && r.workers >= 1 && r.workers <= MAX_WORKERS,
   send: (r) => isName(r.name),
   restart: (r) => isName(r.name),
+  upgrade: (r) =>
+    r.args === undefined ||
+    (Array.isArray(r.args) && r.args.length <= MAX_RUN_ARGS && r.args.every((arg: unknown) =>
+      typeof arg === "string" && arg.length <= MAX_ARG_LENGTH && !arg.includes("\0")
+    )),
 };
+
+/** At most this many run arguments in an `upgrade` request, each at most this long. */
+const MAX_RUN_ARGS = 256;
+const MAX_ARG_LENGTH = 4096;
 
 /** Parses and checks one request line; throws with a one-line reason. */
 export function parseRequest(line: string): ControlRequest {

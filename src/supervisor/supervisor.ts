@@ -8,7 +8,7 @@
  * reload (Rollout) replaces the workers first, the canary before the rest,
  * then restarts the custom processes that reload with the code.
  */
-import type { Child } from "../child/child.ts";
+import { type Child, describeExit } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
 import { droppedOutput, log } from "../log/mod.ts";
@@ -52,7 +52,8 @@ type SupervisorEvent =
   | { kind: "changes"; batch: ChangeBatch }
   | { kind: "control"; request: ControlRequest; reply: (reply: ControlReply) => void }
   | { kind: "reload"; request: ReloadRequest }
-  | { kind: "predecessor-gone"; end: PredecessorEnd };
+  | { kind: "predecessor-gone"; end: PredecessorEnd }
+  | { kind: "successor-exited"; pid: number; status: Deno.CommandStatus };
 
 /** Files a spare reads only when released: the app's own modules. */
 const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
@@ -102,6 +103,8 @@ export class Supervisor {
   #takeover?: { stage: "starting" | "settling" | "stopping"; until: number };
   /** Taking over until the switch, or stopping because taken over: see #notify. */
   #silentToServiceManager = false;
+  /** The successor this supervisor started (hotreload upgrade), and who waits for its outcome. */
+  #upgrade?: { pid: number; reply: (reply: ControlReply) => void };
   /** The instance this one took over, once it is gone. */
   #tookOver?: { pid: number; version: string | null; at: string; afterMs: number };
   /** The newest generation whose failure to start has been said. */
@@ -185,6 +188,8 @@ export class Supervisor {
         return this.#requestReload(event.request);
       case "predecessor-gone":
         return this.#onPredecessorGone(event.end);
+      case "successor-exited":
+        return this.#onSuccessorExited(event.pid, event.status);
     }
   }
 
@@ -397,6 +402,8 @@ export class Supervisor {
       }
       case "status":
         return reply({ ok: true, status: this.#status() });
+      case "upgrade":
+        return this.#startUpgrade(request.args, reply);
       case "scale":
         // parseRequest has checked the bounds.
         this.#scale(request.workers, "scale command");
@@ -559,6 +566,53 @@ export class Supervisor {
         `${version ?? "of an unknown version"}): ${how}, ${afterMs} ms after this run started`,
       { role: "supervisor", pid: predecessor.pid },
     );
+  }
+
+  /**
+   * `hotreload upgrade`: start our successor, `run --takeover` (takeover.ts);
+   * `reply` waits until it has taken over (it asks us to stop) or has exited.
+   */
+  #startUpgrade(runArgs: string[] | undefined, reply: (reply: ControlReply) => void): void {
+    const refuse = (error: string) => reply({ ok: false, error, kind: "failure" });
+    if (this.#phase !== "running") {
+      return refuse(
+        this.#phase === "starting"
+          ? "the instance is still starting; upgrade it once it is ready"
+          : "the instance is stopping",
+      );
+    }
+    if (this.#upgrade) {
+      return refuse(`an upgrade is under way (supervisor pid ${this.#upgrade.pid})`);
+    }
+    if (!this.#world.spawnSuccessor) return refuse("this supervisor cannot start a successor");
+    let successor;
+    try {
+      successor = this.#world.spawnSuccessor(runArgs);
+    } catch (error) {
+      return refuse(`cannot start the new supervisor: ${(error as Error).message.split("\n")[0]}`);
+    }
+    this.#upgrade = { pid: successor.pid, reply };
+    log.info(
+      "supervisor.upgrade",
+      `upgrade: started supervisor pid ${successor.pid} to take this instance over ` +
+        `(${successor.argv.join(" ")})`,
+      { role: "supervisor", pid: successor.pid },
+    );
+    void successor.exited.then((status) =>
+      this.#events.push({ kind: "successor-exited", pid: successor.pid, status })
+    );
+  }
+
+  /** The successor exited before it took over: we serve on, and whoever asked hears why. */
+  #onSuccessorExited(pid: number, status: Deno.CommandStatus): void {
+    if (this.#upgrade?.pid !== pid) return;
+    const { reply } = this.#upgrade;
+    this.#upgrade = undefined;
+    const error =
+      `the new supervisor (pid ${pid}) exited with ${describeExit(status)} before it took over; ` +
+      `"${this.#options.name}" (pid ${Deno.pid}) keeps serving; the instance's log says why`;
+    log.error("upgrade.failed", error, { role: "supervisor", pid });
+    reply({ ok: false, error, kind: "failure" });
   }
 
   /** Keeps the instance's record of live workers current (for a successor, if we die). */
@@ -801,6 +855,7 @@ export class Supervisor {
         { role: "supervisor" },
       );
       if (successor !== undefined) this.#silentToServiceManager = true;
+      this.#answerUpgrade(successor);
       this.#notify("STOPPING=1", "STATUS=stopping");
     }
     this.#phase = "stopping";
@@ -813,6 +868,18 @@ export class Supervisor {
     } else {
       this.#workers.drainAll();
     }
+  }
+
+  /** Stopping: an upgrade under way succeeded if its successor asked us to stop, else it ends. */
+  #answerUpgrade(successor: number | undefined): void {
+    const upgrade = this.#upgrade;
+    if (!upgrade) return;
+    this.#upgrade = undefined;
+    upgrade.reply(
+      upgrade.pid === successor
+        ? { ok: true, message: `taken over by supervisor pid ${successor}` }
+        : { ok: false, error: "the instance was stopped during the upgrade", kind: "failure" },
+    );
   }
 
   /** Workers first; custom processes once no worker is left; done when nothing is. */

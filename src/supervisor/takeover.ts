@@ -16,6 +16,7 @@
 import { type InstanceRecord, TAKEOVER_SOCKET_FILE } from "../control/instance_dir.ts";
 import { sendControlRequest, socketPath } from "../control/socket.ts";
 import { processStartTime, signalProcess } from "../child/os.ts";
+import { fileURLToPath } from "node:url";
 
 /** The instance a takeover replaces, as its record says. */
 export type Predecessor = Pick<InstanceRecord, "pid" | "startTime" | "version" | "graceMs">;
@@ -60,4 +61,54 @@ export async function stopPredecessor(
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
   return "stopped";
+}
+
+/** A successor this supervisor started (`hotreload upgrade`). */
+export interface Successor {
+  pid: number;
+  /** Its command line, for the log. */
+  argv: string[];
+  /** Resolves when it exits (it takes the instance over, or fails). */
+  exited: Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Starts this instance's successor: `run --takeover` with `runArgs` (the
+ * run arguments after `run`), or with this supervisor's own, through the
+ * executable at this one's path (a binary replaced on disk is the new
+ * version). Its output goes where ours goes (under systemd, the journal),
+ * and, started by us, it runs in the service's cgroup, where systemd
+ * accepts its MAINPID=. It runs in a session of its own: our death is not
+ * its death. Throws when it cannot be started.
+ */
+export function spawnSuccessor(cwd: string, runArgs: string[] | undefined): Successor {
+  // The path of a binary replaced since this one started reads "... (deleted)".
+  const command = Deno.execPath().replace(/ \(deleted\)$/, "");
+  // From source, the successor runs the same cli.ts; a compiled binary is its own entry.
+  const prefix = Deno.build.standalone ? [] : ["run", "-A", fileURLToPath(Deno.mainModule)];
+  const own = runArgs ?? withoutTakeover(Deno.args.slice(1));
+  const args = [...prefix, "run", "--takeover", ...own];
+  const env = Deno.env.toObject();
+  // systemd names the main process that must feed the watchdog; the successor will be it.
+  delete env.WATCHDOG_PID;
+  const child = new Deno.Command(command, {
+    args,
+    cwd,
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+    detached: true,
+  }).spawn();
+  child.unref();
+  return { pid: child.pid, argv: [command, ...args], exited: child.status };
+}
+
+/** Run arguments without `--takeover` (a supervisor that took over upgrades again); app arguments stay. */
+function withoutTakeover(args: string[]): string[] {
+  const appArgs = args.indexOf("--");
+  const ours = appArgs === -1 ? args : args.slice(0, appArgs);
+  const rest = appArgs === -1 ? [] : args.slice(appArgs);
+  return [...ours.filter((arg) => arg !== "--takeover"), ...rest];
 }

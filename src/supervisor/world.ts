@@ -21,7 +21,9 @@ import { type RecordedProcess, recordedWorkers, writeWorkers } from "../control/
 import {
   type Predecessor,
   type PredecessorEnd,
+  spawnSuccessor,
   stopPredecessor,
+  type Successor,
   takeoverSocketPath,
 } from "./takeover.ts";
 import { processStartTime } from "../child/os.ts";
@@ -74,6 +76,8 @@ export interface World {
   recordWorkers?(pids: number[]): void;
   /** Workers a supervisor that died left serving here (orphans), for this one to drain. */
   orphans?: Orphans;
+  /** Starts `run --takeover` of this instance (hotreload upgrade); throws when it cannot. */
+  spawnSuccessor?(runArgs: string[] | undefined): Successor;
   /** Pids of the workers of the supervisor this one replaces (orphans, or a takeover's): not foreign. */
   formerWorkers?(): number[];
 }
@@ -143,6 +147,7 @@ export function realWorld(
           }
         }).length,
     },
+    spawnSuccessor: (runArgs) => spawnSuccessor(options.cwd, runArgs),
     formerWorkers: () =>
       [
         ...(options.orphans?.workers ?? []),

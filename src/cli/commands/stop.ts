@@ -1,8 +1,6 @@
 /** `hotreload stop`: graceful (or, with --fast, immediate) stop, waiting until the instance is gone. */
-import { askInstance, failOn, signalInstance } from "../../control/client.ts";
-import { isLive } from "../../control/instance_dir.ts";
+import { askInstance, failOn, signalInstance, waitUntilGone } from "../../control/client.ts";
 import { parseControlArgs } from "../control_args.ts";
-import { HotreloadError } from "../../errors.ts";
 import { STOP_HELP } from "../help.ts";
 
 export async function stopCommand(argv: string[]): Promise<number> {
@@ -16,19 +14,13 @@ export async function stopCommand(argv: string[]): Promise<number> {
   if (reply) failOn(reply);
   // Gone already (it answered nothing because it was stopping): nothing to signal.
   else signalInstance(instance, values.fast ? "SIGQUIT" : "SIGTERM");
-  const timeoutMs = values.timeout !== undefined
-    ? Number(values.timeout)
-    : instance.graceMs * 2 + 10_000;
-  const deadline = Date.now() + timeoutMs;
-  while (isLive(instance)) {
-    if (Date.now() > deadline) {
-      throw new HotreloadError(
-        `"${instance.name}" (pid ${instance.pid}) is still running after ${timeoutMs} ms; ` +
-          `stop it at once with "hotreload stop --fast"`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
+  await waitUntilGone(
+    instance,
+    values.timeout,
+    (ms) =>
+      `"${instance.name}" (pid ${instance.pid}) is still running after ${ms} ms; ` +
+      `stop it at once with "hotreload stop --fast"`,
+  );
   console.error(`hotreload: stopped "${instance.name}" (pid ${instance.pid})`);
   return 0;
 }
