@@ -8,6 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { runScenario } from "./netns.ts";
+import type { TakeoverResult as Takeover } from "./scenarios/takeover.ts";
 
 interface Succession {
   steered: boolean;
@@ -41,35 +42,6 @@ for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
     assert.equal(result.workers, 3, "status shows the successor's workers");
     // Nothing of either is left: the scenario's cleanup checks both runs' tagged processes.
   });
-}
-
-interface Takeover {
-  steered: boolean;
-  failedTakeover: {
-    code: number;
-    said: boolean;
-    keptServing: boolean;
-    statusPid: number;
-    servedAfter: number;
-    failedRequests: number;
-    brokenAnswers: number;
-    files: string[];
-  };
-  a: number;
-  b: number;
-  c: number;
-  takeoverMs: number;
-  tookOver: { pid: number; version: string | null; afterMs: number } | null;
-  workersAfterTakeover: number;
-  succeeded: { pid: number; workers: number } | null;
-  workersAfterSuccession: number;
-  statusPid: number;
-  keepAlive: { ok: number; failed: number; sample: string[] };
-  fresh: { ok: number; failed: number; sample: string[] };
-  bodies: string[];
-  stopCode: number;
-  left: number;
-  runtimeDirLeft: boolean;
 }
 
 for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
@@ -109,9 +81,11 @@ for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
     ]);
     assert.equal(result.statusPid, result.c);
     assert.equal(result.workersAfterSuccession, 3, "status shows C's workers");
-    for (const load of [result.keepAlive, result.fresh]) {
-      assert.ok(load.ok > 0);
-      assert.equal(load.failed, 0, load.sample.join("; "));
+    for (const phase of [result.takeover, result.succession]) {
+      for (const load of [phase.keepAlive, phase.fresh]) {
+        assert.ok(load.ok > 0);
+        assert.equal(load.failed, 0, load.sample.join("; "));
+      }
     }
     for (const body of ["v1", "v2", "v3"]) assert.ok(result.bodies.includes(body), body);
     assert.equal(result.stopCode, 0);

@@ -106,3 +106,35 @@ Deno.test("hotreload upgrade: the supervisor starts its successor (run --takeove
     assert.equal((await runCli(["stop"], dir)).code, 0);
     await waitFor(() => taggedPids(a.tag).length === 0, "the successor and its workers gone");
   }));
+
+Deno.test("a takeover whose predecessor dies meanwhile still takes the name, and drains the workers it left serving", () =>
+  withHotreload(
+    { "main.ts": APP },
+    (port) => serveArgs(port, "--orphan-grace", "30000"),
+    async (a, { dir, port }) => {
+      await a.waitForReady(1);
+      const orphans = taggedPids(a.tag).filter((pid) => pid !== a.pid);
+      // New code that takes a moment to start: A dies while the takeover waits for it.
+      const slow = `await new Promise((resolve) => setTimeout(resolve, 1500));\n${APP}`;
+      await Deno.writeTextFile(`${dir}/main.ts`, slow.replace("v1", "v2"));
+      const b = new Hotreload(serveArgs(port, "--takeover"), dir);
+      try {
+        await b.waitForOutput(/starting 1 worker/);
+        a.signal("SIGKILL");
+        await b.waitForOutput(
+          /took over "main" from pid \d+ \(hotreload [\w.+-]+\): it had exited meanwhile, .*; its 1 worker\(s\) left serving drain now/,
+        );
+        // Well within --orphan-grace (30 s): drained by B, not by their own timer.
+        await waitFor(
+          () => orphans.every((pid) => !taggedPids(a.tag).includes(pid)),
+          "A's orphaned worker gone",
+          10_000,
+        );
+        assert.equal((await httpGet(port)).body, "v2");
+        const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+        assert.equal(status.supervisor.pid, b.pid);
+      } finally {
+        await b.cleanup();
+      }
+    },
+  ));

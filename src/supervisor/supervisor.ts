@@ -543,8 +543,9 @@ export class Supervisor {
     const { predecessor, claim } = this.#connection!.takeover!;
     this.#takeover = undefined;
     if (this.#phase === "stopping") return;
+    let orphans: number;
     try {
-      claim();
+      orphans = claim();
     } catch (error) {
       log.error(
         "takeover.unclaimed",
@@ -559,11 +560,16 @@ export class Supervisor {
     this.#tookOver = { pid: predecessor.pid, version, at: new Date().toISOString(), afterMs };
     const how = end === "killed"
       ? "it did not stop within twice its grace, so it was killed (SIGKILL)"
+      : end === "gone"
+      ? "it had exited meanwhile"
       : "it stopped gracefully";
+    const left = orphans > 0 ? `; its ${orphans} worker(s) left serving drain now` : "";
     log.info(
       "supervisor.took-over",
       `took over "${this.#options.name}" from pid ${predecessor.pid} (hotreload ` +
-        `${version ?? "of an unknown version"}): ${how}, ${afterMs} ms after this run started`,
+        `${
+          version ?? "of an unknown version"
+        }): ${how}, ${afterMs} ms after this run started${left}`,
       { role: "supervisor", pid: predecessor.pid },
     );
   }

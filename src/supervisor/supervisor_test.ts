@@ -169,7 +169,10 @@ class FakeWorld implements World {
           takeover.stopAsked++;
           return new Promise<PredecessorEnd>((resolve) => takeover.exited = resolve);
         },
-        claim: () => void takeover.claimed++,
+        claim: () => {
+          takeover.claimed++;
+          return 0;
+        },
       },
       close: () => Promise.resolve(),
     });

@@ -17,7 +17,12 @@ import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
 import { ModuleGraphs } from "./module_graph.ts";
-import { type RecordedProcess, recordedWorkers, writeWorkers } from "../control/instance_dir.ts";
+import {
+  orphansOf,
+  type RecordedProcess,
+  recordedWorkers,
+  writeWorkers,
+} from "../control/instance_dir.ts";
 import {
   type Predecessor,
   type PredecessorEnd,
@@ -55,8 +60,12 @@ export interface Connection {
     predecessor: Predecessor;
     /** Stops the predecessor gracefully; resolves once it has exited (takeover.ts). */
     stopPredecessor(): Promise<PredecessorEnd>;
-    /** Takes the name: the lock, the record and the usual control socket. Throws if it cannot. */
-    claim(): void;
+    /**
+     * Takes the name: the lock, the record and the usual control socket.
+     * Drains the workers a predecessor that died during the takeover left
+     * serving (orphans); returns how many. Throws if the name cannot be taken.
+     */
+    claim(): number;
   };
   close(): Promise<void>;
 }
@@ -135,17 +144,7 @@ export function realWorld(
       supervisor: options.orphans.supervisor,
       version: options.orphans.version,
       count: options.orphans.workers.length,
-      drain: () =>
-        options.orphans!.workers.filter(({ pid, startTime }) => {
-          // Re-checked now: a pid is signalled only while it is still the process recorded.
-          if (processStartTime(pid) !== startTime) return false;
-          try {
-            Deno.kill(pid, "SIGTERM");
-            return true;
-          } catch {
-            return false;
-          }
-        }).length,
+      drain: () => drainRecorded(options.orphans!.workers),
     },
     spawnSuccessor: (runArgs) => spawnSuccessor(options.cwd, runArgs),
     formerWorkers: () =>
@@ -193,10 +192,13 @@ export function realWorld(
           predecessor: takeover.predecessor,
           stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
           claim() {
+            // Read before the claim replaces the record: a predecessor killed meanwhile left these.
+            const orphans = orphansOf(instanceDir);
             takeover.claim();
             control.close();
             control = ControlServer.listen(socketPath(instanceDir), inbox.control);
             metrics = serve();
+            return orphans ? drainRecorded(orphans.workers) : 0;
           },
         },
         async close() {
@@ -209,6 +211,23 @@ export function realWorld(
       };
     },
   };
+}
+
+/**
+ * Asks each recorded worker of a supervisor that is gone to drain (SIGTERM);
+ * how many were asked. Each pid is re-checked now: it is signalled only
+ * while it is still the process recorded.
+ */
+function drainRecorded(workers: RecordedProcess[]): number {
+  return workers.filter(({ pid, startTime }) => {
+    if (processStartTime(pid) !== startTime) return false;
+    try {
+      Deno.kill(pid, "SIGTERM");
+      return true;
+    } catch {
+      return false;
+    }
+  }).length;
 }
 
 /** The module graphs of the workers' and each custom process's entry. */

@@ -11,6 +11,43 @@
 import { freePort, Hotreload, makeProject, runCli, taggedPids, waitFor } from "../helpers.ts";
 import { requestLoop, waitForBody } from "../load.ts";
 
+/** A load's answers and failures in one phase. */
+export interface Load {
+  ok: number;
+  failed: number;
+  sample: string[];
+}
+
+/** What this scenario prints (its last line). */
+export interface TakeoverResult {
+  steered: boolean;
+  failedTakeover: {
+    code: number;
+    said: boolean;
+    keptServing: boolean;
+    statusPid: number;
+    servedAfter: number;
+    failedRequests: number;
+    brokenAnswers: number;
+    files: string[];
+  };
+  a: number;
+  b: number;
+  c: number;
+  takeoverMs: number;
+  tookOver: { pid: number; version: string | null; afterMs: number } | null;
+  workersAfterTakeover: number;
+  succeeded: { pid: number; workers: number } | null;
+  workersAfterSuccession: number;
+  statusPid: number;
+  takeover: Record<"keepAlive" | "fresh", Load>;
+  succession: Record<"keepAlive" | "fresh", Load>;
+  bodies: string[];
+  stopCode: number;
+  left: number;
+  runtimeDirLeft: boolean;
+}
+
 const { handover } = JSON.parse(Deno.args[0]) as { handover: "ebpf" | "kernel" | "none" };
 const app = (body: string) => `Deno.serve(() => new Response(${JSON.stringify(body)}));\n`;
 /** New code that binds its port, then fails: it must never replace working code. */
@@ -49,7 +86,8 @@ try {
   await pause(300);
 
   // A takeover whose new code cannot start.
-  const failuresBefore = keepAlive.peek().failures.length + fresh.peek().failures.length;
+  const readings = () => [keepAlive.peek(), fresh.peek()] as const;
+  const atStart = readings();
   await Deno.writeTextFile(`${dir}/main.ts`, BROKEN);
   const failed = run(3, "--takeover");
   started.push(failed);
@@ -57,10 +95,7 @@ try {
   const afterFailure = await statusOf();
   const filesAfterFailure = [...Deno.readDirSync(`${dir}/.hotreload/main`)].map((e) => e.name);
   await pause(300);
-  const servedAfterFailure = keepAlive.peek().ok + fresh.peek().ok;
-  const failedDuringFailure = keepAlive.peek().failures.length + fresh.peek().failures.length -
-    failuresBefore;
-  const [kaBefore, ncBefore] = [keepAlive.peek(), fresh.peek()];
+  const afterFailedTakeover = readings();
 
   // B takes A over.
   await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
@@ -74,6 +109,7 @@ try {
   await waitForBody(port, "v2");
   const afterTakeover = await statusOf();
   await pause(300);
+  const beforeKill = readings();
 
   // B dies; C succeeds it.
   b.signal("SIGKILL");
@@ -109,9 +145,11 @@ try {
       ),
       keptServing: failed.output.has(`"main" (pid ${a.pid}) keeps serving`),
       statusPid: afterFailure.supervisor.pid,
-      servedAfter: servedAfterFailure,
+      servedAfter: load(atStart[0], afterFailedTakeover[0]).ok +
+        load(atStart[1], afterFailedTakeover[1]).ok,
       files: filesAfterFailure.sort(),
-      failedRequests: failedDuringFailure,
+      failedRequests: load(atStart[0], afterFailedTakeover[0]).failed +
+        load(atStart[1], afterFailedTakeover[1]).failed,
       brokenAnswers: (keepAlive.peek().bodies.broken ?? 0) + (fresh.peek().bodies.broken ?? 0),
     },
     a: a.pid,
@@ -123,9 +161,12 @@ try {
     workersAfterSuccession: readyWorkers(afterSuccession),
     statusPid: afterSuccession.supervisor.pid,
     c: c.pid,
-    // From the successful takeover on: what the failed one cost is counted above.
-    keepAlive: load(kaBefore, ka),
-    fresh: load(ncBefore, nc),
+    // Each phase's answers and failures (what the failed takeover cost is counted above).
+    takeover: {
+      keepAlive: load(afterFailedTakeover[0], beforeKill[0]),
+      fresh: load(afterFailedTakeover[1], beforeKill[1]),
+    },
+    succession: { keepAlive: load(beforeKill[0], ka), fresh: load(beforeKill[1], nc) },
     bodies: Object.keys({ ...ka.bodies, ...nc.bodies }).sort(),
     stopCode: stop.code,
     left: left.length,
