@@ -309,7 +309,8 @@ export class Supervisor {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
     const outcome = this.#workers.onExit(child, status, this.#generation);
     // Before the switch, new code that fails ends the takeover: broken code never replaces working code.
-    if (outcome.kind === "crashed" && this.#takeover && this.#takeover.stage !== "stopping") {
+    const beforeSwitch = this.#takeover && this.#takeover.stage !== "stopping";
+    if (outcome.kind === "crashed" && beforeSwitch && this.#phase !== "stopping") {
       const output = outcome.summary === "no output" ? "" : `: ${outcome.summary}`;
       return this.#abortTakeover(`worker ${child.spec.id} ${outcome.why}${output}`);
     }
@@ -564,12 +565,11 @@ export class Supervisor {
       ? "it had exited meanwhile"
       : "it stopped gracefully";
     const left = orphans > 0 ? `; its ${orphans} worker(s) left serving drain now` : "";
+    const which = `hotreload ${version ?? "of an unknown version"}`;
     log.info(
       "supervisor.took-over",
-      `took over "${this.#options.name}" from pid ${predecessor.pid} (hotreload ` +
-        `${
-          version ?? "of an unknown version"
-        }): ${how}, ${afterMs} ms after this run started${left}`,
+      `took over "${this.#options.name}" from pid ${predecessor.pid} (${which}): ${how}, ` +
+        `${afterMs} ms after this run started${left}`,
       { role: "supervisor", pid: predecessor.pid },
     );
   }
