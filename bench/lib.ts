@@ -78,3 +78,53 @@ export function spawnQuiet(args: string[], cwd: string, env: Record<string, stri
     stderr: "null",
   }).spawn();
 }
+
+/**
+ * wrk gets CPU 0 and every server process CPU 1 (children inherit it). Without
+ * pinning, the load generator competes with the servers, and the kernel's
+ * autogroup scheduling gives each session an equal share: hotreload's workers
+ * run in sessions of their own (to signal their process groups), so wrk got
+ * less CPU against them than against `deno serve --parallel`'s one process,
+ * and measured them 9-13 % slower (seen here in a 9-round run).
+ */
+export const LOAD_CPU = "0";
+export const SERVER_CPUS = "1";
+
+/** What one wrk run measured. */
+export interface Sample {
+  rps: number;
+  p99ms: number;
+}
+
+/** wrk (1 thread, pinned to LOAD_CPU) against 127.0.0.1:`port`; `headers` such as "Connection: close". */
+export async function wrk(
+  port: number,
+  { connections, seconds, headers = [] }: {
+    connections: number;
+    seconds: number;
+    headers?: string[];
+  },
+): Promise<Sample> {
+  const result = await new Deno.Command("taskset", {
+    args: [
+      "-c",
+      LOAD_CPU,
+      "wrk",
+      "-t1",
+      `-c${connections}`,
+      `-d${seconds}s`,
+      "--latency",
+      ...headers.flatMap((header) => ["-H", header]),
+      `http://127.0.0.1:${port}/`,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(result.stdout);
+  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
+  const p99 = text.match(/99%\s+([\d.]+)(us|ms|s)/);
+  const unit = { us: 0.001, ms: 1, s: 1000 }[p99?.[2] as "us" | "ms" | "s"] ?? NaN;
+  const errors = text.match(/Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/);
+  if (errors) console.error(`wrk reported: ${errors[0]}`);
+  return { rps, p99ms: Number(p99?.[1]) * unit };
+}

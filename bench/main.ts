@@ -2,7 +2,8 @@
  * `deno task bench [name...]`: runs the benchmarks one after another (each
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
- * startup, reload, throughput, watch, fix, saves, matrix, graph, takeover; none means all. The throughput bench
+ * startup, reload, throughput, watch, fix, saves, matrix, graph, takeover, sticky; none means
+ * all. The throughput bench
  * needs wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
@@ -12,6 +13,7 @@ import { benchMatrix } from "./matrix.ts";
 import { benchReload } from "./reload.ts";
 import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
+import { benchSticky } from "./sticky.ts";
 import { benchTakeover } from "./takeover.ts";
 import { benchThroughput } from "./throughput.ts";
 
@@ -24,6 +26,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   matrix: benchMatrix,
   graph: benchGraph,
   takeover: benchTakeover,
+  sticky: benchSticky,
   watch: async () => {
     const { benchWatch, formatWatchBench } = await import("./watch.ts");
     return formatWatchBench(await benchWatch());

@@ -6,50 +6,22 @@
  * should be about 1. wrk runs on the same 2-core machine (1 thread), pinned
  * to one core and the servers to the other.
  */
-import { freePort, hotreloadArgs, machine, median, table, until } from "./lib.ts";
+import {
+  freePort,
+  hotreloadArgs,
+  LOAD_CPU,
+  machine,
+  median,
+  type Sample,
+  SERVER_CPUS,
+  table,
+  until,
+  wrk,
+} from "./lib.ts";
 
 const SECONDS = 5;
 const CONNECTIONS = 64;
 const ROUNDS = 9;
-/**
- * wrk gets CPU 0 and every server process CPU 1 (children inherit it). Without
- * pinning, the load generator competes with the servers, and the kernel's
- * autogroup scheduling gives each session an equal share: hotreload's workers
- * run in sessions of their own (to signal their process groups), so wrk got
- * less CPU against them than against `deno serve --parallel`'s one process,
- * and measured them 9-13 % slower (seen here in a 9-round run).
- */
-const LOAD_CPU = "0";
-const SERVER_CPUS = "1";
-
-interface Sample {
-  rps: number;
-  p99ms: number;
-}
-
-async function wrk(port: number, seconds: number): Promise<Sample> {
-  const result = await new Deno.Command("taskset", {
-    args: [
-      "-c",
-      LOAD_CPU,
-      "wrk",
-      "-t1",
-      `-c${CONNECTIONS}`,
-      `-d${seconds}s`,
-      "--latency",
-      `http://127.0.0.1:${port}/`,
-    ],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(result.stdout);
-  const rps = Number(text.match(/Requests\/sec:\s+([\d.]+)/)?.[1]);
-  const p99 = text.match(/99%\s+([\d.]+)(us|ms|s)/);
-  const unit = { us: 0.001, ms: 1, s: 1000 }[p99?.[2] as "us" | "ms" | "s"] ?? NaN;
-  const errors = text.match(/Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)/);
-  if (errors) console.error(`wrk reported: ${errors[0]}`);
-  return { rps, p99ms: Number(p99?.[1]) * unit };
-}
 
 async function project(port: number): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "hotreload-bench-" });
@@ -87,8 +59,8 @@ async function measure(kind: string, workers: number): Promise<Sample> {
   try {
     await until(async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, `${kind} to answer`);
     await new Promise((resolve) => setTimeout(resolve, 500)); // let every worker bind
-    await wrk(port, 2); // warm-up
-    return await wrk(port, SECONDS);
+    await wrk(port, { connections: CONNECTIONS, seconds: 2 }); // warm-up
+    return await wrk(port, { connections: CONNECTIONS, seconds: SECONDS });
   } finally {
     child.kill("SIGTERM");
     await child.status;
