@@ -138,3 +138,33 @@ Deno.test("a takeover whose predecessor dies meanwhile still takes the name, and
       }
     },
   ));
+
+Deno.test("steered: until the switch, every new connection goes to the old instance; the new supervisor's program replaces the old one only then", () =>
+  withHotreload(
+    { "main.ts": APP },
+    (port) => serveArgs(port, "--handover", "ebpf"),
+    async (a, { dir, port }) => {
+      await a.waitForReady(1);
+      await Deno.writeTextFile(`${dir}/main.ts`, APP.replace("v1", "v2"));
+      // A long settle window: B's workers are bound and ready, yet must get nothing.
+      const b = new Hotreload(
+        serveArgs(port, "--takeover", "--handover", "ebpf", "-w", "2", "--settle", "3000"),
+        dir,
+      );
+      try {
+        await b.waitForOutput(/taking over pid \d+ once the workers have run for 3000 ms/);
+        const bodies = new Set<string>();
+        for (let i = 0; i < 40; i++) {
+          if (b.output.has("stopping the old instance")) break;
+          // A new connection each time: the reuseport group picks a listener for each.
+          bodies.add((await httpGet(port)).body);
+        }
+        assert.ok(!b.output.has("stopping the old instance"), "the requests ran before the switch");
+        assert.deepEqual([...bodies], ["v1"], "only the old instance answered");
+        await b.waitForOutput(/took over "main"/);
+        assert.equal((await httpGet(port)).body, "v2");
+      } finally {
+        await b.cleanup();
+      }
+    },
+  ));
