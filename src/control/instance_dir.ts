@@ -298,13 +298,24 @@ export function lockTakeover(cwd: string, name: string): { release(): void } {
  * directory from being removed.
  */
 function removeStaleTakeover(dir: string): void {
-  const path = `${dir}/${TAKEOVER_LOCK_FILE}`;
+  removeUnheldLock(
+    `${dir}/${TAKEOVER_LOCK_FILE}`,
+    () => removeOwnFile(`${dir}/${TAKEOVER_SOCKET_FILE}`),
+  );
+}
+
+/**
+ * Removes the lock file `path` when nobody holds it (never through a link),
+ * after running `first` while this process holds it.
+ */
+function removeUnheldLock(path: string, first?: () => void): void {
   try {
     if (!Deno.lstatSync(path).isFile) return;
     const file = Deno.openSync(path, { read: true, write: true });
     try {
+      // Unlinked while held: whoever locks it next sees the path gone and retries.
       if (!file.tryLockSync(true)) return;
-      removeOwnFile(`${dir}/${TAKEOVER_SOCKET_FILE}`);
+      first?.();
       Deno.removeSync(path);
     } finally {
       file.close();
@@ -404,22 +415,14 @@ export function removeEmptyDir(path: string): void {
 
 /**
  * Removes what a dead supervisor left of instance `dir`: its record and pid
- * file, and, when nobody holds it, its lock and the directories that are then
- * empty. A lock someone holds (a supervisor starting right now) stays.
+ * file, and, when nobody holds them, its lock, a killed takeover's lock and
+ * socket, and the directories that are then empty. A lock someone holds (a
+ * supervisor starting right now) stays.
  */
 export function removeStaleInstance(dir: string): void {
   removeInstanceFiles(dir);
-  const lock = `${dir}/${LOCK_FILE}`;
-  try {
-    if (!Deno.lstatSync(lock).isFile) return;
-    const file = Deno.openSync(lock, { read: true, write: true });
-    try {
-      // Unlinked while held: a supervisor that locks it next sees the path gone and retries.
-      if (file.tryLockSync(true)) Deno.removeSync(lock);
-    } finally {
-      file.close();
-    }
-  } catch { /* no lock */ }
+  removeUnheldLock(`${dir}/${LOCK_FILE}`);
+  removeStaleTakeover(dir);
   removeEmptyDir(dir);
   removeEmptyDir(dir.slice(0, dir.lastIndexOf("/")));
 }
