@@ -112,7 +112,8 @@ async function startWorker(
     stderr: "piped",
   }).spawn();
   const writer = child.stdin.getWriter();
-  await writer.write(encodeHandshake({ nonce, settings }));
+  // This bench plays the supervisor: the child watches our pid.
+  await writer.write(encodeHandshake({ nonce, supervisor: Deno.pid, settings }));
   let text = "";
   let readyMs: number | undefined;
   let onReady = () => {};

@@ -168,3 +168,36 @@ Deno.test("steered: until the switch, every new connection goes to the old insta
       }
     },
   ));
+
+Deno.test("a takeover killed with SIGKILL leaves its lock and socket; they go with the stale record", () =>
+  withHotreload({ "main.ts": APP }, (port) => serveArgs(port), async (a, { dir, port }) => {
+    await a.waitForReady(1);
+    const slow = `await new Promise((resolve) => setTimeout(resolve, 60_000));\n${APP}`;
+    await Deno.writeTextFile(`${dir}/main.ts`, slow);
+    const b = new Hotreload(serveArgs(port, "--takeover"), dir);
+    try {
+      await b.waitForOutput(/starting 1 worker/);
+      b.signal("SIGKILL");
+      await b.status;
+      const instance = `${dir}/.hotreload/main`;
+      for (const file of ["takeover.lock", "takeover.sock"]) {
+        const left = await Deno.lstat(`${instance}/${file}`).then(() => true, () => false);
+        assert.ok(left, `the killed takeover left ${file}`);
+      }
+      a.signal("SIGKILL");
+      await a.process.status;
+      // Orphans end on their own (--orphan-grace, 1 s): A's worker, and B's, whose supervisor
+      // died while it was starting (it knows its supervisor's pid from the handshake).
+      await waitFor(
+        () => taggedPids(a.tag).length + taggedPids(b.tag).length === 0,
+        "every orphan gone",
+        15_000,
+      );
+      const status = await runCli(["status"], dir);
+      assert.equal(status.code, 3, status.stderr);
+      assert.match(status.stderr, /removed the stale record of "main" \(pid \d+ is gone\)/);
+      await assert.rejects(() => Deno.lstat(`${dir}/.hotreload`), "nothing is left");
+    } finally {
+      await b.cleanup();
+    }
+  }));

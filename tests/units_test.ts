@@ -98,12 +98,16 @@ Deno.test("a frame without the child's nonce, or of an unexpected shape, is plai
 
 Deno.test("the handshake is a length line and exactly that many bytes of JSON", () => {
   const settings = { name: "queue", index: 0, generation: 1, args: { token: "é-secret" } };
-  const bytes = encodeHandshake({ nonce: "abc", settings });
+  const bytes = encodeHandshake({ nonce: "abc", supervisor: 42, settings });
   const text = new TextDecoder().decode(bytes);
   const newline = text.indexOf("\n");
   const json = bytes.subarray(new TextEncoder().encode(text.slice(0, newline + 1)).length);
   assert.equal(Number(text.slice(0, newline)), json.length);
-  assert.deepEqual(JSON.parse(new TextDecoder().decode(json)), { nonce: "abc", settings });
+  assert.deepEqual(JSON.parse(new TextDecoder().decode(json)), {
+    nonce: "abc",
+    supervisor: 42,
+    settings,
+  });
 });
 
 Deno.test("line splitting keeps a last partial line and multi-byte characters split across chunks", async () => {

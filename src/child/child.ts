@@ -134,8 +134,8 @@ export class ManagedChild {
   }
 
   #handshake(): void {
-    this.#stdin.write(encodeHandshake({ nonce: this.#nonce, settings: this.spec.settings }))
-      .catch(() => {});
+    const handshake = { nonce: this.#nonce, supervisor: Deno.pid, settings: this.spec.settings };
+    this.#stdin.write(encodeHandshake(handshake)).catch(() => {});
   }
 
   /** Makes a spare the child `spec` describes: sends its handshake; it starts now. */

@@ -21,11 +21,13 @@ export function procStat(pid: number): string[] | undefined {
 /**
  * The process's start time in clock ticks since boot (field 22 of
  * /proc/<pid>/stat), or undefined when it is gone. Together with the pid it
- * identifies one process for its whole life.
+ * identifies one process for its whole life. A zombie (state Z: it has
+ * exited, its parent has not reaped it yet) is gone: it serves nothing and
+ * holds no lock.
  */
 export function processStartTime(pid: number): number | undefined {
   const fields = procStat(pid);
-  return fields === undefined ? undefined : Number(fields[19]);
+  return fields === undefined || fields[0] === "Z" ? undefined : Number(fields[19]);
 }
 
 /** Sends a signal to a whole process group; a group that is already gone is fine. */

@@ -261,6 +261,8 @@ function lockFile(path: string): Deno.FsFile | undefined {
   return undefined;
 }
 
+/** The supervisor's control socket (control/socket.ts serves it). */
+export const CONTROL_SOCKET_FILE = "control.sock";
 /** Held by the one `run --takeover` under way for an instance. */
 const TAKEOVER_LOCK_FILE = "takeover.lock";
 /** The control socket of a supervisor taking over, until it has the name. */
@@ -415,14 +417,18 @@ export function removeEmptyDir(path: string): void {
 
 /**
  * Removes what a dead supervisor left of instance `dir`: its record and pid
- * file, and, when nobody holds them, its lock, a killed takeover's lock and
- * socket, and the directories that are then empty. A lock someone holds (a
+ * file, its runtime modules, and, when nobody holds them, its lock and
+ * control socket, a killed takeover's lock and socket, and the directories
+ * that are then empty. A lock someone holds (a
  * supervisor starting right now) stays.
  */
 export function removeStaleInstance(dir: string): void {
   removeInstanceFiles(dir);
-  removeUnheldLock(`${dir}/${LOCK_FILE}`);
+  // The dead supervisor's socket goes only while nobody holds the lock: a supervisor
+  // starting now may have made its own already.
+  removeUnheldLock(`${dir}/${LOCK_FILE}`, () => removeOwnFile(`${dir}/${CONTROL_SOCKET_FILE}`));
   removeStaleTakeover(dir);
+  removeRuntimeModules(dir);
   removeEmptyDir(dir);
   removeEmptyDir(dir.slice(0, dir.lastIndexOf("/")));
 }

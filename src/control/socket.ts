@@ -10,12 +10,13 @@ import {
   MAX_CONTROL_REQUEST_BYTES,
 } from "../config/limits.ts";
 import { ACCEPTED, type ControlReply, type ControlRequest, parseRequest } from "./protocol.ts";
+import { CONTROL_SOCKET_FILE } from "./instance_dir.ts";
 
 const encoder = new TextEncoder();
 
 /** The socket's path inside an instance's runtime directory. */
 export function socketPath(instanceDir: string): string {
-  return `${instanceDir}/control.sock`;
+  return `${instanceDir}/${CONTROL_SOCKET_FILE}`;
 }
 
 /** Serves control requests until closed. */

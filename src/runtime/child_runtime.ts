@@ -85,9 +85,11 @@ export function heartbeat(ms: number): void {
  * await never finishes, and never keeps the process alive by itself.
  */
 export function watchParent(onGone: () => void): void {
-  const parentAtStart = Deno.ppid;
+  // The handshake's pid, not our parent at start: a supervisor killed while
+  // this child was starting is already not our parent when this runs.
+  const supervisor = handshake.supervisor;
   const timer = setInterval(() => {
-    if (Deno.ppid !== parentAtStart) onGone();
+    if (Deno.ppid !== supervisor) onGone();
   }, 250);
   Deno.unrefTimer(timer);
 }

@@ -42,6 +42,11 @@ export type SupervisorMessage = { t: "message"; data: unknown };
 export interface Handshake<S> {
   /** Proves that a frame comes from the preload, not from app output. */
   nonce: string;
+  /**
+   * The supervisor's pid: the child is an orphan whenever its parent is
+   * another process, even if the supervisor died before the child ran.
+   */
+  supervisor: number;
   settings: S;
 }
 
