@@ -16,6 +16,13 @@ import {
 
 const APP = `Deno.serve(() => new Response("v1"));\n`;
 
+/** A `run --takeover` of code that takes a minute to start: a takeover that stays under way. */
+async function slowTakeover(dir: string, port: number): Promise<Hotreload> {
+  const slow = `await new Promise((resolve) => setTimeout(resolve, 60_000));\n${APP}`;
+  await Deno.writeTextFile(`${dir}/main.ts`, slow);
+  return new Hotreload(serveArgs(port, "--takeover"), dir);
+}
+
 Deno.test("run --takeover with no instance of that name running: it says so and starts", () =>
   withHotreload(
     { "main.ts": APP },
@@ -34,10 +41,7 @@ Deno.test("run --takeover with no instance of that name running: it says so and 
 Deno.test("a second takeover while one is under way is refused; commands reach the running instance until the switch", () =>
   withHotreload({ "main.ts": APP }, (port) => serveArgs(port), async (a, { dir, port }) => {
     await a.waitForReady(1);
-    // New code that takes its time to start: the takeover stays under way.
-    const slow = `await new Promise((resolve) => setTimeout(resolve, 60_000));\n${APP}`;
-    await Deno.writeTextFile(`${dir}/main.ts`, slow);
-    const b = new Hotreload(serveArgs(port, "--takeover"), dir);
+    const b = await slowTakeover(dir, port);
     try {
       await b.waitForOutput(/taking over "main" \(supervisor pid \d+, hotreload [\w.+-]+\)/);
       await waitFor(() => b.output.has(/starting 1 worker/), "B starts its worker");
@@ -172,9 +176,7 @@ Deno.test("steered: until the switch, every new connection goes to the old insta
 Deno.test("a takeover killed with SIGKILL leaves its lock and socket; they go with the stale record", () =>
   withHotreload({ "main.ts": APP }, (port) => serveArgs(port), async (a, { dir, port }) => {
     await a.waitForReady(1);
-    const slow = `await new Promise((resolve) => setTimeout(resolve, 60_000));\n${APP}`;
-    await Deno.writeTextFile(`${dir}/main.ts`, slow);
-    const b = new Hotreload(serveArgs(port, "--takeover"), dir);
+    const b = await slowTakeover(dir, port);
     try {
       await b.waitForOutput(/starting 1 worker/);
       b.signal("SIGKILL");
