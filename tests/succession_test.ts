@@ -44,10 +44,17 @@ for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
   });
 }
 
-for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
-  Deno.test(`takeover (--handover ${handover}): A taken over by B, B killed and succeeded by C: 0 failed; a takeover that cannot start leaves A serving`, async () => {
-    const result = await runScenario<Takeover>("takeover", { handover }, migrate);
-    console.log(`takeover, ${handover}: ${JSON.stringify(result)}`);
+const TAKEOVER_MODES = [
+  ["ebpf", 0, false],
+  ["kernel", 1, false],
+  // The watching defaults too: spares, a 100 ms close window, a watcher.
+  ["ebpf", 0, true],
+] as const;
+for (const [handover, migrate, watching] of TAKEOVER_MODES) {
+  const mode = `--handover ${handover}${watching ? ", watching" : ""}`;
+  Deno.test(`takeover (${mode}): A taken over by B, B killed and succeeded by C: 0 failed; a takeover that cannot start leaves A serving`, async () => {
+    const result = await runScenario<Takeover>("takeover", { handover, watching }, migrate);
+    console.log(`takeover, ${mode}: ${JSON.stringify(result)}`);
     const steered = handover === "ebpf";
     assert.equal(result.steered, steered);
     // The takeover whose new code binds, then throws.

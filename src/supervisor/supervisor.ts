@@ -129,11 +129,8 @@ export class Supervisor {
       ...options,
       ...seam,
       // Called before any worker drains: it leaves the steered set first.
-      steer: (serving) => {
-        // Taking over: the old instance's steering stands until ours have settled.
-        if (this.#takeover && this.#takeover.stage !== "stopping") return;
-        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) })));
-      },
+      steer: (serving) =>
+        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
       // Before a takeover's switch, a failed worker ends the takeover instead.
       restarts: () => !this.#takeover || this.#takeover.stage === "stopping",
     });
@@ -151,6 +148,8 @@ export class Supervisor {
     if (this.#connection.takeover) {
       this.#takeover = { stage: "starting", until: Infinity };
       this.#silentToServiceManager = true;
+      // The old instance's steering stands until our workers have settled.
+      this.#workers.holdSteering();
     }
     this.#announceStart();
     try {
@@ -511,7 +510,7 @@ export class Supervisor {
     const takeover = this.#takeover;
     if (takeover?.stage !== "settling" || now < takeover.until) return;
     takeover.stage = "stopping";
-    this.#workers.steer(true);
+    this.#workers.releaseSteering();
     // systemd follows this supervisor before the old one exits (or it would count the service dead).
     this.#silentToServiceManager = false;
     this.#notify("READY=1", `STATUS=${this.#statusLine()}`, `MAINPID=${Deno.pid}`);

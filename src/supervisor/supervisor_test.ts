@@ -164,7 +164,17 @@ class FakeWorld implements World {
     return Promise.resolve({
       handover,
       takeover: takeover && {
-        predecessor: { pid: 42, startTime: 1, version: "0.0.9", graceMs: 5000 },
+        predecessor: {
+          name: "test",
+          pid: 42,
+          startTime: 1,
+          cwd: "/nonexistent",
+          entry: "main.ts",
+          workers: 1,
+          graceMs: 5000,
+          startedAt: "2026-01-01T00:00:00.000Z",
+          version: "0.0.9",
+        },
         stopPredecessor: () => {
           takeover.stopAsked++;
           return new Promise<PredecessorEnd>((resolve) => takeover.exited = resolve);

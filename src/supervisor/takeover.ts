@@ -13,13 +13,13 @@
  *
  * @module
  */
-import { type InstanceRecord, TAKEOVER_SOCKET_FILE } from "../control/instance_dir.ts";
+import { type InstanceRecord, isLive, TAKEOVER_SOCKET_FILE } from "../control/instance_dir.ts";
 import { sendControlRequest, socketPath } from "../control/socket.ts";
-import { processStartTime, signalProcess } from "../child/os.ts";
+import { signalInstance } from "../control/client.ts";
 import { fileURLToPath } from "node:url";
 
-/** The instance a takeover replaces, as its record says. */
-export type Predecessor = Pick<InstanceRecord, "pid" | "startTime" | "version" | "graceMs">;
+/** The instance a takeover replaces: its record. */
+export type Predecessor = InstanceRecord;
 
 /** How the predecessor ended: it stopped as asked, was gone already, or had to be killed. */
 export type PredecessorEnd = "stopped" | "gone" | "killed";
@@ -44,18 +44,17 @@ export async function stopPredecessor(
   instanceDir: string,
   predecessor: Predecessor,
 ): Promise<PredecessorEnd> {
-  const live = () => processStartTime(predecessor.pid) === predecessor.startTime;
-  if (!live()) return "gone";
+  if (!isLive(predecessor)) return "gone";
   const answer = await sendControlRequest(socketPath(instanceDir), {
     cmd: "stop",
     successor: Deno.pid,
   });
   // No answer on its socket (an old version, or overloaded): the signal means the same.
-  if (answer.kind !== "reply" && live()) signalProcess(predecessor.pid, "SIGTERM");
+  if (answer.kind !== "reply") signalInstance(predecessor, "SIGTERM");
   const deadline = Date.now() + predecessor.graceMs * 2 + STOP_MARGIN_MS;
-  while (live()) {
+  while (isLive(predecessor)) {
     if (Date.now() > deadline) {
-      if (live()) signalProcess(predecessor.pid, "SIGKILL");
+      signalInstance(predecessor, "SIGKILL");
       return "killed";
     }
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));

@@ -84,6 +84,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #toldHeld = new WeakSet<Child>();
   /** The serving workers' pids, as last told to `steer`. */
   #steered = "";
+  /** `steer` is told nothing until `releaseSteering` (a takeover before its switch). */
+  #steeringHeld = false;
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
@@ -241,12 +243,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   /**
    * Tells `steer` the serving workers, then tells held predecessors to send
    * their requests on, and drains those retired meanwhile (in that order:
-   * nothing is sent on to a worker that is still steered to). `anew`: tell
-   * `steer` even when the serving set is the one it was told last (it did
-   * not act on it then: a takeover steers only once its workers settled).
+   * nothing is sent on to a worker that is still steered to).
    */
-  steer(anew = false): void {
-    if (anew) this.#steered = "";
+  steer(): void {
     this.#steer();
     for (const child of this.#held.values()) {
       if (this.#toldHeld.has(child)) continue;
@@ -589,8 +588,23 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.steer();
   }
 
+  /**
+   * Until `releaseSteering`, `steer` is told nothing: a takeover leaves the
+   * old instance's steering in place until its own workers have settled.
+   */
+  holdSteering(): void {
+    this.#steeringHeld = true;
+  }
+
+  /** Tells `steer` the serving workers from now on, starting now. */
+  releaseSteering(): void {
+    this.#steeringHeld = false;
+    this.steer();
+  }
+
   /** Tells `steer` the serving workers, when they changed. */
   #steer(): void {
+    if (this.#steeringHeld) return;
     const serving = this.serving();
     // Ports count too: a serving worker that opens another port is steered there.
     const pids = serving.map((child) => `${child.pid}:${[...child.ports].join("+")}`).join(",");

@@ -48,18 +48,24 @@ export interface TakeoverResult {
   runtimeDirLeft: boolean;
 }
 
-const { handover } = JSON.parse(Deno.args[0]) as { handover: "ebpf" | "kernel" | "none" };
+const { handover, watching = false } = JSON.parse(Deno.args[0]) as {
+  handover: "ebpf" | "kernel" | "none";
+  /** Watching defaults (spares, a 100 ms close window, a watcher) on a folder the scenario never edits. */
+  watching?: boolean;
+};
 const app = (body: string) => `Deno.serve(() => new Response(${JSON.stringify(body)}));\n`;
 /** New code that binds its port, then fails: it must never replace working code. */
 const BROKEN = `Deno.serve(() => new Response("broken"));\n` +
   `await new Promise((resolve) => setTimeout(resolve, 100));\n` +
   `throw new Error("the new code cannot start");\n`;
 
-const dir = await makeProject({ "main.ts": app("v1") });
+const dir = await makeProject({ "main.ts": app("v1"), "watched/keep.txt": "" });
+// Watching main.ts itself would make each instance reload the code written for the next one.
+const watch = watching ? ["--watch", "watched"] : ["--no-watch"];
 const port = freePort();
 const run = (workers: number, ...extra: string[]) =>
   new Hotreload(
-    ["run", "main.ts", "-N", "--no-watch", "--port", String(port), "-w", String(workers)].concat(
+    ["run", "main.ts", "-N", ...watch, "--port", String(port), "-w", String(workers)].concat(
       ["--handover", handover, "--orphan-grace", "10000", ...extra],
     ),
     dir,
