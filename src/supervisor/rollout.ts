@@ -304,7 +304,8 @@ export class Rollout {
    * What happened, truthfully: `reloaded 4 workers in 312 ms (generation 7; 2
    * files: src/a.ts, src/b.ts)`; `generation 2 started 2 workers; all ready
    * in 140 ms (1 file: main.ts)` when nothing was serving before; and how
-   * many are ready when some of the new workers failed.
+   * many are ready when some of the new workers failed, or were still
+   * starting when a newer change superseded it.
    */
   summary(workers: number, ready: number, processes: number, now: number): string {
     const ms = Math.round(now - this.startedAt);
@@ -318,6 +319,13 @@ export class Rollout {
       return `reloaded ${
         extra ? extra.slice(5) : "nothing"
       } in ${ms} ms (generation ${this.generation}; ${cause})`;
+    }
+    if (ready < workers && this.#superseded) {
+      // Nothing failed: the rest were still starting when a newer change arrived, which replaces them.
+      return `generation ${this.generation}: ${ready} of ${plural(workers, "worker")} ready in ` +
+        `${ms} ms, when a newer change took over from it${
+          extra ? `;${extra} reloaded` : ""
+        } (${cause})`;
     }
     if (ready < workers) {
       return `generation ${this.generation}: ${ready} of ${plural(workers, "worker")} ready in ` +

@@ -326,6 +326,11 @@ Deno.test("rollout, one step: after a superseded switch, the next rollout replac
   first.step(); // switched: slot 1 stood down, its replacement still starting
   first.rollout.supersede();
   assert.equal(first.step(), "done", "superseded");
+  assert.match(
+    first.rollout.summary(2, 1, 0, clock),
+    /^generation 2: 1 of 2 workers ready in \d+ ms, when a newer change took over from it \(reload command\)$/,
+    "nothing failed: the summary says so",
+  );
   // The next rollout, generation 3, on the same pool.
   const next = new Rollout(
     3,
