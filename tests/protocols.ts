@@ -139,25 +139,35 @@ httpServer.listen(process.env.PORT);
 /**
  * socket.io clients: \`deno run -A clients.js <port> <clients> <status-file> <until-file>\`.
  * Each connects with the default transports, keeps the last greeting, and
- * sends a "ping" every 100 ms, counting answers and missed ones (an ack not
- * in 2 s, or a disconnect while waiting). Writes {greetings, answered,
- * missed, errors: [{at, message}]} to the status file every 100 ms and
- * prints it at the end.
+ * sends a "ping" every 100 ms, counting answers, pings missed on a live
+ * connection (no ack in 2 s), pings cut by a disconnect (in flight when the
+ * connection closed: at most once delivery, socket.io's default) and
+ * disconnects. Writes {greetings, answered, missed, cut, disconnects,
+ * errors: [{at, message}]} to the status file every 100 ms and prints it at
+ * the end.
  */
 export const SOCKET_IO_CLIENTS = `import { io } from "socket.io-client";
 
 const [port, count, statusFile, untilFile] = Deno.args;
-const state = { greetings: [], answered: 0, missed: 0, errors: [] };
+const state = { greetings: [], answered: 0, missed: 0, cut: 0, disconnects: 0, errors: [] };
 const sockets = Array.from({ length: Number(count) }, (_, i) => {
   const socket = io("http://127.0.0.1:" + port, { reconnectionDelay: 100, reconnectionDelayMax: 500 });
   socket.on("hello", (greeting) => state.greetings[i] = greeting);
   socket.on("connect_error", (error) => state.errors.push({ at: Date.now(), message: error.message }));
+  // The last ones are the client's own (socket.close() below).
+  socket.on("disconnect", (reason) => {
+    if (reason !== "io client disconnect") state.disconnects++;
+  });
   return socket;
 });
 const timer = setInterval(() => {
   for (const socket of sockets) {
     if (!socket.connected) continue;
-    socket.timeout(2000).emit("ping", (error) => error ? state.missed++ : state.answered++);
+    socket.timeout(2000).emit("ping", (error) => {
+      if (!error) state.answered++;
+      else if (error.message === "socket has been disconnected") state.cut++;
+      else state.missed++;
+    });
   }
   Deno.writeTextFileSync(statusFile, JSON.stringify(state));
 }, 100);

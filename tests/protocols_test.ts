@@ -4,8 +4,10 @@
  * steering program's sticky path on real sockets.
  */
 import assert from "node:assert/strict";
+import http2 from "node:http2";
 import { runScenario } from "./netns.ts";
-import { freePort, makeProject, runCli } from "./helpers.ts";
+import { freePort, makeProject, runCli, waitFor, withHotreload } from "./helpers.ts";
+import type { StatusReport } from "../src/control/protocol.ts";
 
 type Took = Record<string, number[]>;
 
@@ -88,6 +90,63 @@ for (const handover of ["ebpf", "none"] as const) {
   });
 }
 
+/** A node:http2 server answering every stream with "<version> <pid>". */
+const HTTP2_APP = `import http2 from "node:http2";
+
+const server = http2.createServer();
+server.on("stream", (stream) => {
+  stream.respond({ ":status": 200 });
+  stream.end("v1 " + process.pid);
+});
+server.listen(process.env.PORT);
+`;
+
+Deno.test("HTTP/2: a session that has sent no stream when its worker drains gets its GOAWAY with its first stream, which is answered", async () => {
+  // Deno's node:http2 client (grpc-js) spins at full CPU forever after a GOAWAY on a session it
+  // had not sent a stream on; a draining worker sent one at once to every session.
+  await withHotreload(
+    { "main.js": HTTP2_APP },
+    (
+      port,
+    ) => ["run", "main.js", "-A", "--port", String(port), "--no-watch", "--close-window", "3000"],
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      const session = http2.connect(`http://127.0.0.1:${port}`);
+      const goAways: number[] = [];
+      session.on("goaway", (_code: number, lastStreamId: number) => goAways.push(lastStreamId));
+      session.on("error", () => {});
+      try {
+        await new Promise((resolve) => session.once("remoteSettings", resolve));
+        const status = async () =>
+          JSON.parse((await runCli(["status", "--json"], dir)).stdout) as StatusReport;
+        const old = (await status()).children.find((row) => row.role === "worker")!.pid;
+        const reload = runCli(["reload"], dir);
+        await waitFor(
+          async () =>
+            (await status()).children.some((row) => row.pid === old && row.state === "draining"),
+          "the old worker draining",
+        );
+        assert.deepEqual(goAways, [], "no GOAWAY before the session's first stream");
+        const body = await new Promise<string>((resolve, reject) => {
+          const stream = session.request({ ":path": "/" });
+          let text = "";
+          stream.setEncoding("utf8");
+          stream.on("data", (chunk: string) => text += chunk);
+          stream.on("end", () => resolve(text));
+          stream.on("error", reject);
+          stream.end();
+        });
+        assert.equal(body, `v1 ${old}`, "answered by the draining worker");
+        await waitFor(() => goAways.length > 0, "a GOAWAY after the first stream");
+        assert.deepEqual(goAways, [1], "the GOAWAY covers the stream it answered");
+        assert.equal((await reload).code, 0);
+      } finally {
+        session.destroy();
+      }
+    },
+  );
+});
+
 interface TwoPorts {
   steered: boolean;
   port: number;
@@ -124,6 +183,8 @@ interface SocketIo {
   greeted: Record<string, boolean>;
   answered: number;
   missed: number;
+  cut: number;
+  disconnects: number;
   steadyErrors: string[];
   reloadErrors: string[];
 }
@@ -139,5 +200,11 @@ Deno.test("socket.io, default transports, 4 workers, --sticky: 5 clients connect
   // Without --sticky, long-polling requests reach other workers: "xhr poll error" right away.
   assert.deepEqual(result.steadyErrors, []);
   assert.ok(result.answered > 0);
+  // No ping goes unanswered on a live connection.
   assert.equal(result.missed, 0);
+  // Each edit moves each client once (every worker is replaced), through a 1001 close.
+  assert.equal(result.disconnects, 5 * 2);
+  // A ping in flight as its worker closes the socket is lost (socket.io delivers at most
+  // once; its `retries` option resends): at most the one each client had then.
+  assert.ok(result.cut <= result.disconnects, `${result.cut} pings cut by ${result.disconnects}`);
 });

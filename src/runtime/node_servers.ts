@@ -58,7 +58,7 @@ interface NodeSession {
   closed: boolean;
   /** Graceful: sends GOAWAY, lets the open streams finish, then closes. */
   close(): void;
-  once(event: "close", listener: () => void): void;
+  once(event: "close" | "stream", listener: () => void): void;
 }
 
 /** The node servers of this worker. */
@@ -88,12 +88,51 @@ interface NodeServer {
 /** A socket a WebSocket upgrade took over from the HTTP server. */
 interface UpgradedSocket {
   destroyed: boolean;
+  bytesRead: number;
   end(data: Uint8Array): void;
   once(event: "close", listener: () => void): void;
 }
 
 /** A WebSocket close frame, code 1001 "going away" (unmasked, as a server sends it). */
 const GOING_AWAY = new Uint8Array([0x88, 0x02, 0x03, 0xe9]);
+
+/** How long a WebSocket must have received nothing before a draining worker closes it. */
+const QUIET_MS = 30;
+/** How long a draining worker waits for that quiet at most; then it closes anyway. */
+const QUIET_WAIT_MS = 1000;
+
+/**
+ * Ends each WebSocket with a 1001 close once nothing has reached it for
+ * QUIET_MS (or after QUIET_WAIT_MS). A message the client sends as the close
+ * frame travels to it is lost: the server may not answer after its close
+ * (socket.io counts the ack as failed). Closing just after one arrived (as
+ * at once would, when the client talks steadily) makes that crossing likely;
+ * closing in a pause between messages leaves only the network's delay.
+ * Resolves once every socket was ended.
+ */
+function endWhenQuiet(sockets: UpgradedSocket[]): Promise<void> {
+  if (sockets.length === 0) return Promise.resolve();
+  const started = Date.now();
+  const seen = new Map(sockets.map((socket) => [socket, { read: socket.bytesRead, at: started }]));
+  return new Promise((resolve) => {
+    const check = setInterval(() => {
+      const now = Date.now();
+      for (const [socket, last] of seen) {
+        if (socket.bytesRead !== last.read) {
+          Object.assign(last, { read: socket.bytesRead, at: now });
+        }
+        const quiet = now - last.at >= QUIET_MS || now - started >= QUIET_WAIT_MS;
+        if (socket.destroyed || quiet) {
+          if (!socket.destroyed) socket.end(GOING_AWAY);
+          seen.delete(socket);
+        }
+      }
+      if (seen.size > 0) return;
+      clearInterval(check);
+      resolve();
+    }, 5);
+  });
+}
 
 /**
  * An HTTP/2 server (node:http2, secure or not; grpc-js serves on one). It
@@ -180,6 +219,8 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
   const servers = new Set<NodeServer>();
   /** The HTTP/2 servers' open sessions. */
   const sessions = new Set<NodeSession>();
+  /** The sessions that have carried a stream (see goAway). */
+  const started = new WeakSet<NodeSession>();
   /** The WebSockets the app upgraded (see trackUpgrades). */
   const upgraded = new Set<UpgradedSocket>();
   /** The servers told to stop listening, and when each has closed. */
@@ -188,7 +229,8 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
   /**
    * WebSockets the app upgraded (socket.io, ws): the HTTP server no longer
    * sees them, so a draining worker ends them itself, after its close
-   * window, with a 1001 close as Deno.serve does: clients reconnect to a
+   * window and in a pause (endWhenQuiet), with a 1001 close as Deno.serve
+   * does: clients reconnect to a
    * serving worker instead of talking to old code until --grace. Tracked
    * only when the app listens for upgrades (a listener of our own would make
    * the server accept upgrades it refused).
@@ -212,6 +254,25 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     });
   }
 
+  /**
+   * Sends a session its GOAWAY, but never before its first stream: Deno's
+   * node:http2 client (grpc-js on Deno 2.9.6) spins at full CPU forever when
+   * a GOAWAY reaches a session it has not yet sent a stream on; Node's
+   * client fails the call and moves on. So a session accepted just before its
+   * listener closed gets its GOAWAY with its first stream, which the app
+   * still answers (old code answers one call rather than a client hanging),
+   * and one that never sends a stream gets it when the idle connections close.
+   */
+  function goAway(session: NodeSession, now: boolean): void {
+    if (session.closed) return;
+    if (now || started.has(session)) session.close();
+    else {
+      session.once("stream", () => {
+        if (!session.closed) session.close();
+      });
+    }
+  }
+
   function adopt(server: NodeServer): void {
     if (servers.has(server)) return;
     servers.add(server);
@@ -232,8 +293,9 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
         const http2Session = session as NodeSession;
         sessions.add(http2Session);
         http2Session.once("close", () => sessions.delete(http2Session));
+        http2Session.once("stream", () => started.add(http2Session));
         // A session that opens while draining (accepted before the listener closed) goes too.
-        if (closed.size > 0) http2Session.close();
+        if (closed.size > 0) goAway(http2Session, false);
       });
       return;
     }
@@ -290,7 +352,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
       const close = listeningClose(server);
       closed.set(server, new Promise<void>((resolve) => close.call(server, () => resolve())));
     }
-    for (const session of sessions) if (!session.closed) session.close();
+    for (const session of sessions) goAway(session, false);
   };
   return {
     count: () => servers.size,
@@ -299,8 +361,9 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
       stopListening();
       // close() alone waits for idle keep-alive connections.
       for (const server of closed.keys()) server.closeIdleConnections?.();
-      for (const socket of upgraded) if (!socket.destroyed) socket.end(GOING_AWAY);
-      return Promise.all(closed.values()).then(() => {});
+      for (const session of sessions) goAway(session, true);
+      const sockets = [...upgraded].filter((socket) => !socket.destroyed);
+      return Promise.all([...closed.values(), endWhenQuiet(sockets)]).then(() => {});
     },
   };
 }

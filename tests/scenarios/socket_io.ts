@@ -18,8 +18,10 @@ const run = new Hotreload(
   ["run", "main.js", "-A", "--port", String(port), "-w", "4", ...(sticky ? ["--sticky"] : [])],
   dir,
 );
-const statusFile = `${dir}/clients.json`;
-const stop = `${dir}/stop`;
+// Outside the project: a file written there every 100 ms would reload it again and again.
+const scratch = await Deno.makeTempDir();
+const statusFile = `${scratch}/clients.json`;
+const stop = `${scratch}/stop`;
 const greetings = () => {
   try {
     return JSON.parse(Deno.readTextFileSync(statusFile)).greetings as string[];
@@ -62,6 +64,7 @@ try {
   const text = new TextDecoder().decode(output?.stdout ?? new Uint8Array()).trim();
   await run.cleanup();
   await Deno.remove(dir, { recursive: true });
+  await Deno.remove(scratch, { recursive: true });
   const state = JSON.parse(text.split("\n").at(-1) || "{}");
   const errors = (state.errors ?? []) as Array<{ at: number; message: string }>;
   console.log(JSON.stringify({
@@ -69,6 +72,8 @@ try {
     greetings: state.greetings,
     answered: state.answered,
     missed: state.missed,
+    cut: state.cut,
+    disconnects: state.disconnects,
     // Long-polling across workers without stickiness: "xhr poll error", "Session ID unknown".
     steadyErrors: errors.filter((error) => error.at < firstEditAt).map((error) => error.message),
     reloadErrors: errors.filter((error) => error.at >= firstEditAt).map((error) => error.message),
