@@ -230,10 +230,9 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
    * WebSockets the app upgraded (socket.io, ws): the HTTP server no longer
    * sees them, so a draining worker ends them itself, after its close
    * window and in a pause (endWhenQuiet), with a 1001 close as Deno.serve
-   * does: clients reconnect to a
-   * serving worker instead of talking to old code until --grace. Tracked
-   * only when the app listens for upgrades (a listener of our own would make
-   * the server accept upgrades it refused).
+   * does: clients reconnect to a serving worker instead of talking to old
+   * code until --grace. Tracked only when the app listens for upgrades (a
+   * listener of our own would make the server accept upgrades it refused).
    */
   function trackUpgrades(server: NodeServer): void {
     let tracking = false;
