@@ -101,14 +101,15 @@ server.on("stream", (stream) => {
 server.listen(process.env.PORT);
 `;
 
+const LONG_WINDOW = ["--close-window", "3000"];
+
 Deno.test("HTTP/2: a session that has sent no stream when its worker drains gets its GOAWAY with its first stream, which is answered", async () => {
   // Deno's node:http2 client (grpc-js) spins at full CPU forever after a GOAWAY on a session it
   // had not sent a stream on; a draining worker sent one at once to every session.
   await withHotreload(
     { "main.js": HTTP2_APP },
-    (
-      port,
-    ) => ["run", "main.js", "-A", "--port", String(port), "--no-watch", "--close-window", "3000"],
+    // A long close window: the test speaks on the session while the old worker drains.
+    (port) => ["run", "main.js", "-A", "--port", String(port), "--no-watch", ...LONG_WINDOW],
     async (run, { dir, port }) => {
       await run.waitForReady(1);
       const session = http2.connect(`http://127.0.0.1:${port}`);
