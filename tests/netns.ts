@@ -5,6 +5,8 @@
  * machines and CI have. The script prints its result as JSON on its last
  * stdout line. The benchmarks use it too.
  */
+import { npmFixtures } from "./outside.ts";
+
 const SCENARIOS = new URL("./scenarios/", import.meta.url).pathname;
 
 /** Runs `script` with `args` in a fresh netns (loopback up, tcp_migrate_req = `migrate`). */
@@ -34,12 +36,14 @@ export async function runInNetns<T>(
  * Runs tests/scenarios/<name>.ts in a netns with tcp_migrate_req=`migrate`
  * (default 1); `args` go as one JSON argument.
  */
-export function runScenario<T>(
+export async function runScenario<T>(
   name: string,
   args: Record<string, unknown>,
   migrate: 0 | 1 = 1,
 ): Promise<T> {
-  return runInNetns<T>(`${SCENARIOS}${name}.ts`, [JSON.stringify(args)], {
+  // A netns has no route to the npm registry: the scenarios' npm packages are cached first.
+  await npmFixtures();
+  return await runInNetns<T>(`${SCENARIOS}${name}.ts`, [JSON.stringify(args)], {
     migrate,
     timeoutMs: 120_000,
   });
