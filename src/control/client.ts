@@ -58,16 +58,24 @@ export function failOn(reply: ControlReply): asserts reply is ControlReply & { o
 }
 
 /**
+ * How long a graceful stop may take before the instance counts as wedged:
+ * its grace twice (workers, then custom processes) and 10 s.
+ */
+export function stopTimeoutMs(instance: InstanceRecord): number {
+  return instance.graceMs * 2 + 10_000;
+}
+
+/**
  * Waits until the instance's supervisor has exited: `timeout` (whole ms, as
- * the command's --timeout gave it) or twice its grace and 10 s. Past it,
- * throws `late(ms)` as a failure.
+ * the command's --timeout gave it) or stopTimeoutMs. Past it, throws
+ * `late(ms)` as a failure.
  */
 export async function waitUntilGone(
   instance: InstanceRecord,
   timeout: string | undefined,
   late: (ms: number) => string,
 ): Promise<void> {
-  const timeoutMs = timeout !== undefined ? Number(timeout) : instance.graceMs * 2 + 10_000;
+  const timeoutMs = timeout !== undefined ? Number(timeout) : stopTimeoutMs(instance);
   const deadline = Date.now() + timeoutMs;
   while (isLive(instance)) {
     if (Date.now() > deadline) throw new HotreloadError(late(timeoutMs));

@@ -15,7 +15,7 @@
  */
 import { type InstanceRecord, isLive, TAKEOVER_SOCKET_FILE } from "../control/instance_dir.ts";
 import { sendControlRequest, socketPath } from "../control/socket.ts";
-import { signalInstance } from "../control/client.ts";
+import { signalInstance, stopTimeoutMs } from "../control/client.ts";
 import { fileURLToPath } from "node:url";
 
 /** The instance a takeover replaces: its record. */
@@ -31,13 +31,11 @@ export function takeoverSocketPath(instanceDir: string): string {
 
 /** How often the predecessor is checked for having exited. */
 const POLL_MS = 20;
-/** Beyond its own grace twice (workers, then processes), what a stop may take before the kill. */
-const STOP_MARGIN_MS = 10_000;
 
 /**
  * Asks the predecessor to stop gracefully (its workers drain, then its
  * custom processes) and resolves once it has exited. One that has not
- * exited after twice its grace and a margin is wedged: it is killed
+ * exited after stopTimeoutMs is wedged: it is killed
  * (SIGKILL), and its workers, already draining, end on their own.
  */
 export async function stopPredecessor(
@@ -51,7 +49,7 @@ export async function stopPredecessor(
   });
   // No answer on its socket (an old version, or overloaded): the signal means the same.
   if (answer.kind !== "reply") signalInstance(predecessor, "SIGTERM");
-  const deadline = Date.now() + predecessor.graceMs * 2 + STOP_MARGIN_MS;
+  const deadline = Date.now() + stopTimeoutMs(predecessor);
   while (isLive(predecessor)) {
     if (Date.now() > deadline) {
       signalInstance(predecessor, "SIGKILL");

@@ -54,7 +54,7 @@ export async function upgradeCommand(argv: string[]): Promise<number> {
       `still running after ${ms} ms`,
   );
   console.error(
-    `hotreload: "${instance.name}" upgraded: ${answer.reply.message}; the old supervisor (pid ` +
+    `hotreload: "${instance.name}" upgraded: ${message}; the old supervisor (pid ` +
       `${instance.pid}) is gone (${Date.now() - started} ms)`,
   );
   return 0;
