@@ -99,6 +99,8 @@ async function startWorker(
     orphanGraceMs: 1000,
     orphanServeMs: 0,
     closeWindowMs: 0,
+    graceMs: 1000,
+    hopKey: "0123456789abcdef0123456789abcdef",
     maxRequests: 0,
     ...extra,
   };

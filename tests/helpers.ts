@@ -84,7 +84,8 @@ export async function httpGet(
   }
 }
 
-function concat(chunks: Uint8Array[]): Uint8Array {
+/** The chunks, one after another, in one array. */
+export function concat(chunks: Uint8Array[]): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
   let offset = 0;
   for (const chunk of chunks) {

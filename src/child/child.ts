@@ -103,10 +103,14 @@ export class ManagedChild {
   lastSeenAt: number;
   /** While draining: requests still being answered, as last reported. */
   openRequests?: number;
+  /** Of those, the ones it sent on to a serving worker and is relaying the answer of. */
+  relaying = 0;
   /** The main port of a ready worker (its ready path's, as it reported, or --port). */
   port?: number;
   /** Every port a worker's pool listeners are bound to, as it reported them. */
   readonly ports = new Set<number>();
+  /** Of those, the ones only Deno.serve servers listen on: stopped from outside when it leaves. */
+  readonly releasable = new Set<number>();
   /** False once a draining worker has closed its listeners. */
   accepting = true;
   /** The last lines the child printed, for crash reports. */

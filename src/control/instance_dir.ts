@@ -30,6 +30,20 @@ export interface InstanceRecord {
   startedAt: string;
   /** hotreload's version (absent in records of versions before takeover). */
   version?: string;
+  /**
+   * The secret that marks requests the instance's workers send on to each
+   * other (runtime/hop.ts); a successor keeps it, so that the workers it takes
+   * over are believed (absent in records of older versions).
+   */
+  hopKey?: string;
+}
+
+/** A new instance's hop secret: 128 random bits, in hex. */
+export function newHopKey(): string {
+  return Array.from(
+    crypto.getRandomValues(new Uint8Array(16)),
+    (byte) => byte.toString(16).padStart(2, "0"),
+  ).join("");
 }
 
 /** An instance found under `.hotreload/`. */
@@ -81,12 +95,14 @@ export function recordedWorkers(dir: string): RecordedProcess[] {
  */
 export function orphansOf(
   dir: string,
-): { supervisor: number; version?: string; workers: RecordedProcess[] } | undefined {
+):
+  | { supervisor: number; version?: string; hopKey?: string; workers: RecordedProcess[] }
+  | undefined {
   const record = readRecord(dir);
   if (typeof record !== "object" || isLive(record)) return undefined;
   const workers = recordedWorkers(dir);
   return workers.length > 0
-    ? { supervisor: record.pid, version: record.version, workers }
+    ? { supervisor: record.pid, version: record.version, hopKey: record.hopKey, workers }
     : undefined;
 }
 
@@ -123,7 +139,9 @@ export function checkRecord(raw: unknown): InstanceRecord | undefined {
     isWhole(r.workers, 1, 1_000_000) && (r.port === undefined || isWhole(r.port, 1, 65535)) &&
     isWhole(r.graceMs, 0, 2 ** 31 - 1) &&
     typeof r.startedAt === "string" &&
-    (r.version === undefined || typeof r.version === "string" && /^[\w.+-]{1,64}$/.test(r.version));
+    (r.version === undefined ||
+      typeof r.version === "string" && /^[\w.+-]{1,64}$/.test(r.version)) &&
+    (r.hopKey === undefined || typeof r.hopKey === "string" && /^[0-9a-f]{32}$/.test(r.hopKey));
   return ok ? r as unknown as InstanceRecord : undefined;
 }
 

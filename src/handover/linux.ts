@@ -4,7 +4,8 @@
  * `pidfd_open(2)` + `pidfd_getfd(2)` to take a duplicate of a worker's
  * socket; `getsockopt(SO_ACCEPTCONN)` and `getsockname(2)` to tell its
  * listener; `setsockopt(SO_ATTACH_REUSEPORT_EBPF)` to attach the program to
- * the reuseport group; `close(2)`. Every call returns a result or
+ * the reuseport group; `shutdown(2)` to stop a draining worker's listener
+ * (release.ts); `close(2)`. Every call returns a result or
  * throws an {@link OsError} that names the call and the errno.
  *
  * @module
@@ -37,6 +38,7 @@ const ERRNO_NAMES: Record<number, string> = {
 const SYS_BPF: Record<string, number> = { x86_64: 321, aarch64: 280 };
 const SYS_PIDFD_OPEN = 434n;
 const SYS_PIDFD_GETFD = 438n;
+const SHUT_RD = 0;
 const SOL_SOCKET = 1;
 const SO_ACCEPTCONN = 30;
 const SO_ATTACH_REUSEPORT_EBPF = 52;
@@ -50,6 +52,7 @@ const SYMBOLS = {
   setsockopt: { parameters: ["i32", "i32", "i32", "buffer", "u32"], result: "i32" },
   getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
   getsockname: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
@@ -151,6 +154,15 @@ export class Linux {
     const bytes = family === AF_INET ? address.subarray(4, 8) : address.subarray(8, 24);
     const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
     return { port: view.getUint16(2, false), address: `${family}:${hex}` };
+  }
+
+  /**
+   * Stops the listening socket `fd` (SHUT_RD): it leaves its reuseport group
+   * and takes no new connection, as if its owner had closed it, while the
+   * connections it accepted are untouched; its owner's accept fails (EINVAL).
+   */
+  stopListening(fd: number): void {
+    this.#check("shutdown(SHUT_RD)", this.#lib.symbols.shutdown(fd, SHUT_RD));
   }
 
   close(fd: number): void {

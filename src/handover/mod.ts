@@ -21,6 +21,7 @@ import { HotreloadError, UsageError } from "../errors.ts";
 import { log } from "../log/mod.ts";
 import { SteeringObjects } from "./bpf.ts";
 import { Linux } from "./linux.ts";
+import { Listeners } from "./release.ts";
 import { type SteeredWorker, Steering } from "./steering.ts";
 
 /** What `--handover` asks for. */
@@ -35,6 +36,16 @@ export interface Handover {
   readonly summary: string;
   /** Makes `workers` the only ones that get new connections (does nothing unless steered). */
   steer(workers: readonly SteeredWorker[]): void;
+  /** A worker listens on `port`: its listener is noted, to be released when it drains. */
+  listening(pid: number, port: number): void;
+  /**
+   * Stops a draining worker's listeners on `ports` (release.ts), in every
+   * mode. Returns undefined, or why it could not (the worker then keeps its
+   * listener until it shuts its server down).
+   */
+  release(pid: number, ports: readonly number[]): string | undefined;
+  /** The worker exited. */
+  gone(pid: number): void;
   close(): void;
 }
 
@@ -44,9 +55,44 @@ const SUMMARIES: Record<HandoverMode, string> = {
   none: "none: a few new connections per reload may be reset",
 };
 
+/** Releasing listeners, or why it cannot work here; shared by every mode. */
+type Release = Pick<Handover, "listening" | "release" | "gone">;
+
+/** Releases listeners through `linux`, or says `problem` every time it is asked to. */
+function releasing(linux: Linux | string): Release {
+  if (typeof linux === "string") {
+    return { listening() {}, release: () => linux, gone() {} };
+  }
+  const listeners = new Listeners(linux);
+  return {
+    listening(pid, port) {
+      try {
+        listeners.remember(pid, port);
+      } catch { /* release will search, and say why it cannot */ }
+    },
+    release(pid, ports) {
+      try {
+        return listeners.release(pid, ports) > 0 ? undefined : `no listener on ${ports.join(", ")}`;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    },
+    gone: (pid) => listeners.gone(pid),
+  };
+}
+
 /** A handover that steers nothing (kernel, none). */
 function passiveHandover(mode: Exclude<HandoverMode, "ebpf">): Handover {
-  return { mode, summary: SUMMARIES[mode], steer() {}, close() {} };
+  const linux = Linux.open();
+  return {
+    mode,
+    summary: SUMMARIES[mode],
+    steer() {},
+    ...releasing(linux),
+    close() {
+      if (typeof linux !== "string") linux.unload();
+    },
+  };
 }
 
 /**
@@ -89,8 +135,8 @@ export function openHandover(
   return passiveHandover(migrateReq === 1 ? "kernel" : "none");
 }
 
-/** Steering, or why it cannot work here (no libc, no permission, an old kernel). */
-function openSteering(sticky: boolean): Steering | string {
+/** Steering and its libc, or why it cannot work here (no libc, no permission, an old kernel). */
+function openSteering(sticky: boolean): { steering: Steering; linux: Linux } | string {
   const linux = Linux.open();
   if (typeof linux === "string") return linux;
   let objects: SteeringObjects | undefined;
@@ -104,7 +150,7 @@ function openSteering(sticky: boolean): Steering | string {
     } finally {
       linux.close(pidfd);
     }
-    return new Steering(linux, objects, sticky);
+    return { steering: new Steering(linux, objects, sticky), linux };
   } catch (error) {
     objects?.close();
     linux.unload();
@@ -112,8 +158,12 @@ function openSteering(sticky: boolean): Steering | string {
   }
 }
 
-function steeredHandover(steering: Steering, sticky: boolean): Handover {
+function steeredHandover(
+  { steering, linux }: { steering: Steering; linux: Linux },
+  sticky: boolean,
+): Handover {
   return {
+    ...releasing(linux),
     mode: "ebpf",
     summary: sticky ? `${SUMMARIES.ebpf}; sticky: one client address, one worker` : SUMMARIES.ebpf,
     steer(workers) {

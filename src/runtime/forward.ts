@@ -1,162 +1,362 @@
 /**
- * A draining worker's answer to a request that reaches it after the switch
- * (on a keep-alive connection it had opened before, or, without steering,
- * through its still-open listener during the close window): the request is
- * sent on to the shared port, where the serving workers take it, and their
- * answer goes back with `Connection: close`, so the client's next request
- * opens a new connection and never meets the old code again. Old code never
+ * Sending a request on (a hop, hop.ts): what a worker out of service does
+ * with each request that still reaches it on a connection it already had.
+ * The request goes to the shared port, where a serving worker answers it
+ * with the app's new code; that answer is given back exactly as the serving
+ * worker wrote it (status, headers in their order and case, body and its
+ * length), with `Connection: close` added so that the client's next request
+ * opens a new connection and never meets this worker again. Old code never
  * answers a request it did not already have, and no connection is closed
  * under a client that is sending on it.
  *
+ * What cannot be sent on is answered here, by the app, with `Connection:
+ * close`: an upgrade (the socket would have to be relayed for its whole
+ * life), a target that is not a path (`*`, absolute form), a request past
+ * MAX_HOPS or whose head is too large for the serving worker, a TLS server's
+ * (the hop would need a certificate for 127.0.0.1), and any request when
+ * this worker may not connect to the port (its net permission names only
+ * what it listens on).
+ *
  * Dependency-free: loaded by the worker preload.
+ *
+ * @module
  */
+import {
+  type ClientAddress,
+  type Framing,
+  hopTarget,
+  MAX_HOP_HEAD,
+  MAX_HOPS,
+  type RawResponse,
+  readResponse,
+  requestFraming,
+  requestHead,
+  targetOf,
+  writeBody,
+} from "./hop.ts";
 
-/** Counts how often a request was sent on; past MAX_HOPS it is answered where it is. */
-export const HOP_HEADER = "x-hotreload-forwarded";
-/**
- * Without steering, a forwarded request may meet another draining worker:
- * each hop is a new connection the kernel places anew, so a few hops find a
- * serving worker almost always.
- */
-const MAX_HOPS = 8;
-/** Larger request bodies are answered locally (they would be held in memory to be sent on). */
-const MAX_BODY_BYTES = 1 << 20;
-/** Hop-by-hop headers: they describe one connection, not the message. */
-const HOP_BY_HOP = ["connection", "keep-alive", "transfer-encoding", "upgrade", "te", "trailer"];
-
-/** Each listener's origin, once its permission was asked: asked once per address. */
-const origins = new Map<string, string | undefined>();
-
-/**
- * The origin requests are sent on to (the port this listener shares), or
- * undefined when the worker may not connect to it (its net permission names
- * only what it listens on).
- */
-export function forwardOrigin(addr: Deno.NetAddr): string | undefined {
-  const key = `${addr.hostname}:${addr.port}`;
-  if (!origins.has(key)) origins.set(key, originOf(addr));
-  return origins.get(key);
+/** Where hops go: the shared port, on loopback when it listens on every address. */
+export interface Destination {
+  hostname: string;
+  port: number;
 }
 
-function originOf(addr: Deno.NetAddr): string | undefined {
-  const host = addr.hostname === "0.0.0.0"
+/** Each listener's destination, once its permission was asked: asked once per address. */
+const destinations = new Map<string, Destination | undefined>();
+
+/**
+ * The destination of hops from a server listening on `addr`, or undefined
+ * when this worker may not connect to it.
+ */
+export function hopDestination(addr: Deno.NetAddr): Destination | undefined {
+  const key = `${addr.hostname}:${addr.port}`;
+  if (!destinations.has(key)) destinations.set(key, destinationOf(addr));
+  return destinations.get(key);
+}
+
+function destinationOf(addr: Deno.NetAddr): Destination | undefined {
+  const hostname = addr.hostname === "0.0.0.0"
     ? "127.0.0.1"
     : addr.hostname === "::"
     ? "::1"
     : addr.hostname;
-  const authority = `${host.includes(":") ? `[${host}]` : host}:${addr.port}`;
   try {
-    const state = Deno.permissions.querySync({ name: "net", host: authority }).state;
-    return state === "granted" ? `http://${authority}` : undefined;
+    const host = `${hostname.includes(":") ? `[${hostname}]` : hostname}:${addr.port}`;
+    const state = Deno.permissions.querySync({ name: "net", host }).state;
+    return state === "granted" ? { hostname, port: addr.port } : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** Methods a `Request` cannot carry (the serving worker rebuilds one), and upgrades' own. */
+const NOT_SENT_ON = new Set(["CONNECT", "TRACE", "TRACK"]);
+
+/** Headers that describe the hop's connection, not the answer: the client's connection gets its own. */
+const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "transfer-encoding", "date"]);
+
+/** One hop under way: the connection, written to and read from. */
+interface Exchange {
+  answer: RawResponse;
+  close(): void;
+}
+
 /**
- * Sends `request` on to `origin`; resolves with the serving worker's answer,
- * or with undefined when it should be answered here (an upgrade, too many
- * hops, a large body, or nobody answered), together with the request to
- * answer (its body, once read, cannot be read again).
+ * Opens a hop, writes the request head and its body (in the background),
+ * and reads the answer's head. Undefined when the connection could not be
+ * made (nothing was sent: the caller may answer the request itself).
  */
-export async function forward(
-  request: Request,
-  origin: string,
-): Promise<{ response?: Response; request: Request }> {
-  const hops = Number(request.headers.get(HOP_HEADER) ?? 0);
-  if (hops >= MAX_HOPS || request.headers.has("upgrade")) return { request };
-  const length = Number(request.headers.get("content-length") ?? 0);
-  if (length > MAX_BODY_BYTES || (request.body && !request.headers.has("content-length"))) {
-    return { request };
-  }
-  const body = request.body ? await request.arrayBuffer() : undefined;
-  const local = () => new Request(request, { body });
-  const headers = new Headers(request.headers);
-  for (const name of HOP_BY_HOP) headers.delete(name);
-  headers.set(HOP_HEADER, String(hops + 1));
-  const url = new URL(request.url);
+async function exchange(
+  to: Destination,
+  head: Uint8Array,
+  body: AsyncIterable<Uint8Array> | null,
+  framing: Framing,
+  isHead: boolean,
+): Promise<Exchange | undefined> {
+  let conn: Deno.TcpConn;
   try {
-    const answer = await fetch(`${origin}${url.pathname}${url.search}`, {
-      method: request.method,
-      headers,
-      body,
-      redirect: "manual",
-    });
-    const out = new Headers(answer.headers);
-    for (const name of [...HOP_BY_HOP, "content-length", "content-encoding"]) out.delete(name);
-    out.set("connection", "close");
-    return {
-      response: new Response(answer.body, {
-        status: answer.status,
-        statusText: answer.statusText,
-        headers: out,
-      }),
-      request,
-    };
+    conn = await Deno.connect({ hostname: to.hostname, port: to.port });
   } catch {
-    return { request: local() };
+    return undefined;
+  }
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    try {
+      conn.close();
+    } catch { /* closed by its reader */ }
+  };
+  const write = async (bytes: Uint8Array) => {
+    for (let at = 0; at < bytes.length;) at += await conn.write(bytes.subarray(at));
+  };
+  try {
+    await write(head);
+  } catch {
+    close();
+    return undefined;
+  }
+  if (body) {
+    writeBody(body, framing, write).catch(close);
+  }
+  try {
+    return { answer: await readResponse(conn.readable, isHead), close };
+  } catch (error) {
+    close();
+    throw error;
   }
 }
 
-/** What forwardNode reads of a node:http request and writes to its response. */
-interface NodeRequest {
+/** The answer's body as a stream that calls `done` once it ended (or was cancelled) and closes. */
+function relayed(
+  body: ReadableStream<Uint8Array<ArrayBuffer>> | null,
+  done: () => void,
+): ReadableStream<Uint8Array<ArrayBuffer>> | null {
+  if (body === null) {
+    done();
+    return null;
+  }
+  let finished = false;
+  const finish = () => {
+    if (finished) return;
+    finished = true;
+    done();
+  };
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array<ArrayBuffer>>({
+    async pull(controller) {
+      try {
+        const { value, done: end } = await reader.read();
+        if (end) {
+          finish();
+          controller.close();
+        } else controller.enqueue(value);
+      } catch (error) {
+        finish();
+        controller.error(error);
+      }
+    },
+    cancel(reason) {
+      finish();
+      return reader.cancel(reason);
+    },
+  });
+}
+
+/** Where and how a request is sent on. */
+export interface HopOptions {
+  to: Destination;
+  /** The instance's hop marker (hop.ts). */
+  marker: string;
+  /** This hop's number (1 for the first). */
+  hops: number;
+  /** Called once the answer was relayed whole, or failed, or the request is not sent on. */
+  done: () => void;
+}
+
+/**
+ * Deno.serve's side: sends `request` (from `client`) on. Resolves with the
+ * serving worker's answer, or undefined when the request is to be answered
+ * here (see the module text; nothing of it was read then). `completed` is
+ * the request's own (`info.completed`): when it fails, the client has gone,
+ * and so does the hop.
+ */
+export async function forwardRequest(
+  request: Request,
+  client: ClientAddress,
+  completed: Promise<void>,
+  { to, marker, hops, done }: HopOptions,
+): Promise<Response | undefined> {
+  const target = targetOf(request.url);
+  const method = request.method;
+  if (
+    hops > MAX_HOPS || target === undefined || !target.startsWith("/") ||
+    NOT_SENT_ON.has(method) || request.headers.has("upgrade") ||
+    request.url.startsWith("https:")
+  ) {
+    done();
+    return undefined;
+  }
+  const headers = [...request.headers];
+  const head = requestHead(method, hopTarget(marker, { target, client, hops }), "1.1", headers);
+  const framing = requestFraming(headers);
+  if (head.length > MAX_HOP_HEAD || (request.body !== null && framing.kind === "none")) {
+    done();
+    return undefined;
+  }
+  let hop: Exchange | undefined;
+  try {
+    hop = await exchange(to, head, request.body, framing, method === "HEAD");
+  } catch (error) {
+    done();
+    // The body was being sent: the request cannot be answered here any more.
+    if (request.body !== null) return badGateway(error);
+    return undefined;
+  }
+  if (!hop) {
+    done();
+    return undefined;
+  }
+  const { answer, close } = hop;
+  completed.catch(close);
+  // A list, not a Headers: Deno keeps a list's order and the names' case, as the app wrote them.
+  const out = answer.headers.filter(([name]) => !CONNECTION_HEADERS.has(name.toLowerCase()));
+  const has = (header: string) => out.some(([name]) => name.toLowerCase() === header);
+  let body = relayed(answer.body, () => {
+    close();
+    done();
+  });
+  if (body === null && method === "HEAD" && !has("content-length")) {
+    // A HEAD answer to a streamed body names no length: an empty stream keeps Deno from adding one.
+    body = new ReadableStream({ start: (controller) => controller.close() });
+  }
+  // Without a body, Deno writes its own `content-length: 0`.
+  const answered = body === null && method !== "HEAD"
+    ? out.filter(([name]) => name.toLowerCase() !== "content-length")
+    : out;
+  answered.push(["connection", "close"]);
+  return new Response(body, {
+    status: answer.status,
+    statusText: answer.reason,
+    headers: answered,
+  });
+}
+
+function badGateway(error: unknown): Response {
+  console.error(`hotreload: a request sent on to a serving worker failed: ${error}`);
+  return new Response(null, { status: 502, headers: { connection: "close" } });
+}
+
+/** What forwardNode reads of a node:http request. */
+export interface NodeRequest extends AsyncIterable<Uint8Array> {
   method?: string;
   url?: string;
+  httpVersion: string;
+  rawHeaders: string[];
   headers: Record<string, string | string[] | undefined>;
 }
-interface NodeResponseOut {
-  writeHead(status: number, headers: Record<string, string>): unknown;
-  write(chunk: Uint8Array): unknown;
+
+/** What forwardNode writes to a node:http response. */
+export interface NodeResponse {
+  headersSent: boolean;
+  writeHead(status: number, reason: string, headers: string[]): unknown;
+  write(chunk: Uint8Array): boolean;
   end(): unknown;
   destroy(): unknown;
+  once(event: "drain" | "close", listener: () => void): unknown;
 }
 
 /**
- * The node:http side of {@link forward}: takes a request without a body
- * (re-sent as is), and returns false for any other, or when it is past
- * MAX_HOPS or an upgrade: the app answers it then. `fallback` hands the
- * request to the app when nobody answered where it was sent.
+ * node:http's side of {@link forwardRequest}: takes `request` and returns
+ * true, or returns false (nothing read) when the app is to answer it. The
+ * answer is written to `response` as the serving worker wrote it, but for
+ * `Connection: close`. Once it returned true, exactly one of two follows:
+ * `fallback` hands the request to the app (the hop could not be made before
+ * any of its body was read), or `done` says the answer was relayed (or failed).
  */
 export function forwardNode(
   request: NodeRequest,
-  response: NodeResponseOut,
-  origin: string,
+  response: NodeResponse,
+  client: ClientAddress,
+  to: Destination,
+  marker: string,
+  hops: number,
   fallback: () => void,
+  done: () => void,
 ): boolean {
-  const hops = Number(request.headers[HOP_HEADER] ?? 0);
-  const hasBody = request.headers["content-length"] !== undefined &&
-      request.headers["content-length"] !== "0" ||
-    request.headers["transfer-encoding"] !== undefined;
-  if (hops >= MAX_HOPS || hasBody || request.headers.upgrade !== undefined) return false;
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(request.headers)) {
-    if (value === undefined || HOP_BY_HOP.includes(name)) continue;
-    for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one);
+  const target = request.url ?? "/";
+  const method = request.method ?? "GET";
+  if (
+    hops > MAX_HOPS || !target.startsWith("/") || NOT_SENT_ON.has(method) ||
+    request.headers.upgrade !== undefined
+  ) return false;
+  const headers: Array<[string, string]> = [];
+  for (let i = 0; i + 1 < request.rawHeaders.length; i += 2) {
+    headers.push([request.rawHeaders[i], request.rawHeaders[i + 1]]);
   }
-  headers.set(HOP_HEADER, String(hops + 1));
+  const head = requestHead(
+    method,
+    hopTarget(marker, { target, client, hops }),
+    request.httpVersion,
+    headers,
+  );
+  if (head.length > MAX_HOP_HEAD) return false;
+  const framing = requestFraming(headers);
   void (async () => {
-    let answer: Response;
+    let hop: Exchange | undefined;
     try {
-      answer = await fetch(`${origin}${request.url ?? "/"}`, {
-        method: request.method,
-        headers,
-        redirect: "manual",
-      });
-    } catch {
-      return fallback();
+      hop = await exchange(
+        to,
+        head,
+        framing.kind === "none" ? null : request,
+        framing,
+        method === "HEAD",
+      );
+    } catch (error) {
+      if (framing.kind === "none") return fallback();
+      badNodeGateway(response, error);
+      return done();
     }
-    const out: Record<string, string> = {};
-    answer.headers.forEach((value, name) => {
-      if (![...HOP_BY_HOP, "content-length", "content-encoding"].includes(name)) out[name] = value;
-    });
-    out.connection = "close";
+    if (!hop) return fallback();
+    const { answer, close } = hop;
+    response.once("close", close);
+    const out: string[] = [];
+    for (const [name, value] of answer.headers) {
+      const lower = name.toLowerCase();
+      // node frames the body itself (chunked unless a length is given).
+      if (lower === "connection" || lower === "keep-alive" || lower === "transfer-encoding") {
+        continue;
+      }
+      out.push(name, value);
+    }
+    out.push("Connection", "close");
     try {
-      response.writeHead(answer.status, out);
-      if (answer.body) { for await (const chunk of answer.body) response.write(chunk); }
+      response.writeHead(answer.status, answer.reason, out);
+      if (answer.body) {
+        for await (const chunk of answer.body) {
+          if (!response.write(chunk)) {
+            await new Promise<void>((resolve) => response.once("drain", () => resolve()));
+          }
+        }
+      }
       response.end();
     } catch {
       response.destroy();
+    } finally {
+      close();
+      done();
     }
   })();
   return true;
+}
+
+function badNodeGateway(response: NodeResponse, error: unknown): void {
+  console.error(`hotreload: a request sent on to a serving worker failed: ${error}`);
+  try {
+    if (response.headersSent) return void response.destroy();
+    response.writeHead(502, "Bad Gateway", ["Connection", "close", "Content-Length", "0"]);
+    response.end();
+  } catch {
+    response.destroy();
+  }
 }

@@ -12,6 +12,7 @@
  * before exiting 0.
  */
 import diagnostics from "node:diagnostics_channel";
+import { type ClientAddress, parseHop } from "./hop.ts";
 
 /** What a worker needs to know about its node servers. */
 export interface NodeServerHooks {
@@ -27,15 +28,22 @@ export interface NodeServerHooks {
   onRequest(response: NodeResponse): void;
   /** An HTTP/2 stream (a request, a gRPC call) arrived; it is open until its `close`. */
   onStream(stream: NodeStream): void;
+  /** The hop marker (hop.ts): a request whose target carries it was sent on by another worker. */
+  marker: string;
+  /** True while requests are to be sent on to the serving workers (draining, or held). */
+  outOfService(): boolean;
   /**
-   * Draining: takes a request the app should not answer (sent on to the
-   * serving workers) and returns true; `app` hands it to the app after all.
+   * Sends a request on (from `client`, as hop number `hops`, the server
+   * listening on `address`) and returns true, or returns false when the app
+   * is to answer it; `app` hands it to the app after all.
    */
-  takeRequest?(
+  forward?(
     request: unknown,
     response: unknown,
-    app: () => void,
+    client: ClientAddress,
+    hops: number,
     address: Deno.NetAddr,
+    app: () => void,
   ): boolean;
   /** listen() failed with EADDRINUSE. */
   onBindError(port: number | undefined, hostname: string | undefined, message: string): void;
@@ -64,6 +72,8 @@ interface NodeSession {
 /** The node servers of this worker. */
 export interface NodeServers {
   count(): number;
+  /** True while one of them still listens. */
+  listening(): boolean;
   /**
    * Stops accepting; the connections they have stay open. HTTP/2 clients
    * get a GOAWAY at once: they open their next streams elsewhere, while the
@@ -77,6 +87,9 @@ export interface NodeServers {
 /** What we use of a node:net / node:http server. */
 interface NodeServer {
   address(): { address: string; port: number } | string | null;
+  listening: boolean;
+  /** The listening handle: listening again on it re-arms an accept that failed (EMFILE). */
+  _handle?: { listen?(backlog: number): number } | null;
   close(callback?: (error?: Error) => void): void;
   closeIdleConnections?(): void;
   once(event: string, listener: (...args: unknown[]) => void): void;
@@ -214,9 +227,67 @@ const PROBE_HEADER = "x-hotreload-probe";
 /** The probes' own servers: never pool members. */
 const relays = new WeakSet<object>();
 
+/**
+ * How often a listening node server is re-armed. Deno's node:net (2.9's
+ * libuv layer) stops accepting for good after an accept fails (EMFILE: out
+ * of descriptors), leaving the port to queue connections nobody accepts;
+ * listening again on the same handle makes it try again. nginx retries
+ * accepting after 500 ms too. A re-arm that finds nothing to accept costs
+ * one call.
+ */
+const REARM_MS = 500;
+
+/** True on the Deno whose node:net needs re-arming (2.9 and newer: its libuv layer). */
+const rearms = (() => {
+  const [major, minor] = Deno.version.deno.split(".").map(Number);
+  return major > 2 || (major === 2 && minor >= 9);
+})();
+
+/** Re-arms `server`'s accept while it listens (see REARM_MS); an unref'd timer. */
+function rearmWhileListening(server: NodeServer): void {
+  const timer = setInterval(() => {
+    const handle = server._handle;
+    if (!server.listening || !handle) return clearInterval(timer);
+    try {
+      handle.listen?.(511);
+    } catch { /* closed meanwhile */ }
+  }, REARM_MS);
+  Deno.unrefTimer(timer);
+}
+
+/** A request another worker sent on: its target and client as the client sent them (hop.ts). */
+function unwrapHop(request: NodeRequestIn, marker: string): number {
+  const hop = request.url === undefined ? undefined : parseHop(request.url, marker);
+  if (!hop) return 0;
+  request.url = hop.target;
+  // One request per hop connection: its socket may say who the client is.
+  Object.defineProperties(request.socket, {
+    remoteAddress: { value: hop.client.hostname, configurable: true },
+    remotePort: { value: hop.client.port, configurable: true },
+    remoteFamily: {
+      value: hop.client.hostname.includes(":") ? "IPv6" : "IPv4",
+      configurable: true,
+    },
+  });
+  return hop.hops;
+}
+
+/** What a request handler sees of a node:http request, as far as hops touch it. */
+interface NodeRequestIn {
+  url?: string;
+  socket: { remoteAddress?: string; remotePort?: number };
+}
+
+/** A TLS server (node:https): hops speak plain HTTP, so its requests are never sent on. */
+function isTls(server: NodeServer): boolean {
+  return typeof (server as { setSecureContext?: unknown }).setSecureContext === "function";
+}
+
 /** Subscribes to node:net's listen channel; returns this worker's node servers. */
 export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
   const servers = new Set<NodeServer>();
+  /** Where each server listens, from the moment it did (a closed server has no address). */
+  const addresses = new WeakMap<NodeServer, Deno.NetAddr>();
   /** The HTTP/2 servers' open sessions. */
   const sessions = new Set<NodeSession>();
   /** The sessions that have carried a stream (see goAway). */
@@ -280,6 +351,8 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     server.once("listening", () => {
       const address = server.address();
       if (address === null || typeof address === "string") return;
+      addresses.set(server, { transport: "tcp", hostname: address.address, port: address.port });
+      if (rearms) rearmWhileListening(server);
       const http = (server as { listeners?(event: string): unknown[] }).listeners?.("request");
       hooks.onListening(
         { transport: "tcp", hostname: address.address, port: address.port },
@@ -302,20 +375,26 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     server.prependListener("request", (_request, response) => {
       hooks.onRequest(response as NodeResponse);
     });
-    // An HTTP/1 server's requests can be taken before its listeners see them.
-    if (hooks.takeRequest && typeof server.closeIdleConnections === "function") {
-      const take = hooks.takeRequest;
+    // An HTTP/1 server's requests are seen before its listeners see them: a hop
+    // is unwrapped, and out of service a request is sent on.
+    if (typeof server.closeIdleConnections === "function") {
       const emitter = server as unknown as { emit(event: string, ...args: unknown[]): boolean };
       const emit = emitter.emit;
+      const forward = isTls(server) ? undefined : hooks.forward;
       emitter.emit = function (event: string, ...args: unknown[]): boolean {
         const app = () => emit.call(this, event, ...args);
         if (event !== "request") return app();
-        const address = server.address();
-        if (address === null || typeof address === "string") return app();
-        const addr = { transport: "tcp" as const, hostname: address.address, port: address.port };
-        if (!take(args[0], args[1], app, addr)) return app();
-        hooks.onRequest(args[1] as NodeResponse);
-        return true;
+        const request = args[0] as NodeRequestIn;
+        const hops = request.url !== undefined && request.url.indexOf(hooks.marker) >= 0
+          ? unwrapHop(request, hooks.marker)
+          : 0;
+        const address = addresses.get(server);
+        if (!forward || !address || !hooks.outOfService()) return app();
+        const client = {
+          hostname: request.socket.remoteAddress ?? "",
+          port: request.socket.remotePort ?? 0,
+        };
+        return forward(args[0], args[1], client, hops + 1, address, app) || app();
       };
     }
   }
@@ -355,6 +434,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
   };
   return {
     count: () => servers.size,
+    listening: () => [...servers].some((server) => server.listening),
     stopListening,
     closeAll() {
       stopListening();

@@ -1,24 +1,27 @@
 /**
- * `Deno.serve` for a pool member, on a listener the worker owns.
+ * `Deno.serve` for a pool member: Deno's own server, exactly as `deno run`
+ * serves the app (same request path, same bytes, WebSockets, client
+ * address, speed), with two things added around it.
  *
- * Deno's own server accepts inside Rust, and the only way to make it stop
- * accepting is `shutdown()`, which also drops every connection it accepted
- * but had not read a request from yet (measured: a client that connected
- * just before gets an empty reply), and an accept loop that fails (a
- * listener shut down from outside) does the same. So a draining worker
- * without steering lost the new connections that reached it in its last
- * moments. Here the worker accepts itself and serves each connection with
- * Deno's per-connection server (`serveHttpOnConnection`, the one
- * `Deno.serveHttp` became): the listener can close the moment the worker
- * drains (the kernel then gives new connections to the other workers, and
- * with `tcp_migrate_req=1` moves the queued ones too), while every
- * connection it already has is answered through the close window and shut
- * down gracefully only after it.
+ * - **Its listener can be released.** Deno's server accepts inside Rust and
+ *   has no way to stop accepting but `shutdown()`, which also closes every
+ *   idle keep-alive connection at once, racing the request a client may be
+ *   sending on it. A draining worker instead asks the supervisor to stop its
+ *   listener from outside (src/handover/release.ts); Deno's accept loop then
+ *   fails with EINVAL, which is expected here and ends nothing else: the
+ *   connections it accepted are served on by Deno (their tasks do not depend
+ *   on the accept loop), and `shutdown()` closes them later. The process is
+ *   kept alive meanwhile by the caller (no op of Deno's is pending any more).
+ * - **An accept that fails does not end serving.** Deno's accept loop ends
+ *   at the first error (EMFILE: out of file descriptors), and the port is
+ *   then closed for good. Here the connections it has stay served, and the
+ *   worker listens again after ACCEPT_RETRY_MS (nginx pauses accepting for
+ *   500 ms), and again until it can; after DEAD_AFTER_MS without a listener
+ *   it asks to be replaced.
  *
- * Keep-alive and new-connection throughput stay as with Deno's own
- * (bench/throughput.ts). Where this Deno has no per-connection server, or
- * the app passes an option only Deno's own understands, the worker uses
- * Deno's own server as before.
+ * The app's `finished` settles once the server was shut down (by the app,
+ * its signal, or a drain) and every connection ended; an accept error the
+ * server survives never rejects it.
  *
  * Only relative, dependency-free imports (worker_preload.ts says why).
  *
@@ -26,183 +29,181 @@
  */
 
 type ServeHandler = Deno.ServeHandler<Deno.NetAddr>;
-type ErrorHandler = (error: unknown) => Response | Promise<Response>;
+type Serve = (options: Record<string, unknown>, handler: ServeHandler) => Deno.HttpServer;
 
-/** Deno's per-connection server (internal, stable in shape since Deno 1.35). */
-type ServeConnection = (
-  connection: Deno.Conn,
-  signal: AbortSignal | undefined,
-  handler: ServeHandler,
-  onError: ErrorHandler,
-  onListen: (scheme: string) => void,
-) => Deno.HttpServer;
+/** How long a listener whose accept failed waits before it listens again. */
+export const ACCEPT_RETRY_MS = 500;
+/** Without a listener for this long, the worker asks for a replacement. */
+export const DEAD_AFTER_MS = 10_000;
 
-interface DenoInternals {
-  serveHttpOnConnection?: ServeConnection;
-  log?: (level: string, ...args: unknown[]) => void;
+/** What a pool server tells its worker. */
+export interface PoolServerEvents {
+  /** Accepting failed (`listening again` says when it retries), or listening again failed. */
+  failed(message: string): void;
+  /** Listening again on `port` after a failure. */
+  listeningAgain(port: number): void;
+  /** No listener for DEAD_AFTER_MS: the worker should be replaced. */
+  dead(reason: string): void;
+  /** The listener was stopped from outside: the supervisor took the worker out of service. */
+  released(): void;
 }
 
-const internals: DenoInternals = (() => {
-  const deno = Deno as unknown as Record<symbol, unknown> & { internal?: symbol };
-  const value = deno.internal === undefined ? undefined : deno[deno.internal];
-  return (value ?? {}) as DenoInternals;
-})();
-
-/** The options this server understands; with any other, Deno's own serves. */
-const KNOWN_OPTIONS = new Set([
-  "port",
-  "hostname",
-  "reusePort",
-  "onListen",
-  "onError",
-  "signal",
-  "cert",
-  "key",
-]);
-
-/** The `Deno.serve` options a pool server takes. */
-export interface PoolServeOptions {
-  port: number;
-  hostname: string;
-  cert?: string;
-  key?: string;
-  onListen?: (addr: Deno.NetAddr) => void;
-  onError?: ErrorHandler;
-  signal?: AbortSignal;
-}
-
-/** True when a pool server can serve these options (else use Deno's own). */
-export function canServe(options: Record<string, unknown>): boolean {
-  return internals.serveHttpOnConnection !== undefined &&
-    Object.keys(options).every((key) => KNOWN_OPTIONS.has(key) || options[key] === undefined);
+/** True for the error Deno's accept loop ends with when its listener was shut down from outside. */
+function isShutDown(error: unknown): boolean {
+  return /\(os error 22\)|invalid argument/i.test(String((error as Error)?.message ?? error));
 }
 
 const noop = () => {};
 
-/** Deno's default `onError`: log the error, answer 500. */
-function defaultOnError(error: unknown): Response {
-  if (internals.log) internals.log("error", error);
-  else console.error(error);
-  return new Response("Internal Server Error", { status: 500 });
-}
-
-/** Deno's default `onListen` line. */
-function sayListening(addr: Deno.NetAddr, scheme: string): void {
-  const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
-  const wildcard = addr.hostname === "0.0.0.0" || addr.hostname === "::";
-  const message = `Listening on ${scheme}${host}:${addr.port}/` +
-    (wildcard ? ` (${scheme}localhost:${addr.port}/)` : "");
-  if (internals.log) internals.log("info", message);
-  else console.error(message);
-}
-
-/**
- * Binds (`listen` is the runtime's own `Deno.listen` or `Deno.listenTls`,
- * called with `reusePort`) and serves; throws what binding throws.
- */
-export function poolServe(
-  options: PoolServeOptions,
-  handler: ServeHandler,
-  listen: (options: Record<string, unknown>) => Deno.Listener,
-): PoolServer {
-  const tls = options.cert !== undefined && options.key !== undefined;
-  const listener = listen({
-    hostname: options.hostname,
-    port: options.port,
-    reusePort: true,
-    ...(tls ? { cert: options.cert, key: options.key, alpnProtocols: ["h2", "http/1.1"] } : {}),
-  });
-  const server = new PoolServer(listener, handler, options.onError ?? defaultOnError);
-  const addr = server.addr;
-  if (options.onListen) options.onListen(addr);
-  else sayListening(addr, tls ? "https://" : "http://");
-  const signal = options.signal;
-  if (signal?.aborted) void server.shutdown();
-  else signal?.addEventListener("abort", () => void server.shutdown(), { once: true });
-  return server;
-}
-
-/** A server whose listener can close without closing the connections it accepted. */
+/** A `Deno.serve` server of the pool: see the module text. */
 export class PoolServer implements Deno.HttpServer<Deno.NetAddr> {
   readonly addr: Deno.NetAddr;
-  /** Settles once the server was shut down and every connection ended (rejects: accept failed). */
   readonly finished: Promise<void>;
-  readonly #listener: Deno.Listener;
-  readonly #connections = new Set<Deno.HttpServer>();
-  readonly #acceptLoop: Promise<void>;
-  readonly #shutDown = Promise.withResolvers<void>();
-  #accepting = true;
-  #referenced = true;
+  readonly #serve: Serve;
+  readonly #options: Record<string, unknown>;
+  readonly #handler: ServeHandler;
+  readonly #events: PoolServerEvents;
+  /** Every server of ours still holding connections (one listens; failed ones do not). */
+  readonly #servers = new Set<Deno.HttpServer>();
+  readonly #ended = Promise.withResolvers<void>();
+  /** The server whose listener accepts now, if any. */
+  #listening?: Deno.HttpServer;
+  #released = false;
   #closing?: Promise<void>;
+  #retry?: ReturnType<typeof setTimeout>;
+  /** Keeps the process alive while connections are served without a listener. */
+  #alive?: ReturnType<typeof setInterval>;
+  #failingSince?: number;
+  #referenced = true;
 
-  constructor(listener: Deno.Listener, handler: ServeHandler, onError: ErrorHandler) {
-    this.#listener = listener;
-    this.addr = listener.addr as Deno.NetAddr;
-    this.#acceptLoop = this.#accept(handler, onError);
-    this.finished = Promise.all([this.#acceptLoop, this.#shutDown.promise]).then(noop);
+  /** Binds and serves (throws what binding throws): `serve` is the runtime's own `Deno.serve`. */
+  constructor(
+    serve: Serve,
+    options: Record<string, unknown>,
+    handler: ServeHandler,
+    events: PoolServerEvents,
+  ) {
+    this.#serve = serve;
+    this.#options = options;
+    this.#handler = handler;
+    this.#events = events;
+    const server = serve.call(Deno, options, handler);
+    this.addr = server.addr as Deno.NetAddr;
+    this.#adopt(server);
+    this.finished = this.#ended.promise;
+    const signal = options.signal as AbortSignal | undefined;
+    // Deno's own servers abort on it (forcefully); we stop listening again too.
+    signal?.addEventListener("abort", () => void this.#close(false), { once: true });
   }
 
-  async #accept(handler: ServeHandler, onError: ErrorHandler): Promise<void> {
-    const serveConnection = internals.serveHttpOnConnection!;
-    while (true) {
-      let connection: Deno.Conn;
-      try {
-        connection = await this.#listener.accept();
-      } catch (error) {
-        if (error instanceof Deno.errors.BadResource || error instanceof Deno.errors.Interrupted) {
-          return; // closed: stopAccepting()
-        }
-        // As with Deno's own server: a failed accept ends serving.
-        this.#accepting = false;
-        throw new Deno.errors.Http((error as Error).message);
-      }
-      let server: Deno.HttpServer;
-      try {
-        server = serveConnection(connection, undefined, handler, onError, noop);
-      } catch {
-        try {
-          connection.close();
-        } catch { /* already closed */ }
-        continue;
-      }
-      if (!this.#referenced) server.unref();
-      this.#connections.add(server);
-      const ended = () => this.#connections.delete(server);
-      // A client that resets its connection is no error of the server's (as with Deno's own).
-      server.finished.then(ended, ended);
+  /** True while a listener of ours accepts. */
+  get accepting(): boolean {
+    return this.#listening !== undefined;
+  }
+
+  #adopt(server: Deno.HttpServer): void {
+    this.#servers.add(server);
+    this.#listening = server;
+    if (!this.#referenced) server.unref();
+    server.finished.then(
+      () => this.#gone(server),
+      (error) => this.#acceptFailed(server, error),
+    );
+  }
+
+  /** A server shut down and every connection it had ended. */
+  #gone(server: Deno.HttpServer): void {
+    this.#servers.delete(server);
+    if (this.#listening === server) this.#listening = undefined;
+    if (this.#servers.size === 0 && (this.#closing || this.#retry === undefined)) {
+      this.#ended.resolve();
     }
   }
 
-  /** Closes the listener: new connections go to the other workers; the ones here stay. */
-  stopAccepting(): void {
-    if (!this.#accepting) return;
-    this.#accepting = false;
-    try {
-      this.#listener.close();
-    } catch { /* closed already */ }
+  /** Its accept loop ended with an error: its connections are still being served. */
+  #acceptFailed(server: Deno.HttpServer, error: unknown): void {
+    if (this.#listening === server) this.#listening = undefined;
+    if (this.#closing) return;
+    // No op of Deno's keeps the process alive now, but its connections are served on.
+    this.#alive ??= setInterval(noop, 60_000);
+    if (!this.#referenced) Deno.unrefTimer(this.#alive);
+    // Only the supervisor stops a listener from outside (the worker is leaving service).
+    if (isShutDown(error)) {
+      this.#released = true;
+      return this.#events.released();
+    }
+    this.#failingSince ??= Date.now();
+    this.#events.failed(
+      `accepting on port ${this.addr.port} failed (${(error as Error).message}); ` +
+        `listening again in ${ACCEPT_RETRY_MS} ms`,
+    );
+    this.#scheduleRetry();
   }
 
-  /** Stops accepting, then shuts every connection down gracefully (open requests finish). */
+  #scheduleRetry(): void {
+    if (this.#retry !== undefined || this.#closing || this.#released) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.#listenAgain();
+    }, ACCEPT_RETRY_MS);
+  }
+
+  #listenAgain(): void {
+    if (this.#closing || this.#released || this.#listening) return;
+    try {
+      this.#adopt(
+        this.#serve.call(
+          Deno,
+          { ...this.#options, port: this.addr.port, onListen: noop },
+          this.#handler,
+        ),
+      );
+      this.#failingSince = undefined;
+      this.#events.listeningAgain(this.addr.port);
+    } catch (error) {
+      const since = Date.now() - (this.#failingSince ?? Date.now());
+      if (since >= DEAD_AFTER_MS) {
+        this.#events.dead(
+          `no listener on port ${this.addr.port} for ${Math.round(since / 1000)} s ` +
+            `(${(error as Error).message})`,
+        );
+      }
+      this.#scheduleRetry();
+    }
+  }
+
+  /** Stops listening, closes idle connections, lets open requests finish (Deno's graceful shutdown). */
   shutdown(): Promise<void> {
+    return this.#close(true);
+  }
+
+  #close(graceful: boolean): Promise<void> {
     this.#closing ??= (async () => {
-      this.stopAccepting();
-      await this.#acceptLoop.catch(noop);
-      await Promise.allSettled([...this.#connections].map((server) => server.shutdown()));
-      this.#shutDown.resolve();
+      clearTimeout(this.#retry);
+      this.#retry = undefined;
+      if (graceful) {
+        await Promise.allSettled([...this.#servers].map((server) => server.shutdown()));
+      } else {
+        await Promise.allSettled([...this.#servers].map((server) => server.finished));
+      }
+      this.#servers.clear();
+      this.#listening = undefined;
+      clearInterval(this.#alive);
+      this.#ended.resolve();
     })();
     return this.#closing;
   }
 
   ref(): void {
     this.#referenced = true;
-    this.#listener.ref();
-    for (const server of this.#connections) server.ref();
+    if (this.#alive !== undefined) Deno.refTimer(this.#alive);
+    for (const server of this.#servers) server.ref();
   }
 
   unref(): void {
     this.#referenced = false;
-    this.#listener.unref();
-    for (const server of this.#connections) server.unref();
+    if (this.#alive !== undefined) Deno.unrefTimer(this.#alive);
+    for (const server of this.#servers) server.unref();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

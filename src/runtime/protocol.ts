@@ -25,15 +25,25 @@ export const FRAME_MARKER = "\u0000hotreload:";
 export type ChildMessage =
   | { t: "ready"; via: "listen" | "app"; port?: number; hostname?: string }
   /** A pool listener is bound: every one (the first included), once per port. */
-  | { t: "listening"; port: number; hostname?: string }
+  /**
+   * A pool listener is bound: every one (the first included), once per port,
+   * and again when that port's `releasable` changes: true while only
+   * Deno.serve servers listen there, whose listeners the supervisor stops
+   * from outside when the worker leaves service (src/handover/release.ts).
+   */
+  | { t: "listening"; port: number; hostname?: string; releasable?: boolean }
   | { t: "bind-error"; port?: number; hostname?: string; message: string }
   | { t: "restart-requested" }
   | { t: "requests"; served: number }
   | { t: "recycle"; reason: string }
   /** The event loop runs (sent every third of --timeout). */
   | { t: "alive" }
-  /** Draining: `open` requests still being answered; `accepting` false once the listeners closed. */
-  | { t: "draining"; open: number; accepting: boolean };
+  /**
+   * Draining: `open` requests still being answered, `relaying` of them sent
+   * on to a serving worker (new code's, which the old worker's grace does
+   * not cut); `accepting` false once the listeners stopped.
+   */
+  | { t: "draining"; open: number; relaying: number; accepting: boolean };
 
 /** What the supervisor tells a child. */
 export type SupervisorMessage = { t: "message"; data: unknown };
@@ -96,13 +106,17 @@ type Fields = Record<string, any>;
 /** What each child message must hold (a kind without an entry does not compile). */
 const SHAPES: Record<ChildMessage["t"], (m: Fields) => boolean> = {
   ready: (m) => (m.via === "listen" || m.via === "app") && isPort(m.port) && isHost(m.hostname),
-  listening: (m) => m.port !== undefined && isPort(m.port) && isHost(m.hostname),
+  listening: (m) =>
+    m.port !== undefined && isPort(m.port) && isHost(m.hostname) &&
+    (m.releasable === undefined || typeof m.releasable === "boolean"),
   "bind-error": (m) => isText(m.message, 1000) && isPort(m.port) && isHost(m.hostname),
   "restart-requested": () => true,
   requests: (m) => Number.isSafeInteger(m.served) && m.served >= 0,
   recycle: (m) => isText(m.reason, 200),
   alive: () => true,
-  draining: (m) => Number.isSafeInteger(m.open) && m.open >= 0 && typeof m.accepting === "boolean",
+  draining: (m) =>
+    Number.isSafeInteger(m.open) && m.open >= 0 && Number.isSafeInteger(m.relaying) &&
+    m.relaying >= 0 && m.relaying <= m.open && typeof m.accepting === "boolean",
 };
 
 /** Returns `raw` as a ChildMessage when it is exactly one of the expected shapes. */
@@ -136,8 +150,19 @@ export interface WorkerSettings {
   orphanGraceMs: number;
   /** How long an orphaned worker keeps serving, waiting for a successor, before it drains. */
   orphanServeMs: number;
-  /** How long a draining server keeps answering (with `Connection: close`) before it shuts down. */
+  /**
+   * How long a draining worker keeps its idle keep-alive connections after
+   * the last request reached it (each next request is sent on and answered
+   * with `Connection: close`) before it closes them.
+   */
   closeWindowMs: number;
+  /** --grace: a draining worker closes its idle connections well before it would be killed. */
+  graceMs: number;
+  /**
+   * The instance's secret: the marker of a hop (hop.ts), which only this
+   * instance's workers can make, and so only their client addresses are believed.
+   */
+  hopKey: string;
   /** Requests after which the worker asks to be replaced (0: never). */
   maxRequests: number;
   /** How often to say "alive" (0: never; a third of --timeout). */

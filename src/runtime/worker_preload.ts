@@ -10,8 +10,13 @@
  *   evaluating (bound is not started: code that binds, then throws, must
  *   never count as ready), or, for an entry whose top level awaits its own
  *   server, once it has listened for STARTED_AFTER_MS;
- * - SIGTERM (or the supervisor going away) drains: listeners close, servers
- *   finish their in-flight requests, the app's onShutdown hooks run, then exit;
+ * - SIGTERM (or the supervisor going away) drains: listeners stop, every
+ *   request that still reaches the worker on a connection it had is sent on
+ *   to a serving worker (forward.ts) and answered with `Connection: close`,
+ *   idle connections close once none has sent anything for the close window,
+ *   in-flight requests finish, the app's onShutdown hooks run, then exit;
+ * - a request another worker sent on (a hop, hop.ts) reaches the app as the
+ *   client sent it, with the client's address;
  * - an `export default { fetch }` entry (the `deno serve` style) is served.
  *
  * Only relative, dependency-free imports: this file is resolved with the
@@ -21,8 +26,15 @@
 import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
-import { forward, forwardNode, forwardOrigin } from "./forward.ts";
-import { canServe, poolServe, PoolServer } from "./pool_server.ts";
+import {
+  forwardNode,
+  forwardRequest,
+  hopDestination,
+  type NodeRequest,
+  type NodeResponse as NodeForwardResponse,
+} from "./forward.ts";
+import { type ClientAddress, hopMarker, parseHop } from "./hop.ts";
+import { PoolServer } from "./pool_server.ts";
 
 const settings = childSettings<WorkerSettings>();
 
@@ -40,7 +52,9 @@ for (
     }
   } catch { /* no env permission: the app cannot read it either */ }
 }
-const servers = new Set<Deno.HttpServer>();
+const servers = new Set<PoolServer>();
+/** Hops carry this marker; only workers of this instance know it (hop.ts). */
+const marker = hopMarker(settings.hopKey);
 const listeners = new Set<Deno.Listener>();
 const shutdownHooks: Array<() => unknown> = [];
 let readyMode: "listen" | "app" = "listen";
@@ -82,6 +96,8 @@ let entryFailed = false;
 let listenedLongEnough = false;
 /** Every port this worker's pool listeners are bound to. */
 const ports = new Set<number>();
+/** Whether each port is releasable, as last told (see announceListening). */
+const releasablePorts = new Map<number, boolean>();
 /** The ports to be bound before ready: the serving workers' (else the main port). */
 const expectedPorts = settings.ports ?? (settings.port === undefined ? [] : [settings.port]);
 
@@ -97,11 +113,22 @@ const expectedPorts = settings.ports ?? (settings.port === undefined ? [] : [set
  * one line and exits 1: the supervisor treats it as a failed start (a
  * reload is aborted).
  */
-function announceListening(addr: Deno.Addr, probe?: Probe): void {
+function announceListening(addr: Deno.Addr, probe?: Probe, releasable = false): void {
   const netAddr = addr as Deno.NetAddr;
-  if (!ports.has(netAddr.port)) {
+  // A port is releasable while only Deno.serve servers listen there: the
+  // supervisor may stop such listeners from outside (pool_server.ts), never
+  // an app's own or a node server's.
+  const wasReleasable = releasablePorts.get(netAddr.port);
+  const nowReleasable = (wasReleasable ?? true) && releasable;
+  if (!ports.has(netAddr.port) || wasReleasable !== nowReleasable) {
     ports.add(netAddr.port);
-    tell({ t: "listening", port: netAddr.port, hostname: netAddr.hostname });
+    releasablePorts.set(netAddr.port, nowReleasable);
+    tell({
+      t: "listening",
+      port: netAddr.port,
+      hostname: netAddr.hostname,
+      releasable: nowReleasable,
+    });
   }
   if (readySent || readyMode !== "listen") return;
   const first = bound === undefined;
@@ -191,6 +218,7 @@ const originalListenTls = Deno.listenTls as unknown as AnyListen;
 
 /** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
 function withConnectionClose(response: Response): Response {
+  if (response.status === 101) return response; // an upgrade: the socket is the app's now
   try {
     response.headers.set("connection", "close");
     return response;
@@ -225,13 +253,21 @@ Deno.unrefTimer(requestReport);
 
 function reportDraining(): void {
   reportedOpen = open;
-  tell({ t: "draining", open, accepting });
+  tell({ t: "draining", open, relaying: Math.min(relaying, open), accepting: accepting() });
 }
 
 /** Requests being answered (a stream counts until it ends), for `draining (2 open)`. */
 let open = 0;
-/** False once the listeners are closed: a reload no longer waits for this worker. */
-let accepting = true;
+/** Of those, the ones sent on to a serving worker, whose answers are being relayed. */
+let relaying = 0;
+const relayDone = () => relaying--;
+/** When a request last reached this worker while out of service (the close window counts from it). */
+let lastRequestAt = 0;
+
+/** True while a listener of this worker accepts: a reload waits for none that does. */
+function accepting(): boolean {
+  return [...servers].some((server) => server.accepting) || nodeServers.listening();
+}
 /** Called when no request is open any more. */
 let whenNoneOpen: Array<() => void> = [];
 const requestDone = () => {
@@ -247,33 +283,97 @@ function noOpenRequests(): Promise<void> {
 }
 
 /**
- * Counts requests; once draining, sends each new one on to the serving
- * workers (forward.ts) and answers with `Connection: close`. `origin` is
- * where to send them (undefined: answered here, with `Connection: close`).
+ * The app's handler as the pool calls it. In service, one check: a request
+ * another worker sent on (its URL carries the marker) is unwrapped first;
+ * every other goes to the app as Deno gave it. Out of service (draining, or
+ * held), each request is sent on to a serving worker (handOn).
  */
-function drainAwareHandler(
-  handler: ServeHandler,
-  origin: () => string | undefined,
-): ServeHandler {
-  const answer = (request: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) => {
-    const response = handler(request, info);
-    if (!outOfService()) return response;
-    return response instanceof Response
-      ? withConnectionClose(response)
-      : response.then(withConnectionClose);
-  };
+function poolHandler(handler: ServeHandler, server: () => PoolServer): ServeHandler {
   return (request, info) => {
-    countRequest();
-    const completed = (info as { completed?: Promise<void> }).completed;
-    if (completed) {
-      open++;
-      completed.then(requestDone, requestDone);
+    open++;
+    info.completed.then(requestDone, requestDone);
+    if (!outOfService() && request.url.indexOf(marker) < 0) {
+      countRequest();
+      return handler(request, info);
     }
-    const to = outOfService() ? origin() : undefined;
-    if (to === undefined) return answer(request, info);
-    return forward(request, to).then(({ response, request }) => response ?? answer(request, info));
+    return handOn(handler, request, info, server());
   };
 }
+
+/** A hop's request as the client sent it, and the client's address, for the app. */
+function unwrapHop(
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+): { request: Request; info: Deno.ServeHandlerInfo<Deno.NetAddr>; hops: number } | undefined {
+  const hop = parseHop(request.url, marker);
+  if (!hop) return undefined;
+  // Never `request.signal`: reading it makes Deno print a warning plain `deno run` would
+  // not. The app's signal aborts when the client goes away before its answer was delivered.
+  const gone = new AbortController();
+  info.completed.catch(() => gone.abort());
+  const init: RequestInit & { duplex?: "half" } = {
+    method: request.method,
+    headers: request.headers,
+    signal: gone.signal,
+  };
+  if (request.body !== null) {
+    init.body = request.body;
+    init.duplex = "half";
+  }
+  const remoteAddr: Deno.NetAddr = { transport: "tcp", ...hop.client };
+  return {
+    request: new Request(hop.prefix + hop.target, init),
+    info: { remoteAddr, completed: info.completed } as Deno.ServeHandlerInfo<Deno.NetAddr>,
+    hops: hop.hops,
+  };
+}
+
+/**
+ * A hop for this worker, or any request while it is out of service: sent on
+ * when it can be (new code answers it), else answered by the app here; out
+ * of service, the answer says `Connection: close`.
+ */
+async function handOn(
+  handler: ServeHandler,
+  request: Request,
+  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
+  server: PoolServer,
+): Promise<Response> {
+  let hops = 0;
+  const hop = request.url.indexOf(marker) >= 0 ? unwrapHop(request, info) : undefined;
+  if (hop) ({ request, info, hops } = hop);
+  if (outOfService()) {
+    lastRequestAt = Date.now();
+    const to = server.addr.port > 0 ? hopDestination(server.addr) : undefined;
+    if (to) {
+      relaying++;
+      const client: ClientAddress = info.remoteAddr;
+      const answer = await forwardRequest(request, client, info.completed, {
+        to,
+        marker,
+        hops: hops + 1,
+        done: relayDone,
+      });
+      if (answer) return answer;
+    }
+  }
+  countRequest();
+  const response = await handler(request, info);
+  return outOfService() ? withConnectionClose(response) : response;
+}
+
+/** What the pool servers say: accept failures and recoveries, a release that took effect. */
+const serverEvents = {
+  failed: (message: string) => console.error(`hotreload: ${message}`),
+  listeningAgain(port: number) {
+    console.error(`hotreload: listening on port ${port} again`);
+    tell({ t: "listening", port, releasable: releasablePorts.get(port) });
+  },
+  dead: (reason: string) => tell({ t: "recycle", reason }),
+  released() {
+    if (draining && !accepting()) reportDraining();
+  },
+};
 
 function serve(...args: unknown[]): Deno.HttpServer {
   let options: ServeOptions;
@@ -292,27 +392,14 @@ function serve(...args: unknown[]): Deno.HttpServer {
   }
   options.reusePort = true;
   withDefaultAddress(options);
-  let server: Deno.HttpServer;
-  const forwardTo = () => forwardOrigin(server.addr as Deno.NetAddr);
-  const served = drainAwareHandler(handler, forwardTo);
+  let server: PoolServer;
   try {
-    // A pool server can close its listener at a drain without dropping the
-    // connections it accepted (pool_server.ts); Deno's own serves the rest.
-    server = canServe(options)
-      ? poolServe(
-        {
-          ...options,
-          hostname: (options.hostname as string | undefined) ?? "0.0.0.0",
-          port: (options.port as number | undefined) ?? 8000,
-        } as Parameters<typeof poolServe>[0],
-        served,
-        (listenOptions) =>
-          (listenOptions.cert === undefined ? originalListen : originalListenTls).call(
-            Deno,
-            listenOptions,
-          ),
-      )
-      : originalServe.call(Deno, options, served);
+    server = new PoolServer(
+      originalServe,
+      options,
+      poolHandler(handler, () => server),
+      serverEvents,
+    );
   } catch (error) {
     reportBindError(error, options.port as number | undefined, options.hostname as string);
     throw fromCaller(error, serve);
@@ -334,7 +421,7 @@ function serve(...args: unknown[]): Deno.HttpServer {
       } as unknown as Deno.ServeHandlerInfo<Deno.NetAddr>,
     );
     return { status: response.status, body: await response.text() };
-  });
+  }, true);
   return server;
 }
 
@@ -396,9 +483,33 @@ const nodeServers = watchNodeServers({
     stream.once("close", requestDone);
   },
   onBindError: (port, hostname, message) => tell({ t: "bind-error", port, hostname, message }),
-  takeRequest(request, response, app, address) {
-    const to = outOfService() ? forwardOrigin(address) : undefined;
-    return to !== undefined && forwardNode(request as never, response as never, to, app);
+  marker,
+  outOfService,
+  forward(request, response, client, hops, address, app) {
+    lastRequestAt = Date.now();
+    const to = hopDestination(address);
+    if (!to) return false;
+    open++;
+    relaying++;
+    const done = () => {
+      relayDone();
+      requestDone();
+    };
+    const taken = forwardNode(
+      request as NodeRequest,
+      response as NodeForwardResponse,
+      client,
+      to,
+      marker,
+      hops,
+      () => {
+        done();
+        app();
+      },
+      done,
+    );
+    if (!taken) done();
+    return taken;
   },
 });
 
@@ -407,39 +518,61 @@ const nodeServers = watchNodeServers({
 async function drain(): Promise<void> {
   if (draining) return;
   draining = true;
+  lastRequestAt = Date.now();
   orphans.draining();
+  // Deno's servers keep the process alive only while their listeners accept:
+  // from the release on, this keeps it alive for the connections they still serve.
+  const alive = setInterval(() => {}, 60_000);
   // The app learns at once, so a stream can send its last event and end cleanly.
   drainController.abort();
-  reportDraining();
   // Stop accepting at once: the kernel gives new connections to the other
-  // workers (and moves queued ones with tcp_migrate_req=1), while the
-  // connections this worker accepted are all still answered below. Deno's
-  // own server (pool_server.ts says when it is used) cannot do this part.
+  // workers (and, steered or with tcp_migrate_req=1, moves the queued ones),
+  // while every connection this worker has stays open. The app's own
+  // listeners and node servers close their listener here; Deno.serve
+  // servers' listeners were stopped from outside by the supervisor just
+  // before it told this worker to drain (pool_server.ts).
   for (const listener of listeners) {
     try {
       listener.close();
     } catch { /* already closed by the app */ }
   }
-  for (const server of servers) if (server instanceof PoolServer) server.stopAccepting();
   nodeServers.stopListening();
-  if (servers.size + nodeServers.count() > 0 && settings.closeWindowMs > 0) {
-    // Closing an idle keep-alive connection races with a client sending its
-    // next request on it ("connection closed before message completed"). So
-    // first keep serving: every response now says `Connection: close`, and
-    // busy clients move to other workers on their own; only then shut down.
-    await new Promise((resolve) => setTimeout(resolve, settings.closeWindowMs));
-  }
+  reportDraining();
+  // Closing an idle keep-alive connection races with a client sending its
+  // next request on it (that request is lost). So the connections stay open:
+  // each next request is sent on and answered with `Connection: close`, which
+  // moves busy clients on at once; only once no request has come for the
+  // close window are the idle ones closed (clients that pool connections for
+  // less than that have closed theirs by then).
+  await closeWindow();
   // Idle connections close now; open requests finish.
   const closing = Promise.allSettled([
     ...[...servers].map((server) => server.shutdown()),
     nodeServers.closeAll(),
   ]);
-  accepting = false;
   reportDraining();
   await closing;
   await noOpenRequests();
+  clearInterval(alive);
   await runHooks(shutdownHooks);
   orphans.exit();
+}
+
+/**
+ * Resolves once no request has reached this worker for the close window, or
+ * once half of --grace has passed since the drain began (a worker whose
+ * listener could not be released keeps getting new connections).
+ */
+async function closeWindow(): Promise<void> {
+  const window = settings.closeWindowMs;
+  if (window <= 0 || servers.size + nodeServers.count() === 0) return;
+  const until = Date.now() + Math.max(window, settings.graceMs / 2);
+  while (true) {
+    const now = Date.now();
+    const quietAt = Math.min(lastRequestAt + window, until);
+    if (now >= quietAt) return;
+    await new Promise((resolve) => setTimeout(resolve, quietAt - now));
+  }
 }
 
 Deno.addSignalListener("SIGTERM", () => void drain());

@@ -19,6 +19,8 @@ export type WorkerLaunch = Omit<RunConfig, "watch"> & {
   deno: string;
   /** The ports the serving workers listen on, for a new worker's readiness. */
   ports?: number[];
+  /** The instance's secret, which marks the requests its workers send on to each other (runtime/hop.ts). */
+  hopKey: string;
 };
 
 /** How long an orphaned child (supervisor gone) may drain before it exits on its own. */
@@ -53,6 +55,8 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     orphanGraceMs: ORPHAN_GRACE_MS,
     orphanServeMs: launch.orphanGrace,
     closeWindowMs: launch.closeWindow,
+    graceMs: launch.grace,
+    hopKey: launch.hopKey,
     // Jitter spreads the limits so the workers do not all recycle at once.
     maxRequests: launch.maxRequests === undefined
       ? 0

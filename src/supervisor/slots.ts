@@ -55,6 +55,15 @@ export interface Slot {
  * child, deadlines, the next time something is due, and retries. A subclass
  * adds its slots' own fields and its policy.
  */
+/**
+ * True when every request a draining worker still has open is one it sent
+ * on to a serving worker: new code's answers, which the old worker's grace
+ * does not cut (it exits once they end).
+ */
+function onlyRelaying(child: Child): boolean {
+  return child.relaying > 0 && child.openRequests === child.relaying;
+}
+
 export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
   protected readonly slots: S[] = [];
   protected abstract readonly policy: SlotPolicy;
@@ -84,7 +93,7 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
       const grace = policy.graceMs(child);
       if (
         child.state === "draining" && child.drainStartedAt !== undefined &&
-        now - child.drainStartedAt >= grace
+        now - child.drainStartedAt >= grace && !onlyRelaying(child)
       ) {
         const open = child.openRequests ? ` with ${child.openRequests} request(s) still open` : "";
         log.warn(
@@ -105,7 +114,9 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
       if (child.killedAt !== undefined) continue;
       if (child.state === "starting") deadlines.push(child.startedAt + policy.startMs);
       if (child.state === "draining" && child.drainStartedAt !== undefined) {
-        deadlines.push(child.drainStartedAt + policy.graceMs(child));
+        const graceEnd = child.drainStartedAt + policy.graceMs(child);
+        // Past its grace while it only relays new code's answers: looked at again each second.
+        deadlines.push(graceEnd > now || !onlyRelaying(child) ? graceEnd : now + 1000);
       }
       if (policy.timeoutMs > 0 && child.state === "ready" && !this.unresponsive.has(child)) {
         deadlines.push(child.lastSeenAt + policy.timeoutMs);

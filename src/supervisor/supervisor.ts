@@ -109,6 +109,8 @@ export class Supervisor {
   #tookOver?: { pid: number; version: string | null; at: string; afterMs: number };
   /** The newest generation whose failure to start has been said. */
   #waitingSaid = 0;
+  /** A listener could not be released (said once). */
+  #releaseProblemSaid = false;
   readonly #metrics = new Metrics();
   #nextWatchdogAt = 0;
 
@@ -131,6 +133,7 @@ export class Supervisor {
       // Called before any worker drains: it leaves the steered set first.
       steer: (serving) =>
         this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
+      release: (leaving) => this.#releaseListeners(leaving),
       // Before a takeover's switch, a failed worker ends the takeover instead.
       restarts: () => !this.#takeover || this.#takeover.stage === "stopping",
     });
@@ -198,15 +201,42 @@ export class Supervisor {
       if (message.t === "restart-requested") this.#processes.onRestartRequested(child);
       return;
     }
-    if (message.t === "listening") this.#onWorkerListening(child, message.port);
+    if (message.t === "listening") {
+      if (message.releasable) child.releasable.add(message.port);
+      else child.releasable.delete(message.port);
+      this.#onWorkerListening(child, message.port);
+    }
     if (message.t === "ready") this.#onWorkerReady(child, message.port);
     if (message.t === "bind-error") this.#onBindError(child, message.port, message.message);
     if (message.t === "requests") child.requestsServed = message.served;
     if (message.t === "draining") {
       child.openRequests = message.open;
+      child.relaying = message.relaying;
       child.accepting = message.accepting;
     }
     if (message.t === "recycle") this.#workers.markForRecycle(child, message.reason);
+  }
+
+  /**
+   * Workers about to drain: their Deno.serve listeners are stopped from
+   * outside (handover/release.ts), all before any is told to drain, while
+   * their connections stay open. Where that cannot be done, each keeps its
+   * listener until its close window ends, and new connections keep reaching
+   * it meanwhile (it sends their requests on): said once.
+   */
+  #releaseListeners(leaving: readonly Child[]): void {
+    for (const child of leaving) {
+      if (child.releasable.size === 0) continue;
+      const problem = this.#connection?.handover.release(child.pid, [...child.releasable]);
+      if (problem === undefined || this.#releaseProblemSaid) continue;
+      this.#releaseProblemSaid = true;
+      log.warn(
+        "handover.unreleased",
+        `cannot stop a draining worker's listener from outside (${problem}): each keeps its ` +
+          `listener until its close window ends, sending on the requests that reach it`,
+        { role: "supervisor", pid: child.pid },
+      );
+    }
   }
 
   #onWorkerReady(child: Child, port: number | undefined): void {
@@ -241,6 +271,7 @@ export class Supervisor {
    * checked at start).
    */
   #onWorkerListening(child: Child, port: number): void {
+    this.#connection?.handover.listening(child.pid, port);
     child.ports.add(port);
     // A serving worker that opens another port: steer that port too.
     if (child.state === "ready") this.#workers.steer();
@@ -306,6 +337,7 @@ export class Supervisor {
 
   #onChildExit(child: Child, status: Deno.CommandStatus): void {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
+    this.#connection?.handover.gone(child.pid);
     const outcome = this.#workers.onExit(child, status, this.#generation);
     // Before the switch, new code that fails ends the takeover: broken code never replaces working code.
     const beforeSwitch = this.#takeover && this.#takeover.stage !== "stopping";

@@ -62,9 +62,11 @@ class FakeChild implements Child {
   requestsServed = 0;
   lastSeenAt: number;
   openRequests?: number;
+  relaying = 0;
   accepting = true;
   port?: number;
   readonly ports = new Set<number>();
+  readonly releasable = new Set<number>();
   readonly tail = new LineTail(15);
 
   constructor(
@@ -148,6 +150,8 @@ class FakeWorld implements World {
   steered: number[] = [];
   /** Workers told to drain while still steered (must stay empty). */
   readonly drainedWhileSteered: number[] = [];
+  /** The workers whose listeners were released (a release frame). */
+  readonly released: number[] = [];
 
   /** run --takeover: what the fake predecessor was asked, and how to let it exit. */
   takeover?: { stopAsked: number; claimed: number; exited: (end: PredecessorEnd) => void };
@@ -158,6 +162,9 @@ class FakeWorld implements World {
       mode: "ebpf",
       summary: "steered (fake)",
       steer: (workers) => this.steered = workers.map((worker) => worker.pid),
+      listening() {},
+      release: (pid) => void this.released.push(pid),
+      gone() {},
       close() {},
     };
     const takeover = this.takeover;
@@ -217,6 +224,7 @@ function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
     workers: 2,
     port: 8000,
     closeWindow: 0,
+    hopKey: "0123456789abcdef0123456789abcdef",
     maxRequestsJitter: 0,
     grace: 5000,
     readyTimeout: 10_000,

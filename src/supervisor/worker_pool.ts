@@ -65,6 +65,13 @@ export type WorkerPoolOptions =
      * drains: with eBPF steering, only they get new connections.
      */
     steer?: (serving: readonly Child[]) => void;
+    /**
+     * Told which workers are about to drain, before any of them is told:
+     * their listeners are stopped from outside (handover/release.ts), so no
+     * client that one of them asks to reconnect lands on another's listener
+     * as it closes.
+     */
+    release?: (leaving: readonly Child[]) => void;
     /** False while a failed worker is not restarted (a takeover ends instead): its log says so. */
     restarts?: () => boolean;
   };
@@ -252,10 +259,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       this.#toldHeld.add(child);
       child.hold(true);
     }
-    for (const child of this.#retiring) {
-      if (child.killedAt !== undefined || (child.state !== "ready" && child.state !== "starting")) {
-        continue;
-      }
+    const leaving = [...this.#retiring].filter((child) =>
+      child.killedAt === undefined && (child.state === "ready" || child.state === "starting")
+    );
+    this.options.release?.(leaving);
+    for (const child of leaving) {
       // A hung worker cannot drain (its event loop is blocked): end it.
       if (this.unresponsive.has(child)) child.kill();
       else child.drain();
@@ -387,7 +395,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     for (const child of this.#held.values()) this.#retiring.add(child);
     this.#held.clear();
     this.#steer();
-    for (const child of this.#retiring) child.drain();
+    const leaving = [...this.#retiring];
+    this.options.release?.(leaving);
+    for (const child of leaving) child.drain();
   }
 
   /** Kills every worker's process group (immediate stop). */

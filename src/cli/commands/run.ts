@@ -5,6 +5,7 @@ import {
   instanceDir,
   type InstanceRecord,
   lockTakeover,
+  newHopKey,
   orphansOf,
   runningInstance,
 } from "../../control/instance_dir.ts";
@@ -62,9 +63,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   // the port, waiting for a successor (--orphan-grace): this run adopts them.
   const orphans = orphansOf(dir);
   if (config.port !== undefined && !orphans) ensurePortFree(config.port);
-  const claim = claimInstance(cwd, recordOf(config));
+  // Its orphans send requests on to our workers with their supervisor's secret.
+  const hopKey = orphans?.hopKey ?? newHopKey();
+  const claim = claimInstance(cwd, recordOf(config, hopKey));
   try {
-    return await supervise(config, { deno, envs, dir: claim.dir, orphans });
+    return await supervise(config, { deno, envs, dir: claim.dir, orphans, hopKey });
   } finally {
     claim.release();
   }
@@ -94,14 +97,17 @@ async function takeOver(
     { role: "supervisor", pid: predecessor.pid },
   );
   try {
+    // The old instance's workers send requests on to ours with its secret: ours keep it.
+    const hopKey = predecessor.hopKey ?? newHopKey();
     return await supervise(config, {
       deno,
       envs,
+      hopKey,
       dir: instanceDir(cwd, name),
       takingOver: {
         predecessor,
         claim() {
-          claim = claimInstance(cwd, recordOf(config));
+          claim = claimInstance(cwd, recordOf(config, hopKey));
           // The takeover is over: a later one may begin (and a SIGKILL now leaves no lock behind).
           lock.release();
         },
@@ -114,7 +120,10 @@ async function takeOver(
 }
 
 /** What the instance's record says of this run. */
-function recordOf(config: RunConfig): Omit<InstanceRecord, "pid" | "startTime"> {
+function recordOf(
+  config: RunConfig,
+  hopKey: string,
+): Omit<InstanceRecord, "pid" | "startTime"> {
   return {
     name: config.name,
     cwd: config.cwd,
@@ -124,16 +133,18 @@ function recordOf(config: RunConfig): Omit<InstanceRecord, "pid" | "startTime"> 
     graceMs: config.grace,
     startedAt: new Date().toISOString(),
     version: VERSION,
+    hopKey,
   };
 }
 
 /** Runs the supervisor of this instance until it stops; its exit code. */
 function supervise(
   config: RunConfig,
-  { deno, envs, dir, orphans, takingOver }: {
+  { deno, envs, dir, orphans, takingOver, hopKey }: {
     deno: string;
     envs: string[];
     dir: string;
+    hopKey: string;
     orphans?: SupervisorOptions["orphans"];
     takingOver?: SupervisorOptions["takingOver"];
   },
@@ -142,6 +153,7 @@ function supervise(
   return new Supervisor({
     ...config,
     deno,
+    hopKey,
     runtimeBase: runtimeBase(dir),
     instanceDir: dir,
     checkEnv: envs.length > 0 ? () => checkEnvFiles(envs, cwd) : undefined,
