@@ -320,16 +320,21 @@ export function forwardNode(
     if (!hop) return fallback();
     const { answer, close } = hop;
     response.once("close", close);
+    // As node writes an answer on a connection it closes: `Connection: close` where it
+    // said keep-alive, no Keep-Alive; it frames the body itself (chunked unless a length is given).
     const out: string[] = [];
+    let closeSaid = false;
     for (const [name, value] of answer.headers) {
       const lower = name.toLowerCase();
-      // node frames the body itself (chunked unless a length is given).
-      if (lower === "connection" || lower === "keep-alive" || lower === "transfer-encoding") {
+      if (lower === "keep-alive" || lower === "transfer-encoding") continue;
+      if (lower === "connection") {
+        if (!closeSaid) out.push(name, "close");
+        closeSaid = true;
         continue;
       }
       out.push(name, value);
     }
-    out.push("Connection", "close");
+    if (!closeSaid) out.push("Connection", "close");
     try {
       response.writeHead(answer.status, answer.reason, out);
       if (answer.body) {
