@@ -181,9 +181,10 @@ const TABLE = [
   {
     flag: "close-window",
     value: "<ms|auto>",
-    help: "how long a draining worker keeps the connections it has, sending each new request on " +
-      "to the serving workers (answered with Connection: close), before it closes the idle ones " +
-      "(auto: 100 while watching, else 250)",
+    help: "how long a worker leaving service keeps its idle keep-alive connections after the " +
+      "last request reached it (each next request goes on to new code, answered with " +
+      "Connection: close) before it closes them; at a stop, 250 at most " +
+      "(auto: 1000 while watching, else 5000)",
     default: "auto",
     parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),
     check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),

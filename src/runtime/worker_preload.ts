@@ -23,7 +23,7 @@
  * user's deno.json, and runs with exactly the permissions the user granted,
  * which is why its settings come in the handshake on stdin, not from env vars.
  */
-import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
+import { type Bridge, BRIDGE_KEY, LAST_CLOSE_WINDOW_MS, type WorkerSettings } from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
 import {
@@ -515,7 +515,13 @@ const nodeServers = watchNodeServers({
 
 // ---- Draining -------------------------------------------------------------------
 
-async function drain(): Promise<void> {
+/**
+ * Leaves service and exits. `last`: the instance stops for good (SIGINT from
+ * the supervisor): nobody takes its clients over, so idle connections close
+ * after at most LAST_CLOSE_WINDOW_MS instead of the whole close window.
+ */
+async function drain(last = false): Promise<void> {
+  if (last) closeWindowMs = Math.min(closeWindowMs, LAST_CLOSE_WINDOW_MS);
   if (draining) return;
   draining = true;
   lastRequestAt = Date.now();
@@ -560,25 +566,28 @@ async function drain(): Promise<void> {
 
 /**
  * Resolves once no request has reached this worker for the close window, or
- * once half of --grace has passed since the drain began (a worker whose
- * listener could not be released keeps getting new connections).
+ * at the latest half of --grace after the close window (a worker whose
+ * listener could not be released keeps getting new connections; the
+ * supervisor's grace counts from the end of the window).
  */
 async function closeWindow(): Promise<void> {
-  const window = settings.closeWindowMs;
-  if (window <= 0 || servers.size + nodeServers.count() === 0) return;
-  const until = Date.now() + Math.max(window, settings.graceMs / 2);
+  if (closeWindowMs <= 0 || servers.size + nodeServers.count() === 0) return;
+  const until = Date.now() + closeWindowMs + settings.graceMs / 2;
   while (true) {
     const now = Date.now();
-    const quietAt = Math.min(lastRequestAt + window, until);
+    const quietAt = Math.min(lastRequestAt + closeWindowMs, until);
     if (now >= quietAt) return;
     await new Promise((resolve) => setTimeout(resolve, quietAt - now));
   }
 }
 
+let closeWindowMs = settings.closeWindowMs;
 Deno.addSignalListener("SIGTERM", () => void drain());
+Deno.addSignalListener("SIGINT", () => void drain(true));
+// An orphan nobody adopted drains for good: no successor takes its clients over.
 const orphans = whenOrphaned(
   settings.orphanGraceMs,
-  () => void drain(),
+  () => void drain(true),
   settings.orphanServeMs,
 );
 

@@ -226,7 +226,8 @@ export class Supervisor {
    */
   #releaseListeners(leaving: readonly Child[]): void {
     for (const child of leaving) {
-      if (child.releasable.size === 0) continue;
+      // One that drains already was released when it began to.
+      if (child.state === "draining" || child.releasable.size === 0) continue;
       const problem = this.#connection?.handover.release(child.pid, [...child.releasable]);
       if (problem === undefined || this.#releaseProblemSaid) continue;
       this.#releaseProblemSaid = true;
@@ -237,6 +238,18 @@ export class Supervisor {
         { role: "supervisor", pid: child.pid },
       );
     }
+  }
+
+  /**
+   * Releases a worker that is not ours (a dead supervisor's orphan): it
+   * said nothing to us of its ports, so ours that only Deno.serve listens on
+   * (the same app's) are stopped; its own are searched for them.
+   */
+  #releaseForeign(): (pid: number) => void {
+    const ports = [...new Set(this.#workers.children().flatMap((child) => [...child.releasable]))];
+    return (pid) => {
+      if (ports.length > 0) this.#connection?.handover.release(pid, ports);
+    };
   }
 
   #onWorkerReady(child: Child, port: number | undefined): void {
@@ -504,7 +517,7 @@ export class Supervisor {
   #drainOrphans(): void {
     const orphans = this.#world.orphans;
     if (!orphans) return;
-    const drained = orphans.drain();
+    const drained = orphans.drain(this.#releaseForeign());
     this.#succeeded = {
       pid: orphans.supervisor,
       version: orphans.version ?? null,
@@ -577,7 +590,7 @@ export class Supervisor {
     if (this.#phase === "stopping") return;
     let orphans: number;
     try {
-      orphans = claim();
+      orphans = claim(this.#releaseForeign());
     } catch (error) {
       log.error(
         "takeover.unclaimed",
@@ -903,7 +916,8 @@ export class Supervisor {
       this.#processes.killAll();
       this.#processesStopping = true;
     } else {
-      this.#workers.drainAll();
+      // Taken over, the successor's workers take our clients: they get the whole close window.
+      this.#workers.drainAll(successor === undefined);
     }
   }
 

@@ -7,6 +7,7 @@
  * a reload's replacements start and take over is the Rollout's to decide.
  */
 import { type Child, describeExit } from "../child/child.ts";
+import { LAST_CLOSE_WINDOW_MS } from "../runtime/protocol.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
@@ -110,6 +111,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       child.kill();
     },
     graceMs: () => this.options.grace,
+    windowMs: (child) =>
+      child.drainedLast
+        ? Math.min(this.options.closeWindow, LAST_CLOSE_WINDOW_MS)
+        : this.options.closeWindow,
     timeoutMs: this.options.timeout,
     onUnresponsive: (child) => {
       const why = `unresponsive for ${formatMs(this.options.timeout)} (event loop blocked)`;
@@ -384,8 +389,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     return rows;
   }
 
-  /** Asks every worker to drain (stop). */
-  drainAll(): void {
+  /**
+   * Asks every worker to drain (stop); `last`: the instance stops for good,
+   * nobody takes their clients over (not a takeover's predecessor).
+   */
+  drainAll(last = true): void {
     // Spares hold no connection and run no app code: they just go.
     this.discardSpares();
     this.#desiredSpares = 0;
@@ -397,7 +405,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.#steer();
     const leaving = [...this.#retiring];
     this.options.release?.(leaving);
-    for (const child of leaving) child.drain();
+    for (const child of leaving) child.drain(last);
   }
 
   /** Kills every worker's process group (immediate stop). */

@@ -63,9 +63,10 @@ export interface Connection {
     /**
      * Takes the name: the lock, the record and the usual control socket.
      * Drains the workers a predecessor that died during the takeover left
-     * serving (orphans); returns how many. Throws if the name cannot be taken.
+     * serving (orphans; `release` first, as drain's); returns how many.
+     * Throws if the name cannot be taken.
      */
-    claim(): number;
+    claim(release: (pid: number) => void): number;
   };
   close(): Promise<void>;
 }
@@ -97,8 +98,12 @@ export interface Orphans {
   /** The dead supervisor's hotreload version, when its record says. */
   version?: string;
   count: number;
-  /** Asks each to drain (SIGTERM), once it is verified to be the process recorded; how many. */
-  drain(): number;
+  /**
+   * Asks each to drain (SIGTERM), once it is verified to be the process
+   * recorded, each `release`d first (its listeners stopped: see
+   * handover/release.ts); how many.
+   */
+  drain(release: (pid: number) => void): number;
 }
 
 /** Signals the supervisor handles (never SIGUSR1: it opens Deno's inspector). */
@@ -144,7 +149,7 @@ export function realWorld(
       supervisor: options.orphans.supervisor,
       version: options.orphans.version,
       count: options.orphans.workers.length,
-      drain: () => drainRecorded(options.orphans!.workers),
+      drain: (release) => drainRecorded(options.orphans!.workers, release),
     },
     spawnSuccessor: (runArgs) => spawnSuccessor(options.cwd, runArgs),
     formerWorkers: () =>
@@ -191,14 +196,14 @@ export function realWorld(
         takeover: takeover && {
           predecessor: takeover.predecessor,
           stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
-          claim() {
+          claim(release) {
             // Read before the claim replaces the record: a predecessor killed meanwhile left these.
             const orphans = orphansOf(instanceDir);
             takeover.claim();
             control.close();
             control = ControlServer.listen(socketPath(instanceDir), inbox.control);
             metrics = serve();
-            return orphans ? drainRecorded(orphans.workers) : 0;
+            return orphans ? drainRecorded(orphans.workers, release) : 0;
           },
         },
         async close() {
@@ -218,8 +223,12 @@ export function realWorld(
  * how many were asked. Each pid is re-checked now: it is signalled only
  * while it is still the process recorded.
  */
-function drainRecorded(workers: RecordedProcess[]): number {
-  return workers.filter(({ pid, startTime }) => {
+function drainRecorded(workers: RecordedProcess[], release: (pid: number) => void): number {
+  // All released before any is told: none asks its clients to reconnect onto another's
+  // listener as that one stops.
+  const live = workers.filter(({ pid, startTime }) => processStartTime(pid) === startTime);
+  for (const { pid } of live) release(pid);
+  return live.filter(({ pid, startTime }) => {
     if (processStartTime(pid) !== startTime) return false;
     try {
       Deno.kill(pid, "SIGTERM");
