@@ -12,6 +12,7 @@ import {
   freePort,
   Hotreload,
   makeProject,
+  MOD_URL,
   pidRunning,
   runCli,
   serveArgs,
@@ -179,5 +180,53 @@ Deno.test("a stream of new code sent on by an old worker arrives whole, past the
   } finally {
     await run.cleanup();
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an answer that comes after its worker left service says Connection: close (Deno.serve and node:http)", async () => {
+  // Each app answers once its worker is told to drain (mod.ts's drainSignal): an answer to a
+  // request that arrived in service and left after.
+  const apps = {
+    "Deno.serve": `import { drainSignal } from "${MOD_URL}";
+const drained = new Promise((resolve) => drainSignal().addEventListener("abort", resolve));
+Deno.serve(async () => {
+  await drained;
+  return new Response("late");
+});
+`,
+    "node:http": `import http from "node:http";
+import { drainSignal } from "${MOD_URL}";
+const drained = new Promise((resolve) => drainSignal().addEventListener("abort", resolve));
+http.createServer(async (_request, response) => {
+  await drained;
+  response.end("late");
+}).listen(Number(Deno.args[0]));
+`,
+  };
+  for (const [kind, app] of Object.entries(apps)) {
+    const dir = await makeProject({ "main.ts": app });
+    const port = freePort();
+    const run = new Hotreload(serveArgs(port, "--workers", "1", "--", String(port)), dir);
+    try {
+      await run.waitForReady(1);
+      const conn = await RawConn.open(port);
+      try {
+        // A client that sends its next request at once must be told to use a new connection.
+        await conn.write(`GET / HTTP/1.1\r\nHost: x\r\n\r\n`);
+        const reloaded = await runCli(["reload"], dir);
+        assert.equal(reloaded.code, 0, reloaded.stderr);
+        const answer = await conn.response();
+        assert.equal(answer.body, "late");
+        assert.ok(
+          answer.headers.some((line) => /^connection: close$/i.test(line)),
+          `${kind}: ${answer.headers.join(", ")}`,
+        );
+      } finally {
+        conn.close();
+      }
+    } finally {
+      await run.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
   }
 });

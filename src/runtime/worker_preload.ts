@@ -69,7 +69,10 @@ let draining = false;
  * Deno's inspector).
  */
 let held = false;
-Deno.addSignalListener("SIGUSR2", () => held = true);
+Deno.addSignalListener("SIGUSR2", () => {
+  held = true;
+  closeOpenResponses();
+});
 Deno.addSignalListener("SIGWINCH", () => held = false);
 /** True while requests should go to the serving workers: draining or held. */
 const outOfService = () => draining || held;
@@ -216,6 +219,11 @@ const originalServe = Deno.serve as unknown as AnyServe;
 const originalListen = Deno.listen as unknown as AnyListen;
 const originalListenTls = Deno.listenTls as unknown as AnyListen;
 
+/** The answer, with `Connection: close` once the worker is out of service. */
+function closingIfLeaving(response: Response): Response {
+  return outOfService() ? withConnectionClose(response) : response;
+}
+
 /** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
 function withConnectionClose(response: Response): Response {
   if (response.status === 101) return response; // an upgrade: the socket is the app's now
@@ -294,7 +302,11 @@ function poolHandler(handler: ServeHandler, server: () => PoolServer): ServeHand
     info.completed.then(requestDone, requestDone);
     if (!outOfService() && request.url.indexOf(marker) < 0) {
       countRequest();
-      return handler(request, info);
+      const response = handler(request, info);
+      // An answer that comes once the worker has left service (a slow request that began
+      // before) asks the client to reconnect too: Deno closes the connection after it, and a
+      // client that sends its next request at once would lose it.
+      return response instanceof Promise ? response.then(closingIfLeaving) : response;
     }
     return handOn(handler, request, info, server());
   };
@@ -466,6 +478,18 @@ replace("serve", serve);
 
 // ---- node:net servers (node:http, node:https, and every framework on them) -------------
 
+/** node:http answers not yet sent: those that come once the worker left service ask for a reconnect. */
+const openResponses = new Set<
+  { headersSent: boolean; setHeader(name: string, value: string): void }
+>();
+
+/** Out of service: every answer still to come says `Connection: close` (node; Deno.serve: closingIfLeaving). */
+function closeOpenResponses(): void {
+  for (const response of openResponses) {
+    if (!response.headersSent) response.setHeader("connection", "close");
+  }
+}
+
 const nodeServers = watchNodeServers({
   port: settings.port,
   host: settings.host,
@@ -473,7 +497,11 @@ const nodeServers = watchNodeServers({
   onRequest(response) {
     countRequest();
     open++;
-    response.once("close", requestDone);
+    openResponses.add(response);
+    response.once("close", () => {
+      openResponses.delete(response);
+      requestDone();
+    });
     // Once draining, ask the client to reconnect elsewhere.
     if (outOfService() && !response.headersSent) response.setHeader("connection", "close");
   },
@@ -531,6 +559,7 @@ async function drain(last = false): Promise<void> {
   const alive = setInterval(() => {}, 60_000);
   // The app learns at once, so a stream can send its last event and end cleanly.
   drainController.abort();
+  closeOpenResponses();
   // Stop accepting at once: the kernel gives new connections to the other
   // workers (and, steered or with tcp_migrate_req=1, moves the queued ones),
   // while every connection this worker has stays open. The app's own
