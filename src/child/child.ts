@@ -107,6 +107,8 @@ export class ManagedChild {
   relaying = 0;
   /** Told to drain because the instance stops for good (a shorter close window: see drain). */
   drainedLast = false;
+  /** Its Deno.serve listeners were stopped from outside (handover/release.ts). */
+  released = false;
   /** The main port of a ready worker (its ready path's, as it reported, or --port). */
   port?: number;
   /** Every port a worker's pool listeners are bound to, as it reported them. */

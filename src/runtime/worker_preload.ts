@@ -61,18 +61,18 @@ let readyMode: "listen" | "app" = "listen";
 let readySent = false;
 let draining = false;
 /**
- * Out of service but still listening: a predecessor held through a
- * reload's settle window (steered), which may yet be put back. Like a
- * draining worker it sends every request on to the serving workers, so no
- * client gets old code once new code serves. The supervisor says so with
- * SIGUSR2, and SIGWINCH puts it back in service (never SIGUSR1: that opens
- * Deno's inspector).
+ * Out of service, not draining yet: a predecessor held until the whole new
+ * generation serves (steered, through the settle window too: it may yet be
+ * put back). Like a draining worker it sends every request on to the
+ * serving workers, so no client gets old code once new code serves; unlike
+ * one it does not ask its clients to reconnect yet: their requests, each
+ * sent on over a new connection, spread over every serving worker, and the
+ * clients reconnect once all of them serve, spreading too. The supervisor
+ * says so with SIGUSR2, and SIGWINCH puts it back in service (never SIGUSR1:
+ * that opens Deno's inspector).
  */
 let held = false;
-Deno.addSignalListener("SIGUSR2", () => {
-  held = true;
-  closeOpenResponses();
-});
+Deno.addSignalListener("SIGUSR2", () => held = true);
 Deno.addSignalListener("SIGWINCH", () => held = false);
 /** True while requests should go to the serving workers: draining or held. */
 const outOfService = () => draining || held;
@@ -221,7 +221,7 @@ const originalListenTls = Deno.listenTls as unknown as AnyListen;
 
 /** The answer, with `Connection: close` once the worker is out of service. */
 function closingIfLeaving(response: Response): Response {
-  return outOfService() ? withConnectionClose(response) : response;
+  return draining ? withConnectionClose(response) : response;
 }
 
 /** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
@@ -364,6 +364,7 @@ async function handOn(
         to,
         marker,
         hops: hops + 1,
+        close: () => draining,
         done: relayDone,
       });
       if (answer) return answer;
@@ -371,7 +372,7 @@ async function handOn(
   }
   countRequest();
   const response = await handler(request, info);
-  return outOfService() ? withConnectionClose(response) : response;
+  return draining ? withConnectionClose(response) : response;
 }
 
 /** What the pool servers say: accept failures and recoveries, a release that took effect. */
@@ -503,7 +504,7 @@ const nodeServers = watchNodeServers({
       requestDone();
     });
     // Once draining, ask the client to reconnect elsewhere.
-    if (outOfService() && !response.headersSent) response.setHeader("connection", "close");
+    if (draining && !response.headersSent) response.setHeader("connection", "close");
   },
   onStream(stream) {
     countRequest();
@@ -527,14 +528,11 @@ const nodeServers = watchNodeServers({
       request as NodeRequest,
       response as NodeForwardResponse,
       client,
-      to,
-      marker,
-      hops,
+      { to, marker, hops, close: () => draining, done },
       () => {
         done();
         app();
       },
-      done,
     );
     if (!taken) done();
     return taken;

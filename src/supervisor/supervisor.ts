@@ -133,7 +133,7 @@ export class Supervisor {
       // Called before any worker drains: it leaves the steered set first.
       steer: (serving) =>
         this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
-      release: (leaving) => this.#releaseListeners(leaving),
+      release: (leaving, held) => this.#releaseListeners(leaving, held),
       // Before a takeover's switch, a failed worker ends the takeover instead.
       restarts: () => !this.#takeover || this.#takeover.stage === "stopping",
     });
@@ -224,10 +224,13 @@ export class Supervisor {
    * listener until its close window ends, and new connections keep reaching
    * it meanwhile (it sends their requests on): said once.
    */
-  #releaseListeners(leaving: readonly Child[]): void {
+  #releaseListeners(leaving: readonly Child[], held = false): void {
+    // Steered, a held worker can be put back: it keeps its listener (steering keeps it idle).
+    if (held && this.#connection?.handover.mode === "ebpf") return;
     for (const child of leaving) {
-      // One that drains already was released when it began to.
-      if (child.state === "draining" || child.releasable.size === 0) continue;
+      // Released when it was held, or when it began to drain.
+      if (child.released || child.state === "draining" || child.releasable.size === 0) continue;
+      child.released = true;
       const problem = this.#connection?.handover.release(child.pid, [...child.releasable]);
       if (problem === undefined || this.#releaseProblemSaid) continue;
       this.#releaseProblemSaid = true;

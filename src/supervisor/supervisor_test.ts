@@ -64,6 +64,7 @@ class FakeChild implements Child {
   openRequests?: number;
   relaying = 0;
   drainedLast = false;
+  released = false;
   accepting = true;
   port?: number;
   readonly ports = new Set<number>();
@@ -276,11 +277,13 @@ Deno.test("core: a canary that becomes ready lets the reload through, one worker
   assert.equal(world.workers(1).length, 2, "no old worker drains before it is ready");
   world.workers(2)[0].ready();
   await settle();
-  assert.equal(world.workers(1).length, 1, "its predecessor drained");
+  const [replaced] = world.workers(1).filter((c) => !world.steered.includes(c.pid));
+  assert.ok(replaced, "its predecessor left service");
+  assert.equal(replaced.state, "ready", "held, its clients' requests sent on, until all are new");
   assert.equal(world.workers(2).length, 2, "then the next one started");
   world.workers(2)[1].ready();
   await settle();
-  assert.deepEqual(world.workers(1), []);
+  assert.deepEqual(world.workers(1), [], "then the replaced ones drained together");
   assert.equal(asked.reply?.ok, true);
   assert.match(
     (asked.reply as { message: string }).message,
@@ -498,12 +501,18 @@ Deno.test("core: one-step switch: all new workers start at once; the first ready
   assert.equal(world.workers(1).length, 3, "no old worker leaves before a new one is ready");
   world.workers(2)[0].ready();
   await settle();
-  assert.deepEqual(world.workers(1), [], "the whole old generation leaves with the first");
+  assert.equal(
+    world.workers(1).length,
+    3,
+    "the whole old generation leaves service with the first",
+  );
   assert.deepEqual(world.steered, [world.workers(2)[0].pid], "the first new worker serves alone");
+  assert.ok(world.workers(1).every((c) => c.state === "ready"), "held: their clients move later");
   world.workers(2)[1].ready();
   world.workers(2)[2].ready();
   await settle();
   assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
+  assert.deepEqual(world.workers(1), [], "every new worker serves: the old ones drained");
   assert.equal(asked.reply?.ok, true);
   assert.equal(await stop(world, done), 0);
 });

@@ -67,12 +67,13 @@ export type WorkerPoolOptions =
      */
     steer?: (serving: readonly Child[]) => void;
     /**
-     * Told which workers are about to drain, before any of them is told:
-     * their listeners are stopped from outside (handover/release.ts), so no
-     * client that one of them asks to reconnect lands on another's listener
-     * as it closes.
+     * Told which workers are about to drain (or, `held`, to be held), before
+     * any of them is told: their listeners are stopped from outside
+     * (handover/release.ts), so no client that one of them asks to reconnect
+     * lands on another's listener as it closes. A held worker that can be
+     * put back (steered) keeps its listener.
      */
-    release?: (leaving: readonly Child[]) => void;
+    release?: (leaving: readonly Child[], held?: boolean) => void;
     /** False while a failed worker is not restarted (a takeover ends instead): its log says so. */
     restarts?: () => boolean;
   };
@@ -259,8 +260,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
    */
   steer(): void {
     this.#steer();
-    for (const child of this.#held.values()) {
-      if (this.#toldHeld.has(child)) continue;
+    const held = [...this.#held.values()].filter((child) => !this.#toldHeld.has(child));
+    this.options.release?.(held, true);
+    for (const child of held) {
       this.#toldHeld.add(child);
       child.hold(true);
     }
@@ -374,7 +376,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         rows.push(emptyRow("worker", slot.id, slot.errored ? "errored" : "backoff", slot.restarts));
       }
     }
-    for (const child of [...this.#held.values(), ...this.#retiring]) {
+    for (const child of this.#held.values()) {
+      const row = childRow("worker", child.spec.id, child, 0, usage, now);
+      rows.push(child.state === "ready" ? { ...row, state: "held" } : row);
+    }
+    for (const child of this.#retiring) {
       rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
     }
     for (const spare of this.#spares) {

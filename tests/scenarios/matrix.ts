@@ -39,7 +39,7 @@ async function settled(dir: string, n: number): Promise<boolean> {
   lastStatus = JSON.stringify({ reloading, rows });
   // Workers that drain are out of service (they close their idle connections after the close
   // window, and recycles keep some draining all the time): the ones in service count.
-  const serving = rows.filter((r) => !r.state.startsWith("draining"));
+  const serving = rows.filter((r) => r.state !== "draining" && r.state !== "held");
   return !reloading && serving.length === n && serving.every((r) => r.state === "ready");
 }
 

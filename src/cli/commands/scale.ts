@@ -29,7 +29,7 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   while (true) {
     const status = await askOverSocket(values.name, { cmd: "status" });
     const rows = status.status!.children.filter((row) =>
-      row.role === "worker" && row.state !== "draining"
+      row.role === "worker" && row.state !== "draining" && row.state !== "held"
     );
     const ready = rows.filter((row) => row.state === "ready").length;
     if (rows.length === workers && ready === workers) {
