@@ -350,6 +350,35 @@ for (const backend of BACKENDS) {
       }));
 
     await t.step(
+      "a named directory is watched although a .gitignore lists it",
+      () =>
+        withWatcher(backend, {
+          setup: (dir) => {
+            seed(dir);
+            Deno.writeTextFileSync(`${dir}/.gitignore`, "build/\n");
+            Deno.mkdirSync(`${dir}/build/server`, { recursive: true });
+            Deno.mkdirSync(`${dir}/build/client`, { recursive: true });
+          },
+          paths: [".", "build/server"],
+          namedDirs: [{ path: "build/server", flag: "--worker-dir" }],
+        }, async (e) => {
+          assert.deepEqual(e.watcher.notes, [
+            "build/server/ is named with --watch and listed in a .gitignore: watched all the same " +
+            "(a directory you name beats an ignore file)",
+          ]);
+          e.write("build/client/c.js"); // still ignored: not named
+          e.write("build/top.js"); // on the way to the named directory, not in it
+          e.write("build/server/index.js");
+          e.mkdir("build/server/assets");
+          e.write("build/server/assets/chunk.js");
+          assert.deepEqual(await e.rec.next(), [
+            added("build/server/assets/chunk.js"),
+            added("build/server/index.js"),
+          ]);
+        }),
+    );
+
+    await t.step(
       "built-in ignores and the supervisor's .hotreload files",
       () =>
         withWatcher(backend, {
@@ -883,6 +912,23 @@ Deno.test("PathFilter", () => {
   assert.equal(accepts("../shared/a.ts"), true);
   assert.equal(accepts("../shared/a.md"), false);
   assert.equal(accepts("../shared/node_modules/a.ts"), false);
+
+  // A named directory: no .gitignore applies in it or on the way to it; --ignore still does.
+  const named = new PathFilter({
+    root: "/p",
+    extensions: DEFAULT_EXTENSIONS,
+    ignore: ["out/"],
+    namedDirs: ["dist/server", "out/x", ".", "../shared"],
+    readText: (abs) =>
+      ({ "/p/.gitignore": "dist/\n", "/p/dist/server/.gitignore": "*\n" })[abs] ?? null,
+  });
+  assert.equal(named.acceptsFile("dist/server/index.js"), true);
+  assert.equal(named.acceptsFile("dist/server/deep/chunk.js"), true);
+  assert.equal(named.ignoredDir("dist"), false, "entered on the way");
+  assert.equal(named.acceptsFile("dist/top.js"), false, "its own files keep the rules");
+  assert.equal(named.ignoredDir("dist/client"), true);
+  assert.equal(named.acceptsFile("out/x/a.ts"), false, "--ignore beats a name");
+  assert.deepEqual(named.namedConflicts(), { gitignored: ["dist/server"], ignored: ["out/x"] });
 
   const all = new PathFilter({
     root: "/p",

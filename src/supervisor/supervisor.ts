@@ -1025,6 +1025,7 @@ export class Supervisor {
         role: "supervisor",
       });
     }
+    for (const note of watcher?.notes ?? []) log.info("watch.named", note, { role: "supervisor" });
     const processes = this.#options.processes.reduce((n, p) => n + p.count, 0);
     const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
     log.info(

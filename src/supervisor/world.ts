@@ -50,7 +50,7 @@ export type Notifier = Pick<SdNotify, keyof SdNotify>;
 /** What connecting to the world found out, and how to let go of it. */
 export interface Connection {
   /** How files are watched; undefined when not watching. */
-  watcher?: { backend: "events" | "poll"; fallbackReason?: string };
+  watcher?: { backend: "events" | "poll"; fallbackReason?: string; notes?: string[] };
   /** Who takes new connections while a worker drains (src/handover/). */
   handover: Handover;
   /** Which child runs which files (module_graph.ts); undefined when not watching. */
@@ -185,7 +185,11 @@ export function realWorld(
       // Taking over: the old supervisor serves the metrics port until it is gone.
       let metrics = takeover ? undefined : serve();
       return {
-        watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
+        watcher: watcher && {
+          backend: watcher.backend,
+          fallbackReason: watcher.fallbackReason,
+          notes: watcher.notes,
+        },
         handover,
         graphs: watcher && moduleGraphs(options),
         takeover: takeover && {

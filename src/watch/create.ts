@@ -111,6 +111,55 @@ function resolveRoots(rootAbs: string, paths: readonly string[]): Root[] {
   return roots;
 }
 
+/** A directory the user named: by `--watch` or another flag (`--worker-dir`). */
+interface NamedDir {
+  abs: string;
+  rel: string;
+  flag: string;
+  exists: boolean;
+}
+
+/**
+ * The directories the user named: each `--watch` path that is a directory,
+ * and `named` (`--worker-dir`), real paths where they exist (the watcher
+ * reports real paths), relative to the root.
+ */
+function namedDirectories(
+  rootAbs: string,
+  paths: readonly string[],
+  named: ReadonlyArray<{ path: string; flag: string }>,
+): NamedDir[] {
+  const found: NamedDir[] = [];
+  for (const { path, flag } of [...paths.map((path) => ({ path, flag: "--watch" })), ...named]) {
+    const abs = isAbsolute(path) ? resolve(path) : resolve(rootAbs, path);
+    let real = abs;
+    let exists = false;
+    try {
+      real = Deno.realPathSync(abs);
+      exists = Deno.statSync(real).isDirectory;
+      if (!exists) continue; // a file: `explicitFiles` has it
+    } catch { /* not there yet: named all the same */ }
+    const rel = toRel(rootAbs, real);
+    if (!found.some((dir) => dir.rel === rel)) found.push({ abs: real, rel, flag, exists });
+  }
+  return found;
+}
+
+/** What start-up says when a named directory and an ignore rule disagree. */
+function namedNotes(filter: PathFilter, named: readonly NamedDir[]): string[] {
+  const { gitignored, ignored } = filter.namedConflicts();
+  const flagOf = (rel: string) => named.find((dir) => dir.rel === rel)?.flag ?? "--watch";
+  return [
+    ...gitignored.map((rel) =>
+      `${rel}/ is named with ${flagOf(rel)} and listed in a .gitignore: watched all the same ` +
+      `(a directory you name beats an ignore file)`
+    ),
+    ...ignored.map((rel) =>
+      `${rel}/ is named with ${flagOf(rel)} but an --ignore glob covers it: not watched`
+    ),
+  ];
+}
+
 /**
  * Throws the one-line error `createWatcher` would give for a missing root or
  * `--watch` path, without watching: so a start is refused before anything
@@ -140,9 +189,12 @@ export async function createWatcherWith(
   }
   const rootAbs = realDir(options.root);
   const also = options.alsoFiles ?? [];
+  const named = namedDirectories(rootAbs, options.paths ?? [], options.namedDirs ?? []);
   const roots = resolveRoots(rootAbs, [
     ...(options.paths?.length ? options.paths : [rootAbs]),
     ...also,
+    // A named directory that does not exist yet cannot be watched on its own (yet).
+    ...named.filter((dir) => dir.exists).map((dir) => dir.abs),
   ]);
   const extensions = options.extensions?.length ? options.extensions : DEFAULT_EXTENSIONS;
   const debounceMs = positive("debounce", options.debounceMs, DEFAULT_EVENTS_DEBOUNCE_MS, true);
@@ -160,7 +212,9 @@ export async function createWatcherWith(
       ...roots.filter((r) => r.only !== undefined).map((r) => r.rel),
       ...also.map((file) => toRel(rootAbs, isAbsolute(file) ? file : resolve(rootAbs, file))),
     ],
+    namedDirs: named.map((dir) => dir.rel),
   });
+  const notes = namedNotes(filter, named);
   const ctx: Context = { rootAbs, roots, filter, debounceMs, onBatch: options.onBatch };
 
   let sysInfo: { mounts: string; osRelease: string } | undefined;
@@ -183,6 +237,7 @@ export async function createWatcherWith(
     return {
       backend: "poll",
       fallbackReason,
+      notes,
       prober: b.prober,
       pollStats: () => b.stats,
       close: () => b.close(),
@@ -210,5 +265,5 @@ export async function createWatcherWith(
     }
     return poll(`Deno.watchFs failed on ${where} (${msg}); inotify limits may be exhausted`);
   }
-  return { backend: "events", close: () => events.close() };
+  return { backend: "events", notes, close: () => events.close() };
 }

@@ -160,7 +160,14 @@ function supervise(
     orphans,
     takingOver,
     version: VERSION,
-    // Env files reload the workers too, whatever --ext says.
-    watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,
+    // Env files reload the workers too, whatever --ext says; worker dirs are watched as named.
+    watch: config.watch
+      ? {
+        ...config.watch,
+        root: cwd,
+        alsoFiles: envs,
+        namedDirs: config.workerDirs.map((path) => ({ path, flag: "--worker-dir" })),
+      }
+      : undefined,
   }).run();
 }
