@@ -69,7 +69,8 @@ Deno.test("watching: a change reloads only the children whose module graph holds
     // A file nothing imports: nothing reloads; the spares stay.
     await Deno.writeTextFile(`${dir}/unused_test.ts`, `Deno.test("still nothing", () => {});\n`);
     await run.waitForOutput(
-      "1 file changed: unused_test.ts: not imported by the app or any process; nothing to reload",
+      "1 file changed: unused_test.ts: not imported by the app or any process (rule: not-imported); " +
+        "nothing to reload",
     );
     const afterUnused = await settledWithCurrentGraphs();
     assert.deepEqual(afterUnused.workers, start.workers);

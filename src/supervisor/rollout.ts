@@ -23,6 +23,8 @@ import { whenExited } from "./describe.ts";
 export interface ReloadRequest {
   reason: string;
   files: string[];
+  /** For a change: which rules chose what reloads (reload_scope.ts), for the log. */
+  why?: string;
   workers: boolean;
   processes: boolean;
   /** With `processes`: only these (by name); undefined: every process that reloads with the code. */

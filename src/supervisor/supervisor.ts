@@ -12,7 +12,7 @@ import { type Child, describeExit } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
 import { droppedOutput, log } from "../log/mod.ts";
-import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
+import type { Change, ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -183,7 +183,7 @@ export class Supervisor {
       case "signal":
         return this.#onSignal(event.signal);
       case "changes":
-        return this.#onChanges(event.batch.changes.map((change) => change.path));
+        return this.#onChanges(event.batch.changes);
       case "control":
         return this.#onControl(event.request, event.reply);
       case "reload":
@@ -710,23 +710,25 @@ export class Supervisor {
 
   /**
    * A change reloads the children whose module graph holds a changed file
-   * (module_graph.ts): the workers, some processes, everything, or nothing.
+   * (module_graph.ts): the workers, some processes, everything, or nothing,
+   * each file by a rule the log names (reload_scope.ts).
    */
-  #onChanges(files: string[]): void {
-    const scope = this.#connection?.graphs?.scope(files) ?? { kind: "everything" };
-    if (scope.kind === "nothing") {
+  #onChanges(changes: Change[]): void {
+    const files = changes.map((change) => change.path);
+    const scope = this.#connection?.graphs?.scope(changes);
+    if (scope?.kind === "nothing") {
       log.info(
         "reload.skipped",
-        `${describeChanges(files, "changed")}: not imported by the app or any process; ` +
-          "nothing to reload",
-        { role: "supervisor", files },
+        `${describeChanges(files, "changed")}: ${scope.why}; nothing to reload`,
+        { role: "supervisor", files, decisions: scope.decisions },
       );
       return;
     }
-    const everything = scope.kind === "everything";
+    const everything = scope === undefined || scope.kind === "everything";
     this.#requestReload({
       reason: "change",
       files,
+      why: scope?.why,
       workers: everything || scope.workers,
       processes: everything || scope.processes.length > 0,
       processNames: everything ? undefined : scope.processes,
@@ -739,7 +741,7 @@ export class Supervisor {
       return;
     }
     const cause = request.files.length > 0
-      ? describeChanges(request.files, "changed")
+      ? describeChanges(request.files, "changed") + (request.why ? `: ${request.why}` : "")
       : request.reason;
     if (this.#rollout) {
       // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.

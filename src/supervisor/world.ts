@@ -12,7 +12,7 @@ import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
 import { serveMetrics } from "./metrics_server.ts";
 import { SdNotify } from "./sd_notify.ts";
-import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
+import type { Change, ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
@@ -191,7 +191,9 @@ export function realWorld(
           notes: watcher.notes,
         },
         handover,
-        graphs: watcher && moduleGraphs(options),
+        // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
+        graphs: watcher &&
+          moduleGraphs(options, (changes) => inbox.changes({ changes })),
         takeover: takeover && {
           predecessor: takeover.predecessor,
           stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
@@ -239,6 +241,7 @@ function moduleGraphs(
   options: Pick<RunConfig, "entry" | "cwd" | "denoFlags" | "processes" | "workerDirs"> & {
     deno: string;
   },
+  recheck: (changes: Change[]) => void,
 ): ModuleGraphs {
   return new ModuleGraphs({
     deno: options.deno,
@@ -252,6 +255,7 @@ function moduleGraphs(
       })),
     },
     workerDirs: options.workerDirs,
+    recheck,
     onUnavailable: (why) =>
       log.warn(
         "watch.no-graph",
