@@ -51,29 +51,55 @@ export class ChangeSet {
 }
 
 /**
- * A trailing debounce: `fire` runs `delayMs` after the last `touch()`. So a
- * stream that never pauses is still delivered, it also fires once `maxWaitMs`
- * have passed since the first touch of the burst.
+ * A burst that has touched this many paths is a build or a checkout, not a
+ * save: it waits for a longer quiet, and may last longer before it goes out
+ * anyway. A build writes its files with pauses (a bundler between chunks, a
+ * busy machine) longer than a save's debounce, and one cut into several
+ * batches started a reload per batch, the first of them on a half-written
+ * build (a build rewriting 200 files over 3 s started 6).
+ */
+const BUILD_PATHS = 10;
+/** The quiet a build's batch waits for. */
+const BUILD_QUIET_MS = 300;
+/** How long a build's burst may last before its batch goes out anyway. */
+const BUILD_MAX_WAIT_MS = 10_000;
+
+/** The quiet that ends a burst that has touched `paths` paths. */
+export function quietFor(debounceMs: number, paths: number): number {
+  return paths >= BUILD_PATHS ? Math.max(debounceMs, BUILD_QUIET_MS) : debounceMs;
+}
+
+/** How long a burst that has touched `paths` paths and never pauses may last. */
+export function maxWaitFor(debounceMs: number, paths: number): number {
+  return paths >= BUILD_PATHS
+    ? Math.max(BUILD_MAX_WAIT_MS, debounceMs * 10)
+    : Math.max(1000, debounceMs * 10);
+}
+
+/**
+ * A trailing debounce: `fire` runs once the burst has been quiet for its
+ * quiet time (`delayMs`, longer for a build: {@linkcode quietFor}). So a
+ * stream that never pauses is still delivered, it also fires once its
+ * longest wait ({@linkcode maxWaitFor}) has passed since the first touch.
  */
 export class Debounce {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #first = 0;
   readonly #delay: number;
-  readonly #maxWait: number;
   readonly #fire: () => void;
 
-  constructor(delayMs: number, fire: () => void, maxWaitMs = Math.max(1000, delayMs * 10)) {
+  constructor(delayMs: number, fire: () => void) {
     this.#delay = delayMs;
-    this.#maxWait = maxWaitMs;
     this.#fire = fire;
   }
 
-  /** Something changed: (re)start the quiet period. */
-  touch(): void {
+  /** Something changed, and the burst has touched `paths` paths: (re)start the quiet period. */
+  touch(paths = 1): void {
     const now = performance.now();
     if (this.#timer === undefined) this.#first = now;
     else clearTimeout(this.#timer);
-    const wait = Math.max(0, Math.min(this.#delay, this.#first + this.#maxWait - now));
+    const left = this.#first + maxWaitFor(this.#delay, paths) - now;
+    const wait = Math.max(0, Math.min(quietFor(this.#delay, paths), left));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#fire();
