@@ -8,7 +8,7 @@
  * one, and asserting that the next batch holds only the real one.
  */
 import assert from "node:assert/strict";
-import { ChangeSet } from "../src/watch/batch.ts";
+import { ChangeSet, maxWaitFor, quietFor } from "../src/watch/batch.ts";
 import { chooseBackend, findMount, parseMounts } from "../src/watch/backend.ts";
 import { createWatcherWith, type InternalWatcher, type WatcherDeps } from "../src/watch/create.ts";
 import { PathFilter } from "../src/watch/filter.ts";
@@ -348,6 +348,17 @@ for (const backend of BACKENDS) {
         e.write("dist/out.js");
         assert.deepEqual(await e.rec.next(), [added("dist/out.js")]);
       }));
+
+    await t.step(
+      "a file removed and written again 150 ms later (a build emptying its output) is one change",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.rm("a.ts");
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          e.write("a.ts", "rebuilt");
+          assert.deepEqual(await e.rec.next(), [changed("a.ts")]);
+        }),
+    );
 
     await t.step(
       "a named directory is watched although a .gitignore lists it",
@@ -939,6 +950,16 @@ Deno.test("PathFilter", () => {
   assert.equal(all.acceptsFile("Makefile"), true);
   assert.equal(all.acceptsFile("dist/a.js"), true);
   assert.equal(all.acceptsFile("a.ts~"), false);
+});
+
+Deno.test("a build's burst (10 paths or more, or a removal) waits for a longer quiet, and longer", () => {
+  assert.equal(quietFor(20, 1), 20);
+  assert.equal(quietFor(20, 9), 20);
+  assert.equal(quietFor(20, 10), 300);
+  assert.equal(quietFor(20, 1, true), 300);
+  assert.equal(quietFor(500, 1, true), 500, "a longer --debounce stands");
+  assert.equal(maxWaitFor(20, 1), 1000);
+  assert.equal(maxWaitFor(20, 200), 10_000);
 });
 
 Deno.test("ChangeSet coalescing", () => {

@@ -59,14 +59,19 @@ export class ChangeSet {
  * build (a build rewriting 200 files over 3 s started 6).
  */
 const BUILD_PATHS = 10;
-/** The quiet a build's batch waits for. */
+/**
+ * The quiet a build's batch waits for; also a batch with a removal in it:
+ * a build that empties its output directory first (Vite's `emptyOutDir`)
+ * removes a module and writes it again 10-25 ms later, and a batch that
+ * went out in between reloaded onto a missing file, then again.
+ */
 const BUILD_QUIET_MS = 300;
 /** How long a build's burst may last before its batch goes out anyway. */
 const BUILD_MAX_WAIT_MS = 10_000;
 
-/** The quiet that ends a burst that has touched `paths` paths. */
-export function quietFor(debounceMs: number, paths: number): number {
-  return paths >= BUILD_PATHS ? Math.max(debounceMs, BUILD_QUIET_MS) : debounceMs;
+/** The quiet that ends a burst that has touched `paths` paths, `removed` some. */
+export function quietFor(debounceMs: number, paths: number, removed = false): number {
+  return paths >= BUILD_PATHS || removed ? Math.max(debounceMs, BUILD_QUIET_MS) : debounceMs;
 }
 
 /** How long a burst that has touched `paths` paths and never pauses may last. */
@@ -85,6 +90,7 @@ export function maxWaitFor(debounceMs: number, paths: number): number {
 export class Debounce {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #first = 0;
+  #removed = false;
   readonly #delay: number;
   readonly #fire: () => void;
 
@@ -93,13 +99,19 @@ export class Debounce {
     this.#fire = fire;
   }
 
-  /** Something changed, and the burst has touched `paths` paths: (re)start the quiet period. */
-  touch(paths = 1): void {
+  /**
+   * Something changed; the burst has touched `paths` paths, and `removed`
+   * some (as far as the events tell): (re)start the quiet period.
+   */
+  touch(paths = 1, removed = false): void {
     const now = performance.now();
-    if (this.#timer === undefined) this.#first = now;
-    else clearTimeout(this.#timer);
+    if (this.#timer === undefined) {
+      this.#first = now;
+      this.#removed = false;
+    } else clearTimeout(this.#timer);
+    this.#removed ||= removed;
     const left = this.#first + maxWaitFor(this.#delay, paths) - now;
-    const wait = Math.max(0, Math.min(quietFor(this.#delay, paths), left));
+    const wait = Math.max(0, Math.min(quietFor(this.#delay, paths, this.#removed), left));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#fire();

@@ -177,7 +177,7 @@ export class EventsBackend {
       this.#dead = true;
     }
     for (const r of changed) this.#mark(r.rel, r.abs, STRUCTURAL);
-    if (changed.length > 0) this.#debounce.touch(this.#pending.size);
+    if (changed.length > 0) this.#debounce.touch(this.#pending.size, true);
   }
 
   #underDirRoot(abs: string): boolean {
@@ -204,7 +204,7 @@ export class EventsBackend {
         touched = true;
       }
     }
-    if (touched) this.#debounce.touch(this.#pending.size);
+    if (touched) this.#debounce.touch(this.#pending.size, ev.kind === "remove");
   }
 
   #relevant(rel: string, abs: string): boolean {

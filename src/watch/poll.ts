@@ -158,6 +158,8 @@ export class PollBackend {
   readonly #changes = new ChangeSet();
   #dirty = false;
   #burstStart = 0;
+  /** The pending batch removed a file (it waits for a build's quiet: batch.ts). */
+  #removed = false;
   /** Newest ctime (ms since the epoch) among the changes of the pending batch. */
   #newestChange = -Infinity;
   readonly #roots: PRoot[];
@@ -277,15 +279,17 @@ export class PollBackend {
       this.#dirty = false;
       if (this.#burstStart === 0) this.#burstStart = now;
       const paths = this.#changes.size;
+      const quiet = quietFor(this.#ctx.debounceMs, paths, this.#removed);
       if (
-        !this.#endedBefore(startWall, quietFor(this.#ctx.debounceMs, paths)) &&
+        !this.#endedBefore(startWall, quiet) &&
         now - this.#burstStart < maxWaitFor(this.#ctx.debounceMs, paths)
       ) {
-        this.#schedule(Math.max(1, quietFor(this.#ctx.debounceMs, paths)));
+        this.#schedule(Math.max(1, quiet));
         return;
       }
     }
     this.#burstStart = 0;
+    this.#removed = false;
     this.#newestChange = -Infinity;
     if (this.#changes.size > 0) {
       const changes = this.#changes.take();
@@ -363,6 +367,7 @@ export class PollBackend {
   #record(path: string, kind: ChangeKind, atMs: number): void {
     this.#changes.record(path, kind);
     this.#dirty = true;
+    if (kind === "removed") this.#removed = true;
     if (atMs > this.#newestChange) this.#newestChange = atMs;
   }
 
