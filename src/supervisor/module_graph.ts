@@ -219,14 +219,19 @@ export class ModuleGraphs {
       stale: kind.touched !== kind.computedAt,
     }));
     const scope = decideBatch(files, kinds);
-    for (const decision of scope.decisions) {
+    scope.decisions.forEach((decision, i) => {
       if (decision.rule !== "wait-new") this.#waiting.delete(decision.file);
-      // What reloads may import other files now: its graph is stale until computed again.
+      // A graph is stale until computed again once a file that can change what it imports has
+      // changed: one it holds (or may hold now), or any file that is not a module (deno.json,
+      // an import map). A file of a --worker-dir that it does not import cannot.
       const touched = decision.reloads === "everything"
         ? this.#kinds
-        : this.#kinds.filter((kind) => (decision.reloads as unknown[]).includes(kind.process));
+        : this.#kinds.filter((kind) =>
+          (decision.reloads as unknown[]).includes(kind.process) &&
+          (decision.rule !== "worker-dir" || files[i].forms.some((form) => kind.files?.has(form)))
+        );
       for (const kind of touched) kind.touched++;
-    }
+    });
     this.#recheckLater(scope.recheck);
     return scope;
   }
