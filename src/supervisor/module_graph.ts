@@ -15,7 +15,8 @@
  * last known graph still decides.
  *
  * A computed `import()` is invisible to a static graph: `--worker-dir`
- * names directories whose files belong to the workers.
+ * names directories whose files belong to the workers, a process's `watch`
+ * those that belong to it.
  *
  * @module
  */
@@ -31,7 +32,8 @@ export type { ReloadScope } from "./reload_scope.ts";
 /** The entries whose graphs are computed. */
 export interface GraphEntries {
   workers: { entry: string; denoFlags: string[] };
-  processes: Array<{ name: string; entry: string; denoFlags: string[] }>;
+  /** `dirs`: the process's `watch` directories, whose files are its own (relative to the cwd). */
+  processes: Array<{ name: string; entry: string; denoFlags: string[]; dirs?: string[] }>;
 }
 
 /** What `status` shows of the graphs. */
@@ -135,9 +137,10 @@ export class ModuleGraphs {
         computedAt: 0,
       },
       ...processes.map((p) => ({
-        ...p,
+        entry: p.entry,
+        denoFlags: p.denoFlags,
         process: p.name,
-        dirs: [],
+        dirs: (p.dirs ?? []).map((dir) => canonicalSync(dir, this.#root)),
         count: 0,
         touched: 0,
         computedAt: 0,
@@ -228,7 +231,7 @@ export class ModuleGraphs {
         ? this.#kinds
         : this.#kinds.filter((kind) =>
           (decision.reloads as unknown[]).includes(kind.process) &&
-          (decision.rule !== "worker-dir" || files[i].forms.some((form) => kind.files?.has(form)))
+          (decision.rule !== "named-dir" || files[i].forms.some((form) => kind.files?.has(form)))
         );
       for (const kind of touched) kind.touched++;
     });

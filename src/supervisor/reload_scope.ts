@@ -5,7 +5,8 @@
  * | rule               | when                                                           | reloads           |
  * | ------------------ | -------------------------------------------------------------- | ----------------- |
  * | `not-a-module`     | the file is not a JS/TS module (read at run time, a config)    | everything        |
- * | `worker-dir`       | it is under a directory named for a kind (`--worker-dir`)      | that kind         |
+ * | `named-dir`        | it is under a directory named for a kind (`--worker-dir`, a    | that kind         |
+ * |                    | process's `watch`)                                             |                   |
  * | `no-graphs`        | no graph was ever computed (or none can be)                    | everything        |
  * | `graph`            | a kind's graph holds it, and that graph is current             | that kind         |
  * | `last-graph`       | a kind's last known graph holds it while it is computed again  | that kind         |
@@ -29,7 +30,7 @@
 /** A rule of the table above. */
 export type Rule =
   | "not-a-module"
-  | "worker-dir"
+  | "named-dir"
   | "no-graphs"
   | "graph"
   | "last-graph"
@@ -97,7 +98,7 @@ export function decideFile(file: ChangedFile, kinds: readonly KindView[]): Decis
   const named = kinds.filter((kind) =>
     kind.dirs.some((dir) => file.forms.some((form) => under(form, dir)))
   );
-  if (named.length > 0) return decision("worker-dir", named.map((kind) => kind.process));
+  if (named.length > 0) return decision("named-dir", named.map((kind) => kind.process));
   if (kinds.some((kind) => kind.files === undefined)) return decision("no-graphs", "everything");
   const holding = kinds.filter((kind) => file.forms.some((form) => kind.files!.has(form)));
   // A stale graph may have gained this file: code it holds changed since it was computed.
@@ -141,7 +142,7 @@ function phrase(rule: Rule, decisions: readonly Decision[]): string {
   switch (rule) {
     case "not-a-module":
       return "not a module (read at run time): it reloads everything";
-    case "worker-dir":
+    case "named-dir":
       return `under a directory named for ${kinds}`;
     case "no-graphs":
       return "the module graphs are not computed yet: it reloads everything";
@@ -164,7 +165,7 @@ function phrase(rule: Rule, decisions: readonly Decision[]): string {
 const ORDER: readonly Rule[] = [
   "not-a-module",
   "no-graphs",
-  "worker-dir",
+  "named-dir",
   "graph",
   "last-graph",
   "maybe-new-import",

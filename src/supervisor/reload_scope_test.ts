@@ -37,7 +37,7 @@ Deno.test("reload scope: each rule", () => {
   };
   assert.deepEqual(rule(file("settings.json")), ["not-a-module", "everything"]);
   assert.deepEqual(rule(file("build/mod.js", { forms: ["/app/build/mod.js"] })), [
-    "worker-dir",
+    "named-dir",
     [undefined],
   ]);
   assert.deepEqual(rule(file("lib.ts")), ["graph", [undefined]]);
@@ -49,11 +49,17 @@ Deno.test("reload scope: each rule", () => {
     "graph",
     [undefined],
   ]);
+  // A process's `watch` directory is its own.
+  const jobs: KindView = { process: "queue", files: new Set(), dirs: ["/app/jobs"], stale: false };
+  assert.deepEqual(rule(file("jobs/a.js", { forms: ["/app/jobs/a.js"] }), [current[0], jobs]), [
+    "named-dir",
+    ["queue"],
+  ]);
   // No graph yet: everything (but a worker dir needs none).
   const never: KindView[] = [{ files: undefined, dirs: ["/app/build"], stale: true }];
   assert.deepEqual(rule(file("lib.ts"), never), ["no-graphs", "everything"]);
   assert.deepEqual(rule(file("build/x.js", { forms: ["/app/build/x.js"] }), never), [
-    "worker-dir",
+    "named-dir",
     [undefined],
   ]);
 

@@ -252,6 +252,7 @@ function moduleGraphs(
         name: process.name,
         entry: process.entry,
         denoFlags: process.permissions ?? options.denoFlags,
+        dirs: process.watch,
       })),
     },
     workerDirs: options.workerDirs,
