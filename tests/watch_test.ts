@@ -940,6 +940,10 @@ Deno.test("PathFilter", () => {
   assert.equal(named.ignoredDir("dist/client"), true);
   assert.equal(named.acceptsFile("out/x/a.ts"), false, "--ignore beats a name");
   assert.deepEqual(named.namedConflicts(), { gitignored: ["dist/server"], ignored: ["out/x"] });
+  // Named and git-ignored: build output, whose bursts wait for a build's quiet (batch.ts).
+  assert.equal(named.isBuildOutput("dist/server/index.js"), true);
+  assert.equal(named.isBuildOutput("dist/top.js"), false);
+  assert.equal(named.isBuildOutput("src/a.ts"), false);
 
   const all = new PathFilter({
     root: "/p",

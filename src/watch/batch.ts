@@ -60,18 +60,21 @@ export class ChangeSet {
  */
 const BUILD_PATHS = 10;
 /**
- * The quiet a build's batch waits for; also a batch with a removal in it:
- * a build that empties its output directory first (Vite's `emptyOutDir`)
- * removes a module and writes it again 10-25 ms later, and a batch that
- * went out in between reloaded onto a missing file, then again.
+ * The quiet a build's batch waits for; also that of a burst that looks like
+ * a build from its first event: one that removed a file (a build that
+ * empties its output directory first, as Vite's `emptyOutDir` does, writes
+ * each module again 10-25 ms later, and a batch that went out in between
+ * reloaded onto a missing file, then again), or one that wrote in a named
+ * directory a `.gitignore` lists (build output by both counts: filter.ts),
+ * whose first files would otherwise go out as a save of their own.
  */
 const BUILD_QUIET_MS = 300;
 /** How long a build's burst may last before its batch goes out anyway. */
 const BUILD_MAX_WAIT_MS = 10_000;
 
-/** The quiet that ends a burst that has touched `paths` paths, `removed` some. */
-export function quietFor(debounceMs: number, paths: number, removed = false): number {
-  return paths >= BUILD_PATHS || removed ? Math.max(debounceMs, BUILD_QUIET_MS) : debounceMs;
+/** The quiet that ends a burst that has touched `paths` paths (`build`: it looks like one). */
+export function quietFor(debounceMs: number, paths: number, build = false): number {
+  return paths >= BUILD_PATHS || build ? Math.max(debounceMs, BUILD_QUIET_MS) : debounceMs;
 }
 
 /** How long a burst that has touched `paths` paths and never pauses may last. */
@@ -90,7 +93,7 @@ export function maxWaitFor(debounceMs: number, paths: number): number {
 export class Debounce {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #first = 0;
-  #removed = false;
+  #build = false;
   readonly #delay: number;
   readonly #fire: () => void;
 
@@ -100,18 +103,18 @@ export class Debounce {
   }
 
   /**
-   * Something changed; the burst has touched `paths` paths, and `removed`
-   * some (as far as the events tell): (re)start the quiet period.
+   * Something changed; the burst has touched `paths` paths, and this change
+   * looks like a `build`'s (see BUILD_QUIET_MS): (re)start the quiet period.
    */
-  touch(paths = 1, removed = false): void {
+  touch(paths = 1, build = false): void {
     const now = performance.now();
     if (this.#timer === undefined) {
       this.#first = now;
-      this.#removed = false;
+      this.#build = false;
     } else clearTimeout(this.#timer);
-    this.#removed ||= removed;
+    this.#build ||= build;
     const left = this.#first + maxWaitFor(this.#delay, paths) - now;
-    const wait = Math.max(0, Math.min(quietFor(this.#delay, paths, this.#removed), left));
+    const wait = Math.max(0, Math.min(quietFor(this.#delay, paths, this.#build), left));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#fire();

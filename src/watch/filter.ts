@@ -77,6 +77,8 @@ export class PathFilter {
   readonly #gitignore: boolean;
   readonly #explicit: ReadonlySet<string>;
   readonly #named: readonly string[];
+  /** The named directories a `.gitignore` lists (build output), once asked for. */
+  #builds?: string[];
   readonly #readText: (absPath: string) => string | null;
   #gitRules = new Map<string, RuleSet | null>();
   #dirCache = new Map<string, boolean>();
@@ -114,6 +116,7 @@ export class PathFilter {
   invalidate(): void {
     this.#gitRules.clear();
     this.#dirCache.clear();
+    this.#builds = undefined;
   }
 
   /**
@@ -187,6 +190,15 @@ export class PathFilter {
       }
     }
     return { gitignored, ignored };
+  }
+
+  /**
+   * True for a path in a named directory that a `.gitignore` lists: build
+   * output (what the user runs, and not source), written in bursts.
+   */
+  isBuildOutput(rel: string): boolean {
+    this.#builds ??= this.namedConflicts().gitignored;
+    return this.#builds.some((dir) => rel.startsWith(`${dir}/`));
   }
 
   /** True for a named directory, a path below one, or (`isDir`) a directory on the way to one. */

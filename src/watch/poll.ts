@@ -158,8 +158,8 @@ export class PollBackend {
   readonly #changes = new ChangeSet();
   #dirty = false;
   #burstStart = 0;
-  /** The pending batch removed a file (it waits for a build's quiet: batch.ts). */
-  #removed = false;
+  /** The pending batch removed a file or wrote build output (a build's quiet: batch.ts). */
+  #build = false;
   /** Newest ctime (ms since the epoch) among the changes of the pending batch. */
   #newestChange = -Infinity;
   readonly #roots: PRoot[];
@@ -279,7 +279,7 @@ export class PollBackend {
       this.#dirty = false;
       if (this.#burstStart === 0) this.#burstStart = now;
       const paths = this.#changes.size;
-      const quiet = quietFor(this.#ctx.debounceMs, paths, this.#removed);
+      const quiet = quietFor(this.#ctx.debounceMs, paths, this.#build);
       if (
         !this.#endedBefore(startWall, quiet) &&
         now - this.#burstStart < maxWaitFor(this.#ctx.debounceMs, paths)
@@ -289,7 +289,7 @@ export class PollBackend {
       }
     }
     this.#burstStart = 0;
-    this.#removed = false;
+    this.#build = false;
     this.#newestChange = -Infinity;
     if (this.#changes.size > 0) {
       const changes = this.#changes.take();
@@ -367,7 +367,7 @@ export class PollBackend {
   #record(path: string, kind: ChangeKind, atMs: number): void {
     this.#changes.record(path, kind);
     this.#dirty = true;
-    if (kind === "removed") this.#removed = true;
+    if (kind === "removed" || this.#ctx.filter.isBuildOutput(path)) this.#build = true;
     if (atMs > this.#newestChange) this.#newestChange = atMs;
   }
 
