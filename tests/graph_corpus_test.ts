@@ -343,6 +343,11 @@ Deno.serve(() => new Response(\`\${lib} \${b}\`));
       const aborted = lines.filter((line) => line.includes("reload aborted")).length;
       // The sentinel's own reload is the last one.
       results.push({ churn, reloads: starts - 1, aborted, served: ok === true });
+      if (starts - 1 > churn.most) {
+        console.log(
+          `${churn.name}:\n${lines.filter((line) => line.includes("changed")).join("\n")}`,
+        );
+      }
     }
   } finally {
     console.log(

@@ -719,7 +719,7 @@ export class Supervisor {
     if (scope?.kind === "nothing") {
       log.info(
         "reload.skipped",
-        `${describeChanges(files, "changed")}: ${scope.why}; nothing to reload`,
+        `${describeChanges(files, "changed")}: nothing to reload; ${scope.why}`,
         { role: "supervisor", files, decisions: scope.decisions },
       );
       return;
@@ -741,13 +741,15 @@ export class Supervisor {
       return;
     }
     const cause = request.files.length > 0
-      ? describeChanges(request.files, "changed") + (request.why ? `: ${request.why}` : "")
+      ? describeChanges(request.files, "changed")
       : request.reason;
+    // Why these children (reload_scope.ts), after what happens.
+    const why = request.why ? `; ${request.why}` : "";
     if (this.#rollout) {
       // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.
       this.#rollout.queueFollowUp(request);
       this.#rollout.supersede();
-      log.info("reload.queued", `${cause} during the reload; one more reload will follow`, {
+      log.info("reload.queued", `${cause} during the reload; one more reload will follow${why}`, {
         role: "supervisor",
         files: request.files,
       });
@@ -802,11 +804,15 @@ export class Supervisor {
     if (request.workers) this.#workers.retryNow();
     if (request.processes) this.#processes.retryNow();
     const what = request.workers ? `${this.#workers.desired} worker(s)` : "the custom processes";
-    log.info("reload.start", `${cause}: reloading ${what} to generation ${this.#generation}`, {
-      role: "supervisor",
-      generation: this.#generation,
-      files: request.files,
-    });
+    log.info(
+      "reload.start",
+      `${cause}: reloading ${what} to generation ${this.#generation}${why}`,
+      {
+        role: "supervisor",
+        generation: this.#generation,
+        files: request.files,
+      },
+    );
   }
 
   #finishRollout(rollout: Rollout): void {
