@@ -285,6 +285,9 @@ export class Rollout {
     this.#followUp = {
       reason: [...new Set([...(previous?.reason.split(", ") ?? []), request.reason])].join(", "),
       files: [...new Set([...(previous?.files ?? []), ...request.files])].sort(),
+      // The follow-up's log line says why, as each queued request's did.
+      why: [previous?.why, request.why].filter((why) => why !== undefined).join("; ") ||
+        undefined,
       workers: (previous?.workers ?? false) || request.workers,
       processes: (previous?.processes ?? false) || request.processes,
       processNames: mergeNames(previous, request),
