@@ -201,6 +201,7 @@ Deno.test("issue 38 layouts: every edit of code the app runs is served, with the
     await Deno.remove(base, { recursive: true });
   }
   assert.deepEqual(results.filter((r) => !r.served).map((r) => `${r.phase}: ${r.name}`), []);
+  assert.equal(run.output.has("never seen"), false, "every module the app runs is watched");
 });
 
 /** One kind of churn: what it does to the project, and how many reloads it may start. */

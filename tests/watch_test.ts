@@ -993,3 +993,26 @@ Deno.test("ChangeSet coalescing", () => {
   assert.deepEqual(s.take(), [removed("a.ts"), changed("a/z.ts"), added("b.ts")]);
   assert.deepEqual(s.take(), []);
 });
+
+Deno.test("unseen: why a file's changes would never be reported", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-unseen-" }));
+  const dir = `${base}/app`;
+  for (const d of [dir, `${dir}/build`, `${dir}/lib`, `${base}/shared`, `${base}/other`]) {
+    Deno.mkdirSync(d, { recursive: true });
+  }
+  Deno.writeTextFileSync(`${dir}/.gitignore`, "build/\n");
+  Deno.symlinkSync("../other", `${dir}/vendor`);
+  const watcher = await createWatcher({ root: dir, paths: [".", "../shared"], onBatch: () => {} });
+  try {
+    assert.equal(watcher.unseen(`${dir}/lib/a.ts`), undefined);
+    assert.equal(watcher.unseen(`${base}/shared/s.ts`), undefined);
+    assert.equal(watcher.unseen(`${dir}/build/mod.js`), "ignored");
+    assert.equal(watcher.unseen(`${dir}/lib/a.md`), "not a watched extension (--ext)");
+    assert.equal(watcher.unseen(`${base}/other/o.ts`), "outside the watched paths");
+    // Through a link to a directory outside: inotify does not follow it, nor does the walk.
+    assert.equal(watcher.unseen(`${dir}/vendor/o.ts`), "outside the watched paths");
+  } finally {
+    await watcher.close();
+    await Deno.remove(base, { recursive: true });
+  }
+});

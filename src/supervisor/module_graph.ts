@@ -20,9 +20,9 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
-import { canonical, canonicalSync } from "./canonical.ts";
+import { canonical, canonicalSync } from "../watch/canonical.ts";
 import { type ChangedFile, decideBatch, type KindView, type ReloadScope } from "./reload_scope.ts";
 import { resolutionFlags } from "./type_check.ts";
 import { workerScripts } from "./worker_scripts.ts";
@@ -92,6 +92,8 @@ interface Kind {
   dirs: string[];
   /** Paths as imported and canonical paths of its modules; undefined until computed. */
   files?: Set<string>;
+  /** Its modules' canonical paths. */
+  real: string[];
   /** How many modules that is (each counted once, by its canonical path). */
   count: number;
   /** Bumped by every change that touches a file this kind holds (or may read). */
@@ -110,6 +112,13 @@ export interface ModuleGraphOptions {
   onUnavailable(why: string): void;
   /** Hands files back to be decided again (`wait-new`): as a change batch of its own. */
   recheck?(changes: Change[]): void;
+  /** Why the watcher would never report a change of a file (absolute), if it would not. */
+  unseen?(path: string): string | undefined;
+  /**
+   * Says which modules a kind runs whose changes are never reported (each
+   * file once): paths relative to the cwd, each with why.
+   */
+  onUnseen?(process: string | undefined, files: Array<{ file: string; why: string }>): void;
 }
 
 export class ModuleGraphs {
@@ -123,6 +132,8 @@ export class ModuleGraphs {
   #pending?: ReturnType<typeof setTimeout>;
   /** Files waiting to be decided again (`wait-new`), by reported path. */
   readonly #waiting = new Set<string>();
+  /** Modules already said to be unseen by the watcher. */
+  readonly #saidUnseen = new Set<string>();
 
   constructor(options: ModuleGraphOptions) {
     this.#options = options;
@@ -132,6 +143,7 @@ export class ModuleGraphs {
       {
         ...workers,
         dirs: options.workerDirs.map((dir) => canonicalSync(dir, this.#root)),
+        real: [],
         count: 0,
         touched: 0,
         computedAt: 0,
@@ -141,6 +153,7 @@ export class ModuleGraphs {
         denoFlags: p.denoFlags,
         process: p.name,
         dirs: (p.dirs ?? []).map((dir) => canonicalSync(dir, this.#root)),
+        real: [],
         count: 0,
         touched: 0,
         computedAt: 0,
@@ -170,10 +183,12 @@ export class ModuleGraphs {
         if (run !== this.#run) return;
         this.#kinds.forEach((kind, i) => {
           kind.files = graphs[i].files;
-          kind.count = graphs[i].count;
+          kind.real = graphs[i].real;
+          kind.count = graphs[i].real.length;
           kind.computedAt = at[i];
         });
         this.#unavailable = false;
+        this.#sayUnseen();
       },
       (error) => {
         if (run !== this.#run) return;
@@ -239,6 +254,27 @@ export class ModuleGraphs {
     return scope;
   }
 
+  /**
+   * A module a child runs whose edits the watcher never reports (outside the
+   * watched paths, behind a link to such a place, ignored) is an edit
+   * dropped without a word: say so, once per file, naming why. Packages
+   * (`node_modules`) are the lock's business.
+   */
+  #sayUnseen(): void {
+    const { unseen, onUnseen } = this.#options;
+    if (!unseen || !onUnseen) return;
+    for (const kind of this.#kinds) {
+      const files = kind.real.flatMap((file) => {
+        if (this.#saidUnseen.has(file) || file.includes("/node_modules/")) return [];
+        const why = unseen(file);
+        if (why === undefined) return [];
+        this.#saidUnseen.add(file);
+        return [{ file: relative(this.#root, file) || file, why }];
+      });
+      if (files.length > 0) onUnseen(kind.process, files);
+    }
+  }
+
   /** What a changed file is now: its canonical forms, whether it exists, whether it is new. */
   #fact(change: Change | string): ChangedFile {
     const { path, kind } = typeof change === "string" ? { path: change, kind: "changed" } : change;
@@ -277,7 +313,7 @@ export class ModuleGraphs {
    * and those scripts' modules, until no new script turns up; each file
    * under the path it was imported by and its canonical path.
    */
-  async #graphOf(kind: Kind): Promise<{ files: Set<string>; count: number }> {
+  async #graphOf(kind: Kind): Promise<{ files: Set<string>; real: string[] }> {
     const files = await this.#info(kind.entry, kind.denoFlags);
     const scanned = new Set<string>();
     const started = new Set<string>();
@@ -302,7 +338,7 @@ export class ModuleGraphs {
     }
     const real = await Promise.all([...files].map((file) => canonical(file)));
     for (const file of real) files.add(file);
-    return { files, count: new Set(real).size };
+    return { files, real: [...new Set(real)] };
   }
 
   async #info(entry: string, denoFlags: string[]): Promise<Set<string>> {

@@ -4,7 +4,7 @@
  * form paths are compared in (canonical.ts).
  */
 import assert from "node:assert/strict";
-import { canonicalSync } from "./canonical.ts";
+import { canonicalSync } from "../watch/canonical.ts";
 import { type ChangedFile, decideBatch, decideFile, type KindView } from "./reload_scope.ts";
 import { workerScripts } from "./worker_scripts.ts";
 

@@ -193,7 +193,7 @@ export function realWorld(
         handover,
         // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
         graphs: watcher &&
-          moduleGraphs(options, (changes) => inbox.changes({ changes })),
+          moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen),
         takeover: takeover && {
           predecessor: takeover.predecessor,
           stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
@@ -242,6 +242,7 @@ function moduleGraphs(
     deno: string;
   },
   recheck: (changes: Change[]) => void,
+  unseen: (path: string) => string | undefined,
 ): ModuleGraphs {
   return new ModuleGraphs({
     deno: options.deno,
@@ -257,6 +258,18 @@ function moduleGraphs(
     },
     workerDirs: options.workerDirs,
     recheck,
+    unseen,
+    onUnseen: (process, files) => {
+      const who = process === undefined ? "the workers run" : `the "${process}" process runs`;
+      const shown = files.slice(0, 5).map(({ file, why }) => `${file} (${why})`).join(", ");
+      const more = files.length > 5 ? ` and ${files.length - 5} more` : "";
+      log.warn(
+        "watch.unseen",
+        `${who} ${files.length} module(s) whose edits are never seen, so they reload nothing: ` +
+          `${shown}${more}; name their directories with --watch (or --worker-dir)`,
+        { role: "supervisor", files: files.map(({ file }) => file) },
+      );
+    },
     onUnavailable: (why) =>
       log.warn(
         "watch.no-graph",

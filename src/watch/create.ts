@@ -6,6 +6,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { chooseBackend, findMount, isNoInotifyFs, parseMounts, readSystemInfo } from "./backend.ts";
+import { canonicalSync } from "./canonical.ts";
 import { type Context, type Root, toRel } from "./context.ts";
 import { EventsBackend, type WatchFsFn } from "./events.ts";
 import { PathFilter } from "./filter.ts";
@@ -145,6 +146,32 @@ function namedDirectories(
   return found;
 }
 
+/**
+ * Why a change of `path` would never be reported (see Watcher.unseen): it
+ * is looked up by its real path, as the backends find files (neither
+ * inotify nor the walk follows a link to a directory).
+ */
+function whyUnseen(
+  rootAbs: string,
+  roots: readonly Root[],
+  filter: PathFilter,
+  path: string,
+): string | undefined {
+  const real = canonicalSync(path);
+  for (const root of roots) {
+    if (root.only !== undefined) {
+      if (real === root.abs) return undefined;
+      continue;
+    }
+    if (real !== root.abs && !real.startsWith(root.abs === "/" ? "/" : `${root.abs}/`)) continue;
+    const rel = toRel(rootAbs, real);
+    if (filter.acceptsFile(rel)) return undefined;
+    const name = rel.slice(rel.lastIndexOf("/") + 1);
+    return filter.hasWatchedExtension(name) ? "ignored" : "not a watched extension (--ext)";
+  }
+  return "outside the watched paths";
+}
+
 /** What start-up says when a named directory and an ignore rule disagree. */
 function namedNotes(filter: PathFilter, named: readonly NamedDir[]): string[] {
   const { gitignored, ignored } = filter.namedConflicts();
@@ -215,6 +242,7 @@ export async function createWatcherWith(
     namedDirs: named.map((dir) => dir.rel),
   });
   const notes = namedNotes(filter, named);
+  const unseen = (path: string) => whyUnseen(rootAbs, roots, filter, path);
   const ctx: Context = { rootAbs, roots, filter, debounceMs, onBatch: options.onBatch };
 
   let sysInfo: { mounts: string; osRelease: string } | undefined;
@@ -238,6 +266,7 @@ export async function createWatcherWith(
       backend: "poll",
       fallbackReason,
       notes,
+      unseen,
       prober: b.prober,
       pollStats: () => b.stats,
       close: () => b.close(),
@@ -265,5 +294,5 @@ export async function createWatcherWith(
     }
     return poll(`Deno.watchFs failed on ${where} (${msg}); inotify limits may be exhausted`);
   }
-  return { backend: "events", notes, close: () => events.close() };
+  return { backend: "events", notes, unseen, close: () => events.close() };
 }

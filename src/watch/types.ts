@@ -63,6 +63,12 @@ export interface Watcher {
   readonly fallbackReason?: string;
   /** What start-up should say about the names given (a named directory a .gitignore lists). */
   readonly notes: string[];
+  /**
+   * Why a change of the file at `path` (absolute) would never be reported,
+   * or undefined when it would: "outside the watched paths", "ignored", or
+   * "not a watched extension".
+   */
+  unseen(path: string): string | undefined;
   /** Stop all timers and OS watchers; idempotent. No batch is delivered afterwards. */
   close(): Promise<void>;
 }
