@@ -111,7 +111,7 @@ export interface ModuleGraphOptions {
   /** Says, once, why the graphs cannot be used (every change then reloads everything). */
   onUnavailable(why: string): void;
   /** Hands files back to be decided again (`wait-new`): as a change batch of its own. */
-  recheck?(changes: Change[]): void;
+  recheck(changes: Change[]): void;
   /** Why the watcher would never report a change of a file (absolute), if it would not. */
   unseen?(path: string): string | undefined;
   /**
@@ -296,13 +296,13 @@ export class ModuleGraphs {
 
   #recheckLater(paths: string[]): void {
     const fresh = paths.filter((path) => !this.#waiting.has(path));
-    if (fresh.length === 0 || !this.#options.recheck) return;
+    if (fresh.length === 0) return;
     for (const path of fresh) this.#waiting.add(path);
     const timer = setTimeout(() => {
       // Decided meanwhile (a later batch removed it): nothing to hand back.
       const still = fresh.filter((path) => this.#waiting.has(path));
       if (still.length > 0) {
-        this.#options.recheck!(still.map((path) => ({ path, kind: "changed" })));
+        this.#options.recheck(still.map((path) => ({ path, kind: "changed" })));
       }
     }, RECHECK_MS);
     Deno.unrefTimer(timer);
