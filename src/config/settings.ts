@@ -245,7 +245,8 @@ const TABLE = [
     flag: "watch",
     value: "<path>",
     multiple: true,
-    help: "file or directory to watch; repeatable (default: the current directory)",
+    help: "file or directory to watch, a named directory whatever a .gitignore says; repeatable " +
+      "(default: the current directory)",
     check: (v, x, p) =>
       typeof x === "boolean"
         ? x
@@ -258,7 +259,8 @@ const TABLE = [
     value: "<path>",
     multiple: true,
     help: "a directory whose files the workers load (a computed import() their module graph " +
-      "cannot see): a change there reloads the workers; repeatable",
+      "cannot see): watched whatever a .gitignore says, and a change there reloads the workers; " +
+      "repeatable",
     check: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
   },
   {

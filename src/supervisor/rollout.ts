@@ -23,6 +23,8 @@ import { whenExited } from "./describe.ts";
 export interface ReloadRequest {
   reason: string;
   files: string[];
+  /** For a change: which rules chose what reloads (reload_scope.ts), for the log. */
+  why?: string;
   workers: boolean;
   processes: boolean;
   /** With `processes`: only these (by name); undefined: every process that reloads with the code. */
@@ -295,6 +297,9 @@ export class Rollout {
     this.#followUp = {
       reason: [...new Set([...(previous?.reason.split(", ") ?? []), request.reason])].join(", "),
       files: [...new Set([...(previous?.files ?? []), ...request.files])].sort(),
+      // The follow-up's log line says why, as each queued request's did.
+      why: [previous?.why, request.why].filter((why) => why !== undefined).join("; ") ||
+        undefined,
       workers: (previous?.workers ?? false) || request.workers,
       processes: (previous?.processes ?? false) || request.processes,
       processNames: mergeNames(previous, request),

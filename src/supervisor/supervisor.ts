@@ -12,7 +12,7 @@ import { type Child, describeExit } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
 import { droppedOutput, log } from "../log/mod.ts";
-import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
+import type { Change, ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -183,7 +183,7 @@ export class Supervisor {
       case "signal":
         return this.#onSignal(event.signal);
       case "changes":
-        return this.#onChanges(event.batch.changes.map((change) => change.path));
+        return this.#onChanges(event.batch.changes);
       case "control":
         return this.#onControl(event.request, event.reply);
       case "reload":
@@ -726,23 +726,25 @@ export class Supervisor {
 
   /**
    * A change reloads the children whose module graph holds a changed file
-   * (module_graph.ts): the workers, some processes, everything, or nothing.
+   * (module_graph.ts): the workers, some processes, everything, or nothing,
+   * each file by a rule the log names (reload_scope.ts).
    */
-  #onChanges(files: string[]): void {
-    const scope = this.#connection?.graphs?.scope(files) ?? { kind: "everything" };
-    if (scope.kind === "nothing") {
+  #onChanges(changes: Change[]): void {
+    const files = changes.map((change) => change.path);
+    const scope = this.#connection?.graphs?.scope(changes);
+    if (scope?.kind === "nothing") {
       log.info(
         "reload.skipped",
-        `${describeChanges(files, "changed")}: not imported by the app or any process; ` +
-          "nothing to reload",
-        { role: "supervisor", files },
+        `${describeChanges(files, "changed")}: nothing to reload; ${scope.why}`,
+        { role: "supervisor", files, decisions: scope.decisions },
       );
       return;
     }
-    const everything = scope.kind === "everything";
+    const everything = scope === undefined || scope.kind === "everything";
     this.#requestReload({
       reason: "change",
       files,
+      why: scope?.why,
       workers: everything || scope.workers,
       processes: everything || scope.processes.length > 0,
       processNames: everything ? undefined : scope.processes,
@@ -757,11 +759,13 @@ export class Supervisor {
     const cause = request.files.length > 0
       ? describeChanges(request.files, "changed")
       : request.reason;
+    // Why these children (reload_scope.ts), after what happens.
+    const why = request.why ? `; ${request.why}` : "";
     if (this.#rollout) {
       // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.
       this.#rollout.queueFollowUp(request);
       this.#rollout.supersede();
-      log.info("reload.queued", `${cause} during the reload; one more reload will follow`, {
+      log.info("reload.queued", `${cause} during the reload; one more reload will follow${why}`, {
         role: "supervisor",
         files: request.files,
       });
@@ -816,11 +820,15 @@ export class Supervisor {
     if (request.workers) this.#workers.retryNow();
     if (request.processes) this.#processes.retryNow();
     const what = request.workers ? `${this.#workers.desired} worker(s)` : "the custom processes";
-    log.info("reload.start", `${cause}: reloading ${what} to generation ${this.#generation}`, {
-      role: "supervisor",
-      generation: this.#generation,
-      files: request.files,
-    });
+    log.info(
+      "reload.start",
+      `${cause}: reloading ${what} to generation ${this.#generation}${why}`,
+      {
+        role: "supervisor",
+        generation: this.#generation,
+        files: request.files,
+      },
+    );
   }
 
   #finishRollout(rollout: Rollout): void {
@@ -1042,6 +1050,7 @@ export class Supervisor {
         role: "supervisor",
       });
     }
+    for (const note of watcher?.notes ?? []) log.info("watch.named", note, { role: "supervisor" });
     const processes = this.#options.processes.reduce((n, p) => n + p.count, 0);
     const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
     log.info(

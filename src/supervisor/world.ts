@@ -12,7 +12,7 @@ import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
 import { serveMetrics } from "./metrics_server.ts";
 import { SdNotify } from "./sd_notify.ts";
-import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
+import type { Change, ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
@@ -50,7 +50,7 @@ export type Notifier = Pick<SdNotify, keyof SdNotify>;
 /** What connecting to the world found out, and how to let go of it. */
 export interface Connection {
   /** How files are watched; undefined when not watching. */
-  watcher?: { backend: "events" | "poll"; fallbackReason?: string };
+  watcher?: { backend: "events" | "poll"; fallbackReason?: string; notes?: string[] };
   /** Who takes new connections while a worker drains (src/handover/). */
   handover: Handover;
   /** Which child runs which files (module_graph.ts); undefined when not watching. */
@@ -190,9 +190,15 @@ export function realWorld(
       // Taking over: the old supervisor serves the metrics port until it is gone.
       let metrics = takeover ? undefined : serve();
       return {
-        watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
+        watcher: watcher && {
+          backend: watcher.backend,
+          fallbackReason: watcher.fallbackReason,
+          notes: watcher.notes,
+        },
         handover,
-        graphs: watcher && moduleGraphs(options),
+        // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
+        graphs: watcher &&
+          moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen),
         takeover: takeover && {
           predecessor: takeover.predecessor,
           stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
@@ -244,6 +250,8 @@ function moduleGraphs(
   options: Pick<RunConfig, "entry" | "cwd" | "denoFlags" | "processes" | "workerDirs"> & {
     deno: string;
   },
+  recheck: (changes: Change[]) => void,
+  unseen: (path: string) => string | undefined,
 ): ModuleGraphs {
   return new ModuleGraphs({
     deno: options.deno,
@@ -254,9 +262,23 @@ function moduleGraphs(
         name: process.name,
         entry: process.entry,
         denoFlags: process.permissions ?? options.denoFlags,
+        dirs: process.watch,
       })),
     },
     workerDirs: options.workerDirs,
+    recheck,
+    unseen,
+    onUnseen: (process, files) => {
+      const who = process === undefined ? "the workers run" : `the "${process}" process runs`;
+      const shown = files.slice(0, 5).map(({ file, why }) => `${file} (${why})`).join(", ");
+      const more = files.length > 5 ? ` and ${files.length - 5} more` : "";
+      log.warn(
+        "watch.unseen",
+        `${who} ${files.length} module(s) whose edits are never seen, so they reload nothing: ` +
+          `${shown}${more}; name their directories with --watch (or --worker-dir)`,
+        { role: "supervisor", files: files.map(({ file }) => file) },
+      );
+    },
     onUnavailable: (why) =>
       log.warn(
         "watch.no-graph",

@@ -177,7 +177,7 @@ export class EventsBackend {
       this.#dead = true;
     }
     for (const r of changed) this.#mark(r.rel, r.abs, STRUCTURAL);
-    if (changed.length > 0) this.#debounce.touch();
+    if (changed.length > 0) this.#debounce.touch(this.#pending.size, true);
   }
 
   #underDirRoot(abs: string): boolean {
@@ -191,6 +191,8 @@ export class EventsBackend {
     if (this.#closed || ev.kind === "access") return;
     const flag = ev.kind === "modify" ? MODIFY : STRUCTURAL;
     let touched = false;
+    // A removal, or a write in build output: a build's burst (batch.ts).
+    let build = ev.kind === "remove";
     for (const abs of ev.paths) {
       if (this.#dirRoots.includes(abs)) {
         // An event for a watched directory itself (deleted, moved): check it now.
@@ -202,9 +204,10 @@ export class EventsBackend {
       if (this.#relevant(rel, abs)) {
         this.#mark(rel, abs, flag);
         touched = true;
+        build ||= this.#ctx.filter.isBuildOutput(rel);
       }
     }
-    if (touched) this.#debounce.touch();
+    if (touched) this.#debounce.touch(this.#pending.size, build);
   }
 
   #relevant(rel: string, abs: string): boolean {

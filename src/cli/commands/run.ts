@@ -160,7 +160,23 @@ function supervise(
     orphans,
     takingOver,
     version: VERSION,
-    // Env files reload the workers too, whatever --ext says.
-    watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,
+    // Env files reload the workers too, whatever --ext says; directories named for a kind of
+    // child (--worker-dir, a process's watch) are watched whatever a .gitignore says.
+    watch: config.watch
+      ? {
+        ...config.watch,
+        root: cwd,
+        alsoFiles: envs,
+        namedDirs: [
+          ...config.workerDirs.map((path) => ({ path, flag: "--worker-dir" })),
+          ...config.processes.flatMap((process) =>
+            (process.watch ?? []).map((path) => ({
+              path,
+              flag: `the "${process.name}" process's watch`,
+            }))
+          ),
+        ],
+      }
+      : undefined,
   }).run();
 }
