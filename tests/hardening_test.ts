@@ -95,6 +95,42 @@ Deno.test("a forged record (pid -1 or 0, no startTime, no graceMs) is never sign
   }
 });
 
+Deno.test("a forged workers.json naming another process (its real start time) makes no successor signal it", async () => {
+  const dir = await makeProject({ "main.ts": APP });
+  const port = freePort();
+  // The victim: a process of the same user, not a worker of this instance.
+  const victim = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
+  // A dead supervisor: a process that has exited (its start time no longer matches).
+  const gone = new Deno.Command("true").spawn();
+  await gone.status;
+  try {
+    await plant(
+      dir,
+      "main",
+      record(dir, { name: "main", pid: gone.pid, hopKey: "0123456789abcdef0123456789abcdef" }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/.hotreload/main/workers.json`,
+      JSON.stringify([{ pid: victim.pid, startTime: processStartTime(victim.pid) }]),
+    );
+    const run = new Hotreload(serveArgs(port), dir);
+    try {
+      await run.waitForReady(1);
+      // A successor drains the orphans it adopts once its own workers are ready: by now.
+      await waitFor(() => run.output.has("1 worker(s) ready"), "the start to complete");
+      assert.ok(!run.output.has("succeeded supervisor"), run.output.text());
+      assert.notEqual(procStat(victim.pid), undefined, "the victim was signalled");
+      assert.notEqual(procStat(victim.pid)?.[0], "Z", "the victim was signalled");
+    } finally {
+      await run.cleanup();
+    }
+  } finally {
+    victim.kill("SIGKILL");
+    await victim.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a runtime directory owned by another user is refused, and never chmodded", async () => {
   const dir = await makeProject({ "main.ts": APP });
   try {

@@ -12,8 +12,9 @@
  * signalled. An instance is claimed atomically with an exclusive lock held
  * for the supervisor's whole life.
  */
+import { createHash } from "node:crypto";
 import { HotreloadError } from "../errors.ts";
-import { processStartTime } from "../child/os.ts";
+import { processEnv, processStartTime } from "../child/os.ts";
 import { NAME } from "../config/limits.ts";
 
 /** What a running supervisor records about itself. */
@@ -36,6 +37,18 @@ export interface InstanceRecord {
    * over are believed (absent in records of older versions).
    */
   hopKey?: string;
+}
+
+/**
+ * The variable in every worker's environment that names its instance: a
+ * successor adopts (signals) a recorded worker only when it carries its
+ * instance's token, never just because a pid and start time match.
+ */
+export const INSTANCE_ENV = "HOTRELOAD_INSTANCE";
+
+/** The instance's token (in its workers' environment): derived from its hop secret, never the secret. */
+export function instanceToken(hopKey: string): string {
+  return createHash("sha256").update(`hotreload instance ${hopKey}`).digest("hex").slice(0, 32);
 }
 
 /** A new instance's hop secret: 128 random bits, in hex. */
@@ -71,9 +84,11 @@ export function writeWorkers(dir: string, workers: RecordedProcess[]): void {
 
 /**
  * The workers recorded in `dir` that are still the processes recorded (same
- * pid, same start time): a pid alone may have been given to anyone since.
+ * pid, same start time: a pid alone may have been given to anyone since)
+ * and, when the record names its instance (`hopKey`), that carry its token
+ * in their environment: a forged or stale list names no other process.
  */
-export function recordedWorkers(dir: string): RecordedProcess[] {
+export function recordedWorkers(dir: string, hopKey?: string): RecordedProcess[] {
   let raw: unknown;
   try {
     if (!Deno.lstatSync(`${dir}/${WORKERS_FILE}`).isFile) return [];
@@ -82,9 +97,15 @@ export function recordedWorkers(dir: string): RecordedProcess[] {
     return [];
   }
   if (!Array.isArray(raw)) return [];
+  const token = hopKey === undefined ? undefined : instanceToken(hopKey);
+  // A record of an older version names no token: a hotreload worker's variables at least.
+  const ours = (pid: number) =>
+    token === undefined
+      ? processEnv(pid, "HOTRELOAD_WORKER_ID") !== undefined
+      : processEnv(pid, INSTANCE_ENV) === token;
   return raw.filter((entry): entry is RecordedProcess =>
     isWhole(entry?.pid, 2) && isWhole(entry?.startTime, 1) &&
-    processStartTime(entry.pid) === entry.startTime
+    processStartTime(entry.pid) === entry.startTime && ours(entry.pid)
   );
 }
 
@@ -100,7 +121,7 @@ export function orphansOf(
   | undefined {
   const record = readRecord(dir);
   if (typeof record !== "object" || isLive(record)) return undefined;
-  const workers = recordedWorkers(dir);
+  const workers = recordedWorkers(dir, record.hopKey);
   return workers.length > 0
     ? { supervisor: record.pid, version: record.version, hopKey: record.hopKey, workers }
     : undefined;

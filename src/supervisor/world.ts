@@ -155,7 +155,9 @@ export function realWorld(
     formerWorkers: () =>
       [
         ...(options.orphans?.workers ?? []),
-        ...(options.takingOver ? recordedWorkers(options.instanceDir) : []),
+        ...(options.takingOver
+          ? recordedWorkers(options.instanceDir, options.takingOver.predecessor.hopKey)
+          : []),
       ].map((worker) => worker.pid),
     clock: REAL_CLOCK,
     notifier: SdNotify.fromEnv(),
