@@ -586,6 +586,42 @@ function inMountNamespace(script: string, dir: string) {
   }).output();
 }
 
+Deno.test("an env file replaced by a link, then by a FIFO: later changes are still seen, and stop ends it", async () => {
+  const dir = await makeProject({
+    "main.ts": `Deno.serve(() => new Response(Deno.env.get("X") ?? "none"));\n`,
+    ".env": "X=1\n",
+  });
+  const port = freePort();
+  const run = new Hotreload(
+    ["run", "main.ts", "-A", "--env-file=.env", "--port", String(port)],
+    dir,
+  );
+  try {
+    await run.waitForReady(1);
+    assert.equal((await httpGet(port)).body, "1");
+    await Deno.remove(`${dir}/.env`);
+    await Deno.symlink("/etc/hostname", `${dir}/.env`);
+    await run.waitForOutput("is a symbolic link");
+    await Deno.remove(`${dir}/.env`);
+    // Deno's watcher opens the files it reports: a FIFO would block it for good.
+    const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/.env`] }).output();
+    assert.ok(mkfifo.success);
+    await run.waitForOutput(".env is a FIFO");
+    await Deno.remove(`${dir}/.env`);
+    await Deno.writeTextFile(`${dir}/.env`, "X=2\n");
+    await waitFor(
+      async () => (await httpGet(port)).body === "2",
+      "the fixed env file to be served",
+    );
+    const stop = await runCli(["stop"], dir);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await run.status).code, 0);
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a read-only project directory and a full disk: one line each, nothing left", async () => {
   const dir = await makeProject({ "main.ts": APP });
   try {

@@ -58,6 +58,9 @@ type SupervisorEvent =
 /** Files a spare reads only when released: the app's own modules. */
 const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
 
+/** How long a stop waits for the watcher, the control socket and the metrics port to close. */
+const CLOSE_DEADLINE_MS = 2000;
+
 /** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
 const SAMPLES_OVER_LIMIT = 2;
 
@@ -955,7 +958,14 @@ export class Supervisor {
   }
 
   async #cleanUp(): Promise<void> {
-    await this.#connection?.close();
+    // Closing the watcher waits on Deno's watcher thread, which a FIFO in the
+    // watched tree can block for good (watch/fifo.ts): a stop never waits on it long.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#connection?.close(),
+      new Promise((resolve) => timer = setTimeout(resolve, CLOSE_DEADLINE_MS)),
+    ]);
+    clearTimeout(timer);
     this.#world.notifier?.close();
     log.info("supervisor.stopped", "stopped", { role: "supervisor" });
   }

@@ -170,7 +170,11 @@ export function realWorld(
         // Loaded only when watching, so `--no-watch` production runs never pay for it.
         const { createWatcher } = await import("../watch/mod.ts");
         try {
-          watcher = await createWatcher({ ...options.watch, onBatch: inbox.changes });
+          watcher = await createWatcher({
+            ...options.watch,
+            onBatch: inbox.changes,
+            onNote: (text) => log.warn("watch.note", text, { role: "supervisor" }),
+          });
         } catch (error) {
           handover.close();
           // A missing --watch path, or watching that cannot work as asked: bad input.

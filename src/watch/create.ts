@@ -243,7 +243,14 @@ export async function createWatcherWith(
   });
   const notes = namedNotes(filter, named);
   const unseen = (path: string) => whyUnseen(rootAbs, roots, filter, path);
-  const ctx: Context = { rootAbs, roots, filter, debounceMs, onBatch: options.onBatch };
+  const ctx: Context = {
+    rootAbs,
+    roots,
+    filter,
+    debounceMs,
+    onBatch: options.onBatch,
+    onNote: options.onNote,
+  };
 
   let sysInfo: { mounts: string; osRelease: string } | undefined;
   const sys = () => sysInfo ??= (deps.systemInfo ?? readSystemInfo)();

@@ -145,6 +145,11 @@ export class PathFilter {
     return this.#explicit.has(rel);
   }
 
+  /** The files named on their own, relative to the root. */
+  explicitFiles(): readonly string[] {
+    return [...this.#explicit];
+  }
+
   /** Full check for a file: ancestors, built-ins, extension, rules. */
   acceptsFile(rel: string): boolean {
     if (this.#explicit.has(rel)) return true;

@@ -54,6 +54,8 @@ export interface WatchOptions {
   poll?: PollOptions;
   /** Receives each batch; must not throw. */
   onBatch: (batch: ChangeBatch) => void;
+  /** Receives what the user should know while watching (said once each); must not throw. */
+  onNote?: (text: string) => void;
 }
 
 /** A running watcher. */
