@@ -83,6 +83,65 @@ export function writeWorkers(dir: string, workers: RecordedProcess[]): void {
 }
 
 /**
+ * A `run --takeover` under way: the new supervisor and its workers, written
+ * from its start (each worker before it can serve), since the instance's
+ * record and workers.json are still the old supervisor's. If the new
+ * supervisor dies before it has the name, a successor adopts its workers from here.
+ */
+export interface TakeoverRecord extends RecordedProcess {
+  hopKey?: string;
+  version?: string;
+  workers: RecordedProcess[];
+}
+
+/** A takeover's record file: one per supervisor (a takeover of a dead takeover keeps the first). */
+const takeoverRecordFile = (dir: string, pid: number) => `${dir}/takeover-${pid}.json`;
+
+/** Records a takeover under way (see TakeoverRecord), in this supervisor's file. */
+export function writeTakeoverRecord(dir: string, record: TakeoverRecord): void {
+  writeFileAtomic(takeoverRecordFile(dir, record.pid), JSON.stringify(record) + "\n");
+}
+
+/** Removes this process's takeover record (it has the name now, or stops). */
+export function removeTakeoverRecord(dir: string, pid = Deno.pid): void {
+  removeOwnFile(takeoverRecordFile(dir, pid));
+}
+
+/** The takeover records in `dir` whose supervisor has died. */
+function deadTakeoverRecords(dir: string): TakeoverRecord[] {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile).map((e) => e.name);
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const pid = Number(/^takeover-(\d+)\.json$/.exec(name)?.[1]);
+    const record = pid ? readTakeoverRecord(takeoverRecordFile(dir, pid)) : undefined;
+    return record && record.pid === pid && processStartTime(pid) !== record.startTime
+      ? [record]
+      : [];
+  });
+}
+
+/** A takeover record, when it is sane; its workers as recorded (not checked). */
+function readTakeoverRecord(path: string): TakeoverRecord | undefined {
+  let raw: Record<string, unknown>;
+  try {
+    if (!Deno.lstatSync(path).isFile) return undefined;
+    raw = JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    return undefined;
+  }
+  const sane = typeof raw === "object" && raw !== null && isWhole(raw.pid, 2, 2 ** 22) &&
+    isWhole(raw.startTime, 1) && Array.isArray(raw.workers) &&
+    (raw.hopKey === undefined ||
+      typeof raw.hopKey === "string" && /^[0-9a-f]{32}$/.test(raw.hopKey)) &&
+    (raw.version === undefined || typeof raw.version === "string" && raw.version.length <= 64);
+  return sane ? raw as unknown as TakeoverRecord : undefined;
+}
+
+/**
  * The workers recorded in `dir` that are still the processes recorded (same
  * pid, same start time: a pid alone may have been given to anyone since)
  * and, when the record names its instance (`hopKey`), that carry its token
@@ -96,6 +155,11 @@ export function recordedWorkers(dir: string, hopKey?: string): RecordedProcess[]
   } catch {
     return [];
   }
+  return liveWorkers(raw, hopKey);
+}
+
+/** The entries of `raw` that are still the processes recorded, and workers of the instance. */
+function liveWorkers(raw: unknown, hopKey: string | undefined): RecordedProcess[] {
   if (!Array.isArray(raw)) return [];
   const token = hopKey === undefined ? undefined : instanceToken(hopKey);
   // A record of an older version names no token: a hotreload worker's variables at least.
@@ -120,11 +184,23 @@ export function orphansOf(
   | { supervisor: number; version?: string; hopKey?: string; workers: RecordedProcess[] }
   | undefined {
   const record = readRecord(dir);
-  if (typeof record !== "object" || isLive(record)) return undefined;
-  const workers = recordedWorkers(dir, record.hopKey);
-  return workers.length > 0
-    ? { supervisor: record.pid, version: record.version, hopKey: record.hopKey, workers }
-    : undefined;
+  // A takeover's supervisor that died before it had the name left its workers recorded apart.
+  const takeovers = deadTakeoverRecords(dir);
+  const deadRecord = typeof record === "object" && !isLive(record) ? record : undefined;
+  const found = [
+    ...(deadRecord ? recordedWorkers(dir, deadRecord.hopKey) : []),
+    ...takeovers.flatMap((takeover) => liveWorkers(takeover.workers, takeover.hopKey)),
+  ];
+  const workers = found.filter((w, i) => found.findIndex((x) => x.pid === w.pid) === i);
+  const dead = deadRecord ?? takeovers[0];
+  if (!dead || workers.length === 0) return undefined;
+  return {
+    supervisor: dead.pid,
+    version: dead.version,
+    // Their workers all carry one secret: a takeover keeps its predecessor's.
+    hopKey: dead.hopKey ?? takeovers.find((takeover) => takeover.hopKey)?.hopKey,
+    workers,
+  };
 }
 
 /** The record of the live supervisor of `dir`, if one runs (for a takeover). */
@@ -343,6 +419,12 @@ function removeStaleTakeover(dir: string): void {
     `${dir}/${TAKEOVER_LOCK_FILE}`,
     () => removeOwnFile(`${dir}/${TAKEOVER_SOCKET_FILE}`),
   );
+  // A dead takeover's record stays while its workers serve: a successor adopts them from it.
+  for (const record of deadTakeoverRecords(dir)) {
+    if (liveWorkers(record.workers, record.hopKey).length === 0) {
+      removeTakeoverRecord(dir, record.pid);
+    }
+  }
 }
 
 /**

@@ -606,6 +606,9 @@ export class Supervisor {
       this.#exitCode = 1;
       return this.#beginStop(false);
     }
+    // The name is ours: our workers go in the instance's own record now (workers.json).
+    this.#recordedWorkers = "";
+    this.#recordWorkers();
     const afterMs = Math.round(this.#world.clock.now() - this.#startedAt);
     const version = predecessor.version ?? null;
     this.#tookOver = { pid: predecessor.pid, version, at: new Date().toISOString(), afterMs };
@@ -671,10 +674,13 @@ export class Supervisor {
     reply({ ok: false, error, kind: "failure" });
   }
 
-  /** Keeps the instance's record of live workers current (for a successor, if we die). */
+  /**
+   * Keeps the record of live workers current (for a successor, if we die),
+   * each worker from its spawn, before it can serve. Taking over, the
+   * instance's record is the old one's until it is gone: ours is kept apart.
+   */
   #recordWorkers(): void {
-    // Taking over: the record is the old instance's until it is gone.
-    if (!this.#world.recordWorkers || this.#takeover) return;
+    if (!this.#world.recordWorkers) return;
     const pids = this.#workers.children().filter((c) => c.state !== "exited").map((c) => c.pid);
     const key = pids.join(",");
     if (key === this.#recordedWorkers) return;
@@ -695,6 +701,8 @@ export class Supervisor {
     this.#advanceTakeover(now);
     this.#advanceRollout(now);
     this.#processes.advanceRestarts();
+    // Workers started just now are recorded before they can serve.
+    this.#recordWorkers();
   }
 
   #advanceRollout(now: number): void {

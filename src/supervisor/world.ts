@@ -21,6 +21,8 @@ import {
   orphansOf,
   type RecordedProcess,
   recordedWorkers,
+  removeTakeoverRecord,
+  writeTakeoverRecord,
   writeWorkers,
 } from "../control/instance_dir.ts";
 import {
@@ -129,9 +131,14 @@ export function realWorld(
       orphans?: { supervisor: number; version?: string; workers: RecordedProcess[] };
       /** run --takeover: the instance replaced, and how to claim its name once it is gone. */
       takingOver?: { predecessor: Predecessor; claim(): void };
+      /** The instance's hop secret and hotreload's version, for a takeover's record. */
+      hopKey?: string;
+      version?: string;
     },
 ): World {
   const startTimes = new Map<number, number>();
+  /** Taking over, until the name is ours: our workers are recorded apart (takeover.json). */
+  let recordApart = options.takingOver !== undefined;
   return {
     recordWorkers(pids) {
       for (const pid of startTimes.keys()) if (!pids.includes(pid)) startTimes.delete(pid);
@@ -142,7 +149,16 @@ export function realWorld(
         return [{ pid, startTime }];
       });
       try {
-        writeWorkers(options.instanceDir, workers);
+        if (!recordApart) writeWorkers(options.instanceDir, workers);
+        else {
+          writeTakeoverRecord(options.instanceDir, {
+            pid: Deno.pid,
+            startTime: processStartTime(Deno.pid) ?? 0,
+            hopKey: options.hopKey,
+            version: options.version,
+            workers,
+          });
+        }
       } catch { /* a full disk must not stop the supervisor; succession is best effort */ }
     },
     orphans: options.orphans && {
@@ -212,6 +228,8 @@ export function realWorld(
             // Read before the claim replaces the record: a predecessor killed meanwhile left these.
             const orphans = orphansOf(instanceDir);
             takeover.claim();
+            recordApart = false;
+            removeTakeoverRecord(instanceDir);
             control.close();
             control = ControlServer.listen(socketPath(instanceDir), inbox.control);
             metrics = serve();
@@ -219,6 +237,8 @@ export function realWorld(
           },
         },
         async close() {
+          // A takeover that ends before it has the name leaves no record of it.
+          if (recordApart) removeTakeoverRecord(instanceDir);
           handover.close();
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
           control.close();
