@@ -9,11 +9,12 @@
 import assert from "node:assert/strict";
 import { killTagged, ROOT, taggedPids } from "./helpers.ts";
 import { cloneInto } from "./clone.ts";
+import { OLD_DENO_VERSION } from "./outside.ts";
 
 /** Set in the inner run, so that it does not clone again. */
 const INNER = "HOTRELOAD_FRESH_CLONE";
-/** The tests that need parts from outside the repository. */
-const NEEDS_OUTSIDE = "/express|Express|promtool/";
+/** The tests that need parts from outside the repository (npm packages, promtool, an old Deno). */
+const NEEDS_OUTSIDE = `/express|Express|promtool|Deno ${OLD_DENO_VERSION.replaceAll(".", "\\.")}/`;
 
 Deno.test({
   name: "the README's test command passes on a fresh clone with an empty DENO_DIR",
