@@ -10,7 +10,8 @@ import {
   runningInstance,
 } from "../../control/instance_dir.ts";
 import { log, setupLogging } from "../../log/mod.ts";
-import { resolveDeno } from "../deno_path.ts";
+import { denoSource, resolveDeno } from "../deno_path.ts";
+import { checkChildDeno } from "../deno_version.ts";
 import { ensurePortFree } from "../port_check.ts";
 import { Supervisor, type SupervisorOptions } from "../../supervisor/supervisor.ts";
 import { runtimeBase } from "../../supervisor/runtime_modules.ts";
@@ -30,6 +31,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   // Every check that can refuse the start happens before anything is started.
   const deno = resolveDeno(config.deno);
+  await checkChildDeno(deno, denoSource(config.deno));
   await checkDenoFlags(deno, config.denoFlags, cwd);
   for (const process of config.processes) {
     if (process.permissions) {
