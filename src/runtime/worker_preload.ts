@@ -28,13 +28,15 @@ import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_
 import { watchNodeServers } from "./node_servers.ts";
 import {
   forwardNode,
-  forwardRequest,
   hopDestination,
   type NodeRequest,
   type NodeResponse as NodeForwardResponse,
 } from "./forward.ts";
-import { type ClientAddress, hopMarker, parseHop } from "./hop.ts";
+import { hopMarker } from "./hop.ts";
 import { PoolServer } from "./pool_server.ts";
+import { type Probe, Readiness } from "./readiness.ts";
+import { poolHandler } from "./serve_handler.ts";
+import { Service } from "./service.ts";
 
 const settings = childSettings<WorkerSettings>();
 
@@ -57,129 +59,19 @@ const servers = new Set<PoolServer>();
 const marker = hopMarker(settings.hopKey);
 const listeners = new Set<Deno.Listener>();
 const shutdownHooks: Array<() => unknown> = [];
-let readyMode: "listen" | "app" = "listen";
-let readySent = false;
-let draining = false;
-/**
- * Out of service, not draining yet: a predecessor held until the whole new
- * generation serves (steered, through the settle window too: it may yet be
- * put back). Like a draining worker it sends every request on to the
- * serving workers, so no client gets old code once new code serves; unlike
- * one it does not ask its clients to reconnect yet: their requests, each
- * sent on over a new connection, spread over every serving worker, and the
- * clients reconnect once all of them serve, spreading too. The supervisor
- * says so with SIGUSR2, and SIGWINCH puts it back in service (never SIGUSR1:
- * that opens Deno's inspector).
- */
-let held = false;
-Deno.addSignalListener("SIGUSR2", () => held = true);
-Deno.addSignalListener("SIGWINCH", () => held = false);
-/** True while requests should go to the serving workers: draining or held. */
-const outOfService = () => draining || held;
+/** When the worker is ready (readiness.ts). */
+const readiness = new Readiness(settings, tell);
+/** Whether it serves, and its count of requests (service.ts). */
+const service = new Service(tell, settings.maxRequests, accepting);
+// The supervisor takes a predecessor out of service without draining it yet with
+// SIGUSR2 (held, service.ts), and SIGWINCH puts it back (never SIGUSR1: that opens
+// Deno's inspector).
+Deno.addSignalListener("SIGUSR2", () => service.held = true);
+Deno.addSignalListener("SIGWINCH", () => service.held = false);
 
-/**
- * How long a worker that listens, but whose entry has not finished (its top
- * level still awaits), must stay up before it counts as started. An app that
- * awaits its own server (Oak's `await app.listen()`, `await server.finished`)
- * never finishes its entry; one whose start-up fails (a database that is not
- * there, a config fetch that rejects) usually fails well within this.
- */
-const STARTED_AFTER_MS = 500;
-
-/** What a GET of the ready path answered. */
-type Probe = (path: string) => Promise<{ status: number; body: string }>;
-
-/** The listener the ready path is asked of (the main port's, else the first), until ready. */
-let bound: { addr: Deno.NetAddr; probe?: Probe } | undefined;
-/** True once the entry and its top-level awaits have finished without an error. */
-let entryFinished = false;
-/** True once the entry is known to have failed (the worker is about to exit). */
-let entryFailed = false;
-/** True once the first listener has been bound for STARTED_AFTER_MS. */
-let listenedLongEnough = false;
-/** Every port this worker's pool listeners are bound to. */
-const ports = new Set<number>();
-/** Whether each port is releasable, as last told (see announceListening). */
-const releasablePorts = new Map<number, boolean>();
-/** The ports to be bound before ready: the serving workers' (else the main port). */
-const expectedPorts = settings.ports ?? (settings.port === undefined ? [] : [settings.port]);
-
-/**
- * Every pool listener is reported (the supervisor shares, steers and checks
- * each port). The worker is ready once its entry finished and it listens on
- * every expected port, or once its first listener has been bound for
- * STARTED_AFTER_MS (an entry that awaits its own server; an app that no
- * longer binds a port, or ignores --port: the supervisor says so); with
- * --ready-path, only once a GET of that path, answered by this very worker
- * (`probe` calls its own handler, never the shared port), returns 2xx. A
- * worker whose path does not answer 2xx within --ready-timeout says why in
- * one line and exits 1: the supervisor treats it as a failed start (a
- * reload is aborted).
- */
-function announceListening(addr: Deno.Addr, probe?: Probe, releasable = false): void {
-  const netAddr = addr as Deno.NetAddr;
-  // A port is releasable while only Deno.serve servers listen there: the
-  // supervisor may stop such listeners from outside (pool_server.ts), never
-  // an app's own or a node server's.
-  const wasReleasable = releasablePorts.get(netAddr.port);
-  const nowReleasable = (wasReleasable ?? true) && releasable;
-  if (!ports.has(netAddr.port) || wasReleasable !== nowReleasable) {
-    ports.add(netAddr.port);
-    releasablePorts.set(netAddr.port, nowReleasable);
-    tell({
-      t: "listening",
-      port: netAddr.port,
-      hostname: netAddr.hostname,
-      releasable: nowReleasable,
-    });
-  }
-  if (readySent || readyMode !== "listen") return;
-  const first = bound === undefined;
-  if (first || (netAddr.port === settings.port && bound!.addr.port !== settings.port)) {
-    bound = { addr: netAddr, probe };
-  }
-  if (first) {
-    // An unref'd timer: it must not keep a worker alive whose servers are gone.
-    Deno.unrefTimer(setTimeout(() => {
-      listenedLongEnough = true;
-      announceReady();
-    }, STARTED_AFTER_MS));
-  }
-  announceReady();
-}
-
-/** Says ready (after the --ready-path check), once, when the conditions above hold. */
-function announceReady(): void {
-  if (!bound || readySent || entryFailed || readyMode !== "listen") return;
-  const started = entryFinished && expectedPorts.every((port) => ports.has(port));
-  if (!started && !listenedLongEnough) return;
-  readySent = true;
-  const { addr, probe } = bound;
-  const ready = () => tell({ t: "ready", via: "listen", port: addr.port, hostname: addr.hostname });
-  if (settings.readyPath === undefined || probe === undefined) return ready();
-  void checkReadyPath(settings.readyPath, probe).then(ready);
-}
-
-async function checkReadyPath(path: string, probe: Probe): Promise<void> {
-  const patienceMs = Math.max(100, (settings.readyTimeoutMs ?? 10_000) - 250);
-  const deadline = Date.now() + patienceMs;
-  let last = "";
-  while (true) {
-    try {
-      const { status, body } = await probe(path);
-      if (status >= 200 && status < 300) return;
-      last = `answered ${status}: ${JSON.stringify(body.slice(0, 200))}`;
-    } catch (error) {
-      last = `failed: ${(error as Error).message}`;
-    }
-    if (Date.now() >= deadline) {
-      console.error(
-        `hotreload: GET ${path} ${last}; not 2xx within ${patienceMs} ms, so this worker is not ready`,
-      );
-      Deno.exit(1);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+/** True while a listener of this worker accepts: a reload waits for none that does. */
+function accepting(): boolean {
+  return [...servers].some((server) => server.accepting) || nodeServers.listening();
 }
 
 function reportBindError(error: unknown, port?: number, hostname?: string): void {
@@ -219,172 +111,16 @@ const originalServe = Deno.serve as unknown as AnyServe;
 const originalListen = Deno.listen as unknown as AnyListen;
 const originalListenTls = Deno.listenTls as unknown as AnyListen;
 
-/** The answer, with `Connection: close` once the worker is out of service. */
-function closingIfLeaving(response: Response): Response {
-  return draining ? withConnectionClose(response) : response;
-}
-
-/** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
-function withConnectionClose(response: Response): Response {
-  if (response.status === 101) return response; // an upgrade: the socket is the app's now
-  try {
-    response.headers.set("connection", "close");
-    return response;
-  } catch {
-    const copy = new Response(response.body, response);
-    copy.headers.set("connection", "close");
-    return copy;
-  }
-}
-
-let served = 0;
-let reported = 0;
-
-function countRequest(): void {
-  served++;
-  if (served === settings.maxRequests) {
-    // Ask for a replacement; we keep serving until it is ready and we are drained.
-    tell({ t: "recycle", reason: `served ${served} requests (--max-requests)` });
-  }
-}
-
-// The count for `hotreload status`: at most one line a second, and only when it changed;
-// while draining, how many requests are still open.
-let reportedOpen = -1;
-const requestReport = setInterval(() => {
-  if (draining && open !== reportedOpen) reportDraining();
-  if (served === reported) return;
-  reported = served;
-  tell({ t: "requests", served });
-}, 1000);
-Deno.unrefTimer(requestReport);
-
-function reportDraining(): void {
-  reportedOpen = open;
-  tell({ t: "draining", open, relaying: Math.min(relaying, open), accepting: accepting() });
-}
-
-/** Requests being answered (a stream counts until it ends), for `draining (2 open)`. */
-let open = 0;
-/** Of those, the ones sent on to a serving worker, whose answers are being relayed. */
-let relaying = 0;
-const relayDone = () => relaying--;
-/** When a request last reached this worker while out of service (the close window counts from it). */
-let lastRequestAt = 0;
-
-/** True while a listener of this worker accepts: a reload waits for none that does. */
-function accepting(): boolean {
-  return [...servers].some((server) => server.accepting) || nodeServers.listening();
-}
-/** Called when no request is open any more. */
-let whenNoneOpen: Array<() => void> = [];
-const requestDone = () => {
-  open--;
-  if (open > 0) return;
-  for (const resolve of whenNoneOpen) resolve();
-  whenNoneOpen = [];
-};
-
-/** Resolves once no request is open (a node server's close does not wait for keep-alive ones). */
-function noOpenRequests(): Promise<void> {
-  return open <= 0 ? Promise.resolve() : new Promise((resolve) => whenNoneOpen.push(resolve));
-}
-
-/**
- * The app's handler as the pool calls it. In service, one check: a request
- * another worker sent on (its URL carries the marker) is unwrapped first;
- * every other goes to the app as Deno gave it. Out of service (draining, or
- * held), each request is sent on to a serving worker (handOn).
- */
-function poolHandler(handler: ServeHandler, server: () => PoolServer): ServeHandler {
-  return (request, info) => {
-    open++;
-    info.completed.then(requestDone, requestDone);
-    if (!outOfService() && request.url.indexOf(marker) < 0) {
-      countRequest();
-      const response = handler(request, info);
-      // An answer that comes once the worker has left service (a slow request that began
-      // before) asks the client to reconnect too: Deno closes the connection after it, and a
-      // client that sends its next request at once would lose it.
-      return response instanceof Promise ? response.then(closingIfLeaving) : response;
-    }
-    return handOn(handler, request, info, server());
-  };
-}
-
-/** A hop's request as the client sent it, and the client's address, for the app. */
-function unwrapHop(
-  request: Request,
-  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-): { request: Request; info: Deno.ServeHandlerInfo<Deno.NetAddr>; hops: number } | undefined {
-  const hop = parseHop(request.url, marker);
-  if (!hop) return undefined;
-  // Never `request.signal`: reading it makes Deno print a warning plain `deno run` would
-  // not. The app's signal aborts when the client goes away before its answer was delivered.
-  const gone = new AbortController();
-  info.completed.catch(() => gone.abort());
-  const init: RequestInit & { duplex?: "half" } = {
-    method: request.method,
-    headers: request.headers,
-    signal: gone.signal,
-  };
-  if (request.body !== null) {
-    init.body = request.body;
-    init.duplex = "half";
-  }
-  const remoteAddr: Deno.NetAddr = { transport: "tcp", ...hop.client };
-  return {
-    request: new Request(hop.prefix + hop.target, init),
-    info: { remoteAddr, completed: info.completed } as Deno.ServeHandlerInfo<Deno.NetAddr>,
-    hops: hop.hops,
-  };
-}
-
-/**
- * A hop for this worker, or any request while it is out of service: sent on
- * when it can be (new code answers it), else answered by the app here; out
- * of service, the answer says `Connection: close`.
- */
-async function handOn(
-  handler: ServeHandler,
-  request: Request,
-  info: Deno.ServeHandlerInfo<Deno.NetAddr>,
-  server: PoolServer,
-): Promise<Response> {
-  let hops = 0;
-  const hop = request.url.indexOf(marker) >= 0 ? unwrapHop(request, info) : undefined;
-  if (hop) ({ request, info, hops } = hop);
-  if (outOfService()) {
-    lastRequestAt = Date.now();
-    const to = server.addr.port > 0 ? hopDestination(server.addr) : undefined;
-    if (to) {
-      relaying++;
-      const client: ClientAddress = info.remoteAddr;
-      const answer = await forwardRequest(request, client, info.completed, {
-        to,
-        marker,
-        hops: hops + 1,
-        close: () => draining,
-        done: relayDone,
-      });
-      if (answer) return answer;
-    }
-  }
-  countRequest();
-  const response = await handler(request, info);
-  return draining ? withConnectionClose(response) : response;
-}
-
 /** What the pool servers say: accept failures and recoveries, a release that took effect. */
 const serverEvents = {
   failed: (message: string) => console.error(`hotreload: ${message}`),
   listeningAgain(port: number) {
     console.error(`hotreload: listening on port ${port} again`);
-    tell({ t: "listening", port, releasable: releasablePorts.get(port) });
+    tell({ t: "listening", port, releasable: readiness.releasable(port) });
   },
   dead: (reason: string) => tell({ t: "recycle", reason }),
   released() {
-    if (draining && !accepting()) reportDraining();
+    if (service.draining && !accepting()) service.reportDraining();
   },
 };
 
@@ -410,7 +146,7 @@ function serve(...args: unknown[]): Deno.HttpServer {
     server = new PoolServer(
       originalServe,
       options,
-      poolHandler(handler, () => server),
+      poolHandler(handler, { service, marker, addr: () => server.addr }),
       serverEvents,
     );
   } catch (error) {
@@ -419,7 +155,7 @@ function serve(...args: unknown[]): Deno.HttpServer {
   }
   servers.add(server);
   server.finished.then(() => servers.delete(server), () => servers.delete(server));
-  announceListening(server.addr, async (path) => {
+  readiness.listening(server.addr, async (path) => {
     // The app's own handler, called directly: the answer is this worker's.
     const addr = server.addr as Deno.NetAddr;
     const response = await handler!(
@@ -458,7 +194,7 @@ function wrapListen<O extends { transport?: string; port?: number; hostname?: st
       throw fromCaller(error, wrapped);
     }
     listeners.add(listener);
-    announceListening(listener.addr);
+    readiness.listening(listener.addr);
     return listener;
   };
   return wrapped;
@@ -494,41 +230,42 @@ function closeOpenResponses(): void {
 const nodeServers = watchNodeServers({
   port: settings.port,
   host: settings.host,
-  onListening: announceListening,
+  onListening: (addr, probe?: Probe, releasable?: boolean) =>
+    readiness.listening(addr, probe, releasable),
   onRequest(response) {
-    countRequest();
-    open++;
+    service.count();
+    service.begin();
     openResponses.add(response);
     response.once("close", () => {
       openResponses.delete(response);
-      requestDone();
+      service.done();
     });
     // Once draining, ask the client to reconnect elsewhere.
-    if (draining && !response.headersSent) response.setHeader("connection", "close");
+    if (service.draining && !response.headersSent) response.setHeader("connection", "close");
   },
   onStream(stream) {
-    countRequest();
-    open++;
-    stream.once("close", requestDone);
+    service.count();
+    service.begin();
+    stream.once("close", service.done);
   },
   onBindError: (port, hostname, message) => tell({ t: "bind-error", port, hostname, message }),
   marker,
-  outOfService,
+  outOfService: () => service.outOfService,
   forward(request, response, client, hops, address, app) {
-    lastRequestAt = Date.now();
+    service.lastRequestAt = Date.now();
     const to = hopDestination(address);
     if (!to) return false;
-    open++;
-    relaying++;
+    service.begin();
+    service.relaying++;
     const done = () => {
-      relayDone();
-      requestDone();
+      service.relayDone();
+      service.done();
     };
     const taken = forwardNode(
       request as NodeRequest,
       response as NodeForwardResponse,
       client,
-      { to, marker, hops, close: () => draining, done },
+      { to, marker, hops, close: () => service.draining, done },
       () => {
         done();
         app();
@@ -548,9 +285,9 @@ const nodeServers = watchNodeServers({
  */
 async function drain(last = false): Promise<void> {
   if (last) closeWindowMs = Math.min(closeWindowMs, LAST_CLOSE_WINDOW_MS);
-  if (draining) return;
-  draining = true;
-  lastRequestAt = Date.now();
+  if (service.draining) return;
+  service.draining = true;
+  service.lastRequestAt = Date.now();
   orphans.draining();
   // Deno's servers keep the process alive only while their listeners accept:
   // from the release on, this keeps it alive for the connections they still serve.
@@ -570,7 +307,7 @@ async function drain(last = false): Promise<void> {
     } catch { /* already closed by the app */ }
   }
   nodeServers.stopListening();
-  reportDraining();
+  service.reportDraining();
   // Closing an idle keep-alive connection races with a client sending its
   // next request on it (that request is lost). So the connections stay open:
   // each next request is sent on and answered with `Connection: close`, which
@@ -583,9 +320,9 @@ async function drain(last = false): Promise<void> {
     ...[...servers].map((server) => server.shutdown()),
     nodeServers.closeAll(),
   ]);
-  reportDraining();
+  service.reportDraining();
   await closing;
-  await noOpenRequests();
+  await service.noneOpen();
   clearInterval(alive);
   await runHooks(shutdownHooks);
   orphans.exit();
@@ -602,7 +339,7 @@ async function closeWindow(): Promise<void> {
   const until = Date.now() + closeWindowMs + settings.graceMs / 2;
   while (true) {
     const now = Date.now();
-    const quietAt = Math.min(lastRequestAt + closeWindowMs, until);
+    const quietAt = Math.min(service.lastRequestAt + closeWindowMs, until);
     if (now >= quietAt) return;
     await new Promise((resolve) => setTimeout(resolve, quietAt - now));
   }
@@ -637,12 +374,11 @@ globalThis.addEventListener("load", () => {
   // module that failed to evaluate keeps its error.
   import(Deno.mainModule).then(
     (entry) => {
-      entryFinished = true;
-      announceReady();
+      readiness.entryFinished();
       // A failure to serve is an uncaught error: Deno reports it and the worker exits 1.
       serveDefaultExport(entry);
     },
-    () => entryFailed = true, // the entry's own error, which Deno reports (once)
+    () => readiness.entryFailed(), // the entry's own error, which Deno reports (once)
   );
 });
 
@@ -659,18 +395,12 @@ const bridge: Bridge = {
     workers: settings.workers,
     port: settings.port,
   },
-  ready() {
-    if (readySent) return;
-    readySent = true;
-    tell({ t: "ready", via: "app" });
-  },
-  deferReady() {
-    readyMode = "app";
-  },
+  ready: () => readiness.appReady(),
+  deferReady: () => readiness.deferToApp(),
   onShutdown(hook) {
     shutdownHooks.push(hook);
   },
-  isDraining: () => draining,
+  isDraining: () => service.draining,
   drainSignal: () => drainController.signal,
 };
 (globalThis as Record<symbol, unknown>)[BRIDGE_KEY] = bridge;

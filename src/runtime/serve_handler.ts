@@ -1,0 +1,165 @@
+/**
+ * The app's `Deno.serve` handler as a pool member's server calls it.
+ *
+ * In service, an app's request reaches the app as Deno gave it, with one
+ * check: a request another worker sent on (a hop: its URL carries the
+ * instance's marker, hop.ts) is unwrapped first, so the app sees it as the
+ * client sent it, with the client's address. Out of service (draining, or
+ * held), each request is sent on to a serving worker (forward.ts), so no
+ * client gets old code once new code serves; a draining worker's answers say
+ * `Connection: close`.
+ *
+ * A handler that declares no parameters (`() => new Response("hi")`) keeps
+ * Deno's fast path: Deno then builds no Request at all (ext/http/00_serve.ts,
+ * `handler.length === 0`), and neither does the wrapper, which declares none
+ * either. Such an app answers every request the same whatever it asks, so a
+ * hop needs no unwrapping; but a worker out of service has no request to
+ * send on, so it answers each connection's next request itself (the old
+ * code, once more), with `Connection: close`, held or draining: its clients
+ * reconnect to the serving workers at once instead of getting old code
+ * through the settle window. (Deno's HTTP/1.1 server does not close a
+ * connection after such an answer; clients do: fetch, curl, wrk, browsers.)
+ *
+ * Only relative, dependency-free imports (worker_preload.ts says why).
+ *
+ * @module
+ */
+import { type ClientAddress, parseHop } from "./hop.ts";
+import { forwardRequest, hopDestination } from "./forward.ts";
+import type { Service } from "./service.ts";
+
+type ServeHandler = Deno.ServeHandler<Deno.NetAddr>;
+type Info = Deno.ServeHandlerInfo<Deno.NetAddr>;
+
+/** What the handler needs of its worker. */
+export interface PoolContext {
+  readonly service: Service;
+  /** Hops carry this marker; only workers of this instance know it (hop.ts). */
+  readonly marker: string;
+  /** The address the server is bound to (hops go to its port). */
+  addr(): Deno.NetAddr;
+}
+
+/** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
+export function withConnectionClose(response: Response): Response {
+  if (response.status === 101) return response; // an upgrade: the socket is the app's now
+  try {
+    response.headers.set("connection", "close");
+    return response;
+  } catch {
+    const copy = new Response(response.body, response);
+    copy.headers.set("connection", "close");
+    return copy;
+  }
+}
+
+/** The app's handler as the pool calls it: see the module text. */
+export function poolHandler(handler: ServeHandler, context: PoolContext): ServeHandler {
+  if (handler.length === 0) return noRequestHandler(handler as () => Response, context);
+  const { service, marker } = context;
+  // An answer that comes once the worker has left service (a slow request that began
+  // before) asks the client to reconnect too: Deno closes the connection after it, and a
+  // client that sends its next request at once would lose it.
+  const closingIfLeaving = (response: Response) =>
+    service.draining ? withConnectionClose(response) : response;
+  return (request, info) => {
+    service.begin();
+    info.completed.then(service.done, service.done);
+    if (!service.outOfService && request.url.indexOf(marker) < 0) {
+      service.count();
+      const response = handler(request, info);
+      return response instanceof Promise ? response.then(closingIfLeaving) : response;
+    }
+    return handOn(handler, request, info, context);
+  };
+}
+
+/** Deno's fast path for a handler that reads no request: see the module text. */
+function noRequestHandler(
+  handler: () => Response | Promise<Response>,
+  { service }: PoolContext,
+): () => Response | Promise<Response> {
+  const answered = (response: Response) => {
+    service.done();
+    return service.outOfService ? withConnectionClose(response) : response;
+  };
+  const failed = (error: unknown) => {
+    service.done();
+    throw error;
+  };
+  return () => {
+    service.count();
+    if (service.outOfService) service.lastRequestAt = Date.now();
+    const response = handler();
+    if (response instanceof Promise) {
+      service.begin();
+      return response.then(answered, failed);
+    }
+    return service.outOfService ? withConnectionClose(response) : response;
+  };
+}
+
+/** A hop's request as the client sent it, and the client's address, for the app. */
+function unwrapHop(
+  request: Request,
+  info: Info,
+  marker: string,
+): { request: Request; info: Info; hops: number } | undefined {
+  const hop = parseHop(request.url, marker);
+  if (!hop) return undefined;
+  // Never `request.signal`: reading it makes Deno print a warning plain `deno run` would
+  // not. The app's signal aborts when the client goes away before its answer was delivered.
+  const gone = new AbortController();
+  info.completed.catch(() => gone.abort());
+  const init: RequestInit & { duplex?: "half" } = {
+    method: request.method,
+    headers: request.headers,
+    signal: gone.signal,
+  };
+  if (request.body !== null) {
+    init.body = request.body;
+    init.duplex = "half";
+  }
+  const remoteAddr: Deno.NetAddr = { transport: "tcp", ...hop.client };
+  return {
+    request: new Request(hop.prefix + hop.target, init),
+    info: { remoteAddr, completed: info.completed } as Info,
+    hops: hop.hops,
+  };
+}
+
+/**
+ * A hop for this worker, or any request while it is out of service: sent on
+ * when it can be (new code answers it), else answered by the app here; out
+ * of service, the answer says `Connection: close`.
+ */
+async function handOn(
+  handler: ServeHandler,
+  request: Request,
+  info: Info,
+  { service, marker, addr }: PoolContext,
+): Promise<Response> {
+  let hops = 0;
+  const hop = request.url.indexOf(marker) >= 0 ? unwrapHop(request, info, marker) : undefined;
+  if (hop) ({ request, info, hops } = hop);
+  if (service.outOfService) {
+    service.lastRequestAt = Date.now();
+    const bound = addr();
+    const to = bound.port > 0 ? hopDestination(bound) : undefined;
+    if (to) {
+      service.relaying++;
+      const client: ClientAddress = info.remoteAddr;
+      const answer = await forwardRequest(request, client, info.completed, {
+        to,
+        marker,
+        hops: hops + 1,
+        close: () => service.draining,
+        done: service.relayDone,
+      });
+      if (answer) return answer;
+    }
+  }
+  service.count();
+  const response = await handler(request, info);
+  return service.draining ? withConnectionClose(response) : response;
+}

@@ -1,0 +1,110 @@
+/**
+ * A worker's place in service, and its count of requests: whether it is
+ * draining or held, how many requests it served (for `status` and
+ * `--max-requests`), how many are open and relayed (for `draining (2 open)`
+ * and the supervisor's kill deadline), and when a request last came while
+ * out of service (the close window counts from it).
+ *
+ * Only relative, dependency-free imports (worker_preload.ts says why).
+ *
+ * @module
+ */
+import type { ChildMessage } from "./protocol.ts";
+
+/** A worker's service state and request counts: see the module text. */
+export class Service {
+  /** Leaving for good: requests go on to the serving workers, answers say `Connection: close`. */
+  draining = false;
+  /**
+   * Out of service, not draining yet: a predecessor held until the whole new
+   * generation serves (steered, through the settle window too: it may yet be
+   * put back). Like a draining worker it sends every request on to the
+   * serving workers, so no client gets old code once new code serves; unlike
+   * one it does not ask its clients to reconnect yet.
+   */
+  held = false;
+  /** Requests being answered (a stream counts until it ends, where that is known). */
+  open = 0;
+  /** Of those, the ones sent on to a serving worker, whose answers are being relayed. */
+  relaying = 0;
+  /** When a request last reached this worker while out of service. */
+  lastRequestAt = 0;
+  #served = 0;
+  #reported = 0;
+  #reportedOpen = -1;
+  #whenNoneOpen: Array<() => void> = [];
+  readonly #tell: (message: ChildMessage) => void;
+  readonly #maxRequests?: number;
+  readonly #accepting: () => boolean;
+
+  /** `accepting`: whether a listener of the worker still accepts (a reload waits for none that does). */
+  constructor(
+    tell: (message: ChildMessage) => void,
+    maxRequests: number | undefined,
+    accepting: () => boolean,
+  ) {
+    this.#tell = tell;
+    this.#maxRequests = maxRequests;
+    this.#accepting = accepting;
+    // The count for `hotreload status`: at most one line a second, and only when it
+    // changed; while draining, how many requests are still open.
+    Deno.unrefTimer(setInterval(() => this.#report(), 1000));
+  }
+
+  /** True while requests should go to the serving workers: draining or held. */
+  get outOfService(): boolean {
+    return this.draining || this.held;
+  }
+
+  /** A request the app answers here. */
+  count(): void {
+    this.#served++;
+    if (this.#served === this.#maxRequests) {
+      // Ask for a replacement; we keep serving until it is ready and we are drained.
+      this.#tell({ t: "recycle", reason: `served ${this.#served} requests (--max-requests)` });
+    }
+  }
+
+  /** A request is open until `done` is called. */
+  begin(): void {
+    this.open++;
+  }
+
+  /** An open request ended. */
+  readonly done = (): void => {
+    this.open--;
+    if (this.open > 0) return;
+    for (const resolve of this.#whenNoneOpen) resolve();
+    this.#whenNoneOpen = [];
+  };
+
+  /** A relayed answer ended (its request's `done` is called too). */
+  readonly relayDone = (): void => {
+    this.relaying--;
+  };
+
+  /** Resolves once no request is open (a node server's close does not wait for keep-alive ones). */
+  noneOpen(): Promise<void> {
+    return this.open <= 0
+      ? Promise.resolve()
+      : new Promise((resolve) => this.#whenNoneOpen.push(resolve));
+  }
+
+  /** Tells the supervisor how many requests are open and relayed, and whether it still accepts. */
+  reportDraining(): void {
+    this.#reportedOpen = this.open;
+    this.#tell({
+      t: "draining",
+      open: this.open,
+      relaying: Math.min(this.relaying, this.open),
+      accepting: this.#accepting(),
+    });
+  }
+
+  #report(): void {
+    if (this.draining && this.open !== this.#reportedOpen) this.reportDraining();
+    if (this.#served === this.#reported) return;
+    this.#reported = this.#served;
+    this.#tell({ t: "requests", served: this.#served });
+  }
+}
