@@ -289,6 +289,17 @@ export class ManagedChild {
     signalProcess(this.pid, held ? "SIGUSR2" : "SIGWINCH");
   }
 
+  /**
+   * A held worker learns that the whole new generation serves (SIGURG): one
+   * that cannot send requests on (an app whose handler reads no request,
+   * src/runtime/serve_handler.ts) then asks its clients to reconnect, and
+   * they spread over every new worker instead of crowding the first.
+   */
+  handOff(): void {
+    if (this.state !== "ready" || this.spec.role !== "worker") return;
+    signalProcess(this.pid, "SIGURG");
+  }
+
   /** Ends the child and everything in its process group at once. */
   kill(): void {
     if (this.state === "exited") return;

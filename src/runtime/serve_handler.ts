@@ -15,8 +15,9 @@
  * either. Such an app answers every request the same whatever it asks, so a
  * hop needs no unwrapping; but a worker out of service has no request to
  * send on, so it answers each connection's next request itself (the old
- * code, once more), with `Connection: close`, held or draining: its clients
- * reconnect to the serving workers at once instead of getting old code
+ * code, once more), with `Connection: close`, once the whole new generation
+ * serves (held through the settle window, or draining): its clients
+ * reconnect then, spread over every new worker, instead of getting old code
  * through the settle window. (Deno's HTTP/1.1 server does not close a
  * connection after such an answer; clients do: fetch, curl, wrk, browsers.)
  *
@@ -81,7 +82,7 @@ function noRequestHandler(
 ): () => Response | Promise<Response> {
   const answered = (response: Response) => {
     service.done();
-    return service.outOfService ? withConnectionClose(response) : response;
+    return service.handingOver ? withConnectionClose(response) : response;
   };
   const failed = (error: unknown) => {
     service.done();
@@ -95,7 +96,7 @@ function noRequestHandler(
       service.begin();
       return response.then(answered, failed);
     }
-    return service.outOfService ? withConnectionClose(response) : response;
+    return service.handingOver ? withConnectionClose(response) : response;
   };
 }
 

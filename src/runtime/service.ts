@@ -23,6 +23,11 @@ export class Service {
    * one it does not ask its clients to reconnect yet.
    */
   held = false;
+  /**
+   * Held, and the whole new generation serves (the supervisor says so):
+   * clients may reconnect now and spread over every new worker.
+   */
+  handedOff = false;
   /** Requests being answered (a stream counts until it ends, where that is known). */
   open = 0;
   /** Of those, the ones sent on to a serving worker, whose answers are being relayed. */
@@ -54,6 +59,11 @@ export class Service {
   /** True while requests should go to the serving workers: draining or held. */
   get outOfService(): boolean {
     return this.draining || this.held;
+  }
+
+  /** True while a worker that cannot send requests on should ask its clients to reconnect. */
+  get handingOver(): boolean {
+    return this.draining || (this.held && this.handedOff);
   }
 
   /** A request the app answers here. */

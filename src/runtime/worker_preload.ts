@@ -66,8 +66,13 @@ const service = new Service(tell, settings.maxRequests, accepting);
 // The supervisor takes a predecessor out of service without draining it yet with
 // SIGUSR2 (held, service.ts), and SIGWINCH puts it back (never SIGUSR1: that opens
 // Deno's inspector).
+// SIGURG says the whole new generation serves (service.ts, handedOff).
 Deno.addSignalListener("SIGUSR2", () => service.held = true);
-Deno.addSignalListener("SIGWINCH", () => service.held = false);
+Deno.addSignalListener("SIGURG", () => service.handedOff = true);
+Deno.addSignalListener("SIGWINCH", () => {
+  service.held = false;
+  service.handedOff = false;
+});
 
 /** True while a listener of this worker accepts: a reload waits for none that does. */
 function accepting(): boolean {

@@ -42,6 +42,7 @@ export interface RolloutPool {
   cancelReplacement(id: number): void;
   steer(): void;
   holding(): boolean;
+  handOffHeld(): void;
   releaseHeld(): void;
   putBack(): void;
   cancelReplacements(): void;
@@ -83,6 +84,8 @@ export class Rollout {
   #switchedAt?: number;
   /** True once a newer reload is waiting: a switched generation's window is cut short. */
   #superseded = false;
+  /** True once held predecessors were told that the whole new generation serves. */
+  #handedOff = false;
   #processesQueued = false;
   #aborted?: Extract<RolloutState, { state: "aborted" }>;
   readonly #waiters: Array<(reply: ControlReply) => void> = [];
@@ -260,6 +263,12 @@ export class Rollout {
       joined = true;
     }
     if (joined) this.pool.steer();
+    if (
+      !this.#handedOff && this.pool.holding() && this.pool.view().every((slot) => !slot.replacement)
+    ) {
+      this.#handedOff = true;
+      this.pool.handOffHeld();
+    }
     if (!this.#superseded && now - this.#switchedAt < this.#settleMs()) return false;
     this.#settled = true;
     // Once every new worker serves (or a newer change takes over): the old ones drain.

@@ -104,6 +104,7 @@ class FakeChild implements Child {
   releaseOutput(): void {}
 
   hold(): void {}
+  handOff(): void {}
 
   drain(last = false): void {
     if (this.state === "exited" || this.state === "draining") return;
