@@ -62,7 +62,7 @@ export function poolHandler(handler: ServeHandler, context: PoolContext): ServeH
   // before) asks the client to reconnect too: Deno closes the connection after it, and a
   // client that sends its next request at once would lose it.
   const closingIfLeaving = (response: Response) =>
-    service.draining ? withConnectionClose(response) : response;
+    service.handingOver ? withConnectionClose(response) : response;
   return (request, info) => {
     service.begin();
     info.completed.then(service.done, service.done);
@@ -154,7 +154,7 @@ async function handOn(
         to,
         marker,
         hops: hops + 1,
-        close: () => service.draining,
+        close: () => service.handingOver,
         done: service.relayDone,
       });
       if (answer) return answer;
@@ -162,5 +162,5 @@ async function handOn(
   }
   service.count();
   const response = await handler(request, info);
-  return service.draining ? withConnectionClose(response) : response;
+  return service.handingOver ? withConnectionClose(response) : response;
 }

@@ -270,7 +270,7 @@ const nodeServers = watchNodeServers({
       request as NodeRequest,
       response as NodeForwardResponse,
       client,
-      { to, marker, hops, close: () => service.draining, done },
+      { to, marker, hops, close: () => service.handingOver, done },
       () => {
         done();
         app();
