@@ -140,7 +140,8 @@ const TABLE = [
   {
     flag: "settle",
     help: "a new worker that exits within this long after it became ready failed to start: " +
-      "the reload is aborted and the old workers keep serving (see the README, Broken code)",
+      "the reload is aborted and the old workers serve on, unless a one-step switch without " +
+      "steering had drained them already (see the README, Broken code)",
     default: 1000,
     ...ms("settle", 0),
   },
@@ -173,8 +174,9 @@ const TABLE = [
   {
     flag: "switch",
     help:
-      "all: a reload starts every new worker once the canary is ready and switches them in together; " +
-      "rolling: --reload-batch at a time (auto: all while watching, else rolling)",
+      "all: a reload starts every new worker at once, and every old worker leaves service when " +
+      "the first new one is ready (the others join as they become ready); rolling: one new " +
+      "worker first, then --reload-batch at a time (auto: all while watching, else rolling)",
     default: "auto",
     ...oneOf("switch", ["all", "rolling", "auto"] as const),
   },

@@ -11,7 +11,7 @@ import { HotreloadError, UsageError } from "../../errors.ts";
 import { SCALE_HELP } from "../help.ts";
 
 export async function scaleCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("scale", SCALE_HELP, argv, { timeout: { type: "string" } }, 1);
+  const args = parseControlArgs("scale", SCALE_HELP, argv);
   if (!args) return 0;
   const { values, positionals } = args;
   const raw = positionals[0];
