@@ -149,6 +149,12 @@ class FakeWorld implements World {
     this.children.push(child);
     return child;
   };
+  usage = () => ({ rssBytes: 40 * 2 ** 20, cpuPercent: 1, cpuSeconds: 1 });
+  /** Listeners on a port that are not ours (none unless a test says). */
+  foreign?: { pid: number; command?: string };
+  foreignListener = () => this.foreign;
+  rssBytes = () => 50 * 2 ** 20;
+  isoTime = () => new Date(this.clock.now()).toISOString();
 
   /** The pids the handover steers new connections to, as last told. */
   steered: number[] = [];

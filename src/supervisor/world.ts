@@ -1,12 +1,16 @@
 /**
  * The one seam between the supervisor's core and the operating system:
  * spawning children, the clock, signals, the file watcher, the control
- * socket and the handover (src/handover/: who takes new connections).
+ * socket, the handover (src/handover/: who takes new connections), and what
+ * the core reads of the OS: children's memory and CPU, who else listens on a
+ * port, its own memory, the wall-clock time.
  * `realWorld` wires the real ones; the core's unit tests (supervisor_test.ts)
  * pass a fake child, a fake clock, a fake handover and an inbox they push
  * into, and start no process.
  */
-import { ManagedChild, type Spawn } from "../child/child.ts";
+import { type Child, ManagedChild, type Spawn } from "../child/child.ts";
+import { type ChildUsage, UsageSampler } from "./sampler.ts";
+import { foreignListener, type PortHolder } from "./port_owners.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
@@ -77,6 +81,17 @@ export interface Connection {
 export interface World {
   clock: Clock;
   spawn: Spawn;
+  /** Memory and CPU of a live child, from /proc (sampler.ts); undefined once it is gone. */
+  usage(child: Child): ChildUsage | undefined;
+  /** A process that is not ours listening on `port` (port_owners.ts: /proc/net), if any. */
+  foreignListener(
+    port: number,
+    isOurs: (pid: number, pgid: number) => boolean,
+  ): PortHolder | undefined;
+  /** The supervisor's own resident memory, in bytes. */
+  rssBytes(): number;
+  /** The wall-clock time as status shows it (ISO 8601). */
+  isoTime(): string;
   /**
    * Opens the handover, then starts the watcher, signal handlers and control
    * socket, all pushing into `inbox`.
@@ -137,6 +152,7 @@ export function realWorld(
     },
 ): World {
   const startTimes = new Map<number, number>();
+  const sampler = new UsageSampler();
   /** Taking over, until the name is ours: our workers are recorded apart (takeover.json). */
   let recordApart = options.takingOver !== undefined;
   return {
@@ -176,6 +192,10 @@ export function realWorld(
           : []),
       ].map((worker) => worker.pid),
     clock: REAL_CLOCK,
+    usage: (child) => sampler.sample(child),
+    foreignListener,
+    rssBytes: () => Deno.memoryUsage().rss,
+    isoTime: () => new Date().toISOString(),
     notifier: SdNotify.fromEnv(),
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
     async connect(inbox) {
