@@ -119,6 +119,23 @@ export class FakeWorld implements World {
   /** Listeners released and workers told to drain, in order. */
   readonly journal: string[] = [];
 
+  /** What systemd was told, line by line (set `notifier` to a fake: see {@link notifyToSystemd}). */
+  readonly notified: string[] = [];
+  notifier?: World["notifier"];
+
+  /** Plays systemd: a notify socket that records every line (and asks for WATCHDOG=1 every `watchdogMs`). */
+  notifyToSystemd(watchdogMs?: number): void {
+    this.notifier = {
+      watchdogMs,
+      send: (...lines: string[]) => {
+        this.notified.push(...lines);
+        return true;
+      },
+      monotonicUsec: () => BigInt(Math.round(this.clock.now() * 1000)),
+      close() {},
+    };
+  }
+
   /** run --takeover: what the fake predecessor was asked, and how to let it exit. */
   takeover?: { stopAsked: number; claimed: number; exited: (end: PredecessorEnd) => void };
 
@@ -135,6 +152,13 @@ export class FakeWorld implements World {
     };
   }
 
+  /** What `connect` returned (a test may change it, as the world would). */
+  connection?: Connection;
+  /** Records the live workers (set it to see what a successor would find). */
+  recordWorkers?: World["recordWorkers"];
+  orphans?: World["orphans"];
+  spawnSuccessor?: World["spawnSuccessor"];
+
   connect(inbox: Inbox): Promise<Connection> {
     this.inbox = inbox;
     const handover: Handover = {
@@ -147,31 +171,33 @@ export class FakeWorld implements World {
       close() {},
     };
     const takeover = this.takeover;
-    return Promise.resolve({
-      handover,
-      takeover: takeover && {
-        predecessor: {
-          name: "test",
-          pid: 42,
-          startTime: 1,
-          cwd: "/nonexistent",
-          entry: "main.ts",
-          workers: 1,
-          graceMs: 5000,
-          startedAt: "2026-01-01T00:00:00.000Z",
-          version: "0.0.9",
+    return Promise.resolve(
+      this.connection = {
+        handover,
+        takeover: takeover && {
+          predecessor: {
+            name: "test",
+            pid: 42,
+            startTime: 1,
+            cwd: "/nonexistent",
+            entry: "main.ts",
+            workers: 1,
+            graceMs: 5000,
+            startedAt: "2026-01-01T00:00:00.000Z",
+            version: "0.0.9",
+          },
+          stopPredecessor: () => {
+            takeover.stopAsked++;
+            return new Promise<PredecessorEnd>((resolve) => takeover.exited = resolve);
+          },
+          claim: () => {
+            takeover.claimed++;
+            return 0;
+          },
         },
-        stopPredecessor: () => {
-          takeover.stopAsked++;
-          return new Promise<PredecessorEnd>((resolve) => takeover.exited = resolve);
-        },
-        claim: () => {
-          takeover.claimed++;
-          return 0;
-        },
+        close: () => Promise.resolve(),
       },
-      close: () => Promise.resolve(),
-    });
+    );
   }
 
   /** Live workers of `generation`, by slot id. */
