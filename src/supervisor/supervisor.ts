@@ -29,7 +29,7 @@ import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
 import { Ports, portsOf } from "./ports.ts";
 import { describeChanges, Report } from "./report.ts";
 import { Succession, type SuccessionEvent } from "./succession.ts";
-import type { RecordedProcess } from "../control/instance_dir.ts";
+import type { RecordedProcess } from "../control/worker_records.ts";
 import type { Predecessor } from "./takeover.ts";
 
 /** Everything the supervisor needs to run one instance: the run settings, and where it runs. */

@@ -21,14 +21,14 @@ import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
 import { ModuleGraphs } from "./module_graph.ts";
+import { orphansOf } from "../control/instance_dir.ts";
 import {
-  orphansOf,
   type RecordedProcess,
   recordedWorkers,
   removeTakeoverRecord,
   writeTakeoverRecord,
   writeWorkers,
-} from "../control/instance_dir.ts";
+} from "../control/worker_records.ts";
 import {
   type Predecessor,
   type PredecessorEnd,
