@@ -10,7 +10,8 @@
  *
  * Releasing: the Deno.serve listeners of workers leaving service are stopped
  * from outside (handover/release.ts), all before any of them is told to
- * drain, while their connections stay open.
+ * drain, while their connections stay open. Steering: the handover hears
+ * which workers serve, on which ports, when that changes (Steering).
  */
 import type { Child } from "../child/child.ts";
 import type { Handover } from "../handover/mod.ts";
@@ -21,6 +22,40 @@ import type { World } from "./world.ts";
 export function portsOf(child: Child): number[] {
   if (child.ports.size > 0) return [...child.ports];
   return child.port === undefined ? [] : [child.port];
+}
+
+/**
+ * What the handover is told of the serving workers: each change of who
+ * serves on which ports, and nothing while held (a takeover before its
+ * switch leaves the old instance's steering in place until its own workers
+ * have settled).
+ */
+export class Steering {
+  /** The serving workers and their ports, as last told. */
+  #told = "";
+  #held = false;
+
+  constructor(private readonly handover: () => Handover | undefined) {}
+
+  /** The workers that serve now (the pool calls it whenever that may have changed). */
+  tell(serving: readonly Child[]): void {
+    if (this.#held) return;
+    // Ports count too: a serving worker that opens another port is steered there.
+    const told = serving.map((child) => `${child.pid}:${[...child.ports].join("+")}`).join(",");
+    if (told === this.#told) return;
+    this.#told = told;
+    this.handover()?.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) })));
+  }
+
+  /** From now on the handover is told nothing, until {@link release}. */
+  hold(): void {
+    this.#held = true;
+  }
+
+  /** The handover is told again (the pool's next `steer` tells it who serves). */
+  release(): void {
+    this.#held = false;
+  }
 }
 
 /** What port policing reads of the rest of the supervisor. */

@@ -19,7 +19,7 @@
 import { type Child, describeExit } from "../child/child.ts";
 import type { ControlReply, StatusReport } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
-import type { Ports } from "./ports.ts";
+import type { Ports, Steering } from "./ports.ts";
 import type { Report } from "./report.ts";
 import type { PredecessorEnd } from "./takeover.ts";
 import type { WorkerExit, WorkerPool } from "./worker_pool.ts";
@@ -35,6 +35,7 @@ export interface SuccessionSeam {
   options: { name: string; settle: number };
   world: Pick<World, "clock" | "isoTime" | "orphans" | "recordWorkers" | "spawnSuccessor">;
   workers: WorkerPool;
+  steering: Steering;
   ports: Ports;
   report: Report;
   connection(): Connection | undefined;
@@ -69,7 +70,7 @@ export class Succession {
     this.#takeover = { stage: "starting", until: Infinity };
     this.seam.report.silent = true;
     // The old instance's steering stands until our workers have settled.
-    this.seam.workers.holdSteering();
+    this.seam.steering.hold();
   }
 
   /** True while taking over: two queue consumers must not run side by side. */
@@ -149,7 +150,8 @@ export class Succession {
     const takeover = this.#takeover;
     if (takeover?.stage !== "settling" || now < takeover.until) return;
     takeover.stage = "stopping";
-    this.seam.workers.releaseSteering();
+    this.seam.steering.release();
+    this.seam.workers.steer();
     // systemd follows this supervisor before the old one exits (or it would count the service dead).
     this.seam.report.silent = false;
     this.seam.report.ready(true);

@@ -5,11 +5,10 @@
  * start what is missing, advance the rolling reload, stop when asked.
  *
  * gunicorn's arbiter is the model: one queue, one loop, handlers named after
- * what they handle. Each concern is its own module, and the loop dispatches
- * to it: workers live in the WorkerPool, custom processes in the ProcessSet;
- * a reload, from request to end, is Reloads' (rollout.ts); takeover, upgrade
- * and adoption are Succession's; port policing is Ports'; status, metrics,
- * systemd and the shared log lines are Report's.
+ * what they handle, each concern in its own module: workers in WorkerPool,
+ * custom processes in ProcessSet, a reload from request to end in Reloads
+ * (rollout.ts), takeover, upgrade and adoption in Succession, ports and
+ * steering in ports.ts, status, metrics, systemd and log lines in Report.
  */
 import type { Child } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
@@ -25,8 +24,10 @@ import { Metrics, scrapedFamilies } from "./metrics.ts";
 import { ProcessSet } from "./process_set.ts";
 import { Reloads } from "./rollout.ts";
 import type { ReloadRequest } from "./reload_request.ts";
-import { ERRORED_AFTER, WorkerPool } from "./worker_pool.ts";
-import { Ports, portsOf } from "./ports.ts";
+import { WorkerPool } from "./worker_pool.ts";
+import { ERRORED_AFTER } from "./slots.ts";
+import { Ports, Steering } from "./ports.ts";
+import { MemoryLimit } from "./memory_limit.ts";
 import { describeChanges, Report } from "./report.ts";
 import { Succession, type SuccessionEvent } from "./succession.ts";
 import type { RecordedProcess } from "../control/worker_records.ts";
@@ -61,9 +62,6 @@ type SupervisorEvent =
 /** How long a stop waits for the watcher, the control socket and the metrics port to close. */
 const CLOSE_DEADLINE_MS = 2000;
 
-/** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
-const SAMPLES_OVER_LIMIT = 2;
-
 export class Supervisor {
   readonly #options: SupervisorOptions;
   readonly #world: World;
@@ -79,8 +77,7 @@ export class Supervisor {
   readonly #startedAt: number;
   #exitCode = 0;
   #connection?: Connection;
-  readonly #samplesOverLimit = new WeakMap<Child, number>();
-  #nextSampleAt = 0;
+  readonly #memoryLimit: MemoryLimit;
   readonly #metrics = new Metrics();
 
   /** `world` is the operating system; unit tests pass a fake one. */
@@ -97,17 +94,18 @@ export class Supervisor {
     };
     const seam = { listener, spawn: world.spawn, clock: world.clock, counters: this.#metrics };
     const connection = () => this.#connection;
+    const steering = new Steering(() => this.#connection?.handover);
     const workers = this.#workers = new WorkerPool({
       ...options,
       ...seam,
       // Called before any worker drains: it leaves the steered set first.
-      steer: (serving) =>
-        this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
+      steer: (serving) => steering.tell(serving),
       release: (leaving, held) => this.#ports.release(leaving, held),
       // Before a takeover's switch, a failed worker ends the takeover instead.
       restarts: () => this.#succession.restarts(),
     });
     const processes = this.#processes = new ProcessSet({ ...options, ...seam });
+    this.#memoryLimit = new MemoryLimit(options, world, workers);
     const ports = this.#ports = new Ports({
       port: options.port,
       world,
@@ -147,6 +145,7 @@ export class Supervisor {
       options,
       world,
       workers,
+      steering,
       ports,
       report,
       connection,
@@ -394,7 +393,7 @@ export class Supervisor {
     this.#workers.enforceDeadlines(now);
     this.#processes.enforceDeadlines(now);
     if (this.#phase === "stopping") return this.#continueStopping();
-    this.#sampleMemory(now);
+    this.#memoryLimit.sample(now);
     const generation = this.#reloads.generation;
     this.#workers.fill(now, generation);
     // Taking over: two queue consumers must not run side by side; ours start once the old ones are gone.
@@ -407,34 +406,13 @@ export class Supervisor {
     this.#succession.recordWorkers();
   }
 
-  /** Marks workers whose memory stays above --max-memory for recycling. */
-  #sampleMemory(now: number): void {
-    const limitMB = this.#options.maxMemory;
-    if (limitMB === undefined || now < this.#nextSampleAt) return;
-    this.#nextSampleAt = now + this.#options.memoryCheckInterval;
-    for (const child of this.#workers.serving()) {
-      const usage = this.#world.usage(child);
-      if (!usage) continue;
-      const overMB = usage.rssBytes / 2 ** 20;
-      const over = overMB > limitMB ? (this.#samplesOverLimit.get(child) ?? 0) + 1 : 0;
-      this.#samplesOverLimit.set(child, over);
-      if (over >= SAMPLES_OVER_LIMIT) {
-        this.#workers.markForRecycle(
-          child,
-          `uses ${Math.round(overMB)} MB, above --max-memory ${limitMB} MB`,
-        );
-      }
-    }
-  }
-
   #msUntilNextDeadline(now: number): number {
-    const sampling = this.#options.maxMemory === undefined ? Infinity : this.#nextSampleAt;
     const next = Math.min(
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
       this.#reloads.nextDeadline(now),
       this.#succession.nextDeadline(),
-      sampling,
+      this.#memoryLimit.nextDeadline(),
       this.#report.nextWatchdog(),
     );
     return Math.max(0, next - now);
