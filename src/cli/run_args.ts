@@ -9,11 +9,16 @@ import { DENO_LONG_FLAGS, denoFlagArity } from "../config/deno_flags.ts";
 import { nearest } from "../config/nearest.ts";
 import { UsageError } from "../errors.ts";
 import {
+  CLOSE_WINDOW_MS,
+  CLOSE_WINDOW_WATCHING_MS,
   findSetting,
+  type PlainSettings,
   RESOLVED_KEYS,
   type RunConfig,
+  type SettingFlag,
   settingKey,
   SETTINGS,
+  type SettingValue,
   type WatchConfig,
 } from "../config/settings.ts";
 import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
@@ -22,19 +27,6 @@ import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
 
 const HINT = 'see "hotreload run --help"';
 const RESOLVED = new Set<string>(RESOLVED_KEYS);
-
-/**
- * How long a worker leaving service keeps its idle keep-alive connections
- * after the last request reached it (each next request is sent on to new
- * code and answered with `Connection: close`; runtime/forward.ts) before it
- * closes them. Closing an idle connection races a request the client may
- * be sending on it; a client whose pool drops idle connections sooner has
- * closed its own by then: Node's http.globalAgent after 5 s, undici (Node's
- * fetch) after 4 s. While watching, old workers of quick edits should not
- * pile up, and the clients are a developer's.
- */
-const CLOSE_WINDOW_MS = 5000;
-const CLOSE_WINDOW_WATCHING_MS = 1000;
 
 /** Separates hotreload's options, Deno's flags, the entry and the app's arguments. */
 export function splitRunArgv(argv: string[]) {
@@ -174,18 +166,18 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   }
   // Flags > config file > defaults.
   const file = loadConfig(cwd, denoConfigFile(split.denoFlags)).config as Record<string, unknown>;
-  // deno-lint-ignore no-explicit-any
-  const setting = (flag: string): any => {
+  // The flag's value (parsed), else the file's (checked), else the default: each as the table types it.
+  const setting = <F extends SettingFlag>(flag: F): SettingValue<F> => {
     const s = SETTINGS.find((candidate) => candidate.flag === flag)!;
-    if (values[flag] !== undefined && s.parse) return s.parse(values[flag]);
-    return file[settingKey(s)!] ?? s.default;
+    if (values[flag] !== undefined && s.parse) return s.parse(values[flag]) as SettingValue<F>;
+    return (file[settingKey(s)!] ?? s.default) as SettingValue<F>;
   };
   const entry = checkEntry(split.entry ?? file.entry as string | undefined, cwd);
   if (values.poll !== undefined && values["no-poll"]) {
     throw new UsageError("--poll and --no-poll contradict each other; keep one");
   }
   const watchOff = values["no-watch"] || (values.watch === undefined && file.watch === false);
-  const pollMs: number | false | undefined = setting("poll");
+  const pollMs = setting("poll");
   const noPoll = values["no-poll"] || pollMs === false;
   const watch: WatchConfig | false = watchOff ? false : {
     paths: values.watch ?? (Array.isArray(file.watch) ? file.watch : []),
@@ -222,12 +214,12 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   const plain = Object.fromEntries(
     SETTINGS.flatMap((s) => {
       const key = settingKey(s);
-      return key && !RESOLVED.has(key) ? [[key, setting(s.flag)]] : [];
+      return key && !RESOLVED.has(key) ? [[key, setting(s.flag as SettingFlag)]] : [];
     }),
   );
   const closeWindow = setting("close-window");
   return {
-    ...plain as Omit<RunConfig, (typeof RESOLVED_KEYS)[number]>,
+    ...plain as PlainSettings,
     entry,
     cwd,
     name: setting("name") ?? defaultName(entry),

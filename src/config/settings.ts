@@ -9,6 +9,25 @@ import { UsageError } from "../errors.ts";
 import { MAX_MS, MAX_WORKERS, NAME, NAME_RULE } from "./limits.ts";
 import { type Check, HOST, type Validator } from "./validator.ts";
 import type { ProcessConfig } from "./mod.ts";
+import {
+  DEFAULT_EVENTS_DEBOUNCE_MS,
+  DEFAULT_EXTENSIONS,
+  DEFAULT_POLL_DEBOUNCE_MS,
+} from "../watch/defaults.ts";
+
+/**
+ * How long a worker leaving service keeps its idle keep-alive connections
+ * after the last request reached it (each next request is sent on to new
+ * code and answered with `Connection: close`; runtime/forward.ts) before it
+ * closes them. Closing an idle connection races a request the client may
+ * be sending on it; a client whose pool drops idle connections sooner has
+ * closed its own by then: Node's http.globalAgent after 5 s, undici (Node's
+ * fetch) after 4 s. While watching, old workers of quick edits should not
+ * pile up, and the clients are a developer's.
+ */
+export const CLOSE_WINDOW_MS = 5000;
+/** --close-window auto while watching: see {@link CLOSE_WINDOW_MS}. */
+export const CLOSE_WINDOW_WATCHING_MS = 1000;
 
 /** One setting. */
 export interface Setting {
@@ -35,6 +54,11 @@ export interface Setting {
   parse?: (raw: string) => unknown;
   /** Checks the config file's value for `key`. */
   check?: Check;
+  /**
+   * RunConfig holds it resolved ("auto", the entry's name) or gathered into
+   * `watch`, not as given: the parser resolves it by hand (RESOLVED_KEYS).
+   */
+  resolved?: true;
 }
 
 /** A whole number from `min` to `max`. */
@@ -79,6 +103,39 @@ function countOrAuto(flag: string, min: number) {
   };
 }
 
+/** A string that passes `test`: `rule` says what it must be on the command line, `expected` in a file. */
+function matching(
+  flag: string,
+  value: string,
+  test: (raw: string) => boolean,
+  rule: string,
+  expected: string,
+) {
+  return {
+    value,
+    parse(raw: string): string {
+      if (!test(raw)) throw new UsageError(`--${flag} must be ${rule} (got "${raw}")`);
+      return raw;
+    },
+    check: (v: Validator, x: unknown, p: string) =>
+      typeof x === "string" && test(x) ? x : v.fail(p, expected, x),
+  };
+}
+
+/** `base`, or "auto". */
+function orAuto<T>(base: {
+  value: string;
+  parse(raw: string): T;
+  check(v: Validator, x: unknown, p: string): T;
+}) {
+  return {
+    value: base.value.replace(/>$/, "|auto>"),
+    parse: (raw: string): T | "auto" => raw === "auto" ? "auto" : base.parse(raw),
+    check: (v: Validator, x: unknown, p: string): T | "auto" =>
+      x === "auto" ? "auto" : base.check(v, x, p),
+  };
+}
+
 function oneOf<T extends string>(flag: string, values: readonly T[]) {
   return {
     value: `<${values.join("|")}>`,
@@ -99,6 +156,7 @@ const TABLE = [
     short: "w",
     help: "number of worker processes (auto = one per CPU)",
     default: 1,
+    resolved: true,
     ...countOrAuto("workers", 1),
   },
   {
@@ -110,20 +168,14 @@ const TABLE = [
   },
   {
     flag: "host",
-    value: "<address>",
     help: "address the workers bind when the app names none (default: all); exported as HOST",
-    parse(raw) {
-      if (!HOST.test(raw)) {
-        throw new UsageError(
-          `--host must be an IP address or host name such as 127.0.0.1 or ::1 (got "${raw}")`,
-        );
-      }
-      return raw;
-    },
-    check: (v, x, p) =>
-      typeof x === "string" && HOST.test(x)
-        ? x
-        : v.fail(p, "an IP address or host name such as 127.0.0.1 or ::1", x),
+    ...matching(
+      "host",
+      "<address>",
+      (raw) => HOST.test(raw),
+      "an IP address or host name such as 127.0.0.1 or ::1",
+      "an IP address or host name such as 127.0.0.1 or ::1",
+    ),
   },
   {
     flag: "grace",
@@ -147,16 +199,14 @@ const TABLE = [
   },
   {
     flag: "ready-path",
-    value: "<path>",
     help: "a new worker is ready only once GET <path>, answered by that very worker, returns 2xx",
-    parse(raw) {
-      if (!/^\/\S*$/.test(raw)) {
-        throw new UsageError(`--ready-path must be a path starting with "/" (got "${raw}")`);
-      }
-      return raw;
-    },
-    check: (v, x, p) =>
-      typeof x === "string" && /^\/\S*$/.test(x) ? x : v.fail(p, 'a path such as "/healthz"', x),
+    ...matching(
+      "ready-path",
+      "<path>",
+      (raw) => /^\/\S*$/.test(raw),
+      'a path starting with "/"',
+      'a path such as "/healthz"',
+    ),
   },
   {
     flag: "timeout",
@@ -169,6 +219,7 @@ const TABLE = [
     help:
       "warm spare workers, released as the next workers (auto: one per worker while watching, else none)",
     default: "auto",
+    resolved: true,
     ...countOrAuto("spares", 0),
   },
   {
@@ -178,18 +229,18 @@ const TABLE = [
       "the first new one is ready (the others join as they become ready); rolling: one new " +
       "worker first, then --reload-batch at a time (auto: all while watching, else rolling)",
     default: "auto",
+    resolved: true,
     ...oneOf("switch", ["all", "rolling", "auto"] as const),
   },
   {
     flag: "close-window",
-    value: "<ms|auto>",
     help: "how long a worker leaving service keeps its idle keep-alive connections after the " +
       "last request reached it (each next request goes on to new code, answered with " +
       "Connection: close) before it closes them; at a stop, 250 at most " +
-      "(auto: 1000 while watching, else 5000)",
+      `(auto: ${CLOSE_WINDOW_WATCHING_MS} while watching, else ${CLOSE_WINDOW_MS})`,
     default: "auto",
-    parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),
-    check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),
+    resolved: true,
+    ...orAuto(ms("close-window", 0)),
   },
   {
     flag: "handover",
@@ -235,6 +286,7 @@ const TABLE = [
       return raw;
     },
     check: (v, x, p) => v.name(x, p),
+    resolved: true,
   },
   {
     flag: "process",
@@ -249,6 +301,7 @@ const TABLE = [
     multiple: true,
     help: "file or directory to watch, a named directory whatever a .gitignore says; repeatable " +
       "(default: the current directory)",
+    resolved: true,
     check: (v, x, p) =>
       typeof x === "boolean"
         ? x
@@ -263,12 +316,14 @@ const TABLE = [
     help: "a directory whose files the workers load (a computed import() their module graph " +
       "cannot see): watched whatever a .gitignore says, and a change there reloads the workers; " +
       "repeatable",
+    resolved: true,
     check: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
   },
   {
     flag: "ext",
     value: "<list>",
-    help: "extensions that trigger a reload (default ts,tsx,js,jsx,mjs,cjs,json,jsonc)",
+    help: `extensions that trigger a reload (default ${DEFAULT_EXTENSIONS.join(",")})`,
+    resolved: true,
     parse: (raw) => raw.split(",").map((e) => e.trim().replace(/^\./, "")).filter(Boolean),
     check: (v, x, p) => v.list(x, p, 'an array of extensions such as ["ts", "tsx"]', v.extension),
   },
@@ -277,6 +332,7 @@ const TABLE = [
     value: "<glob>",
     multiple: true,
     help: "gitignore-style glob of paths to ignore; repeatable",
+    resolved: true,
     check: (v, x, p) =>
       v.list(x, p, "an array of gitignore-style globs", (y, q) => v.text(y, q, "a glob")),
   },
@@ -284,12 +340,14 @@ const TABLE = [
     flag: "no-gitignore",
     key: "gitignore",
     help: "do not read .gitignore files",
+    resolved: true,
     check: (v, x, p) => v.bool(x, p),
   },
   {
     flag: "poll",
     value: "<ms>",
     help: "watch by polling at this interval instead of file events",
+    resolved: true,
     parse: ms("poll", 10).parse,
     check: (v, x, p) =>
       x === false ? x : v.whole(
@@ -303,7 +361,9 @@ const TABLE = [
   { flag: "no-poll", help: "never fall back to polling" },
   {
     flag: "debounce",
-    help: "quiet time that ends a batch of changes (default 20 with file events, 50 when polling)",
+    help: "quiet time that ends a batch of changes " +
+      `(default ${DEFAULT_EVENTS_DEBOUNCE_MS} with file events, ${DEFAULT_POLL_DEBOUNCE_MS} when polling)`,
+    resolved: true,
     ...ms("debounce", 0),
   },
   {
@@ -388,21 +448,22 @@ type Defaulted = { [S in Entry as S extends { default: unknown } ? KeyOf<S> : ne
 /** The settings merged: one with a default always has a value. */
 type Merged = Omit<SettingValues, keyof Defaulted> & Defaulted;
 
+/** The config keys of the settings marked `resolved` (see {@link Setting.resolved}). */
+type ResolvedKey = KeyOf<Extract<Entry, { resolved: true }>>;
+
 /** Settings that RunConfig holds resolved ("auto", the entry's name) or gathers into `watch`. */
-export const RESOLVED_KEYS = [
-  "workers",
-  "spares",
-  "switch",
-  "closeWindow",
-  "name",
-  "watch",
-  "ext",
-  "ignore",
-  "gitignore",
-  "poll",
-  "debounce",
-  "workerDirs",
-] as const;
+export const RESOLVED_KEYS = SETTINGS.flatMap((setting) =>
+  setting.resolved ? [settingKey(setting) as ResolvedKey] : []
+);
+
+/** The settings RunConfig holds as given (flag over file over default), under their config keys. */
+export type PlainSettings = Omit<Merged, ResolvedKey>;
+
+/** A flag of `hotreload run` that sets a config key. */
+export type SettingFlag = Extract<Entry, { check: unknown }>["flag"];
+
+/** What a setting's flag or config key holds once checked (as its check returns it). */
+export type SettingValue<F extends SettingFlag> = ValueOf<Extract<Entry, { flag: F }>>;
 
 /** The config-file key a setting sets (see {@link Setting.key}); undefined for a flag-only one. */
 export function settingKey(setting: Setting): string | undefined {
@@ -415,7 +476,7 @@ export function settingKey(setting: Setting): string | undefined {
  * config key, flags over the file over the defaults (the table's help says
  * what each means), with RESOLVED_KEYS resolved.
  */
-export type RunConfig = Omit<Merged, (typeof RESOLVED_KEYS)[number]> & {
+export type RunConfig = PlainSettings & {
   /** The entry as given (relative to cwd, or absolute). */
   entry: string;
   cwd: string;
