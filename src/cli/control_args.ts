@@ -9,6 +9,12 @@ import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { nearest } from "../config/nearest.ts";
 import type { Setting } from "../config/settings.ts";
+import { STOP_MARGIN_MS } from "../control/client.ts";
+
+/** How long `scale` waits for its workers when no --timeout is given. */
+export const SCALE_TIMEOUT_MS = 60_000;
+/** `stop`'s and `upgrade`'s wait without --timeout, as stopTimeoutMs computes it. */
+const STOP_TIMEOUT = `twice its grace + ${STOP_MARGIN_MS}`;
 
 /** `--timeout`: whole milliseconds, as the command waits for them. */
 function timeout(help: string, fallback: string): Setting {
@@ -48,7 +54,7 @@ export const CONTROL_COMMANDS = {
     flags: [
       name("the instance to stop"),
       { flag: "fast", help: "kill every child at once instead of draining" },
-      timeout("how long to wait for it to exit", "twice its grace + 10000"),
+      timeout("how long to wait for it to exit", STOP_TIMEOUT),
       HELP,
     ],
   },
@@ -82,7 +88,7 @@ export const CONTROL_COMMANDS = {
     summary: "change the number of workers",
     flags: [
       name("the instance to scale"),
-      timeout("how long to wait for the workers", "60000"),
+      timeout("how long to wait for the workers", String(SCALE_TIMEOUT_MS)),
       HELP,
     ],
   },
@@ -94,7 +100,7 @@ export const CONTROL_COMMANDS = {
       name("the instance to upgrade"),
       timeout(
         "how long to wait for the old supervisor to exit once taken over",
-        "twice its grace and 10 s",
+        STOP_TIMEOUT,
       ),
       HELP,
     ],
