@@ -279,13 +279,8 @@ const TABLE = [
   },
   {
     flag: "name",
-    value: "<name>",
     help: "instance name for the control commands (default: the entry's base name)",
-    parse(raw) {
-      if (!NAME.test(raw)) throw new UsageError(`--name must be ${NAME_RULE} (got "${raw}")`);
-      return raw;
-    },
-    check: (v, x, p) => v.name(x, p),
+    ...matching("name", "<name>", (raw) => NAME.test(raw), NAME_RULE, NAME_RULE),
     resolved: true,
   },
   {
