@@ -6,14 +6,26 @@
  * option means adding one entry. gunicorn's `config.py` is the model.
  */
 import { UsageError } from "../errors.ts";
-import { MAX_MS, MAX_WORKERS, NAME, NAME_RULE } from "./limits.ts";
-import { type Check, HOST, type Validator } from "./validator.ts";
+import { MAX_MS, NAME, NAME_RULE } from "./limits.ts";
+import { type Check, HOST } from "./validator.ts";
+import {
+  countOrAuto,
+  matching,
+  ms,
+  oneOf,
+  orAuto,
+  parseMetrics,
+  type Setting,
+  whole,
+} from "./setting_rules.ts";
 import type { ProcessConfig } from "./mod.ts";
 import {
   DEFAULT_EVENTS_DEBOUNCE_MS,
   DEFAULT_EXTENSIONS,
   DEFAULT_POLL_DEBOUNCE_MS,
 } from "../watch/defaults.ts";
+
+export type { Setting };
 
 /**
  * How long a worker leaving service keeps its idle keep-alive connections
@@ -28,126 +40,6 @@ import {
 export const CLOSE_WINDOW_MS = 5000;
 /** --close-window auto while watching: see {@link CLOSE_WINDOW_MS}. */
 export const CLOSE_WINDOW_WATCHING_MS = 1000;
-
-/** One setting. */
-export interface Setting {
-  /** The flag without its dashes: `ready-timeout`. */
-  flag: string;
-  short?: string;
-  /**
-   * Placeholder of the flag's value in help (`<ms>`; the helpers below set
-   * it from the type); none for a boolean flag.
-   */
-  value?: string;
-  /** The flag may be repeated. */
-  multiple?: boolean;
-  /**
-   * The config-file key this flag sets, when it is not the flag in camelCase
-   * (`ready-timeout` → `readyTimeout`). Only a setting with a `check` has one.
-   */
-  key?: string;
-  /** The help line, without the default. */
-  help: string;
-  /** The value when neither flag nor file sets one (shown in help). */
-  default?: unknown;
-  /** Turns the flag's text into the setting's value; throws a one-line UsageError. */
-  parse?: (raw: string) => unknown;
-  /** Checks the config file's value for `key`. */
-  check?: Check;
-  /**
-   * RunConfig holds it resolved ("auto", the entry's name) or gathered into
-   * `watch`, not as given: the parser resolves it by hand (RESOLVED_KEYS).
-   */
-  resolved?: true;
-}
-
-/** A whole number from `min` to `max`. */
-function whole(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
-  return {
-    value: "<n>",
-    parse(raw: string): number {
-      if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-        throw new UsageError(`--${flag} must be a whole number ${range} (got "${raw}")`);
-      }
-      return Number(raw);
-    },
-    check: (v: Validator, x: unknown, p: string) =>
-      v.whole(x, p, min, max === Number.MAX_SAFE_INTEGER ? undefined : max),
-  };
-}
-
-/** Whole milliseconds from `min` to one day (timers overflow beyond 2^31 - 1). */
-function ms(flag: string, min: number) {
-  return {
-    value: "<ms>",
-    parse(raw: string): number {
-      if (/^\d+$/.test(raw) && Number(raw) > MAX_MS) {
-        throw new UsageError(`--${flag} must be at most ${MAX_MS} ms (one day) (got "${raw}")`);
-      }
-      return whole(flag, min).parse(raw);
-    },
-    check: (v: Validator, x: unknown, p: string) => v.ms(x, p, min),
-  };
-}
-
-/** A number of workers from `min` to MAX_WORKERS, or "auto". */
-function countOrAuto(flag: string, min: number) {
-  return {
-    value: "<n|auto>",
-    parse: (raw: string) => raw === "auto" ? "auto" : whole(flag, min, MAX_WORKERS).parse(raw),
-    check: (v: Validator, x: unknown, p: string) =>
-      x === "auto"
-        ? "auto" as const
-        : v.whole(x, p, min, MAX_WORKERS, `a whole number from ${min} to ${MAX_WORKERS} or "auto"`),
-  };
-}
-
-/** A string that passes `test`: `rule` says what it must be on the command line, `expected` in a file. */
-function matching(
-  flag: string,
-  value: string,
-  test: (raw: string) => boolean,
-  rule: string,
-  expected: string,
-) {
-  return {
-    value,
-    parse(raw: string): string {
-      if (!test(raw)) throw new UsageError(`--${flag} must be ${rule} (got "${raw}")`);
-      return raw;
-    },
-    check: (v: Validator, x: unknown, p: string) =>
-      typeof x === "string" && test(x) ? x : v.fail(p, expected, x),
-  };
-}
-
-/** `base`, or "auto". */
-function orAuto<T>(base: {
-  value: string;
-  parse(raw: string): T;
-  check(v: Validator, x: unknown, p: string): T;
-}) {
-  return {
-    value: base.value.replace(/>$/, "|auto>"),
-    parse: (raw: string): T | "auto" => raw === "auto" ? "auto" : base.parse(raw),
-    check: (v: Validator, x: unknown, p: string): T | "auto" =>
-      x === "auto" ? "auto" : base.check(v, x, p),
-  };
-}
-
-function oneOf<T extends string>(flag: string, values: readonly T[]) {
-  return {
-    value: `<${values.join("|")}>`,
-    parse(raw: string): T {
-      if (!values.includes(raw as T)) {
-        throw new UsageError(`--${flag} must be ${values.join(" or ")} (got "${raw}")`);
-      }
-      return raw as T;
-    },
-    check: (v: Validator, x: unknown, p: string) => v.oneOf(x, p, values),
-  };
-}
 
 /** Every option of `hotreload run`, in help order (`as const`: config types derive from it). */
 const TABLE = [
@@ -503,21 +395,6 @@ export interface WatchConfig {
   /** undefined: the backend's own default (20 ms for file events, 50 when polling). */
   debounceMs?: number;
   poll: { mode: "auto" | "force" | "never"; intervalMs?: number };
-}
-
-/** `9090`, `0.0.0.0:9090`, `[::1]:9090` → where --metrics serves (127.0.0.1 unless named). */
-function parseMetrics(raw: string, what: string): { hostname: string; port: number } {
-  const m = raw.match(/^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/);
-  const port = Number(m?.[2]);
-  if (
-    !m || port < 1 || port > 65535 ||
-    (m[1] !== undefined && !HOST.test(m[1].replace(/^\[|\]$/g, "")))
-  ) {
-    throw new UsageError(
-      `${what} must be a port or host:port such as 9090 or 0.0.0.0:9090 (got "${raw}")`,
-    );
-  }
-  return { hostname: m[1]?.replace(/^\[|\]$/g, "") ?? "127.0.0.1", port };
 }
 
 /** The setting a command-line token names (`--port`, `--port=80`, `-p`, `-p80`). */
