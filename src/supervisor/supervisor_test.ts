@@ -180,6 +180,24 @@ Deno.test("core: a stop during a reload settles it and drains everything", async
   assert.deepEqual(world.workers(), [], "every worker, the canary too, is gone");
 });
 
+Deno.test("core: a broken env file refuses a reload before anything starts; the generation stays", async () => {
+  let envError: string | undefined = ".env:3: expected KEY=VALUE";
+  const { world, done } = await started(2, { checkEnv: () => envError });
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.deepEqual(asked.reply, {
+    ok: false,
+    error: "reload aborted: .env:3: expected KEY=VALUE",
+    kind: "failure",
+  });
+  assert.equal(world.children.length, 2, "no new worker started");
+  envError = undefined;
+  world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(2).length, 1, "once fixed, the next reload is generation 2");
+  assert.equal(await stop(world, done), 0);
+});
+
 Deno.test("core: a stop kills what is still draining after --grace, once", async () => {
   const { world, done } = await started(1, { grace: 3000 });
   world.drainsAtOnce = false;
