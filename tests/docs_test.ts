@@ -55,3 +55,16 @@ Deno.test("the README's table of run options is the settings table's", async () 
   const table = readme.slice(start, readme.indexOf("\n\n", start)).split("\n").slice(2);
   assert.deepEqual(table.map(cells), optionRows().map(cells));
 });
+
+Deno.test("the README's custom-process example states the defaults the code uses", async () => {
+  const { processDefaults } = await import("../src/config/mod.ts");
+  const defaults: Record<string, unknown> = processDefaults();
+  const start = readme.indexOf('"processes": [');
+  const example = readme.slice(start, readme.indexOf("]\n}", start));
+  for (const [key, value] of Object.entries(defaults)) {
+    const line = example.split("\n").find((text) => text.trim().startsWith(`"${key}":`));
+    assert.ok(line, `the example sets "${key}"`);
+    const said = line.match(/\(default ([^)]*)\)/)?.[1] ?? line.match(/("[^"]+") \(default\)/)?.[1];
+    assert.equal(said, JSON.stringify(value), `"${key}"'s default in the README`);
+  }
+});

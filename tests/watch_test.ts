@@ -1,20 +1,19 @@
 /**
  * Watcher tests: one behaviour suite run against every backend (inotify
  * events, polling with the statx probe, polling with the pure-Deno probe),
- * plus pure tests of the fallback decision, the filter and the coalescing.
+ * the backend choice as it is made, the poller's descriptors and rounds, and
+ * what is never seen. The pure pieces' tests (backend choice, filter,
+ * coalescing, probes) are beside their modules in src/watch/.
  *
  * No fixed sleeps: every wait polls a condition with a deadline. "Nothing
  * else happened" is shown by making the ignored change first, then a real
  * one, and asserting that the next batch holds only the real one.
  */
 import assert from "node:assert/strict";
-import { ChangeSet, maxWaitFor, quietFor } from "../src/watch/batch.ts";
-import { chooseBackend, findMount, parseMounts } from "../src/watch/backend.ts";
 import { createWatcherWith, type InternalWatcher, type WatcherDeps } from "../src/watch/create.ts";
-import { PathFilter } from "../src/watch/filter.ts";
-import { createWatcher, DEFAULT_EXTENSIONS } from "../src/watch/mod.ts";
+import { createWatcher } from "../src/watch/mod.ts";
+import { StatProber, StatxProber } from "../src/watch/probe.ts";
 import type { Change, ChangeBatch, WatchOptions } from "../src/watch/mod.ts";
-import { DIR, FILE, NONE, SIG_LEN, StatProber, StatxProber } from "../src/watch/probe.ts";
 
 // ---------------------------------------------------------------- helpers
 
@@ -530,73 +529,6 @@ Deno.test("close() is idempotent and stops batches", async () => {
   }
 });
 
-// ---------------------------------------------------------------- backend choice
-
-const SAMPLE_MOUNTS = `sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
-/dev/vda / ext4 rw,relatime 0 0
-tmpfs /tmp tmpfs rw,nosuid,nodev 0 0
-//fileserver/share /mnt/share cifs rw,relatime,vers=3.1.1 0 0
-server:/export /mnt/nfs nfs4 rw,relatime,vers=4.2 0 0
-sshfs#me@host: /home/me/remote fuse.sshfs rw,nosuid,nodev 0 0
-C:\\134 /mnt/c 9p rw,noatime 0 0
-none /media/sf_shared vboxsf rw 0 0
-/dev/sdb1 /mnt/share/local ext4 rw 0 0
-/dev/sdc1 /mnt/with\\040space nfs rw 0 0
-`;
-
-Deno.test("chooseBackend: longest mount prefix decides", () => {
-  const mounts = parseMounts(SAMPLE_MOUNTS);
-  assert.equal(findMount(mounts, "/mnt/share/x")?.fsType, "cifs");
-  assert.equal(findMount(mounts, "/mnt/share/local/x")?.fsType, "ext4");
-  assert.equal(findMount(mounts, "/mnt/shared")?.fsType, "ext4"); // not a prefix at a "/" boundary
-  assert.equal(findMount(mounts, "/mnt/with space/app")?.fsType, "nfs");
-  const decide = (path: string) =>
-    chooseBackend({ mounts: SAMPLE_MOUNTS, osRelease: "6.1.0-18-amd64", path });
-  assert.deepEqual(decide("/mnt/share"), {
-    backend: "poll",
-    reason: "/mnt/share is on a cifs filesystem, where inotify sees no changes",
-  });
-  assert.equal(
-    decide("/mnt/nfs/proj").reason,
-    "/mnt/nfs/proj is on a nfs4 filesystem, where inotify sees no changes",
-  );
-  assert.equal(decide("/home/me/remote/p").reason?.includes("fuse.sshfs"), true);
-  assert.equal(decide("/mnt/c/Users/me").reason?.includes("9p"), true);
-  assert.equal(decide("/media/sf_shared/app").reason?.includes("vboxsf"), true);
-  assert.deepEqual(decide("/mnt/share/local/app"), { backend: "events" });
-  assert.deepEqual(decide("/tmp/app"), { backend: "events" });
-  assert.deepEqual(decide("/home/me/app"), { backend: "events" });
-  assert.deepEqual(chooseBackend({ mounts: "", path: "/x" }), { backend: "events" });
-});
-
-Deno.test("chooseBackend: a later mount over the same point wins", () => {
-  const text = "a /srv ext4 rw 0 0\nb /srv nfs rw 0 0\n";
-  assert.equal(chooseBackend({ mounts: text, path: "/srv/app" }).backend, "poll");
-  const text2 = "b /srv nfs rw 0 0\na /srv ext4 rw 0 0\n";
-  assert.equal(chooseBackend({ mounts: text2, path: "/srv/app" }).backend, "events");
-});
-
-Deno.test("chooseBackend: WSL", () => {
-  for (const rel of ["5.15.153.1-microsoft-standard-WSL2", "4.4.0-19041-Microsoft"]) {
-    const d = chooseBackend({
-      mounts: "/dev/sdc / ext4 rw 0 0",
-      osRelease: rel,
-      path: "/home/me/app",
-    });
-    assert.equal(d.backend, "poll");
-    assert.match(
-      d.reason ?? "",
-      /^running under WSL \(.*\), where inotify misses changes made from Windows$/,
-    );
-  }
-  const aws = chooseBackend({
-    mounts: "",
-    osRelease: "6.1.0-1-aws (builder@awslinux)",
-    path: "/a",
-  });
-  assert.equal(aws.backend, "events");
-});
-
 Deno.test("events: a directory replaced while its files' own events are lost reports them changed", async () => {
   // Under load, inotify watches a new directory only some time after it appears:
   // the events of files written into it meanwhile never come. Scripted here.
@@ -735,57 +667,6 @@ Deno.test("createWatcher picks the backend and says why", async (t) => {
   }
 });
 
-Deno.test("statx probe: by name and through held descriptors, agreeing with Deno.statSync", async () => {
-  const p = StatxProber.load();
-  assert.ok(p, "statx via FFI should load on Linux with -A");
-  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
-  const heldBefore = p.held;
-  try {
-    Deno.writeTextFileSync(`${dir}/f.ts`, "hello");
-    Deno.mkdirSync(`${dir}/sub`);
-    const sig = new Float64Array(SIG_LEN);
-    const h = p.openDir(p.dirKey(dir), sig);
-    assert.ok(h >= 0);
-    assert.equal(sig[0] + sig[1] * 2 ** 32, Deno.statSync(dir).ino);
-    const key = p.entryKey(dir, "f.ts");
-    assert.equal(p.statAt(h, key, sig), FILE);
-    const st = Deno.statSync(`${dir}/f.ts`);
-    assert.equal(sig[0] + sig[1] * 2 ** 32, st.ino);
-    assert.equal(sig[2], 5);
-    assert.equal(Math.floor(p.mtimeMs(sig)), st.mtime!.getTime());
-    // Deno.statSync gives ctime in whole seconds; statx gives nanoseconds.
-    assert.equal(Math.floor(p.ctimeMs(sig, 0) / 1000) * 1000, st.ctime!.getTime());
-    const pure = new Float64Array(SIG_LEN);
-    new StatProber().statAt(0, `${dir}/f.ts`, pure);
-    assert.equal(new StatProber().ctimeMs(pure, 0), Infinity, "whole seconds: unknown");
-    assert.equal(p.statAt(h, p.entryKey(dir, "missing.ts"), sig), NONE);
-    assert.equal(p.statAt(h, p.entryKey(dir, "sub"), sig), DIR);
-    assert.equal(p.openDir(p.dirKey(`${dir}/f.ts`), sig), -1, "a file is not a directory");
-
-    const fd = p.hold(h, key, false);
-    assert.ok(fd >= 0);
-    assert.equal(p.held, heldBefore + 1);
-    const before = Date.now();
-    Deno.writeTextFileSync(`${dir}/f.ts`, "!", { append: true });
-    const after = Date.now();
-    assert.equal(p.statHeld(fd, sig), FILE);
-    assert.equal(sig[2], 6, "an in-place edit shows through the descriptor");
-    // The kernel stamps ctime from a coarse clock, up to a tick behind Date.now().
-    const ctime = p.ctimeMs(sig, 0);
-    assert.ok(ctime >= before - 20 && ctime <= after + 1, `ctime ${ctime} vs ${before}..${after}`);
-    Deno.writeTextFileSync(`${dir}/g.ts`, "replacement");
-    Deno.renameSync(`${dir}/g.ts`, `${dir}/f.ts`);
-    assert.equal(p.statHeld(fd, sig), NONE, "the replaced inode has no link left");
-    assert.equal(p.statAt(h, key, sig), FILE);
-    assert.equal(sig[2], 11, "by name sees the new file");
-    p.release(fd);
-    assert.equal(p.held, heldBefore);
-    p.closeDir(h);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test("poll keeps descriptors on a local disk, none on a network mount, and frees them on close", async () => {
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
   const p = StatxProber.load()!;
@@ -867,132 +748,6 @@ Deno.test("poll: a burst that ended before the round goes out at once; on a netw
 });
 
 // ---------------------------------------------------------------- filter and coalescing
-
-Deno.test("PathFilter", () => {
-  const files: Record<string, string> = {
-    "/p/.gitignore": "dist/\n*.gen.ts\n!keep.gen.ts\n/only-root.ts\n",
-    "/p/pkg/.gitignore": "local/\nsecret.ts\n!dist/\n",
-  };
-  const f = new PathFilter({
-    root: "/p",
-    extensions: DEFAULT_EXTENSIONS,
-    ignore: ["*.test.ts", "fixtures/**"],
-    explicitFiles: ["conf/app.yaml"],
-    readText: (abs) => files[abs] ?? null,
-  });
-  const accepts = (rel: string) => f.acceptsFile(rel);
-  // extensions
-  assert.equal(accepts("a.ts"), true);
-  assert.equal(accepts("src/a.TSX"), true);
-  assert.equal(accepts("a.jsonc"), true);
-  assert.equal(accepts("a.md"), false);
-  assert.equal(accepts("Makefile"), false);
-  assert.equal(accepts(".ts"), false);
-  // built-ins
-  for (const rel of ["a.ts~", ".a.ts.swp", ".a.ts.swo", ".a.ts.swx", ".#a.ts", "4913", "x.tmp"]) {
-    assert.equal(f.ignoredAnyway(rel), true, rel);
-  }
-  for (
-    const rel of [".git/x.js", "node_modules/p/i.js", "a/node_modules/p/i.js", ".hotreload/s.json"]
-  ) {
-    assert.equal(accepts(rel), false, rel);
-    assert.equal(f.ignoredAnyway(rel), true, rel);
-  }
-  assert.equal(f.ignoredDir(".git"), true);
-  assert.equal(f.ignoredDir("src/.hotreload"), true);
-  // --ignore
-  assert.equal(accepts("a.test.ts"), false);
-  assert.equal(accepts("src/b.test.ts"), false);
-  assert.equal(accepts("fixtures/x/y.ts"), false);
-  // root .gitignore: dir-only pattern, glob, negation, anchored
-  assert.equal(f.ignoredDir("dist"), true);
-  assert.equal(accepts("dist/a.js"), false);
-  assert.equal(accepts("x.gen.ts"), false);
-  assert.equal(accepts("keep.gen.ts"), true);
-  assert.equal(accepts("only-root.ts"), false);
-  assert.equal(accepts("src/only-root.ts"), true);
-  // nested .gitignore applies below its directory only, and overrides the root one
-  assert.equal(accepts("pkg/secret.ts"), false);
-  assert.equal(accepts("secret.ts"), true);
-  assert.equal(f.ignoredDir("pkg/local"), true);
-  assert.equal(accepts("pkg/local/a.ts"), false);
-  assert.equal(f.ignoredDir("pkg/dist"), false, "re-included by pkg/.gitignore");
-  // explicit --watch files bypass every filter
-  assert.equal(accepts("conf/app.yaml"), true);
-  // paths outside the root: built-ins and extensions only
-  assert.equal(accepts("../shared/a.ts"), true);
-  assert.equal(accepts("../shared/a.md"), false);
-  assert.equal(accepts("../shared/node_modules/a.ts"), false);
-
-  // A named directory: no .gitignore applies in it or on the way to it; --ignore still does.
-  const named = new PathFilter({
-    root: "/p",
-    extensions: DEFAULT_EXTENSIONS,
-    ignore: ["out/"],
-    namedDirs: ["dist/server", "out/x", ".", "../shared"],
-    readText: (abs) =>
-      ({ "/p/.gitignore": "dist/\n", "/p/dist/server/.gitignore": "*\n" })[abs] ?? null,
-  });
-  assert.equal(named.acceptsFile("dist/server/index.js"), true);
-  assert.equal(named.acceptsFile("dist/server/deep/chunk.js"), true);
-  assert.equal(named.ignoredDir("dist"), false, "entered on the way");
-  assert.equal(named.acceptsFile("dist/top.js"), false, "its own files keep the rules");
-  assert.equal(named.ignoredDir("dist/client"), true);
-  assert.equal(named.acceptsFile("out/x/a.ts"), false, "--ignore beats a name");
-  assert.deepEqual(named.namedConflicts(), { gitignored: ["dist/server"], ignored: ["out/x"] });
-  // Named and git-ignored: build output, whose bursts wait for a build's quiet (batch.ts).
-  assert.equal(named.isBuildOutput("dist/server/index.js"), true);
-  assert.equal(named.isBuildOutput("dist/top.js"), false);
-  assert.equal(named.isBuildOutput("src/a.ts"), false);
-
-  const all = new PathFilter({
-    root: "/p",
-    extensions: ["*"],
-    gitignore: false,
-    readText: (a) => files[a] ?? null,
-  });
-  assert.equal(all.acceptsFile("Makefile"), true);
-  assert.equal(all.acceptsFile("dist/a.js"), true);
-  assert.equal(all.acceptsFile("a.ts~"), false);
-});
-
-Deno.test("a build's burst (10 paths or more, or a removal) waits for a longer quiet, and longer", () => {
-  assert.equal(quietFor(20, 1), 20);
-  assert.equal(quietFor(20, 9), 20);
-  assert.equal(quietFor(20, 10), 300);
-  assert.equal(quietFor(20, 1, true), 300);
-  assert.equal(quietFor(500, 1, true), 500, "a longer --debounce stands");
-  assert.equal(maxWaitFor(20, 1), 1000);
-  assert.equal(maxWaitFor(20, 200), 10_000);
-});
-
-Deno.test("ChangeSet coalescing", () => {
-  const cases: [string[], string | null][] = [
-    [["added", "changed"], "added"],
-    [["added", "removed"], null],
-    [["changed", "removed"], "removed"],
-    [["removed", "added"], "changed"],
-    [["changed", "changed"], "changed"],
-    [["added", "removed", "added"], "added"],
-    [["removed", "added", "removed"], "removed"],
-  ];
-  for (const [kinds, want] of cases) {
-    const s = new ChangeSet();
-    for (const k of kinds) s.record("p.ts", k as Change["kind"]);
-    assert.deepEqual(
-      s.take(),
-      want === null ? [] : [{ path: "p.ts", kind: want }],
-      kinds.join("+"),
-    );
-  }
-  const s = new ChangeSet();
-  s.record("b.ts", "added");
-  s.record("a/z.ts", "changed");
-  s.record("a.ts", "removed");
-  s.record("b.ts", "changed");
-  assert.deepEqual(s.take(), [removed("a.ts"), changed("a/z.ts"), added("b.ts")]);
-  assert.deepEqual(s.take(), []);
-});
 
 Deno.test("unseen: why a file's changes would never be reported", async () => {
   const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-unseen-" }));

@@ -1,6 +1,8 @@
 /**
  * One managed child process: spawned in its own process group, its output
- * relayed line by line, its control frames decoded, its state tracked.
+ * relayed line by line, its control frames decoded, its state tracked. It
+ * reaches the OS only through `Os` (os.ts): spawn, signal; unit tests run it
+ * on a fake one.
  *
  * State: starting → ready → draining → exited. The supervisor decides every
  * transition except "exited", which the OS decides.
@@ -14,7 +16,7 @@ import {
 import { relayLine, type StreamName } from "../log/relay.ts";
 import { forEachLine } from "../runtime/lines.ts";
 import { LineTail } from "./tail.ts";
-import { signalGroup, signalProcess } from "./os.ts";
+import { type Os, type OsProcess, REAL_OS } from "./os.ts";
 
 /** Lifecycle state of a child. */
 export type ChildState = "starting" | "ready" | "draining" | "exited";
@@ -121,15 +123,17 @@ export class ManagedChild {
   readonly tail = new LineTail(15);
   /** Output held back while starting (see HELD_LINES); undefined once it flows. */
   #held?: Array<[StreamName, string]> = [];
-  readonly #process: Deno.ChildProcess;
+  readonly #process: OsProcess;
+  readonly #os: Os;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
   readonly #nonce = newNonce();
 
   readonly #now: () => number;
 
-  private constructor(spec: ChildSpec, process: Deno.ChildProcess, now: () => number) {
+  private constructor(spec: ChildSpec, process: OsProcess, now: () => number, os: Os) {
     this.spec = spec;
     this.#now = now;
+    this.#os = os;
     this.startedAt = now();
     this.lastSeenAt = this.startedAt;
     this.#process = process;
@@ -156,24 +160,19 @@ export class ManagedChild {
     this.#handshake();
   }
 
-  /** Starts the child; throws when the command cannot be started at all. */
+  /**
+   * Starts the child, in a process group of its own; throws when the command
+   * cannot be started at all. `os` is the real one but in unit tests.
+   */
   static spawn(
     spec: ChildSpec,
     listener: ChildListener,
     now: () => number = () => performance.now(),
+    os: Os = REAL_OS,
   ): ManagedChild {
-    const process = new Deno.Command(spec.command, {
-      args: spec.args,
-      // The spec's env is the whole environment (the supervisor's, less what children must not see).
-      env: spec.env,
-      clearEnv: true,
-      cwd: spec.cwd,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      detached: true, // own process group: signals to the group reach grandchildren
-    }).spawn();
-    const child = new ManagedChild(spec, process, now);
+    const { command, args, env, cwd } = spec;
+    const process = os.spawn(command, { args, env, cwd });
+    const child = new ManagedChild(spec, process, now, os);
     child.#watch(listener);
     return child;
   }
@@ -216,7 +215,7 @@ export class ManagedChild {
     const status = await this.#process.status;
     // Grandchildren the child left behind share its group: take them down
     // too, at once, since they may hold our pipes open.
-    signalGroup(this.pid, "SIGKILL");
+    this.#os.signal(this.pid, "SIGKILL", true);
     this.#stdin.abort().catch(() => {});
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
@@ -267,7 +266,7 @@ export class ManagedChild {
     if (this.state === "draining") {
       // Draining for a reload when the instance stops: it need not wait for its clients now.
       if (last && this.spec.role === "worker" && !this.drainedLast) {
-        signalProcess(this.pid, "SIGINT");
+        this.#os.signal(this.pid, "SIGINT", false);
       }
       this.drainedLast ||= last;
       return;
@@ -275,7 +274,7 @@ export class ManagedChild {
     this.drainedLast = last;
     this.state = "draining";
     this.drainStartedAt = this.#now();
-    signalProcess(this.pid, this.spec.role === "worker" && !last ? "SIGTERM" : "SIGINT");
+    this.#os.signal(this.pid, this.spec.role === "worker" && !last ? "SIGTERM" : "SIGINT", false);
   }
 
   /**
@@ -286,7 +285,7 @@ export class ManagedChild {
    */
   hold(held: boolean): void {
     if (this.state !== "ready" || this.spec.role !== "worker") return;
-    signalProcess(this.pid, held ? "SIGUSR2" : "SIGWINCH");
+    this.#os.signal(this.pid, held ? "SIGUSR2" : "SIGWINCH", false);
   }
 
   /**
@@ -297,14 +296,14 @@ export class ManagedChild {
    */
   handOff(): void {
     if (this.state !== "ready" || this.spec.role !== "worker") return;
-    signalProcess(this.pid, "SIGURG");
+    this.#os.signal(this.pid, "SIGURG", false);
   }
 
   /** Ends the child and everything in its process group at once. */
   kill(): void {
     if (this.state === "exited") return;
     this.killedAt ??= this.#now();
-    signalGroup(this.pid, "SIGKILL");
+    this.#os.signal(this.pid, "SIGKILL", true);
   }
 
   /** Sends a message on the child's stdin. */

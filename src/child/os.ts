@@ -1,7 +1,53 @@
 /**
- * Process facts read from /proc (identity, so a recycled pid is never mistaken
- * for ours), and signalling a process or its group.
+ * The operating system as a child process meets it: starting one (`Os`,
+ * whose processes are `OsProcess`es: a pid, three pipes, an exit), signalling
+ * a process or its group, and process facts read from /proc (identity, so a
+ * recycled pid is never mistaken for ours). ManagedChild runs on `Os`; unit
+ * tests give it a fake one (fake_os.ts) and nothing else is faked.
  */
+
+/** A started process: its pid, its pipes and its exit. */
+export interface OsProcess {
+  readonly pid: number;
+  readonly stdin: WritableStream<Uint8Array>;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<Deno.CommandStatus>;
+}
+
+/** What a managed child needs of the OS. */
+export interface Os {
+  /**
+   * Starts `command` in a process group of its own, with exactly `env` as
+   * its environment and piped stdio; throws when it cannot start at all.
+   */
+  spawn(
+    command: string,
+    options: { args: string[]; env: Record<string, string>; cwd: string },
+  ): OsProcess;
+  /** Sends `signal` to a process, or to its whole group; false when there is none. */
+  signal(pid: number, signal: Deno.Signal, group: boolean): boolean;
+  /** /proc/<pid>/stat's fields (see procStat), or undefined when the process is gone. */
+  stat(pid: number): string[] | undefined;
+}
+
+/** The real OS: Deno.Command, kill(2), /proc. */
+export const REAL_OS: Os = {
+  spawn: (command, { args, env, cwd }) =>
+    new Deno.Command(command, {
+      args,
+      // The spec's env is the whole environment (the supervisor's, less what children must not see).
+      env,
+      clearEnv: true,
+      cwd,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true, // own process group: signals to the group reach grandchildren
+    }).spawn(),
+  signal: (pid, signal, group) => send(pid, signal, group),
+  stat: (pid) => procStat(pid),
+};
 
 /**
  * The fields of /proc/<pid>/stat from the third (the state) on, so field N of

@@ -1,32 +1,149 @@
-/** Shared argument parsing for the control commands (stop, reload, send, restart, ...). */
+/**
+ * The control commands' flags (stop, reload, send, restart, ...), declared
+ * once per command as {@link Setting}s, the run settings' type: their parser
+ * here and their help (help.ts: the usage lines, each command's option list)
+ * derive from the table, so a flag a command accepts is always in its help
+ * (src/cli/help_test.ts).
+ */
 import { parseArgs } from "node:util";
 import { UsageError } from "../errors.ts";
 import { nearest } from "../config/nearest.ts";
+import type { Setting } from "../config/settings.ts";
+import { STOP_MARGIN_MS } from "../control/client.ts";
 
-type Options = Record<string, { type: "string" | "boolean"; short?: string }>;
+/** How long `scale` waits for its workers when no --timeout is given. */
+export const SCALE_TIMEOUT_MS = 60_000;
+/** `stop`'s and `upgrade`'s wait without --timeout, as stopTimeoutMs computes it. */
+const STOP_TIMEOUT = `twice its grace + ${STOP_MARGIN_MS}`;
+
+/** `--timeout`: whole milliseconds, as the command waits for them. */
+function timeout(help: string, fallback: string): Setting {
+  return {
+    flag: "timeout",
+    value: "<ms>",
+    help: `${help} (default: ${fallback})`,
+    parse(raw) {
+      if (!/^\d+$/.test(raw)) {
+        throw new UsageError(`--timeout must be a whole number of milliseconds (got "${raw}")`);
+      }
+      return raw;
+    },
+  };
+}
+
+const name = (help: string): Setting => ({ flag: "name", value: "<name>", help });
+const json = (help: string): Setting => ({ flag: "json", help });
+const HELP: Setting = { flag: "help", short: "h", help: "show this help" };
+
+/** A control command: its arguments before the flags, its one-line summary, and its flags. */
+export interface ControlCommand {
+  /** `<process> '<json>'`, as usage lines show them. */
+  positionals: string[];
+  /** After the flags, in the usage line (`[-- <run args>]`). */
+  tail?: string;
+  /** What the main help says it does. */
+  summary: string;
+  flags: Setting[];
+}
+
+/** Every control command, in the main help's order. */
+export const CONTROL_COMMANDS = {
+  stop: {
+    positionals: [],
+    summary: "stop a running instance",
+    flags: [
+      name("the instance to stop"),
+      { flag: "fast", help: "kill every child at once instead of draining" },
+      timeout("how long to wait for it to exit", STOP_TIMEOUT),
+      HELP,
+    ],
+  },
+  reload: {
+    positionals: [],
+    summary: "reload a running instance",
+    flags: [
+      name("the instance to reload"),
+      { flag: "workers", help: "reload only the workers" },
+      { flag: "processes", help: "reload only the custom processes" },
+      HELP,
+    ],
+  },
+  restart: {
+    positionals: ["<process>"],
+    summary: "warm restart of a custom process",
+    flags: [name("the instance (of hotreload) to act on"), HELP],
+  },
+  send: {
+    positionals: ["<process>", "'<json>'"],
+    summary: "message to a custom process",
+    flags: [name("the instance (of hotreload) to act on"), HELP],
+  },
+  status: {
+    positionals: [],
+    summary: "what runs, with memory and CPU",
+    flags: [name("the instance to ask"), json("the same as JSON (stable; see the README)"), HELP],
+  },
+  scale: {
+    positionals: ["<n>"],
+    summary: "change the number of workers",
+    flags: [
+      name("the instance to scale"),
+      timeout("how long to wait for the workers", String(SCALE_TIMEOUT_MS)),
+      HELP,
+    ],
+  },
+  upgrade: {
+    positionals: [],
+    tail: "[-- <run args>]",
+    summary: "replace the supervisor (takeover)",
+    flags: [
+      name("the instance to upgrade"),
+      timeout(
+        "how long to wait for the old supervisor to exit once taken over",
+        STOP_TIMEOUT,
+      ),
+      HELP,
+    ],
+  },
+  list: {
+    positionals: [],
+    summary: "instances recorded here",
+    flags: [
+      json("the same as JSON"),
+      // Accepted by every control command; list shows every instance, whatever it names.
+      name("ignored: list shows every instance recorded here"),
+      HELP,
+    ],
+  },
+} satisfies Record<string, ControlCommand>;
+
+export type ControlCommandName = keyof typeof CONTROL_COMMANDS;
+
 // deno-lint-ignore no-explicit-any
 type ParsedArgs = { values: Record<string, any>; positionals: string[] };
 
 /**
- * Parses a control command's arguments; `--name` and `-h/--help` are always
- * accepted, and a `--timeout` must be whole milliseconds. Returns undefined
- * once it has printed `help` for `--help`.
+ * Parses a control command's arguments by its flags in {@link CONTROL_COMMANDS};
+ * each flag's `parse` checks its value. Returns undefined once it has printed
+ * `help` for `--help`.
  */
 export function parseControlArgs(
-  command: string,
+  command: ControlCommandName,
   help: string,
   argv: string[],
-  options: Options,
-  positionals: number,
 ): ParsedArgs | undefined {
+  const { flags, positionals } = CONTROL_COMMANDS[command] as ControlCommand;
   let parsed: ParsedArgs;
-  const known = { ...options, name: { type: "string" }, help: { type: "boolean", short: "h" } };
+  const known = Object.fromEntries(flags.map((flag) => [flag.flag, {
+    type: flag.value === undefined ? "boolean" as const : "string" as const,
+    ...flag.short ? { short: flag.short } : {},
+  }]));
   try {
     parsed = parseArgs({
       args: argv,
-      options: known as Options,
+      options: known,
       strict: true,
-      allowPositionals: positionals > 0,
+      allowPositionals: positionals.length > 0,
     });
   } catch (error) {
     const hint = `see "hotreload ${command} --help"`;
@@ -44,15 +161,15 @@ export function parseControlArgs(
     console.log(help);
     return undefined;
   }
-  if (parsed.positionals.length !== positionals) {
+  if (parsed.positionals.length !== positionals.length) {
     throw new UsageError(
-      `expected ${positionals} argument(s), got ${parsed.positionals.length}; ` +
+      `expected ${positionals.length} argument(s), got ${parsed.positionals.length}; ` +
         `see "hotreload ${command} --help"`,
     );
   }
-  const timeout = parsed.values.timeout;
-  if (typeof timeout === "string" && !/^\d+$/.test(timeout)) {
-    throw new UsageError(`--timeout must be a whole number of milliseconds (got "${timeout}")`);
+  for (const flag of flags) {
+    const raw = parsed.values[flag.flag];
+    if (typeof raw === "string") flag.parse?.(raw);
   }
   return parsed;
 }

@@ -9,11 +9,16 @@ import { DENO_LONG_FLAGS, denoFlagArity } from "../config/deno_flags.ts";
 import { nearest } from "../config/nearest.ts";
 import { UsageError } from "../errors.ts";
 import {
+  CLOSE_WINDOW_MS,
+  CLOSE_WINDOW_WATCHING_MS,
   findSetting,
+  type PlainSettings,
   RESOLVED_KEYS,
   type RunConfig,
+  type SettingFlag,
   settingKey,
   SETTINGS,
+  type SettingValue,
   type WatchConfig,
 } from "../config/settings.ts";
 import { loadConfig, NAME, type ProcessConfig, processDefaults } from "../config/mod.ts";
@@ -22,19 +27,6 @@ import { MAX_PROCESS_INSTANCES } from "../config/limits.ts";
 
 const HINT = 'see "hotreload run --help"';
 const RESOLVED = new Set<string>(RESOLVED_KEYS);
-
-/**
- * How long a worker leaving service keeps its idle keep-alive connections
- * after the last request reached it (each next request is sent on to new
- * code and answered with `Connection: close`; runtime/forward.ts) before it
- * closes them. Closing an idle connection races a request the client may
- * be sending on it; a client whose pool drops idle connections sooner has
- * closed its own by then: Node's http.globalAgent after 5 s, undici (Node's
- * fetch) after 4 s. While watching, old workers of quick edits should not
- * pile up, and the clients are a developer's.
- */
-const CLOSE_WINDOW_MS = 5000;
-const CLOSE_WINDOW_WATCHING_MS = 1000;
 
 /** Separates hotreload's options, Deno's flags, the entry and the app's arguments. */
 export function splitRunArgv(argv: string[]) {
@@ -152,6 +144,54 @@ function denoConfigFile(denoFlags: string[]): string | undefined {
   return undefined;
 }
 
+/** A setting's value: the flag's, else the file's, else the default. */
+type SettingOf = <F extends SettingFlag>(flag: F) => SettingValue<F>;
+// deno-lint-ignore no-explicit-any
+type FlagValues = Record<string, any>;
+
+/** What to watch, or false: --watch, --ext, --ignore, --poll... over the file's. */
+function watchConfig(
+  values: FlagValues,
+  file: Record<string, unknown>,
+  setting: SettingOf,
+): WatchConfig | false {
+  // --poll is checked even when not watching.
+  const pollMs = setting("poll");
+  const watchOff = values["no-watch"] || (values.watch === undefined && file.watch === false);
+  if (watchOff) return false;
+  const noPoll = values["no-poll"] || pollMs === false;
+  return {
+    paths: values.watch ?? (Array.isArray(file.watch) ? file.watch : []),
+    extensions: setting("ext"),
+    ignore: values.ignore ?? file.ignore ?? [],
+    gitignore: values["no-gitignore"] ? false : (file.gitignore as boolean | undefined) ?? true,
+    debounceMs: setting("debounce"),
+    poll: typeof pollMs === "number"
+      ? { mode: "force", intervalMs: pollMs }
+      : { mode: noPoll ? "never" : "auto" },
+  };
+}
+
+/** The file's custom processes and --process's: one with the same name replaces the file's. */
+function mergeProcesses(
+  fromFile: ProcessConfig[] | undefined,
+  values: FlagValues,
+  cwd: string,
+): ProcessConfig[] {
+  const flagProcesses = parseProcessFlags(values.process, cwd);
+  const processes = [
+    ...(fromFile ?? []).filter((p) => !flagProcesses.some((f) => f.name === p.name)),
+    ...flagProcesses,
+  ];
+  const instances = processes.reduce((n, p) => n + p.count, 0);
+  if (instances > MAX_PROCESS_INSTANCES) {
+    throw new UsageError(
+      `${instances} custom-process instances in all; at most ${MAX_PROCESS_INSTANCES} are allowed`,
+    );
+  }
+  return processes;
+}
+
 /** Parses and validates `hotreload run` arguments, on top of the config file. */
 export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   const split = splitRunArgv(argv);
@@ -162,8 +202,7 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
       ...(s.short ? { short: s.short } : {}),
     }]),
   );
-  // deno-lint-ignore no-explicit-any
-  let values: Record<string, any>;
+  let values: FlagValues;
   try {
     values = parseArgs({ args: split.ours, options, strict: true, allowPositionals: false }).values;
   } catch (error) {
@@ -174,43 +213,18 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   }
   // Flags > config file > defaults.
   const file = loadConfig(cwd, denoConfigFile(split.denoFlags)).config as Record<string, unknown>;
-  // deno-lint-ignore no-explicit-any
-  const setting = (flag: string): any => {
+  // The flag's value (parsed), else the file's (checked), else the default: each as the table types it.
+  const setting: SettingOf = <F extends SettingFlag>(flag: F): SettingValue<F> => {
     const s = SETTINGS.find((candidate) => candidate.flag === flag)!;
-    if (values[flag] !== undefined && s.parse) return s.parse(values[flag]);
-    return file[settingKey(s)!] ?? s.default;
+    if (values[flag] !== undefined && s.parse) return s.parse(values[flag]) as SettingValue<F>;
+    return (file[settingKey(s)!] ?? s.default) as SettingValue<F>;
   };
   const entry = checkEntry(split.entry ?? file.entry as string | undefined, cwd);
   if (values.poll !== undefined && values["no-poll"]) {
     throw new UsageError("--poll and --no-poll contradict each other; keep one");
   }
-  const watchOff = values["no-watch"] || (values.watch === undefined && file.watch === false);
-  const pollMs: number | false | undefined = setting("poll");
-  const noPoll = values["no-poll"] || pollMs === false;
-  const watch: WatchConfig | false = watchOff ? false : {
-    paths: values.watch ?? (Array.isArray(file.watch) ? file.watch : []),
-    extensions: setting("ext"),
-    ignore: values.ignore ?? file.ignore ?? [],
-    gitignore: values["no-gitignore"] ? false : (file.gitignore as boolean | undefined) ?? true,
-    debounceMs: setting("debounce"),
-    poll: typeof pollMs === "number"
-      ? { mode: "force", intervalMs: pollMs }
-      : { mode: noPoll ? "never" : "auto" },
-  };
-  // --process adds to the file's processes; one with the same name replaces the file's.
-  const flagProcesses = parseProcessFlags(values.process, cwd);
-  const processes = [
-    ...(file.processes as ProcessConfig[] ?? []).filter((p) =>
-      !flagProcesses.some((f) => f.name === p.name)
-    ),
-    ...flagProcesses,
-  ];
-  const instances = processes.reduce((n, p) => n + p.count, 0);
-  if (instances > MAX_PROCESS_INSTANCES) {
-    throw new UsageError(
-      `${instances} custom-process instances in all; at most ${MAX_PROCESS_INSTANCES} are allowed`,
-    );
-  }
+  const watch = watchConfig(values, file, setting);
+  const processes = mergeProcesses(file.processes as ProcessConfig[] | undefined, values, cwd);
   const workers = setting("workers");
   const workerCount = workers === "auto" ? navigator.hardwareConcurrency : workers;
   const spares = setting("spares");
@@ -222,12 +236,12 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
   const plain = Object.fromEntries(
     SETTINGS.flatMap((s) => {
       const key = settingKey(s);
-      return key && !RESOLVED.has(key) ? [[key, setting(s.flag)]] : [];
+      return key && !RESOLVED.has(key) ? [[key, setting(s.flag as SettingFlag)]] : [];
     }),
   );
   const closeWindow = setting("close-window");
   return {
-    ...plain as Omit<RunConfig, (typeof RESOLVED_KEYS)[number]>,
+    ...plain as PlainSettings,
     entry,
     cwd,
     name: setting("name") ?? defaultName(entry),

@@ -41,7 +41,9 @@ export type ProcessConfig = Omit<Checked<typeof PROCESS>, "permissions" | "watch
   /** Directories whose files it loads unseen by its module graph (relative to the cwd). */
   watch?: string[];
 };
-type Checked<T> = { [K in keyof T]: T[K] extends (...args: never[]) => infer R ? R : never };
+type Checked<T> = {
+  [K in keyof T]: T[K] extends { check: (...args: never[]) => infer R } ? R : never;
+};
 
 /** What a config file sets; every key is optional. */
 export type FileConfig = SettingValues & {
@@ -153,7 +155,7 @@ export function validateConfig(
 const TOP: Record<string, Check> = {
   entry: (v, x, p) => v.entry(x, p),
   ...settingChecks(),
-  processes: (v, x, p) => v.processes(x, p, PROCESS, processDefaults),
+  processes: (v, x, p) => v.processes(x, p, PROCESS_CHECKS, processDefaults),
   denoFlags: (v, x, p) => v.flags(x, p),
   args: (v, x, p) =>
     v.list(x, p, "an array of strings", (y, q) => {
@@ -162,22 +164,40 @@ const TOP: Record<string, Check> = {
     }),
 };
 
-/** A custom process's settings when neither the file nor `--process` gives them. */
-export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permissions" | "watch"> {
-  return { count: 1, args: {}, restart: "always", reload: true, grace: 5000 };
-}
-
-/** Every key of a custom process in the config file, and its check. */
+/**
+ * Every key of a custom process in the config file, declared once: its
+ * check and, when the key may be left out, its default (the README's
+ * "Config file" says what each means).
+ */
 const PROCESS = {
-  name: (v, x, p) => v.name(x, p),
-  entry: (v, x, p) => v.entry(x, p),
-  count: (v, x, p) => v.whole(x, p, 1, MAX_PROCESS_COUNT),
-  args: (v, x, p) => isObject(x) ? x : v.fail(p, "an object", x),
-  restart: (v, x, p) => v.oneOf(x, p, ["always", "on-failure", "never"] as const),
-  reload: (v, x, p) => v.bool(x, p),
-  grace: (v, x, p) => v.ms(x, p, 0),
-  permissions: (v, x, p) => v.flags(x, p),
+  name: { check: (v, x, p) => v.name(x, p) },
+  entry: { check: (v, x, p) => v.entry(x, p) },
+  count: { check: (v, x, p) => v.whole(x, p, 1, MAX_PROCESS_COUNT), default: 1 },
+  args: { check: (v, x, p) => isObject(x) ? x : v.fail(p, "an object", x), default: {} },
+  restart: {
+    check: (v, x, p) => v.oneOf(x, p, ["always", "on-failure", "never"] as const),
+    default: "always",
+  },
+  reload: { check: (v, x, p) => v.bool(x, p), default: true },
+  grace: { check: (v, x, p) => v.ms(x, p, 0), default: 5000 },
+  // Undefined: the workers' Deno flags.
+  permissions: { check: (v, x, p) => v.flags(x, p) },
   // Directories whose files the process loads where its module graph cannot see them (a
   // computed import()): a change there restarts it, whatever a .gitignore says.
-  watch: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
-} satisfies Record<string, Check>;
+  watch: {
+    check: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
+  },
+} satisfies Record<string, { check: Check; default?: unknown }>;
+
+const PROCESS_CHECKS: Record<string, Check> = Object.fromEntries(
+  Object.entries(PROCESS).map(([key, { check }]) => [key, check]),
+);
+
+/** A custom process's settings when neither the file nor `--process` gives them (PROCESS's defaults). */
+export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permissions" | "watch"> {
+  return Object.fromEntries(
+    Object.entries(PROCESS).flatMap(([key, entry]) =>
+      "default" in entry ? [[key, structuredClone(entry.default)]] : []
+    ),
+  ) as ReturnType<typeof processDefaults>;
+}

@@ -6,91 +6,40 @@
  * option means adding one entry. gunicorn's `config.py` is the model.
  */
 import { UsageError } from "../errors.ts";
-import { MAX_MS, MAX_WORKERS, NAME, NAME_RULE } from "./limits.ts";
-import { type Check, HOST, type Validator } from "./validator.ts";
+import { MAX_MS, NAME, NAME_RULE } from "./limits.ts";
+import { type Check, HOST } from "./validator.ts";
+import {
+  countOrAuto,
+  matching,
+  ms,
+  oneOf,
+  orAuto,
+  parseMetrics,
+  type Setting,
+  whole,
+} from "./setting_rules.ts";
 import type { ProcessConfig } from "./mod.ts";
+import {
+  DEFAULT_EVENTS_DEBOUNCE_MS,
+  DEFAULT_EXTENSIONS,
+  DEFAULT_POLL_DEBOUNCE_MS,
+} from "../watch/defaults.ts";
 
-/** One setting. */
-export interface Setting {
-  /** The flag without its dashes: `ready-timeout`. */
-  flag: string;
-  short?: string;
-  /**
-   * Placeholder of the flag's value in help (`<ms>`; the helpers below set
-   * it from the type); none for a boolean flag.
-   */
-  value?: string;
-  /** The flag may be repeated. */
-  multiple?: boolean;
-  /**
-   * The config-file key this flag sets, when it is not the flag in camelCase
-   * (`ready-timeout` → `readyTimeout`). Only a setting with a `check` has one.
-   */
-  key?: string;
-  /** The help line, without the default. */
-  help: string;
-  /** The value when neither flag nor file sets one (shown in help). */
-  default?: unknown;
-  /** Turns the flag's text into the setting's value; throws a one-line UsageError. */
-  parse?: (raw: string) => unknown;
-  /** Checks the config file's value for `key`. */
-  check?: Check;
-}
+export type { Setting };
 
-/** A whole number from `min` to `max`. */
-function whole(flag: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
-  return {
-    value: "<n>",
-    parse(raw: string): number {
-      if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
-        throw new UsageError(`--${flag} must be a whole number ${range} (got "${raw}")`);
-      }
-      return Number(raw);
-    },
-    check: (v: Validator, x: unknown, p: string) =>
-      v.whole(x, p, min, max === Number.MAX_SAFE_INTEGER ? undefined : max),
-  };
-}
-
-/** Whole milliseconds from `min` to one day (timers overflow beyond 2^31 - 1). */
-function ms(flag: string, min: number) {
-  return {
-    value: "<ms>",
-    parse(raw: string): number {
-      if (/^\d+$/.test(raw) && Number(raw) > MAX_MS) {
-        throw new UsageError(`--${flag} must be at most ${MAX_MS} ms (one day) (got "${raw}")`);
-      }
-      return whole(flag, min).parse(raw);
-    },
-    check: (v: Validator, x: unknown, p: string) => v.ms(x, p, min),
-  };
-}
-
-/** A number of workers from `min` to MAX_WORKERS, or "auto". */
-function countOrAuto(flag: string, min: number) {
-  return {
-    value: "<n|auto>",
-    parse: (raw: string) => raw === "auto" ? "auto" : whole(flag, min, MAX_WORKERS).parse(raw),
-    check: (v: Validator, x: unknown, p: string) =>
-      x === "auto"
-        ? "auto" as const
-        : v.whole(x, p, min, MAX_WORKERS, `a whole number from ${min} to ${MAX_WORKERS} or "auto"`),
-  };
-}
-
-function oneOf<T extends string>(flag: string, values: readonly T[]) {
-  return {
-    value: `<${values.join("|")}>`,
-    parse(raw: string): T {
-      if (!values.includes(raw as T)) {
-        throw new UsageError(`--${flag} must be ${values.join(" or ")} (got "${raw}")`);
-      }
-      return raw as T;
-    },
-    check: (v: Validator, x: unknown, p: string) => v.oneOf(x, p, values),
-  };
-}
+/**
+ * How long a worker leaving service keeps its idle keep-alive connections
+ * after the last request reached it (each next request is sent on to new
+ * code and answered with `Connection: close`; runtime/forward.ts) before it
+ * closes them. Closing an idle connection races a request the client may
+ * be sending on it; a client whose pool drops idle connections sooner has
+ * closed its own by then: Node's http.globalAgent after 5 s, undici (Node's
+ * fetch) after 4 s. While watching, old workers of quick edits should not
+ * pile up, and the clients are a developer's.
+ */
+export const CLOSE_WINDOW_MS = 5000;
+/** --close-window auto while watching: see {@link CLOSE_WINDOW_MS}. */
+export const CLOSE_WINDOW_WATCHING_MS = 1000;
 
 /** Every option of `hotreload run`, in help order (`as const`: config types derive from it). */
 const TABLE = [
@@ -99,6 +48,7 @@ const TABLE = [
     short: "w",
     help: "number of worker processes (auto = one per CPU)",
     default: 1,
+    resolved: true,
     ...countOrAuto("workers", 1),
   },
   {
@@ -110,20 +60,14 @@ const TABLE = [
   },
   {
     flag: "host",
-    value: "<address>",
     help: "address the workers bind when the app names none (default: all); exported as HOST",
-    parse(raw) {
-      if (!HOST.test(raw)) {
-        throw new UsageError(
-          `--host must be an IP address or host name such as 127.0.0.1 or ::1 (got "${raw}")`,
-        );
-      }
-      return raw;
-    },
-    check: (v, x, p) =>
-      typeof x === "string" && HOST.test(x)
-        ? x
-        : v.fail(p, "an IP address or host name such as 127.0.0.1 or ::1", x),
+    ...matching(
+      "host",
+      "<address>",
+      (raw) => HOST.test(raw),
+      "an IP address or host name such as 127.0.0.1 or ::1",
+      "an IP address or host name such as 127.0.0.1 or ::1",
+    ),
   },
   {
     flag: "grace",
@@ -140,22 +84,21 @@ const TABLE = [
   {
     flag: "settle",
     help: "a new worker that exits within this long after it became ready failed to start: " +
-      "the reload is aborted and the old workers keep serving (see the README, Broken code)",
+      "the reload is aborted and the old workers serve on, unless a one-step switch without " +
+      "steering had drained them already (see the README, Broken code)",
     default: 1000,
     ...ms("settle", 0),
   },
   {
     flag: "ready-path",
-    value: "<path>",
     help: "a new worker is ready only once GET <path>, answered by that very worker, returns 2xx",
-    parse(raw) {
-      if (!/^\/\S*$/.test(raw)) {
-        throw new UsageError(`--ready-path must be a path starting with "/" (got "${raw}")`);
-      }
-      return raw;
-    },
-    check: (v, x, p) =>
-      typeof x === "string" && /^\/\S*$/.test(x) ? x : v.fail(p, 'a path such as "/healthz"', x),
+    ...matching(
+      "ready-path",
+      "<path>",
+      (raw) => /^\/\S*$/.test(raw),
+      'a path starting with "/"',
+      'a path such as "/healthz"',
+    ),
   },
   {
     flag: "timeout",
@@ -168,26 +111,28 @@ const TABLE = [
     help:
       "warm spare workers, released as the next workers (auto: one per worker while watching, else none)",
     default: "auto",
+    resolved: true,
     ...countOrAuto("spares", 0),
   },
   {
     flag: "switch",
     help:
-      "all: a reload starts every new worker once the canary is ready and switches them in together; " +
-      "rolling: --reload-batch at a time (auto: all while watching, else rolling)",
+      "all: a reload starts every new worker at once, and every old worker leaves service when " +
+      "the first new one is ready (the others join as they become ready); rolling: one new " +
+      "worker first, then --reload-batch at a time (auto: all while watching, else rolling)",
     default: "auto",
+    resolved: true,
     ...oneOf("switch", ["all", "rolling", "auto"] as const),
   },
   {
     flag: "close-window",
-    value: "<ms|auto>",
     help: "how long a worker leaving service keeps its idle keep-alive connections after the " +
       "last request reached it (each next request goes on to new code, answered with " +
       "Connection: close) before it closes them; at a stop, 250 at most " +
-      "(auto: 1000 while watching, else 5000)",
+      `(auto: ${CLOSE_WINDOW_WATCHING_MS} while watching, else ${CLOSE_WINDOW_MS})`,
     default: "auto",
-    parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),
-    check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),
+    resolved: true,
+    ...orAuto(ms("close-window", 0)),
   },
   {
     flag: "handover",
@@ -226,13 +171,9 @@ const TABLE = [
   },
   {
     flag: "name",
-    value: "<name>",
     help: "instance name for the control commands (default: the entry's base name)",
-    parse(raw) {
-      if (!NAME.test(raw)) throw new UsageError(`--name must be ${NAME_RULE} (got "${raw}")`);
-      return raw;
-    },
-    check: (v, x, p) => v.name(x, p),
+    ...matching("name", "<name>", (raw) => NAME.test(raw), NAME_RULE, NAME_RULE),
+    resolved: true,
   },
   {
     flag: "process",
@@ -247,6 +188,7 @@ const TABLE = [
     multiple: true,
     help: "file or directory to watch, a named directory whatever a .gitignore says; repeatable " +
       "(default: the current directory)",
+    resolved: true,
     check: (v, x, p) =>
       typeof x === "boolean"
         ? x
@@ -261,12 +203,14 @@ const TABLE = [
     help: "a directory whose files the workers load (a computed import() their module graph " +
       "cannot see): watched whatever a .gitignore says, and a change there reloads the workers; " +
       "repeatable",
+    resolved: true,
     check: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
   },
   {
     flag: "ext",
     value: "<list>",
-    help: "extensions that trigger a reload (default ts,tsx,js,jsx,mjs,cjs,json,jsonc)",
+    help: `extensions that trigger a reload (default ${DEFAULT_EXTENSIONS.join(",")})`,
+    resolved: true,
     parse: (raw) => raw.split(",").map((e) => e.trim().replace(/^\./, "")).filter(Boolean),
     check: (v, x, p) => v.list(x, p, 'an array of extensions such as ["ts", "tsx"]', v.extension),
   },
@@ -275,6 +219,7 @@ const TABLE = [
     value: "<glob>",
     multiple: true,
     help: "gitignore-style glob of paths to ignore; repeatable",
+    resolved: true,
     check: (v, x, p) =>
       v.list(x, p, "an array of gitignore-style globs", (y, q) => v.text(y, q, "a glob")),
   },
@@ -282,12 +227,14 @@ const TABLE = [
     flag: "no-gitignore",
     key: "gitignore",
     help: "do not read .gitignore files",
+    resolved: true,
     check: (v, x, p) => v.bool(x, p),
   },
   {
     flag: "poll",
     value: "<ms>",
     help: "watch by polling at this interval instead of file events",
+    resolved: true,
     parse: ms("poll", 10).parse,
     check: (v, x, p) =>
       x === false ? x : v.whole(
@@ -301,7 +248,9 @@ const TABLE = [
   { flag: "no-poll", help: "never fall back to polling" },
   {
     flag: "debounce",
-    help: "quiet time that ends a batch of changes (default 20 with file events, 50 when polling)",
+    help: "quiet time that ends a batch of changes " +
+      `(default ${DEFAULT_EVENTS_DEBOUNCE_MS} with file events, ${DEFAULT_POLL_DEBOUNCE_MS} when polling)`,
+    resolved: true,
     ...ms("debounce", 0),
   },
   {
@@ -386,21 +335,22 @@ type Defaulted = { [S in Entry as S extends { default: unknown } ? KeyOf<S> : ne
 /** The settings merged: one with a default always has a value. */
 type Merged = Omit<SettingValues, keyof Defaulted> & Defaulted;
 
+/** The config keys of the settings marked `resolved` (see {@link Setting.resolved}). */
+type ResolvedKey = KeyOf<Extract<Entry, { resolved: true }>>;
+
 /** Settings that RunConfig holds resolved ("auto", the entry's name) or gathers into `watch`. */
-export const RESOLVED_KEYS = [
-  "workers",
-  "spares",
-  "switch",
-  "closeWindow",
-  "name",
-  "watch",
-  "ext",
-  "ignore",
-  "gitignore",
-  "poll",
-  "debounce",
-  "workerDirs",
-] as const;
+export const RESOLVED_KEYS = SETTINGS.flatMap((setting) =>
+  setting.resolved ? [settingKey(setting) as ResolvedKey] : []
+);
+
+/** The settings RunConfig holds as given (flag over file over default), under their config keys. */
+export type PlainSettings = Omit<Merged, ResolvedKey>;
+
+/** A flag of `hotreload run` that sets a config key. */
+export type SettingFlag = Extract<Entry, { check: unknown }>["flag"];
+
+/** What a setting's flag or config key holds once checked (as its check returns it). */
+export type SettingValue<F extends SettingFlag> = ValueOf<Extract<Entry, { flag: F }>>;
 
 /** The config-file key a setting sets (see {@link Setting.key}); undefined for a flag-only one. */
 export function settingKey(setting: Setting): string | undefined {
@@ -413,7 +363,7 @@ export function settingKey(setting: Setting): string | undefined {
  * config key, flags over the file over the defaults (the table's help says
  * what each means), with RESOLVED_KEYS resolved.
  */
-export type RunConfig = Omit<Merged, (typeof RESOLVED_KEYS)[number]> & {
+export type RunConfig = PlainSettings & {
   /** The entry as given (relative to cwd, or absolute). */
   entry: string;
   cwd: string;
@@ -445,21 +395,6 @@ export interface WatchConfig {
   /** undefined: the backend's own default (20 ms for file events, 50 when polling). */
   debounceMs?: number;
   poll: { mode: "auto" | "force" | "never"; intervalMs?: number };
-}
-
-/** `9090`, `0.0.0.0:9090`, `[::1]:9090` → where --metrics serves (127.0.0.1 unless named). */
-function parseMetrics(raw: string, what: string): { hostname: string; port: number } {
-  const m = raw.match(/^(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):)?(\d{1,5})$/);
-  const port = Number(m?.[2]);
-  if (
-    !m || port < 1 || port > 65535 ||
-    (m[1] !== undefined && !HOST.test(m[1].replace(/^\[|\]$/g, "")))
-  ) {
-    throw new UsageError(
-      `${what} must be a port or host:port such as 9090 or 0.0.0.0:9090 (got "${raw}")`,
-    );
-  }
-  return { hostname: m[1]?.replace(/^\[|\]$/g, "") ?? "127.0.0.1", port };
 }
 
 /** The setting a command-line token names (`--port`, `--port=80`, `-p`, `-p80`). */

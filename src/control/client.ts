@@ -57,12 +57,15 @@ export function failOn(reply: ControlReply): asserts reply is ControlReply & { o
   if (!reply.ok) throw new HotreloadError(reply.error, reply.kind ?? "failure");
 }
 
+/** What a graceful stop may take beyond its grace twice (see stopTimeoutMs). */
+export const STOP_MARGIN_MS = 10_000;
+
 /**
  * How long a graceful stop may take before the instance counts as wedged:
- * its grace twice (workers, then custom processes) and 10 s.
+ * its grace twice (workers, then custom processes) and STOP_MARGIN_MS.
  */
 export function stopTimeoutMs(instance: InstanceRecord): number {
-  return instance.graceMs * 2 + 10_000;
+  return instance.graceMs * 2 + STOP_MARGIN_MS;
 }
 
 /**

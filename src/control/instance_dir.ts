@@ -10,12 +10,21 @@
  * is still the process that wrote it (same start time). A record whose pid
  * is dead, or now belongs to another process, is stale: it is removed, never
  * signalled. An instance is claimed atomically with an exclusive lock held
- * for the supervisor's whole life.
+ * for the supervisor's whole life. What it records of the live workers, for
+ * a successor, is worker_records.ts's.
  */
-import { createHash } from "node:crypto";
 import { HotreloadError } from "../errors.ts";
-import { processEnv, processStartTime } from "../child/os.ts";
+import { processStartTime } from "../child/os.ts";
 import { NAME } from "../config/limits.ts";
+import { fsError, isWhole, removeOwnFile, writeFileAtomic } from "./files.ts";
+import {
+  deadTakeoverRecords,
+  liveWorkers,
+  type RecordedProcess,
+  recordedWorkers,
+  removeTakeoverRecord,
+  WORKERS_FILE,
+} from "./worker_records.ts";
 
 /** What a running supervisor records about itself. */
 export interface InstanceRecord {
@@ -39,26 +48,6 @@ export interface InstanceRecord {
   hopKey?: string;
 }
 
-/**
- * The variable in every worker's environment that names its instance: a
- * successor adopts (signals) a recorded worker only when it carries its
- * instance's token, never just because a pid and start time match.
- */
-export const INSTANCE_ENV = "HOTRELOAD_INSTANCE";
-
-/** The instance's token (in its workers' environment): derived from its hop secret, never the secret. */
-export function instanceToken(hopKey: string): string {
-  return createHash("sha256").update(`hotreload instance ${hopKey}`).digest("hex").slice(0, 32);
-}
-
-/** A new instance's hop secret: 128 random bits, in hex. */
-export function newHopKey(): string {
-  return Array.from(
-    crypto.getRandomValues(new Uint8Array(16)),
-    (byte) => byte.toString(16).padStart(2, "0"),
-  ).join("");
-}
-
 /** An instance found under `.hotreload/`. */
 export type FoundInstance =
   | { name: string; dir: string; record: InstanceRecord; state: "running" | "stale" }
@@ -68,111 +57,6 @@ export type FoundInstance =
 const RECORD_FILE = "instance.json";
 const PID_FILE = "supervisor.pid";
 const LOCK_FILE = "lock";
-/** The supervisor's live workers (pid and start time), rewritten as they change. */
-const WORKERS_FILE = "workers.json";
-
-/** A process recorded by pid and kernel start time (a pid alone may have been reused). */
-export interface RecordedProcess {
-  pid: number;
-  startTime: number;
-}
-
-/** Records the supervisor's live workers, so that a successor can find them if it dies. */
-export function writeWorkers(dir: string, workers: RecordedProcess[]): void {
-  writeFileAtomic(`${dir}/${WORKERS_FILE}`, JSON.stringify(workers) + "\n");
-}
-
-/**
- * A `run --takeover` under way: the new supervisor and its workers, written
- * from its start (each worker before it can serve), since the instance's
- * record and workers.json are still the old supervisor's. If the new
- * supervisor dies before it has the name, a successor adopts its workers from here.
- */
-export interface TakeoverRecord extends RecordedProcess {
-  hopKey?: string;
-  version?: string;
-  workers: RecordedProcess[];
-}
-
-/** A takeover's record file: one per supervisor (a takeover of a dead takeover keeps the first). */
-const takeoverRecordFile = (dir: string, pid: number) => `${dir}/takeover-${pid}.json`;
-
-/** Records a takeover under way (see TakeoverRecord), in this supervisor's file. */
-export function writeTakeoverRecord(dir: string, record: TakeoverRecord): void {
-  writeFileAtomic(takeoverRecordFile(dir, record.pid), JSON.stringify(record) + "\n");
-}
-
-/** Removes this process's takeover record (it has the name now, or stops). */
-export function removeTakeoverRecord(dir: string, pid = Deno.pid): void {
-  removeOwnFile(takeoverRecordFile(dir, pid));
-}
-
-/** The takeover records in `dir` whose supervisor has died. */
-function deadTakeoverRecords(dir: string): TakeoverRecord[] {
-  let names: string[];
-  try {
-    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile).map((e) => e.name);
-  } catch {
-    return [];
-  }
-  return names.flatMap((name) => {
-    const pid = Number(/^takeover-(\d+)\.json$/.exec(name)?.[1]);
-    const record = pid ? readTakeoverRecord(takeoverRecordFile(dir, pid)) : undefined;
-    return record && record.pid === pid && processStartTime(pid) !== record.startTime
-      ? [record]
-      : [];
-  });
-}
-
-/** A takeover record, when it is sane; its workers as recorded (not checked). */
-function readTakeoverRecord(path: string): TakeoverRecord | undefined {
-  let raw: Record<string, unknown>;
-  try {
-    if (!Deno.lstatSync(path).isFile) return undefined;
-    raw = JSON.parse(Deno.readTextFileSync(path));
-  } catch {
-    return undefined;
-  }
-  const sane = typeof raw === "object" && raw !== null && isWhole(raw.pid, 2, 2 ** 22) &&
-    isWhole(raw.startTime, 1) && Array.isArray(raw.workers) &&
-    (raw.hopKey === undefined ||
-      typeof raw.hopKey === "string" && /^[0-9a-f]{32}$/.test(raw.hopKey)) &&
-    (raw.version === undefined || typeof raw.version === "string" && raw.version.length <= 64);
-  return sane ? raw as unknown as TakeoverRecord : undefined;
-}
-
-/**
- * The workers recorded in `dir` that are still the processes recorded (same
- * pid, same start time: a pid alone may have been given to anyone since)
- * and, when the record names its instance (`hopKey`), that carry its token
- * in their environment: a forged or stale list names no other process.
- */
-export function recordedWorkers(dir: string, hopKey?: string): RecordedProcess[] {
-  let raw: unknown;
-  try {
-    if (!Deno.lstatSync(`${dir}/${WORKERS_FILE}`).isFile) return [];
-    raw = JSON.parse(Deno.readTextFileSync(`${dir}/${WORKERS_FILE}`));
-  } catch {
-    return [];
-  }
-  return liveWorkers(raw, hopKey);
-}
-
-/** The entries of `raw` that are still the processes recorded, and workers of the instance. */
-function liveWorkers(raw: unknown, hopKey: string | undefined): RecordedProcess[] {
-  if (!Array.isArray(raw)) return [];
-  const token = hopKey === undefined ? undefined : instanceToken(hopKey);
-  // A record of an older version names no token: a hotreload worker's variables at least.
-  const ours = (pid: number) =>
-    token === undefined
-      ? processEnv(pid, "HOTRELOAD_WORKER_ID") !== undefined
-      : processEnv(pid, INSTANCE_ENV) === token;
-  return raw.filter((entry): entry is RecordedProcess =>
-    isWhole(entry?.pid, 2) && isWhole(entry?.startTime, 1) &&
-    processStartTime(entry.pid) === entry.startTime && ours(entry.pid)
-  );
-}
-
 /**
  * Workers a dead supervisor left serving in `dir` (orphans waiting for a
  * successor), with that supervisor's pid and version. Nothing when its
@@ -218,9 +102,6 @@ export function runtimeRoot(cwd: string): string {
 export function instanceDir(cwd: string, name: string): string {
   return `${runtimeRoot(cwd)}/${name}`;
 }
-
-const isWhole = (value: unknown, min: number, max = Number.MAX_SAFE_INTEGER) =>
-  Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max;
 
 /**
  * Returns `raw` as a record only when every field is sane: a pid above 1 (0
@@ -270,14 +151,6 @@ export function whyStale(record: InstanceRecord): string {
     : `pid ${record.pid} now belongs to another process`;
 }
 
-/** A one-line error for a failed file operation on the runtime directory. */
-function fsError(what: string, path: string, error: unknown): HotreloadError {
-  const reason = error instanceof Deno.errors.PermissionDenied
-    ? "permission denied (is the directory read-only?)"
-    : (error as Error).message.split("\n")[0].replace(/, (open|mkdir|rename|write)\b.*$/, "");
-  return new HotreloadError(`cannot ${what} ${path}: ${reason}`);
-}
-
 /**
  * Refuses `path` unless it is a real directory (not a symbolic link) owned by
  * the current user. Never follows a link: lstat, not stat.
@@ -312,28 +185,6 @@ function makePrivateDir(path: string): boolean {
   // Checked above: a real directory of ours, so chmod cannot reach through a link.
   if (!created && (Deno.lstatSync(path).mode! & 0o777) !== 0o700) Deno.chmodSync(path, 0o700);
   return created;
-}
-
-/** Writes a file by write-then-rename: a reader never sees half of it, and a link is replaced, never followed. */
-function writeFileAtomic(path: string, text: string): void {
-  const temporary = `${path}.${Deno.pid}.tmp`;
-  try {
-    Deno.writeTextFileSync(temporary, text, { mode: 0o600, createNew: true });
-    Deno.renameSync(temporary, path);
-  } catch (error) {
-    try {
-      Deno.removeSync(temporary);
-    } catch { /* never written */ }
-    throw fsError("write", path, error);
-  }
-}
-
-/** Removes `path` when it is a regular file or socket (never through a link). */
-function removeOwnFile(path: string): void {
-  try {
-    const info = Deno.lstatSync(path);
-    if (info.isFile || info.isSocket) Deno.removeSync(path);
-  } catch { /* already gone */ }
 }
 
 /** A claimed instance: its directory and record, and the lock held for its life. */

@@ -30,17 +30,30 @@ export type ControlRequest =
   | { cmd: "send"; name: string; message: unknown }
   | { cmd: "restart"; name: string };
 
+/**
+ * Every state a `status` row can be in (`status --help` lists them all:
+ * src/cli/help_test.ts). `held`: replaced, out of service, its connections'
+ * requests sent on to new code until the whole new generation serves; then
+ * it drains.
+ */
+export const ROW_STATES = [
+  "spare",
+  "starting",
+  "ready",
+  "held",
+  "draining",
+  "backoff",
+  "errored",
+  "stopped",
+] as const;
+
 /** One row of `hotreload status`: a worker or custom-process instance. */
 export interface StatusRow {
   /** A spare is not a worker yet: it waits to be released as one. */
   role: "worker" | "spare" | "process";
   id: number | string;
   pid: number | null;
-  /**
-   * `held`: replaced, out of service, its connections' requests sent on to
-   * new code until the whole new generation serves; then it drains.
-   */
-  state: "spare" | "starting" | "ready" | "held" | "draining" | "backoff" | "errored" | "stopped";
+  state: (typeof ROW_STATES)[number];
   generation: number | null;
   uptimeMs: number | null;
   restarts: number;

@@ -9,7 +9,7 @@ import type { ProcessConfig } from "../config/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
 import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
 import { NOTIFY_ENV } from "./sd_notify.ts";
-import { INSTANCE_ENV, instanceToken } from "../control/instance_dir.ts";
+import { INSTANCE_ENV, instanceToken } from "../control/worker_records.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
 
 /** The run's settings, with the deno that runs the children and where their runtime modules are. */

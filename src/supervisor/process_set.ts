@@ -91,6 +91,13 @@ export class ProcessSet extends SlotGroup<ProcessSlot, ProcessSetOptions> {
     return [...new Set(children)];
   }
 
+  /** Live instances of the processes named (all of them: undefined). */
+  count(names?: string[]): number {
+    return this.children().filter((child) =>
+      names === undefined || names.some((name) => String(child.spec.id).startsWith(`${name}#`))
+    ).length;
+  }
+
   /** The configured process names. */
   names(): string[] {
     return [...new Set(this.slots.map((slot) => slot.config.name))];

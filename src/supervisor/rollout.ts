@@ -15,39 +15,34 @@
  * can be put back if it fails. Until one new worker has settled, any new
  * worker that exits aborts the reload; after that, failures are retried.
  */
-import type { ControlReply } from "../control/protocol.ts";
+import type { ControlReply, StatusReport } from "../control/protocol.ts";
 import type { Child } from "../child/child.ts";
-import type { SlotView, WorkerExit } from "./worker_pool.ts";
+import type { RunConfig } from "../config/settings.ts";
+import { log } from "../log/mod.ts";
+import type { WorkerExit, WorkerPool } from "./worker_pool.ts";
+import type { ProcessSet } from "./process_set.ts";
 import { whenExited } from "./describe.ts";
-/** What a reload covers and why it happens. */
-export interface ReloadRequest {
-  reason: string;
-  files: string[];
-  /** For a change: which rules chose what reloads (reload_scope.ts), for the log. */
-  why?: string;
-  workers: boolean;
-  processes: boolean;
-  /** With `processes`: only these (by name); undefined: every process that reloads with the code. */
-  processNames?: string[];
-  /** Called with the outcome (the control socket's `reload` waits on it). */
-  reply?: (reply: ControlReply) => void;
-}
+import { afterAbort, reloadSummary, type Report } from "./report.ts";
+import type { Clock } from "./clock.ts";
+import type { Connection } from "./world.ts";
 
+import { coalesce, type ReloadRequest, staleForSpares } from "./reload_request.ts";
 /** What the rollout drives in the worker pool: mechanism, no decisions. */
-export interface RolloutPool {
-  view(): readonly SlotView[];
-  startReplacement(id: number, generation: number): void;
-  promote(id: number, hold?: boolean): void;
-  standDown(id: number, hold?: boolean): void;
-  cancelReplacement(id: number): void;
-  steer(): void;
-  holding(): boolean;
-  handOffHeld(): void;
-  releaseHeld(): void;
-  putBack(): void;
-  cancelReplacements(): void;
-  outdated(generation: number): number;
-}
+export type RolloutPool = Pick<
+  WorkerPool,
+  | "view"
+  | "startReplacement"
+  | "promote"
+  | "standDown"
+  | "cancelReplacement"
+  | "steer"
+  | "holding"
+  | "handOffHeld"
+  | "releaseHeld"
+  | "putBack"
+  | "cancelReplacements"
+  | "outdated"
+>;
 
 /** What the rollout drives among the custom processes. */
 export interface RolloutProcesses {
@@ -75,19 +70,34 @@ export type RolloutState =
   | { state: "aborted"; why: string; summary: string; switched: boolean; putBack: boolean };
 
 const RUNNING: RolloutState = { state: "running" };
+const DONE: RolloutState = { state: "done" };
+
+/** A one-step switch: when the new generation took over, and whether a newer reload waits. */
+interface Switch {
+  at: number;
+  /** A newer reload waits: the switched generation's settle window is cut short. */
+  superseded: boolean;
+  /** True once the held predecessors were told that the whole new generation serves. */
+  handedOff: boolean;
+}
+
+/** Where a rollout is: one stage at a time, each holding what only it needs. */
+type Stage =
+  /** Rolling: one replacement (the canary) until one has settled, then --reload-batch at a time. */
+  | { kind: "rolling" }
+  /** One step: every new worker starting; the old generation serves until one is ready. */
+  | { kind: "starting" }
+  /** One step: the new generation took over; the old one is held (or drained) through the window. */
+  | { kind: "switched"; switch: Switch }
+  /** Every slot runs the new generation: the custom processes that reload with the code restart. */
+  | { kind: "processes"; queued: boolean; switch?: Switch }
+  | { kind: "done"; switch?: Switch }
+  | { kind: "aborted"; outcome: Extract<RolloutState, { state: "aborted" }> };
 
 export class Rollout {
-  #phase: "workers" | "processes" = "workers";
+  #stage: Stage;
   /** True once a new worker stayed up through the settle window (the canary passed). */
   #settled = false;
-  /** With the one-step switch: when the new generation took over. */
-  #switchedAt?: number;
-  /** True once a newer reload is waiting: a switched generation's window is cut short. */
-  #superseded = false;
-  /** True once held predecessors were told that the whole new generation serves. */
-  #handedOff = false;
-  #processesQueued = false;
-  #aborted?: Extract<RolloutState, { state: "aborted" }>;
   readonly #waiters: Array<(reply: ControlReply) => void> = [];
   #followUp?: ReloadRequest;
 
@@ -103,22 +113,39 @@ export class Rollout {
     readonly replacing: boolean,
   ) {
     if (request.reply) this.#waiters.push(request.reply);
-    if (!request.workers) this.#phase = "processes";
+    this.#stage = !request.workers
+      ? { kind: "processes", queued: false }
+      : settings.oneStep
+      ? { kind: "starting" }
+      : { kind: "rolling" };
   }
 
   /** One step toward the new generation; says whether the rollout runs on, is done or aborted. */
   advance(now: number): RolloutState {
-    if (this.#aborted) return this.#aborted;
-    if (this.#phase === "workers") {
-      const workersDone = this.settings.oneStep ? this.#switchAll(now) : this.#roll(now);
+    const stage = this.#stage;
+    if (stage.kind === "aborted") return stage.outcome;
+    if (stage.kind === "done") return DONE;
+    if (stage.kind !== "processes") {
+      const workersDone = stage.kind === "rolling" ? this.#roll(now) : this.#switchAll(now);
       if (!workersDone) return RUNNING;
-      this.#phase = "processes";
+      this.#stage = { kind: "processes", queued: false, switch: this.#switch() };
     }
-    if (this.request.processes && !this.#processesQueued) {
-      this.#processesQueued = true;
+    const processes = this.#stage as Extract<Stage, { kind: "processes" }>;
+    if (this.request.processes && !processes.queued) {
+      processes.queued = true;
       this.processes.queueReloads(this.request.processNames);
     }
-    return this.processes.restarting() ? RUNNING : { state: "done" };
+    if (this.processes.restarting()) return RUNNING;
+    this.#stage = { kind: "done", switch: processes.switch };
+    return DONE;
+  }
+
+  /** The one-step switch, once the new generation has taken over. */
+  #switch(): Switch | undefined {
+    const stage = this.#stage;
+    return stage.kind === "switched" || stage.kind === "processes" || stage.kind === "done"
+      ? stage.switch
+      : undefined;
   }
 
   /**
@@ -129,14 +156,15 @@ export class Rollout {
    */
   onWorkerExit(child: Child, exit: WorkerExit): boolean {
     if (exit.kind === "drained" || exit.kind === "unknown") return false;
-    if (this.#aborted || this.#settled || child.spec.generation < this.generation) return false;
+    const aborted = this.#stage.kind === "aborted";
+    if (aborted || this.#settled || child.spec.generation < this.generation) return false;
     const why = exit.kind === "replacement-failed"
       ? exit.why
       : exit.wasReady
       ? `worker ${child.spec.id} of generation ${this.generation} exited ` +
         whenExited(child, this.settings.settleMs)
       : `generation ${this.generation} failed`;
-    const switched = this.#switchedAt !== undefined;
+    const switched = this.#switch() !== undefined;
     // Only a steered worker kept its listener while held: others drain.
     const putBack = this.settings.canPutBack && this.pool.holding();
     if (putBack) this.pool.putBack();
@@ -144,7 +172,8 @@ export class Rollout {
       this.pool.cancelReplacements();
       if (this.pool.holding()) this.pool.releaseHeld();
     }
-    this.#aborted = { state: "aborted", why, summary: exit.summary, switched, putBack };
+    const outcome = { state: "aborted" as const, why, summary: exit.summary, switched, putBack };
+    this.#stage = { kind: "aborted", outcome };
     return true;
   }
 
@@ -154,7 +183,13 @@ export class Rollout {
    * never waits for the last one's window.
    */
   supersede(): void {
-    if (this.#switchedAt !== undefined) this.#superseded = true;
+    const switched = this.#switch();
+    if (switched) switched.superseded = true;
+  }
+
+  /** True when a newer reload cut this one short after its switch. */
+  get superseded(): boolean {
+    return this.#switch()?.superseded ?? false;
   }
 
   /**
@@ -175,10 +210,13 @@ export class Rollout {
    * wake the loop again and again while it waits for something else.
    */
   nextDeadline(now: number): number {
-    if (this.#aborted || this.#phase !== "workers") return Infinity;
+    const stage = this.#stage;
+    if (stage.kind !== "rolling" && stage.kind !== "starting" && stage.kind !== "switched") {
+      return Infinity;
+    }
     const settle = this.#settleMs();
-    const ends = this.#switchedAt !== undefined
-      ? [this.#switchedAt + settle]
+    const ends = stage.kind === "switched"
+      ? [stage.switch.at + settle]
       : this.pool.view().flatMap((slot) => {
         const readyAt = slot.replacement?.readyAt;
         return readyAt === undefined ? [] : [readyAt + settle];
@@ -234,7 +272,7 @@ export class Rollout {
     const slots = this.pool.view();
     const isNewReady = (child?: Child) =>
       child?.state === "ready" && child.spec.generation >= this.generation;
-    if (this.#switchedAt === undefined) {
+    if (this.#stage.kind === "starting") {
       this.#startReplacements(now, Infinity);
       const replacing = slots.some((slot) =>
         slot.current !== undefined && slot.current.spec.generation < this.generation
@@ -254,8 +292,9 @@ export class Rollout {
         }
       }
       this.pool.steer();
-      this.#switchedAt = now;
+      this.#stage = { kind: "switched", switch: { at: now, superseded: false, handedOff: false } };
     }
+    const { switch: switched } = this.#stage as Extract<Stage, { kind: "switched" }>;
     let joined = false;
     for (const slot of slots) {
       if (!isNewReady(slot.replacement)) continue;
@@ -264,18 +303,19 @@ export class Rollout {
     }
     if (joined) this.pool.steer();
     if (
-      !this.#handedOff && this.pool.holding() && this.pool.view().every((slot) => !slot.replacement)
+      !switched.handedOff && this.pool.holding() &&
+      this.pool.view().every((slot) => !slot.replacement)
     ) {
-      this.#handedOff = true;
+      switched.handedOff = true;
       this.pool.handOffHeld();
     }
-    if (!this.#superseded && now - this.#switchedAt < this.#settleMs()) return false;
+    if (!switched.superseded && now - switched.at < this.#settleMs()) return false;
     this.#settled = true;
     // Once every new worker serves (or a newer change takes over): the old ones drain.
     const complete = this.pool.view().every((slot) => !slot.replacement);
-    if (this.pool.holding() && (complete || this.#superseded)) this.pool.releaseHeld();
+    if (this.pool.holding() && (complete || switched.superseded)) this.pool.releaseHeld();
     // Superseded: the next rollout starts now, and waits for these old workers at its own end.
-    return this.#superseded || this.pool.outdated(this.generation) === 0;
+    return switched.superseded || this.pool.outdated(this.generation) === 0;
   }
 
   /**
@@ -301,19 +341,7 @@ export class Rollout {
 
   /** Remembers a trigger that arrived during this rollout. */
   queueFollowUp(request: ReloadRequest): void {
-    const previous = this.#followUp;
-    const waiters = [previous?.reply, request.reply].filter((r) => r !== undefined);
-    this.#followUp = {
-      reason: [...new Set([...(previous?.reason.split(", ") ?? []), request.reason])].join(", "),
-      files: [...new Set([...(previous?.files ?? []), ...request.files])].sort(),
-      // The follow-up's log line says why, as each queued request's did.
-      why: [previous?.why, request.why].filter((why) => why !== undefined).join("; ") ||
-        undefined,
-      workers: (previous?.workers ?? false) || request.workers,
-      processes: (previous?.processes ?? false) || request.processes,
-      processNames: mergeNames(previous, request),
-      reply: waiters.length === 0 ? undefined : (reply) => waiters.forEach((w) => w(reply)),
-    };
+    this.#followUp = coalesce(this.#followUp, request);
   }
 
   /** The single rollout to run after this one, if anything arrived meanwhile. */
@@ -326,60 +354,199 @@ export class Rollout {
     for (const waiter of this.#waiters.splice(0)) waiter(reply);
   }
 
-  /**
-   * What happened, truthfully: `reloaded 4 workers in 312 ms (generation 7; 2
-   * files: src/a.ts, src/b.ts)`; `generation 2 started 2 workers; all ready
-   * in 140 ms (1 file: main.ts)` when nothing was serving before; and how
-   * many are ready when some of the new workers failed, or were still
-   * starting when a newer change superseded it.
-   */
+  /** What happened, in one line (report.ts words it). */
   summary(workers: number, ready: number, processes: number, now: number): string {
     const ms = Math.round(now - this.startedAt);
-    const plural = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
-    const { files, reason } = this.request;
-    const cause = files.length > 0 ? describeChanges(files) : reason;
-    const extra = this.request.processes && processes > 0
-      ? ` and ${processes} process${processes === 1 ? "" : "es"}`
-      : "";
-    if (!this.request.workers) {
-      return `reloaded ${
-        extra ? extra.slice(5) : "nothing"
-      } in ${ms} ms (generation ${this.generation}; ${cause})`;
-    }
-    if (ready < workers && this.#superseded) {
-      // Nothing failed: the rest were still starting when a newer change arrived, which replaces them.
-      return `generation ${this.generation}: ${ready} of ${plural(workers, "worker")} ready in ` +
-        `${ms} ms, when a newer change took over from it${
-          extra ? `;${extra} reloaded` : ""
-        } (${cause})`;
-    }
-    if (ready < workers) {
-      return `generation ${this.generation}: ${ready} of ${plural(workers, "worker")} ready in ` +
-        `${ms} ms, the others failed and are retried${
-          extra ? `;${extra} reloaded` : ""
-        } (${cause})`;
-    }
-    if (!this.replacing) {
-      return `generation ${this.generation} started ${plural(workers, "worker")}${extra}; all ` +
-        `ready in ${ms} ms (${cause})`;
-    }
-    return `reloaded ${
-      plural(workers, "worker")
-    }${extra} in ${ms} ms (generation ${this.generation}; ${cause})`;
+    const { generation, request, replacing, superseded } = this;
+    return reloadSummary(
+      { generation, request, replacing, superseded, ms },
+      workers,
+      ready,
+      processes,
+    );
   }
 }
 
-/** `3 files: src/a.ts, src/b.ts, src/c.ts` (at most 5 names); `verb` goes after "files". */
-export function describeChanges(files: string[], verb = ""): string {
-  const shown = files.slice(0, 5).join(", ");
-  const more = files.length > 5 ? `, and ${files.length - 5} more` : "";
-  const noun = files.length === 1 ? "file" : "files";
-  return `${files.length} ${noun}${verb ? ` ${verb}` : ""}: ${shown}${more}`;
+/** What a reload's owner drives and reads (the supervisor wires it). */
+export interface ReloadsSeam {
+  options: Pick<RunConfig, "oneStepSwitch" | "reloadBatch" | "settle"> & {
+    /** Checks the `--env-file` files before a reload; returns what is wrong, if anything. */
+    checkEnv?: () => string | undefined;
+    /** Watching: a failed generation waits for a change. */
+    watching: boolean;
+  };
+  clock: Clock;
+  isoTime(): string;
+  workers: WorkerPool;
+  processes: ProcessSet;
+  connection(): Connection | undefined;
+  report: Report;
+  /** True once the instance stops: a reload is refused. */
+  stopping(): boolean;
+  /** Runs a coalesced follow-up as an event of the loop. */
+  followUp(request: ReloadRequest): void;
 }
 
-/** The processes two requests reload together: undefined (all) when either reloads all. */
-function mergeNames(a: ReloadRequest | undefined, b: ReloadRequest): string[] | undefined {
-  const all = [a, b].some((r) => r?.processes && r.processNames === undefined);
-  if (all) return undefined;
-  return [...new Set([...(a?.processNames ?? []), ...(b.processNames ?? [])])];
+/**
+ * A reload from request to end: coalescing (whatever arrives during a
+ * rollout becomes one follow-up), the env check, the generation, the spares,
+ * then the Rollout's stages, then its end (the summary, the waiters, the
+ * metrics, `status`'s last reload, the follow-up). The supervisor only
+ * dispatches to it.
+ */
+export class Reloads {
+  /** The newest generation: what a slot that starts now runs. */
+  generation = 1;
+  #rollout?: Rollout;
+  /** The last reload's outcome, for `status`. */
+  lastReload?: StatusReport["supervisor"]["lastReload"];
+  /** The newest generation whose failure to start has been said. */
+  #waitingSaid = 0;
+
+  constructor(private readonly seam: ReloadsSeam) {}
+
+  /** True while a rollout runs. */
+  get reloading(): boolean {
+    return this.#rollout !== undefined;
+  }
+
+  /** Asks for a reload: refused while stopping, coalesced during a rollout, else started. */
+  request(request: ReloadRequest): void {
+    const { seam } = this;
+    if (seam.stopping()) {
+      request.reply?.({ ok: false, error: "the instance is stopping", kind: "failure" });
+      return;
+    }
+    if (this.#rollout) {
+      // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.
+      this.#rollout.queueFollowUp(request);
+      this.#rollout.supersede();
+      return seam.report.reloadQueued(request);
+    }
+    // A broken env file is broken code: refused before anything starts.
+    const envError = seam.options.checkEnv?.();
+    if (envError) {
+      const error = `reload aborted: ${envError}`;
+      seam.report.reloadRefused(error);
+      request.reply?.({ ok: false, error, kind: "failure" });
+      return;
+    }
+    const { workers, processes, options } = seam;
+    const generation = ++this.generation;
+    // The reload's files may change what imports what: the graphs wait for their refresh.
+    if (request.files.length > 0) seam.connection()?.graphs?.invalidate();
+    this.#rollout = new Rollout(
+      generation,
+      request,
+      seam.clock.now(),
+      workers,
+      {
+        queueReloads: (names) =>
+          processes.queueRestart((config) =>
+            config.reload && (names === undefined || names.includes(config.name))
+          ),
+        restarting: () => processes.restarting(),
+      },
+      {
+        oneStep: options.oneStepSwitch,
+        reloadBatch: options.reloadBatch,
+        settleMs: options.settle,
+        canPutBack: seam.connection()?.handover.mode === "ebpf",
+      },
+      workers.anyServing(),
+    );
+    if (staleForSpares(request)) workers.discardSpares();
+    // New code is tried at once: backoff slows down the same code crashing again, never new code.
+    if (request.workers) workers.retryNow();
+    if (request.processes) processes.retryNow();
+    seam.report.reloadStarted(request, generation);
+  }
+
+  /** A worker of a reload became ready: systemd hears how far it is. */
+  onWorkerReady(): void {
+    if (this.#rollout?.request.workers) this.seam.report.reloadProgress(this.#rollout.generation);
+  }
+
+  /** New code failing during its reload is the rollout's to judge: true when it aborted. */
+  onWorkerExit(child: Child, outcome: WorkerExit): boolean {
+    return this.#rollout?.onWorkerExit(child, outcome) ?? false;
+  }
+
+  /** One step of the rollout under way; reports its end. */
+  advance(now: number): void {
+    const rollout = this.#rollout;
+    if (!rollout) return;
+    const step = rollout.advance(now);
+    if (step.state === "done") this.#finish(rollout);
+    if (step.state === "aborted") this.#abort(rollout, step);
+  }
+
+  /** When the rollout next needs the loop, or Infinity. */
+  nextDeadline(now: number): number {
+    return this.#rollout?.nextDeadline(now) ?? Infinity;
+  }
+
+  /** Stopping: whoever waits hears it; replacements not yet in service go. */
+  cancel(): void {
+    this.#rollout?.cancel({ ok: false, error: "the instance is stopping", kind: "failure" });
+    this.#rollout = undefined;
+  }
+
+  /** Says once per generation that nothing serves and what a fix must address. */
+  waitForChange(generation: number, summary: string): void {
+    if (this.#waitingSaid >= generation || this.seam.workers.anyServing()) return;
+    this.#waitingSaid = generation;
+    log.warn(
+      "supervisor.waiting",
+      `waiting for a change (generation ${generation} failed: ${summary})`,
+      { role: "supervisor", generation },
+    );
+  }
+
+  #finish(rollout: Rollout): void {
+    const { workers, processes, seam } = { ...this.seam, seam: this.seam };
+    this.#rollout = undefined;
+    const ready = rollout.request.workers ? workers.readyOf(rollout.generation) : workers.desired;
+    // A change may have restarted only some processes (module_graph.ts): count those.
+    const restarted = processes.count(rollout.request.processNames);
+    const summary = rollout.summary(workers.desired, ready, restarted, seam.clock.now());
+    seam.report.reloadDone(rollout, summary);
+    this.#end(rollout, { ok: true, message: summary, generation: rollout.generation });
+  }
+
+  #abort(
+    rollout: Rollout,
+    { why, summary, switched, putBack }: Extract<RolloutState, { state: "aborted" }>,
+  ): void {
+    const { seam } = this;
+    this.#rollout = undefined;
+    const then = afterAbort({
+      putBack,
+      switched,
+      serving: seam.workers.anyServing(),
+      watching: seam.options.watching,
+      generation: rollout.generation,
+      summary,
+    });
+    this.#waitingSaid = rollout.generation;
+    seam.report.reloadAborted(rollout.generation, `reload aborted: ${why}\n${then}`);
+    this.#end(rollout, { ok: false, error: `reload aborted: ${why}`, kind: "failure" });
+  }
+
+  /** Counts a rollout's end, tells who waits, keeps its outcome for `status`, runs its follow-up. */
+  #end(rollout: Rollout, reply: ControlReply): void {
+    const { seam } = this;
+    seam.report.reloadEnded(rollout, reply.ok);
+    rollout.settle(reply);
+    this.lastReload = {
+      generation: rollout.generation,
+      ok: reply.ok,
+      // A failure's first line: the rest (its output) is in the log.
+      message: reply.ok ? reply.message! : reply.error.split("\n")[0],
+      at: seam.isoTime(),
+    };
+    if (rollout.followUp) seam.followUp(rollout.followUp);
+    // Off the critical path (once edits pause): the new code may import other files now.
+    else seam.connection()?.graphs?.refreshSoon();
+  }
 }

@@ -5,13 +5,9 @@
 import assert from "node:assert/strict";
 import type { Child } from "../child/child.ts";
 import type { ControlReply } from "../control/protocol.ts";
-import {
-  describeChanges,
-  type ReloadRequest,
-  Rollout,
-  type RolloutPool,
-  type RolloutSettings,
-} from "./rollout.ts";
+import { Rollout, type RolloutPool, type RolloutSettings } from "./rollout.ts";
+import type { ReloadRequest } from "./reload_request.ts";
+import { describeChanges } from "./report.ts";
 import type { SlotView, WorkerExit } from "./worker_pool.ts";
 
 /** A worker as the rollout sees it: a generation, a state, when it started and became ready. */

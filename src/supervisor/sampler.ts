@@ -23,8 +23,11 @@ interface Previous {
   at: number;
 }
 
-function readProc(pid: number): { rssBytes: number; ticks: number } | undefined {
-  const fields = procStat(pid);
+function readProc(
+  pid: number,
+  stat: (pid: number) => string[] | undefined,
+): { rssBytes: number; ticks: number } | undefined {
+  const fields = stat(pid);
   if (fields === undefined) return undefined;
   // Fields 14/15 (utime, stime) and 24 (rss, in pages), counted from 1.
   return {
@@ -36,10 +39,16 @@ function readProc(pid: number): { rssBytes: number; ticks: number } | undefined 
 export class UsageSampler {
   readonly #previous = new WeakMap<Child, Previous>();
 
+  /** `stat`: /proc/<pid>/stat's fields (child/os.ts); `now`: the clock children's start times are on. */
+  constructor(
+    readonly stat: (pid: number) => string[] | undefined = procStat,
+    readonly now: () => number = () => performance.now(),
+  ) {}
+
   /** Samples a live child; undefined when it is gone. */
   sample(child: Child): ChildUsage | undefined {
-    const now = performance.now();
-    const proc = readProc(child.pid);
+    const now = this.now();
+    const proc = readProc(child.pid, this.stat);
     if (!proc) return undefined;
     const previous = this.#previous.get(child) ?? { ticks: 0, at: child.startedAt };
     this.#previous.set(child, { ticks: proc.ticks, at: now });

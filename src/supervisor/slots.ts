@@ -168,6 +168,36 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
   }
 }
 
+/**
+ * Failures in a row after which a slot counts as `errored` (the service had
+ * been up): it is still retried at the capped backoff. Without watching, the
+ * same number of failed first starts ends the run (nobody is there to fix it).
+ */
+export const ERRORED_AFTER = 5;
+
+/**
+ * Keeps a slot's `errored` mark after a failure of its `child`: set (and
+ * said once) at ERRORED_AFTER failures in a row once the service was up;
+ * cleared when a stable run (30 s up) has reset the backoff.
+ */
+export function markErrored(
+  slot: Slot & { errored: boolean },
+  child: Child,
+  summary: string,
+  everReady: boolean,
+): void {
+  const { failures } = slot.backoff;
+  if (failures < ERRORED_AFTER) slot.errored = false;
+  if (!everReady || slot.errored || failures < ERRORED_AFTER) return;
+  slot.errored = true;
+  log.error(
+    `${child.spec.role}.errored`,
+    `${child.spec.label} failed ${failures} times in a row (${summary}); ` +
+      `marked errored, retrying every ${formatMs(slot.backoff.policy.maxMs)} at most`,
+    { role: child.spec.role, id: child.spec.id, pid: child.pid },
+  );
+}
+
 /** Memory and CPU of a child, when it can be sampled. */
 export type Usage = (child: Child) => { rssBytes: number; cpuPercent: number } | undefined;
 

@@ -1,256 +1,15 @@
 /**
  * The supervisor's core, driven without the operating system: a fake world
- * whose children are objects the test makes ready, crash or exit, and whose
- * clock moves only when the test advances it. No process is started.
+ * (fake_world.ts) whose children are real ManagedChilds on a fake OS that the
+ * test makes ready, crash or exit, and whose clock moves only when the test
+ * advances it. No process is started.
  */
 import assert from "node:assert/strict";
-import type { Child, ChildListener, ChildSpec, ChildState } from "../child/child.ts";
-import { LineTail } from "../child/tail.ts";
-import type { ControlReply, ControlRequest, StatusReport } from "../control/protocol.ts";
-import type { Clock } from "./clock.ts";
+import type { StatusReport } from "../control/protocol.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
-import type { Connection, Inbox, World } from "./world.ts";
-import type { PredecessorEnd } from "./takeover.ts";
-import type { Handover } from "../handover/mod.ts";
+import { type FakeChild, fakeOptions, FakeWorld, settle } from "./fake_world.ts";
 
-class FakeClock implements Clock {
-  #now = 0;
-  #timers: Array<{ at: number; fn: () => void; id: number }> = [];
-  #ids = 0;
-
-  now(): number {
-    return this.#now;
-  }
-
-  setTimer(fn: () => void, ms: number): () => void {
-    const id = ++this.#ids;
-    this.#timers.push({ at: this.#now + ms, fn, id });
-    return () => this.#timers = this.#timers.filter((timer) => timer.id !== id);
-  }
-
-  /** Moves time forward by `ms`, firing each timer due on the way, in order. */
-  async advance(ms: number): Promise<void> {
-    const target = this.#now + ms;
-    while (true) {
-      const due = this.#timers.filter((timer) => timer.at <= target).sort((a, b) => a.at - b.at);
-      if (due.length === 0) break;
-      this.#timers = this.#timers.filter((timer) => timer !== due[0]);
-      this.#now = due[0].at;
-      due[0].fn();
-      await settle();
-    }
-    this.#now = target;
-    await settle();
-  }
-}
-
-/** Lets the supervisor's loop run until it waits again (it awaits nothing real). */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-let nextPid = 1000;
-
-class FakeChild implements Child {
-  readonly pid = nextPid++;
-  startedAt: number;
-  spare: boolean;
-  state: ChildState = "starting";
-  drainStartedAt?: number;
-  readyAt?: number;
-  killedAt?: number;
-  requestsServed = 0;
-  lastSeenAt: number;
-  openRequests?: number;
-  relaying = 0;
-  drainedLast = false;
-  released = false;
-  accepting = true;
-  port?: number;
-  readonly ports = new Set<number>();
-  readonly releasable = new Set<number>();
-  readonly tail = new LineTail(15);
-
-  constructor(
-    public spec: ChildSpec,
-    readonly listener: ChildListener,
-    readonly world: FakeWorld,
-  ) {
-    this.startedAt = world.clock.now();
-    this.lastSeenAt = this.startedAt;
-    this.spare = spec.settings === undefined;
-  }
-
-  release(spec: ChildSpec): void {
-    this.spec = spec;
-    this.spare = false;
-    this.startedAt = this.world.clock.now();
-  }
-
-  get generation(): number {
-    return this.spec.generation;
-  }
-
-  uptimeMs(now = this.world.clock.now()): number {
-    return now - this.startedAt;
-  }
-
-  markReady(): number {
-    this.state = "ready";
-    this.readyAt = this.world.clock.now();
-    return this.readyAt - this.startedAt;
-  }
-
-  releaseOutput(): void {}
-
-  hold(): void {}
-  handOff(): void {}
-
-  drain(last = false): void {
-    if (this.state === "exited" || this.state === "draining") return;
-    this.world.journal.push(`${last ? "last drain" : "drain"} ${this.pid}`);
-    this.drainedLast = last;
-    if (this.world.steered.includes(this.pid)) this.world.drainedWhileSteered.push(this.pid);
-    this.state = "draining";
-    this.drainStartedAt = this.world.clock.now();
-    // A well-behaved app finishes at once unless the test says otherwise.
-    if (this.world.drainsAtOnce) queueMicrotask(() => this.exit(0));
-  }
-
-  kill(): void {
-    if (this.state === "exited") return;
-    this.killedAt ??= this.world.clock.now();
-    queueMicrotask(() => this.exit(null, "SIGKILL"));
-  }
-
-  send(): void {}
-
-  /** The app says it listens. */
-  ready(): void {
-    this.lastSeenAt = this.world.clock.now();
-    this.listener.message(this, { t: "listening", port: 8000, releasable: true });
-    this.listener.message(this, { t: "ready", via: "listen", port: 8000 });
-  }
-
-  /** The process ends with `code` (or by `signal`). */
-  exit(code: number | null, signal: Deno.Signal | null = null): void {
-    if (this.state === "exited") return;
-    this.state = "exited";
-    this.listener.exit(this, { success: code === 0, code: code ?? 137, signal });
-  }
-}
-
-class FakeWorld implements World {
-  readonly clock = new FakeClock();
-  readonly children: FakeChild[] = [];
-  inbox!: Inbox;
-  drainsAtOnce = true;
-  readonly spawn = (spec: ChildSpec, listener: ChildListener): Child => {
-    const child = new FakeChild(spec, listener, this);
-    this.children.push(child);
-    return child;
-  };
-
-  /** The pids the handover steers new connections to, as last told. */
-  steered: number[] = [];
-  /** Workers told to drain while still steered (must stay empty). */
-  readonly drainedWhileSteered: number[] = [];
-  /** Listeners released and workers told to drain, in order. */
-  readonly journal: string[] = [];
-
-  /** run --takeover: what the fake predecessor was asked, and how to let it exit. */
-  takeover?: { stopAsked: number; claimed: number; exited: (end: PredecessorEnd) => void };
-
-  connect(inbox: Inbox): Promise<Connection> {
-    this.inbox = inbox;
-    const handover: Handover = {
-      mode: "ebpf",
-      summary: "steered (fake)",
-      steer: (workers) => this.steered = workers.map((worker) => worker.pid),
-      listening() {},
-      release: (pid, ports) => void this.journal.push(`release ${pid} ${ports}`),
-      gone() {},
-      close() {},
-    };
-    const takeover = this.takeover;
-    return Promise.resolve({
-      handover,
-      takeover: takeover && {
-        predecessor: {
-          name: "test",
-          pid: 42,
-          startTime: 1,
-          cwd: "/nonexistent",
-          entry: "main.ts",
-          workers: 1,
-          graceMs: 5000,
-          startedAt: "2026-01-01T00:00:00.000Z",
-          version: "0.0.9",
-        },
-        stopPredecessor: () => {
-          takeover.stopAsked++;
-          return new Promise<PredecessorEnd>((resolve) => takeover.exited = resolve);
-        },
-        claim: () => {
-          takeover.claimed++;
-          return 0;
-        },
-      },
-      close: () => Promise.resolve(),
-    });
-  }
-
-  /** Live workers of `generation`, by slot id. */
-  workers(generation?: number): FakeChild[] {
-    return this.children.filter((c) =>
-      c.spec.role === "worker" && c.state !== "exited" &&
-      (generation === undefined || c.generation === generation)
-    );
-  }
-
-  /** Sends a control request and returns a promise of its reply. */
-  ask(request: ControlRequest): { reply?: ControlReply } {
-    const box: { reply?: ControlReply } = {};
-    this.inbox.control(request, (reply) => box.reply = reply);
-    return box;
-  }
-}
-
-function options(extra: Partial<SupervisorOptions> = {}): SupervisorOptions {
-  return {
-    name: "test",
-    instanceDir: "/nonexistent",
-    cwd: "/nonexistent",
-    runtimeBase: "file:///nonexistent/",
-    deno: "deno",
-    entry: "main.ts",
-    denoFlags: [],
-    appArgs: [],
-    workers: 2,
-    port: 8000,
-    closeWindow: 0,
-    hopKey: "0123456789abcdef0123456789abcdef",
-    maxRequestsJitter: 0,
-    grace: 5000,
-    readyTimeout: 10_000,
-    settle: 0,
-    timeout: 0,
-    spares: 0,
-    oneStepSwitch: false,
-    handover: "auto",
-    workerDirs: [],
-    sticky: false,
-    orphanGrace: 1000,
-    reloadBatch: 1,
-    processes: [],
-    memoryCheckInterval: 5000,
-    logFormat: "pretty",
-    takeover: false,
-    help: false,
-    watch: { root: "/nonexistent" },
-    ...extra,
-  };
-}
+const options = fakeOptions;
 
 /** Starts a supervisor in a fake world with `workers` workers, all ready. */
 async function started(workers = 2, extra: Partial<SupervisorOptions> = {}) {
@@ -386,7 +145,7 @@ Deno.test("core: a recycle asked for during a reload starts no second replacemen
   world.ask({ cmd: "reload" });
   await settle();
   const old = world.workers(1)[0];
-  old.listener.message(old, { t: "recycle", reason: "served 10 requests (--max-requests)" });
+  old.frame({ t: "recycle", reason: "served 10 requests (--max-requests)" });
   await settle();
   assert.equal(world.workers(2).length, 1, "one replacement for the slot");
   assert.equal(world.children.length, 2);
@@ -419,6 +178,24 @@ Deno.test("core: a stop during a reload settles it and drains everything", async
   assert.equal(await stop(world, done), 0);
   assert.deepEqual(asked.reply, { ok: false, error: "the instance is stopping", kind: "failure" });
   assert.deepEqual(world.workers(), [], "every worker, the canary too, is gone");
+});
+
+Deno.test("core: a broken env file refuses a reload before anything starts; the generation stays", async () => {
+  let envError: string | undefined = ".env:3: expected KEY=VALUE";
+  const { world, done } = await started(2, { checkEnv: () => envError });
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.deepEqual(asked.reply, {
+    ok: false,
+    error: "reload aborted: .env:3: expected KEY=VALUE",
+    kind: "failure",
+  });
+  assert.equal(world.children.length, 2, "no new worker started");
+  envError = undefined;
+  world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(2).length, 1, "once fixed, the next reload is generation 2");
+  assert.equal(await stop(world, done), 0);
 });
 
 Deno.test("core: a stop kills what is still draining after --grace, once", async () => {

@@ -10,12 +10,14 @@ import { type Child, describeExit } from "../child/child.ts";
 import { LAST_CLOSE_WINDOW_MS } from "../runtime/protocol.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
-import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
+import { type WorkerLaunch, workerSpec } from "./child_command.ts";
+import { Spares } from "./spares.ts";
 import { formatMs, formatTail, lastWords, whenExited } from "./describe.ts";
 import { hintLine, summarizeError } from "./failures.ts";
 import {
   childRow,
   emptyRow,
+  markErrored,
   reportFailure,
   type Slot,
   SlotGroup,
@@ -39,16 +41,6 @@ interface WorkerSlot extends Slot {
   errored: boolean;
 }
 
-/**
- * Failures in a row after which a slot counts as `errored` (the service had
- * been up): it is still retried at the capped backoff. Without watching, the
- * same number of failed first starts ends the run (nobody is there to fix it).
- */
-export const ERRORED_AFTER = 5;
-
-/** The pause before a spare is started again after one died on its own. */
-const SPARE_RETRY_MS = 1000;
-
 /** What a worker's exit meant to the pool. */
 export type WorkerExit =
   | { kind: "drained" }
@@ -62,8 +54,8 @@ export type WorkerPoolOptions =
   & SlotSeam
   & {
     /**
-     * Told which workers serve whenever that changes, and before any worker
-     * drains: with eBPF steering, only they get new connections.
+     * Told which workers serve whenever that may have changed, and before any
+     * worker drains: with eBPF steering, only they get new connections.
      */
     steer?: (serving: readonly Child[]) => void;
     /**
@@ -85,16 +77,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #retiring = new Set<Child>();
   /** Predecessors taken out of service but still listening, by slot id: they can be put back. */
   readonly #held = new Map<number, Child>();
-  readonly #spares: Child[] = [];
-  readonly #stoppingSpares = new Set<Child>();
-  #desiredSpares: number;
-  #spareRetryAt = 0;
+  readonly #spares: Spares;
   /** Held predecessors already told to send their requests on. */
   readonly #toldHeld = new WeakSet<Child>();
-  /** The serving workers' pids, as last told to `steer`. */
-  #steered = "";
-  /** `steer` is told nothing until `releaseSteering` (a takeover before its switch). */
-  #steeringHeld = false;
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
   /** Why we killed a child, to explain its exit. */
@@ -132,12 +117,12 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   constructor(options: WorkerPoolOptions) {
     super(options);
     this.desired = options.workers;
-    this.#desiredSpares = options.spares;
+    this.#spares = new Spares(options);
   }
 
   /** Every live worker: current, replacements, held and retiring. */
   children(): Child[] {
-    const children = [...this.#retiring, ...this.#held.values(), ...this.#stoppingSpares];
+    const children = [...this.#retiring, ...this.#held.values(), ...this.#spares.stopping()];
     for (const slot of this.slots) {
       if (slot.current) children.push(slot.current);
       if (slot.replacement) children.push(slot.replacement);
@@ -202,7 +187,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       }
     }
     // After the slots: a start takes fresh processes, and the spares wait for the next need.
-    this.#topUpSpares(now);
+    const starting = this.slots.some((slot) =>
+      slot.current?.state === "starting" || slot.replacement?.state === "starting"
+    );
+    this.#spares.topUp(now, starting && this.everReady);
   }
 
   /** The slots, for the Rollout to choose which to replace. */
@@ -390,16 +378,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     for (const child of this.#retiring) {
       rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
     }
-    for (const spare of this.#spares) {
-      rows.push({
-        ...childRow("worker", "-", spare, 0, usage, now),
-        role: "spare",
-        state: "spare",
-        generation: null,
-        requests: null,
-      });
-    }
-    return rows;
+    return [...rows, ...this.#spares.statusRows(usage, now)];
   }
 
   /**
@@ -408,8 +387,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
    */
   drainAll(last = true): void {
     // Spares hold no connection and run no app code: they just go.
-    this.discardSpares();
-    this.#desiredSpares = 0;
+    this.#spares.discard(true);
     for (const slot of this.slots.splice(0)) {
       for (const child of [slot.current, slot.replacement]) if (child) this.#retiring.add(child);
     }
@@ -440,8 +418,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
 
   /** The nearest time something has to happen (a spare's retry too), or Infinity. */
   override nextDeadline(now: number): number {
-    const spares = this.#spares.length < this.#desiredSpares ? [this.#spareRetryAt] : [];
-    return super.nextDeadline(now, spares);
+    return super.nextDeadline(now, this.#spares.deadlines());
   }
 
   // ---- Children's news -------------------------------------------------------------------
@@ -476,24 +453,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
    */
   onExit(child: Child, status: Deno.CommandStatus, generation: number): WorkerExit {
     const fields = { role: "worker" as const, id: child.spec.id, pid: child.pid };
-    if (this.#stoppingSpares.delete(child)) return { kind: "drained" };
+    if (this.#spares.onExit(child, status)) return { kind: "drained" };
     for (const [id, held] of this.#held) {
       if (held !== child) continue;
       this.#held.delete(id);
       log.info("worker.exited", `worker ${id} (pid ${child.pid}) exited while held`, fields);
-      return { kind: "drained" };
-    }
-    const spare = this.#spares.indexOf(child);
-    if (spare !== -1) {
-      // A spare that dies is simply replaced (after a pause, should spares keep dying).
-      this.#spares.splice(spare, 1);
-      this.#spareRetryAt = this.options.clock.now() + SPARE_RETRY_MS;
-      child.releaseOutput(true);
-      log.warn(
-        "worker.spare-exited",
-        `a spare (pid ${child.pid}) exited with ${describeExit(status)}; starting another`,
-        fields,
-      );
       return { kind: "drained" };
     }
     if (this.#retiring.delete(child)) {
@@ -547,17 +511,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         return same;
       },
     });
-    // A stable run (30 s up) resets the backoff, and with it the errored mark.
-    if (slot.backoff.failures < ERRORED_AFTER) slot.errored = false;
-    if (this.everReady && !slot.errored && slot.backoff.failures >= ERRORED_AFTER) {
-      slot.errored = true;
-      log.error(
-        "worker.errored",
-        `worker ${child.spec.id} failed ${slot.backoff.failures} times in a row (${summary}); ` +
-          `marked errored, retrying every ${formatMs(slot.backoff.policy.maxMs)} at most`,
-        fields,
-      );
-    }
+    markErrored(slot, child, summary, this.everReady);
     return { kind: "crashed", why, summary, failures: slot.backoff.failures, wasReady };
   }
 
@@ -576,42 +530,12 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       ports: ports.length ? ports : undefined,
     };
     const spec = workerSpec(launch, slot.id, generation);
-    const spare = this.#spares.shift();
-    if (spare) {
-      spare.release(spec);
-      return spare;
-    }
-    return this.start(slot, spec);
+    return this.#spares.release(spec) ?? this.start(slot, spec);
   }
 
-  /** Starts spares until as many wait as wanted (new ones once the released ones are ready). */
-  #topUpSpares(now: number): void {
-    // Not while workers start: on two cores a new spare would slow the very switch it serves.
-    const starting = this.slots.some((slot) =>
-      slot.current?.state === "starting" || slot.replacement?.state === "starting"
-    );
-    if (starting && this.everReady) return;
-    while (this.#spares.length < this.#desiredSpares && now >= this.#spareRetryAt) {
-      try {
-        this.#spares.push(
-          this.options.spawn(spareSpec(this.options), this.options.listener),
-        );
-      } catch {
-        this.#spareRetryAt = now + SPARE_RETRY_MS;
-      }
-    }
-  }
-
-  /**
-   * Ends the waiting spares (new ones follow): they read Deno's config, the
-   * import map, the lock file and the env files when they started, so a
-   * change to any of those must not be served by them.
-   */
+  /** Ends the waiting spares, new ones to follow (they read config files at their start). */
   discardSpares(): void {
-    for (const spare of this.#spares.splice(0)) {
-      this.#stoppingSpares.add(spare);
-      spare.kill();
-    }
+    this.#spares.discard();
   }
 
   #retire(child: Child): void {
@@ -619,29 +543,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.steer();
   }
 
-  /**
-   * Until `releaseSteering`, `steer` is told nothing: a takeover leaves the
-   * old instance's steering in place until its own workers have settled.
-   */
-  holdSteering(): void {
-    this.#steeringHeld = true;
-  }
-
-  /** Tells `steer` the serving workers from now on, starting now. */
-  releaseSteering(): void {
-    this.#steeringHeld = false;
-    this.steer();
-  }
-
-  /** Tells `steer` the serving workers, when they changed. */
+  /** Tells `steer` the serving workers (it tells the handover only what changed: ports.ts). */
   #steer(): void {
-    if (this.#steeringHeld) return;
-    const serving = this.serving();
-    // Ports count too: a serving worker that opens another port is steered there.
-    const pids = serving.map((child) => `${child.pid}:${[...child.ports].join("+")}`).join(",");
-    if (pids === this.#steered) return;
-    this.#steered = pids;
-    this.options.steer?.(serving);
+    this.options.steer?.(this.serving());
   }
 
   #slotOf(child: Child): WorkerSlot | undefined {

@@ -1,12 +1,16 @@
 /**
  * The one seam between the supervisor's core and the operating system:
  * spawning children, the clock, signals, the file watcher, the control
- * socket and the handover (src/handover/: who takes new connections).
+ * socket, the handover (src/handover/: who takes new connections), and what
+ * the core reads of the OS: children's memory and CPU, who else listens on a
+ * port, its own memory, the wall-clock time.
  * `realWorld` wires the real ones; the core's unit tests (supervisor_test.ts)
  * pass a fake child, a fake clock, a fake handover and an inbox they push
  * into, and start no process.
  */
-import { ManagedChild, type Spawn } from "../child/child.ts";
+import { type Child, ManagedChild, type Spawn } from "../child/child.ts";
+import { type ChildUsage, UsageSampler } from "./sampler.ts";
+import { foreignListener, type PortHolder } from "./port_owners.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
@@ -17,14 +21,14 @@ import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
 import { ModuleGraphs } from "./module_graph.ts";
+import { orphansOf } from "../control/instance_dir.ts";
 import {
-  orphansOf,
   type RecordedProcess,
   recordedWorkers,
   removeTakeoverRecord,
   writeTakeoverRecord,
   writeWorkers,
-} from "../control/instance_dir.ts";
+} from "../control/worker_records.ts";
 import {
   type Predecessor,
   type PredecessorEnd,
@@ -77,6 +81,17 @@ export interface Connection {
 export interface World {
   clock: Clock;
   spawn: Spawn;
+  /** Memory and CPU of a live child, from /proc (sampler.ts); undefined once it is gone. */
+  usage(child: Child): ChildUsage | undefined;
+  /** A process that is not ours listening on `port` (port_owners.ts: /proc/net), if any. */
+  foreignListener(
+    port: number,
+    isOurs: (pid: number, pgid: number) => boolean,
+  ): PortHolder | undefined;
+  /** The supervisor's own resident memory, in bytes. */
+  rssBytes(): number;
+  /** The wall-clock time as status shows it (ISO 8601). */
+  isoTime(): string;
   /**
    * Opens the handover, then starts the watcher, signal handlers and control
    * socket, all pushing into `inbox`.
@@ -119,48 +134,66 @@ export const HANDLED_SIGNALS: Deno.Signal[] = [
   "SIGTTOU",
 ];
 
+/** What the real world is made from: the run's settings, and where and how it runs. */
+type RealWorldOptions =
+  & Pick<RunConfig, "metrics" | "handover" | "sticky" | "entry" | "cwd" | "denoFlags">
+  & Pick<RunConfig, "processes" | "workerDirs">
+  & {
+    deno: string;
+    instanceDir: string;
+    watch?: Omit<WatchOptions, "onBatch">;
+    orphans?: { supervisor: number; version?: string; workers: RecordedProcess[] };
+    /** run --takeover: the instance replaced, and how to claim its name once it is gone. */
+    takingOver?: { predecessor: Predecessor; claim(): void };
+    /** The instance's hop secret and hotreload's version, for a takeover's record. */
+    hopKey?: string;
+    version?: string;
+  };
+
+/**
+ * The live workers' record, for a successor: workers.json, or, taking over
+ * until the name is ours, this supervisor's takeover-<pid>.json.
+ */
+class WorkersRecord {
+  readonly #startTimes = new Map<number, number>();
+  /** Taking over, until the name is ours: our workers are recorded apart. */
+  apart: boolean;
+
+  constructor(private readonly options: RealWorldOptions) {
+    this.apart = options.takingOver !== undefined;
+  }
+
+  write(pids: number[]): void {
+    const startTimes = this.#startTimes;
+    for (const pid of startTimes.keys()) if (!pids.includes(pid)) startTimes.delete(pid);
+    const workers = pids.flatMap((pid) => {
+      const startTime = startTimes.get(pid) ?? processStartTime(pid);
+      if (startTime === undefined) return [];
+      startTimes.set(pid, startTime);
+      return [{ pid, startTime }];
+    });
+    const { instanceDir, hopKey, version } = this.options;
+    try {
+      if (!this.apart) writeWorkers(instanceDir, workers);
+      else {
+        writeTakeoverRecord(instanceDir, {
+          pid: Deno.pid,
+          startTime: processStartTime(Deno.pid) ?? 0,
+          hopKey,
+          version,
+          workers,
+        });
+      }
+    } catch { /* a full disk must not stop the supervisor; succession is best effort */ }
+  }
+}
+
 /** The real world: processes, signals, inotify or polling, a unix socket. */
-export function realWorld(
-  options:
-    & Pick<RunConfig, "metrics" | "handover" | "sticky" | "entry" | "cwd" | "denoFlags">
-    & Pick<RunConfig, "processes" | "workerDirs">
-    & {
-      deno: string;
-      instanceDir: string;
-      watch?: Omit<WatchOptions, "onBatch">;
-      orphans?: { supervisor: number; version?: string; workers: RecordedProcess[] };
-      /** run --takeover: the instance replaced, and how to claim its name once it is gone. */
-      takingOver?: { predecessor: Predecessor; claim(): void };
-      /** The instance's hop secret and hotreload's version, for a takeover's record. */
-      hopKey?: string;
-      version?: string;
-    },
-): World {
-  const startTimes = new Map<number, number>();
-  /** Taking over, until the name is ours: our workers are recorded apart (takeover.json). */
-  let recordApart = options.takingOver !== undefined;
+export function realWorld(options: RealWorldOptions): World {
+  const sampler = new UsageSampler();
+  const record = new WorkersRecord(options);
   return {
-    recordWorkers(pids) {
-      for (const pid of startTimes.keys()) if (!pids.includes(pid)) startTimes.delete(pid);
-      const workers = pids.flatMap((pid) => {
-        const startTime = startTimes.get(pid) ?? processStartTime(pid);
-        if (startTime === undefined) return [];
-        startTimes.set(pid, startTime);
-        return [{ pid, startTime }];
-      });
-      try {
-        if (!recordApart) writeWorkers(options.instanceDir, workers);
-        else {
-          writeTakeoverRecord(options.instanceDir, {
-            pid: Deno.pid,
-            startTime: processStartTime(Deno.pid) ?? 0,
-            hopKey: options.hopKey,
-            version: options.version,
-            workers,
-          });
-        }
-      } catch { /* a full disk must not stop the supervisor; succession is best effort */ }
-    },
+    recordWorkers: (pids) => record.write(pids),
     orphans: options.orphans && {
       supervisor: options.orphans.supervisor,
       version: options.orphans.version,
@@ -176,76 +209,94 @@ export function realWorld(
           : []),
       ].map((worker) => worker.pid),
     clock: REAL_CLOCK,
+    usage: (child) => sampler.sample(child),
+    foreignListener,
+    rssBytes: () => Deno.memoryUsage().rss,
+    isoTime: () => new Date().toISOString(),
     notifier: SdNotify.fromEnv(),
     spawn: (spec, listener) => ManagedChild.spawn(spec, listener, REAL_CLOCK.now),
-    async connect(inbox) {
-      // First: a forced handover that cannot work is a start-up error, before anything starts.
-      const handover = openHandover(options.handover, readTcpMigrateReq(), options.sticky);
-      let watcher: Watcher | undefined;
-      if (options.watch) {
-        // Loaded only when watching, so `--no-watch` production runs never pay for it.
-        const { createWatcher } = await import("../watch/mod.ts");
-        try {
-          watcher = await createWatcher({
-            ...options.watch,
-            onBatch: inbox.changes,
-            onNote: (text) => log.warn("watch.note", text, { role: "supervisor" }),
-          });
-        } catch (error) {
-          handover.close();
-          // A missing --watch path, or watching that cannot work as asked: bad input.
-          throw new UsageError((error as Error).message);
-        }
-      }
-      const handlers = HANDLED_SIGNALS.map((signal) => {
-        const handler = () => inbox.signal(signal);
-        Deno.addSignalListener(signal, handler);
-        return [signal, handler] as const;
-      });
-      const { takingOver: takeover, instanceDir } = options;
-      // Taking over: the name's socket stays the old supervisor's until it is gone.
-      let control = ControlServer.listen(
-        takeover ? takeoverSocketPath(instanceDir) : socketPath(instanceDir),
-        inbox.control,
-      );
-      const serve = () => options.metrics && serveMetrics(options.metrics, inbox.metrics);
-      // Taking over: the old supervisor serves the metrics port until it is gone.
-      let metrics = takeover ? undefined : serve();
-      return {
-        watcher: watcher && {
-          backend: watcher.backend,
-          fallbackReason: watcher.fallbackReason,
-          notes: watcher.notes,
-        },
-        handover,
-        // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
-        graphs: watcher &&
-          moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen),
-        takeover: takeover && {
-          predecessor: takeover.predecessor,
-          stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
-          claim(release) {
-            // Read before the claim replaces the record: a predecessor killed meanwhile left these.
-            const orphans = orphansOf(instanceDir);
-            takeover.claim();
-            recordApart = false;
-            removeTakeoverRecord(instanceDir);
-            control.close();
-            control = ControlServer.listen(socketPath(instanceDir), inbox.control);
-            metrics = serve();
-            return orphans ? drainRecorded(orphans.workers, release) : 0;
-          },
-        },
-        async close() {
-          // A takeover that ends before it has the name leaves no record of it.
-          if (recordApart) removeTakeoverRecord(instanceDir);
-          handover.close();
-          for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
-          control.close();
-          metrics?.close();
-          await watcher?.close();
-        },
-      };
+    connect: (inbox) => connect(options, inbox, record),
+  };
+}
+
+/** The watcher, when watching (`handover` is closed if it cannot start). */
+async function startWatcher(
+  watch: Omit<WatchOptions, "onBatch"> | undefined,
+  inbox: Inbox,
+  handover: Handover,
+): Promise<Watcher | undefined> {
+  if (!watch) return undefined;
+  // Loaded only when watching, so `--no-watch` production runs never pay for it.
+  const { createWatcher } = await import("../watch/mod.ts");
+  try {
+    return await createWatcher({
+      ...watch,
+      onBatch: inbox.changes,
+      onNote: (text) => log.warn("watch.note", text, { role: "supervisor" }),
+    });
+  } catch (error) {
+    handover.close();
+    // A missing --watch path, or watching that cannot work as asked: bad input.
+    throw new UsageError((error as Error).message);
+  }
+}
+
+/** Connects the real world: handover, watcher, signals, the control socket, the metrics port. */
+async function connect(
+  options: RealWorldOptions,
+  inbox: Inbox,
+  record: WorkersRecord,
+): Promise<Connection> {
+  // First: a forced handover that cannot work is a start-up error, before anything starts.
+  const handover = openHandover(options.handover, readTcpMigrateReq(), options.sticky);
+  const watcher = await startWatcher(options.watch, inbox, handover);
+  const handlers = HANDLED_SIGNALS.map((signal) => {
+    const handler = () => inbox.signal(signal);
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  const { takingOver: takeover, instanceDir } = options;
+  // Taking over: the name's socket stays the old supervisor's until it is gone.
+  let control = ControlServer.listen(
+    takeover ? takeoverSocketPath(instanceDir) : socketPath(instanceDir),
+    inbox.control,
+  );
+  const serve = () => options.metrics && serveMetrics(options.metrics, inbox.metrics);
+  // Taking over: the old supervisor serves the metrics port until it is gone.
+  let metrics = takeover ? undefined : serve();
+  return {
+    watcher: watcher && {
+      backend: watcher.backend,
+      fallbackReason: watcher.fallbackReason,
+      notes: watcher.notes,
+    },
+    handover,
+    // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
+    graphs: watcher &&
+      moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen),
+    takeover: takeover && {
+      predecessor: takeover.predecessor,
+      stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
+      claim(release) {
+        // Read before the claim replaces the record: a predecessor killed meanwhile left these.
+        const orphans = orphansOf(instanceDir);
+        takeover.claim();
+        record.apart = false;
+        removeTakeoverRecord(instanceDir);
+        control.close();
+        control = ControlServer.listen(socketPath(instanceDir), inbox.control);
+        metrics = serve();
+        return orphans ? drainRecorded(orphans.workers, release) : 0;
+      },
+    },
+    async close() {
+      // A takeover that ends before it has the name leaves no record of it.
+      if (record.apart) removeTakeoverRecord(instanceDir);
+      handover.close();
+      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+      control.close();
+      metrics?.close();
+      await watcher?.close();
     },
   };
 }

@@ -6,7 +6,7 @@ import { LIST_HELP } from "../help.ts";
 import { formatUptime } from "./status.ts";
 
 export function listCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("list", LIST_HELP, argv, { json: { type: "boolean" } }, 0);
+  const args = parseControlArgs("list", LIST_HELP, argv);
   if (!args) return Promise.resolve(0);
   const { values } = args;
   const dir = projectDir(Deno.cwd());

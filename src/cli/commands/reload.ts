@@ -5,10 +5,7 @@ import { HotreloadError, NotRunningError } from "../../errors.ts";
 import { RELOAD_HELP } from "../help.ts";
 
 export async function reloadCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("reload", RELOAD_HELP, argv, {
-    workers: { type: "boolean" },
-    processes: { type: "boolean" },
-  }, 0);
+  const args = parseControlArgs("reload", RELOAD_HELP, argv);
   if (!args) return 0;
   const { values } = args;
   // Neither flag: both; one flag: only that part.

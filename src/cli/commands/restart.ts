@@ -4,7 +4,7 @@ import { parseControlArgs } from "../control_args.ts";
 import { RESTART_HELP } from "../help.ts";
 
 export async function restartCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("restart", RESTART_HELP, argv, {}, 1);
+  const args = parseControlArgs("restart", RESTART_HELP, argv);
   if (!args) return 0;
   const { values, positionals } = args;
   const reply = await askOverSocket(values.name, {

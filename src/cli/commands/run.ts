@@ -5,10 +5,10 @@ import {
   instanceDir,
   type InstanceRecord,
   lockTakeover,
-  newHopKey,
   orphansOf,
   runningInstance,
 } from "../../control/instance_dir.ts";
+import { newHopKey } from "../../control/worker_records.ts";
 import { log, setupLogging } from "../../log/mod.ts";
 import { denoSource, resolveDeno } from "../deno_path.ts";
 import { checkChildDeno } from "../deno_version.ts";

@@ -6,12 +6,12 @@
  */
 import { askOverSocket } from "../../control/client.ts";
 import { MAX_WORKERS } from "../../config/limits.ts";
-import { parseControlArgs } from "../control_args.ts";
+import { parseControlArgs, SCALE_TIMEOUT_MS } from "../control_args.ts";
 import { HotreloadError, UsageError } from "../../errors.ts";
 import { SCALE_HELP } from "../help.ts";
 
 export async function scaleCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("scale", SCALE_HELP, argv, { timeout: { type: "string" } }, 1);
+  const args = parseControlArgs("scale", SCALE_HELP, argv);
   if (!args) return 0;
   const { values, positionals } = args;
   const raw = positionals[0];
@@ -21,7 +21,7 @@ export async function scaleCommand(argv: string[]): Promise<number> {
     );
   }
   const workers = Number(raw);
-  const timeoutMs = values.timeout === undefined ? 60_000 : Number(values.timeout);
+  const timeoutMs = values.timeout === undefined ? SCALE_TIMEOUT_MS : Number(values.timeout);
   const started = Date.now();
   const reply = await askOverSocket(values.name, { cmd: "scale", workers });
   console.error(`hotreload: ${reply.message}`);

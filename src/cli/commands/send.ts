@@ -5,7 +5,7 @@ import { UsageError } from "../../errors.ts";
 import { SEND_HELP } from "../help.ts";
 
 export async function sendCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("send", SEND_HELP, argv, {}, 2);
+  const args = parseControlArgs("send", SEND_HELP, argv);
   if (!args) return 0;
   const { values, positionals } = args;
   const [process, json] = positionals;

@@ -5,7 +5,7 @@ import { parseControlArgs } from "../control_args.ts";
 import { STATUS_HELP } from "../help.ts";
 
 export async function statusCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("status", STATUS_HELP, argv, { json: { type: "boolean" } }, 0);
+  const args = parseControlArgs("status", STATUS_HELP, argv);
   if (!args) return 0;
   const { values } = args;
   const reply = await askOverSocket(values.name, { cmd: "status" });

@@ -4,10 +4,7 @@ import { parseControlArgs } from "../control_args.ts";
 import { STOP_HELP } from "../help.ts";
 
 export async function stopCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("stop", STOP_HELP, argv, {
-    timeout: { type: "string" },
-    fast: { type: "boolean" },
-  }, 0);
+  const args = parseControlArgs("stop", STOP_HELP, argv);
   if (!args) return 0;
   const { values } = args;
   const { instance, reply } = await askInstance(values.name, { cmd: "stop", fast: values.fast });

@@ -17,9 +17,7 @@ export async function upgradeCommand(argv: string[]): Promise<number> {
   const split = argv.indexOf("--");
   const ours = split === -1 ? argv : argv.slice(0, split);
   const runArgs = split === -1 ? undefined : argv.slice(split + 1);
-  const args = parseControlArgs("upgrade", UPGRADE_HELP, ours, {
-    timeout: { type: "string" },
-  }, 0);
+  const args = parseControlArgs("upgrade", UPGRADE_HELP, ours);
   if (!args) return 0;
   const { values } = args;
   const cwd = projectDir(Deno.cwd());

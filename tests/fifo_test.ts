@@ -1,6 +1,10 @@
-/** fifo.ts with a real FIFO: while it is held, opening it for reading no longer waits. */
+/**
+ * src/watch/fifo.ts with a real FIFO: while it is held, opening it for
+ * reading no longer waits. It runs mkfifo and a shell (real processes), so it
+ * lives here rather than beside fifo.ts: `deno test src/` starts none.
+ */
 import assert from "node:assert/strict";
-import { FifoGuard } from "./fifo.ts";
+import { FifoGuard } from "../src/watch/fifo.ts";
 
 /**
  * Opens `path` for reading in a shell, as Deno's watcher would; true when the

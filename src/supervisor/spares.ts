@@ -1,0 +1,96 @@
+/**
+ * Warm spare workers: processes started from the workers' command and
+ * environment with no handshake yet, waiting blocked in the preload's
+ * synchronous handshake read, before any app module is loaded. A slot that
+ * needs a worker releases one (sends its handshake) instead of starting a
+ * process, so it reads the app's code only then and runs the newest. New
+ * spares start once no worker is starting; a change to anything but the
+ * app's modules discards them (they read Deno's config, the import map, the
+ * lock file and the env files when they started).
+ */
+import { type Child, type ChildSpec, describeExit } from "../child/child.ts";
+import { log } from "../log/mod.ts";
+import { spareSpec, type WorkerLaunch } from "./child_command.ts";
+import { childRow, type SlotSeam, type Usage } from "./slots.ts";
+import type { StatusRow } from "../control/protocol.ts";
+
+/** The pause before a spare is started again after one died on its own. */
+const SPARE_RETRY_MS = 1000;
+
+export class Spares {
+  readonly #waiting: Child[] = [];
+  /** Spares discarded, until their exit. */
+  readonly #stopping = new Set<Child>();
+  #desired: number;
+  #retryAt = 0;
+
+  constructor(private readonly options: WorkerLaunch & SlotSeam) {
+    this.#desired = options.spares;
+  }
+
+  /** Spares being discarded (still live children). */
+  stopping(): Child[] {
+    return [...this.#stopping];
+  }
+
+  /** Makes a waiting spare the worker `spec` describes; undefined when none waits. */
+  release(spec: ChildSpec): Child | undefined {
+    const spare = this.#waiting.shift();
+    spare?.release(spec);
+    return spare;
+  }
+
+  /** Starts spares until as many wait as wanted; not while `starting` (once any worker was ready). */
+  topUp(now: number, starting: boolean): void {
+    // On two cores a new spare would slow the very switch it serves.
+    if (starting) return;
+    while (this.#waiting.length < this.#desired && now >= this.#retryAt) {
+      try {
+        this.#waiting.push(this.options.spawn(spareSpec(this.options), this.options.listener));
+      } catch {
+        this.#retryAt = now + SPARE_RETRY_MS;
+      }
+    }
+  }
+
+  /** Ends the waiting spares (new ones follow, unless `forGood`: stopping). */
+  discard(forGood = false): void {
+    if (forGood) this.#desired = 0;
+    for (const spare of this.#waiting.splice(0)) {
+      this.#stopping.add(spare);
+      spare.kill();
+    }
+  }
+
+  /** A child exited: true when it was a spare (one that died on its own is replaced after a pause). */
+  onExit(child: Child, status: Deno.CommandStatus): boolean {
+    if (this.#stopping.delete(child)) return true;
+    const at = this.#waiting.indexOf(child);
+    if (at === -1) return false;
+    this.#waiting.splice(at, 1);
+    this.#retryAt = this.options.clock.now() + SPARE_RETRY_MS;
+    child.releaseOutput(true);
+    log.warn(
+      "worker.spare-exited",
+      `a spare (pid ${child.pid}) exited with ${describeExit(status)}; starting another`,
+      { role: "worker" as const, id: child.spec.id, pid: child.pid },
+    );
+    return true;
+  }
+
+  /** When a spare is due to start again, if one is missing. */
+  deadlines(): number[] {
+    return this.#waiting.length < this.#desired ? [this.#retryAt] : [];
+  }
+
+  /** A status row for each waiting spare. */
+  statusRows(usage: Usage, now: number): StatusRow[] {
+    return this.#waiting.map((spare) => ({
+      ...childRow("worker", "-", spare, 0, usage, now),
+      role: "spare",
+      state: "spare",
+      generation: null,
+      requests: null,
+    }));
+  }
+}

@@ -1,0 +1,74 @@
+/**
+ * Warm spares on the fake OS: started up to the number wanted, not while a
+ * worker starts, released as workers, discarded for good at a stop, and one
+ * that dies on its own replaced after a pause.
+ */
+import assert from "node:assert/strict";
+import { Spares } from "./spares.ts";
+import { workerSpec } from "./child_command.ts";
+import { fakeOptions, FakeWorld, settle } from "./fake_world.ts";
+
+function setup(spares: number) {
+  const world = new FakeWorld();
+  const exits: Array<() => void> = [];
+  const options = fakeOptions({ spares });
+  const pool = new Spares({
+    ...options,
+    spawn: world.spawn,
+    clock: world.clock,
+    listener: {
+      message() {},
+      exit: (child, status) => exits.push(() => pool.onExit(child, status)),
+    },
+  });
+  return { world, pool, options, exits };
+}
+
+Deno.test("spares: as many as wanted wait, none while a worker starts; a released one is a worker", () => {
+  const { world, pool, options } = setup(2);
+  pool.topUp(0, true);
+  assert.equal(world.children.length, 0, "a worker is starting: no spare now");
+  pool.topUp(0, false);
+  assert.equal(world.children.length, 2);
+  assert.ok(world.children.every((c) => c.spare && c.spec.label === "spare"));
+  assert.equal(pool.statusRows(() => undefined, 0).length, 2);
+  const worker = pool.release(workerSpec(options, 1, 2));
+  assert.equal(worker?.pid, world.children[0].pid, "the oldest spare goes first");
+  assert.equal(worker?.spec.label, "worker 1");
+  assert.equal(pool.statusRows(() => undefined, 0).length, 1);
+  assert.deepEqual(pool.deadlines(), [0], "one missing: due at once");
+  pool.topUp(0, false);
+  assert.equal(world.children.length, 3);
+  assert.deepEqual(pool.deadlines(), []);
+});
+
+Deno.test("spares: discarded ones end, new ones follow unless for good", async () => {
+  const { world, pool, exits } = setup(1);
+  pool.topUp(0, false);
+  pool.discard();
+  assert.equal(pool.stopping().length, 1, "live until it exits");
+  await settle();
+  for (const exit of exits.splice(0)) exit();
+  assert.equal(pool.stopping().length, 0);
+  pool.topUp(0, false);
+  assert.equal(world.children.length, 2, "a new one follows");
+  pool.discard(true);
+  pool.topUp(0, false);
+  assert.equal(world.children.length, 2, "stopping: none follows");
+  assert.deepEqual(pool.deadlines(), []);
+});
+
+Deno.test("spares: one that dies on its own is replaced after a pause", async () => {
+  const { world, pool, exits } = setup(1);
+  pool.topUp(0, false);
+  world.children[0].exit(1);
+  await settle();
+  assert.equal(exits.length, 1);
+  for (const exit of exits.splice(0)) exit();
+  const [retryAt] = pool.deadlines();
+  assert.ok(retryAt > world.clock.now(), "not at once");
+  pool.topUp(world.clock.now(), false);
+  assert.equal(world.children.length, 1);
+  pool.topUp(retryAt, false);
+  assert.equal(world.children.length, 2);
+});
