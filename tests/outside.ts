@@ -3,8 +3,9 @@
  * themselves so that the README's `deno task test` passes on a fresh clone:
  * the framework fixtures' npm packages (from the npm registry, exactly as
  * tests/fixtures/npm's committed lock says) and promtool, Prometheus's own
- * checker of the text format (Debian's `prometheus` package), and a Deno older
- * than hotreload supports (npm's build of Deno 2.5.6, cached in DENO_DIR). Each is set up
+ * checker of the text format (Debian's `prometheus` package), a Deno older
+ * than hotreload supports (npm's build of Deno 2.5.6, cached in DENO_DIR), and
+ * a browser for the dashboard page (Debian's `chromium`). Each is set up
  * once per test process; what cannot be set up fails the test that needs it
  * with one line saying what is missing and how to get it.
  */
@@ -14,6 +15,7 @@ const FIXTURE = new URL("./fixtures/npm/", import.meta.url);
 let npmReady: Promise<void> | undefined;
 let promtoolReady: Promise<string> | undefined;
 let oldDenoReady: Promise<string> | undefined;
+let chromiumReady: Promise<string> | undefined;
 
 /** The old Deno the version check is tested against: older than 2.7, newer than 2.0. */
 export const OLD_DENO_VERSION = "2.5.6";
@@ -135,6 +137,35 @@ export function promtool(): Promise<string> {
     if (!installed) {
       throw new Error(
         "promtool is missing and apt-get install prometheus failed; install it by hand",
+      );
+    }
+    return installed;
+  })();
+}
+
+/**
+ * The path of a Chromium for the dashboard's browser test: on PATH already, or
+ * installed from Debian's `chromium` as root. Never a silent skip: a machine
+ * where none can be had fails that test with this line.
+ */
+export function chromium(): Promise<string> {
+  return chromiumReady ??= (async () => {
+    const found = await which("chromium") ?? await which("chromium-browser");
+    if (found) return found;
+    if (Deno.uid() !== 0 || !(await which("apt-get"))) {
+      throw new Error(
+        "chromium is missing: install Debian's chromium package " +
+          "(apt-get install --no-install-recommends chromium) or put chromium on PATH",
+      );
+    }
+    if (!(await aptInstall("chromium"))) {
+      await run("apt-get", ["update"]);
+      await aptInstall("chromium");
+    }
+    const installed = await which("chromium");
+    if (!installed) {
+      throw new Error(
+        "chromium is missing and apt-get install chromium failed; install it by hand",
       );
     }
     return installed;
