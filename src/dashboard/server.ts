@@ -61,6 +61,7 @@ const COMMON_HEADERS = "cache-control: no-store\r\nx-content-type-options: nosni
 
 const encoder = new TextEncoder();
 
+/** What a DashboardServer serves, and how. */
 export interface DashboardServerOptions {
   /**
    * The update to send now; called only while a page is connected. Undefined:
@@ -75,6 +76,8 @@ export interface DashboardServerOptions {
   intervalMs?: number;
   /** Where the page's files are (default: this module's directory). */
   assets?: URL;
+  /** Called when the last page has left: whatever was kept up for the pages can stop. */
+  idle?: () => void;
 }
 
 /** One connected page. */
@@ -88,6 +91,7 @@ interface Client {
   leave: () => void;
 }
 
+/** Serves the dashboard's page and its event stream on connections another server accepted. */
 export class DashboardServer {
   readonly #options: DashboardServerOptions;
   readonly #clients = new Set<Client>();
@@ -281,7 +285,10 @@ export class DashboardServer {
       client.conn.close();
     } catch { /* closed already */ }
     client.leave();
-    if (this.#clients.size === 0) this.#disarm();
+    if (this.#clients.size === 0) {
+      this.#disarm();
+      this.#options.idle?.();
+    }
   }
 }
 

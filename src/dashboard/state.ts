@@ -86,6 +86,7 @@ const WINDOW_SLACK_MS = 250;
 /** A rate needs two samples at least this far apart. */
 const MIN_RATE_SPAN_MS = 1_000;
 
+/** What a dashboard shows, kept bounded; see the module's comment. */
 export class DashboardState {
   #report?: StatusReport;
   /** Worker processes by pid. */
@@ -190,6 +191,14 @@ export class DashboardState {
       cut: cutHere,
     });
     if (this.#lines.length > MAX_LINES) this.#lines.shift();
+  }
+
+  /**
+   * Forgets the output lines (not their numbering): the producer feeds them
+   * again from its buffer when a page connects after none was.
+   */
+  clearLines(): void {
+    this.#lines = [];
   }
 
   /** True once a snapshot was observed: only then can an update be made. */
