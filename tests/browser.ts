@@ -38,7 +38,9 @@ export async function launchBrowser(): Promise<LaunchedBrowser> {
   if (pid === undefined) throw new Error("puppeteer launched chromium but gave no pid");
   if (!groupMembers(pid).includes(pid)) {
     await browser.close();
-    throw new Error("chromium does not lead its own process group: its cleanup could not be proved");
+    throw new Error(
+      "chromium does not lead its own process group: its cleanup could not be proved",
+    );
   }
   const errors: string[] = [];
   return {

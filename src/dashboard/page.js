@@ -43,7 +43,9 @@ function uptime(ms) {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return "-";
   const seconds = Math.floor(ms / 1000);
   if (seconds < 60) return `${seconds}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s`;
+  if (seconds < 3600) {
+    return `${Math.floor(seconds / 60)}m${String(seconds % 60).padStart(2, "0")}s`;
+  }
   const minutes = Math.floor(seconds / 60);
   return `${Math.floor(minutes / 60)}h${String(minutes % 60).padStart(2, "0")}m`;
 }
@@ -149,8 +151,15 @@ function renderChart(chart, update, pick, unit) {
   const nodes = [];
   for (const fraction of [0, 0.5, 1]) {
     const value = yMax * fraction;
-    nodes.push(svg("line", { class: "grid", x1: left, x2: width - right, y1: y(value), y2: y(value) }));
-    const label = svg("text", { class: "axis", x: left - 6, y: y(value) + 4, "text-anchor": "end" });
+    nodes.push(
+      svg("line", { class: "grid", x1: left, x2: width - right, y1: y(value), y2: y(value) }),
+    );
+    const label = svg("text", {
+      class: "axis",
+      x: left - 6,
+      y: y(value) + 4,
+      "text-anchor": "end",
+    });
     label.textContent = value >= 100 ? value.toFixed(0) : String(Number(value.toFixed(1)));
     nodes.push(label);
   }

@@ -190,7 +190,11 @@ export class Report {
 
   /** A rollout to `generation` began. */
   reloadStarted(request: ReloadRequest, generation: number): void {
-    this.seam.dashboard?.reloadStarted({ generation, reason: request.reason, files: request.files });
+    this.seam.dashboard?.reloadStarted({
+      generation,
+      reason: request.reason,
+      files: request.files,
+    });
     this.notify(
       "RELOADING=1",
       `MONOTONIC_USEC=${this.seam.world.notifier?.monotonicUsec() ?? 0}`,
@@ -223,7 +227,11 @@ export class Report {
       this.seam.metrics.changeToReady.observe(ms / 1000);
     }
     this.ready();
-    this.seam.dashboard?.reloadEnded({ generation: rollout.generation, ok: true, message: summary });
+    this.seam.dashboard?.reloadEnded({
+      generation: rollout.generation,
+      ok: true,
+      message: summary,
+    });
     log.info("reload.done", summary, {
       role: "supervisor",
       generation: rollout.generation,

@@ -230,7 +230,8 @@ export function realWorld(
         takeover ? takeoverSocketPath(instanceDir) : socketPath(instanceDir),
         inbox.control,
       );
-      const serve = () => options.metrics && serveMetrics(options.metrics, inbox.metrics, inbox.dashboard);
+      const serve = () =>
+        options.metrics && serveMetrics(options.metrics, inbox.metrics, inbox.dashboard);
       // Taking over: the old supervisor serves the metrics port until it is gone.
       let metrics = takeover ? undefined : serve();
       return {
