@@ -114,6 +114,11 @@ export class DashboardServer {
     return this.#clients.size > 0;
   }
 
+  /** True while a timer for the next update is set: only while a page is connected. */
+  get scheduled(): boolean {
+    return this.#timer !== undefined;
+  }
+
   /** How many pages are connected. */
   get clients(): number {
     return this.#clients.size;
