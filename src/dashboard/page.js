@@ -133,6 +133,11 @@ function niceCeil(value) {
   return [1, 2, 2.5, 5, 10].map((step) => step * power).find((nice) => nice >= value);
 }
 
+/** A series whose process is no longer a child (replaced, or exited): drawn dashed. */
+function gone(update, series) {
+  return !update.children.some((row) => row.pid === series.pid);
+}
+
 function renderChart(chart, update, pick, unit) {
   const width = Math.max(200, Math.round(chart.clientWidth || 600));
   const height = Math.max(100, Math.round(chart.clientHeight || 180));
@@ -203,7 +208,7 @@ function renderChart(chart, update, pick, unit) {
       previous = s.at[i];
     }
     if (d === "") continue;
-    const old = s.generation !== null && s.generation < update.instance.generation;
+    const old = gone(update, s);
     const path = svg("path", { class: `series ${colour(s.id)}${old ? " old" : ""}`, d });
     path.dataset.pid = String(s.pid);
     const title = svg("title", {});
@@ -223,7 +228,7 @@ function renderCharts(update) {
     "MB",
   );
   $("legend").replaceChildren(...update.history.series.map((s) => {
-    const old = s.generation !== null && s.generation < update.instance.generation;
+    const old = gone(update, s);
     const item = el("li", `${colour(s.id)}${old ? " old" : ""}`);
     item.append(el("span", "", `worker ${s.id} · pid ${s.pid} · gen ${s.generation ?? "-"}`));
     return item;
