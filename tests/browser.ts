@@ -1,12 +1,13 @@
 /**
  * A real browser for the dashboard's tests and its screenshot script:
- * Debian's Chromium (found or installed by outside.ts's `chromium()`),
- * headless, driven by puppeteer-core (pinned in deno.json and deno.lock).
+ * Debian's Chromium or Firefox ESR (found or installed by outside.ts),
+ * headless, driven by puppeteer-core (pinned in deno.json and deno.lock;
+ * Chromium over CDP, Firefox over WebDriver BiDi).
  * `close()` ends the browser and every process it started (its process
  * group), and fails if any of them is left.
  */
 import puppeteer, { type Browser, type Page } from "puppeteer-core";
-import { chromium } from "./outside.ts";
+import { chromium, firefox } from "./outside.ts";
 import { waitFor } from "./helpers.ts";
 
 /** A launched browser, and how to end it with everything it started. */
@@ -16,19 +17,25 @@ export interface LaunchedBrowser {
   pid: number;
   /** Errors the pages reported (console.error, uncaught exceptions, failed requests). */
   errors: string[];
-  /** A new page whose errors are collected in `errors`; dark mode when asked. */
+  /** A new page whose errors are collected in `errors`; its size and dark mode (chromium only) when asked. */
   page(options?: { dark?: boolean; width?: number; height?: number }): Promise<Page>;
   close(): Promise<void>;
 }
 
-/** Launches headless Chromium; fails with one line saying so when none can be had. */
-export async function launchBrowser(): Promise<LaunchedBrowser> {
-  const executablePath = await chromium();
+/** The browsers the dashboard is tested in. */
+export type BrowserKind = "chromium" | "firefox";
+
+/** Launches a headless browser; fails with one line saying so when none can be had. */
+export async function launchBrowser(kind: BrowserKind = "chromium"): Promise<LaunchedBrowser> {
+  const executablePath = kind === "chromium" ? await chromium() : await firefox();
   const browser = await puppeteer.launch({
+    browser: kind === "chromium" ? "chrome" : "firefox",
     executablePath,
     headless: true,
     // As root (CI, containers) Chromium refuses to start with its sandbox.
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"],
+    args: kind === "chromium"
+      ? ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
+      : [],
     // Its own process group, so that close() can prove nothing of it is left.
     handleSIGINT: false,
     handleSIGTERM: false,
@@ -59,10 +66,15 @@ export async function launchBrowser(): Promise<LaunchedBrowser> {
           errors.push(`request failed: ${request.url()} ${request.failure()?.errorText}`);
         }
       });
-      await page.setViewport({ width, height });
-      await page.emulateMediaFeatures([
-        { name: "prefers-color-scheme", value: dark ? "dark" : "light" },
-      ]);
+      // Firefox ESR's WebDriver BiDi has neither (it keeps its window's size and the system's scheme).
+      if (kind === "chromium") {
+        await page.setViewport({ width, height });
+        await page.emulateMediaFeatures([
+          { name: "prefers-color-scheme", value: dark ? "dark" : "light" },
+        ]);
+      } else if (dark) {
+        throw new Error("dark mode is emulated in chromium only");
+      }
       return page;
     },
     async close() {

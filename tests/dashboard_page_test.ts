@@ -3,11 +3,12 @@
  * served where `--metrics` is, one row per worker with the pids `status
  * --json` reports, a reload seen live (the timeline gains an entry, the rows
  * change generation) without reloading the page, the app's hostile output
- * shown as text, and no console error. Without a browser this fails, saying so.
+ * shown as text, keyboard navigation, and no console error; in Chromium and
+ * Firefox ESR. Without a browser this fails, saying so.
  */
 import assert from "node:assert/strict";
 import { freePort, httpGet, runCli, waitFor, watchingArgs, withHotreload } from "./helpers.ts";
-import { launchBrowser } from "./browser.ts";
+import { type BrowserKind, launchBrowser } from "./browser.ts";
 import type { Page } from "puppeteer-core";
 
 /** `expression` evaluated in the page (a string: this file is not typed against the DOM). */
@@ -34,9 +35,14 @@ async function workerPids(dir: string): Promise<{ pid: number; generation: numbe
     .sort((a, b) => a.pid - b.pid);
 }
 
-Deno.test("dashboard page: live rows, a reload on the timeline without reloading the page, output as text", async () => {
+for (const kind of ["chromium", "firefox"] satisfies BrowserKind[]) {
+  Deno.test(`dashboard page in ${kind}: live rows, a reload on the timeline without reloading the page, output as text`, () =>
+    liveReload(kind));
+}
+
+async function liveReload(kind: BrowserKind): Promise<void> {
   const metricsPort = freePort();
-  const launched = await launchBrowser();
+  const launched = await launchBrowser(kind);
   try {
     await withHotreload(
       { "main.ts": APP },
@@ -124,7 +130,7 @@ Deno.test("dashboard page: live rows, a reload on the timeline without reloading
   } finally {
     await launched.close();
   }
-});
+}
 
 Deno.test("dashboard page: dark and light mode follow prefers-color-scheme", async () => {
   const metricsPort = freePort();

@@ -5,7 +5,7 @@
  * tests/fixtures/npm's committed lock says) and promtool, Prometheus's own
  * checker of the text format (Debian's `prometheus` package), a Deno older
  * than hotreload supports (npm's build of Deno 2.5.6, cached in DENO_DIR), and
- * a browser for the dashboard page (Debian's `chromium`). Each is set up
+ * browsers for the dashboard page (Debian's `chromium` and `firefox-esr`). Each is set up
  * once per test process; what cannot be set up fails the test that needs it
  * with one line saying what is missing and how to get it.
  */
@@ -16,6 +16,7 @@ let npmReady: Promise<void> | undefined;
 let promtoolReady: Promise<string> | undefined;
 let oldDenoReady: Promise<string> | undefined;
 let chromiumReady: Promise<string> | undefined;
+let firefoxReady: Promise<string> | undefined;
 
 /** The old Deno the version check is tested against: older than 2.7, newer than 2.0. */
 export const OLD_DENO_VERSION = "2.5.6";
@@ -144,32 +145,46 @@ export function promtool(): Promise<string> {
 }
 
 /**
- * The path of a Chromium for the dashboard's browser test: on PATH already, or
+ * The path of a Chromium for the dashboard's browser tests: on PATH already, or
  * installed from Debian's `chromium` as root. Never a silent skip: a machine
- * where none can be had fails that test with this line.
+ * where none can be had fails those tests with this line.
  */
 export function chromium(): Promise<string> {
-  return chromiumReady ??= (async () => {
-    const found = await which("chromium") ?? await which("chromium-browser");
-    if (found) return found;
-    if (Deno.uid() !== 0 || !(await which("apt-get"))) {
-      throw new Error(
-        "chromium is missing: install Debian's chromium package " +
-          "(apt-get install --no-install-recommends chromium) or put chromium on PATH",
-      );
+  return chromiumReady ??= browserFromDebian("chromium", ["chromium", "chromium-browser"]);
+}
+
+/**
+ * The path of a Firefox for the dashboard's browser tests: on PATH already, or
+ * installed from Debian's `firefox-esr` as root; as chromium(), never a silent skip.
+ */
+export function firefox(): Promise<string> {
+  return firefoxReady ??= browserFromDebian("firefox-esr", ["firefox-esr", "firefox"]);
+}
+
+async function browserFromDebian(pkg: string, names: string[]): Promise<string> {
+  const find = async () => {
+    for (const name of names) {
+      const found = await which(name);
+      if (found) return found;
     }
-    if (!(await aptInstall("chromium"))) {
-      await run("apt-get", ["update"]);
-      await aptInstall("chromium");
-    }
-    const installed = await which("chromium");
-    if (!installed) {
-      throw new Error(
-        "chromium is missing and apt-get install chromium failed; install it by hand",
-      );
-    }
-    return installed;
-  })();
+  };
+  const found = await find();
+  if (found) return found;
+  if (Deno.uid() !== 0 || !(await which("apt-get"))) {
+    throw new Error(
+      `${names[0]} is missing: install Debian's ${pkg} package ` +
+        `(apt-get install --no-install-recommends ${pkg}) or put ${names[0]} on PATH`,
+    );
+  }
+  if (!(await aptInstall(pkg))) {
+    await run("apt-get", ["update"]);
+    await aptInstall(pkg);
+  }
+  const installed = await find();
+  if (!installed) {
+    throw new Error(`${names[0]} is missing and apt-get install ${pkg} failed; install it by hand`);
+  }
+  return installed;
 }
 
 async function aptInstall(pkg: string): Promise<boolean> {
