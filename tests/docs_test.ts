@@ -19,6 +19,7 @@ Deno.test("every option of every command's --help appears in the README", async 
     "restart",
     "send",
     "status",
+    "monit",
     "scale",
     "upgrade",
     "list",

@@ -3,8 +3,9 @@
  * themselves so that the README's `deno task test` passes on a fresh clone:
  * the framework fixtures' npm packages (from the npm registry, exactly as
  * tests/fixtures/npm's committed lock says) and promtool, Prometheus's own
- * checker of the text format (Debian's `prometheus` package), and a Deno older
- * than hotreload supports (npm's build of Deno 2.5.6, cached in DENO_DIR). Each is set up
+ * checker of the text format (Debian's `prometheus` package), a Deno older
+ * than hotreload supports (npm's build of Deno 2.5.6, cached in DENO_DIR), and
+ * browsers for the dashboard page (Debian's `chromium` and `firefox-esr`). Each is set up
  * once per test process; what cannot be set up fails the test that needs it
  * with one line saying what is missing and how to get it.
  */
@@ -14,6 +15,8 @@ const FIXTURE = new URL("./fixtures/npm/", import.meta.url);
 let npmReady: Promise<void> | undefined;
 let promtoolReady: Promise<string> | undefined;
 let oldDenoReady: Promise<string> | undefined;
+let chromiumReady: Promise<string> | undefined;
+let firefoxReady: Promise<string> | undefined;
 
 /** The old Deno the version check is tested against: older than 2.7, newer than 2.0. */
 export const OLD_DENO_VERSION = "2.5.6";
@@ -139,6 +142,49 @@ export function promtool(): Promise<string> {
     }
     return installed;
   })();
+}
+
+/**
+ * The path of a Chromium for the dashboard's browser tests: on PATH already, or
+ * installed from Debian's `chromium` as root. Never a silent skip: a machine
+ * where none can be had fails those tests with this line.
+ */
+export function chromium(): Promise<string> {
+  return chromiumReady ??= browserFromDebian("chromium", ["chromium", "chromium-browser"]);
+}
+
+/**
+ * The path of a Firefox for the dashboard's browser tests: on PATH already, or
+ * installed from Debian's `firefox-esr` as root; as chromium(), never a silent skip.
+ */
+export function firefox(): Promise<string> {
+  return firefoxReady ??= browserFromDebian("firefox-esr", ["firefox-esr", "firefox"]);
+}
+
+async function browserFromDebian(pkg: string, names: string[]): Promise<string> {
+  const find = async () => {
+    for (const name of names) {
+      const found = await which(name);
+      if (found) return found;
+    }
+  };
+  const found = await find();
+  if (found) return found;
+  if (Deno.uid() !== 0 || !(await which("apt-get"))) {
+    throw new Error(
+      `${names[0]} is missing: install Debian's ${pkg} package ` +
+        `(apt-get install --no-install-recommends ${pkg}) or put ${names[0]} on PATH`,
+    );
+  }
+  if (!(await aptInstall(pkg))) {
+    await run("apt-get", ["update"]);
+    await aptInstall(pkg);
+  }
+  const installed = await find();
+  if (!installed) {
+    throw new Error(`${names[0]} is missing and apt-get install ${pkg} failed; install it by hand`);
+  }
+  return installed;
 }
 
 async function aptInstall(pkg: string): Promise<boolean> {

@@ -83,6 +83,11 @@ export const CONTROL_COMMANDS = {
     summary: "what runs, with memory and CPU",
     flags: [name("the instance to ask"), json("the same as JSON (stable; see the README)"), HELP],
   },
+  monit: {
+    positionals: [],
+    summary: "live table in the terminal",
+    flags: [name("the instance to watch"), HELP],
+  },
   scale: {
     positionals: ["<n>"],
     summary: "change the number of workers",

@@ -149,6 +149,17 @@ Exits 3 when no instance is running.`.replaceAll("\n", " "),
   ).join("\n"),
 );
 
+/** `hotreload monit --help`. */
+export const MONIT_HELP = controlHelp(
+  "monit",
+  `Shows the status table live: one row per child (as status shows it) with its
+requests per second and, per worker, a sparkline of them over the last minute,
+redrawn in place each second. q or Ctrl-C leaves. Needs a terminal; for a
+script use "status --json". The same, with charts and a reload timeline, is in
+the browser where --metrics serves (http://127.0.0.1:<port>/). Exits 3 when no
+instance is running.`,
+);
+
 /** `hotreload scale --help`. */
 export const SCALE_HELP = controlHelp(
   "scale",

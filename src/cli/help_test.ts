@@ -8,6 +8,7 @@ import { CONTROL_COMMANDS, type ControlCommandName, parseControlArgs } from "./c
 import {
   LIST_HELP,
   MAIN_HELP,
+  MONIT_HELP,
   RELOAD_HELP,
   RESTART_HELP,
   runHelp,
@@ -27,6 +28,7 @@ const HELP: Record<ControlCommandName, string> = {
   restart: RESTART_HELP,
   send: SEND_HELP,
   status: STATUS_HELP,
+  monit: MONIT_HELP,
   scale: SCALE_HELP,
   upgrade: UPGRADE_HELP,
   list: LIST_HELP,

@@ -4,6 +4,7 @@ import { listCommand } from "./commands/list.ts";
 import { reloadCommand } from "./commands/reload.ts";
 import { scaleCommand } from "./commands/scale.ts";
 import { statusCommand } from "./commands/status.ts";
+import { monitCommand } from "./commands/monit.ts";
 import { restartCommand } from "./commands/restart.ts";
 import { sendCommand } from "./commands/send.ts";
 import { stopCommand } from "./commands/stop.ts";
@@ -23,6 +24,7 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   restart: restartCommand,
   send: sendCommand,
   status: statusCommand,
+  monit: monitCommand,
   scale: scaleCommand,
   upgrade: upgradeCommand,
   list: listCommand,

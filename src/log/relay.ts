@@ -16,8 +16,19 @@ export interface LineSource {
   pid: number;
 }
 
+/** Who else is handed each relayed line (the dashboard's output), if anyone. */
+let tap: ((stream: StreamName, source: LineSource, line: string) => void) | undefined;
+
+/** Hands every line relayed from now on to `listener` as well (undefined: to nobody). */
+export function tapRelayedLines(
+  listener: ((stream: StreamName, source: LineSource, line: string) => void) | undefined,
+): void {
+  tap = listener;
+}
+
 /** Writes one child line with its prefix (or as a JSON object). */
 export function relayLine(stream: StreamName, source: LineSource, line: string): void {
+  tap?.(stream, source, line);
   const text = logFormat() === "json"
     ? JSON.stringify({
       time: new Date().toISOString(),

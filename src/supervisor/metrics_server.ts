@@ -23,10 +23,21 @@ export interface MetricsServer {
   close(): void;
 }
 
-/** Serves `render()` as `GET /metrics` on `address`; warns once when it is not loopback. */
+/**
+ * Answers a request on the metrics port other than `/metrics` (the dashboard,
+ * src/dashboard/server.ts): true when it did, false at once, having read and
+ * written nothing, when the path is not its own.
+ */
+export type ExtraRoutes = (conn: Deno.Conn, head: string) => Promise<boolean>;
+
+/**
+ * Serves `render()` as `GET /metrics` on `address`, and what `extra` answers
+ * (the dashboard); warns once when it is not loopback.
+ */
 export function serveMetrics(
   address: { hostname: string; port: number },
   render: () => string,
+  extra?: ExtraRoutes,
 ): MetricsServer {
   let listener: Deno.Listener;
   try {
@@ -50,7 +61,7 @@ export function serveMetrics(
   acceptBounded(listener, {
     max: MAX_METRICS_CONNECTIONS,
     closed: () => closed,
-    serve: (conn) => answer(conn, render),
+    serve: (conn) => answer(conn, render, extra),
   });
   return {
     close() {
@@ -63,7 +74,11 @@ export function serveMetrics(
 }
 
 /** Reads one request head (bounded in time and size) and answers it; the caller closes. */
-async function answer(conn: Deno.Conn, render: () => string): Promise<void> {
+async function answer(
+  conn: Deno.Conn,
+  render: () => string,
+  extra?: ExtraRoutes,
+): Promise<void> {
   const timer = setTimeout(() => {
     try {
       conn.close(); // a client too slow to ask: the pending read fails
@@ -72,6 +87,9 @@ async function answer(conn: Deno.Conn, render: () => string): Promise<void> {
   try {
     const head = await readHead(conn);
     if (head === undefined) return;
+    // The head is in: a dashboard's event stream outlives the read timeout.
+    clearTimeout(timer);
+    if (extra && await extra(conn, head)) return;
     const [method, target] = head.split("\r\n")[0].split(" ");
     const path = (target ?? "").split("?")[0];
     if (method !== "GET" && method !== "HEAD") {

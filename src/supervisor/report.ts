@@ -16,6 +16,7 @@ import type { ReloadRequest } from "./reload_request.ts";
 import type { ProcessSet } from "./process_set.ts";
 import type { WorkerPool } from "./worker_pool.ts";
 import type { Connection, World } from "./world.ts";
+import type { Dashboard } from "../dashboard/dashboard.ts";
 
 type Supervisor = StatusReport["supervisor"];
 
@@ -42,6 +43,8 @@ export interface ReportSeam {
   /** Clock time the supervisor started. */
   startedAt: number;
   state(): ReportState;
+  /** The web dashboard (`--metrics`), told of each reload's start and end. */
+  dashboard?: Pick<Dashboard, "reloadStarted" | "reloadEnded">;
 }
 
 export class Report {
@@ -171,7 +174,14 @@ export class Report {
   }
 
   /** A reload refused before anything started (a broken env file). */
-  reloadRefused(error: string): void {
+  reloadRefused(error: string, request: ReloadRequest): void {
+    this.seam.dashboard?.reloadEnded({
+      generation: this.seam.state().generation,
+      ok: false,
+      message: error,
+      reason: request.reason,
+      files: request.files,
+    });
     log.error("reload.aborted", `${error}\nthe running workers keep their environment`, {
       role: "supervisor",
     });
@@ -180,6 +190,11 @@ export class Report {
 
   /** A rollout to `generation` began. */
   reloadStarted(request: ReloadRequest, generation: number): void {
+    this.seam.dashboard?.reloadStarted({
+      generation,
+      reason: request.reason,
+      files: request.files,
+    });
     this.notify(
       "RELOADING=1",
       `MONOTONIC_USEC=${this.seam.world.notifier?.monotonicUsec() ?? 0}`,
@@ -212,6 +227,11 @@ export class Report {
       this.seam.metrics.changeToReady.observe(ms / 1000);
     }
     this.ready();
+    this.seam.dashboard?.reloadEnded({
+      generation: rollout.generation,
+      ok: true,
+      message: summary,
+    });
     log.info("reload.done", summary, {
       role: "supervisor",
       generation: rollout.generation,
@@ -221,6 +241,7 @@ export class Report {
 
   /** A rollout was aborted: `text` says why and what serves now. */
   reloadAborted(generation: number, text: string): void {
+    this.seam.dashboard?.reloadEnded({ generation, ok: false, message: text });
     this.notify(
       "READY=1",
       `STATUS=reload to generation ${generation} aborted; ${this.statusLine()}`,

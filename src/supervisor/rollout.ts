@@ -427,7 +427,7 @@ export class Reloads {
     const envError = seam.options.checkEnv?.();
     if (envError) {
       const error = `reload aborted: ${envError}`;
-      seam.report.reloadRefused(error);
+      seam.report.reloadRefused(error, request);
       request.reply?.({ ok: false, error, kind: "failure" });
       return;
     }

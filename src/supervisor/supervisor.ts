@@ -32,6 +32,8 @@ import { describeChanges, Report } from "./report.ts";
 import { Succession, type SuccessionEvent } from "./succession.ts";
 import type { RecordedProcess } from "../control/worker_records.ts";
 import type { Predecessor } from "./takeover.ts";
+import { Dashboard, RecentLines } from "../dashboard/dashboard.ts";
+import { tapRelayedLines } from "../log/relay.ts";
 
 /** Everything the supervisor needs to run one instance: the run settings, and where it runs. */
 export type SupervisorOptions = WorkerLaunch & {
@@ -79,6 +81,8 @@ export class Supervisor {
   #connection?: Connection;
   readonly #memoryLimit: MemoryLimit;
   readonly #metrics = new Metrics();
+  /** The web dashboard, served where --metrics is. */
+  readonly #dashboard?: Dashboard;
 
   /** `world` is the operating system; unit tests pass a fake one. */
   constructor(options: SupervisorOptions, world: World = realWorld(options)) {
@@ -113,7 +117,20 @@ export class Supervisor {
       workers: () => workers.children(),
       steer: () => workers.steer(),
     });
+    if (options.metrics) {
+      // The output the dashboard shows, until src/log/output_buffer.ts's buffer replaces it.
+      const output = new RecentLines();
+      tapRelayedLines((stream, source, text) =>
+        output.push({ at: Date.now(), stream, source, text })
+      );
+      this.#dashboard = new Dashboard({
+        status: () => this.#report.status(this.#ports.bound()),
+        output,
+        hostname: options.metrics.hostname,
+      });
+    }
     const report = this.#report = new Report({
+      dashboard: this.#dashboard,
       options,
       world,
       metrics: this.#metrics,
@@ -166,6 +183,7 @@ export class Supervisor {
       changes: (batch) => this.#events.push({ kind: "changes", batch }),
       control: (request, reply) => this.#events.push({ kind: "control", request, reply }),
       metrics: () => this.#metrics.render(scrapedFamilies(this.#report.metrics())),
+      dashboard: this.#dashboard && ((conn, head) => this.#dashboard!.server.handle(conn, head)),
     });
     this.#succession.begin();
     this.#report.announceStart();
@@ -464,6 +482,11 @@ export class Supervisor {
   }
 
   async #cleanUp(): Promise<void> {
+    if (this.#dashboard) {
+      // Its pages' streams hold connections open: they end first.
+      this.#dashboard.close();
+      tapRelayedLines(undefined);
+    }
     // Closing the watcher waits on Deno's watcher thread, which a FIFO in the
     // watched tree can block for good (watch/fifo.ts): a stop never waits on it long.
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -14,7 +14,7 @@ import { foreignListener, type PortHolder } from "./port_owners.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
-import { serveMetrics } from "./metrics_server.ts";
+import { type ExtraRoutes, serveMetrics } from "./metrics_server.ts";
 import { SdNotify } from "./sd_notify.ts";
 import type { Change, ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
@@ -48,6 +48,8 @@ export interface Inbox {
   control(request: ControlRequest, reply: (reply: ControlReply) => void): void;
   /** The Prometheus exposition text, for a scrape of `--metrics`. */
   metrics(): string;
+  /** The `--metrics` port's other paths: the web dashboard (src/dashboard/). */
+  dashboard?: ExtraRoutes;
 }
 
 /** systemd's notify socket, when the service manager gave one: SdNotify's public side. */
@@ -261,7 +263,8 @@ async function connect(
     takeover ? takeoverSocketPath(instanceDir) : socketPath(instanceDir),
     inbox.control,
   );
-  const serve = () => options.metrics && serveMetrics(options.metrics, inbox.metrics);
+  const serve = () =>
+    options.metrics && serveMetrics(options.metrics, inbox.metrics, inbox.dashboard);
   // Taking over: the old supervisor serves the metrics port until it is gone.
   let metrics = takeover ? undefined : serve();
   return {
