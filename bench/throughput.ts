@@ -157,7 +157,7 @@ async function measureClient(server: BenchServer, port: number, client: Client) 
   await wrk(port, { connections: CONNECTIONS, seconds: WARM_UP_SECONDS, headers });
   let last: Measurement | undefined;
   for (let tries = 1; tries <= 1 + RETRIES; tries++) {
-    const quiet = await untilQuiet();
+    const quiet = await untilQuiet({ timeoutMs: 900_000 });
     const window = cpuWindow(() => server.pids());
     const result = await wrk(port, { connections: CONNECTIONS, seconds: SECONDS, headers });
     last = { ...result, cpu: window.end(result.cpuSeconds), tries, quiet };
