@@ -73,7 +73,7 @@ const SUBJECTS: Subject[] = [
     via: "edit",
     args: () => ["run", "--watch", "-N", "main.ts"],
     source: portSource,
-    done: /File change detected! Restarting!/g,
+    done: /Watcher Restarting! File change detected/g,
   },
   {
     label: "deno serve --parallel --watch, DENO_JOBS=4",
@@ -81,7 +81,7 @@ const SUBJECTS: Subject[] = [
     args: (port) => ["serve", "--parallel", "--watch", "-N", "--port", String(port), "main.ts"],
     env: { DENO_JOBS: "4" },
     source: serveSource,
-    done: /File change detected! Restarting!/g,
+    done: /Watcher Restarting! File change detected/g,
   },
   ...([["steered", []], ["--handover none", ["--handover", "none"]]] as const).map((
     [mode, extra],
@@ -203,8 +203,11 @@ async function measure(subject: Subject, reloads: boolean): Promise<Run> {
   }
 }
 
-export async function benchReloadLoad(runs = RUNS): Promise<string> {
-  const cases = SUBJECTS.flatMap((subject) =>
+export async function benchReloadLoad(
+  { runs = RUNS, only }: { runs?: number; only?: RegExp } = {},
+): Promise<string> {
+  const subjects = SUBJECTS.filter((subject) => only === undefined || only.test(subject.label));
+  const cases = subjects.flatMap((subject) =>
     [true, false].map((reloads) => ({ subject, reloads }))
   );
   const results = new Map<string, Run[]>();
@@ -219,7 +222,7 @@ export async function benchReloadLoad(runs = RUNS): Promise<string> {
     }
   }
   const each = (list: Run[], show: (run: Run) => string | number) => list.map(show).join(", ");
-  const rows = SUBJECTS.flatMap((subject) =>
+  const rows = subjects.flatMap((subject) =>
     [true, false].map((reloads) => {
       const list = results.get(key(subject.label, reloads))!;
       const steady = results.get(key(subject.label, false))!;
@@ -285,4 +288,9 @@ function migrateReq(): string {
   }
 }
 
-if (import.meta.main) console.log(await benchReloadLoad(Number(Deno.args[0] ?? RUNS)));
+if (import.meta.main) {
+  // `deno run -A bench/reload_load.ts [runs] [regexp]`: a quicker look at some rows.
+  const runs = Deno.args[0] === undefined ? RUNS : Number(Deno.args[0]);
+  const only = Deno.args[1] === undefined ? undefined : new RegExp(Deno.args[1]);
+  console.log(await benchReloadLoad({ runs, only }));
+}
