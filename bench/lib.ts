@@ -314,6 +314,21 @@ export function allowedCpus(pid: number): string | undefined {
  * together) and a tag in its environment that every process it starts
  * inherits, so `pids()` finds them all and `stop()` can prove none is left.
  */
+/** Servers started and not yet stopped: a bench interrupted by a signal stops them first. */
+const liveServers = new Set<BenchServer>();
+let stopOnSignal = false;
+
+function stopAllOnSignal(): void {
+  if (stopOnSignal) return;
+  stopOnSignal = true;
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    Deno.addSignalListener(signal, async () => {
+      await Promise.allSettled([...liveServers].map((server) => server.stop(2000)));
+      Deno.exit(130);
+    });
+  }
+}
+
 export class BenchServer {
   readonly tag = crypto.randomUUID();
   readonly process: Deno.ChildProcess;
@@ -340,6 +355,8 @@ export class BenchServer {
     };
     const pumps = Promise.all([pump(this.process.stdout), pump(this.process.stderr)]);
     this.#done = Promise.all([this.process.status, pumps]).then(([status]) => status);
+    stopAllOnSignal();
+    liveServers.add(this);
   }
 
   /** What it printed so far. */
@@ -380,6 +397,7 @@ export class BenchServer {
    * must be gone within 10 s (the rest is killed by pid, and that is an error).
    */
   async stop(graceMs = 10_000): Promise<void> {
+    liveServers.delete(this);
     try {
       this.process.kill("SIGTERM");
     } catch { /* already exited */ }
