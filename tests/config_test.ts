@@ -317,7 +317,7 @@ Deno.test("error: unknown keys, with a suggestion when close", async () => {
   assert.equal(
     await hotreloadJsonError({ processes: [{ name: "q", entry: "main.ts", port: 2 }] }, APP),
     'hotreload.json: unknown key "port" in processes[0] ' +
-      "(known keys: name, entry, count, args, restart, reload, grace, permissions)",
+      "(known keys: name, entry, count, args, restart, reload, grace, permissions, watch)",
   );
   await inDir({ "deno.json": '{ "hotreload": { "prot": 80 } }' }, (dir) => {
     assert.equal(

@@ -96,6 +96,91 @@ if (tlsPort) {
 }
 `;
 
+/**
+ * The same app on node:http (the way Express, Koa and Fastify serve): what
+ * `/echo` says is node's view (raw headers in order and case, the HTTP
+ * version, the socket's address), and `/ws` is upgraded by hand, as `ws`
+ * and socket.io do it.
+ */
+export const NODE_APP = `
+import http from "node:http";
+import crypto from "node:crypto";
+const [port] = Deno.args;
+const big = new Uint8Array(64 * 1024).map((_, i) => i % 251);
+const pause = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const server = http.createServer(async (request, response) => {
+  const url = new URL(request.url, "http://x");
+  switch (url.pathname) {
+    case "/echo": {
+      const chunks = [];
+      for await (const chunk of request) chunks.push(chunk);
+      const body = Buffer.concat(chunks);
+      response.writeHead(200, { "Content-Type": "application/json" });
+      return response.end(JSON.stringify({
+        method: request.method,
+        url: request.url,
+        version: request.httpVersion,
+        rawHeaders: request.rawHeaders,
+        addr: request.socket.remoteAddress,
+        port: request.socket.remotePort,
+        length: body.length,
+        digest: crypto.createHash("sha256").update(body).digest("hex"),
+        pid: String(process.pid).padStart(10, "0"),
+      }));
+    }
+    case "/cookies":
+      response.setHeader("Set-Cookie", ["a=1; Path=/", "b=2; HttpOnly", "c=3"]);
+      response.setHeader("X-Mixed-Case", "yes");
+      return response.end("cookies");
+    case "/head":
+      response.writeHead(200, { "X-Length": "10", "Content-Length": "10" });
+      return response.end(request.method === "HEAD" ? undefined : "0123456789");
+    case "/static":
+      return response.end("hello");
+    case "/nobody":
+      response.writeHead(204, { "X-Empty": "1" });
+      return response.end();
+    case "/redirect":
+      response.writeHead(302, { Location: "/static" });
+      return response.end();
+    case "/big":
+      response.setHeader("Content-Type", "application/octet-stream");
+      for (let i = 0; i < 160; i++) {
+        if (!response.write(big)) await new Promise((resolve) => response.once("drain", resolve));
+      }
+      return response.end();
+    case "/sse":
+      response.statusMessage = "Events Follow";
+      response.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache" });
+      if (request.method === "HEAD") return response.end();
+      for (let i = 1; i <= 3; i++) {
+        response.write("id: " + i + "\\ndata: event " + i + "\\n\\n");
+        await pause(20);
+      }
+      return response.end();
+  }
+  response.writeHead(404);
+  response.end("not found");
+});
+server.on("upgrade", (request, socket) => {
+  const accept = crypto.createHash("sha1")
+    .update(request.headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11")
+    .digest("base64");
+  socket.write("HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: websocket\\r\\n" +
+    "Connection: Upgrade\\r\\nSec-WebSocket-Accept: " + accept + "\\r\\n\\r\\n");
+  socket.on("data", (frame) => {
+    const opcode = frame[0] & 0x0f;
+    const length = frame[1] & 0x7f;
+    const mask = frame.subarray(2, 6);
+    const payload = Buffer.from(frame.subarray(6, 6 + length).map((b, i) => b ^ mask[i % 4]));
+    const reply = opcode === 8 ? payload : Buffer.concat([Buffer.from("echo: "), payload]);
+    socket.write(Buffer.concat([Buffer.from([0x80 | opcode, reply.length]), reply]));
+    if (opcode === 8) socket.end();
+  });
+});
+server.listen(Number(port));
+`;
+
 /** Where a side serves: its plain and TLS ports, and the CA to trust for TLS. */
 export interface Target {
   port: number;
@@ -119,8 +204,10 @@ export interface Answer {
 /** A connection read byte by byte. */
 export class RawConn {
   readonly socket: net.Socket;
-  /** The pids `/echo` said answered on this connection, in order. */
+  /** The pids `/echo` said answered on this connection (and those it was reopened as), in order. */
   readonly pids: number[] = [];
+  #port = 0;
+  #ca?: string;
   #buffer: Uint8Array<ArrayBuffer> = new Uint8Array(0);
   #ended = false;
   #wake?: () => void;
@@ -150,13 +237,28 @@ export class RawConn {
       const socket = ca === undefined
         ? tcp
         : tls.connect({ socket: tcp, ca, servername: "localhost", ALPNProtocols: ["http/1.1"] });
-      socket.once(
-        ca === undefined ? "connect" : "secureConnect",
-        () => resolve(new RawConn(socket)),
-      );
+      socket.once(ca === undefined ? "connect" : "secureConnect", () => {
+        const conn = new RawConn(socket);
+        conn.#port = port;
+        conn.#ca = ca;
+        resolve(conn);
+      });
       socket.once("error", reject);
     });
   }
+
+  /** Closes this connection and opens another to the same place, as a client does after `Connection: close`. */
+  async reopen(): Promise<RawConn> {
+    this.close();
+    const conn = await RawConn.open(this.#port, this.#ca);
+    conn.pids.push(...this.pids);
+    // The pids seen so far stay with the first connection's array too: callers hold that one.
+    conn.#shared = this.#shared ?? this.pids;
+    return conn;
+  }
+
+  /** The pid list of the connection this one reopened, if any (see reopen). */
+  #shared?: number[];
 
   /** The client port the app should see. */
   get localPort(): number {
@@ -276,7 +378,7 @@ export class RawConn {
    */
   #normalized(body: string): string {
     const pid = /"pid":"(\d{10})"/.exec(body);
-    if (pid) this.pids.push(Number(pid[1]));
+    if (pid) (this.#shared ?? this.pids).push(Number(pid[1]));
     return body.replace(`"port":${this.localPort}`, `"port":"<this connection's port>"`)
       .replace(`//localhost:${this.socket.remotePort}/`, "//localhost:<the server's port>/")
       .replace(/"pid":"\d{10}"/, `"pid":"<pid>"`);
@@ -355,6 +457,23 @@ function ask(request: string, head = false): (conn: RawConn) => Promise<unknown[
   };
 }
 
+/**
+ * Requests one after another, each once the last was answered; after an
+ * answer that says `Connection: close`, the next goes on a new connection,
+ * as a client does.
+ */
+async function inTurn(conn: RawConn, requests: Array<[string, boolean?]>): Promise<Answer[]> {
+  const answers: Answer[] = [];
+  for (const [request, head] of requests) {
+    if (answers.at(-1)?.headers.some((line) => /^connection: close$/i.test(line))) {
+      conn = await conn.reopen();
+    }
+    await conn.write(request);
+    answers.push(await conn.response(head));
+  }
+  return answers;
+}
+
 const KEEP_ALIVE_WARM_UP = `GET /static HTTP/1.1\r\n${HOST}\r\n`;
 
 /** 60 KiB of headers: 15 of 4,000 bytes, under Deno's 64 KiB limit for a request head. */
@@ -400,15 +519,26 @@ export const CORPUS: Exchange[] = [
     name: "three pipelined requests",
     warmUp: KEEP_ALIVE_WARM_UP,
     async run(conn) {
-      await conn.write(
-        `GET /static HTTP/1.1\r\n${HOST}\r\nGET /echo HTTP/1.1\r\n${HOST}\r\n` +
-          `GET /head HTTP/1.1\r\n${HOST}\r\n`,
-      );
-      return [
-        await conn.response(),
-        await conn.response(),
-        await conn.response(),
+      // As a client pipelines: once an answer says `Connection: close` (or the connection
+      // ends), the requests not yet answered are sent again on a new connection.
+      let pending = [
+        `GET /static HTTP/1.1\r\n${HOST}\r\n`,
+        `GET /echo HTTP/1.1\r\n${HOST}\r\n`,
+        `GET /head HTTP/1.1\r\n${HOST}\r\n`,
       ];
+      const answers: Answer[] = [];
+      while (true) {
+        await conn.write(pending.join(""));
+        while (pending.length > 0) {
+          const answer = await conn.response().catch(() => undefined);
+          if (!answer) break;
+          answers.push(answer);
+          pending = pending.slice(1);
+          if (answer.headers.some((line) => /^connection: close$/i.test(line))) break;
+        }
+        if (pending.length === 0) return answers;
+        conn = await conn.reopen();
+      }
     },
   },
   {
@@ -423,12 +553,10 @@ export const CORPUS: Exchange[] = [
   {
     name: "HEAD, then GET of the same",
     warmUp: KEEP_ALIVE_WARM_UP,
-    async run(conn) {
-      await conn.write(`HEAD /head HTTP/1.1\r\n${HOST}\r\n`);
-      const head = await conn.response(true);
-      await conn.write(`GET /head HTTP/1.1\r\n${HOST}\r\n`);
-      return [head, await conn.response()];
-    },
+    run: (conn) =>
+      inTurn(conn, [[`HEAD /head HTTP/1.1\r\n${HOST}\r\n`, true], [
+        `GET /head HTTP/1.1\r\n${HOST}\r\n`,
+      ]]),
   },
   {
     name: "HEAD of a streamed body",
@@ -448,12 +576,10 @@ export const CORPUS: Exchange[] = [
   {
     name: "204 and a redirect",
     warmUp: KEEP_ALIVE_WARM_UP,
-    async run(conn) {
-      await conn.write(`GET /nobody HTTP/1.1\r\n${HOST}\r\n`);
-      const empty = await conn.response();
-      await conn.write(`GET /redirect HTTP/1.1\r\n${HOST}\r\n`);
-      return [empty, await conn.response()];
-    },
+    run: (conn) =>
+      inTurn(conn, [[`GET /nobody HTTP/1.1\r\n${HOST}\r\n`], [
+        `GET /redirect HTTP/1.1\r\n${HOST}\r\n`,
+      ]]),
   },
   {
     name: "a 10 MB streamed answer",
@@ -539,6 +665,7 @@ export function withoutAddedClose(
 ): unknown[] {
   return records.map((record, i) => {
     const plain = reference[i] as Answer | undefined;
+    if (isNodeAnswer(plain)) return record;
     if (typeof record !== "object" || record === null || !("headers" in record)) return record;
     const answer = record as Answer;
     if (plain?.headers?.some((line) => /^connection:\s*close$/i.test(line))) return answer;
@@ -550,6 +677,30 @@ export function withoutAddedClose(
       );
     }
     return { ...answer, headers };
+  });
+}
+
+/** An answer written by node:http (it says `Connection: keep-alive` on every keep-alive answer). */
+function isNodeAnswer(answer: Answer | undefined): boolean {
+  return answer?.headers?.some((line) => /^Connection: keep-alive$/.test(line)) ?? false;
+}
+
+/**
+ * node:http's answers on a connection it is about to close: what a node
+ * server says itself when it closes a keep-alive connection (`Connection:
+ * close` in place of `Connection: keep-alive`, no `Keep-Alive`). Forwarded
+ * answers to node:http clients may take this form; nothing else may differ.
+ */
+export function asClosing(reference: unknown[]): unknown[] {
+  return reference.map((record) => {
+    if (!isNodeAnswer(record as Answer)) return record;
+    const answer = record as Answer;
+    return {
+      ...answer,
+      headers: answer.headers.filter((line) => !/^Keep-Alive:/i.test(line)).map((line) =>
+        /^Connection: keep-alive$/.test(line) ? "Connection: close" : line
+      ),
+    };
   });
 }
 

@@ -8,40 +8,13 @@
  */
 import assert from "node:assert/strict";
 import { killTagged, ROOT, taggedPids } from "./helpers.ts";
+import { cloneInto } from "./clone.ts";
+import { OLD_DENO_VERSION } from "./outside.ts";
 
 /** Set in the inner run, so that it does not clone again. */
 const INNER = "HOTRELOAD_FRESH_CLONE";
-/** The tests that need parts from outside the repository. */
-const NEEDS_OUTSIDE = "/express|Express|promtool/";
-
-/** Copies the files git tracks, or would track, as the working tree has them. */
-async function cloneInto(dir: string): Promise<number> {
-  const listed = await new Deno.Command("git", {
-    args: ["ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!listed.success) {
-    throw new Error(`git ls-files failed: ${new TextDecoder().decode(listed.stderr).trim()}`);
-  }
-  const files = new TextDecoder().decode(listed.stdout).split("\0").filter(Boolean);
-  let copied = 0;
-  for (const file of files) {
-    let info;
-    try {
-      info = await Deno.lstat(`${ROOT}/${file}`);
-    } catch {
-      continue; // deleted in the working tree, not yet in the index
-    }
-    if (!info.isFile) continue;
-    const target = `${dir}/${file}`;
-    await Deno.mkdir(target.slice(0, target.lastIndexOf("/")), { recursive: true });
-    await Deno.copyFile(`${ROOT}/${file}`, target);
-    copied++;
-  }
-  return copied;
-}
+/** The tests that need parts from outside the repository (npm packages, promtool, an old Deno). */
+const NEEDS_OUTSIDE = `/express|Express|promtool|Deno ${OLD_DENO_VERSION.replaceAll(".", "\\.")}/`;
 
 Deno.test({
   name: "the README's test command passes on a fresh clone with an empty DENO_DIR",

@@ -69,7 +69,8 @@ Deno.test("watching: a change reloads only the children whose module graph holds
     // A file nothing imports: nothing reloads; the spares stay.
     await Deno.writeTextFile(`${dir}/unused_test.ts`, `Deno.test("still nothing", () => {});\n`);
     await run.waitForOutput(
-      "1 file changed: unused_test.ts: not imported by the app or any process; nothing to reload",
+      "1 file changed: unused_test.ts: nothing to reload; not imported by the app or any process " +
+        "(rule: not-imported)",
     );
     const afterUnused = await settledWithCurrentGraphs();
     assert.deepEqual(afterUnused.workers, start.workers);
@@ -101,7 +102,9 @@ Deno.test("watching: a change reloads only the children whose module graph holds
 
     // A new import joins the workers' graph: its next change reloads the workers (only).
     await Deno.writeTextFile(`${dir}/extra.ts`, `export const extra = "x1";\n`);
-    await run.waitForOutput("1 file changed: extra.ts: not imported by the app or any process");
+    await run.waitForOutput(
+      "1 file changed: extra.ts: nothing to reload; not imported by the app or any process",
+    );
     await Deno.writeTextFile(
       `${dir}/main.ts`,
       FILES["main.ts"].replace(

@@ -95,6 +95,42 @@ Deno.test("a forged record (pid -1 or 0, no startTime, no graceMs) is never sign
   }
 });
 
+Deno.test("a forged workers.json naming another process (its real start time) makes no successor signal it", async () => {
+  const dir = await makeProject({ "main.ts": APP });
+  const port = freePort();
+  // The victim: a process of the same user, not a worker of this instance.
+  const victim = new Deno.Command("sleep", { args: ["60"], stdin: "null" }).spawn();
+  // A dead supervisor: a process that has exited (its start time no longer matches).
+  const gone = new Deno.Command("true").spawn();
+  await gone.status;
+  try {
+    await plant(
+      dir,
+      "main",
+      record(dir, { name: "main", pid: gone.pid, hopKey: "0123456789abcdef0123456789abcdef" }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/.hotreload/main/workers.json`,
+      JSON.stringify([{ pid: victim.pid, startTime: processStartTime(victim.pid) }]),
+    );
+    const run = new Hotreload(serveArgs(port), dir);
+    try {
+      await run.waitForReady(1);
+      // A successor drains the orphans it adopts once its own workers are ready: by now.
+      await waitFor(() => run.output.has("1 worker(s) ready"), "the start to complete");
+      assert.ok(!run.output.has("succeeded supervisor"), run.output.text());
+      assert.notEqual(procStat(victim.pid), undefined, "the victim was signalled");
+      assert.notEqual(procStat(victim.pid)?.[0], "Z", "the victim was signalled");
+    } finally {
+      await run.cleanup();
+    }
+  } finally {
+    victim.kill("SIGKILL");
+    await victim.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a runtime directory owned by another user is refused, and never chmodded", async () => {
   const dir = await makeProject({ "main.ts": APP });
   try {
@@ -549,6 +585,42 @@ function inMountNamespace(script: string, dir: string) {
     signal: AbortSignal.timeout(30_000),
   }).output();
 }
+
+Deno.test("an env file replaced by a link, then by a FIFO: later changes are still seen, and stop ends it", async () => {
+  const dir = await makeProject({
+    "main.ts": `Deno.serve(() => new Response(Deno.env.get("X") ?? "none"));\n`,
+    ".env": "X=1\n",
+  });
+  const port = freePort();
+  const run = new Hotreload(
+    ["run", "main.ts", "-A", "--env-file=.env", "--port", String(port)],
+    dir,
+  );
+  try {
+    await run.waitForReady(1);
+    assert.equal((await httpGet(port)).body, "1");
+    await Deno.remove(`${dir}/.env`);
+    await Deno.symlink("/etc/hostname", `${dir}/.env`);
+    await run.waitForOutput("is a symbolic link");
+    await Deno.remove(`${dir}/.env`);
+    // Deno's watcher opens the files it reports: a FIFO would block it for good.
+    const mkfifo = await new Deno.Command("mkfifo", { args: [`${dir}/.env`] }).output();
+    assert.ok(mkfifo.success);
+    await run.waitForOutput(".env is a FIFO");
+    await Deno.remove(`${dir}/.env`);
+    await Deno.writeTextFile(`${dir}/.env`, "X=2\n");
+    await waitFor(
+      async () => (await httpGet(port)).body === "2",
+      "the fixed env file to be served",
+    );
+    const stop = await runCli(["stop"], dir);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await run.status).code, 0);
+  } finally {
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("a read-only project directory and a full disk: one line each, nothing left", async () => {
   const dir = await makeProject({ "main.ts": APP });

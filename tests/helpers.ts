@@ -184,15 +184,17 @@ export class Hotreload {
 
   /**
    * `prefix`, if given, is a command that ends by exec'ing its arguments
-   * (so the pid stays hotreload's), e.g. to run it in a user namespace.
+   * (so the pid stays hotreload's), e.g. to run it in a user namespace;
+   * `command` is how hotreload is run (an installed `hotreload`, say).
    */
   constructor(
     args: string[],
     readonly cwd: string,
     env: Record<string, string> = {},
     prefix: string[] = [],
+    command: string[] = [Deno.execPath(), "run", "-A", CLI],
   ) {
-    const argv = [...prefix, Deno.execPath(), "run", "-A", CLI, ...args];
+    const argv = [...prefix, ...command, ...args];
     this.process = new Deno.Command(argv[0], {
       args: argv.slice(1),
       cwd,

@@ -51,7 +51,11 @@ export async function waitForBody(port: number, body: string, n = 10): Promise<v
   let streak = 0;
   try {
     await waitFor(async () => {
-      const text = await (await fetch(`http://127.0.0.1:${port}/`, { client })).text();
+      // A request that is never answered fails this check, not the whole wait.
+      const text = await (await fetch(`http://127.0.0.1:${port}/`, {
+        client,
+        signal: AbortSignal.timeout(2000),
+      })).text();
       streak = text === body ? streak + 1 : 0;
       return streak >= n;
     }, `${n} responses in a row saying "${body}"`);

@@ -53,10 +53,10 @@ for (
       { fresh: false, handover: "ebpf", edits: 4 },
       0,
     ],
-    ["16 keep-alive clients over 4 edits, --handover none", {
+    ["16 pooled fetch clients over 20 edits, --handover none", {
       fresh: false,
       handover: "none",
-      edits: 4,
+      edits: 20,
     }, 0],
     ["16 new-connection clients over 6 edits, steered, tcp_migrate_req=0", {
       fresh: true,
@@ -90,6 +90,43 @@ for (
       result.stale <=
         Math.floor(result.ok * (result.steered ? STALE_BOUND : UNSTEERED_STALE_BOUND)),
       `${result.stale} stale answers of ${result.ok}`,
+    );
+  });
+}
+
+/**
+ * Keep-alive clients lose nothing where requests are always in flight (an
+ * app whose answers take 0.5 to 1.5 s) and where each reload is overtaken by
+ * the next change (a build writing its output over a second): 20 edits each.
+ */
+for (
+  const [what, args] of [
+    ["answers taking 0.5-1.5 s, over 20 edits, --handover none", {
+      handover: "none",
+      slow: true,
+    }],
+    ["each reload overtaken by the next write, over 20 builds, steered", {
+      handover: "ebpf",
+      overtake: true,
+    }],
+  ] as const
+) {
+  Deno.test(`watching defaults, 4 workers, 16 keep-alive clients: ${what}: 0 failed`, async () => {
+    const result = await runScenario<Seen & { steered: boolean; generations: number }>(
+      "edits",
+      { workers: 4, clients: 16, fresh: false, edits: 20, ...args },
+      0,
+    );
+    console.log(
+      `${what}: ${result.ok} answered, ${result.failed.length} failed, ${result.stale} stale, ` +
+        `${result.generations} reloads begun`,
+    );
+    assert.equal(result.steered, args.handover === "ebpf");
+    assert.ok(result.ok > 0);
+    assert.equal(
+      result.failed.length,
+      0,
+      `${result.failed.length} failed of ${result.ok}: ${result.failed.slice(0, 3)}`,
     );
   });
 }

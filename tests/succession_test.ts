@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { runScenario } from "./netns.ts";
 import type { TakeoverResult as Takeover } from "./scenarios/takeover.ts";
+import type { TakeoverKillResult as TakeoverKill } from "./scenarios/takeover_kill.ts";
 
 interface Succession {
   steered: boolean;
@@ -98,5 +99,32 @@ for (const [handover, migrate, watching] of TAKEOVER_MODES) {
     assert.equal(result.stopCode, 0);
     assert.equal(result.left, 0, "nothing of A, B or C is left after stop");
     assert.equal(result.runtimeDirLeft, false, ".hotreload/ is removed after stop");
+  });
+}
+
+/**
+ * A takeover's new supervisor killed at its worst moments (before its
+ * workers are ready, at the switch, 0.3 s after it first answered, while the
+ * old instance drains): its workers are recorded from their start, serve on
+ * through --orphan-grace, and the next `run --takeover` (or `run`) adopts
+ * them; nothing fails meanwhile (steered).
+ */
+for (const point of ["before-ready", "switch", "after-answer", "old-draining"] as const) {
+  Deno.test(`takeover killed with SIGKILL ${point}: 0 failed, its workers adopted or gone, nothing left`, async () => {
+    const result = await runScenario<TakeoverKill>("takeover_kill", { handover: "ebpf", point }, 0);
+    console.log(`takeover killed ${point}: ${JSON.stringify(result)}`);
+    assert.equal(result.steered, true);
+    for (
+      const [kind, seen] of [["keep-alive", result.keepAlive], ["fresh", result.fresh]] as const
+    ) {
+      assert.ok(seen.ok > 0, `${kind}: answered`);
+      assert.equal(seen.failed, 0, `${kind}: ${seen.failed} failed: ${seen.sample}`);
+    }
+    // Its workers had served (from the switch on): the next supervisor adopted them.
+    if (point !== "before-ready") {
+      assert.ok(result.adopted, "the killed takeover's workers adopted");
+    }
+    assert.equal(result.orphansLeft, 0);
+    assert.equal(result.left, 0);
   });
 }

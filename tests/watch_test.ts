@@ -8,7 +8,7 @@
  * one, and asserting that the next batch holds only the real one.
  */
 import assert from "node:assert/strict";
-import { ChangeSet } from "../src/watch/batch.ts";
+import { ChangeSet, maxWaitFor, quietFor } from "../src/watch/batch.ts";
 import { chooseBackend, findMount, parseMounts } from "../src/watch/backend.ts";
 import { createWatcherWith, type InternalWatcher, type WatcherDeps } from "../src/watch/create.ts";
 import { PathFilter } from "../src/watch/filter.ts";
@@ -348,6 +348,46 @@ for (const backend of BACKENDS) {
         e.write("dist/out.js");
         assert.deepEqual(await e.rec.next(), [added("dist/out.js")]);
       }));
+
+    await t.step(
+      "a file removed and written again 150 ms later (a build emptying its output) is one change",
+      () =>
+        withWatcher(backend, { setup: seed }, async (e) => {
+          e.rm("a.ts");
+          await new Promise((resolve) => setTimeout(resolve, 150));
+          e.write("a.ts", "rebuilt");
+          assert.deepEqual(await e.rec.next(), [changed("a.ts")]);
+        }),
+    );
+
+    await t.step(
+      "a named directory is watched although a .gitignore lists it",
+      () =>
+        withWatcher(backend, {
+          setup: (dir) => {
+            seed(dir);
+            Deno.writeTextFileSync(`${dir}/.gitignore`, "build/\n");
+            Deno.mkdirSync(`${dir}/build/server`, { recursive: true });
+            Deno.mkdirSync(`${dir}/build/client`, { recursive: true });
+          },
+          paths: [".", "build/server"],
+          namedDirs: [{ path: "build/server", flag: "--worker-dir" }],
+        }, async (e) => {
+          assert.deepEqual(e.watcher.notes, [
+            "build/server/ is named with --watch and listed in a .gitignore: watched all the same " +
+            "(a directory you name beats an ignore file)",
+          ]);
+          e.write("build/client/c.js"); // still ignored: not named
+          e.write("build/top.js"); // on the way to the named directory, not in it
+          e.write("build/server/index.js");
+          e.mkdir("build/server/assets");
+          e.write("build/server/assets/chunk.js");
+          assert.deepEqual(await e.rec.next(), [
+            added("build/server/assets/chunk.js"),
+            added("build/server/index.js"),
+          ]);
+        }),
+    );
 
     await t.step(
       "built-in ignores and the supervisor's .hotreload files",
@@ -884,6 +924,27 @@ Deno.test("PathFilter", () => {
   assert.equal(accepts("../shared/a.md"), false);
   assert.equal(accepts("../shared/node_modules/a.ts"), false);
 
+  // A named directory: no .gitignore applies in it or on the way to it; --ignore still does.
+  const named = new PathFilter({
+    root: "/p",
+    extensions: DEFAULT_EXTENSIONS,
+    ignore: ["out/"],
+    namedDirs: ["dist/server", "out/x", ".", "../shared"],
+    readText: (abs) =>
+      ({ "/p/.gitignore": "dist/\n", "/p/dist/server/.gitignore": "*\n" })[abs] ?? null,
+  });
+  assert.equal(named.acceptsFile("dist/server/index.js"), true);
+  assert.equal(named.acceptsFile("dist/server/deep/chunk.js"), true);
+  assert.equal(named.ignoredDir("dist"), false, "entered on the way");
+  assert.equal(named.acceptsFile("dist/top.js"), false, "its own files keep the rules");
+  assert.equal(named.ignoredDir("dist/client"), true);
+  assert.equal(named.acceptsFile("out/x/a.ts"), false, "--ignore beats a name");
+  assert.deepEqual(named.namedConflicts(), { gitignored: ["dist/server"], ignored: ["out/x"] });
+  // Named and git-ignored: build output, whose bursts wait for a build's quiet (batch.ts).
+  assert.equal(named.isBuildOutput("dist/server/index.js"), true);
+  assert.equal(named.isBuildOutput("dist/top.js"), false);
+  assert.equal(named.isBuildOutput("src/a.ts"), false);
+
   const all = new PathFilter({
     root: "/p",
     extensions: ["*"],
@@ -893,6 +954,16 @@ Deno.test("PathFilter", () => {
   assert.equal(all.acceptsFile("Makefile"), true);
   assert.equal(all.acceptsFile("dist/a.js"), true);
   assert.equal(all.acceptsFile("a.ts~"), false);
+});
+
+Deno.test("a build's burst (10 paths or more, or a removal) waits for a longer quiet, and longer", () => {
+  assert.equal(quietFor(20, 1), 20);
+  assert.equal(quietFor(20, 9), 20);
+  assert.equal(quietFor(20, 10), 300);
+  assert.equal(quietFor(20, 1, true), 300);
+  assert.equal(quietFor(500, 1, true), 500, "a longer --debounce stands");
+  assert.equal(maxWaitFor(20, 1), 1000);
+  assert.equal(maxWaitFor(20, 200), 10_000);
 });
 
 Deno.test("ChangeSet coalescing", () => {
@@ -921,4 +992,27 @@ Deno.test("ChangeSet coalescing", () => {
   s.record("b.ts", "changed");
   assert.deepEqual(s.take(), [removed("a.ts"), changed("a/z.ts"), added("b.ts")]);
   assert.deepEqual(s.take(), []);
+});
+
+Deno.test("unseen: why a file's changes would never be reported", async () => {
+  const base = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-unseen-" }));
+  const dir = `${base}/app`;
+  for (const d of [dir, `${dir}/build`, `${dir}/lib`, `${base}/shared`, `${base}/other`]) {
+    Deno.mkdirSync(d, { recursive: true });
+  }
+  Deno.writeTextFileSync(`${dir}/.gitignore`, "build/\n");
+  Deno.symlinkSync("../other", `${dir}/vendor`);
+  const watcher = await createWatcher({ root: dir, paths: [".", "../shared"], onBatch: () => {} });
+  try {
+    assert.equal(watcher.unseen(`${dir}/lib/a.ts`), undefined);
+    assert.equal(watcher.unseen(`${base}/shared/s.ts`), undefined);
+    assert.equal(watcher.unseen(`${dir}/build/mod.js`), "ignored");
+    assert.equal(watcher.unseen(`${dir}/lib/a.md`), "not a watched extension (--ext)");
+    assert.equal(watcher.unseen(`${base}/other/o.ts`), "outside the watched paths");
+    // Through a link to a directory outside: inotify does not follow it, nor does the walk.
+    assert.equal(watcher.unseen(`${dir}/vendor/o.ts`), "outside the watched paths");
+  } finally {
+    await watcher.close();
+    await Deno.remove(base, { recursive: true });
+  }
 });

@@ -1,6 +1,6 @@
 // A plain Deno.serve app. It needs only --allow-net (-N); mod.ts tells it which
 // worker it is without any extra permission. Run it with
-//   deno run -A cli.ts run examples/hello/main.ts -N --workers 4 --port 8000
+//   hotreload run examples/hello/main.ts -N --workers 4 --port 8000
 import { workerInfo } from "../../mod.ts";
 
 const worker = workerInfo()?.id ?? "-";

@@ -1,9 +1,10 @@
 // A queue consumer that runs beside the hello app as a custom process:
-//   deno run -A cli.ts run examples/hello/main.ts -N --workers 2 --port 8000 \
+//   hotreload run examples/hello/main.ts -N --workers 2 --port 8000 \
 //     --process queue=examples/queue/consumer.ts
 // Feed it jobs from another terminal:
-//   deno run -A cli.ts send queue '{"job": "resize", "id": 7}'
-// Edit this file and save: it restarts with the new code after the workers reload.
+//   hotreload send queue '{"job": "resize", "id": 7}'
+// Edit this file and save: it restarts with the new code; the workers do not import it and
+// keep serving (a save of mod.ts, which both import, reloads the workers, then restarts it).
 import { defineProcess } from "../../mod.ts";
 
 const jobs: unknown[] = [];

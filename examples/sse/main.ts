@@ -2,7 +2,7 @@
 // its worker starts to drain (a save, `hotreload reload`, a stop), the stream
 // sends a last "reconnect" event and ends cleanly, and EventSource clients
 // reconnect to a new worker. Run it with
-//   deno run -A cli.ts run examples/sse/main.ts -N --workers 2 --port 8000
+//   hotreload run examples/sse/main.ts -N --workers 2 --port 8000
 // and watch `curl -N localhost:8000` while you edit this file.
 import { drainSignal, workerInfo } from "../../mod.ts";
 

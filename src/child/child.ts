@@ -105,6 +105,10 @@ export class ManagedChild {
   openRequests?: number;
   /** Of those, the ones it sent on to a serving worker and is relaying the answer of. */
   relaying = 0;
+  /** Told to drain because the instance stops for good (a shorter close window: see drain). */
+  drainedLast = false;
+  /** Its Deno.serve listeners were stopped from outside (handover/release.ts). */
+  released = false;
   /** The main port of a ready worker (its ready path's, as it reported, or --port). */
   port?: number;
   /** Every port a worker's pool listeners are bound to, as it reported them. */
@@ -251,14 +255,27 @@ export class ManagedChild {
   }
 
   /**
-   * Asks the child to finish its work and exit: SIGTERM for a worker, SIGINT
-   * for a custom process (to which SIGTERM from anyone else means "warm restart").
+   * Asks the child to finish its work and exit: a worker SIGTERM when others
+   * take over its clients (a reload, a recycle, a takeover: it keeps idle
+   * connections for the close window), SIGINT when the instance stops for
+   * good (`last`: nobody takes its clients over, so it does not wait for
+   * them); a custom process SIGINT (to which SIGTERM from anyone else means
+   * "warm restart").
    */
-  drain(): void {
-    if (this.state === "exited" || this.state === "draining") return;
+  drain(last = false): void {
+    if (this.state === "exited") return;
+    if (this.state === "draining") {
+      // Draining for a reload when the instance stops: it need not wait for its clients now.
+      if (last && this.spec.role === "worker" && !this.drainedLast) {
+        signalProcess(this.pid, "SIGINT");
+      }
+      this.drainedLast ||= last;
+      return;
+    }
+    this.drainedLast = last;
     this.state = "draining";
     this.drainStartedAt = this.#now();
-    signalProcess(this.pid, this.spec.role === "worker" ? "SIGTERM" : "SIGINT");
+    signalProcess(this.pid, this.spec.role === "worker" && !last ? "SIGTERM" : "SIGINT");
   }
 
   /**

@@ -30,6 +30,21 @@ export function processStartTime(pid: number): number | undefined {
   return fields === undefined || fields[0] === "Z" ? undefined : Number(fields[19]);
 }
 
+/**
+ * The value of `name` in the environment `pid` was started with
+ * (/proc/<pid>/environ; readable for our own user's processes), or undefined.
+ */
+export function processEnv(pid: number, name: string): string | undefined {
+  let environ: string;
+  try {
+    environ = Deno.readTextFileSync(`/proc/${pid}/environ`);
+  } catch {
+    return undefined;
+  }
+  const prefix = `${name}=`;
+  return environ.split("\0").find((entry) => entry.startsWith(prefix))?.slice(prefix.length);
+}
+
 /** Sends a signal to a whole process group; a group that is already gone is fine. */
 export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
   return send(pgid, signal, true);

@@ -23,6 +23,12 @@ function findOnPath(command: string): string | undefined {
   return undefined;
 }
 
+/** Where `resolveDeno(flag)` takes its deno from, for messages: "--deno", "HOTRELOAD_DENO" or none. */
+export function denoSource(flag?: string): string | undefined {
+  if (flag !== undefined) return "--deno";
+  return Deno.env.get("HOTRELOAD_DENO") !== undefined ? "HOTRELOAD_DENO" : undefined;
+}
+
 /** Returns the absolute path of the deno to use, or throws a one-line HotreloadError. */
 export function resolveDeno(flag?: string): string {
   const explicit = flag ?? Deno.env.get("HOTRELOAD_DENO");

@@ -11,6 +11,7 @@ import { upgradeCommand } from "./commands/upgrade.ts";
 import { type ErrorKind, HotreloadError, UsageError } from "../errors.ts";
 import { MAIN_HELP, VERSION } from "./help.ts";
 import { nearest } from "../config/nearest.ts";
+import { checkOwnDeno } from "./deno_version.ts";
 
 /** The exit code of each kind of error (0 otherwise; documented in the README). */
 const EXIT_CODE: Record<ErrorKind, number> = { failure: 1, usage: 2, "not-running": 3 };
@@ -31,6 +32,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
+    // Before anything else: under an older Deno, commands fail far from the cause (a missing
+    // Deno API deep in `run`), and may leave files behind in .hotreload/.
+    checkOwnDeno();
     if (command === undefined || command === "help" || command === "-h" || command === "--help") {
       console.log(MAIN_HELP);
       return 0;
@@ -52,7 +56,10 @@ export async function main(argv: string[]): Promise<number> {
     return await handler(rest);
   } catch (error) {
     if (error instanceof HotreloadError) {
-      console.error(`hotreload: ${error.message}`);
+      // A message that names hotreload already ("hotreload needs Deno 2.7 ...") is not prefixed.
+      console.error(
+        error.message.startsWith("hotreload ") ? error.message : `hotreload: ${error.message}`,
+      );
       return EXIT_CODE[error.kind];
     }
     throw error;

@@ -24,15 +24,17 @@ const HINT = 'see "hotreload run --help"';
 const RESOLVED = new Set<string>(RESOLVED_KEYS);
 
 /**
- * How long a draining HTTP server keeps the connections it has (its
- * listener closed the moment it began to drain), sending each request that
- * arrives on to the serving workers and answering with `Connection: close`,
- * before it closes what is left idle (see forward.ts): without watching,
- * and while watching, when old code must stop answering at once (a
- * Deno.serve app's requests are sent on, so none of them meets old code).
+ * How long a worker leaving service keeps its idle keep-alive connections
+ * after the last request reached it (each next request is sent on to new
+ * code and answered with `Connection: close`; runtime/forward.ts) before it
+ * closes them. Closing an idle connection races a request the client may
+ * be sending on it; a client whose pool drops idle connections sooner has
+ * closed its own by then: Node's http.globalAgent after 5 s, undici (Node's
+ * fetch) after 4 s. While watching, old workers of quick edits should not
+ * pile up, and the clients are a developer's.
  */
-const CLOSE_WINDOW_MS = 250;
-const CLOSE_WINDOW_WATCHING_MS = 100;
+const CLOSE_WINDOW_MS = 5000;
+const CLOSE_WINDOW_WATCHING_MS = 1000;
 
 /** Separates hotreload's options, Deno's flags, the entry and the app's arguments. */
 export function splitRunArgv(argv: string[]) {

@@ -36,8 +36,10 @@ export { NAME, NAME_RULE } from "./limits.ts";
  * its check in PROCESS returns it (the README's "Config file" says what each
  * means); `permissions` undefined: the workers' Deno flags.
  */
-export type ProcessConfig = Omit<Checked<typeof PROCESS>, "permissions"> & {
+export type ProcessConfig = Omit<Checked<typeof PROCESS>, "permissions" | "watch"> & {
   permissions?: string[];
+  /** Directories whose files it loads unseen by its module graph (relative to the cwd). */
+  watch?: string[];
 };
 type Checked<T> = { [K in keyof T]: T[K] extends (...args: never[]) => infer R ? R : never };
 
@@ -161,7 +163,7 @@ const TOP: Record<string, Check> = {
 };
 
 /** A custom process's settings when neither the file nor `--process` gives them. */
-export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permissions"> {
+export function processDefaults(): Omit<ProcessConfig, "name" | "entry" | "permissions" | "watch"> {
   return { count: 1, args: {}, restart: "always", reload: true, grace: 5000 };
 }
 
@@ -175,4 +177,7 @@ const PROCESS = {
   reload: (v, x, p) => v.bool(x, p),
   grace: (v, x, p) => v.ms(x, p, 0),
   permissions: (v, x, p) => v.flags(x, p),
+  // Directories whose files the process loads where its module graph cannot see them (a
+  // computed import()): a change there restarts it, whatever a .gitignore says.
+  watch: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
 } satisfies Record<string, Check>;

@@ -181,9 +181,10 @@ const TABLE = [
   {
     flag: "close-window",
     value: "<ms|auto>",
-    help: "how long a draining worker keeps the connections it has, sending each new request on " +
-      "to the serving workers (answered with Connection: close), before it closes the idle ones " +
-      "(auto: 100 while watching, else 250)",
+    help: "how long a worker leaving service keeps its idle keep-alive connections after the " +
+      "last request reached it (each next request goes on to new code, answered with " +
+      "Connection: close) before it closes them; at a stop, 250 at most " +
+      "(auto: 1000 while watching, else 5000)",
     default: "auto",
     parse: (raw) => raw === "auto" ? "auto" : ms("close-window", 0).parse(raw),
     check: (v, x, p) => x === "auto" ? x : v.ms(x, p, 0),
@@ -244,7 +245,8 @@ const TABLE = [
     flag: "watch",
     value: "<path>",
     multiple: true,
-    help: "file or directory to watch; repeatable (default: the current directory)",
+    help: "file or directory to watch, a named directory whatever a .gitignore says; repeatable " +
+      "(default: the current directory)",
     check: (v, x, p) =>
       typeof x === "boolean"
         ? x
@@ -257,7 +259,8 @@ const TABLE = [
     value: "<path>",
     multiple: true,
     help: "a directory whose files the workers load (a computed import() their module graph " +
-      "cannot see): a change there reloads the workers; repeatable",
+      "cannot see): watched whatever a .gitignore says, and a change there reloads the workers; " +
+      "repeatable",
     check: (v, x, p) => v.list(x, p, "an array of paths", (y, q) => v.text(y, q, "a path")),
   },
   {

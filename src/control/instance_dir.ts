@@ -12,8 +12,9 @@
  * signalled. An instance is claimed atomically with an exclusive lock held
  * for the supervisor's whole life.
  */
+import { createHash } from "node:crypto";
 import { HotreloadError } from "../errors.ts";
-import { processStartTime } from "../child/os.ts";
+import { processEnv, processStartTime } from "../child/os.ts";
 import { NAME } from "../config/limits.ts";
 
 /** What a running supervisor records about itself. */
@@ -36,6 +37,18 @@ export interface InstanceRecord {
    * over are believed (absent in records of older versions).
    */
   hopKey?: string;
+}
+
+/**
+ * The variable in every worker's environment that names its instance: a
+ * successor adopts (signals) a recorded worker only when it carries its
+ * instance's token, never just because a pid and start time match.
+ */
+export const INSTANCE_ENV = "HOTRELOAD_INSTANCE";
+
+/** The instance's token (in its workers' environment): derived from its hop secret, never the secret. */
+export function instanceToken(hopKey: string): string {
+  return createHash("sha256").update(`hotreload instance ${hopKey}`).digest("hex").slice(0, 32);
 }
 
 /** A new instance's hop secret: 128 random bits, in hex. */
@@ -70,10 +83,71 @@ export function writeWorkers(dir: string, workers: RecordedProcess[]): void {
 }
 
 /**
- * The workers recorded in `dir` that are still the processes recorded (same
- * pid, same start time): a pid alone may have been given to anyone since.
+ * A `run --takeover` under way: the new supervisor and its workers, written
+ * from its start (each worker before it can serve), since the instance's
+ * record and workers.json are still the old supervisor's. If the new
+ * supervisor dies before it has the name, a successor adopts its workers from here.
  */
-export function recordedWorkers(dir: string): RecordedProcess[] {
+export interface TakeoverRecord extends RecordedProcess {
+  hopKey?: string;
+  version?: string;
+  workers: RecordedProcess[];
+}
+
+/** A takeover's record file: one per supervisor (a takeover of a dead takeover keeps the first). */
+const takeoverRecordFile = (dir: string, pid: number) => `${dir}/takeover-${pid}.json`;
+
+/** Records a takeover under way (see TakeoverRecord), in this supervisor's file. */
+export function writeTakeoverRecord(dir: string, record: TakeoverRecord): void {
+  writeFileAtomic(takeoverRecordFile(dir, record.pid), JSON.stringify(record) + "\n");
+}
+
+/** Removes this process's takeover record (it has the name now, or stops). */
+export function removeTakeoverRecord(dir: string, pid = Deno.pid): void {
+  removeOwnFile(takeoverRecordFile(dir, pid));
+}
+
+/** The takeover records in `dir` whose supervisor has died. */
+function deadTakeoverRecords(dir: string): TakeoverRecord[] {
+  let names: string[];
+  try {
+    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile).map((e) => e.name);
+  } catch {
+    return [];
+  }
+  return names.flatMap((name) => {
+    const pid = Number(/^takeover-(\d+)\.json$/.exec(name)?.[1]);
+    const record = pid ? readTakeoverRecord(takeoverRecordFile(dir, pid)) : undefined;
+    return record && record.pid === pid && processStartTime(pid) !== record.startTime
+      ? [record]
+      : [];
+  });
+}
+
+/** A takeover record, when it is sane; its workers as recorded (not checked). */
+function readTakeoverRecord(path: string): TakeoverRecord | undefined {
+  let raw: Record<string, unknown>;
+  try {
+    if (!Deno.lstatSync(path).isFile) return undefined;
+    raw = JSON.parse(Deno.readTextFileSync(path));
+  } catch {
+    return undefined;
+  }
+  const sane = typeof raw === "object" && raw !== null && isWhole(raw.pid, 2, 2 ** 22) &&
+    isWhole(raw.startTime, 1) && Array.isArray(raw.workers) &&
+    (raw.hopKey === undefined ||
+      typeof raw.hopKey === "string" && /^[0-9a-f]{32}$/.test(raw.hopKey)) &&
+    (raw.version === undefined || typeof raw.version === "string" && raw.version.length <= 64);
+  return sane ? raw as unknown as TakeoverRecord : undefined;
+}
+
+/**
+ * The workers recorded in `dir` that are still the processes recorded (same
+ * pid, same start time: a pid alone may have been given to anyone since)
+ * and, when the record names its instance (`hopKey`), that carry its token
+ * in their environment: a forged or stale list names no other process.
+ */
+export function recordedWorkers(dir: string, hopKey?: string): RecordedProcess[] {
   let raw: unknown;
   try {
     if (!Deno.lstatSync(`${dir}/${WORKERS_FILE}`).isFile) return [];
@@ -81,10 +155,21 @@ export function recordedWorkers(dir: string): RecordedProcess[] {
   } catch {
     return [];
   }
+  return liveWorkers(raw, hopKey);
+}
+
+/** The entries of `raw` that are still the processes recorded, and workers of the instance. */
+function liveWorkers(raw: unknown, hopKey: string | undefined): RecordedProcess[] {
   if (!Array.isArray(raw)) return [];
+  const token = hopKey === undefined ? undefined : instanceToken(hopKey);
+  // A record of an older version names no token: a hotreload worker's variables at least.
+  const ours = (pid: number) =>
+    token === undefined
+      ? processEnv(pid, "HOTRELOAD_WORKER_ID") !== undefined
+      : processEnv(pid, INSTANCE_ENV) === token;
   return raw.filter((entry): entry is RecordedProcess =>
     isWhole(entry?.pid, 2) && isWhole(entry?.startTime, 1) &&
-    processStartTime(entry.pid) === entry.startTime
+    processStartTime(entry.pid) === entry.startTime && ours(entry.pid)
   );
 }
 
@@ -99,11 +184,23 @@ export function orphansOf(
   | { supervisor: number; version?: string; hopKey?: string; workers: RecordedProcess[] }
   | undefined {
   const record = readRecord(dir);
-  if (typeof record !== "object" || isLive(record)) return undefined;
-  const workers = recordedWorkers(dir);
-  return workers.length > 0
-    ? { supervisor: record.pid, version: record.version, hopKey: record.hopKey, workers }
-    : undefined;
+  // A takeover's supervisor that died before it had the name left its workers recorded apart.
+  const takeovers = deadTakeoverRecords(dir);
+  const deadRecord = typeof record === "object" && !isLive(record) ? record : undefined;
+  const found = [
+    ...(deadRecord ? recordedWorkers(dir, deadRecord.hopKey) : []),
+    ...takeovers.flatMap((takeover) => liveWorkers(takeover.workers, takeover.hopKey)),
+  ];
+  const workers = found.filter((w, i) => found.findIndex((x) => x.pid === w.pid) === i);
+  const dead = deadRecord ?? takeovers[0];
+  if (!dead || workers.length === 0) return undefined;
+  return {
+    supervisor: dead.pid,
+    version: dead.version,
+    // Their workers all carry one secret: a takeover keeps its predecessor's.
+    hopKey: dead.hopKey ?? takeovers.find((takeover) => takeover.hopKey)?.hopKey,
+    workers,
+  };
 }
 
 /** The record of the live supervisor of `dir`, if one runs (for a takeover). */
@@ -322,6 +419,12 @@ function removeStaleTakeover(dir: string): void {
     `${dir}/${TAKEOVER_LOCK_FILE}`,
     () => removeOwnFile(`${dir}/${TAKEOVER_SOCKET_FILE}`),
   );
+  // A dead takeover's record stays while its workers serve: a successor adopts them from it.
+  for (const record of deadTakeoverRecords(dir)) {
+    if (liveWorkers(record.workers, record.hopKey).length === 0) {
+      removeTakeoverRecord(dir, record.pid);
+    }
+  }
 }
 
 /**

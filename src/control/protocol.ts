@@ -36,7 +36,11 @@ export interface StatusRow {
   role: "worker" | "spare" | "process";
   id: number | string;
   pid: number | null;
-  state: "spare" | "starting" | "ready" | "draining" | "backoff" | "errored" | "stopped";
+  /**
+   * `held`: replaced, out of service, its connections' requests sent on to
+   * new code until the whole new generation serves; then it drains.
+   */
+  state: "spare" | "starting" | "ready" | "held" | "draining" | "backoff" | "errored" | "stopped";
   generation: number | null;
   uptimeMs: number | null;
   restarts: number;

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { encode, steeringProgram } from "./program.ts";
+import { encode, ROUND_ROBIN_SLOT, steeringProgram } from "./program.ts";
 import { addressOf, type Linux, OsError, zeroed } from "./linux.ts";
 
 const BPF_MAP_CREATE = 0;
@@ -50,7 +50,8 @@ export class SteeringObjects {
         "listeners",
       );
       created.push(listeners);
-      const slots = createMap(linux, BPF_MAP_TYPE_ARRAY, 4, MAX_STEERED + 1, "slots");
+      // slots[0] = n, slots[1..MAX_STEERED] = keys, then the round-robin turn (program.ts).
+      const slots = createMap(linux, BPF_MAP_TYPE_ARRAY, 4, ROUND_ROBIN_SLOT + 1, "slots");
       created.push(slots);
       const prog = loadProgram(linux, listeners, slots, sticky);
       return new SteeringObjects(linux, listeners, slots, prog);

@@ -7,8 +7,8 @@
  *   queued when it closes go to a steered worker, whatever
  *   `net.ipv4.tcp_migrate_req` says. Needs CAP_BPF and CAP_NET_ADMIN (root
  *   has them) and pidfd_getfd on the workers.
- * - `kernel`: no program; a draining worker closes its listener at once
- *   (keeping the connections it accepted: runtime/pool_server.ts), and
+ * - `kernel`: no program; a draining worker's listener is stopped at once
+ *   (release.ts, in every mode: its connections stay), and
  *   `tcp_migrate_req=1` moves the connections queued on it to the others.
  * - `none`: `tcp_migrate_req=0`: those queued connections are reset.
  *

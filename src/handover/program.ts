@@ -11,7 +11,8 @@
  * ```c
  * u32 *n = lookup(&slots, 0);
  * if (!n || !*n) return SK_PASS;              // nothing steered: the kernel's own choice
- * u32 i = ctx->hash % *n;                      // spread by the 4-tuple hash
+ * u32 *turn = lookup(&slots, ROUND_ROBIN);     // one after another (ctx->hash if no turn)
+ * u32 i = (turn ? (*turn)++ : ctx->hash) % *n;
  * for (int try = 0; try < 2; try++) {          // unrolled: a hole (a worker just died)
  *   u32 *key = lookup(&slots, i + 1);          // sends the connection to the next one
  *   if (!key) return SK_PASS;
@@ -21,11 +22,16 @@
  * return SK_PASS;
  * ```
  *
- * With `--sticky`, the spread is by the client's address instead of the
- * 4-tuple hash, so every connection from one address picks the same slot:
+ * New connections go to the serving workers in turn (round robin; the
+ * turn is read and written without a lock: two CPUs may take the same
+ * turn, which costs nothing), so after a reload the clients that reconnect
+ * spread evenly, not as a hash of their ports happens to fall.
+ *
+ * With `--sticky`, the spread is by the client's address instead, so every
+ * connection from one address picks the same slot:
  *
  * ```c
- * u32 h = ctx->hash;                           // (replaces the hash above)
+ * u32 h = ctx->hash;                           // (replaces the turn above)
  * if (ctx->eth_protocol == htons(ETH_P_IP)) {  // the source address, from the IP header
  *   u32 a; if (!bpf_skb_load_bytes_relative(ctx, 12, &a, 4, BPF_HDR_START_NET)) h = a;
  * } else if (ctx->eth_protocol == htons(ETH_P_IPV6)) {
@@ -77,6 +83,8 @@ const ETH_P_IP_BE = 0x0008, ETH_P_IPV6_BE = 0xdd86;
 /** Offsets relative to the network header: the IPv4 and IPv6 source address. */
 const IPV4_SOURCE = 12, IPV6_SOURCE = 8;
 const BPF_HDR_START_NET = 1;
+/** The slot that holds the round-robin turn (after slots[0] = n and the MAX_STEERED keys). */
+export const ROUND_ROBIN_SLOT = 1025;
 /** The golden-ratio multiplier (as a signed 32-bit immediate). */
 const GOLDEN = 0x9e3779b1 | 0;
 /** Return value: use the selected listener, or, if none was, the kernel's own pick. */
@@ -204,8 +212,28 @@ function sourceAddressHash(): Line[] {
 }
 
 /**
+ * `r8 = ` the next turn (and the turn moves on); ctx->hash when the slots
+ * map has no turn slot. r6 is ctx.
+ */
+function nextTurn(slotsFd: number): Line[] {
+  return [
+    movImm(R9, ROUND_ROBIN_SLOT),
+    ...lookupSlot(slotsFd),
+    { ifZero: R0, to: "no turn" },
+    load32(R8, R0, 0),
+    mov(R1, R8),
+    addImm32(R1, 1),
+    store32(R0, 0, R1),
+    { always: true, to: "turned" },
+    "no turn",
+    load32(R8, R6, CTX_HASH),
+    "turned",
+  ];
+}
+
+/**
  * The program's instructions, for the two maps' file descriptors; `sticky`:
- * spread by the client's address (else by the connection's 4-tuple hash).
+ * spread by the client's address (else in turn).
  */
 export function steeringProgram(listenersFd: number, slotsFd: number, sticky = false): Insn[] {
   const pass = "pass";
@@ -229,8 +257,8 @@ export function steeringProgram(listenersFd: number, slotsFd: number, sticky = f
     { ifZero: R0, to: pass },
     load32(R7, R0, 0),
     { ifZero: R7, to: pass }, // nothing steered
-    ...(sticky ? sourceAddressHash() : [load32(R8, R6, CTX_HASH)]),
-    mod32(R8, R7), // i = hash % n (n > 0 here)
+    ...(sticky ? sourceAddressHash() : nextTurn(slotsFd)),
+    mod32(R8, R7), // i = turn % n (n > 0 here)
     ...tryPick,
     addImm32(R8, 1), // a hole (the worker died; its socket left the map): the next one
     mod32(R8, R7),

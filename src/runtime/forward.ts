@@ -4,10 +4,12 @@
  * The request goes to the shared port, where a serving worker answers it
  * with the app's new code; that answer is given back exactly as the serving
  * worker wrote it (status, headers in their order and case, body and its
- * length), with `Connection: close` added so that the client's next request
- * opens a new connection and never meets this worker again. Old code never
- * answers a request it did not already have, and no connection is closed
- * under a client that is sending on it.
+ * length), with `Connection: close` added once the worker drains, so that
+ * the client's next request opens a new connection and never meets this
+ * worker again (a held worker does not ask yet: its clients reconnect once
+ * the whole new generation serves). Old code never answers a request it did
+ * not already have, and no connection is closed under a client that is
+ * sending on it.
  *
  * What cannot be sent on is answered here, by the app, with `Connection:
  * close`: an upgrade (the socket would have to be relayed for its whole
@@ -170,6 +172,11 @@ export interface HopOptions {
   marker: string;
   /** This hop's number (1 for the first). */
   hops: number;
+  /**
+   * Whether to ask the client to reconnect (`Connection: close`), asked when
+   * the answer comes: once the worker drains (held: not yet).
+   */
+  close: () => boolean;
   /** Called once the answer was relayed whole, or failed, or the request is not sent on. */
   done: () => void;
 }
@@ -185,7 +192,7 @@ export async function forwardRequest(
   request: Request,
   client: ClientAddress,
   completed: Promise<void>,
-  { to, marker, hops, done }: HopOptions,
+  { to, marker, hops, close: askToReconnect, done }: HopOptions,
 ): Promise<Response | undefined> {
   const target = targetOf(request.url);
   const method = request.method;
@@ -234,7 +241,7 @@ export async function forwardRequest(
   const answered = body === null && method !== "HEAD"
     ? out.filter(([name]) => name.toLowerCase() !== "content-length")
     : out;
-  answered.push(["connection", "close"]);
+  if (askToReconnect()) answered.push(["connection", "close"]);
   return new Response(body, {
     status: answer.status,
     statusText: answer.reason,
@@ -278,11 +285,8 @@ export function forwardNode(
   request: NodeRequest,
   response: NodeResponse,
   client: ClientAddress,
-  to: Destination,
-  marker: string,
-  hops: number,
+  { to, marker, hops, close: askToReconnect, done }: HopOptions,
   fallback: () => void,
-  done: () => void,
 ): boolean {
   const target = request.url ?? "/";
   const method = request.method ?? "GET";
@@ -320,16 +324,24 @@ export function forwardNode(
     if (!hop) return fallback();
     const { answer, close } = hop;
     response.once("close", close);
+    // node frames the body itself (chunked unless a length is given). Its Connection and
+    // Keep-Alive go through where the serving worker wrote them (node then adds none of its
+    // own); asking the client to reconnect, as node writes an answer on a connection it
+    // closes: `Connection: close` where it said keep-alive, no Keep-Alive.
     const out: string[] = [];
+    let closeSaid = false;
+    const closing = askToReconnect();
     for (const [name, value] of answer.headers) {
       const lower = name.toLowerCase();
-      // node frames the body itself (chunked unless a length is given).
-      if (lower === "connection" || lower === "keep-alive" || lower === "transfer-encoding") {
+      if (lower === "transfer-encoding") continue;
+      if (closing && (lower === "keep-alive" || lower === "connection")) {
+        if (lower === "connection" && !closeSaid) out.push(name, "close");
+        closeSaid ||= lower === "connection";
         continue;
       }
       out.push(name, value);
     }
-    out.push("Connection", "close");
+    if (closing && !closeSaid) out.push("Connection", "close");
     try {
       response.writeHead(answer.status, answer.reason, out);
       if (answer.body) {

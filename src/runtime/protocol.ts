@@ -45,6 +45,12 @@ export type ChildMessage =
    */
   | { t: "draining"; open: number; relaying: number; accepting: boolean };
 
+/**
+ * A worker's close window when the instance stops for good (SIGINT): nobody
+ * takes its clients over, so it need not wait long for them.
+ */
+export const LAST_CLOSE_WINDOW_MS = 250;
+
 /** What the supervisor tells a child. */
 export type SupervisorMessage = { t: "message"; data: unknown };
 
@@ -156,7 +162,7 @@ export interface WorkerSettings {
    * with `Connection: close`) before it closes them.
    */
   closeWindowMs: number;
-  /** --grace: a draining worker closes its idle connections well before it would be killed. */
+  /** --grace: counted after the close window; a worker that keeps getting requests stops waiting for quiet half-way. */
   graceMs: number;
   /**
    * The instance's secret: the marker of a hop (hop.ts), which only this

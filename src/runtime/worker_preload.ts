@@ -23,7 +23,7 @@
  * user's deno.json, and runs with exactly the permissions the user granted,
  * which is why its settings come in the handshake on stdin, not from env vars.
  */
-import { type Bridge, BRIDGE_KEY, type WorkerSettings } from "./protocol.ts";
+import { type Bridge, BRIDGE_KEY, LAST_CLOSE_WINDOW_MS, type WorkerSettings } from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
 import {
@@ -61,12 +61,15 @@ let readyMode: "listen" | "app" = "listen";
 let readySent = false;
 let draining = false;
 /**
- * Out of service but still listening: a predecessor held through a
- * reload's settle window (steered), which may yet be put back. Like a
- * draining worker it sends every request on to the serving workers, so no
- * client gets old code once new code serves. The supervisor says so with
- * SIGUSR2, and SIGWINCH puts it back in service (never SIGUSR1: that opens
- * Deno's inspector).
+ * Out of service, not draining yet: a predecessor held until the whole new
+ * generation serves (steered, through the settle window too: it may yet be
+ * put back). Like a draining worker it sends every request on to the
+ * serving workers, so no client gets old code once new code serves; unlike
+ * one it does not ask its clients to reconnect yet: their requests, each
+ * sent on over a new connection, spread over every serving worker, and the
+ * clients reconnect once all of them serve, spreading too. The supervisor
+ * says so with SIGUSR2, and SIGWINCH puts it back in service (never SIGUSR1:
+ * that opens Deno's inspector).
  */
 let held = false;
 Deno.addSignalListener("SIGUSR2", () => held = true);
@@ -216,6 +219,11 @@ const originalServe = Deno.serve as unknown as AnyServe;
 const originalListen = Deno.listen as unknown as AnyListen;
 const originalListenTls = Deno.listenTls as unknown as AnyListen;
 
+/** The answer, with `Connection: close` once the worker is out of service. */
+function closingIfLeaving(response: Response): Response {
+  return draining ? withConnectionClose(response) : response;
+}
+
 /** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
 function withConnectionClose(response: Response): Response {
   if (response.status === 101) return response; // an upgrade: the socket is the app's now
@@ -294,7 +302,11 @@ function poolHandler(handler: ServeHandler, server: () => PoolServer): ServeHand
     info.completed.then(requestDone, requestDone);
     if (!outOfService() && request.url.indexOf(marker) < 0) {
       countRequest();
-      return handler(request, info);
+      const response = handler(request, info);
+      // An answer that comes once the worker has left service (a slow request that began
+      // before) asks the client to reconnect too: Deno closes the connection after it, and a
+      // client that sends its next request at once would lose it.
+      return response instanceof Promise ? response.then(closingIfLeaving) : response;
     }
     return handOn(handler, request, info, server());
   };
@@ -352,6 +364,7 @@ async function handOn(
         to,
         marker,
         hops: hops + 1,
+        close: () => draining,
         done: relayDone,
       });
       if (answer) return answer;
@@ -359,7 +372,7 @@ async function handOn(
   }
   countRequest();
   const response = await handler(request, info);
-  return outOfService() ? withConnectionClose(response) : response;
+  return draining ? withConnectionClose(response) : response;
 }
 
 /** What the pool servers say: accept failures and recoveries, a release that took effect. */
@@ -466,6 +479,18 @@ replace("serve", serve);
 
 // ---- node:net servers (node:http, node:https, and every framework on them) -------------
 
+/** node:http answers not yet sent: those that come once the worker left service ask for a reconnect. */
+const openResponses = new Set<
+  { headersSent: boolean; setHeader(name: string, value: string): void }
+>();
+
+/** Out of service: every answer still to come says `Connection: close` (node; Deno.serve: closingIfLeaving). */
+function closeOpenResponses(): void {
+  for (const response of openResponses) {
+    if (!response.headersSent) response.setHeader("connection", "close");
+  }
+}
+
 const nodeServers = watchNodeServers({
   port: settings.port,
   host: settings.host,
@@ -473,9 +498,13 @@ const nodeServers = watchNodeServers({
   onRequest(response) {
     countRequest();
     open++;
-    response.once("close", requestDone);
+    openResponses.add(response);
+    response.once("close", () => {
+      openResponses.delete(response);
+      requestDone();
+    });
     // Once draining, ask the client to reconnect elsewhere.
-    if (outOfService() && !response.headersSent) response.setHeader("connection", "close");
+    if (draining && !response.headersSent) response.setHeader("connection", "close");
   },
   onStream(stream) {
     countRequest();
@@ -499,14 +528,11 @@ const nodeServers = watchNodeServers({
       request as NodeRequest,
       response as NodeForwardResponse,
       client,
-      to,
-      marker,
-      hops,
+      { to, marker, hops, close: () => draining, done },
       () => {
         done();
         app();
       },
-      done,
     );
     if (!taken) done();
     return taken;
@@ -515,7 +541,13 @@ const nodeServers = watchNodeServers({
 
 // ---- Draining -------------------------------------------------------------------
 
-async function drain(): Promise<void> {
+/**
+ * Leaves service and exits. `last`: the instance stops for good (SIGINT from
+ * the supervisor): nobody takes its clients over, so idle connections close
+ * after at most LAST_CLOSE_WINDOW_MS instead of the whole close window.
+ */
+async function drain(last = false): Promise<void> {
+  if (last) closeWindowMs = Math.min(closeWindowMs, LAST_CLOSE_WINDOW_MS);
   if (draining) return;
   draining = true;
   lastRequestAt = Date.now();
@@ -525,6 +557,7 @@ async function drain(): Promise<void> {
   const alive = setInterval(() => {}, 60_000);
   // The app learns at once, so a stream can send its last event and end cleanly.
   drainController.abort();
+  closeOpenResponses();
   // Stop accepting at once: the kernel gives new connections to the other
   // workers (and, steered or with tcp_migrate_req=1, moves the queued ones),
   // while every connection this worker has stays open. The app's own
@@ -560,25 +593,28 @@ async function drain(): Promise<void> {
 
 /**
  * Resolves once no request has reached this worker for the close window, or
- * once half of --grace has passed since the drain began (a worker whose
- * listener could not be released keeps getting new connections).
+ * at the latest half of --grace after the close window (a worker whose
+ * listener could not be released keeps getting new connections; the
+ * supervisor's grace counts from the end of the window).
  */
 async function closeWindow(): Promise<void> {
-  const window = settings.closeWindowMs;
-  if (window <= 0 || servers.size + nodeServers.count() === 0) return;
-  const until = Date.now() + Math.max(window, settings.graceMs / 2);
+  if (closeWindowMs <= 0 || servers.size + nodeServers.count() === 0) return;
+  const until = Date.now() + closeWindowMs + settings.graceMs / 2;
   while (true) {
     const now = Date.now();
-    const quietAt = Math.min(lastRequestAt + window, until);
+    const quietAt = Math.min(lastRequestAt + closeWindowMs, until);
     if (now >= quietAt) return;
     await new Promise((resolve) => setTimeout(resolve, quietAt - now));
   }
 }
 
+let closeWindowMs = settings.closeWindowMs;
 Deno.addSignalListener("SIGTERM", () => void drain());
+Deno.addSignalListener("SIGINT", () => void drain(true));
+// An orphan nobody adopted drains for good: no successor takes its clients over.
 const orphans = whenOrphaned(
   settings.orphanGraceMs,
-  () => void drain(),
+  () => void drain(true),
   settings.orphanServeMs,
 );
 

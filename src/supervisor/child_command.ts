@@ -9,6 +9,7 @@ import type { ProcessConfig } from "../config/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
 import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
 import { NOTIFY_ENV } from "./sd_notify.ts";
+import { INSTANCE_ENV, instanceToken } from "../control/instance_dir.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
 
 /** The run's settings, with the deno that runs the children and where their runtime modules are. */
@@ -65,6 +66,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
   const env = childEnv({
     HOTRELOAD_WORKER_ID: String(id),
     HOTRELOAD_WORKERS: String(launch.workers),
+    [INSTANCE_ENV]: instanceToken(launch.hopKey),
     HOTRELOAD_GENERATION: String(generation),
   });
   if (launch.port !== undefined) env.PORT = String(launch.port);

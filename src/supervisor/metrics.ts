@@ -96,7 +96,15 @@ export interface MetricsSnapshot {
   supervisorRssBytes: number;
 }
 
-const WORKER_STATES = ["spare", "starting", "ready", "draining", "backoff", "errored"] as const;
+const WORKER_STATES = [
+  "spare",
+  "starting",
+  "ready",
+  "held",
+  "draining",
+  "backoff",
+  "errored",
+] as const;
 
 /** The gauges (and reported counters) a scrape reads from the supervisor's state. */
 export function scrapedFamilies(snapshot: MetricsSnapshot): ScrapedFamily[] {

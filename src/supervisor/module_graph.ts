@@ -2,28 +2,38 @@
  * Which child runs which files: the module graph of each kind of child (the
  * workers' entry, each custom process's entry), from `deno info --json` with
  * the user's resolution flags (`--config`, `--import-map`, `--lock`, ...),
- * local files only (`npm:`, `jsr:`, `node:` and remote modules stay out).
+ * local files only (`npm:`, `jsr:`, `node:` and remote modules stay out),
+ * plus the scripts its modules start as Web Workers and what those import
+ * (worker_scripts.ts), every file under its canonical path too
+ * (canonical.ts).
  *
- * A change reloads exactly the kinds whose graph holds a changed file. A
- * module file in no graph (a test, a script) reloads nothing. A file that is
- * not a module (a `.json` or template read at run time, an env file,
- * `deno.json`, the lock) reloads everything, as does any change while the
- * graphs are unknown. The graphs are computed in the background, at start
- * and once edits pause after a reload (a change never waits for them); while they are
- * being computed again, a module file that the last graphs did not hold
- * (an import the last edit may have added) reloads everything.
+ * What a change reloads is decided in reload_scope.ts, file by file, each by
+ * a named rule. This module keeps the graphs and knows which are current: a
+ * graph is stale from the moment a change touches a file it holds until it
+ * has been computed again, which happens in the background at start and once
+ * edits pause after a reload (a change never waits for it); meanwhile the
+ * last known graph still decides.
  *
  * A computed `import()` is invisible to a static graph: `--worker-dir`
- * names directories whose files belong to the workers.
+ * names directories whose files belong to the workers, a process's `watch`
+ * those that belong to it.
  *
  * @module
  */
+import { relative, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { canonical, canonicalSync } from "../watch/canonical.ts";
+import { type ChangedFile, decideBatch, type KindView, type ReloadScope } from "./reload_scope.ts";
 import { resolutionFlags } from "./type_check.ts";
+import { workerScripts } from "./worker_scripts.ts";
+import type { Change } from "../watch/types.ts";
 
+export type { ReloadScope } from "./reload_scope.ts";
 /** The entries whose graphs are computed. */
 export interface GraphEntries {
   workers: { entry: string; denoFlags: string[] };
-  processes: Array<{ name: string; entry: string; denoFlags: string[] }>;
+  /** `dirs`: the process's `watch` directories, whose files are its own (relative to the cwd). */
+  processes: Array<{ name: string; entry: string; denoFlags: string[]; dirs?: string[] }>;
 }
 
 /** What `status` shows of the graphs. */
@@ -33,14 +43,19 @@ export interface GraphsStatus {
   processes: Record<string, number>;
 }
 
-/** What a batch of changed files reloads. */
-export type ReloadScope =
-  | { kind: "everything" }
-  | { kind: "some"; workers: boolean; processes: string[] }
-  | { kind: "nothing" };
-
 /** How long after the last reload the graphs are computed again. */
 const REFRESH_QUIET_MS = 1000;
+
+/**
+ * How long a module created while the graphs are computed again waits
+ * before it is decided again (`wait-new` in reload_scope.ts). Vite removes
+ * its config's timestamp file a few ms after writing it; this leaves room
+ * for a machine busy starting the workers of the last reload.
+ */
+const RECHECK_MS = 250;
+
+/** Source files larger than this are not read for `new Worker(...)`: generated bundles. */
+const MAX_SCANNED_BYTES = 4 * 1024 * 1024;
 
 /** `nice`, when the system has it where coreutils put it. */
 const NICE = ["/usr/bin/nice", "/bin/nice"].find((path) => {
@@ -67,9 +82,24 @@ export function localModules(info: unknown): Set<string> {
   return files;
 }
 
-interface Graphs {
-  workers: Set<string>;
-  processes: Map<string, Set<string>>;
+/** One kind of child: its entry, its last known graph, and whether that is stale. */
+interface Kind {
+  /** A custom process's name; undefined for the workers. */
+  process?: string;
+  entry: string;
+  denoFlags: string[];
+  /** Canonical directories whose files are its own. */
+  dirs: string[];
+  /** Paths as imported and canonical paths of its modules; undefined until computed. */
+  files?: Set<string>;
+  /** Its modules' canonical paths. */
+  real: string[];
+  /** How many modules that is (each counted once, by its canonical path). */
+  count: number;
+  /** Bumped by every change that touches a file this kind holds (or may read). */
+  touched: number;
+  /** `touched` when the computation of `files` began: equal means current. */
+  computedAt: number;
 }
 
 export interface ModuleGraphOptions {
@@ -80,19 +110,55 @@ export interface ModuleGraphOptions {
   workerDirs: string[];
   /** Says, once, why the graphs cannot be used (every change then reloads everything). */
   onUnavailable(why: string): void;
+  /** Hands files back to be decided again (`wait-new`): as a change batch of its own. */
+  recheck(changes: Change[]): void;
+  /** Why the watcher would never report a change of a file (absolute), if it would not. */
+  unseen?(path: string): string | undefined;
+  /**
+   * Says which modules a kind runs whose changes are never reported (each
+   * file once): paths relative to the cwd, each with why.
+   */
+  onUnseen?(process: string | undefined, files: Array<{ file: string; why: string }>): void;
 }
 
 export class ModuleGraphs {
   readonly #options: ModuleGraphOptions;
-  #graphs?: Graphs;
-  /** True from a refresh until its graphs are in. */
-  #stale = true;
+  readonly #kinds: Kind[];
+  /** The project directory as the watcher sees it: its paths are relative to the real one. */
+  readonly #root: string;
   #run = 0;
   #said = false;
+  #unavailable = false;
   #pending?: ReturnType<typeof setTimeout>;
+  /** Files waiting to be decided again (`wait-new`), by reported path. */
+  readonly #waiting = new Set<string>();
+  /** Modules already said to be unseen by the watcher. */
+  readonly #saidUnseen = new Set<string>();
 
   constructor(options: ModuleGraphOptions) {
     this.#options = options;
+    this.#root = canonicalSync(options.cwd);
+    const { workers, processes } = options.entries;
+    this.#kinds = [
+      {
+        ...workers,
+        dirs: options.workerDirs.map((dir) => canonicalSync(dir, this.#root)),
+        real: [],
+        count: 0,
+        touched: 0,
+        computedAt: 0,
+      },
+      ...processes.map((p) => ({
+        entry: p.entry,
+        denoFlags: p.denoFlags,
+        process: p.name,
+        dirs: (p.dirs ?? []).map((dir) => canonicalSync(dir, this.#root)),
+        real: [],
+        count: 0,
+        touched: 0,
+        computedAt: 0,
+      })),
+    ];
   }
 
   /**
@@ -102,7 +168,6 @@ export class ModuleGraphs {
    */
   refreshSoon(quietMs = REFRESH_QUIET_MS): void {
     clearTimeout(this.#pending);
-    this.#stale = true;
     this.#pending = setTimeout(() => void this.refresh(), quietMs);
     Deno.unrefTimer(this.#pending);
   }
@@ -111,16 +176,24 @@ export class ModuleGraphs {
   refresh(): Promise<void> {
     clearTimeout(this.#pending);
     const run = ++this.#run;
-    this.#stale = true;
-    return this.#compute().then(
+    // What each graph will be current for: changes from now on make it stale again.
+    const at = this.#kinds.map((kind) => kind.touched);
+    return Promise.all(this.#kinds.map((kind) => this.#graphOf(kind))).then(
       (graphs) => {
         if (run !== this.#run) return;
-        this.#graphs = graphs;
-        this.#stale = false;
+        this.#kinds.forEach((kind, i) => {
+          kind.files = graphs[i].files;
+          kind.real = graphs[i].real;
+          kind.count = graphs[i].real.length;
+          kind.computedAt = at[i];
+        });
+        this.#unavailable = false;
+        this.#sayUnseen();
       },
       (error) => {
         if (run !== this.#run) return;
-        this.#graphs = undefined;
+        for (const kind of this.#kinds) kind.files = undefined;
+        this.#unavailable = true;
         if (!this.#said) {
           this.#said = true;
           this.#options.onUnavailable((error as Error).message);
@@ -130,62 +203,145 @@ export class ModuleGraphs {
   }
 
   /**
-   * For `status`: whether the graphs are current (false while computed again
-   * after a reload), and how many local files each holds; null when they
-   * cannot be computed (every change reloads everything).
+   * For `status`: whether the graphs are current (false while one is
+   * computed again after a change touched it), and how many local files
+   * each holds; null when they cannot be computed (every change reloads
+   * everything).
    */
   describe(): GraphsStatus | null {
-    if (!this.#graphs) return this.#said ? null : { current: false, workers: 0, processes: {} };
+    if (this.#unavailable) return null;
+    const [workers, ...processes] = this.#kinds;
     return {
-      current: !this.#stale,
-      workers: this.#graphs.workers.size,
-      processes: Object.fromEntries(
-        [...this.#graphs.processes].map(([name, graph]) => [name, graph.size]),
-      ),
+      current: this.#kinds.every((kind) => kind.files && kind.touched === kind.computedAt),
+      workers: workers.count,
+      processes: Object.fromEntries(processes.map((kind) => [kind.process!, kind.count])),
     };
   }
 
-  /** The files may have changed the graphs (a reload began): they are not trusted until a refresh. */
+  /**
+   * A reload began: no graph is computed while it runs (a computation
+   * already under way goes on; the changes that made its graphs stale
+   * keep them stale). The refresh follows the reload (`refreshSoon`).
+   */
   invalidate(): void {
     clearTimeout(this.#pending);
-    this.#run++;
-    this.#stale = true;
   }
 
-  /** What the changed `files` (relative to the cwd, or absolute) reload. */
-  scope(files: string[]): ReloadScope {
-    const graphs = this.#graphs;
-    if (!graphs) return { kind: "everything" };
-    let workers = false;
-    const processes = new Set<string>();
-    for (const file of files) {
-      const path = file.startsWith("/") ? file : `${this.#options.cwd}/${file}`;
-      const inWorkers = graphs.workers.has(path) ||
-        this.#options.workerDirs.some((dir) => path.startsWith(`${dir}/`));
-      const inProcesses = [...graphs.processes].filter(([, graph]) => graph.has(path));
-      if (inWorkers) workers = true;
-      for (const [name] of inProcesses) processes.add(name);
-      if (inWorkers || inProcesses.length > 0) continue;
-      // Read at run time (not a module), or maybe imported since the graphs were computed.
-      if (!MODULE.test(path) || this.#stale) return { kind: "everything" };
+  /** What the changes (paths relative to the cwd, or absolute) reload, and why. */
+  scope(changes: Array<Change | string>): ReloadScope {
+    const files = changes.map((change) => this.#fact(change));
+    const kinds: KindView[] = this.#kinds.map((kind) => ({
+      process: kind.process,
+      files: kind.files,
+      dirs: kind.dirs,
+      stale: kind.touched !== kind.computedAt,
+    }));
+    const scope = decideBatch(files, kinds);
+    scope.decisions.forEach((decision, i) => {
+      if (decision.rule !== "wait-new") this.#waiting.delete(decision.file);
+      // A graph is stale until computed again once a file that can change what it imports has
+      // changed: one it holds (or may hold now), or any file that is not a module (deno.json,
+      // an import map). A file of a --worker-dir that it does not import cannot.
+      const touched = decision.reloads === "everything"
+        ? this.#kinds
+        : this.#kinds.filter((kind) =>
+          (decision.reloads as unknown[]).includes(kind.process) &&
+          (decision.rule !== "named-dir" || files[i].forms.some((form) => kind.files?.has(form)))
+        );
+      for (const kind of touched) kind.touched++;
+    });
+    this.#recheckLater(scope.recheck);
+    return scope;
+  }
+
+  /**
+   * A module a child runs whose edits the watcher never reports (outside the
+   * watched paths, behind a link to such a place, ignored) is an edit
+   * dropped without a word: say so, once per file, naming why. Packages
+   * (`node_modules`) are the lock's business.
+   */
+  #sayUnseen(): void {
+    const { unseen, onUnseen } = this.#options;
+    if (!unseen || !onUnseen) return;
+    for (const kind of this.#kinds) {
+      const files = kind.real.flatMap((file) => {
+        if (this.#saidUnseen.has(file) || file.includes("/node_modules/")) return [];
+        const why = unseen(file);
+        if (why === undefined) return [];
+        this.#saidUnseen.add(file);
+        return [{ file: relative(this.#root, file) || file, why }];
+      });
+      if (files.length > 0) onUnseen(kind.process, files);
     }
-    if (!workers && processes.size === 0) return { kind: "nothing" };
-    return { kind: "some", workers, processes: [...processes] };
   }
 
-  async #compute(): Promise<Graphs> {
-    const { workers, processes } = this.#options.entries;
-    const [workerGraph, ...processGraphs] = await Promise.all([
-      this.#graphOf(workers.entry, workers.denoFlags),
-      ...processes.map((process) => this.#graphOf(process.entry, process.denoFlags)),
-    ]);
+  /** What a changed file is now: its canonical forms, whether it exists, whether it is new. */
+  #fact(change: Change | string): ChangedFile {
+    const { path, kind } = typeof change === "string" ? { path: change, kind: "changed" } : change;
+    const absolute = path.startsWith("/") ? path : `${this.#root}/${path}`;
+    const real = canonicalSync(absolute);
+    let exists = false;
+    try {
+      exists = Deno.statSync(real).isFile;
+    } catch { /* gone */ }
     return {
-      workers: workerGraph,
-      processes: new Map(processes.map((process, i) => [process.name, processGraphs[i]])),
+      path,
+      // deno info names a module by the path it was imported through: a link stays a link.
+      forms: [...new Set([real, resolve(absolute)])],
+      module: MODULE.test(path) || MODULE.test(real),
+      exists,
+      fresh: kind === "added" && !this.#waiting.has(path),
     };
   }
 
-  async #graphOf(entry: string, denoFlags: string[]): Promise<Set<string>> {
+  #recheckLater(paths: string[]): void {
+    const fresh = paths.filter((path) => !this.#waiting.has(path));
+    if (fresh.length === 0) return;
+    for (const path of fresh) this.#waiting.add(path);
+    const timer = setTimeout(() => {
+      // Decided meanwhile (a later batch removed it): nothing to hand back.
+      const still = fresh.filter((path) => this.#waiting.has(path));
+      if (still.length > 0) {
+        this.#options.recheck(still.map((path) => ({ path, kind: "changed" })));
+      }
+    }, RECHECK_MS);
+    Deno.unrefTimer(timer);
+  }
+
+  /**
+   * A kind's graph: its entry's modules, then the worker scripts they start
+   * and those scripts' modules, until no new script turns up; each file
+   * under the path it was imported by and its canonical path.
+   */
+  async #graphOf(kind: Kind): Promise<{ files: Set<string>; real: string[] }> {
+    const files = await this.#info(kind.entry, kind.denoFlags);
+    const scanned = new Set<string>();
+    const started = new Set<string>();
+    while (true) {
+      const scripts = new Set<string>();
+      for (const file of [...files].filter((file) => !scanned.has(file))) {
+        scanned.add(file);
+        for (const script of await scriptsStartedBy(file)) {
+          if (!started.has(script)) scripts.add(script);
+        }
+      }
+      if (scripts.size === 0) break;
+      const graphs = await Promise.all(
+        [...scripts].map((script) => {
+          started.add(script);
+          // A script that does not exist yet still belongs here: its creation reloads.
+          files.add(script);
+          return this.#info(script, kind.denoFlags).catch(() => new Set<string>());
+        }),
+      );
+      for (const graph of graphs) for (const file of graph) files.add(file);
+    }
+    const real = await Promise.all([...files].map((file) => canonical(file)));
+    for (const file of real) files.add(file);
+    return { files, real: [...new Set(real)] };
+  }
+
+  async #info(entry: string, denoFlags: string[]): Promise<Set<string>> {
     const args = ["info", "--json", ...resolutionFlags(denoFlags, INFO_FLAGS), entry];
     // At the lowest CPU priority: the workers come first.
     const output = await new Deno.Command(NICE ?? this.#options.deno, {
@@ -201,6 +357,17 @@ export class ModuleGraphs {
       throw new Error(`deno info ${entry} failed: ${error.slice(0, 200)}`);
     }
     return localModules(JSON.parse(new TextDecoder().decode(output.stdout)));
+  }
+}
+
+/** The worker scripts a local module starts; none when it cannot be read. */
+async function scriptsStartedBy(file: string): Promise<string[]> {
+  if (!MODULE.test(file)) return [];
+  try {
+    if ((await Deno.stat(file)).size > MAX_SCANNED_BYTES) return [];
+    return workerScripts(await Deno.readTextFile(file), pathToFileURL(file).href);
+  } catch {
+    return [];
   }
 }
 

@@ -23,6 +23,8 @@ import { whenExited } from "./describe.ts";
 export interface ReloadRequest {
   reason: string;
   files: string[];
+  /** For a change: which rules chose what reloads (reload_scope.ts), for the log. */
+  why?: string;
   workers: boolean;
   processes: boolean;
   /** With `processes`: only these (by name); undefined: every process that reloads with the code. */
@@ -132,9 +134,13 @@ export class Rollout {
         whenExited(child, this.settings.settleMs)
       : `generation ${this.generation} failed`;
     const switched = this.#switchedAt !== undefined;
-    const putBack = this.pool.holding();
+    // Only a steered worker kept its listener while held: others drain.
+    const putBack = this.settings.canPutBack && this.pool.holding();
     if (putBack) this.pool.putBack();
-    else this.pool.cancelReplacements();
+    else {
+      this.pool.cancelReplacements();
+      if (this.pool.holding()) this.pool.releaseHeld();
+    }
     this.#aborted = { state: "aborted", why, summary: exit.summary, switched, putBack };
     return true;
   }
@@ -195,7 +201,9 @@ export class Rollout {
       const next = slot.replacement;
       if (next?.state !== "ready" || next.spec.generation < this.generation) continue;
       if (now - next.readyAt! < settle) continue;
-      this.pool.promote(slot.id);
+      // Held, not drained: its clients stay on it (their requests sent on, spread over every
+      // serving worker) until the whole generation serves, and only then reconnect.
+      this.pool.promote(slot.id, true);
       this.#settled = promoted = true;
     }
     if (promoted) this.pool.steer();
@@ -207,6 +215,8 @@ export class Rollout {
     }
     const inFlight = slots.filter((slot) => slot.replacement).length;
     this.#startReplacements(now, (this.#settled ? this.settings.reloadBatch : 1) - inFlight);
+    if (this.pool.outdated(this.generation) > 0) return false;
+    if (this.pool.holding()) this.pool.releaseHeld();
     return this.pool.outdated(this.generation) === 0;
   }
 
@@ -228,7 +238,9 @@ export class Rollout {
       );
       // With old workers serving, the switch waits for a new one; with none, there is nothing to switch.
       if (replacing && !slots.some((slot) => isNewReady(slot.replacement))) return false;
-      const hold = this.settings.canPutBack && this.#settleMs() > 0;
+      // Held: they can be put back (steered) while the window runs, and their clients reconnect
+      // only once the whole new generation serves, spreading over all of it.
+      const hold = true;
       for (const slot of slots) {
         if (!slot.current || slot.current.spec.generation >= this.generation) continue;
         if (isNewReady(slot.replacement)) this.pool.promote(slot.id, hold);
@@ -250,7 +262,9 @@ export class Rollout {
     if (joined) this.pool.steer();
     if (!this.#superseded && now - this.#switchedAt < this.#settleMs()) return false;
     this.#settled = true;
-    if (this.pool.holding()) this.pool.releaseHeld();
+    // Once every new worker serves (or a newer change takes over): the old ones drain.
+    const complete = this.pool.view().every((slot) => !slot.replacement);
+    if (this.pool.holding() && (complete || this.#superseded)) this.pool.releaseHeld();
     // Superseded: the next rollout starts now, and waits for these old workers at its own end.
     return this.#superseded || this.pool.outdated(this.generation) === 0;
   }
@@ -283,6 +297,9 @@ export class Rollout {
     this.#followUp = {
       reason: [...new Set([...(previous?.reason.split(", ") ?? []), request.reason])].join(", "),
       files: [...new Set([...(previous?.files ?? []), ...request.files])].sort(),
+      // The follow-up's log line says why, as each queued request's did.
+      why: [previous?.why, request.why].filter((why) => why !== undefined).join("; ") ||
+        undefined,
       workers: (previous?.workers ?? false) || request.workers,
       processes: (previous?.processes ?? false) || request.processes,
       processNames: mergeNames(previous, request),

@@ -179,7 +179,7 @@ function setup(
   return { pool, rollout, step, exit, processReloads: () => processReloads };
 }
 
-Deno.test("rollout, rolling: the canary takes over only after the settle window, then the rest", () => {
+Deno.test("rollout, rolling: the canary takes over only after the settle window, then the rest; the replaced drain once all are new", () => {
   const { pool, step } = setup(2);
   assert.equal(step(), "running");
   const [canary] = pool.of(2);
@@ -194,12 +194,18 @@ Deno.test("rollout, rolling: the canary takes over only after the settle window,
   assert.equal(pool.draining.length, 0);
   assert.equal(step(1), "running");
   assert.equal(pool.slots[0].current, canary, "then it takes over");
-  assert.equal(pool.draining.length, 1, "and its predecessor drains");
+  assert.equal(pool.held.size, 1, "and its predecessor is held (its clients stay, sent on)");
+  assert.equal(pool.draining.length, 0);
   const [, second] = pool.of(2);
   assert.ok(second, "the next one starts");
   second.ready();
   assert.equal(step(1000), "done");
-  assert.equal(pool.of(1).length, 0);
+  assert.equal(pool.held.size, 0);
+  assert.deepEqual(
+    pool.draining.map((w) => w.spec.generation),
+    [1, 1],
+    "once the whole generation serves, the replaced ones drain together",
+  );
 });
 
 Deno.test("rollout, rolling: a canary that exits inside the settle window aborts; its predecessor never drained", () => {
@@ -376,13 +382,13 @@ Deno.test("rollout, one step: a newer reload cuts a switched generation's settle
   assert.equal(pool.held.size, 0, "the held workers drain");
 });
 
-Deno.test("rollout, one step, not steered: the old generation drains at the switch; a failure in the window still aborts", () => {
+Deno.test("rollout, one step, not steered: the old generation is held from the switch; a failure in the window aborts, and they drain (nothing puts them back)", () => {
   const { pool, rollout, step, exit } = setup(2, { oneStep: true, canPutBack: false });
   step();
   for (const worker of pool.of(2)) worker.ready();
   step();
-  assert.equal(pool.held.size, 0);
-  assert.equal(pool.draining.length, 2, "nothing can put them back: they drain at once");
+  assert.equal(pool.held.size, 2, "out of service from the switch, clients not yet moved");
+  assert.equal(pool.draining.length, 0);
   exit(pool.of(2)[0]);
   const result = rollout.advance(clock);
   assert.equal(result.state, "aborted");
@@ -390,6 +396,24 @@ Deno.test("rollout, one step, not steered: the old generation drains at the swit
     assert.equal(result.switched, true);
     assert.equal(result.putBack, false);
   }
+  assert.equal(pool.held.size, 0);
+  assert.equal(pool.draining.filter((w) => w.spec.generation === 1).length, 2);
+});
+
+Deno.test("rollout, one step: the old generation drains only once every new worker serves", () => {
+  const { pool, step } = setup(3, { oneStep: true, canPutBack: false, settleMs: 100 });
+  step();
+  const [a, b, c] = pool.of(2);
+  a.ready();
+  step();
+  assert.equal(pool.held.size, 3, "switched at the first ready");
+  b.ready();
+  assert.equal(step(200), "running", "the window is over, but one new worker is not ready");
+  assert.equal(pool.held.size, 3);
+  c.ready();
+  assert.equal(step(), "done");
+  assert.equal(pool.held.size, 0);
+  assert.equal(pool.draining.filter((w) => w.spec.generation === 1).length, 3);
 });
 
 Deno.test("rollout, one step: a new worker that fails before the switch aborts with the old ones untouched", () => {

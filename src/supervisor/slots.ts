@@ -32,8 +32,10 @@ export interface SlotPolicy {
   startMs: number;
   /** What happens when it stays longer. */
   onStartDeadline(child: Child): void;
-  /** How long a draining child may take before it is killed. */
+  /** How long a draining child may take, after its close window, before it is killed. */
   graceMs(child: Child): number;
+  /** How long a draining child keeps its idle connections before its grace counts (workers). */
+  windowMs?(child: Child): number;
   /** --timeout: a ready child silent this long has a blocked event loop (0: never checked). */
   timeoutMs: number;
   /** What happens then (replaced ready-first, or restarted); called once per child. */
@@ -91,9 +93,10 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
         policy.onUnresponsive(child);
       }
       const grace = policy.graceMs(child);
+      const window = policy.windowMs?.(child) ?? 0;
       if (
         child.state === "draining" && child.drainStartedAt !== undefined &&
-        now - child.drainStartedAt >= grace && !onlyRelaying(child)
+        now - child.drainStartedAt >= window + grace && !onlyRelaying(child)
       ) {
         const open = child.openRequests ? ` with ${child.openRequests} request(s) still open` : "";
         log.warn(
@@ -114,7 +117,8 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
       if (child.killedAt !== undefined) continue;
       if (child.state === "starting") deadlines.push(child.startedAt + policy.startMs);
       if (child.state === "draining" && child.drainStartedAt !== undefined) {
-        const graceEnd = child.drainStartedAt + policy.graceMs(child);
+        const graceEnd = child.drainStartedAt + (policy.windowMs?.(child) ?? 0) +
+          policy.graceMs(child);
         // Past its grace while it only relays new code's answers: looked at again each second.
         deadlines.push(graceEnd > now || !onlyRelaying(child) ? graceEnd : now + 1000);
       }

@@ -12,7 +12,7 @@ import { type Child, describeExit } from "../child/child.ts";
 import type { ChildMessage } from "../runtime/protocol.ts";
 import type { ControlReply, ControlRequest, StatusReport, StatusRow } from "../control/protocol.ts";
 import { droppedOutput, log } from "../log/mod.ts";
-import type { ChangeBatch, WatchOptions } from "../watch/mod.ts";
+import type { Change, ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
 import { EventQueue } from "./event_queue.ts";
@@ -57,6 +57,9 @@ type SupervisorEvent =
 
 /** Files a spare reads only when released: the app's own modules. */
 const SOURCE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
+
+/** How long a stop waits for the watcher, the control socket and the metrics port to close. */
+const CLOSE_DEADLINE_MS = 2000;
 
 /** Consecutive samples above --max-memory before a worker is recycled ("stays above"). */
 const SAMPLES_OVER_LIMIT = 2;
@@ -133,7 +136,7 @@ export class Supervisor {
       // Called before any worker drains: it leaves the steered set first.
       steer: (serving) =>
         this.#connection?.handover.steer(serving.map((c) => ({ pid: c.pid, ports: portsOf(c) }))),
-      release: (leaving) => this.#releaseListeners(leaving),
+      release: (leaving, held) => this.#releaseListeners(leaving, held),
       // Before a takeover's switch, a failed worker ends the takeover instead.
       restarts: () => !this.#takeover || this.#takeover.stage === "stopping",
     });
@@ -183,7 +186,7 @@ export class Supervisor {
       case "signal":
         return this.#onSignal(event.signal);
       case "changes":
-        return this.#onChanges(event.batch.changes.map((change) => change.path));
+        return this.#onChanges(event.batch.changes);
       case "control":
         return this.#onControl(event.request, event.reply);
       case "reload":
@@ -224,9 +227,13 @@ export class Supervisor {
    * listener until its close window ends, and new connections keep reaching
    * it meanwhile (it sends their requests on): said once.
    */
-  #releaseListeners(leaving: readonly Child[]): void {
+  #releaseListeners(leaving: readonly Child[], held = false): void {
+    // Steered, a held worker can be put back: it keeps its listener (steering keeps it idle).
+    if (held && this.#connection?.handover.mode === "ebpf") return;
     for (const child of leaving) {
-      if (child.releasable.size === 0) continue;
+      // Released when it was held, or when it began to drain.
+      if (child.released || child.state === "draining" || child.releasable.size === 0) continue;
+      child.released = true;
       const problem = this.#connection?.handover.release(child.pid, [...child.releasable]);
       if (problem === undefined || this.#releaseProblemSaid) continue;
       this.#releaseProblemSaid = true;
@@ -237,6 +244,18 @@ export class Supervisor {
         { role: "supervisor", pid: child.pid },
       );
     }
+  }
+
+  /**
+   * Releases a worker that is not ours (a dead supervisor's orphan): it
+   * said nothing to us of its ports, so ours that only Deno.serve listens on
+   * (the same app's) are stopped; its own are searched for them.
+   */
+  #releaseForeign(): (pid: number) => void {
+    const ports = [...new Set(this.#workers.children().flatMap((child) => [...child.releasable]))];
+    return (pid) => {
+      if (ports.length > 0) this.#connection?.handover.release(pid, ports);
+    };
   }
 
   #onWorkerReady(child: Child, port: number | undefined): void {
@@ -504,7 +523,7 @@ export class Supervisor {
   #drainOrphans(): void {
     const orphans = this.#world.orphans;
     if (!orphans) return;
-    const drained = orphans.drain();
+    const drained = orphans.drain(this.#releaseForeign());
     this.#succeeded = {
       pid: orphans.supervisor,
       version: orphans.version ?? null,
@@ -577,7 +596,7 @@ export class Supervisor {
     if (this.#phase === "stopping") return;
     let orphans: number;
     try {
-      orphans = claim();
+      orphans = claim(this.#releaseForeign());
     } catch (error) {
       log.error(
         "takeover.unclaimed",
@@ -587,6 +606,9 @@ export class Supervisor {
       this.#exitCode = 1;
       return this.#beginStop(false);
     }
+    // The name is ours: our workers go in the instance's own record now (workers.json).
+    this.#recordedWorkers = "";
+    this.#recordWorkers();
     const afterMs = Math.round(this.#world.clock.now() - this.#startedAt);
     const version = predecessor.version ?? null;
     this.#tookOver = { pid: predecessor.pid, version, at: new Date().toISOString(), afterMs };
@@ -652,10 +674,13 @@ export class Supervisor {
     reply({ ok: false, error, kind: "failure" });
   }
 
-  /** Keeps the instance's record of live workers current (for a successor, if we die). */
+  /**
+   * Keeps the record of live workers current (for a successor, if we die),
+   * each worker from its spawn, before it can serve. Taking over, the
+   * instance's record is the old one's until it is gone: ours is kept apart.
+   */
   #recordWorkers(): void {
-    // Taking over: the record is the old instance's until it is gone.
-    if (!this.#world.recordWorkers || this.#takeover) return;
+    if (!this.#world.recordWorkers) return;
     const pids = this.#workers.children().filter((c) => c.state !== "exited").map((c) => c.pid);
     const key = pids.join(",");
     if (key === this.#recordedWorkers) return;
@@ -676,6 +701,8 @@ export class Supervisor {
     this.#advanceTakeover(now);
     this.#advanceRollout(now);
     this.#processes.advanceRestarts();
+    // Workers started just now are recorded before they can serve.
+    this.#recordWorkers();
   }
 
   #advanceRollout(now: number): void {
@@ -710,23 +737,25 @@ export class Supervisor {
 
   /**
    * A change reloads the children whose module graph holds a changed file
-   * (module_graph.ts): the workers, some processes, everything, or nothing.
+   * (module_graph.ts): the workers, some processes, everything, or nothing,
+   * each file by a rule the log names (reload_scope.ts).
    */
-  #onChanges(files: string[]): void {
-    const scope = this.#connection?.graphs?.scope(files) ?? { kind: "everything" };
-    if (scope.kind === "nothing") {
+  #onChanges(changes: Change[]): void {
+    const files = changes.map((change) => change.path);
+    const scope = this.#connection?.graphs?.scope(changes);
+    if (scope?.kind === "nothing") {
       log.info(
         "reload.skipped",
-        `${describeChanges(files, "changed")}: not imported by the app or any process; ` +
-          "nothing to reload",
-        { role: "supervisor", files },
+        `${describeChanges(files, "changed")}: nothing to reload; ${scope.why}`,
+        { role: "supervisor", files, decisions: scope.decisions },
       );
       return;
     }
-    const everything = scope.kind === "everything";
+    const everything = scope === undefined || scope.kind === "everything";
     this.#requestReload({
       reason: "change",
       files,
+      why: scope?.why,
       workers: everything || scope.workers,
       processes: everything || scope.processes.length > 0,
       processNames: everything ? undefined : scope.processes,
@@ -741,11 +770,13 @@ export class Supervisor {
     const cause = request.files.length > 0
       ? describeChanges(request.files, "changed")
       : request.reason;
+    // Why these children (reload_scope.ts), after what happens.
+    const why = request.why ? `; ${request.why}` : "";
     if (this.#rollout) {
       // Coalesce: whatever arrives during a rollout becomes exactly one follow-up.
       this.#rollout.queueFollowUp(request);
       this.#rollout.supersede();
-      log.info("reload.queued", `${cause} during the reload; one more reload will follow`, {
+      log.info("reload.queued", `${cause} during the reload; one more reload will follow${why}`, {
         role: "supervisor",
         files: request.files,
       });
@@ -800,11 +831,15 @@ export class Supervisor {
     if (request.workers) this.#workers.retryNow();
     if (request.processes) this.#processes.retryNow();
     const what = request.workers ? `${this.#workers.desired} worker(s)` : "the custom processes";
-    log.info("reload.start", `${cause}: reloading ${what} to generation ${this.#generation}`, {
-      role: "supervisor",
-      generation: this.#generation,
-      files: request.files,
-    });
+    log.info(
+      "reload.start",
+      `${cause}: reloading ${what} to generation ${this.#generation}${why}`,
+      {
+        role: "supervisor",
+        generation: this.#generation,
+        files: request.files,
+      },
+    );
   }
 
   #finishRollout(rollout: Rollout): void {
@@ -903,7 +938,8 @@ export class Supervisor {
       this.#processes.killAll();
       this.#processesStopping = true;
     } else {
-      this.#workers.drainAll();
+      // Taken over, the successor's workers take our clients: they get the whole close window.
+      this.#workers.drainAll(successor === undefined);
     }
   }
 
@@ -930,7 +966,14 @@ export class Supervisor {
   }
 
   async #cleanUp(): Promise<void> {
-    await this.#connection?.close();
+    // Closing the watcher waits on Deno's watcher thread, which a FIFO in the
+    // watched tree can block for good (watch/fifo.ts): a stop never waits on it long.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      this.#connection?.close(),
+      new Promise((resolve) => timer = setTimeout(resolve, CLOSE_DEADLINE_MS)),
+    ]);
+    clearTimeout(timer);
     this.#world.notifier?.close();
     log.info("supervisor.stopped", "stopped", { role: "supervisor" });
   }
@@ -1025,6 +1068,7 @@ export class Supervisor {
         role: "supervisor",
       });
     }
+    for (const note of watcher?.notes ?? []) log.info("watch.named", note, { role: "supervisor" });
     const processes = this.#options.processes.reduce((n, p) => n + p.count, 0);
     const beside = processes > 0 ? ` and ${processes} custom process(es)` : "";
     log.info(

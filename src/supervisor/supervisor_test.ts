@@ -63,6 +63,8 @@ class FakeChild implements Child {
   lastSeenAt: number;
   openRequests?: number;
   relaying = 0;
+  drainedLast = false;
+  released = false;
   accepting = true;
   port?: number;
   readonly ports = new Set<number>();
@@ -103,8 +105,10 @@ class FakeChild implements Child {
 
   hold(): void {}
 
-  drain(): void {
+  drain(last = false): void {
     if (this.state === "exited" || this.state === "draining") return;
+    this.world.journal.push(`${last ? "last drain" : "drain"} ${this.pid}`);
+    this.drainedLast = last;
     if (this.world.steered.includes(this.pid)) this.world.drainedWhileSteered.push(this.pid);
     this.state = "draining";
     this.drainStartedAt = this.world.clock.now();
@@ -123,7 +127,7 @@ class FakeChild implements Child {
   /** The app says it listens. */
   ready(): void {
     this.lastSeenAt = this.world.clock.now();
-    this.listener.message(this, { t: "listening", port: 8000 });
+    this.listener.message(this, { t: "listening", port: 8000, releasable: true });
     this.listener.message(this, { t: "ready", via: "listen", port: 8000 });
   }
 
@@ -150,8 +154,8 @@ class FakeWorld implements World {
   steered: number[] = [];
   /** Workers told to drain while still steered (must stay empty). */
   readonly drainedWhileSteered: number[] = [];
-  /** The workers whose listeners were released (a release frame). */
-  readonly released: number[] = [];
+  /** Listeners released and workers told to drain, in order. */
+  readonly journal: string[] = [];
 
   /** run --takeover: what the fake predecessor was asked, and how to let it exit. */
   takeover?: { stopAsked: number; claimed: number; exited: (end: PredecessorEnd) => void };
@@ -163,7 +167,7 @@ class FakeWorld implements World {
       summary: "steered (fake)",
       steer: (workers) => this.steered = workers.map((worker) => worker.pid),
       listening() {},
-      release: (pid) => void this.released.push(pid),
+      release: (pid, ports) => void this.journal.push(`release ${pid} ${ports}`),
       gone() {},
       close() {},
     };
@@ -273,11 +277,13 @@ Deno.test("core: a canary that becomes ready lets the reload through, one worker
   assert.equal(world.workers(1).length, 2, "no old worker drains before it is ready");
   world.workers(2)[0].ready();
   await settle();
-  assert.equal(world.workers(1).length, 1, "its predecessor drained");
+  const [replaced] = world.workers(1).filter((c) => !world.steered.includes(c.pid));
+  assert.ok(replaced, "its predecessor left service");
+  assert.equal(replaced.state, "ready", "held, its clients' requests sent on, until all are new");
   assert.equal(world.workers(2).length, 2, "then the next one started");
   world.workers(2)[1].ready();
   await settle();
-  assert.deepEqual(world.workers(1), []);
+  assert.deepEqual(world.workers(1), [], "then the replaced ones drained together");
   assert.equal(asked.reply?.ok, true);
   assert.match(
     (asked.reply as { message: string }).message,
@@ -300,6 +306,26 @@ Deno.test("core: a canary that exits before it is ready aborts the reload; the o
   assert.equal(world.workers(1).length, 2);
   assert.ok(world.workers(1).every((c) => c.state === "ready"), "none of them drains");
   assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: the workers leaving at a switch are all released before any is told to drain; a stop is their last drain", async () => {
+  const { world, done } = await started(3, { oneStepSwitch: true });
+  world.ask({ cmd: "reload" });
+  await settle();
+  for (const child of world.workers(2)) child.ready();
+  await settle();
+  const old = world.children.filter((c) => c.spec.generation === 1).map((c) => c.pid);
+  assert.deepEqual(world.journal, [
+    ...old.map((pid) => `release ${pid} 8000`),
+    ...old.map((pid) => `drain ${pid}`),
+  ]);
+  world.journal.length = 0;
+  assert.equal(await stop(world, done), 0);
+  const fresh = world.children.filter((c) => c.spec.generation === 2).map((c) => c.pid);
+  assert.deepEqual(world.journal, [
+    ...fresh.map((pid) => `release ${pid} 8000`),
+    ...fresh.map((pid) => `last drain ${pid}`),
+  ]);
 });
 
 Deno.test("core: after the canary, --reload-batch workers are replaced at once", async () => {
@@ -475,12 +501,18 @@ Deno.test("core: one-step switch: all new workers start at once; the first ready
   assert.equal(world.workers(1).length, 3, "no old worker leaves before a new one is ready");
   world.workers(2)[0].ready();
   await settle();
-  assert.deepEqual(world.workers(1), [], "the whole old generation leaves with the first");
+  assert.equal(
+    world.workers(1).length,
+    3,
+    "the whole old generation leaves service with the first",
+  );
   assert.deepEqual(world.steered, [world.workers(2)[0].pid], "the first new worker serves alone");
+  assert.ok(world.workers(1).every((c) => c.state === "ready"), "held: their clients move later");
   world.workers(2)[1].ready();
   world.workers(2)[2].ready();
   await settle();
   assert.deepEqual(world.steered.toSorted(), world.workers(2).map((c) => c.pid).toSorted());
+  assert.deepEqual(world.workers(1), [], "every new worker serves: the old ones drained");
   assert.equal(asked.reply?.ok, true);
   assert.equal(await stop(world, done), 0);
 });

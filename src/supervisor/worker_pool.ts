@@ -7,6 +7,7 @@
  * a reload's replacements start and take over is the Rollout's to decide.
  */
 import { type Child, describeExit } from "../child/child.ts";
+import { LAST_CLOSE_WINDOW_MS } from "../runtime/protocol.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { spareSpec, type WorkerLaunch, workerSpec } from "./child_command.ts";
@@ -66,12 +67,13 @@ export type WorkerPoolOptions =
      */
     steer?: (serving: readonly Child[]) => void;
     /**
-     * Told which workers are about to drain, before any of them is told:
-     * their listeners are stopped from outside (handover/release.ts), so no
-     * client that one of them asks to reconnect lands on another's listener
-     * as it closes.
+     * Told which workers are about to drain (or, `held`, to be held), before
+     * any of them is told: their listeners are stopped from outside
+     * (handover/release.ts), so no client that one of them asks to reconnect
+     * lands on another's listener as it closes. A held worker that can be
+     * put back (steered) keeps its listener.
      */
-    release?: (leaving: readonly Child[]) => void;
+    release?: (leaving: readonly Child[], held?: boolean) => void;
     /** False while a failed worker is not restarted (a takeover ends instead): its log says so. */
     restarts?: () => boolean;
   };
@@ -110,6 +112,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       child.kill();
     },
     graceMs: () => this.options.grace,
+    windowMs: (child) =>
+      child.drainedLast
+        ? Math.min(this.options.closeWindow, LAST_CLOSE_WINDOW_MS)
+        : this.options.closeWindow,
     timeoutMs: this.options.timeout,
     onUnresponsive: (child) => {
       const why = `unresponsive for ${formatMs(this.options.timeout)} (event loop blocked)`;
@@ -254,8 +260,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
    */
   steer(): void {
     this.#steer();
-    for (const child of this.#held.values()) {
-      if (this.#toldHeld.has(child)) continue;
+    const held = [...this.#held.values()].filter((child) => !this.#toldHeld.has(child));
+    this.options.release?.(held, true);
+    for (const child of held) {
       this.#toldHeld.add(child);
       child.hold(true);
     }
@@ -369,7 +376,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         rows.push(emptyRow("worker", slot.id, slot.errored ? "errored" : "backoff", slot.restarts));
       }
     }
-    for (const child of [...this.#held.values(), ...this.#retiring]) {
+    for (const child of this.#held.values()) {
+      const row = childRow("worker", child.spec.id, child, 0, usage, now);
+      rows.push(child.state === "ready" ? { ...row, state: "held" } : row);
+    }
+    for (const child of this.#retiring) {
       rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
     }
     for (const spare of this.#spares) {
@@ -384,8 +395,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     return rows;
   }
 
-  /** Asks every worker to drain (stop). */
-  drainAll(): void {
+  /**
+   * Asks every worker to drain (stop); `last`: the instance stops for good,
+   * nobody takes their clients over (not a takeover's predecessor).
+   */
+  drainAll(last = true): void {
     // Spares hold no connection and run no app code: they just go.
     this.discardSpares();
     this.#desiredSpares = 0;
@@ -397,7 +411,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.#steer();
     const leaving = [...this.#retiring];
     this.options.release?.(leaving);
-    for (const child of leaving) child.drain();
+    for (const child of leaving) child.drain(last);
   }
 
   /** Kills every worker's process group (immediate stop). */

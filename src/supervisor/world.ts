@@ -12,7 +12,7 @@ import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
 import { serveMetrics } from "./metrics_server.ts";
 import { SdNotify } from "./sd_notify.ts";
-import type { ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
+import type { Change, ChangeBatch, Watcher, WatchOptions } from "../watch/mod.ts";
 import { type Clock, REAL_CLOCK } from "./clock.ts";
 import { readTcpMigrateReq } from "./kernel.ts";
 import { type Handover, openHandover } from "../handover/mod.ts";
@@ -21,6 +21,8 @@ import {
   orphansOf,
   type RecordedProcess,
   recordedWorkers,
+  removeTakeoverRecord,
+  writeTakeoverRecord,
   writeWorkers,
 } from "../control/instance_dir.ts";
 import {
@@ -50,7 +52,7 @@ export type Notifier = Pick<SdNotify, keyof SdNotify>;
 /** What connecting to the world found out, and how to let go of it. */
 export interface Connection {
   /** How files are watched; undefined when not watching. */
-  watcher?: { backend: "events" | "poll"; fallbackReason?: string };
+  watcher?: { backend: "events" | "poll"; fallbackReason?: string; notes?: string[] };
   /** Who takes new connections while a worker drains (src/handover/). */
   handover: Handover;
   /** Which child runs which files (module_graph.ts); undefined when not watching. */
@@ -63,9 +65,10 @@ export interface Connection {
     /**
      * Takes the name: the lock, the record and the usual control socket.
      * Drains the workers a predecessor that died during the takeover left
-     * serving (orphans); returns how many. Throws if the name cannot be taken.
+     * serving (orphans; `release` first, as drain's); returns how many.
+     * Throws if the name cannot be taken.
      */
-    claim(): number;
+    claim(release: (pid: number) => void): number;
   };
   close(): Promise<void>;
 }
@@ -97,8 +100,12 @@ export interface Orphans {
   /** The dead supervisor's hotreload version, when its record says. */
   version?: string;
   count: number;
-  /** Asks each to drain (SIGTERM), once it is verified to be the process recorded; how many. */
-  drain(): number;
+  /**
+   * Asks each to drain (SIGTERM), once it is verified to be the process
+   * recorded, each `release`d first (its listeners stopped: see
+   * handover/release.ts); how many.
+   */
+  drain(release: (pid: number) => void): number;
 }
 
 /** Signals the supervisor handles (never SIGUSR1: it opens Deno's inspector). */
@@ -124,9 +131,14 @@ export function realWorld(
       orphans?: { supervisor: number; version?: string; workers: RecordedProcess[] };
       /** run --takeover: the instance replaced, and how to claim its name once it is gone. */
       takingOver?: { predecessor: Predecessor; claim(): void };
+      /** The instance's hop secret and hotreload's version, for a takeover's record. */
+      hopKey?: string;
+      version?: string;
     },
 ): World {
   const startTimes = new Map<number, number>();
+  /** Taking over, until the name is ours: our workers are recorded apart (takeover.json). */
+  let recordApart = options.takingOver !== undefined;
   return {
     recordWorkers(pids) {
       for (const pid of startTimes.keys()) if (!pids.includes(pid)) startTimes.delete(pid);
@@ -137,20 +149,31 @@ export function realWorld(
         return [{ pid, startTime }];
       });
       try {
-        writeWorkers(options.instanceDir, workers);
+        if (!recordApart) writeWorkers(options.instanceDir, workers);
+        else {
+          writeTakeoverRecord(options.instanceDir, {
+            pid: Deno.pid,
+            startTime: processStartTime(Deno.pid) ?? 0,
+            hopKey: options.hopKey,
+            version: options.version,
+            workers,
+          });
+        }
       } catch { /* a full disk must not stop the supervisor; succession is best effort */ }
     },
     orphans: options.orphans && {
       supervisor: options.orphans.supervisor,
       version: options.orphans.version,
       count: options.orphans.workers.length,
-      drain: () => drainRecorded(options.orphans!.workers),
+      drain: (release) => drainRecorded(options.orphans!.workers, release),
     },
     spawnSuccessor: (runArgs) => spawnSuccessor(options.cwd, runArgs),
     formerWorkers: () =>
       [
         ...(options.orphans?.workers ?? []),
-        ...(options.takingOver ? recordedWorkers(options.instanceDir) : []),
+        ...(options.takingOver
+          ? recordedWorkers(options.instanceDir, options.takingOver.predecessor.hopKey)
+          : []),
       ].map((worker) => worker.pid),
     clock: REAL_CLOCK,
     notifier: SdNotify.fromEnv(),
@@ -163,7 +186,11 @@ export function realWorld(
         // Loaded only when watching, so `--no-watch` production runs never pay for it.
         const { createWatcher } = await import("../watch/mod.ts");
         try {
-          watcher = await createWatcher({ ...options.watch, onBatch: inbox.changes });
+          watcher = await createWatcher({
+            ...options.watch,
+            onBatch: inbox.changes,
+            onNote: (text) => log.warn("watch.note", text, { role: "supervisor" }),
+          });
         } catch (error) {
           handover.close();
           // A missing --watch path, or watching that cannot work as asked: bad input.
@@ -185,23 +212,33 @@ export function realWorld(
       // Taking over: the old supervisor serves the metrics port until it is gone.
       let metrics = takeover ? undefined : serve();
       return {
-        watcher: watcher && { backend: watcher.backend, fallbackReason: watcher.fallbackReason },
+        watcher: watcher && {
+          backend: watcher.backend,
+          fallbackReason: watcher.fallbackReason,
+          notes: watcher.notes,
+        },
         handover,
-        graphs: watcher && moduleGraphs(options),
+        // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
+        graphs: watcher &&
+          moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen),
         takeover: takeover && {
           predecessor: takeover.predecessor,
           stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
-          claim() {
+          claim(release) {
             // Read before the claim replaces the record: a predecessor killed meanwhile left these.
             const orphans = orphansOf(instanceDir);
             takeover.claim();
+            recordApart = false;
+            removeTakeoverRecord(instanceDir);
             control.close();
             control = ControlServer.listen(socketPath(instanceDir), inbox.control);
             metrics = serve();
-            return orphans ? drainRecorded(orphans.workers) : 0;
+            return orphans ? drainRecorded(orphans.workers, release) : 0;
           },
         },
         async close() {
+          // A takeover that ends before it has the name leaves no record of it.
+          if (recordApart) removeTakeoverRecord(instanceDir);
           handover.close();
           for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
           control.close();
@@ -218,8 +255,12 @@ export function realWorld(
  * how many were asked. Each pid is re-checked now: it is signalled only
  * while it is still the process recorded.
  */
-function drainRecorded(workers: RecordedProcess[]): number {
-  return workers.filter(({ pid, startTime }) => {
+function drainRecorded(workers: RecordedProcess[], release: (pid: number) => void): number {
+  // All released before any is told: none asks its clients to reconnect onto another's
+  // listener as that one stops.
+  const live = workers.filter(({ pid, startTime }) => processStartTime(pid) === startTime);
+  for (const { pid } of live) release(pid);
+  return live.filter(({ pid, startTime }) => {
     if (processStartTime(pid) !== startTime) return false;
     try {
       Deno.kill(pid, "SIGTERM");
@@ -235,6 +276,8 @@ function moduleGraphs(
   options: Pick<RunConfig, "entry" | "cwd" | "denoFlags" | "processes" | "workerDirs"> & {
     deno: string;
   },
+  recheck: (changes: Change[]) => void,
+  unseen: (path: string) => string | undefined,
 ): ModuleGraphs {
   return new ModuleGraphs({
     deno: options.deno,
@@ -245,9 +288,23 @@ function moduleGraphs(
         name: process.name,
         entry: process.entry,
         denoFlags: process.permissions ?? options.denoFlags,
+        dirs: process.watch,
       })),
     },
     workerDirs: options.workerDirs,
+    recheck,
+    unseen,
+    onUnseen: (process, files) => {
+      const who = process === undefined ? "the workers run" : `the "${process}" process runs`;
+      const shown = files.slice(0, 5).map(({ file, why }) => `${file} (${why})`).join(", ");
+      const more = files.length > 5 ? ` and ${files.length - 5} more` : "";
+      log.warn(
+        "watch.unseen",
+        `${who} ${files.length} module(s) whose edits are never seen, so they reload nothing: ` +
+          `${shown}${more}; name their directories with --watch (or --worker-dir)`,
+        { role: "supervisor", files: files.map(({ file }) => file) },
+      );
+    },
     onUnavailable: (why) =>
       log.warn(
         "watch.no-graph",

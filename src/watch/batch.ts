@@ -51,29 +51,70 @@ export class ChangeSet {
 }
 
 /**
- * A trailing debounce: `fire` runs `delayMs` after the last `touch()`. So a
- * stream that never pauses is still delivered, it also fires once `maxWaitMs`
- * have passed since the first touch of the burst.
+ * A burst that has touched this many paths is a build or a checkout, not a
+ * save: it waits for a longer quiet, and may last longer before it goes out
+ * anyway. A build writes its files with pauses (a bundler between chunks, a
+ * busy machine) longer than a save's debounce, and one cut into several
+ * batches started a reload per batch, the first of them on a half-written
+ * build (a build rewriting 200 files over 3 s started 6).
+ */
+const BUILD_PATHS = 10;
+/**
+ * The quiet a build's batch waits for; also that of a burst that looks like
+ * a build from its first event: one that removed a file (a build that
+ * empties its output directory first, as Vite's `emptyOutDir` does, writes
+ * each module again 10-25 ms later, and a batch that went out in between
+ * reloaded onto a missing file, then again), or one that wrote in a named
+ * directory a `.gitignore` lists (build output by both counts: filter.ts),
+ * whose first files would otherwise go out as a save of their own.
+ */
+const BUILD_QUIET_MS = 300;
+/** How long a build's burst may last before its batch goes out anyway. */
+const BUILD_MAX_WAIT_MS = 10_000;
+
+/** The quiet that ends a burst that has touched `paths` paths (`build`: it looks like one). */
+export function quietFor(debounceMs: number, paths: number, build = false): number {
+  return paths >= BUILD_PATHS || build ? Math.max(debounceMs, BUILD_QUIET_MS) : debounceMs;
+}
+
+/** How long a burst that has touched `paths` paths and never pauses may last. */
+export function maxWaitFor(debounceMs: number, paths: number): number {
+  return paths >= BUILD_PATHS
+    ? Math.max(BUILD_MAX_WAIT_MS, debounceMs * 10)
+    : Math.max(1000, debounceMs * 10);
+}
+
+/**
+ * A trailing debounce: `fire` runs once the burst has been quiet for its
+ * quiet time (`delayMs`, longer for a build: {@linkcode quietFor}). So a
+ * stream that never pauses is still delivered, it also fires once its
+ * longest wait ({@linkcode maxWaitFor}) has passed since the first touch.
  */
 export class Debounce {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #first = 0;
+  #build = false;
   readonly #delay: number;
-  readonly #maxWait: number;
   readonly #fire: () => void;
 
-  constructor(delayMs: number, fire: () => void, maxWaitMs = Math.max(1000, delayMs * 10)) {
+  constructor(delayMs: number, fire: () => void) {
     this.#delay = delayMs;
-    this.#maxWait = maxWaitMs;
     this.#fire = fire;
   }
 
-  /** Something changed: (re)start the quiet period. */
-  touch(): void {
+  /**
+   * Something changed; the burst has touched `paths` paths, and this change
+   * looks like a `build`'s (see BUILD_QUIET_MS): (re)start the quiet period.
+   */
+  touch(paths = 1, build = false): void {
     const now = performance.now();
-    if (this.#timer === undefined) this.#first = now;
-    else clearTimeout(this.#timer);
-    const wait = Math.max(0, Math.min(this.#delay, this.#first + this.#maxWait - now));
+    if (this.#timer === undefined) {
+      this.#first = now;
+      this.#build = false;
+    } else clearTimeout(this.#timer);
+    this.#build ||= build;
+    const left = this.#first + maxWaitFor(this.#delay, paths) - now;
+    const wait = Math.max(0, Math.min(quietFor(this.#delay, paths, this.#build), left));
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
       this.#fire();

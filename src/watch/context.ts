@@ -29,6 +29,8 @@ export interface Context {
   filter: PathFilter;
   debounceMs: number;
   onBatch: (batch: ChangeBatch) => void;
+  /** Something the user should know about, said once (a named file that is a FIFO). */
+  onNote?: (text: string) => void;
 }
 
 /** Absolute path → path relative to the project root, "/"-separated. */

@@ -6,6 +6,7 @@
  */
 import { dirname, isAbsolute, resolve } from "node:path";
 import { chooseBackend, findMount, isNoInotifyFs, parseMounts, readSystemInfo } from "./backend.ts";
+import { canonicalSync } from "./canonical.ts";
 import { type Context, type Root, toRel } from "./context.ts";
 import { EventsBackend, type WatchFsFn } from "./events.ts";
 import { PathFilter } from "./filter.ts";
@@ -111,6 +112,81 @@ function resolveRoots(rootAbs: string, paths: readonly string[]): Root[] {
   return roots;
 }
 
+/** A directory the user named: by `--watch` or another flag (`--worker-dir`). */
+interface NamedDir {
+  abs: string;
+  rel: string;
+  flag: string;
+  exists: boolean;
+}
+
+/**
+ * The directories the user named: each `--watch` path that is a directory,
+ * and `named` (`--worker-dir`), real paths where they exist (the watcher
+ * reports real paths), relative to the root.
+ */
+function namedDirectories(
+  rootAbs: string,
+  paths: readonly string[],
+  named: ReadonlyArray<{ path: string; flag: string }>,
+): NamedDir[] {
+  const found: NamedDir[] = [];
+  for (const { path, flag } of [...paths.map((path) => ({ path, flag: "--watch" })), ...named]) {
+    const abs = isAbsolute(path) ? resolve(path) : resolve(rootAbs, path);
+    let real = abs;
+    let exists = false;
+    try {
+      real = Deno.realPathSync(abs);
+      exists = Deno.statSync(real).isDirectory;
+      if (!exists) continue; // a file: `explicitFiles` has it
+    } catch { /* not there yet: named all the same */ }
+    const rel = toRel(rootAbs, real);
+    if (!found.some((dir) => dir.rel === rel)) found.push({ abs: real, rel, flag, exists });
+  }
+  return found;
+}
+
+/**
+ * Why a change of `path` would never be reported (see Watcher.unseen): it
+ * is looked up by its real path, as the backends find files (neither
+ * inotify nor the walk follows a link to a directory).
+ */
+function whyUnseen(
+  rootAbs: string,
+  roots: readonly Root[],
+  filter: PathFilter,
+  path: string,
+): string | undefined {
+  const real = canonicalSync(path);
+  for (const root of roots) {
+    if (root.only !== undefined) {
+      if (real === root.abs) return undefined;
+      continue;
+    }
+    if (real !== root.abs && !real.startsWith(root.abs === "/" ? "/" : `${root.abs}/`)) continue;
+    const rel = toRel(rootAbs, real);
+    if (filter.acceptsFile(rel)) return undefined;
+    const name = rel.slice(rel.lastIndexOf("/") + 1);
+    return filter.hasWatchedExtension(name) ? "ignored" : "not a watched extension (--ext)";
+  }
+  return "outside the watched paths";
+}
+
+/** What start-up says when a named directory and an ignore rule disagree. */
+function namedNotes(filter: PathFilter, named: readonly NamedDir[]): string[] {
+  const { gitignored, ignored } = filter.namedConflicts();
+  const flagOf = (rel: string) => named.find((dir) => dir.rel === rel)?.flag ?? "--watch";
+  return [
+    ...gitignored.map((rel) =>
+      `${rel}/ is named with ${flagOf(rel)} and listed in a .gitignore: watched all the same ` +
+      `(a directory you name beats an ignore file)`
+    ),
+    ...ignored.map((rel) =>
+      `${rel}/ is named with ${flagOf(rel)} but an --ignore glob covers it: not watched`
+    ),
+  ];
+}
+
 /**
  * Throws the one-line error `createWatcher` would give for a missing root or
  * `--watch` path, without watching: so a start is refused before anything
@@ -140,9 +216,12 @@ export async function createWatcherWith(
   }
   const rootAbs = realDir(options.root);
   const also = options.alsoFiles ?? [];
+  const named = namedDirectories(rootAbs, options.paths ?? [], options.namedDirs ?? []);
   const roots = resolveRoots(rootAbs, [
     ...(options.paths?.length ? options.paths : [rootAbs]),
     ...also,
+    // A named directory that does not exist yet cannot be watched on its own (yet).
+    ...named.filter((dir) => dir.exists).map((dir) => dir.abs),
   ]);
   const extensions = options.extensions?.length ? options.extensions : DEFAULT_EXTENSIONS;
   const debounceMs = positive("debounce", options.debounceMs, DEFAULT_EVENTS_DEBOUNCE_MS, true);
@@ -160,8 +239,18 @@ export async function createWatcherWith(
       ...roots.filter((r) => r.only !== undefined).map((r) => r.rel),
       ...also.map((file) => toRel(rootAbs, isAbsolute(file) ? file : resolve(rootAbs, file))),
     ],
+    namedDirs: named.map((dir) => dir.rel),
   });
-  const ctx: Context = { rootAbs, roots, filter, debounceMs, onBatch: options.onBatch };
+  const notes = namedNotes(filter, named);
+  const unseen = (path: string) => whyUnseen(rootAbs, roots, filter, path);
+  const ctx: Context = {
+    rootAbs,
+    roots,
+    filter,
+    debounceMs,
+    onBatch: options.onBatch,
+    onNote: options.onNote,
+  };
 
   let sysInfo: { mounts: string; osRelease: string } | undefined;
   const sys = () => sysInfo ??= (deps.systemInfo ?? readSystemInfo)();
@@ -183,6 +272,8 @@ export async function createWatcherWith(
     return {
       backend: "poll",
       fallbackReason,
+      notes,
+      unseen,
       prober: b.prober,
       pollStats: () => b.stats,
       close: () => b.close(),
@@ -210,5 +301,5 @@ export async function createWatcherWith(
     }
     return poll(`Deno.watchFs failed on ${where} (${msg}); inotify limits may be exhausted`);
   }
-  return { backend: "events", close: () => events.close() };
+  return { backend: "events", notes, unseen, close: () => events.close() };
 }

@@ -18,6 +18,7 @@
  */
 import { ChangeSet, Debounce } from "./batch.ts";
 import { type Context, type Root, toRel, walkFiles } from "./context.ts";
+import { FifoGuard } from "./fifo.ts";
 
 /** The `Deno.watchFs` signature (injectable for tests). */
 export type WatchFsFn = (
@@ -68,6 +69,8 @@ export class EventsBackend {
   #closed = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #soon: ReturnType<typeof setTimeout> | undefined;
+  /** Named files that are FIFOs, held open so that Deno's watcher never blocks on one (fifo.ts). */
+  readonly #fifos = new FifoGuard();
 
   constructor(ctx: Context, watchFs: WatchFsFn = Deno.watchFs) {
     this.#ctx = ctx;
@@ -92,8 +95,21 @@ export class EventsBackend {
         this.#walkInto(r.abs, r.rel, this.#known);
       }
     }
+    this.#guardFifos();
     this.#arm();
     this.#timer = setInterval(() => this.#checkRoots(), ROOT_CHECK_MS);
+  }
+
+  /** Holds the named files that are FIFOs (fifo.ts); says so once for each. */
+  #guardFifos(): void {
+    const named = this.#ctx.filter.explicitFiles().map((rel) => `${this.#ctx.rootAbs}/${rel}`);
+    for (const abs of new Set([...this.#fileRoots, ...named])) {
+      if (!this.#fifos.check(abs)) continue;
+      this.#ctx.onNote?.(
+        `${toRel(this.#ctx.rootAbs, abs)} is a FIFO, not a file: held open so that the file ` +
+          `watcher does not wait on it (Deno's opens each changed file)`,
+      );
+    }
   }
 
   async close(): Promise<void> {
@@ -105,6 +121,7 @@ export class EventsBackend {
     for (const w of this.#watchers) this.#closeQuietly(w);
     this.#watchers = [];
     await Promise.allSettled(this.#loops);
+    this.#fifos.close();
   }
 
   #walkInto(abs: string, rel: string, files: Set<string>, dirs?: Set<string>): void {
@@ -168,6 +185,7 @@ export class EventsBackend {
 
   #checkRoots(): void {
     if (this.#closed) return;
+    this.#guardFifos();
     const changed = this.#ctx.roots.filter((r) => identity(r.dirAbs) !== this.#ids.get(r));
     if (changed.length === 0 && !this.#dead) return;
     try {
@@ -177,7 +195,7 @@ export class EventsBackend {
       this.#dead = true;
     }
     for (const r of changed) this.#mark(r.rel, r.abs, STRUCTURAL);
-    if (changed.length > 0) this.#debounce.touch();
+    if (changed.length > 0) this.#debounce.touch(this.#pending.size, true);
   }
 
   #underDirRoot(abs: string): boolean {
@@ -191,6 +209,8 @@ export class EventsBackend {
     if (this.#closed || ev.kind === "access") return;
     const flag = ev.kind === "modify" ? MODIFY : STRUCTURAL;
     let touched = false;
+    // A removal, or a write in build output: a build's burst (batch.ts).
+    let build = ev.kind === "remove";
     for (const abs of ev.paths) {
       if (this.#dirRoots.includes(abs)) {
         // An event for a watched directory itself (deleted, moved): check it now.
@@ -202,9 +222,10 @@ export class EventsBackend {
       if (this.#relevant(rel, abs)) {
         this.#mark(rel, abs, flag);
         touched = true;
+        build ||= this.#ctx.filter.isBuildOutput(rel);
       }
     }
-    if (touched) this.#debounce.touch();
+    if (touched) this.#debounce.touch(this.#pending.size, build);
   }
 
   #relevant(rel: string, abs: string): boolean {

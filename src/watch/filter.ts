@@ -6,6 +6,14 @@
  * the root itself. Paths outside the root ("../...", from a `--watch` outside
  * the project) get the built-in ignores and the extension filter only.
  *
+ * A directory the user named (`--watch build`, `--worker-dir build/server`)
+ * is watched whatever a `.gitignore` says: build output is what such a name
+ * is for, and a `.gitignore` lists it because it is not source, not because
+ * a running app does not load it. So no `.gitignore` rule applies below a
+ * named directory, nor to the directories on the way to it (they are entered;
+ * their other files and subdirectories keep the rules). `--ignore` globs,
+ * also the user's own words, still apply, and so do the built-in ignores.
+ *
  * @module
  */
 import { compileRules, type RuleSet } from "./ignore.ts";
@@ -32,6 +40,8 @@ export interface FilterOptions {
   gitignore?: boolean;
   /** Files the user named with `--watch`: accepted whatever their name. */
   explicitFiles?: Iterable<string>;
+  /** Directories the user named (`--watch`, `--worker-dir`): no `.gitignore` applies there. */
+  namedDirs?: Iterable<string>;
   /** Reads a `.gitignore`; returns null when there is none (for tests). */
   readText?: (absPath: string) => string | null;
 }
@@ -66,6 +76,9 @@ export class PathFilter {
   readonly #user: RuleSet | null;
   readonly #gitignore: boolean;
   readonly #explicit: ReadonlySet<string>;
+  readonly #named: readonly string[];
+  /** The named directories a `.gitignore` lists (build output), once asked for. */
+  #builds?: string[];
   readonly #readText: (absPath: string) => string | null;
   #gitRules = new Map<string, RuleSet | null>();
   #dirCache = new Map<string, boolean>();
@@ -79,6 +92,10 @@ export class PathFilter {
     this.#user = globs.length > 0 ? compileRules(globs) : null;
     this.#gitignore = options.gitignore ?? true;
     this.#explicit = new Set(options.explicitFiles ?? []);
+    // The root is named by default, and paths outside it never see a rule: neither counts.
+    this.#named = [...new Set(options.namedDirs ?? [])]
+      .map((dir) => dir.replace(/\/+$/, ""))
+      .filter((dir) => dir !== "" && dir !== "." && dir !== ".." && !dir.startsWith("../"));
     this.#readText = options.readText ?? defaultReadText;
   }
 
@@ -99,6 +116,7 @@ export class PathFilter {
   invalidate(): void {
     this.#gitRules.clear();
     this.#dirCache.clear();
+    this.#builds = undefined;
   }
 
   /**
@@ -125,6 +143,11 @@ export class PathFilter {
   /** True for a file named on its own (an `--env-file`): watched whatever its name says. */
   isExplicit(rel: string): boolean {
     return this.#explicit.has(rel);
+  }
+
+  /** The files named on their own, relative to the root. */
+  explicitFiles(): readonly string[] {
+    return [...this.#explicit];
   }
 
   /** Full check for a file: ancestors, built-ins, extension, rules. */
@@ -156,11 +179,50 @@ export class PathFilter {
     return this.ignoredDir(parent) || this.#rulesIgnore(rel, false);
   }
 
+  /**
+   * The named directories a `.gitignore` would ignore (they are watched
+   * anyway), and those an `--ignore` glob ignores (they are not): start-up
+   * says so, since the user asked for both.
+   */
+  namedConflicts(): { gitignored: string[]; ignored: string[] } {
+    const gitignored: string[] = [];
+    const ignored: string[] = [];
+    for (const dir of this.#named) {
+      const chain = dir.split("/").map((_, i, parts) => parts.slice(0, i + 1).join("/"));
+      if (chain.some((d) => this.#user?.test(`${d}/`).ignored)) ignored.push(dir);
+      else if (this.#gitignore && chain.some((d) => this.#gitRulesIgnore(`${d}/`))) {
+        gitignored.push(dir);
+      }
+    }
+    return { gitignored, ignored };
+  }
+
+  /**
+   * True for a path in a named directory that a `.gitignore` lists: build
+   * output (what the user runs, and not source), written in bursts.
+   */
+  isBuildOutput(rel: string): boolean {
+    this.#builds ??= this.namedConflicts().gitignored;
+    return this.#builds.some((dir) => rel.startsWith(`${dir}/`));
+  }
+
+  /** True for a named directory, a path below one, or (`isDir`) a directory on the way to one. */
+  #namedOrOnTheWay(rel: string, isDir: boolean): boolean {
+    return this.#named.some((dir) =>
+      rel === dir || rel.startsWith(`${dir}/`) || (isDir && dir.startsWith(`${rel}/`))
+    );
+  }
+
   #rulesIgnore(rel: string, isDir: boolean): boolean {
     if (rel.startsWith("../") || rel === "..") return false;
     const p = isDir ? `${rel}/` : rel;
     if (this.#user !== null && this.#user.test(p).ignored) return true;
-    if (!this.#gitignore) return false;
+    if (!this.#gitignore || this.#namedOrOnTheWay(rel, isDir)) return false;
+    return this.#gitRulesIgnore(p);
+  }
+
+  /** Whether the `.gitignore` files ignore `p` (relative; a directory ends with "/"). */
+  #gitRulesIgnore(p: string): boolean {
     let ignored = false;
     // Every directory from the root down to the parent may hold a .gitignore;
     // a deeper file's decision overrides a shallower one (as git does).

@@ -44,7 +44,7 @@
  *
  * @module
  */
-import { ChangeSet } from "./batch.ts";
+import { ChangeSet, maxWaitFor, quietFor } from "./batch.ts";
 import type { ChangeKind } from "./types.ts";
 import { type Context, entryKind, joinAbs, joinRel, readDirOrNull, type Root } from "./context.ts";
 import { defaultProber, DIR, FILE, type Key, type Prober, SIG_LEN, storeSig } from "./probe.ts";
@@ -156,9 +156,10 @@ export class PollBackend {
   readonly #localClock: boolean;
   readonly #sig = new Float64Array(SIG_LEN);
   readonly #changes = new ChangeSet();
-  readonly #maxWait: number;
   #dirty = false;
   #burstStart = 0;
+  /** The pending batch removed a file or wrote build output (a build's quiet: batch.ts). */
+  #build = false;
   /** Newest ctime (ms since the epoch) among the changes of the pending batch. */
   #newestChange = -Infinity;
   readonly #roots: PRoot[];
@@ -179,7 +180,6 @@ export class PollBackend {
     this.#canHold = (config.holdFds ?? true) && this.#prober.canHold;
     this.#hold = this.#canHold;
     this.#localClock = config.localClock ?? true;
-    this.#maxWait = Math.max(1000, ctx.debounceMs * 10);
     this.#roots = ctx.roots.map((root) => ({ root, dir: null }));
   }
 
@@ -269,7 +269,8 @@ export class PollBackend {
    * round follows `debounceMs` later instead of a full interval later, and
    * the batch goes out from the first round that finds nothing new (or once
    * a burst has lasted `maxWait`). A burst that straddles a round is one
-   * batch either way.
+   * batch either way. A build's burst (many paths) waits for a longer quiet,
+   * and may last longer (batch.ts).
    */
   #afterRound(start: number, startWall: number): void {
     if (this.#closed) return;
@@ -277,12 +278,18 @@ export class PollBackend {
     if (this.#dirty) {
       this.#dirty = false;
       if (this.#burstStart === 0) this.#burstStart = now;
-      if (!this.#endedBefore(startWall) && now - this.#burstStart < this.#maxWait) {
-        this.#schedule(Math.max(1, this.#ctx.debounceMs));
+      const paths = this.#changes.size;
+      const quiet = quietFor(this.#ctx.debounceMs, paths, this.#build);
+      if (
+        !this.#endedBefore(startWall, quiet) &&
+        now - this.#burstStart < maxWaitFor(this.#ctx.debounceMs, paths)
+      ) {
+        this.#schedule(Math.max(1, quiet));
         return;
       }
     }
     this.#burstStart = 0;
+    this.#build = false;
     this.#newestChange = -Infinity;
     if (this.#changes.size > 0) {
       const changes = this.#changes.take();
@@ -347,19 +354,20 @@ export class PollBackend {
   }
 
   /**
-   * Whether the pending changes all happened `debounceMs` before a round
+   * Whether the pending changes all happened `quietMs` before a round
    * that started at `roundWall` (ms since the epoch). Only trusted where
    * ctime comes from this clock; removals carry no time and never qualify.
    */
-  #endedBefore(roundWall: number): boolean {
+  #endedBefore(roundWall: number, quietMs: number): boolean {
     return this.#localClock &&
-      this.#newestChange <= roundWall - this.#ctx.debounceMs - TIMESTAMP_SLACK_MS;
+      this.#newestChange <= roundWall - quietMs - TIMESTAMP_SLACK_MS;
   }
 
   /** Note a change; `atMs` is when it happened (the entry's ctime), Infinity when unknown. */
   #record(path: string, kind: ChangeKind, atMs: number): void {
     this.#changes.record(path, kind);
     this.#dirty = true;
+    if (kind === "removed" || this.#ctx.filter.isBuildOutput(path)) this.#build = true;
     if (atMs > this.#newestChange) this.#newestChange = atMs;
   }
 

@@ -37,6 +37,13 @@ export interface WatchOptions {
   extensions?: string[];
   /** Files watched whatever `extensions` and the ignore rules say (`--env-file` files). */
   alsoFiles?: string[];
+  /**
+   * Directories the user named besides `paths` (`--worker-dir`), with the
+   * flag that named them: watched too, and, like a directory in `paths`,
+   * whatever a `.gitignore` says. One that does not exist yet is watched
+   * once it appears, if it is inside a watched directory.
+   */
+  namedDirs?: Array<{ path: string; flag: string }>;
   /** `--ignore`, gitignore-style globs relative to root. */
   ignore?: string[];
   /** Respect .gitignore files, the root one and nested ones (default true). */
@@ -47,6 +54,8 @@ export interface WatchOptions {
   poll?: PollOptions;
   /** Receives each batch; must not throw. */
   onBatch: (batch: ChangeBatch) => void;
+  /** Receives what the user should know while watching (said once each); must not throw. */
+  onNote?: (text: string) => void;
 }
 
 /** A running watcher. */
@@ -54,6 +63,14 @@ export interface Watcher {
   readonly backend: "events" | "poll";
   /** Why polling was chosen automatically (undefined when forced or events). */
   readonly fallbackReason?: string;
+  /** What start-up should say about the names given (a named directory a .gitignore lists). */
+  readonly notes: string[];
+  /**
+   * Why a change of the file at `path` (absolute) would never be reported,
+   * or undefined when it would: "outside the watched paths", "ignored", or
+   * "not a watched extension".
+   */
+  unseen(path: string): string | undefined;
   /** Stop all timers and OS watchers; idempotent. No batch is delivered afterwards. */
   close(): Promise<void>;
 }

@@ -31,9 +31,16 @@ async function workers(dir: string) {
   };
 }
 
+/** What the last `settled` check saw, for a timeout's message. */
+let lastStatus = "";
+
 async function settled(dir: string, n: number): Promise<boolean> {
   const { rows, reloading } = await workers(dir);
-  return !reloading && rows.length === n && rows.every((r) => r.state === "ready");
+  lastStatus = JSON.stringify({ reloading, rows });
+  // Workers that drain are out of service (they close their idle connections after the close
+  // window, and recycles keep some draining all the time): the ones in service count.
+  const serving = rows.filter((r) => r.state !== "draining" && r.state !== "held");
+  return !reloading && serving.length === n && serving.every((r) => r.state === "ready");
 }
 
 const dir = await makeProject({ "main.ts": app(1) });
@@ -63,7 +70,10 @@ try {
       () => both.every((l) => l.latest >= version),
       () => `v${version} answered\n${run.output.text()}`,
     );
-    await waitFor(() => settled(dir, WORKERS), `the reload to v${version} done`);
+    await waitFor(
+      () => settled(dir, WORKERS),
+      () => `the reload to v${version} done\n${lastStatus}\n${run.output.text().slice(-4000)}`,
+    );
   };
   const sameCode = async (trigger: string, how: () => Promise<void>, n = WORKERS) => {
     state.trigger = trigger;

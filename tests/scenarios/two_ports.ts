@@ -56,7 +56,10 @@ try {
     }
   }
   const { supervisor, children } = await status(dir);
-  const workers = children.filter((row: { role: string }) => row.role === "worker");
+  // Workers that drain are out of service (they close their idle connections after the close window).
+  const workers = children.filter((row: { role: string; state: string }) =>
+    row.role === "worker" && row.state !== "draining" && row.state !== "held"
+  );
   console.log(JSON.stringify({
     steered: run.output.has("handover: steered (eBPF)"),
     port,

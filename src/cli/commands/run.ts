@@ -10,7 +10,8 @@ import {
   runningInstance,
 } from "../../control/instance_dir.ts";
 import { log, setupLogging } from "../../log/mod.ts";
-import { resolveDeno } from "../deno_path.ts";
+import { denoSource, resolveDeno } from "../deno_path.ts";
+import { checkChildDeno } from "../deno_version.ts";
 import { ensurePortFree } from "../port_check.ts";
 import { Supervisor, type SupervisorOptions } from "../../supervisor/supervisor.ts";
 import { runtimeBase } from "../../supervisor/runtime_modules.ts";
@@ -30,6 +31,7 @@ export async function runCommand(argv: string[]): Promise<number> {
   }
   // Every check that can refuse the start happens before anything is started.
   const deno = resolveDeno(config.deno);
+  await checkChildDeno(deno, denoSource(config.deno));
   await checkDenoFlags(deno, config.denoFlags, cwd);
   for (const process of config.processes) {
     if (process.permissions) {
@@ -160,7 +162,23 @@ function supervise(
     orphans,
     takingOver,
     version: VERSION,
-    // Env files reload the workers too, whatever --ext says.
-    watch: config.watch ? { ...config.watch, root: cwd, alsoFiles: envs } : undefined,
+    // Env files reload the workers too, whatever --ext says; directories named for a kind of
+    // child (--worker-dir, a process's watch) are watched whatever a .gitignore says.
+    watch: config.watch
+      ? {
+        ...config.watch,
+        root: cwd,
+        alsoFiles: envs,
+        namedDirs: [
+          ...config.workerDirs.map((path) => ({ path, flag: "--worker-dir" })),
+          ...config.processes.flatMap((process) =>
+            (process.watch ?? []).map((path) => ({
+              path,
+              flag: `the "${process.name}" process's watch`,
+            }))
+          ),
+        ],
+      }
+      : undefined,
   }).run();
 }

@@ -1,7 +1,8 @@
 /**
  * `hotreload scale <n>`: more or fewer workers; new ones join ready-gated,
  * removed ones drain. Waits until the new workers are ready (or the removed
- * ones are gone) and reports, as `reload` does.
+ * ones have left service: they drain on, closing their idle connections
+ * after the close window) and reports, as `reload` does.
  */
 import { askOverSocket } from "../../control/client.ts";
 import { MAX_WORKERS } from "../../config/limits.ts";
@@ -27,7 +28,9 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   const deadline = started + timeoutMs;
   while (true) {
     const status = await askOverSocket(values.name, { cmd: "status" });
-    const rows = status.status!.children.filter((row) => row.role === "worker");
+    const rows = status.status!.children.filter((row) =>
+      row.role === "worker" && row.state !== "draining" && row.state !== "held"
+    );
     const ready = rows.filter((row) => row.state === "ready").length;
     if (rows.length === workers && ready === workers) {
       console.error(`hotreload: ${workers} worker(s) ready in ${Date.now() - started} ms`);
