@@ -2,15 +2,16 @@
  * `deno task bench [name...]`: runs the benchmarks one after another (each
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
- * startup, reload, throughput, watch, fix, saves, matrix, graph, takeover, sticky; none means
- * all. The throughput bench
- * needs wrk (`apt-get install -y wrk`); the reload bench needs root for
+ * startup, reload, reload-load, throughput, watch, fix, saves, matrix, graph, takeover,
+ * sticky; none means all. The throughput, sticky and reload-load benches
+ * need wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
 import { benchFix } from "./fix.ts";
 import { benchGraph } from "./graph.ts";
 import { benchMatrix } from "./matrix.ts";
 import { benchReload } from "./reload.ts";
+import { benchReloadLoad } from "./reload_load.ts";
 import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
 import { benchSticky } from "./sticky.ts";
@@ -20,6 +21,7 @@ import { benchThroughput } from "./throughput.ts";
 const BENCHES: Record<string, () => Promise<string>> = {
   startup: benchStartup,
   reload: () => benchReload(),
+  "reload-load": () => benchReloadLoad(),
   throughput: benchThroughput,
   fix: benchFix,
   saves: () => benchSaves(),
