@@ -6,8 +6,9 @@
  * Deno's server has a fast path for a handler that declares no parameters
  * (`() => new Response(...)`, as the throughput bench's hello app): it then
  * builds no Request, no ServeHandlerInfo (`handler.length === 0`, Deno's
- * ext/http/00_serve.ts). hotreload's wrapper (src/runtime/worker_preload.ts,
- * `poolHandler`) declares two, reads `request.url` (the hop check: two ops
+ * ext/http/00_serve.ts). hotreload's wrapper (src/runtime/serve_handler.ts,
+ * `poolHandler`) keeps that fast path for such a handler; for one that reads
+ * its request it declares two parameters, reads `request.url` (the hop check: two ops
  * and a string per request) and `info.completed` (a promise Deno creates
  * only when asked, settled when the response is sent) for its count of open
  * requests. Each variant below adds one of these to the same hello app:
@@ -16,7 +17,10 @@
  * - `(request, info) => app()`: two parameters, nothing read;
  * - `+ request.url`: the hop check;
  * - `+ info.completed`: the open-request count;
- * - `the wrapper`: all of it, as poolHandler does in service.
+ * - `the wrapper`: all of it, as poolHandler does in service;
+ * - `(request) => app reading request.url`: an app that routes on its URL,
+ *   as most do, and the same app inside the wrapper (Deno keeps the URL it
+ *   made, so the hop check then costs one `indexOf`).
  *
  * wrk -t1 -c64 pinned to CPU 0, the server to CPU 1, 5 s after a 2 s
  * warm-up, keep-alive and a new connection per request; rounds interleaved
@@ -37,6 +41,7 @@ import {
 
 const MARKER = "/~hotreload-hop/0123456789abcdef0123456789abcdef/";
 const PRELUDE = `const app = () => new Response("hello");
+const routed = (request) => new Response(request.url.endsWith("/") ? "hello" : "other");
 const port = Number(Deno.env.get("PORT"));
 let open = 0, served = 0;
 const done = () => { open--; };
@@ -71,6 +76,22 @@ const VARIANTS: { label: string; serve: string }[] = [
   if (request.url.indexOf("${MARKER}") < 0) {
     served++;
     return app(request, info);
+  }
+  return new Response("hop");
+});`,
+  },
+  {
+    label: "(request) => app reading request.url",
+    serve: `Deno.serve({ port }, (request) => routed(request));`,
+  },
+  {
+    label: "the wrapper around that app",
+    serve: `Deno.serve({ port }, (request, info) => {
+  open++;
+  info.completed.then(done, done);
+  if (request.url.indexOf("${MARKER}") < 0) {
+    served++;
+    return routed(request, info);
   }
   return new Response("hop");
 });`,

@@ -10,10 +10,14 @@
  * What sits in a hotreload worker's request path: Deno's own server
  * (`Deno.serve`, through src/runtime/pool_server.ts, which only adds a way to
  * stop its listener from outside and to listen again after an accept error),
- * and around the app's handler a thin wrapper (src/runtime/worker_preload.ts)
- * that counts the request and checks its URL for the hop marker. A worker
- * sends requests on to another (a hop, src/runtime/hop.ts and forward.ts)
- * only while it leaves service; never here. The supervisor is not in the
+ * and around the app's handler a thin wrapper (src/runtime/serve_handler.ts)
+ * that counts the request and, for a handler that reads its request, checks
+ * its URL for the hop marker. The hello app's handler declares no
+ * parameters, so Deno serves it on its fast path (no Request is built), and
+ * so does the wrapper, which then declares none either. (What the hop check
+ * costs an app that reads its request is `bench/request_path.ts`'s table.) A
+ * worker sends requests on to another (a hop, src/runtime/hop.ts and
+ * forward.ts) only while it leaves service; never here. The supervisor is not in the
  * path: the kernel hands connections to the workers (SO_REUSEPORT, and
  * steered, an SK_REUSEPORT program that runs once per new connection). So
  * each ratio should be about 1; the target is ≥ 0.97 in every row.
