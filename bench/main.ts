@@ -2,15 +2,15 @@
  * `deno task bench [name...]`: runs the benchmarks one after another (each
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
- * startup, reload, reload-load, throughput, watch, fix, saves, matrix, graph, takeover,
- * sticky; none means all. The throughput, sticky and reload-load benches
+ * startup, reload, edit (the reload bench's edit loop alone), reload-load, throughput,
+ * watch, fix, saves, matrix, graph, takeover, sticky; none means all but edit. The throughput, sticky and reload-load benches
  * need wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
 import { benchFix } from "./fix.ts";
 import { benchGraph } from "./graph.ts";
 import { benchMatrix } from "./matrix.ts";
-import { benchReload } from "./reload.ts";
+import { benchReload, editLoop } from "./reload.ts";
 import { benchReloadLoad } from "./reload_load.ts";
 import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
@@ -21,6 +21,7 @@ import { benchThroughput } from "./throughput.ts";
 const BENCHES: Record<string, () => Promise<string>> = {
   startup: benchStartup,
   reload: () => benchReload(),
+  edit: () => editLoop(20),
   "reload-load": () => benchReloadLoad(),
   throughput: benchThroughput,
   fix: benchFix,
@@ -49,7 +50,10 @@ export function placeSection(doc: string, name: string, section: string): string
 }
 
 if (import.meta.main) {
-  const names = Deno.args.length > 0 ? Deno.args : Object.keys(BENCHES);
+  // The edit loop alone is part of the reload bench already.
+  const names = Deno.args.length > 0
+    ? Deno.args
+    : Object.keys(BENCHES).filter((name) => name !== "edit");
   const unknown = names.filter((name) => !BENCHES[name]);
   if (unknown.length > 0) {
     console.error(

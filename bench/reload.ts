@@ -86,7 +86,7 @@ const RUNS: { label: string; args: string[]; migrate: 0 | 1 }[] = [
 ];
 
 /** The edit loop without load: first new answer and every answer new, side by side. */
-async function editLoop(edits: number): Promise<string> {
+export async function editLoop(edits: number): Promise<string> {
   const results = [];
   for (const subject of EDIT_SUBJECTS) {
     results.push({ subject, result: await measureEdits(subject, edits) });
@@ -95,6 +95,8 @@ async function editLoop(edits: number): Promise<string> {
   const anchorMs = median(anchor.all);
   return [
     `### Save → new answers (${edits} edits each, fresh connections, no load)`,
+    "",
+    machine(),
     "",
     table(
       [

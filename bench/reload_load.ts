@@ -9,7 +9,10 @@
  * serve --parallel --watch` (4 jobs), reloaded by editing the entry;
  * hotreload with 4 workers and its watching defaults (warm spares, one-step
  * switch), steered (root's default) and `--handover none`, reloaded by
- * edits; hotreload with 2 workers, not watching (a rolling reload), reloaded
+ * edits, with the hello app (its handler declares no parameters: Deno's
+ * fast path, and a worker out of service answers with `Connection: close`)
+ * and with the same app reading its request (a worker out of service sends
+ * each request on to new code, src/runtime/forward.ts); hotreload with 2 workers, not watching (a rolling reload), reloaded
  * by `hotreload reload` (the entry is rewritten first, so the new code is
  * new), steered and `--handover none`. Every subject also runs without
  * reloads (steady). Each is started fresh for each run (after a 2 s warm-up
@@ -59,6 +62,9 @@ interface Subject {
 
 const portSource = (port: number, version: number) =>
   `Deno.serve({ port: ${port} }, () => new Response("v${version}"));\n`;
+/** The same app reading its request: hotreload then sends requests on while out of service. */
+const readingSource = (port: number, version: number) =>
+  `Deno.serve({ port: ${port} }, (request) => new Response(request.method === "GET" ? "v${version}" : "?"));\n`;
 const serveSource = (_port: number, version: number) =>
   `export default { fetch: () => new Response("v${version}") };\n`;
 
@@ -83,13 +89,18 @@ const SUBJECTS: Subject[] = [
     source: serveSource,
     done: /Watcher Restarting! File change detected/g,
   },
-  ...([["steered", []], ["--handover none", ["--handover", "none"]]] as const).map((
-    [mode, extra],
+  ...([
+    ["steered", [], portSource, ""],
+    ["--handover none", ["--handover", "none"], portSource, ""],
+    ["steered", [], readingSource, ", an app reading its request"],
+    ["--handover none", ["--handover", "none"], readingSource, ", an app reading its request"],
+  ] as const).map((
+    [mode, extra, source, app],
   ): Subject => ({
-    label: `hotreload, 4 workers, watching defaults, ${mode}`,
+    label: `hotreload, 4 workers, watching defaults, ${mode}${app}`,
     via: "edit",
     args: (port) => hotreloadArgs(4, port, [...extra]),
-    source: portSource,
+    source,
     done: HOTRELOAD_DONE,
     superseded: HOTRELOAD_SUPERSEDED,
     expect: [/watching with file events/, mode === "steered" ? STEERED : NOT_STEERED],
