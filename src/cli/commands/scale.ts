@@ -23,11 +23,11 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   const workers = Number(raw);
   const timeoutMs = values.timeout === undefined ? 60_000 : Number(values.timeout);
   const started = Date.now();
-  const reply = await askOverSocket(values.name, { cmd: "scale", workers });
+  const reply = await askOverSocket(values, { cmd: "scale", workers });
   console.error(`hotreload: ${reply.message}`);
   const deadline = started + timeoutMs;
   while (true) {
-    const status = await askOverSocket(values.name, { cmd: "status" });
+    const status = await askOverSocket(values, { cmd: "status" });
     const rows = status.status!.children.filter((row) =>
       row.role === "worker" && row.state !== "draining" && row.state !== "held"
     );
