@@ -351,7 +351,7 @@ export class Supervisor {
       `scaling from ${this.#workers.desired} to ${workers} worker(s) (${reason})`,
       { role: "supervisor", workers },
     );
-    this.#workers.desired = workers;
+    this.#workers.scaleTo(workers);
   }
 
   #noSuchProcess(name: string): ControlReply {

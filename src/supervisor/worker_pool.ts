@@ -135,6 +135,17 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     this.#desiredSpares = options.spares;
   }
 
+  /** Scales to `workers`; with --spares auto the warm spares follow (surplus ones end now). */
+  scaleTo(workers: number): void {
+    this.desired = workers;
+    if (!this.options.sparesFollow) return;
+    this.#desiredSpares = workers;
+    for (const spare of this.#spares.splice(workers)) {
+      this.#stoppingSpares.add(spare);
+      spare.kill();
+    }
+  }
+
   /** Every live worker: current, replacements, held and retiring. */
   children(): Child[] {
     const children = [...this.#retiring, ...this.#held.values(), ...this.#stoppingSpares];

@@ -21,6 +21,7 @@ import { checkDenoFlags } from "../flag_check.ts";
 import { HotreloadError, UsageError } from "../../errors.ts";
 import { checkEnvFiles, envFiles } from "../../supervisor/env_files.ts";
 import { runHelp, VERSION } from "../help.ts";
+import { detach, detachedOutput } from "../detach.ts";
 
 export async function runCommand(argv: string[]): Promise<number> {
   const cwd = Deno.cwd();
@@ -28,6 +29,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (config.help) {
     console.log(runHelp());
     return 0;
+  }
+  if (config.detach) {
+    // The checks below run in the background supervisor: what fails there comes back here.
+    return await detach(config, argv);
   }
   // Every check that can refuse the start happens before anything is started.
   const deno = resolveDeno(config.deno);
@@ -68,9 +73,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Its orphans send requests on to our workers with their supervisor's secret.
   const hopKey = orphans?.hopKey ?? newHopKey();
   const claim = claimInstance(cwd, recordOf(config, hopKey));
+  const output = detachedOutput(claim.dir);
   try {
     return await supervise(config, { deno, envs, dir: claim.dir, orphans, hopKey });
   } finally {
+    output?.();
     claim.release();
   }
 }
@@ -91,6 +98,8 @@ async function takeOver(
     ensurePortFree(config.port);
   }
   const lock = lockTakeover(cwd, name);
+  // A detached instance's successor (upgrade) writes to the same file.
+  const output = detachedOutput(instanceDir(cwd, name));
   let claim: Claim | undefined;
   log.info(
     "takeover.start",
@@ -116,6 +125,7 @@ async function takeOver(
       },
     });
   } finally {
+    output?.();
     claim?.release();
     lock.release();
   }
