@@ -22,6 +22,7 @@ import { HotreloadError, UsageError } from "../../errors.ts";
 import { checkEnvFiles, envFiles } from "../../supervisor/env_files.ts";
 import { runHelp, VERSION } from "../help.ts";
 import { detach, detachedOutput } from "../detach.ts";
+import { register } from "../../control/registry.ts";
 
 export async function runCommand(argv: string[]): Promise<number> {
   const cwd = Deno.cwd();
@@ -74,9 +75,11 @@ export async function runCommand(argv: string[]): Promise<number> {
   const hopKey = orphans?.hopKey ?? newHopKey();
   const claim = claimInstance(cwd, recordOf(config, hopKey));
   const output = detachedOutput(claim.dir);
+  const registered = registerClaim(claim);
   try {
     return await supervise(config, { deno, envs, dir: claim.dir, orphans, hopKey });
   } finally {
+    registered.unregister();
     output?.();
     claim.release();
   }
@@ -101,6 +104,7 @@ async function takeOver(
   // A detached instance's successor (upgrade) writes to the same file.
   const output = detachedOutput(instanceDir(cwd, name));
   let claim: Claim | undefined;
+  let registered: { unregister(): void } | undefined;
   log.info(
     "takeover.start",
     `taking over "${name}" (supervisor pid ${predecessor.pid}, hotreload ` +
@@ -119,16 +123,36 @@ async function takeOver(
         predecessor,
         claim() {
           claim = claimInstance(cwd, recordOf(config, hopKey));
+          registered = registerClaim(claim);
           // The takeover is over: a later one may begin (and a SIGKILL now leaves no lock behind).
           lock.release();
         },
       },
     });
   } finally {
+    registered?.unregister();
     output?.();
     claim?.release();
     lock.release();
   }
+}
+
+/** Records a claimed instance in the user's registry (list --all); says so when it cannot. */
+function registerClaim(claim: Claim): { unregister(): void } {
+  let registered;
+  try {
+    registered = register(claim.record);
+  } catch (error) {
+    registered = { unregister() {}, error: (error as Error).message };
+  }
+  if (registered.error) {
+    log.warn(
+      "registry.failed",
+      `not in the registry of running instances (list --all will not show it): ${registered.error}`,
+      { role: "supervisor" },
+    );
+  }
+  return registered;
 }
 
 /** What the instance's record says of this run. */
