@@ -97,6 +97,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   #steeringHeld = false;
   /** The signature of the last error shown in full, by any slot. */
   #lastShown?: string;
+  /** Generations a new worker of which failed before it was ready (their others are stopped). */
+  readonly #failedGenerations = new Set<number>();
+  /** How many workers that error hit since it was shown. */
+  #lastShownHits = 0;
   /** Why we killed a child, to explain its exit. */
   readonly #killReasons = new WeakMap<Child, string>();
   desired: number;
@@ -484,6 +488,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     for (const [id, held] of this.#held) {
       if (held !== child) continue;
       this.#held.delete(id);
+      child.releaseOutput(true);
       log.info("worker.exited", `worker ${id} (pid ${child.pid}) exited while held`, fields);
       return { kind: "drained" };
     }
@@ -501,10 +506,15 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       return { kind: "drained" };
     }
     if (this.#retiring.delete(child)) {
-      // Told to stop before it was ever ready: its start-up output is not news.
-      if (child.readyAt === undefined) child.releaseOutput(false);
+      // Told to stop before it was ever ready: its start-up output is not news (a crash's is).
+      child.releaseOutput(child.readyAt !== undefined);
       const reason = this.#killReasons.get(child);
-      const how = child.killedAt === undefined
+      // Never ready: it did not drain anything (and its generation may have failed to start).
+      const how = child.readyAt === undefined
+        ? this.#failedGenerations.has(child.spec.generation)
+          ? `of generation ${child.spec.generation}, which failed to start, was stopped`
+          : "was stopped before it was ready"
+        : child.killedAt === undefined
         ? "exited after draining"
         : reason
         ? `${reason}; replaced`
@@ -523,6 +533,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     const words = lastWords(child.tail.lines());
     const summary = summarizeError(words, this.options.cwd);
     if (slot.replacement === child) {
+      this.#failedGenerations.add(child.spec.generation);
       // The abort message carries the error (the `reload` caller sees it too).
       child.releaseOutput(false);
       slot.replacement = undefined;
@@ -545,10 +556,13 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       restarted: this.options.restarts?.() ?? true,
       backoff: slot.backoff,
       // Every slot fails the same way when the code is broken: show it once, for the first.
+      // Every slot fails the same way when the code is broken: show it once, for the first,
+      // and count the workers it hits.
       sameAsOtherSlot: (signature) => {
-        const same = this.#lastShown === signature;
+        if (this.#lastShown === signature) return ++this.#lastShownHits;
         this.#lastShown = signature;
-        return same;
+        this.#lastShownHits = 1;
+        return 0;
       },
     });
     // A stable run (30 s up) resets the backoff, and with it the errored mark.
