@@ -248,15 +248,15 @@ function countRequest(): void {
   }
 }
 
-// The count for `hotreload status`: at most one line a second, and only when it changed;
-// while draining, how many requests are still open.
+// The count for `hotreload status`: at most one line every 50 ms (a status asked right after
+// a request counts it), and only when it changed; while draining, how many requests are open.
 let reportedOpen = -1;
 const requestReport = setInterval(() => {
   if (draining && open !== reportedOpen) reportDraining();
   if (served === reported) return;
   reported = served;
   tell({ t: "requests", served });
-}, 1000);
+}, 50);
 Deno.unrefTimer(requestReport);
 
 function reportDraining(): void {
