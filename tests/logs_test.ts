@@ -61,84 +61,138 @@ async function status(dir: string, env: Record<string, string>): Promise<StatusR
   return JSON.parse(result.stdout) as StatusReport;
 }
 
-Deno.test("logs --lines 5 shows the last lines; logs -f follows a reload to the stop", async () => {
-  const { dir: registry, env } = await registryEnv();
-  const dir = await makeProject({ "main.ts": APP });
-  const port = freePort();
-  const run = new Hotreload(watchingArgs(port, "--workers", "2"), dir, env);
-  let follower: ReturnType<typeof follow> | undefined;
-  try {
-    await run.waitForOutput("2 worker(s) ready");
-    const last = await runCli(["logs", "--lines", "5"], dir, env);
-    assert.equal(last.code, 0, last.stderr);
-    const lines = last.stdout.trimEnd().split("\n");
-    assert.equal(lines.length, 5, last.stdout);
-    // Exactly as the supervisor printed them, its prefix and its children's.
-    assert.equal(
-      lines.at(-1),
-      "[hotreload] 2 worker(s) ready in " + lines.at(-1)!.split(" in ")[1],
-    );
-    for (const line of lines) assert.ok(run.output.lines.includes(line), `printed: ${line}`);
-    assert.ok(lines.some((line) => /^\[worker \d \d+\] Listening on/.test(line)), last.stdout);
+/** What a test of a running instance gets: its run, project, registry env, and followers. */
+interface Instance {
+  run: Hotreload;
+  dir: string;
+  port: number;
+  env: Record<string, string>;
+  registry: string;
+  /** Starts `hotreload logs ...` that keeps running; ended (killed if need be) at the end. */
+  follow(args: string[]): ReturnType<typeof follow>;
+}
 
-    follower = follow(["logs", "-f", "--lines", "1"], dir, env);
-    await waitFor(() => follower!.output.has("2 worker(s) ready"), "the backlog line");
-    await Deno.writeTextFile(`${dir}/main.ts`, `console.log("v2 starts");\n${APP}`);
-    await waitFor(
-      () => follower!.output.has(/^\[hotreload\] reloaded 2 workers/),
-      () => `the reload in logs -f\n${follower!.output.text()}`,
-    );
-    assert.ok(follower.output.has(/^\[worker \d \d+\] v2 starts$/), follower.output.text());
-    const stop = await runCli(["stop"], dir, env);
-    assert.equal(stop.code, 0, stop.stderr);
-    const end = await follower.done;
-    assert.equal(end.code, 0, follower.output.text());
-    assert.ok(follower.output.has(/^\[hotreload\] stopping/), follower.output.text());
-    assert.match(
-      follower.output.lines.at(-1)!,
-      /^hotreload: "main" \(pid \d+\) stopped; no more output$/,
-    );
+/**
+ * Runs hotreload (`args` of a free port) on a fresh project with a registry
+ * of its own, runs `body`, and always ends both, and every follower.
+ */
+async function withInstance(
+  args: (port: number) => string[],
+  body: (instance: Instance) => Promise<void>,
+  files: Record<string, string> = { "main.ts": APP },
+): Promise<void> {
+  const { dir: registry, env } = await registryEnv();
+  const dir = await makeProject(files);
+  const port = freePort();
+  const run = new Hotreload(args(port), dir, env);
+  const followers: ReturnType<typeof follow>[] = [];
+  try {
+    await body({
+      run,
+      dir,
+      port,
+      env,
+      registry,
+      follow(logsArgs) {
+        const follower = follow(logsArgs, dir, env);
+        followers.push(follower);
+        return follower;
+      },
+    });
   } finally {
-    try {
-      follower?.process.kill("SIGKILL");
-    } catch { /* exited */ }
-    await follower?.done;
+    for (const follower of followers) {
+      try {
+        follower.process.kill("SIGKILL");
+      } catch { /* exited */ }
+      await follower.done;
+    }
     await run.cleanup();
     await Deno.remove(dir, { recursive: true });
     await Deno.remove(registry, { recursive: true });
   }
-});
+}
 
-Deno.test("logs -f: Ctrl-C ends it with exit 0; logs of nothing running exits 3", async () => {
-  const { dir: registry, env } = await registryEnv();
-  const dir = await makeProject({ "main.ts": APP });
-  const port = freePort();
-  const run = new Hotreload(watchingArgs(port, "--workers", "1"), dir, env);
-  let follower: ReturnType<typeof follow> | undefined;
-  try {
+Deno.test("logs --lines 5 shows the last lines; logs -f follows a reload to the stop", () =>
+  withInstance(
+    (port) => watchingArgs(port, "--workers", "2"),
+    async ({ run, dir, env, follow }) => {
+      await run.waitForOutput("2 worker(s) ready");
+      const last = await runCli(["logs", "--lines", "5"], dir, env);
+      assert.equal(last.code, 0, last.stderr);
+      const lines = last.stdout.trimEnd().split("\n");
+      assert.equal(lines.length, 5, last.stdout);
+      // Exactly as the supervisor printed them, its prefix and its children's.
+      assert.match(lines.at(-1)!, /^\[hotreload\] 2 worker\(s\) ready in \d+ ms$/);
+      for (const line of lines) assert.ok(run.output.lines.includes(line), `printed: ${line}`);
+      assert.ok(lines.some((line) => /^\[worker \d \d+\] Listening on/.test(line)), last.stdout);
+
+      const follower = follow(["logs", "-f", "--lines", "1"]);
+      await waitFor(() => follower.output.has("2 worker(s) ready"), "the backlog line");
+      await Deno.writeTextFile(`${dir}/main.ts`, `console.log("v2 starts");\n${APP}`);
+      await waitFor(
+        () => follower.output.has(/^\[hotreload\] reloaded 2 workers/),
+        () => `the reload in logs -f\n${follower.output.text()}`,
+      );
+      assert.ok(follower.output.has(/^\[worker \d \d+\] v2 starts$/), follower.output.text());
+      const stop = await runCli(["stop"], dir, env);
+      assert.equal(stop.code, 0, stop.stderr);
+      const end = await follower.done;
+      assert.equal(end.code, 0, follower.output.text());
+      assert.ok(follower.output.has(/^\[hotreload\] stopping/), follower.output.text());
+      assert.match(
+        follower.output.lines.at(-1)!,
+        /^hotreload: "main" \(pid \d+\) stopped; no more output$/,
+      );
+    },
+  ));
+
+Deno.test("logs -f: Ctrl-C ends it with exit 0", () =>
+  withInstance((port) => watchingArgs(port, "--workers", "1"), async ({ run, follow }) => {
     await run.waitForOutput("1 worker(s) ready");
-    follower = follow(["logs", "-f"], dir, env);
-    await waitFor(() => follower!.output.has("1 worker(s) ready"), "the backlog");
+    const follower = follow(["logs", "-f"]);
+    await waitFor(() => follower.output.has("1 worker(s) ready"), "the backlog");
     follower.process.kill("SIGINT");
     const end = await follower.done;
     assert.equal(end.code, 0, follower.output.text());
     assert.ok(!follower.output.has(/error|no more output/i), follower.output.text());
-  } finally {
-    try {
-      follower?.process.kill("SIGKILL");
-    } catch { /* exited */ }
-    await follower?.done;
-    await run.cleanup();
-  }
+  }));
+
+Deno.test("logs of nothing running exits 3 with one line", async () => {
+  const dir = await makeProject({ "main.ts": APP });
   try {
-    const none = await runCli(["logs"], dir, env);
+    const none = await runCli(["logs"], dir);
     assert.equal(none.code, 3, none.stderr);
     assert.equal(none.stderr.trim().split("\n").length, 1, none.stderr);
   } finally {
     await Deno.remove(dir, { recursive: true });
-    await Deno.remove(registry, { recursive: true });
   }
 });
+
+Deno.test("logs -f follows an instance through an upgrade, to its new supervisor", () =>
+  withInstance((port) => watchingArgs(port, "--workers", "1", "--no-watch"), async (i) => {
+    const { run, dir, env, follow } = i;
+    await run.waitForOutput("1 worker(s) ready");
+    const follower = follow(["logs", "-f", "--lines", "1"]);
+    // Connected: the backlog came.
+    await waitFor(() => follower.output.has("1 worker(s) ready"), "the backlog");
+    const upgraded = await runCli(["upgrade"], dir, env);
+    assert.equal(upgraded.code, 0, upgraded.stderr);
+    const successor = Number(upgraded.stderr.match(/taken over by supervisor pid (\d+)/)?.[1]);
+    assert.ok(successor, upgraded.stderr);
+    await waitFor(
+      () => follower.output.has(`was taken over by supervisor pid ${successor}; following it`),
+      () => `the follower following on\n${follower.output.text()}`,
+    );
+    // What the new supervisor prints from then on comes through.
+    const stop = await runCli(["stop"], dir, env);
+    assert.equal(stop.code, 0, stop.stderr);
+    assert.equal((await follower.done).code, 0, follower.output.text());
+    assert.ok(follower.output.has(/^\[hotreload\] stopping/), follower.output.text());
+    assert.match(
+      follower.output.lines.at(-1)!,
+      new RegExp(`^hotreload: "main" \\(pid ${successor}\\) stopped; no more output$`),
+    );
+  }));
 
 Deno.test("run --detach returns once ready; logs, status and stop from elsewhere with --dir", async () => {
   const { dir: registry, env: base } = await registryEnv();
@@ -221,69 +275,61 @@ Deno.test("start (run --detach) of an app that throws: exit 1 with its error, no
   }
 });
 
-Deno.test("list --all ignores and cleans a hostile registry", async () => {
-  const { dir: registry, env } = await registryEnv();
-  const dir = await makeProject({ "main.ts": APP });
-  const elsewhere = await Deno.makeTempDir();
-  const port = freePort();
-  const run = new Hotreload(watchingArgs(port, "--workers", "1", "--name", "api"), dir, env);
-  try {
-    await run.waitForOutput("1 worker(s) ready");
-    const reg = `${registry}/hotreload`;
-    const entries = [...Deno.readDirSync(reg)].map((e) => e.name);
-    assert.deepEqual(entries, [`${run.pid}.instance.json`]);
-    const real = JSON.parse(await Deno.readTextFile(`${reg}/${run.pid}.instance.json`));
-    // Garbage, a dead pid, a reused pid (ours, with another start time), a link, a foreign file.
-    await Deno.writeTextFile(`${reg}/4242.instance.json`, "{ not json");
-    await Deno.writeTextFile(
-      `${reg}/999999.instance.json`,
-      JSON.stringify({ ...real, pid: 999999 }),
-    );
-    await Deno.writeTextFile(
-      `${reg}/${Deno.pid}.instance.json`,
-      JSON.stringify({ ...real, pid: Deno.pid, startTime: 1, name: "impostor" }),
-    );
-    await Deno.symlink(`${reg}/${run.pid}.instance.json`, `${reg}/7.instance.json`);
-    await Deno.writeTextFile(`${reg}/notes.txt`, "not ours");
-    const listed = await runCli(["list", "--all"], elsewhere, env);
-    assert.equal(listed.code, 0, listed.stderr);
-    const rows = listed.stdout.trimEnd().split("\n");
-    assert.equal(rows.length, 2, listed.stdout);
-    assert.match(rows[0], /^NAME +PID +PORT +WORKERS +UPTIME +DIR$/);
-    assert.match(
-      rows[1],
-      new RegExp(`^api +${run.pid} +${port} +1 +\\d+s +${await Deno.realPath(dir)}$`),
-    );
-    const left = [...Deno.readDirSync(reg)].map((e) => e.name).sort();
-    assert.deepEqual(left, [`${run.pid}.instance.json`, "7.instance.json", "notes.txt"].sort());
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-    await Deno.remove(elsewhere, { recursive: true });
-  }
-  // Gone at exit.
-  const left = [...Deno.readDirSync(`${registry}/hotreload`)].map((e) => e.name).sort();
-  assert.deepEqual(left, ["7.instance.json", "notes.txt"]);
-  await Deno.remove(registry, { recursive: true });
-});
+Deno.test("list --all ignores and cleans a hostile registry", () =>
+  withInstance(
+    (port) => watchingArgs(port, "--workers", "1", "--name", "api"),
+    async ({ run, dir, port, env, registry }) => {
+      await run.waitForOutput("1 worker(s) ready");
+      const reg = `${registry}/hotreload`;
+      const names = () => [...Deno.readDirSync(reg)].map((e) => e.name).sort();
+      assert.deepEqual(names(), [`${run.pid}.instance.json`]);
+      const real = JSON.parse(await Deno.readTextFile(`${reg}/${run.pid}.instance.json`));
+      // Garbage, a dead pid, a reused pid (ours, with another start time), a link, a foreign file.
+      await Deno.writeTextFile(`${reg}/4242.instance.json`, "{ not json");
+      await Deno.writeTextFile(
+        `${reg}/999999.instance.json`,
+        JSON.stringify({ ...real, pid: 999999 }),
+      );
+      await Deno.writeTextFile(
+        `${reg}/${Deno.pid}.instance.json`,
+        JSON.stringify({ ...real, pid: Deno.pid, startTime: 1, name: "impostor" }),
+      );
+      await Deno.symlink(`${reg}/${run.pid}.instance.json`, `${reg}/7.instance.json`);
+      await Deno.writeTextFile(`${reg}/notes.txt`, "not ours");
+      // From a directory that has nothing to do with the instance.
+      const listed = await runCli(["list", "--all"], "/", env);
+      assert.equal(listed.code, 0, listed.stderr);
+      const rows = listed.stdout.trimEnd().split("\n");
+      assert.equal(rows.length, 2, listed.stdout);
+      assert.match(rows[0], /^NAME +PID +PORT +WORKERS +UPTIME +DIR$/);
+      assert.match(
+        rows[1],
+        new RegExp(`^api +${run.pid} +${port} +1 +\\d+s +${await Deno.realPath(dir)}$`),
+      );
+      assert.deepEqual(
+        names(),
+        [`${run.pid}.instance.json`, "7.instance.json", "notes.txt"].sort(),
+      );
+      // Its own entry goes when it stops.
+      const stop = await runCli(["stop"], dir, env);
+      assert.equal(stop.code, 0, stop.stderr);
+      assert.deepEqual(names(), ["7.instance.json", "notes.txt"]);
+    },
+  ));
 
-Deno.test("scale +1, -1 and auto; with --spares auto the spares follow", async () => {
-  const { dir: registry, env } = await registryEnv();
-  const dir = await makeProject({ "main.ts": APP });
-  const port = freePort();
-  const run = new Hotreload(watchingArgs(port, "--workers", "1"), dir, env);
-  const count = (report: StatusReport, role: string) =>
-    report.children.filter((row) => row.role === role && row.state !== "draining").length;
-  const settled = (workers: number) =>
-    waitFor(
-      async () => {
-        const report = await status(dir, env);
-        return report.supervisor.workers === workers && count(report, "worker") === workers &&
-          count(report, "spare") === workers;
-      },
-      `${workers} worker(s) and as many spares`,
-    );
-  try {
+Deno.test("scale +1, -1 and auto; with --spares auto the spares follow", () =>
+  withInstance((port) => watchingArgs(port, "--workers", "1"), async ({ run, dir, env }) => {
+    const count = (report: StatusReport, role: string) =>
+      report.children.filter((row) => row.role === role && row.state !== "draining").length;
+    const settled = (workers: number) =>
+      waitFor(
+        async () => {
+          const report = await status(dir, env);
+          return report.supervisor.workers === workers && count(report, "worker") === workers &&
+            count(report, "spare") === workers;
+        },
+        `${workers} worker(s) and as many spares`,
+      );
     await run.waitForOutput("1 worker(s) ready");
     await settled(1);
     let result = await runCli(["scale", "+1"], dir, env);
@@ -302,9 +348,4 @@ Deno.test("scale +1, -1 and auto; with --spares auto the spares follow", async (
     result = await runCli(["scale", "auto"], dir, env);
     assert.equal(result.code, 0, result.stderr);
     await settled(navigator.hardwareConcurrency);
-  } finally {
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-    await Deno.remove(registry, { recursive: true });
-  }
-});
+  }));
