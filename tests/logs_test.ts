@@ -349,3 +349,32 @@ Deno.test("scale +1, -1 and auto; with --spares auto the spares follow", () =>
     assert.equal(result.code, 0, result.stderr);
     await settled(navigator.hardwareConcurrency);
   }));
+
+/** Prints a 3 MB line of binary, then a flood of 20000 lines, then serves. */
+const HOSTILE = `const bytes = new Uint8Array(3_000_000);
+for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 7) % 256 === 10 ? 65 : (i * 7) % 256;
+Deno.stdout.writeSync(bytes);
+Deno.stdout.writeSync(new TextEncoder().encode("\\nend of the long line\\n"));
+for (let i = 0; i < 20000; i++) console.log(\`flood \${i}\`);
+Deno.serve((_req) => new Response("ok"));
+`;
+
+Deno.test("hostile output (binary, a 3 MB line, a flood): logs stays bounded and printable", () =>
+  withInstance((port) => watchingArgs(port, "--workers", "1"), async ({ run, dir, env }) => {
+    await run.waitForOutput("1 worker(s) ready", 60_000);
+    await run.waitForOutput("flood 19999", 60_000);
+    const all = await runCli(["logs", "--lines", "100000"], dir, env);
+    assert.equal(all.code, 0, all.stderr);
+    const lines = all.stdout.trimEnd().split("\n");
+    assert.ok(lines.length <= 5000, `${lines.length} lines kept`);
+    assert.ok(all.stdout.length <= 1024 * 1024 * 1.1, `${all.stdout.length} characters kept`);
+    // The newest lines are the ones kept.
+    assert.ok(lines.some((l) => /^\[worker 0 \d+\] flood 19999$/.test(l)), "the flood's end");
+    for (const line of lines) {
+      assert.ok(new TextEncoder().encode(line).length < 8300, `a line of ${line.length}`);
+      // deno-lint-ignore no-control-regex
+      assert.doesNotMatch(line, /[\x00-\x08\x0a-\x1a\x1c-\x1f\x7f]/);
+    }
+    // The supervisor answered all along.
+    assert.equal((await runCli(["status"], dir, env)).code, 0);
+  }, { "main.ts": HOSTILE }));

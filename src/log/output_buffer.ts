@@ -42,7 +42,8 @@ export function utf8Length(text: string): number {
 
 /** `line` made safe to keep and print: bounded, one line, no terminal controls but colours. */
 export function sanitizeLine(line: string, maxBytes = MAX_LINE_BYTES): string {
-  let text = line;
+  // Replaced first: a replacement is 3 bytes, and the bound is on what is kept.
+  let text = line.replace(CONTROL, "\uFFFD");
   let cut = 0;
   // UTF-16 units are at most 3 UTF-8 bytes each: shorter than maxBytes / 3 is always within.
   if (text.length > maxBytes / 3) {
@@ -61,7 +62,6 @@ export function sanitizeLine(line: string, maxBytes = MAX_LINE_BYTES): string {
       text = text.slice(0, end);
     }
   }
-  text = text.replace(CONTROL, "\uFFFD");
   return cut > 0 ? `${text}… (${cut} more bytes cut)` : text;
 }
 
