@@ -70,7 +70,8 @@ function readFrom(path: string, offset: number): string {
 export async function detach(config: RunConfig, runArgs: string[]): Promise<number> {
   const dir = instanceDir(config.cwd, config.name);
   const running = runningInstance(dir);
-  if (running) {
+  // Taking over is the one start beside a running instance of the name.
+  if (running && !config.takeover) {
     throw new HotreloadError(
       `an instance named "${config.name}" is already running here (pid ${running.pid}); ` +
         `stop it with "hotreload stop --name ${config.name}" or choose another --name`,
