@@ -106,7 +106,8 @@ export async function detach(config: RunConfig, runArgs: string[]): Promise<numb
     const lines = (early.join("") + readFrom(outputPath, offset)).split("\n").filter((l) => l);
     return lines.slice(-FAILURE_LINES);
   };
-  const deadline = Date.now() + Math.max(MIN_START_MS, config.readyTimeout * 2);
+  const startMs = Math.max(MIN_START_MS, config.readyTimeout * 2);
+  const deadline = Date.now() + startMs;
   let why: string | undefined;
   let report: StatusReport | undefined;
   while (true) {
@@ -130,9 +131,7 @@ export async function detach(config: RunConfig, runArgs: string[]): Promise<numb
       }
     }
     if (Date.now() > deadline) {
-      why = `its workers were not ready within ${
-        Math.max(MIN_START_MS, config.readyTimeout * 2)
-      } ms`;
+      why = `its workers were not ready within ${startMs} ms`;
       break;
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
