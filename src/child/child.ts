@@ -187,6 +187,11 @@ export class ManagedChild {
         : { text: line, message: undefined };
       if (message) {
         this.lastSeenAt = this.#now();
+        // A frame after "error: Uncaught": it lives on (an app's own line): show what was held.
+        if (this.#holdingCrash) {
+          this.#holdingCrash = false;
+          this.releaseOutput(true);
+        }
         listener.message(this, message);
       }
       if (message && text === "") return;

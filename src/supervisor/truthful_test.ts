@@ -122,3 +122,19 @@ Deno.test("with --spares auto, spares follow scale", async () => {
   assert.equal(spares(), 3);
   await stop(world, done);
 });
+
+Deno.test("a worker that prints 'error: Uncaught' and lives on: its lines are shown once it says anything", async () => {
+  const { world, done } = await started(1);
+  const lines = printed();
+  const [child] = world.workers(1);
+  child.process.print("error: Uncaught (in my app's words)", "stderr");
+  child.process.print("still here", "stderr");
+  await settle();
+  assert.deepEqual(lines().length, 0, "held while it may be crashing");
+  const more = printed();
+  child.frame({ t: "alive" });
+  await settle();
+  const out = more().join("\n");
+  assert.match(out, /error: Uncaught \(in my app's words\)\n.*still here/);
+  await stop(world, done);
+});
