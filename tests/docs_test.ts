@@ -14,6 +14,7 @@ Deno.test("every option of every command's --help appears in the README", async 
   const commands = [...main.stdout.matchAll(/^ {2}hotreload (\w+)/gm)].map((m) => m[1]);
   assert.deepEqual(commands, [
     "run",
+    "start",
     "stop",
     "reload",
     "restart",
@@ -22,6 +23,7 @@ Deno.test("every option of every command's --help appears in the README", async 
     "monit",
     "scale",
     "upgrade",
+    "logs",
     "list",
   ]);
   for (const command of commands) {

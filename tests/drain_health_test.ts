@@ -232,8 +232,14 @@ app.listen(process.env.PORT);
     try {
       await run.waitForReady(1);
       assert.equal((await httpGet(port)).body, "app", what);
-      const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
-      assert.equal(status.children[0].requests, 0, `${what}: the health check is not a request`);
+      // One request was made: the count shows it, and nothing for the health check.
+      let requests = -1;
+      await waitFor(async () => {
+        const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+        requests = status.children[0].requests;
+        return requests >= 1;
+      }, () => `${what}: the request counted (${requests})`);
+      assert.equal(requests, 1, `${what}: the health check is not a request`);
     } finally {
       await run.cleanup();
       await Deno.remove(dir, { recursive: true });

@@ -73,6 +73,34 @@ const PLANS: Record<string, Plan> = {
       },
     },
   },
+  "hotreload start examples/hello/main.ts": {
+    after: {
+      "hotreload start": (_ctx, stdout) => {
+        assert.match(
+          stdout,
+          /^started "main" in the background: supervisor pid \d+, port \d+, 2 worker\(s\) ready\n$/,
+        );
+        return Promise.resolve();
+      },
+      "curl localhost:": (_ctx, stdout) => {
+        // The tour's edit (hello → hi) is still there: one terminal session, one clone.
+        assert.match(stdout, /^h(?:ello|i) from worker \d \(pid \d+\)\n$/);
+        return Promise.resolve();
+      },
+      "hotreload logs --lines 5": (_ctx, stdout) => {
+        const lines = stdout.trimEnd().split("\n");
+        assert.equal(lines.length, 5, stdout);
+        assert.ok(lines.every((line) => /^\[(hotreload|worker \d \d+)\] /.test(line)), stdout);
+        return Promise.resolve();
+      },
+      "hotreload list --all": (ctx, stdout) => {
+        assert.match(stdout, /^NAME +PID +PORT +WORKERS +UPTIME +DIR$/m);
+        const row = stdout.split("\n").find((line) => line.endsWith(` ${ctx.dir}`));
+        assert.match(row ?? "", /^main +\d+ +\d+ +3 /, stdout);
+        return Promise.resolve();
+      },
+    },
+  },
   "deno add npm:express": {
     project: (block) => ({ "main.js": codeAbove(block, "// main.js\n") }),
     up: /4 worker\(s\) ready/,

@@ -123,6 +123,8 @@ export class ManagedChild {
   readonly tail = new LineTail(15);
   /** Output held back while starting (see HELD_LINES); undefined once it flows. */
   #held?: Array<[StreamName, string]> = [];
+  /** A ready worker printed an uncaught error: its stack is held until its exit is judged. */
+  #holdingCrash = false;
   readonly #process: OsProcess;
   readonly #os: Os;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
@@ -185,6 +187,11 @@ export class ManagedChild {
         : { text: line, message: undefined };
       if (message) {
         this.lastSeenAt = this.#now();
+        // A frame after "error: Uncaught": it lives on (an app's own line): show what was held.
+        if (this.#holdingCrash) {
+          this.#holdingCrash = false;
+          this.releaseOutput(true);
+        }
         listener.message(this, message);
       }
       if (message && text === "") return;
@@ -196,7 +203,16 @@ export class ManagedChild {
       // mid-start: what it prints then, such as the start-up error again, is not news).
       const starting = this.state === "starting" ||
         (this.state === "draining" && this.readyAt === undefined);
-      if (this.#held && starting && this.#held.length < HELD_LINES) {
+      // A serving worker's uncaught error: held until its exit, so that its pool shows a
+      // stack once for all the workers it hits (worker_pool.ts), not once per worker.
+      if (
+        stream === "stderr" && this.spec.role === "worker" && this.readyAt !== undefined &&
+        !this.#holdingCrash && text.startsWith("error: Uncaught")
+      ) {
+        this.#holdingCrash = true;
+        this.#held = [];
+      }
+      if (this.#held && (starting || this.#holdingCrash) && this.#held.length < HELD_LINES) {
         this.#held.push([stream, text]);
         return;
       }

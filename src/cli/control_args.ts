@@ -33,6 +33,23 @@ function timeout(help: string, fallback: string): Setting {
 
 const name = (help: string): Setting => ({ flag: "name", value: "<name>", help });
 const json = (help: string): Setting => ({ flag: "json", help });
+/** `--dir`: the project directory of the instance, when not this one (or a parent of it). */
+const DIR: Setting = {
+  flag: "dir",
+  value: "<path>",
+  help: "the project directory the instance runs from (default: this one, or the nearest " +
+    "parent with a .hotreload/)",
+  parse(raw) {
+    let info: Deno.FileInfo;
+    try {
+      info = Deno.statSync(raw);
+    } catch {
+      throw new UsageError(`--dir ${raw}: no such directory`);
+    }
+    if (!info.isDirectory) throw new UsageError(`--dir ${raw} is not a directory`);
+    return raw;
+  },
+};
 const HELP: Setting = { flag: "help", short: "h", help: "show this help" };
 
 /** A control command: its arguments before the flags, its one-line summary, and its flags. */
@@ -53,6 +70,7 @@ export const CONTROL_COMMANDS = {
     summary: "stop a running instance",
     flags: [
       name("the instance to stop"),
+      DIR,
       { flag: "fast", help: "kill every child at once instead of draining" },
       timeout("how long to wait for it to exit", STOP_TIMEOUT),
       HELP,
@@ -63,6 +81,7 @@ export const CONTROL_COMMANDS = {
     summary: "reload a running instance",
     flags: [
       name("the instance to reload"),
+      DIR,
       { flag: "workers", help: "reload only the workers" },
       { flag: "processes", help: "reload only the custom processes" },
       HELP,
@@ -71,28 +90,34 @@ export const CONTROL_COMMANDS = {
   restart: {
     positionals: ["<process>"],
     summary: "warm restart of a custom process",
-    flags: [name("the instance (of hotreload) to act on"), HELP],
+    flags: [name("the instance (of hotreload) to act on"), DIR, HELP],
   },
   send: {
     positionals: ["<process>", "'<json>'"],
     summary: "message to a custom process",
-    flags: [name("the instance (of hotreload) to act on"), HELP],
+    flags: [name("the instance (of hotreload) to act on"), DIR, HELP],
   },
   status: {
     positionals: [],
     summary: "what runs, with memory and CPU",
-    flags: [name("the instance to ask"), json("the same as JSON (stable; see the README)"), HELP],
+    flags: [
+      name("the instance to ask"),
+      DIR,
+      json("the same as JSON (stable; see the README)"),
+      HELP,
+    ],
   },
   monit: {
     positionals: [],
     summary: "live table in the terminal",
-    flags: [name("the instance to watch"), HELP],
+    flags: [name("the instance to watch"), DIR, HELP],
   },
   scale: {
-    positionals: ["<n>"],
+    positionals: ["<n|+n|-n|auto>"],
     summary: "change the number of workers",
     flags: [
       name("the instance to scale"),
+      DIR,
       timeout("how long to wait for the workers", String(SCALE_TIMEOUT_MS)),
       HELP,
     ],
@@ -103,6 +128,7 @@ export const CONTROL_COMMANDS = {
     summary: "replace the supervisor (takeover)",
     flags: [
       name("the instance to upgrade"),
+      DIR,
       timeout(
         "how long to wait for the old supervisor to exit once taken over",
         STOP_TIMEOUT,
@@ -110,13 +136,39 @@ export const CONTROL_COMMANDS = {
       HELP,
     ],
   },
+  logs: {
+    positionals: [],
+    summary: "the instance's recent output",
+    flags: [
+      name("the instance whose output to show"),
+      DIR,
+      {
+        flag: "lines",
+        value: "<n>",
+        help: "how many of the last lines to show (default: 50; the supervisor keeps 5000)",
+        parse(raw) {
+          if (!/^\d+$/.test(raw) || Number(raw) > 100_000) {
+            throw new UsageError(`--lines must be a whole number from 0 to 100000 (got "${raw}")`);
+          }
+          return raw;
+        },
+      },
+      { flag: "follow", short: "f", help: "then print new lines as they come, until Ctrl-C" },
+      HELP,
+    ],
+  },
   list: {
     positionals: [],
-    summary: "instances recorded here",
+    summary: "instances here (--all: everywhere)",
     flags: [
       json("the same as JSON"),
+      {
+        flag: "all",
+        help: "every running instance of this user on this machine, whatever its directory",
+      },
       // Accepted by every control command; list shows every instance, whatever it names.
       name("ignored: list shows every instance recorded here"),
+      DIR,
       HELP,
     ],
   },

@@ -21,7 +21,10 @@ function usage(command: ControlCommandName): string {
 /** The main help's command lines: usage, then what it does (on the next line when too long). */
 function commandLines(): string {
   const column = 63;
-  const lines = [["hotreload run <entry> [options] [deno flags] [-- app args]", "start the app"]];
+  const lines = [
+    ["hotreload run <entry> [options] [deno flags] [-- app args]", "start the app"],
+    ["hotreload start <entry> [options] ...", "run --detach: in the background"],
+  ];
   for (const [command, { summary }] of Object.entries(CONTROL_COMMANDS)) {
     lines.push([usage(command as ControlCommandName), summary]);
   }
@@ -163,9 +166,11 @@ instance is running.`,
 /** `hotreload scale --help`. */
 export const SCALE_HELP = controlHelp(
   "scale",
-  `Changes the number of workers (1 to 1024): new ones start and join once ready,
-removed ones drain. Waits until exactly <n> workers are ready and reports; exits
-1 when that takes longer than --timeout. SIGTTIN / SIGTTOU to the supervisor
+  `Changes the number of workers (1 to 1024) to <n>, to <n> more (+n) or fewer
+(-n), or to one per CPU (auto, as run --workers auto): new ones start and join
+once ready, removed ones drain; with --spares auto the warm spares follow.
+Waits until exactly that many workers are ready and reports; exits 1 when that
+takes longer than --timeout. SIGTTIN / SIGTTOU to the supervisor
 add / remove one. Exits 3 when no instance is running.`,
 );
 
@@ -182,9 +187,25 @@ exits 1 if the successor could not take over (the old instance keeps serving).
 Exits 3 when no instance is running.`,
 );
 
+/** `hotreload logs --help`. */
+export const LOGS_HELP = controlHelp(
+  "logs",
+  `Prints the instance's recent output: the supervisor's own lines and its
+workers' and custom processes' (prefixed "[worker 0 1234]" as the supervisor
+prints them), from a buffer in the supervisor (the last 5000 lines, 1 MB at
+most; longer lines are cut, control characters replaced). With -f it goes on
+printing new lines until Ctrl-C (exit 0), or until the instance stops (a last
+line says so). When the instance does not run, prints the end of the output
+file an instance started with --detach left (.hotreload/<name>/output.log).
+Exits 3 when no instance is running and no output file is found.`,
+);
+
 /** `hotreload list --help`. */
 export const LIST_HELP = controlHelp(
   "list",
   `Lists the instances recorded under .hotreload/ in this directory, running or
-stale (their supervisor died without cleaning up).`,
+stale (their supervisor died without cleaning up). With --all: every running
+instance of this user on this machine (name, directory, pid, port, workers,
+uptime), from the registry in $XDG_RUNTIME_DIR/hotreload/ (or ~/.hotreload/
+when XDG_RUNTIME_DIR is not set); stale entries are removed.`,
 );

@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { CONTROL_COMMANDS, type ControlCommandName, parseControlArgs } from "./control_args.ts";
 import {
   LIST_HELP,
+  LOGS_HELP,
   MAIN_HELP,
   MONIT_HELP,
   RELOAD_HELP,
@@ -32,6 +33,7 @@ const HELP: Record<ControlCommandName, string> = {
   scale: SCALE_HELP,
   upgrade: UPGRADE_HELP,
   list: LIST_HELP,
+  logs: LOGS_HELP,
 };
 
 /** The main help's line(s) for a command: its usage, and its summary when on the next line. */
@@ -58,7 +60,7 @@ Deno.test("help: every flag a control command accepts is in its help and its mai
 });
 
 Deno.test("help: a control command accepts exactly its table's flags", () => {
-  const values: Record<string, string> = { timeout: "1000", name: "app" };
+  const values: Record<string, string> = { timeout: "1000", name: "app", dir: ".", lines: "5" };
   for (const [command, { flags, positionals }] of Object.entries(CONTROL_COMMANDS)) {
     const args = positionals.map(() => "x");
     for (const { flag } of flags.filter(({ flag }) => flag !== "help")) {

@@ -1,6 +1,7 @@
 /** Dispatches a command and turns its failures into one line and an exit code. */
 import { runCommand } from "./commands/run.ts";
 import { listCommand } from "./commands/list.ts";
+import { logsCommand } from "./commands/logs.ts";
 import { reloadCommand } from "./commands/reload.ts";
 import { scaleCommand } from "./commands/scale.ts";
 import { statusCommand } from "./commands/status.ts";
@@ -28,6 +29,9 @@ const COMMANDS: Record<string, (argv: string[]) => Promise<number>> = {
   scale: scaleCommand,
   upgrade: upgradeCommand,
   list: listCommand,
+  logs: logsCommand,
+  // `pm2 start`: run in the background.
+  start: (argv) => runCommand(["--detach", ...argv]),
 };
 
 /** Runs the command line `argv` and returns the exit code. */

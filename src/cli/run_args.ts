@@ -260,6 +260,8 @@ export function parseRunArgs(argv: string[], cwd: string): RunConfig {
     ),
     processes,
     takeover: values.takeover === true,
+    detach: values.detach === true,
+    sparesFollow: !checking && spares === "auto" && watch !== false,
     help: false,
   };
 }

@@ -156,6 +156,12 @@ const TABLE = [
       "cannot start, the old one keeps serving and this run exits 1",
   },
   {
+    flag: "detach",
+    help: "start in the background (its own session, stdin closed) and return once the workers " +
+      "are ready, printing the instance's name, pid and port; its output goes to " +
+      ".hotreload/<name>/output.log (see hotreload logs); exits 1 with the error if they never are",
+  },
+  {
     flag: "sticky",
     help: "send every connection from one client address to the same worker while it serves, " +
       "for long-polling transports (socket.io); needs steering (--handover ebpf)",
@@ -383,6 +389,10 @@ export type RunConfig = PlainSettings & {
   processes: ProcessConfig[];
   /** --takeover: start beside the running instance of this name, then replace it. */
   takeover: boolean;
+  /** --detach (`hotreload start`): start the supervisor in the background, return once ready. */
+  detach: boolean;
+  /** --spares auto: the spares follow the number of workers (scale). */
+  sparesFollow: boolean;
   help: boolean;
 };
 

@@ -11,17 +11,32 @@ import { projectDir, selectInstance } from "./instances.ts";
 import { sendControlRequest, socketPath } from "./socket.ts";
 
 /**
+ * Which instance a control command addresses: `--name`, and `--dir` (the
+ * project directory it runs from; default: this one, or the nearest parent
+ * with a .hotreload/).
+ */
+export interface Target {
+  name?: string;
+  dir?: string;
+}
+
+/** The project directory and the running instance a control command addresses (or throws). */
+export function targetInstance(target: Target): { cwd: string; instance: InstanceRecord } {
+  const cwd = projectDir(target.dir === undefined ? Deno.cwd() : Deno.realPathSync(target.dir));
+  return { cwd, instance: selectInstance(cwd, target.name) };
+}
+
+/**
  * The instance a command acts on and what its supervisor answered: `reply`
  * when it did; otherwise `silence` says why not, as a sentence.
  */
 export async function askInstance(
-  name: string | undefined,
+  target: Target,
   request: ControlRequest,
 ): Promise<
   { instance: InstanceRecord; reply?: ControlReply; silence?: { timedOut: boolean; why: string } }
 > {
-  const cwd = projectDir(Deno.cwd());
-  const instance = selectInstance(cwd, name);
+  const { cwd, instance } = targetInstance(target);
   // A reload replies when it is done, however long that takes; the rest at once.
   const replyTimeoutMs = request.cmd === "reload" ? Infinity : undefined;
   const answer = await sendControlRequest(
@@ -43,10 +58,10 @@ export async function askInstance(
  * does the same): returns the successful reply, or throws the CLI error.
  */
 export async function askOverSocket(
-  name: string | undefined,
+  target: Target,
   request: ControlRequest,
 ): Promise<ControlReply & { ok: true }> {
-  const { reply, silence } = await askInstance(name, request);
+  const { reply, silence } = await askInstance(target, request);
   if (!reply) throw new HotreloadError(silence!.why);
   failOn(reply);
   return reply;

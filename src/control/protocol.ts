@@ -6,6 +6,7 @@
  */
 import { MAX_WORKERS } from "../config/limits.ts";
 import type { ErrorKind } from "../errors.ts";
+import { MAX_LOG_LINES } from "./logs_stream.ts";
 
 /** The line a supervisor sends as soon as it has read a well-formed request. */
 export const ACCEPTED = '{"accepted":true}';
@@ -28,7 +29,12 @@ export type ControlRequest =
   | { cmd: "status" }
   | { cmd: "scale"; workers: number }
   | { cmd: "send"; name: string; message: unknown }
-  | { cmd: "restart"; name: string };
+  | { cmd: "restart"; name: string }
+  /**
+   * `hotreload logs`: the last `lines` of the instance's output, then, when
+   * `follow`, every new line; the socket server answers it (logs_stream.ts).
+   */
+  | { cmd: "logs"; lines: number; follow?: boolean };
 
 /**
  * Every state a `status` row can be in (`status --help` lists them all:
@@ -131,6 +137,8 @@ const SHAPES: Record<ControlRequest["cmd"], (request: Fields) => boolean> = {
   scale: (r) => Number.isInteger(r.workers) && r.workers >= 1 && r.workers <= MAX_WORKERS,
   send: (r) => isName(r.name),
   restart: (r) => isName(r.name),
+  logs: (r) =>
+    Number.isInteger(r.lines) && r.lines >= 0 && r.lines <= MAX_LOG_LINES && isFlag(r.follow),
   upgrade: (r) =>
     r.args === undefined ||
     (Array.isArray(r.args) && r.args.length <= MAX_RUN_ARGS && r.args.every((arg: unknown) =>

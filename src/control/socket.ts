@@ -11,6 +11,8 @@ import {
 } from "../config/limits.ts";
 import { ACCEPTED, type ControlReply, type ControlRequest, parseRequest } from "./protocol.ts";
 import { CONTROL_SOCKET_FILE } from "./instance_dir.ts";
+import { Followers, serveLogs } from "./logs_stream.ts";
+import { supervisorOutput } from "../log/output_buffer.ts";
 
 const encoder = new TextEncoder();
 
@@ -24,6 +26,7 @@ export class ControlServer {
   readonly #listener: Deno.UnixListener;
   readonly #path: string;
   #closed = false;
+  readonly #followers = new Followers();
 
   private constructor(listener: Deno.UnixListener, path: string) {
     this.#listener = listener;
@@ -74,12 +77,15 @@ export class ControlServer {
       return;
     }
     await writeLine(conn, ACCEPTED);
+    // Answered here, not by the loop: a busy supervisor still shows its output.
+    if (request.cmd === "logs") return serveLogs(conn, request, supervisorOutput, this.#followers);
     onRequest(request, (reply) => void send(reply));
     await finished;
   }
 
   close(): void {
     this.#closed = true;
+    this.#followers.endAll("the instance's supervisor stopped");
     try {
       this.#listener.close();
     } catch { /* already closed */ }

@@ -12,6 +12,7 @@
 import type { StatusReport } from "../control/protocol.ts";
 import { MAX_LINES } from "./contract.ts";
 import { DashboardServer } from "./server.ts";
+import { tapRelayedLines } from "../log/relay.ts";
 import { DashboardState, type OutputSource, type ReloadEnd, type ReloadStart } from "./state.ts";
 
 /** One line a child printed, as an output buffer keeps it. */
@@ -76,6 +77,19 @@ export interface DashboardOptions {
   hostname?: string;
   /** The wall clock (ms since the epoch). */
   now?: () => number;
+  /** Called once the dashboard is closed. */
+  onClose?: () => void;
+}
+
+/**
+ * The supervisor's dashboard, fed with the children's lines as the relay
+ * hands them over (who, which stream, when: log/relay.ts), kept in its own
+ * bounded copy beside the buffer `hotreload logs` reads.
+ */
+export function relayedDashboard(options: Omit<DashboardOptions, "output" | "onClose">): Dashboard {
+  const output = new RecentLines();
+  tapRelayedLines((stream, source, text) => output.push({ at: Date.now(), stream, source, text }));
+  return new Dashboard({ ...options, output, onClose: () => tapRelayedLines(undefined) });
 }
 
 /** The supervisor's dashboard: see the module's comment. */
@@ -112,6 +126,7 @@ export class Dashboard {
   close(): void {
     this.server.close();
     this.#stopListening();
+    this.#options.onClose?.();
   }
 
   #snapshot() {

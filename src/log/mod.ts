@@ -4,6 +4,7 @@
  * `@logtape/logtape`; this module is the only one that imports it.
  */
 import { configureSync, getLogger, type LogRecord, resetSync } from "@logtape/logtape";
+import { supervisorOutput } from "./output_buffer.ts";
 
 /** How log lines look. */
 export type LogFormat = "pretty" | "json";
@@ -41,6 +42,31 @@ export function writeAllSync(stream: { writeSync(p: Uint8Array): number }, text:
     droppedWrites++;
     return false;
   }
+}
+
+let toConsole = true;
+
+/**
+ * `run --detach`: once the instance is claimed, its output goes only to the
+ * output buffer (and the file that follows it: output_file.ts), no longer to
+ * stdout and stderr, which the parent that started it has closed.
+ */
+export function muteConsole(): void {
+  toConsole = false;
+}
+
+/**
+ * Prints one line of the instance's output (the supervisor's or a child's,
+ * `text` ends with a newline) on `stream`, and keeps it in the output buffer
+ * (`hotreload logs`) as printed, without colours.
+ */
+export function printOutput(
+  stream: { writeSync(p: Uint8Array): number },
+  text: string,
+  plain = text,
+): boolean {
+  supervisorOutput.push(plain);
+  return toConsole ? writeAllSync(stream, text) : true;
 }
 
 function useColor(): boolean {
@@ -86,7 +112,9 @@ export function setupLogging(format: LogFormat = "pretty"): void {
     reset: true,
     sinks: {
       stderr: (record: LogRecord) =>
-        writeAllSync(Deno.stderr, format === "json" ? jsonLine(record) : prettyLine(record, color)),
+        void (format === "json"
+          ? printOutput(Deno.stderr, jsonLine(record))
+          : printOutput(Deno.stderr, prettyLine(record, color), prettyLine(record, false))),
     },
     loggers: [
       { category: ["hotreload"], lowestLevel: "info", sinks: ["stderr"] },

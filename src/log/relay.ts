@@ -3,7 +3,7 @@
  * (`[worker 2 1234] `), stdout to stdout and stderr to stderr. With
  * `--log-format json` each line becomes one JSON object instead.
  */
-import { logFormat, writeAllSync } from "./mod.ts";
+import { logFormat, printOutput } from "./mod.ts";
 
 /** Which of the supervisor's streams a child line goes to. */
 export type StreamName = "stdout" | "stderr";
@@ -41,5 +41,5 @@ export function relayLine(stream: StreamName, source: LineSource, line: string):
       message: line,
     })
     : `[${source.label} ${source.pid}] ${line}`;
-  writeAllSync(stream === "stdout" ? Deno.stdout : Deno.stderr, text + "\n");
+  printOutput(stream === "stdout" ? Deno.stdout : Deno.stderr, text + "\n");
 }

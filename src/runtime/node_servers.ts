@@ -185,6 +185,7 @@ async function probe(server: NodeServer, path: string): Promise<{ status: number
       return;
     }
     delete request.headers[PROBE_HEADER];
+    probes.add(response);
     (server as unknown as { emit(e: string, ...a: unknown[]): void }).emit(
       "request",
       request,
@@ -226,6 +227,8 @@ const PROBE_HEADER = "x-hotreload-probe";
 
 /** The probes' own servers: never pool members. */
 const relays = new WeakSet<object>();
+/** The probes' answers: a health check is not a request the app served. */
+const probes = new WeakSet<object>();
 
 /**
  * How often a listening node server is re-armed. Deno's node:net (2.9's
@@ -373,7 +376,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     }
     // Ahead of the app's own handler (a net server never emits "request").
     server.prependListener("request", (_request, response) => {
-      hooks.onRequest(response as NodeResponse);
+      if (!probes.has(response as object)) hooks.onRequest(response as NodeResponse);
     });
     // An HTTP/1 server's requests are seen before its listeners see them: a hop
     // is unwrapped, and out of service a request is sent on.

@@ -51,9 +51,10 @@ export class Service {
     this.#tell = tell;
     this.#maxRequests = maxRequests;
     this.#accepting = accepting;
-    // The count for `hotreload status`: at most one line a second, and only when it
-    // changed; while draining, how many requests are still open.
-    Deno.unrefTimer(setInterval(() => this.#report(), 1000));
+    // The count for `hotreload status`: at most one line every 50 ms (a status asked right
+    // after a request counts it), and only when it changed; while draining, how many
+    // requests are still open.
+    Deno.unrefTimer(setInterval(() => this.#report(), 50));
   }
 
   /** True while requests should go to the serving workers: draining or held. */

@@ -4,6 +4,7 @@
  * `deno run --preload <process runtime> [its permissions] <entry>`; both with
  * the HOTRELOAD_* variables.
  */
+import { isOwnFrame } from "./own_frames.ts";
 import type { ChildSpec } from "../child/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
@@ -92,7 +93,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     ),
     settings,
     cwd: launch.cwd,
-    dropLine: (line) => SERVE_HINT.test(line),
+    dropLine: (line) => SERVE_HINT.test(line) || isOwnFrame(line, launch.runtimeBase),
   };
 }
 
@@ -150,5 +151,6 @@ export function processSpec(
     ),
     settings,
     cwd: launch.cwd,
+    dropLine: (line) => isOwnFrame(line, launch.runtimeBase),
   };
 }

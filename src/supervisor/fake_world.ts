@@ -247,6 +247,8 @@ export function fakeOptions(extra: Partial<SupervisorOptions> = {}): SupervisorO
     memoryCheckInterval: 5000,
     logFormat: "pretty",
     takeover: false,
+    detach: false,
+    sparesFollow: false,
     help: false,
     watch: { root: "/nonexistent" },
     ...extra,

@@ -302,17 +302,15 @@ export class Rollout {
       joined = true;
     }
     if (joined) this.pool.steer();
-    if (
-      !switched.handedOff && this.pool.holding() &&
-      this.pool.view().every((slot) => !slot.replacement)
-    ) {
+    // Once every new worker serves, the held ones hand their clients over (once), and drain
+    // when the window has passed (or a newer change takes over).
+    const complete = this.pool.view().every((slot) => !slot.replacement);
+    if (complete && !switched.handedOff && this.pool.holding()) {
       switched.handedOff = true;
       this.pool.handOffHeld();
     }
     if (!switched.superseded && now - switched.at < this.#settleMs()) return false;
     this.#settled = true;
-    // Once every new worker serves (or a newer change takes over): the old ones drain.
-    const complete = this.pool.view().every((slot) => !slot.replacement);
     if (this.pool.holding() && (complete || switched.superseded)) this.pool.releaseHeld();
     // Superseded: the next rollout starts now, and waits for these old workers at its own end.
     return switched.superseded || this.pool.outdated(this.generation) === 0;

@@ -260,21 +260,28 @@ export function emptyRow(
 export function reportFailure(
   child: Child,
   failures: FailureMemory,
-  { why, delay, restarted = true, backoff, sameAsOtherSlot = () => false }: {
+  { why, delay, restarted = true, backoff, sameAsOtherSlot = () => 0 }: {
     why: string;
     delay: number;
     /** False: the caller ends something instead (a takeover); no "restarting in" then. */
     restarted?: boolean;
     backoff: Backoff;
-    sameAsOtherSlot?: (signature: string | undefined) => boolean;
+    /** How many slots this error hit, this one included, when another showed it; else 0. */
+    sameAsOtherSlot?: (signature: string | undefined) => number;
   },
 ): number {
   const role = child.spec.role;
   const words = lastWords(child.tail.lines());
   const times = failures.record(words);
-  const shownElsewhere = times === 1 && sameAsOtherSlot(failures.signature);
+  const hits = times === 1 ? sameAsOtherSlot(failures.signature) : 0;
+  const shownElsewhere = hits > 0;
   child.releaseOutput(times === 1 && !shownElsewhere);
-  const restart = restarted ? `restarting in ${formatMs(delay)}` : "not restarted";
+  // No backoff (an old generation's worker, replaced with new code): no "in 0 ms (failure 0)".
+  const restart = !restarted
+    ? "not restarted"
+    : delay > 0
+    ? `restarting in ${formatMs(delay)}`
+    : "restarting now";
   const fields = {
     role,
     id: child.spec.id,
@@ -283,16 +290,53 @@ export function reportFailure(
   };
   const who = `${child.spec.label} (pid ${child.pid})`;
   if (shownElsewhere) {
-    log.warn(`${role}.exited`, `${who} failed the same way; ${restart}`, fields);
+    const generation = child.spec.generation === undefined
+      ? ""
+      : ` of generation ${child.spec.generation}`;
+    log.warn(
+      `${role}.exited`,
+      `${who} failed the same way (${hits} ${role}s${generation} so far); ${restart}`,
+      { ...fields, hits },
+    );
   } else if (times === 1) {
     log.warn(
       `${role}.exited`,
-      `${who} ${why} after ${formatMs(child.uptimeMs())}; ${restart} ` +
-        `(failure ${backoff.failures})${hintLine(words)}`,
+      `${who} ${why} after ${formatMs(child.uptimeMs())}; ${restart}` +
+        `${backoff.failures > 0 ? ` (failure ${backoff.failures})` : ""}${hintLine(words)}`,
       { ...fields, lastOutput: words },
     );
   } else if (worthReporting(times)) {
     log.warn(`${role}.exited`, `${who} crashed again, same error (×${times}); ${restart}`, fields);
   }
   return times;
+}
+
+/** The status rows of a pool's workers: its slots' (or their backoff), the held and the retiring. */
+export function workerRows(
+  slots: readonly (Pick<Slot, "current"> & {
+    id: number;
+    restarts: number;
+    replacement?: Child;
+    errored: boolean;
+  })[],
+  held: readonly Child[],
+  retiring: readonly Child[],
+  usage: Usage,
+  now: number,
+): StatusRow[] {
+  const rows: StatusRow[] = [];
+  for (const slot of slots) {
+    for (const child of [slot.current, slot.replacement]) {
+      if (child) rows.push(childRow("worker", slot.id, child, slot.restarts, usage, now));
+    }
+    if (!slot.current && !slot.replacement) {
+      rows.push(emptyRow("worker", slot.id, slot.errored ? "errored" : "backoff", slot.restarts));
+    }
+  }
+  for (const child of held) {
+    const row = childRow("worker", child.spec.id, child, 0, usage, now);
+    rows.push(child.state === "ready" ? { ...row, state: "held" } : row);
+  }
+  for (const child of retiring) rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
+  return rows;
 }

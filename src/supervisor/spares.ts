@@ -53,6 +53,15 @@ export class Spares {
     }
   }
 
+  /** As many spares wanted as `count` (--spares auto follows the workers): surplus ones end now. */
+  resize(count: number): void {
+    this.#desired = count;
+    for (const spare of this.#waiting.splice(count)) {
+      this.#stopping.add(spare);
+      spare.kill();
+    }
+  }
+
   /** Ends the waiting spares (new ones follow, unless `forGood`: stopping). */
   discard(forGood = false): void {
     if (forGood) this.#desired = 0;

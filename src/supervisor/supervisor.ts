@@ -32,8 +32,7 @@ import { describeChanges, Report } from "./report.ts";
 import { Succession, type SuccessionEvent } from "./succession.ts";
 import type { RecordedProcess } from "../control/worker_records.ts";
 import type { Predecessor } from "./takeover.ts";
-import { Dashboard, RecentLines } from "../dashboard/dashboard.ts";
-import { tapRelayedLines } from "../log/relay.ts";
+import { type Dashboard, relayedDashboard } from "../dashboard/dashboard.ts";
 
 /** Everything the supervisor needs to run one instance: the run settings, and where it runs. */
 export type SupervisorOptions = WorkerLaunch & {
@@ -118,14 +117,8 @@ export class Supervisor {
       steer: () => workers.steer(),
     });
     if (options.metrics) {
-      // The output the dashboard shows, until src/log/output_buffer.ts's buffer replaces it.
-      const output = new RecentLines();
-      tapRelayedLines((stream, source, text) =>
-        output.push({ at: Date.now(), stream, source, text })
-      );
-      this.#dashboard = new Dashboard({
+      this.#dashboard = relayedDashboard({
         status: () => this.#report.status(this.#ports.bound()),
-        output,
         hostname: options.metrics.hostname,
       });
     }
@@ -368,7 +361,7 @@ export class Supervisor {
       `scaling from ${this.#workers.desired} to ${workers} worker(s) (${reason})`,
       { role: "supervisor", workers },
     );
-    this.#workers.desired = workers;
+    this.#workers.scaleTo(workers);
   }
 
   #noSuchProcess(name: string): ControlReply {
@@ -482,11 +475,8 @@ export class Supervisor {
   }
 
   async #cleanUp(): Promise<void> {
-    if (this.#dashboard) {
-      // Its pages' streams hold connections open: they end first.
-      this.#dashboard.close();
-      tapRelayedLines(undefined);
-    }
+    // Its pages' streams hold connections open: they end first.
+    this.#dashboard?.close();
     // Closing the watcher waits on Deno's watcher thread, which a FIFO in the
     // watched tree can block for good (watch/fifo.ts): a stop never waits on it long.
     let timer: ReturnType<typeof setTimeout> | undefined;

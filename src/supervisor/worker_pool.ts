@@ -12,11 +12,10 @@ import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { type WorkerLaunch, workerSpec } from "./child_command.ts";
 import { Spares } from "./spares.ts";
+import { retiredExit, SameError } from "./worker_exits.ts";
 import { formatMs, formatTail, lastWords, whenExited } from "./describe.ts";
 import { hintLine, summarizeError } from "./failures.ts";
 import {
-  childRow,
-  emptyRow,
   markErrored,
   reportFailure,
   type Slot,
@@ -24,6 +23,7 @@ import {
   type SlotPolicy,
   type SlotSeam,
   type Usage,
+  workerRows,
 } from "./slots.ts";
 
 interface WorkerSlot extends Slot {
@@ -80,8 +80,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #spares: Spares;
   /** Held predecessors already told to send their requests on. */
   readonly #toldHeld = new WeakSet<Child>();
-  /** The signature of the last error shown in full, by any slot. */
-  #lastShown?: string;
+  /** The last error shown in full, by any slot, and how many workers it hit since. */
+  readonly #sameError = new SameError();
+  /** Generations a new worker of which failed before it was ready (their others are stopped). */
+  readonly #failedGenerations = new Set<number>();
   /** Why we killed a child, to explain its exit. */
   readonly #killReasons = new WeakMap<Child, string>();
   desired: number;
@@ -118,6 +120,13 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     super(options);
     this.desired = options.workers;
     this.#spares = new Spares(options);
+  }
+
+  /** Scales to `workers`; with --spares auto the warm spares follow (surplus ones end now). */
+  scaleTo(workers: number): void {
+    this.desired = workers;
+    if (!this.options.sparesFollow) return;
+    this.#spares.resize(workers);
   }
 
   /** Every live worker: current, replacements, held and retiring. */
@@ -362,23 +371,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   /** Status rows: every live worker, and each empty slot waiting out its backoff. */
   statusRows(usage: Usage): StatusRow[] {
     const now = this.options.clock.now();
-    const rows: StatusRow[] = [];
-    for (const slot of this.slots) {
-      for (const child of [slot.current, slot.replacement]) {
-        if (child) rows.push(childRow("worker", slot.id, child, slot.restarts, usage, now));
-      }
-      if (!slot.current && !slot.replacement) {
-        rows.push(emptyRow("worker", slot.id, slot.errored ? "errored" : "backoff", slot.restarts));
-      }
-    }
-    for (const child of this.#held.values()) {
-      const row = childRow("worker", child.spec.id, child, 0, usage, now);
-      rows.push(child.state === "ready" ? { ...row, state: "held" } : row);
-    }
-    for (const child of this.#retiring) {
-      rows.push(childRow("worker", child.spec.id, child, 0, usage, now));
-    }
-    return [...rows, ...this.#spares.statusRows(usage, now)];
+    return [
+      ...workerRows(this.slots, [...this.#held.values()], [...this.#retiring], usage, now),
+      ...this.#spares.statusRows(usage, now),
+    ];
   }
 
   /**
@@ -407,7 +403,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
 
   /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
   override retryNow(): void {
-    this.#lastShown = undefined;
+    this.#sameError.forget();
     super.retryNow();
   }
 
@@ -457,18 +453,18 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     for (const [id, held] of this.#held) {
       if (held !== child) continue;
       this.#held.delete(id);
+      child.releaseOutput(true);
       log.info("worker.exited", `worker ${id} (pid ${child.pid}) exited while held`, fields);
       return { kind: "drained" };
     }
     if (this.#retiring.delete(child)) {
-      // Told to stop before it was ever ready: its start-up output is not news.
-      if (child.readyAt === undefined) child.releaseOutput(false);
-      const reason = this.#killReasons.get(child);
-      const how = child.killedAt === undefined
-        ? "exited after draining"
-        : reason
-        ? `${reason}; replaced`
-        : "is gone (killed)";
+      // Told to stop before it was ever ready: its start-up output is not news (a crash's is).
+      child.releaseOutput(child.readyAt !== undefined);
+      const how = retiredExit(
+        child,
+        this.#killReasons.get(child),
+        this.#failedGenerations.has(child.spec.generation),
+      );
       log.info("worker.exited", `worker ${child.spec.id} (pid ${child.pid}) ${how}`, {
         ...fields,
         status: describeExit(status),
@@ -483,6 +479,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     const words = lastWords(child.tail.lines());
     const summary = summarizeError(words, this.options.cwd);
     if (slot.replacement === child) {
+      this.#failedGenerations.add(child.spec.generation);
       // The abort message carries the error (the `reload` caller sees it too).
       child.releaseOutput(false);
       slot.replacement = undefined;
@@ -504,12 +501,9 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       delay,
       restarted: this.options.restarts?.() ?? true,
       backoff: slot.backoff,
-      // Every slot fails the same way when the code is broken: show it once, for the first.
-      sameAsOtherSlot: (signature) => {
-        const same = this.#lastShown === signature;
-        this.#lastShown = signature;
-        return same;
-      },
+      // Every slot fails the same way when the code is broken: show it once, for the first,
+      // and count the workers it hits.
+      sameAsOtherSlot: (signature) => this.#sameError.hit(signature),
     });
     markErrored(slot, child, summary, this.everReady);
     return { kind: "crashed", why, summary, failures: slot.backoff.failures, wasReady };

@@ -30,10 +30,10 @@ export async function monitCommand(argv: string[]): Promise<number> {
         `for a script use "hotreload status --json"`,
     );
   }
-  const name: string | undefined = args.values.name;
+  const target = { name: args.values.name, dir: args.values.dir };
   const state = new DashboardState();
   // The first status before the screen changes: a missing instance fails as `status` does.
-  state.observe((await askOverSocket(name, { cmd: "status" })).status!, Date.now());
+  state.observe((await askOverSocket(target, { cmd: "status" })).status!, Date.now());
 
   let stop!: () => void;
   const stopped = new Promise<void>((resolve) => stop = resolve);
@@ -59,7 +59,7 @@ export async function monitCommand(argv: string[]): Promise<number> {
       ]);
       if (done) break;
       try {
-        state.observe((await askOverSocket(name, { cmd: "status" })).status!, Date.now());
+        state.observe((await askOverSocket(target, { cmd: "status" })).status!, Date.now());
       } catch (error) {
         failure = `monit: the instance stopped answering: ${(error as Error).message}`;
         break;

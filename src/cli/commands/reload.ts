@@ -12,7 +12,7 @@ export async function reloadCommand(argv: string[]): Promise<number> {
   const both = !values.workers && !values.processes;
   const workers = both || values.workers === true;
   const processes = both || values.processes === true;
-  const { instance, reply, silence } = await askInstance(values.name, {
+  const { instance, reply, silence } = await askInstance(values, {
     cmd: "reload",
     workers,
     processes,

@@ -7,7 +7,7 @@ export async function restartCommand(argv: string[]): Promise<number> {
   const args = parseControlArgs("restart", RESTART_HELP, argv);
   if (!args) return 0;
   const { values, positionals } = args;
-  const reply = await askOverSocket(values.name, {
+  const reply = await askOverSocket(values, {
     cmd: "restart",
     name: positionals[0],
   });

@@ -21,6 +21,8 @@ import { checkDenoFlags } from "../flag_check.ts";
 import { HotreloadError, UsageError } from "../../errors.ts";
 import { checkEnvFiles, envFiles } from "../../supervisor/env_files.ts";
 import { runHelp, VERSION } from "../help.ts";
+import { detach, detachedOutput } from "../detach.ts";
+import { register } from "../../control/registry.ts";
 
 export async function runCommand(argv: string[]): Promise<number> {
   const cwd = Deno.cwd();
@@ -28,6 +30,10 @@ export async function runCommand(argv: string[]): Promise<number> {
   if (config.help) {
     console.log(runHelp());
     return 0;
+  }
+  if (config.detach) {
+    // The checks below run in the background supervisor: what fails there comes back here.
+    return await detach(config, argv);
   }
   // Every check that can refuse the start happens before anything is started.
   const deno = resolveDeno(config.deno);
@@ -68,9 +74,13 @@ export async function runCommand(argv: string[]): Promise<number> {
   // Its orphans send requests on to our workers with their supervisor's secret.
   const hopKey = orphans?.hopKey ?? newHopKey();
   const claim = claimInstance(cwd, recordOf(config, hopKey));
+  const output = detachedOutput(claim.dir);
+  const registered = registerClaim(claim);
   try {
     return await supervise(config, { deno, envs, dir: claim.dir, orphans, hopKey });
   } finally {
+    registered.unregister();
+    output?.();
     claim.release();
   }
 }
@@ -91,7 +101,10 @@ async function takeOver(
     ensurePortFree(config.port);
   }
   const lock = lockTakeover(cwd, name);
+  // A detached instance's successor (upgrade) writes to the same file.
+  const output = detachedOutput(instanceDir(cwd, name));
   let claim: Claim | undefined;
+  let registered: { unregister(): void } | undefined;
   log.info(
     "takeover.start",
     `taking over "${name}" (supervisor pid ${predecessor.pid}, hotreload ` +
@@ -110,15 +123,36 @@ async function takeOver(
         predecessor,
         claim() {
           claim = claimInstance(cwd, recordOf(config, hopKey));
+          registered = registerClaim(claim);
           // The takeover is over: a later one may begin (and a SIGKILL now leaves no lock behind).
           lock.release();
         },
       },
     });
   } finally {
+    registered?.unregister();
+    output?.();
     claim?.release();
     lock.release();
   }
+}
+
+/** Records a claimed instance in the user's registry (list --all); says so when it cannot. */
+function registerClaim(claim: Claim): { unregister(): void } {
+  let registered;
+  try {
+    registered = register(claim.record);
+  } catch (error) {
+    registered = { unregister() {}, error: (error as Error).message };
+  }
+  if (registered.error) {
+    log.warn(
+      "registry.failed",
+      `not in the registry of running instances (list --all will not show it): ${registered.error}`,
+      { role: "supervisor" },
+    );
+  }
+  return registered;
 }
 
 /** What the instance's record says of this run. */

@@ -1,8 +1,9 @@
 /**
- * `hotreload scale <n>`: more or fewer workers; new ones join ready-gated,
- * removed ones drain. Waits until the new workers are ready (or the removed
- * ones have left service: they drain on, closing their idle connections
- * after the close window) and reports, as `reload` does.
+ * `hotreload scale <n|+n|-n|auto>`: more or fewer workers; new ones join
+ * ready-gated, removed ones drain (with --spares auto, the warm spares
+ * follow). Waits until the new workers are ready (or the removed ones have
+ * left service: they drain on, closing their idle connections after the
+ * close window) and reports, as `reload` does.
  */
 import { askOverSocket } from "../../control/client.ts";
 import { MAX_WORKERS } from "../../config/limits.ts";
@@ -10,24 +11,63 @@ import { parseControlArgs, SCALE_TIMEOUT_MS } from "../control_args.ts";
 import { HotreloadError, UsageError } from "../../errors.ts";
 import { SCALE_HELP } from "../help.ts";
 
-export async function scaleCommand(argv: string[]): Promise<number> {
-  const args = parseControlArgs("scale", SCALE_HELP, argv);
-  if (!args) return 0;
-  const { values, positionals } = args;
-  const raw = positionals[0];
-  if (!/^\d+$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_WORKERS) {
+/** What `scale` was asked: a number of workers, a change of it, or one per CPU. */
+export type ScaleTarget = { to: number } | { by: number } | { auto: true };
+
+/** Parses `<n|+n|-n|auto>`; throws a one-line usage error. */
+export function parseScaleTarget(raw: string): ScaleTarget {
+  if (raw === "auto") return { auto: true };
+  const match = /^([+-]?)(\d{1,7})$/.exec(raw);
+  if (!match) {
     throw new UsageError(
-      `scale needs a whole number of workers from 1 to ${MAX_WORKERS} (got "${raw}")`,
+      `scale needs a number of workers (1 to ${MAX_WORKERS}), +n, -n or auto (got "${raw}")`,
     );
   }
-  const workers = Number(raw);
+  const n = Number(match[2]);
+  if (match[1] === "") return { to: n };
+  if (n === 0) throw new UsageError(`scale ${raw} changes nothing; give +1 or more, -1 or more`);
+  return { by: match[1] === "-" ? -n : n };
+}
+
+/** The number of workers `target` asks of an instance running `current`; throws when out of bounds. */
+export function scaledWorkers(target: ScaleTarget, current: number, cpus: number): number {
+  const workers = "to" in target ? target.to : "by" in target ? current + target.by : cpus;
+  const asked = "by" in target
+    ? ` (${current} ${target.by < 0 ? "-" : "+"} ${Math.abs(target.by)})`
+    : "";
+  if (workers < 1) {
+    throw new UsageError(`cannot scale to ${workers} worker(s)${asked}: at least 1 must run`);
+  }
+  if (workers > MAX_WORKERS) {
+    throw new UsageError(`cannot scale to ${workers} worker(s)${asked}: at most ${MAX_WORKERS}`);
+  }
+  return workers;
+}
+
+export async function scaleCommand(argv: string[]): Promise<number> {
+  // "-1" would read as a flag: it is the count, whatever its place.
+  const at = argv.findIndex((arg) => /^-\d+$/.test(arg));
+  const negative = at === -1 ? undefined : argv[at];
+  const args = parseControlArgs(
+    "scale",
+    SCALE_HELP,
+    at === -1 ? argv : argv.toSpliced(at, 1, "0"),
+  );
+  if (!args) return 0;
+  const { values, positionals } = args;
+  const target = parseScaleTarget(negative ?? positionals[0]);
   const timeoutMs = values.timeout === undefined ? SCALE_TIMEOUT_MS : Number(values.timeout);
   const started = Date.now();
-  const reply = await askOverSocket(values.name, { cmd: "scale", workers });
+  let current = 0;
+  if (!("to" in target)) {
+    current = (await askOverSocket(values, { cmd: "status" })).status!.supervisor.workers;
+  }
+  const workers = scaledWorkers(target, current, navigator.hardwareConcurrency);
+  const reply = await askOverSocket(values, { cmd: "scale", workers });
   console.error(`hotreload: ${reply.message}`);
   const deadline = started + timeoutMs;
   while (true) {
-    const status = await askOverSocket(values.name, { cmd: "status" });
+    const status = await askOverSocket(values, { cmd: "status" });
     const rows = status.status!.children.filter((row) =>
       row.role === "worker" && row.state !== "draining" && row.state !== "held"
     );

@@ -15,7 +15,7 @@ export async function sendCommand(argv: string[]): Promise<number> {
   } catch {
     throw new UsageError(`the message must be JSON, e.g. '{"job":42}' (got ${json})`);
   }
-  const reply = await askOverSocket(values.name, {
+  const reply = await askOverSocket(values, {
     cmd: "send",
     name: process,
     message,

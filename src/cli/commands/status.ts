@@ -8,7 +8,7 @@ export async function statusCommand(argv: string[]): Promise<number> {
   const args = parseControlArgs("status", STATUS_HELP, argv);
   if (!args) return 0;
   const { values } = args;
-  const reply = await askOverSocket(values.name, { cmd: "status" });
+  const reply = await askOverSocket(values, { cmd: "status" });
   const report = reply.status!;
   console.log(values.json ? JSON.stringify(report, null, 2) : formatStatus(report));
   return 0;

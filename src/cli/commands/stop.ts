@@ -7,7 +7,7 @@ export async function stopCommand(argv: string[]): Promise<number> {
   const args = parseControlArgs("stop", STOP_HELP, argv);
   if (!args) return 0;
   const { values } = args;
-  const { instance, reply } = await askInstance(values.name, { cmd: "stop", fast: values.fast });
+  const { instance, reply } = await askInstance(values, { cmd: "stop", fast: values.fast });
   if (reply) failOn(reply);
   // Gone already (it answered nothing because it was stopping): nothing to signal.
   else signalInstance(instance, values.fast ? "SIGQUIT" : "SIGTERM");

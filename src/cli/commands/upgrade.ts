@@ -4,9 +4,8 @@
  * executable at its path; waits until the successor has taken over and the
  * old supervisor is gone, or reports why not (the old one keeps serving).
  */
-import { failOn, waitUntilGone } from "../../control/client.ts";
+import { failOn, targetInstance, waitUntilGone } from "../../control/client.ts";
 import { instanceDir } from "../../control/instance_dir.ts";
-import { projectDir, selectInstance } from "../../control/instances.ts";
 import { sendControlRequest, socketPath } from "../../control/socket.ts";
 import { HotreloadError, UsageError } from "../../errors.ts";
 import { parseControlArgs } from "../control_args.ts";
@@ -20,8 +19,7 @@ export async function upgradeCommand(argv: string[]): Promise<number> {
   const args = parseControlArgs("upgrade", UPGRADE_HELP, ours);
   if (!args) return 0;
   const { values } = args;
-  const cwd = projectDir(Deno.cwd());
-  const instance = selectInstance(cwd, values.name);
+  const { cwd, instance } = targetInstance(values);
   if (runArgs) {
     // Bad arguments are said here, not only in the instance's log.
     const config = parseRunArgs(runArgs, instance.cwd);

@@ -1,0 +1,80 @@
+/**
+ * End-to-end: the log says what happened. A crash that hits every worker
+ * shows its stack once, with the count of workers it hit; a generation that
+ * failed to start says so; `status` counts the requests served up to when
+ * it is asked.
+ */
+import assert from "node:assert/strict";
+import { httpGet, runCli, waitFor, watchingArgs, withHotreload } from "./helpers.ts";
+import type { StatusReport } from "../src/control/protocol.ts";
+
+const CRASHES = `Deno.serve((_req) => new Response("ok"));
+setTimeout(() => { throw new Error("crash after ready"); }, 1000);
+`;
+
+Deno.test("a crash that hits 4 workers shows one stack and counts the workers", async () => {
+  await withHotreload(
+    { "main.ts": CRASHES },
+    (port) => watchingArgs(port, "-w", "4"),
+    async (run) => {
+      await run.waitForOutput(/failed the same way \(4 workers of generation 1 so far\)/);
+      const stacks = run.output.lines.filter((line) =>
+        /^\[worker \d \d+\] error: Uncaught Error: crash after ready$/.test(line)
+      );
+      assert.equal(stacks.length, 1, run.output.text());
+      const frames = run.output.lines.filter((line) =>
+        /^\[worker \d \d+\]\s+at .*main\.ts:2/.test(line)
+      );
+      assert.equal(frames.length, 1, run.output.text());
+      for (const n of [2, 3]) {
+        assert.ok(run.output.has(`(${n} workers of generation 1 so far)`), run.output.text());
+      }
+      assert.ok(!run.output.has(/restarting in 0 ms|\(failure 0\)/), run.output.text());
+    },
+  );
+});
+
+Deno.test("a reload whose generation fails to start says so, not 'after draining'", async () => {
+  await withHotreload(
+    { "main.ts": `Deno.serve((_req) => new Response("v1"));\n` },
+    (port) => watchingArgs(port, "-w", "2", "--allow-env=HOTRELOAD_WORKER_ID"),
+    async (run, { dir }) => {
+      await run.waitForOutput("2 worker(s) ready");
+      // One worker of the new generation fails at once; the other is stopped before it is ready.
+      await Deno.writeTextFile(
+        `${dir}/main.ts`,
+        `if (Deno.env.get("HOTRELOAD_WORKER_ID") === "0") throw new Error("v2 cannot start");\n` +
+          `await new Promise((r) => setTimeout(r, 3000));\nDeno.serve((_req) => new Response("v2"));\n`,
+      );
+      await run.waitForOutput("reload aborted");
+      await run.waitForOutput(
+        /worker 1 \(pid \d+\) of generation 2, which failed to start, was stopped/,
+      );
+      assert.ok(!run.output.has(/generation 2.*after draining/), run.output.text());
+      const drained = run.output.lines.filter((line) => /exited after draining/.test(line));
+      assert.deepEqual(drained, [], run.output.text());
+    },
+  );
+});
+
+Deno.test("status counts the requests served before it was asked", async () => {
+  await withHotreload(
+    { "main.ts": `Deno.serve((_req) => new Response("ok"));\n` },
+    (port) => watchingArgs(port, "-w", "2"),
+    async (run, { dir, port }) => {
+      await run.waitForOutput("2 worker(s) ready");
+      for (let i = 0; i < 7; i++) assert.equal((await httpGet(port)).status, 200);
+      const result = await runCli(["status", "--json"], dir);
+      assert.equal(result.code, 0, result.stderr);
+      const report = JSON.parse(result.stdout) as StatusReport;
+      const served = report.children.reduce((n, row) => n + (row.requests ?? 0), 0);
+      assert.equal(served, 7, result.stdout);
+      // And the count goes on as requests come.
+      assert.equal((await httpGet(port)).status, 200);
+      await waitFor(async () => {
+        const again = JSON.parse((await runCli(["status", "--json"], dir)).stdout) as StatusReport;
+        return again.children.reduce((n, row) => n + (row.requests ?? 0), 0) === 8;
+      }, "8 requests counted");
+    },
+  );
+});
