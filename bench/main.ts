@@ -3,7 +3,7 @@
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
  * startup, reload, edit (the reload bench's edit loop alone), reload-load, throughput,
- * watch, fix, saves, matrix, graph, takeover, sticky; none means all but edit. The throughput, sticky and reload-load benches
+ * request-path, watch, fix, saves, matrix, graph, takeover, sticky; none means all but edit. The throughput, sticky and reload-load benches
  * need wrk (`apt-get install -y wrk`); the reload bench needs root for
  * `unshare -n`.
  */
@@ -12,6 +12,7 @@ import { benchGraph } from "./graph.ts";
 import { benchMatrix } from "./matrix.ts";
 import { benchReload, editLoop } from "./reload.ts";
 import { benchReloadLoad } from "./reload_load.ts";
+import { benchRequestPath } from "./request_path.ts";
 import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
 import { benchSticky } from "./sticky.ts";
@@ -24,6 +25,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   edit: () => editLoop(20),
   "reload-load": () => benchReloadLoad(),
   throughput: benchThroughput,
+  "request-path": () => benchRequestPath(),
   fix: benchFix,
   saves: () => benchSaves(),
   matrix: benchMatrix,
