@@ -126,10 +126,18 @@ Deno.test("scale rejects a bad count", async () => {
     (port) => serveArgs(port),
     async (run, { dir }) => {
       await run.waitForReady(1);
-      for (const bad of ["0", "two", "2000"]) {
+      for (
+        const [bad, says] of [
+          ["0", /cannot scale to 0 worker\(s\): at least 1 must run/],
+          ["two", /scale needs a number of workers \(1 to 1024\), \+n, -n or auto \(got "two"\)/],
+          ["2000", /cannot scale to 2000 worker\(s\): at most 1024/],
+          ["-1", /cannot scale to 0 worker\(s\) \(1 - 1\): at least 1 must run/],
+        ] as const
+      ) {
         const result = await runCli(["scale", bad], dir);
-        assert.equal(result.code, 2);
-        assert.match(result.stderr, /scale needs a whole number of workers from 1 to 1024/);
+        assert.equal(result.code, 2, bad);
+        assert.match(result.stderr, says);
+        assert.equal(result.stderr.trim().split("\n").length, 1, "one line");
       }
       assert.equal((await status(dir)).supervisor.workers, 1, "nothing changed");
     },

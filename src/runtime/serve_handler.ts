@@ -6,8 +6,9 @@
  * instance's marker, hop.ts) is unwrapped first, so the app sees it as the
  * client sent it, with the client's address. Out of service (draining, or
  * held), each request is sent on to a serving worker (forward.ts), so no
- * client gets old code once new code serves; a draining worker's answers say
- * `Connection: close`.
+ * client gets old code once new code serves; once the worker hands its
+ * clients over (draining, or held and told that the whole new generation
+ * serves), its answers say `Connection: close`.
  *
  * A handler that declares no parameters (`() => new Response("hi")`) keeps
  * Deno's fast path: Deno then builds no Request at all (ext/http/00_serve.ts,
@@ -56,11 +57,12 @@ export function withConnectionClose(response: Response): Response {
 
 /** The app's handler as the pool calls it: see the module text. */
 export function poolHandler(handler: ServeHandler, context: PoolContext): ServeHandler {
-  if (handler.length === 0) return noRequestHandler(handler as () => Response, context);
+  if (handler.length === 0) {
+    return noRequestHandler(handler as (...args: unknown[]) => Response, context);
+  }
   const { service, marker } = context;
-  // An answer that comes once the worker has left service (a slow request that began
-  // before) asks the client to reconnect too: Deno closes the connection after it, and a
-  // client that sends its next request at once would lose it.
+  // An answer that comes once the worker is handing its clients over (a slow request that
+  // began before) asks the client to reconnect too, like every other answer from then on.
   const closingIfLeaving = (response: Response) =>
     service.handingOver ? withConnectionClose(response) : response;
   return (request, info) => {
@@ -77,7 +79,7 @@ export function poolHandler(handler: ServeHandler, context: PoolContext): ServeH
 
 /** Deno's fast path for a handler that reads no request: see the module text. */
 function noRequestHandler(
-  handler: () => Response | Promise<Response>,
+  handler: (...args: unknown[]) => Response | Promise<Response>,
   { service }: PoolContext,
 ): () => Response | Promise<Response> {
   const answered = (response: Response) => {
@@ -88,10 +90,13 @@ function noRequestHandler(
     service.done();
     throw error;
   };
-  return () => {
+  // Declares no parameter, but hands on whatever Deno gives: Deno still passes the request
+  // where its fast path does not apply (HTTP/2, tracing), and a handler written
+  // `(...args) => app.fetch(...args)` has no declared parameter either.
+  return function (this: unknown) {
     service.count();
     if (service.outOfService) service.lastRequestAt = Date.now();
-    const response = handler();
+    const response = handler.apply(this, arguments as unknown as unknown[]);
     if (response instanceof Promise) {
       service.begin();
       return response.then(answered, failed);

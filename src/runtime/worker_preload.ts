@@ -245,8 +245,8 @@ const nodeServers = watchNodeServers({
       openResponses.delete(response);
       service.done();
     });
-    // Once draining, ask the client to reconnect elsewhere.
-    if (service.draining && !response.headersSent) response.setHeader("connection", "close");
+    // Once handing over (draining, or held and told so), ask the client to reconnect elsewhere.
+    if (service.handingOver && !response.headersSent) response.setHeader("connection", "close");
   },
   onStream(stream) {
     service.count();
