@@ -599,8 +599,9 @@ Deno.test("an env file replaced by a link, then by a FIFO: later changes are sti
   try {
     await run.waitForReady(1);
     assert.equal((await httpGet(port)).body, "1");
-    await Deno.remove(`${dir}/.env`);
-    await Deno.symlink("/etc/hostname", `${dir}/.env`);
+    // Replaced in one step (a link renamed over it), as a deploy or an editor replaces a file.
+    await Deno.symlink("/etc/hostname", `${dir}/.env.new`);
+    await Deno.rename(`${dir}/.env.new`, `${dir}/.env`);
     await run.waitForOutput("is a symbolic link");
     await Deno.remove(`${dir}/.env`);
     // Deno's watcher opens the files it reports: a FIFO would block it for good.
