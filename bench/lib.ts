@@ -1,6 +1,6 @@
 /** Shared pieces of the benchmarks: statistics, tables, processes, namespaces. */
 
-import { CLI, freePort, killTagged, taggedPids, waitFor } from "../tests/helpers.ts";
+import { CLI, freePort, Hotreload, killTagged, taggedPids, waitFor } from "../tests/helpers.ts";
 import { procStat } from "../src/child/os.ts";
 export { runInNetns } from "../tests/netns.ts";
 export { freePort };
@@ -330,38 +330,28 @@ function stopAllOnSignal(): void {
 }
 
 export class BenchServer {
-  readonly tag = crypto.randomUUID();
+  /** The process and its output: spawned as the tests spawn hotreload (tests/helpers.ts). */
+  readonly #run: Hotreload;
+  readonly tag: string;
   readonly process: Deno.ChildProcess;
-  readonly #chunks: string[] = [];
   readonly #done: Promise<Deno.CommandStatus>;
 
   constructor(
     args: string[],
     { cwd, env = {}, cpus }: { cwd: string; env?: Record<string, string>; cpus?: string },
   ) {
-    const argv = cpus === undefined
-      ? [Deno.execPath(), ...args]
-      : ["taskset", "-c", cpus, Deno.execPath(), ...args];
-    this.process = new Deno.Command(argv[0], {
-      args: argv.slice(1),
-      cwd,
-      env: { NO_COLOR: "1", ...env, HOTRELOAD_TEST_TAG: this.tag },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) this.#chunks.push(text);
-    };
-    const pumps = Promise.all([pump(this.process.stdout), pump(this.process.stderr)]);
-    this.#done = Promise.all([this.process.status, pumps]).then(([status]) => status);
+    const pin = cpus === undefined ? [] : ["taskset", "-c", cpus];
+    this.#run = new Hotreload(args, cwd, env, pin, [Deno.execPath()]);
+    this.tag = this.#run.tag;
+    this.process = this.#run.process;
+    this.#done = this.#run.status;
     stopAllOnSignal();
     liveServers.add(this);
   }
 
   /** What it printed so far. */
   text(): string {
-    return this.#chunks.join("");
+    return this.#run.output.text();
   }
 
   /** Every live process it started (itself included). */

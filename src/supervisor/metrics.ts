@@ -5,6 +5,8 @@
  * by the workers: nothing of it runs in the request path.
  */
 
+import { ROW_STATES } from "../control/protocol.ts";
+
 type Labels = Record<string, string | number>;
 
 /** Label values escaped as the format wants: backslash, double quote, newline. */
@@ -96,15 +98,8 @@ export interface MetricsSnapshot {
   supervisorRssBytes: number;
 }
 
-const WORKER_STATES = [
-  "spare",
-  "starting",
-  "ready",
-  "held",
-  "draining",
-  "backoff",
-  "errored",
-] as const;
+/** A worker's row in `status` is in one of these (only a custom process shows "stopped"). */
+const WORKER_STATES = ROW_STATES.filter((state) => state !== "stopped");
 
 /** The gauges (and reported counters) a scrape reads from the supervisor's state. */
 export function scrapedFamilies(snapshot: MetricsSnapshot): ScrapedFamily[] {
