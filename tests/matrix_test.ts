@@ -33,7 +33,7 @@ for (const row of ROWS) {
         const where = `${kind} clients, ${trigger}: ${JSON.stringify(seen.failed.slice(0, 3))}`;
         assert.ok(seen.ok > 0, `${where}: answered`);
         assert.ok(
-          seen.failed.length <= allowedFailures(result, trigger, kind, seen),
+          seen.failed.length <= allowedFailures(result, trigger, seen),
           `${where}: ${seen.failed.length} failed of ${seen.ok}`,
         );
         assert.ok(
