@@ -30,6 +30,40 @@ async function waitFor(
   }
 }
 
+/**
+ * A `Deno.watchFs` that yields the events a test sends; `send` resolves once
+ * the backend took them all (it handles each as it is yielded).
+ */
+function scriptedWatchFs() {
+  const events: Deno.FsEvent[] = [];
+  let wake = () => {};
+  let closed = false;
+  let idle = false;
+  const watchFs = (): Deno.FsWatcher => ({
+    close: () => {
+      closed = true;
+      wake();
+    },
+    [Symbol.dispose]() {},
+    async *[Symbol.asyncIterator]() {
+      while (!closed) {
+        if (events.length === 0) {
+          idle = true;
+          await new Promise<void>((resolve) => wake = resolve);
+        }
+        while (events.length > 0) yield events.shift()!;
+      }
+    },
+  } as unknown as Deno.FsWatcher);
+  const send = async (...batch: Deno.FsEvent[]) => {
+    idle = false;
+    events.push(...batch);
+    wake();
+    await waitFor(() => idle, { what: "the scripted events handled" });
+  };
+  return { watchFs, send };
+}
+
 class Recorder {
   batches: ChangeBatch[] = [];
   #cursor = 0;
@@ -533,22 +567,7 @@ Deno.test("events: a directory replaced while its files' own events are lost rep
   // Under load, inotify watches a new directory only some time after it appears:
   // the events of files written into it meanwhile never come. Scripted here.
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
-  const events: Deno.FsEvent[] = [];
-  let wake = () => {};
-  let closed = false;
-  const scripted = (): Deno.FsWatcher => ({
-    close: () => {
-      closed = true;
-      wake();
-    },
-    [Symbol.dispose]() {},
-    async *[Symbol.asyncIterator]() {
-      while (!closed) {
-        if (events.length === 0) await new Promise<void>((resolve) => wake = resolve);
-        while (events.length > 0) yield events.shift()!;
-      }
-    },
-  } as unknown as Deno.FsWatcher);
+  const { watchFs: scripted, send } = scriptedWatchFs();
   const rec = new Recorder();
   Deno.mkdirSync(`${dir}/src`);
   Deno.writeTextFileSync(`${dir}/src/b.ts`, "old");
@@ -561,12 +580,61 @@ Deno.test("events: a directory replaced while its files' own events are lost rep
     Deno.removeSync(`${dir}/src`, { recursive: true });
     Deno.mkdirSync(`${dir}/src`);
     Deno.writeTextFileSync(`${dir}/src/b.ts`, "new");
-    events.push({ kind: "remove", paths: [`${dir}/src`] }, {
+    await send({ kind: "remove", paths: [`${dir}/src`] }, {
       kind: "create",
       paths: [`${dir}/src`],
     });
-    wake();
     assert.deepEqual(await rec.next(), [changed("src/b.ts"), removed("src/c.ts")]);
+  } finally {
+    await watcher.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("events: a save goes out after the settled quiet once every file it wrote is closed", async () => {
+  // Scripted events, real files; the debounce's timer records the quiet it was asked for.
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const { watchFs: scripted, send } = scriptedWatchFs();
+  let quiets: number[] = [];
+  // Long enough that no fire happens between two scripted events; the test fires it.
+  let fire: (() => void) | undefined;
+  const schedule = (fn: () => void, ms: number) => {
+    quiets.push(ms);
+    fire = fn;
+    return setTimeout(() => {}, 60_000);
+  };
+  const rec = new Recorder();
+  for (const name of ["a.ts", "b.ts"]) Deno.writeTextFileSync(`${dir}/${name}`, "old");
+  const watcher = await createWatcherWith(
+    { root: dir, debounceMs: 20, poll: { mode: "never" }, onBatch: rec.onBatch },
+    { watchFs: scripted, schedule },
+  );
+  const a = `${dir}/a.ts`, b = `${dir}/b.ts`;
+  try {
+    Deno.writeTextFileSync(a, "new");
+    await send({ kind: "modify", paths: [a] });
+    assert.deepEqual(quiets, [20], "a write still open waits for the whole debounce");
+    await send({ kind: "access", paths: [a] });
+    assert.deepEqual(quiets, [20, 8], "closed: the settled quiet");
+    fire!();
+    assert.deepEqual(await rec.next(), [changed("a.ts")]);
+
+    quiets = [];
+    Deno.writeTextFileSync(b, "new");
+    await send({ kind: "modify", paths: [a] }, { kind: "modify", paths: [b] });
+    await send({ kind: "access", paths: [a] });
+    assert.deepEqual(quiets, [20, 20], "one of two files still open: no settling");
+    await send({ kind: "access", paths: [b] });
+    assert.deepEqual(quiets, [20, 20, 8], "both closed");
+    fire!();
+    assert.deepEqual(await rec.next(), [changed("a.ts"), changed("b.ts")]);
+
+    quiets = [];
+    Deno.writeTextFileSync(`${dir}/c.ts`, "x");
+    await send({ kind: "rename", paths: [`${dir}/.c.ts.tmp`, `${dir}/c.ts`] });
+    assert.deepEqual(quiets, [8], "renamed into place (an atomic save): settled at once");
+    fire!();
+    assert.deepEqual(await rec.next(), [added("c.ts")]);
   } finally {
     await watcher.close();
     await Deno.remove(dir, { recursive: true });

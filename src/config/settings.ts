@@ -255,7 +255,8 @@ const TABLE = [
   {
     flag: "debounce",
     help: "quiet time that ends a batch of changes " +
-      `(default ${DEFAULT_EVENTS_DEBOUNCE_MS} with file events, ${DEFAULT_POLL_DEBOUNCE_MS} when polling)`,
+      `(default ${DEFAULT_EVENTS_DEBOUNCE_MS} with file events, 0.4 of it once every written file ` +
+      `was closed; ${DEFAULT_POLL_DEBOUNCE_MS} when polling)`,
     resolved: true,
     ...ms("debounce", 0),
   },

@@ -13,6 +13,9 @@ Deno.test("a build's burst (10 paths or more, or a removal) waits for a longer q
   assert.equal(quietFor(20, 10), 300);
   assert.equal(quietFor(20, 1, true), 300);
   assert.equal(quietFor(500, 1, true), 500, "a longer --debounce stands");
+  assert.equal(quietFor(20, 1, false, true), 8, "every write closed: the settled share");
+  assert.equal(quietFor(20, 10, false, true), 300, "a build waits for its quiet, settled or not");
+  assert.equal(quietFor(20, 1, true, true), 300);
   assert.equal(maxWaitFor(20, 1), 1000);
   assert.equal(maxWaitFor(20, 200), 10_000);
 });

@@ -28,6 +28,8 @@ export interface WatcherDeps {
   watchFs?: WatchFsFn;
   systemInfo?: () => { mounts: string; osRelease: string };
   prober?: Prober;
+  /** setTimeout for the events backend's debounce (tests read the quiet it waits for). */
+  schedule?: (fn: () => void, ms: number) => ReturnType<typeof setTimeout>;
 }
 
 /** A watcher plus internals the tests and the benchmark look at. */
@@ -272,7 +274,7 @@ export async function createWatcherWith(
       if (d.backend === "poll") return poll(d.reason);
     }
   }
-  const events = new EventsBackend(ctx, deps.watchFs ?? Deno.watchFs);
+  const events = new EventsBackend(ctx, deps.watchFs ?? Deno.watchFs, deps.schedule);
   try {
     events.start();
   } catch (err) {

@@ -8,7 +8,9 @@
  *   rename events) and editors' temp-file dances come out right.
  * - A new (or moved-in) directory is walked when its event is handled, so
  *   files created before inotify had a watch on it are not missed.
- * - `access` events (reads, e.g. by the workers loading the code) are dropped.
+ * - `access` events are inotify's close-after-write (reads report none): a
+ *   burst whose every written file was closed (or renamed into place) goes
+ *   out after the shorter settled quiet (batch.ts, SETTLED_SHARE).
  * - inotify stops silently when the watched directory itself is deleted; a
  *   cheap identity check (one stat per watched root every 250 ms, and at once
  *   after an event for the root itself) re-creates the OS watcher and
@@ -58,6 +60,8 @@ export class EventsBackend {
   readonly #knownDirs = new Set<string>();
   readonly #pending = new Map<string, Pending>();
   readonly #changes = new ChangeSet();
+  /** Files of this burst written and not yet closed (absolute paths). */
+  readonly #writing = new Set<string>();
   readonly #debounce: Debounce;
   readonly #dirRoots: string[];
   readonly #fileRoots = new Set<string>();
@@ -72,10 +76,14 @@ export class EventsBackend {
   /** Named files that are FIFOs, held open so that Deno's watcher never blocks on one (fifo.ts). */
   readonly #fifos = new FifoGuard();
 
-  constructor(ctx: Context, watchFs: WatchFsFn = Deno.watchFs) {
+  constructor(
+    ctx: Context,
+    watchFs: WatchFsFn = Deno.watchFs,
+    schedule?: (fn: () => void, ms: number) => ReturnType<typeof setTimeout>,
+  ) {
     this.#ctx = ctx;
     this.#watchFs = watchFs;
-    this.#debounce = new Debounce(ctx.debounceMs, () => this.#flush());
+    this.#debounce = new Debounce(ctx.debounceMs, () => this.#flush(), schedule);
     this.#dirRoots = ctx.roots.filter((r) => r.only === undefined).map((r) => r.abs);
     for (const r of ctx.roots) {
       if (r.only === undefined) continue;
@@ -206,8 +214,12 @@ export class EventsBackend {
   }
 
   #onEvent(ev: Deno.FsEvent): void {
-    if (this.#closed || ev.kind === "access") return;
+    if (this.#closed) return;
+    if (ev.kind === "access") return this.#closedWrite(ev.paths);
     const flag = ev.kind === "modify" ? MODIFY : STRUCTURAL;
+    // Written into (or made, to be written): open until its close-after-write. Renamed into
+    // place or removed: whole, or gone.
+    const open = ev.kind === "modify" || ev.kind === "create";
     let touched = false;
     // A removal, or a write in build output: a build's burst (batch.ts).
     let build = ev.kind === "remove";
@@ -223,9 +235,19 @@ export class EventsBackend {
         this.#mark(rel, abs, flag);
         touched = true;
         build ||= this.#ctx.filter.isBuildOutput(rel);
+        if (open) this.#writing.add(abs);
+        else this.#writing.delete(abs);
       }
     }
-    if (touched) this.#debounce.touch(this.#pending.size, build);
+    if (touched) this.#debounce.touch(this.#pending.size, build, this.#writing.size === 0);
+  }
+
+  /** A file written into was closed: once none of the burst is still open, it has settled. */
+  #closedWrite(paths: string[]): void {
+    let closed = false;
+    for (const abs of paths) closed = this.#writing.delete(abs) || closed;
+    if (!closed || this.#writing.size > 0 || !this.#debounce.pending) return;
+    this.#debounce.touch(this.#pending.size, false, true);
   }
 
   #relevant(rel: string, abs: string): boolean {
@@ -258,6 +280,8 @@ export class EventsBackend {
     if (this.#closed) return;
     for (const [rel, p] of this.#pending) this.#classify(rel, p.abs, p.flags);
     this.#pending.clear();
+    // A writer still at work after the quiet marks its file open again with its next write.
+    this.#writing.clear();
     const changes = this.#changes.take();
     if (changes.length > 0) this.#ctx.onBatch({ changes });
   }
