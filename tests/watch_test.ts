@@ -591,6 +591,34 @@ Deno.test("events: a directory replaced while its files' own events are lost rep
   }
 });
 
+Deno.test("events: a named file made a link to a file elsewhere is reported, and so are edits of that file", async () => {
+  // Deno.watchFs drops the events of a path whose link leads outside the watched paths.
+  const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));
+  const elsewhere = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-elsewhere-" }));
+  const rec = new Recorder();
+  Deno.writeTextFileSync(`${dir}/main.ts`, "x");
+  Deno.writeTextFileSync(`${dir}/.env`, "X=1\n");
+  Deno.writeTextFileSync(`${elsewhere}/app.env`, "X=2\n");
+  const watcher = await createWatcherWith({
+    root: dir,
+    alsoFiles: [".env"],
+    poll: { mode: "never" },
+    onBatch: rec.onBatch,
+  });
+  try {
+    Deno.removeSync(`${dir}/.env`);
+    assert.deepEqual(await rec.next(), [removed(".env")]);
+    Deno.symlinkSync(`${elsewhere}/app.env`, `${dir}/.env`);
+    assert.deepEqual(await rec.next("the link"), [added(".env")]);
+    Deno.writeTextFileSync(`${elsewhere}/app.env`, "X=3\n");
+    assert.deepEqual(await rec.next("the edit of its target"), [changed(".env")]);
+  } finally {
+    await watcher.close();
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(elsewhere, { recursive: true });
+  }
+});
+
 Deno.test("events: a save goes out after the settled quiet once every file it wrote is closed", async () => {
   // Scripted events, real files; the debounce's timer records the quiet it was asked for.
   const dir = await Deno.realPath(await Deno.makeTempDir({ prefix: "hrwatch-test-" }));

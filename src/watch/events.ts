@@ -21,6 +21,7 @@
 import { ChangeSet, Debounce } from "./batch.ts";
 import { type Context, type Root, toRel, walkFiles } from "./context.ts";
 import { FifoGuard } from "./fifo.ts";
+import { NamedFiles } from "./named.ts";
 
 /** The `Deno.watchFs` signature (injectable for tests). */
 export type WatchFsFn = (
@@ -75,6 +76,8 @@ export class EventsBackend {
   #soon: ReturnType<typeof setTimeout> | undefined;
   /** Named files that are FIFOs, held open so that Deno's watcher never blocks on one (fifo.ts). */
   readonly #fifos = new FifoGuard();
+  /** Named files, looked at directly: Deno drops the events of a link to elsewhere (named.ts). */
+  #named = new NamedFiles([]);
 
   constructor(
     ctx: Context,
@@ -104,14 +107,20 @@ export class EventsBackend {
       }
     }
     this.#guardFifos();
+    this.#named = new NamedFiles(this.#namedPaths());
     this.#arm();
     this.#timer = setInterval(() => this.#checkRoots(), ROOT_CHECK_MS);
   }
 
+  /** The named files: the file roots and the explicit files, absolute. */
+  #namedPaths(): Set<string> {
+    const named = this.#ctx.filter.explicitFiles().map((rel) => `${this.#ctx.rootAbs}/${rel}`);
+    return new Set([...this.#fileRoots, ...named]);
+  }
+
   /** Holds the named files that are FIFOs (fifo.ts); says so once for each. */
   #guardFifos(): void {
-    const named = this.#ctx.filter.explicitFiles().map((rel) => `${this.#ctx.rootAbs}/${rel}`);
-    for (const abs of new Set([...this.#fileRoots, ...named])) {
+    for (const abs of this.#namedPaths()) {
       if (!this.#fifos.check(abs)) continue;
       this.#ctx.onNote?.(
         `${toRel(this.#ctx.rootAbs, abs)} is a FIFO, not a file: held open so that the file ` +
@@ -194,6 +203,7 @@ export class EventsBackend {
   #checkRoots(): void {
     if (this.#closed) return;
     this.#guardFifos();
+    this.#checkNamed();
     const changed = this.#ctx.roots.filter((r) => identity(r.dirAbs) !== this.#ids.get(r));
     if (changed.length === 0 && !this.#dead) return;
     try {
@@ -204,6 +214,15 @@ export class EventsBackend {
     }
     for (const r of changed) this.#mark(r.rel, r.abs, STRUCTURAL);
     if (changed.length > 0) this.#debounce.touch(this.#pending.size, true);
+  }
+
+  /** Marks the named files that changed with no event (named.ts), unless an event is pending. */
+  #checkNamed(): void {
+    const moved = this.#named.changed().filter((abs) =>
+      !this.#pending.has(toRel(this.#ctx.rootAbs, abs))
+    );
+    for (const abs of moved) this.#mark(toRel(this.#ctx.rootAbs, abs), abs, STRUCTURAL);
+    if (moved.length > 0) this.#debounce.touch(this.#pending.size, false, true);
   }
 
   #underDirRoot(abs: string): boolean {
@@ -278,7 +297,10 @@ export class EventsBackend {
 
   #flush(): void {
     if (this.#closed) return;
-    for (const [rel, p] of this.#pending) this.#classify(rel, p.abs, p.flags);
+    for (const [rel, p] of this.#pending) {
+      this.#classify(rel, p.abs, p.flags);
+      this.#named.seen(p.abs);
+    }
     this.#pending.clear();
     // A writer still at work after the quiet marks its file open again with its next write.
     this.#writing.clear();
