@@ -14,6 +14,7 @@ import {
   ROWS,
   runRow,
   STALE_BOUND,
+  UNMIGRATED_BOUND,
   UNSTEERED_STALE_BOUND,
 } from "./matrix.ts";
 import type { Seen } from "./load.ts";
@@ -70,7 +71,7 @@ for (
     }, 1],
   ] as const
 ) {
-  Deno.test(`watching defaults, 4 workers: ${what}: 0 failed, stale within the bound`, async () => {
+  Deno.test(`watching defaults, 4 workers: ${what}: failed and stale within the bound`, async () => {
     const result = await runScenario<Seen & { steered: boolean }>(
       "edits",
       { workers: 4, clients: 16, ...args },
@@ -81,9 +82,8 @@ for (
     );
     assert.equal(result.steered, args.handover === "ebpf");
     assert.ok(result.ok > 0);
-    assert.equal(
-      result.failed.length,
-      0,
+    assert.ok(
+      result.failed.length <= keepAliveBound(args.handover, migrate, result.ok),
       `${result.failed.length} failed of ${result.ok}: ${result.failed.slice(0, 3)}`,
     );
     assert.ok(
@@ -111,7 +111,7 @@ for (
     }],
   ] as const
 ) {
-  Deno.test(`watching defaults, 4 workers, 16 keep-alive clients: ${what}: 0 failed`, async () => {
+  Deno.test(`watching defaults, 4 workers, 16 keep-alive clients: ${what}: failed within the bound`, async () => {
     const result = await runScenario<Seen & { steered: boolean; generations: number }>(
       "edits",
       { workers: 4, clients: 16, fresh: false, edits: 20, ...args },
@@ -123,10 +123,19 @@ for (
     );
     assert.equal(result.steered, args.handover === "ebpf");
     assert.ok(result.ok > 0);
-    assert.equal(
-      result.failed.length,
-      0,
+    assert.ok(
+      result.failed.length <= keepAliveBound(args.handover, 0, result.ok),
       `${result.failed.length} failed of ${result.ok}: ${result.failed.slice(0, 3)}`,
     );
   });
+}
+
+/**
+ * Failed requests allowed: none, but without steering or tcp_migrate_req=1,
+ * where a client's new connection (after an answer with `Connection: close`;
+ * here each edit's reload overlaps the clients' reconnects of the last) can
+ * be queued on a closing listener: the documented bound (tests/matrix.ts).
+ */
+function keepAliveBound(handover: string, migrate: 0 | 1, ok: number): number {
+  return handover === "none" && migrate === 0 ? Math.floor(ok * UNMIGRATED_BOUND) : 0;
 }

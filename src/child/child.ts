@@ -315,6 +315,15 @@ export class ManagedChild {
     this.#os.signal(this.pid, "SIGURG", false);
   }
 
+  /**
+   * A serving worker lets one keep-alive connection go (SIGCONT): its next
+   * answer says `Connection: close` (supervisor/rebalance.ts).
+   */
+  shed(): void {
+    if (this.state !== "ready" || this.spec.role !== "worker") return;
+    this.#os.signal(this.pid, "SIGCONT", false);
+  }
+
   /** Ends the child and everything in its process group at once. */
   kill(): void {
     if (this.state === "exited") return;

@@ -63,15 +63,18 @@ export function poolHandler(handler: ServeHandler, context: PoolContext): ServeH
   const { service, marker } = context;
   // An answer that comes once the worker is handing its clients over (a slow request that
   // began before) asks the client to reconnect too, like every other answer from then on.
+  // So does one the supervisor asks to shed (its clients are spread: supervisor/rebalance.ts).
   const closingIfLeaving = (response: Response) =>
-    service.handingOver ? withConnectionClose(response) : response;
+    service.closeThis() ? withConnectionClose(response) : response;
   return (request, info) => {
     service.begin();
     info.completed.then(service.done, service.done);
     if (!service.outOfService && request.url.indexOf(marker) < 0) {
       service.count();
       const response = handler(request, info);
-      return response instanceof Promise ? response.then(closingIfLeaving) : response;
+      return response instanceof Promise
+        ? response.then(closingIfLeaving)
+        : closingIfLeaving(response);
     }
     return handOn(handler, request, info, context);
   };
@@ -84,7 +87,7 @@ function noRequestHandler(
 ): () => Response | Promise<Response> {
   const answered = (response: Response) => {
     service.done();
-    return service.handingOver ? withConnectionClose(response) : response;
+    return service.closeThis() ? withConnectionClose(response) : response;
   };
   const failed = (error: unknown) => {
     service.done();
@@ -101,7 +104,7 @@ function noRequestHandler(
       service.begin();
       return response.then(answered, failed);
     }
-    return service.handingOver ? withConnectionClose(response) : response;
+    return service.closeThis() ? withConnectionClose(response) : response;
   };
 }
 
@@ -167,5 +170,5 @@ async function handOn(
   }
   service.count();
   const response = await handler(request, info);
-  return service.handingOver ? withConnectionClose(response) : response;
+  return service.closeThis() ? withConnectionClose(response) : response;
 }

@@ -28,6 +28,12 @@ export class Service {
    * clients may reconnect now and spread over every new worker.
    */
   handedOff = false;
+  /**
+   * Connections to let go, one per SIGCONT (the supervisor spreading
+   * keep-alive clients over the workers: supervisor/rebalance.ts): each of
+   * the next answers says `Connection: close`, until none is left.
+   */
+  shedding = 0;
   /** Requests being answered (a stream counts until it ends, where that is known). */
   open = 0;
   /** Of those, the ones sent on to a serving worker, whose answers are being relayed. */
@@ -65,6 +71,14 @@ export class Service {
   /** True while a worker that cannot send requests on should ask its clients to reconnect. */
   get handingOver(): boolean {
     return this.draining || (this.held && this.handedOff);
+  }
+
+  /** Whether this answer asks its client to reconnect: handing over, or one to shed. */
+  closeThis(): boolean {
+    if (this.handingOver) return true;
+    if (this.shedding === 0) return false;
+    this.shedding--;
+    return true;
   }
 
   /** A request the app answers here. */

@@ -69,6 +69,10 @@ const service = new Service(tell, settings.maxRequests, accepting);
 // SIGURG says the whole new generation serves (service.ts, handedOff).
 Deno.addSignalListener("SIGUSR2", () => service.held = true);
 Deno.addSignalListener("SIGURG", () => service.handedOff = true);
+// SIGCONT: let one keep-alive connection go (its next answer says Connection: close), so that
+// the client reconnects onto a less busy worker (supervisor/rebalance.ts). Harmless if it
+// comes from elsewhere: one client reconnects.
+Deno.addSignalListener("SIGCONT", () => service.shedding++);
 Deno.addSignalListener("SIGWINCH", () => {
   service.held = false;
   service.handedOff = false;
@@ -246,7 +250,7 @@ const nodeServers = watchNodeServers({
       service.done();
     });
     // Once handing over (draining, or held and told so), ask the client to reconnect elsewhere.
-    if (service.handingOver && !response.headersSent) response.setHeader("connection", "close");
+    if (!response.headersSent && service.closeThis()) response.setHeader("connection", "close");
   },
   onStream(stream) {
     service.count();

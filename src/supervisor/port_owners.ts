@@ -9,8 +9,16 @@ import { socketsOf } from "../handover/listeners.ts";
 
 /** Inodes of the sockets listening on `port`, IPv4 and IPv6. */
 export function listeningInodes(port: number): Set<string> {
+  return inodesOn([port], LISTEN);
+}
+
+const LISTEN = "0A";
+const ESTABLISHED = "01";
+
+/** Inodes of the sockets whose local port is one of `ports`, in `state` (as /proc/net/tcp writes it). */
+function inodesOn(ports: readonly number[], state: string): Set<string> {
   const inodes = new Set<string>();
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+  const hexPorts = ports.map((port) => `:${port.toString(16).toUpperCase().padStart(4, "0")}`);
   for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
     let text: string;
     try {
@@ -20,13 +28,28 @@ export function listeningInodes(port: number): Set<string> {
     }
     for (const line of text.split("\n").slice(1)) {
       const fields = line.trim().split(/\s+/);
-      // local_address is ADDR:PORT in hex; state 0A is LISTEN; the inode is field 9.
-      if (fields.length > 9 && fields[1].endsWith(`:${hexPort}`) && fields[3] === "0A") {
-        inodes.add(fields[9]);
-      }
+      // local_address is ADDR:PORT in hex; then the state; the inode is field 9.
+      if (
+        fields.length > 9 && fields[3] === state && fields[9] !== "0" &&
+        hexPorts.some((hex) => fields[1].endsWith(hex))
+      ) inodes.add(fields[9]);
     }
   }
   return inodes;
+}
+
+/**
+ * How many established connections on `ports` each of `pids` holds: the
+ * clients it serves (a connection still queued on a listener is nobody's).
+ */
+export function connectionCounts(
+  pids: readonly number[],
+  ports: readonly number[],
+): Map<number, number> {
+  const inodes = inodesOn(ports, ESTABLISHED);
+  return new Map(
+    pids.map((pid) => [pid, socketsOf(pid).filter((socket) => inodes.has(socket.inode)).length]),
+  );
 }
 
 /** A process that holds a listening socket on the port. */

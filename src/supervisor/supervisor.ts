@@ -30,6 +30,7 @@ import { Ports, Steering } from "./ports.ts";
 import { MemoryLimit } from "./memory_limit.ts";
 import { describeChanges, Report } from "./report.ts";
 import { Succession, type SuccessionEvent } from "./succession.ts";
+import { Rebalancer } from "./rebalance.ts";
 import type { RecordedProcess } from "../control/worker_records.ts";
 import type { Predecessor } from "./takeover.ts";
 import { type Dashboard, relayedDashboard } from "../dashboard/dashboard.ts";
@@ -70,6 +71,7 @@ export class Supervisor {
   readonly #workers: WorkerPool;
   readonly #processes: ProcessSet;
   readonly #reloads: Reloads;
+  readonly #rebalance: Rebalancer;
   readonly #succession: Succession;
   readonly #ports: Ports;
   readonly #report: Report;
@@ -150,6 +152,17 @@ export class Supervisor {
       report,
       stopping: () => this.#phase === "stopping" || this.#phase === "stopped",
       followUp: (request) => this.#events.push({ kind: "reload", request }),
+    });
+    // Without steering, keep-alive clients are spread by letting some reconnect (rebalance.ts).
+    this.#rebalance = new Rebalancer({
+      enabled: () =>
+        this.#connection?.handover.mode === "kernel" ||
+        (this.#connection?.handover.mode === "none" && !options.watch),
+      serving: () =>
+        this.#phase === "running" && !this.#reloads.reloading && !this.#succession.takingOver
+          ? workers.serving()
+          : undefined,
+      connections: (pids) => world.connections?.(pids, ports.bound()) ?? new Map(),
     });
     this.#succession = new Succession({
       options,
@@ -412,6 +425,7 @@ export class Supervisor {
     this.#workers.replaceRecycled(now, generation);
     this.#succession.advance(now);
     this.#reloads.advance(now);
+    this.#rebalance.advance(now);
     this.#processes.advanceRestarts();
     // Workers started just now are recorded before they can serve.
     this.#succession.recordWorkers();
@@ -422,6 +436,7 @@ export class Supervisor {
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
       this.#reloads.nextDeadline(now),
+      this.#rebalance.nextDeadline(),
       this.#succession.nextDeadline(),
       this.#memoryLimit.nextDeadline(),
       this.#report.nextWatchdog(),

@@ -1,0 +1,121 @@
+/**
+ * Keep-alive clients spread over the workers. A keep-alive connection stays
+ * on the worker it landed on, and without steering where it lands is the
+ * kernel's hash of the client's address and port: 16 connections over 4
+ * workers are within ±25 % of the mean only about one time in five
+ * (multinomial), and after a reload, when every client reconnects at once,
+ * one worker can serve twice its share of them for as long as they stay.
+ * Steered, the program hands new connections out in turn
+ * (handover/program.ts), so this runs only without steering.
+ *
+ * Once the serving workers change (a start, a reload, a scale, a
+ * replacement) and no reload runs, the supervisor counts each serving
+ * worker's established connections (port_owners.ts, from /proc) every
+ * ROUND_MS; while any worker is outside ±25 % of the mean, each one above
+ * the mean lets one connection go (SIGCONT: its next answer says
+ * `Connection: close`; the client reconnects, and the kernel places it
+ * anew), for at most MAX_ROUNDS; after that it looks again every CHECK_MS.
+ *
+ * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
+ * that instant is reset: while watching, where an edit can close listeners
+ * at any moment, it runs only with `tcp_migrate_req=1` (docs/handover.md).
+ */
+import type { Child } from "../child/child.ts";
+import { log } from "../log/mod.ts";
+
+/** How often connections are counted while they are not spread. */
+export const ROUND_MS = 250;
+/** Rounds in a row at most, then a look every CHECK_MS. */
+export const MAX_ROUNDS = 40;
+/** How often spread connections are looked at again. */
+export const CHECK_MS = 5000;
+/** After the serving workers changed: their clients reconnect first. */
+export const SETTLE_MS = 500;
+/** Fewer connections than this per worker: nothing worth spreading. */
+const MIN_PER_WORKER = 2;
+
+/**
+ * Which workers let one connection go, given each one's count of
+ * connections: those above the mean, while any is outside ±25 % of it;
+ * none once all are within (or there are too few to spread).
+ */
+export function toShed(counts: readonly number[]): boolean[] {
+  const total = counts.reduce((sum, count) => sum + count, 0);
+  const none = counts.map(() => false);
+  if (counts.length < 2 || total < counts.length * MIN_PER_WORKER) return none;
+  const mean = total / counts.length;
+  const low = Math.floor(mean * 0.75);
+  const high = Math.ceil(mean * 1.25);
+  if (counts.every((count) => count >= low && count <= high)) return none;
+  return counts.map((count) => count > Math.ceil(mean));
+}
+
+/** What rebalancing reads of the supervisor. */
+export interface RebalanceSeam {
+  /** Whether it may run: not steered, and not watching without tcp_migrate_req=1. */
+  enabled(): boolean;
+  /** The workers in service now, or undefined while a reload runs. */
+  serving(): Child[] | undefined;
+  /** Each pid's established connections on the workers' ports (World). */
+  connections(pids: number[]): Map<number, number>;
+}
+
+export class Rebalancer {
+  /** The serving workers' pids the last round saw. */
+  #serving = "";
+  #rounds = 0;
+  #nextAt = Infinity;
+  /** Connections let go since the workers' clients were last spread. */
+  #shed = 0;
+
+  constructor(private readonly seam: RebalanceSeam) {}
+
+  /** One look, when one is due: see the module text. */
+  advance(now: number): void {
+    const serving = this.seam.enabled() ? this.seam.serving() : undefined;
+    if (!serving) {
+      // Not now (a reload runs): looked at again once the serving workers are known.
+      this.#serving = "";
+      this.#nextAt = Infinity;
+      return;
+    }
+    const key = serving.map((child) => child.pid).join(",");
+    if (key !== this.#serving) {
+      this.#serving = key;
+      this.#rounds = MAX_ROUNDS;
+      this.#nextAt = now + SETTLE_MS;
+      return;
+    }
+    if (now < this.#nextAt) return;
+    const counts = this.seam.connections(serving.map((child) => child.pid));
+    const shed = toShed(serving.map((child) => counts.get(child.pid) ?? 0));
+    if (!shed.includes(true) || this.#rounds === 0) {
+      // Spread, or out of rounds: a look every CHECK_MS, with new rounds if need be.
+      if (this.#shed > 0) {
+        const spread = serving.map((child) => counts.get(child.pid) ?? 0).join("/");
+        const how = shed.includes(true) ? "still not spread" : "spread";
+        log.info(
+          "workers.spread",
+          `keep-alive connections ${how} (${spread}) after ${this.#shed} were let go to reconnect`,
+          { role: "supervisor", shed: this.#shed },
+        );
+        this.#shed = 0;
+      }
+      this.#rounds = MAX_ROUNDS;
+      this.#nextAt = now + CHECK_MS;
+      return;
+    }
+    this.#rounds--;
+    this.#nextAt = now + ROUND_MS;
+    serving.forEach((child, i) => {
+      if (!shed[i]) return;
+      child.shed();
+      this.#shed++;
+    });
+  }
+
+  /** When the next look is due (Infinity when none is). */
+  nextDeadline(): number {
+    return this.#nextAt;
+  }
+}

@@ -1,0 +1,82 @@
+/** Spreading keep-alive clients: who lets a connection go, and when it is looked at. */
+import assert from "node:assert/strict";
+import type { Child } from "../child/child.ts";
+import {
+  CHECK_MS,
+  MAX_ROUNDS,
+  Rebalancer,
+  type RebalanceSeam,
+  ROUND_MS,
+  SETTLE_MS,
+  toShed,
+} from "./rebalance.ts";
+
+Deno.test("toShed: those above the mean let one go while any is outside ±25 %", () => {
+  assert.deepEqual(toShed([4, 4, 4, 4]), [false, false, false, false]);
+  assert.deepEqual(toShed([5, 3, 4, 4]), [false, false, false, false], "within [3, 5]");
+  assert.deepEqual(toShed([6, 4, 3, 3]), [true, false, false, false]);
+  assert.deepEqual(toShed([5, 5, 5, 1]), [true, true, true, false], "one too low: all above go");
+  assert.deepEqual(toShed([16, 0, 0, 0]), [true, false, false, false]);
+  assert.deepEqual(toShed([3, 0, 0, 0]), [false, false, false, false], "too few to spread");
+  assert.deepEqual(toShed([9]), [false], "one worker");
+});
+
+class FakeWorker {
+  shed = 0;
+  constructor(readonly pid: number) {}
+}
+
+function setup(counts: Map<number, number>) {
+  const workers = [new FakeWorker(10), new FakeWorker(11)];
+  const state = { enabled: true, reloading: false };
+  const seam: RebalanceSeam = {
+    enabled: () => state.enabled,
+    serving: () =>
+      state.reloading ? undefined : workers.map((w) =>
+        ({
+          pid: w.pid,
+          shed: () => w.shed++,
+        }) as unknown as Child
+      ),
+    connections: () => counts,
+  };
+  return { workers, state, rebalancer: new Rebalancer(seam) };
+}
+
+Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, then sheds every ROUND_MS until spread", () => {
+  const counts = new Map([[10, 12], [11, 4]]);
+  const { workers, rebalancer } = setup(counts);
+  rebalancer.advance(0);
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS, "the clients reconnect first");
+  rebalancer.advance(SETTLE_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "the busy one lets one go");
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + ROUND_MS);
+  counts.set(10, 9).set(11, 7);
+  rebalancer.advance(SETTLE_MS + ROUND_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "within ±25 %: nothing more");
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + ROUND_MS + CHECK_MS, "looked at again later");
+});
+
+Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while a reload runs or disabled", () => {
+  const counts = new Map([[10, 16], [11, 0]]);
+  const { workers, state, rebalancer } = setup(counts);
+  rebalancer.advance(0);
+  let now = SETTLE_MS;
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    rebalancer.advance(now);
+    now = rebalancer.nextDeadline();
+  }
+  assert.equal(workers[0].shed, MAX_ROUNDS);
+  rebalancer.advance(now);
+  assert.equal(workers[0].shed, MAX_ROUNDS, "out of rounds");
+  assert.equal(rebalancer.nextDeadline(), now + CHECK_MS, "a pause, then new rounds");
+  state.reloading = true;
+  rebalancer.advance(now);
+  assert.equal(rebalancer.nextDeadline(), Infinity, "a reload runs: no look is due");
+  state.reloading = false;
+  rebalancer.advance(now);
+  assert.equal(rebalancer.nextDeadline(), now + SETTLE_MS, "after it, the workers' clients settle");
+  state.enabled = false;
+  rebalancer.advance(now + SETTLE_MS);
+  assert.equal(workers[0].shed, MAX_ROUNDS, "steered (or watching without migration): off");
+});
