@@ -2,8 +2,8 @@
  * Keep-alive clients spread over the workers. A keep-alive connection stays
  * on the worker it landed on, and without steering where it lands is the
  * kernel's hash of the client's address and port: 16 connections over 4
- * workers are within ±25 % of the mean only about one time in five
- * (multinomial), and after a reload, when every client reconnects at once,
+ * workers are within ±25 % of the mean (3 to 5 each) only about one time in
+ * five (multinomial), and after a reload, when every client reconnects at once,
  * one worker can serve twice its share of them for as long as they stay.
  * Steered, the program hands new connections out in turn
  * (handover/program.ts), so this runs only without steering.
@@ -11,8 +11,8 @@
  * Once the serving workers change (a start, a reload, a scale, a
  * replacement) and no reload runs, the supervisor counts each serving
  * worker's established connections (port_owners.ts, from /proc) every
- * ROUND_MS; while any worker is outside ±25 % of the mean, each one above
- * the mean lets one connection go (SIGCONT: its next answer says
+ * ROUND_MS; until the counts are at most one apart, each worker above the
+ * mean lets one connection go (SIGCONT: its next answer says
  * `Connection: close`; the client reconnects, and the kernel places it
  * anew), for at most MAX_ROUNDS; after that it looks again every CHECK_MS.
  *
@@ -24,30 +24,30 @@ import type { Child } from "../child/child.ts";
 import { log } from "../log/mod.ts";
 
 /** How often connections are counted while they are not spread. */
-export const ROUND_MS = 250;
+export const ROUND_MS = 100;
 /** Rounds in a row at most, then a look every CHECK_MS. */
-export const MAX_ROUNDS = 40;
+export const MAX_ROUNDS = 100;
 /** How often spread connections are looked at again. */
 export const CHECK_MS = 5000;
 /** After the serving workers changed: their clients reconnect first. */
-export const SETTLE_MS = 500;
+export const SETTLE_MS = 200;
 /** Fewer connections than this per worker: nothing worth spreading. */
 const MIN_PER_WORKER = 2;
 
 /**
  * Which workers let one connection go, given each one's count of
- * connections: those above the mean, while any is outside ±25 % of it;
- * none once all are within (or there are too few to spread).
+ * connections: those above the mean (rounded up), until the counts are as
+ * even as they can be (at most one apart: 4/4/4/4 for 16 on 4 workers; a
+ * worker with 5 of them and one with 3 serve 5 / 3 of the load, since each
+ * connection keeps asking at its own pace), or there are too few to spread.
  */
 export function toShed(counts: readonly number[]): boolean[] {
   const total = counts.reduce((sum, count) => sum + count, 0);
   const none = counts.map(() => false);
   if (counts.length < 2 || total < counts.length * MIN_PER_WORKER) return none;
-  const mean = total / counts.length;
-  const low = Math.floor(mean * 0.75);
-  const high = Math.ceil(mean * 1.25);
-  if (counts.every((count) => count >= low && count <= high)) return none;
-  return counts.map((count) => count > Math.ceil(mean));
+  if (Math.max(...counts) - Math.min(...counts) <= 1) return none;
+  const even = Math.ceil(total / counts.length);
+  return counts.map((count) => count > even);
 }
 
 /** What rebalancing reads of the supervisor. */
