@@ -33,10 +33,16 @@ export const CHECK_MS = 5000;
 export const SETTLE_MS = 200;
 /** Fewer connections than this per worker: nothing worth spreading. */
 const MIN_PER_WORKER = 2;
+/**
+ * Rounds in a row after which no count moved: then it stops until they do.
+ * Connections that never get another answer (WebSockets, event streams)
+ * cannot be let go this way, and asking again would change nothing.
+ */
+const STUCK_ROUNDS = 10;
 
 /**
  * Which workers let one connection go, given each one's count of
- * connections: those above the mean (rounded up), until the counts are as
+ * connections: those above the mean (rounded down), until the counts are as
  * even as they can be (at most one apart: 4/4/4/4 for 16 on 4 workers; a
  * worker with 5 of them and one with 3 serve 5 / 3 of the load, since each
  * connection keeps asking at its own pace), or there are too few to spread.
@@ -46,8 +52,8 @@ export function toShed(counts: readonly number[]): boolean[] {
   const none = counts.map(() => false);
   if (counts.length < 2 || total < counts.length * MIN_PER_WORKER) return none;
   if (Math.max(...counts) - Math.min(...counts) <= 1) return none;
-  const even = Math.ceil(total / counts.length);
-  return counts.map((count) => count > even);
+  const mean = Math.floor(total / counts.length);
+  return counts.map((count) => count > mean);
 }
 
 /** What rebalancing reads of the supervisor. */
@@ -67,6 +73,11 @@ export class Rebalancer {
   #nextAt = Infinity;
   /** Connections let go since the workers' clients were last spread. */
   #shed = 0;
+  /** The counts the last round saw, and rounds in a row they stayed the same. */
+  #last = "";
+  #stuck = 0;
+  /** The counts it gave up at (STUCK_ROUNDS): it waits for them to change. */
+  #gaveUpAt = "";
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -82,17 +93,23 @@ export class Rebalancer {
     const key = serving.map((child) => child.pid).join(",");
     if (key !== this.#serving) {
       this.#serving = key;
+      this.#gaveUpAt = "";
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
       return;
     }
     if (now < this.#nextAt) return;
-    const counts = this.seam.connections(serving.map((child) => child.pid));
-    const shed = toShed(serving.map((child) => counts.get(child.pid) ?? 0));
-    if (!shed.includes(true) || this.#rounds === 0) {
-      // Spread, or out of rounds: a look every CHECK_MS, with new rounds if need be.
+    const byPid = this.seam.connections(serving.map((child) => child.pid));
+    const counts = serving.map((child) => byPid.get(child.pid) ?? 0);
+    const spread = counts.join("/");
+    const shed = toShed(counts);
+    this.#stuck = spread === this.#last ? this.#stuck + 1 : 0;
+    this.#last = spread;
+    const stuck = this.#stuck >= STUCK_ROUNDS;
+    if (!shed.includes(true) || this.#rounds === 0 || stuck || spread === this.#gaveUpAt) {
+      // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be.
+      if (stuck) this.#gaveUpAt = spread;
       if (this.#shed > 0) {
-        const spread = serving.map((child) => counts.get(child.pid) ?? 0).join("/");
         const how = shed.includes(true) ? "still not spread" : "spread";
         log.info(
           "workers.spread",
@@ -102,6 +119,7 @@ export class Rebalancer {
         this.#shed = 0;
       }
       this.#rounds = MAX_ROUNDS;
+      this.#stuck = 0;
       this.#nextAt = now + CHECK_MS;
       return;
     }

@@ -58,14 +58,34 @@ Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, then sheds e
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS + ROUND_MS + CHECK_MS, "looked at again later");
 });
 
+Deno.test("Rebalancer: connections that stay (WebSockets) stop it after rounds that did not help, until the counts change", () => {
+  const counts = new Map([[10, 12], [11, 4]]);
+  const { workers, rebalancer } = setup(counts);
+  rebalancer.advance(0);
+  let now = SETTLE_MS;
+  for (let round = 0; round < 20; round++) {
+    rebalancer.advance(now);
+    now = rebalancer.nextDeadline();
+  }
+  assert.equal(workers[0].shed, 10, "stopped after 10 rounds in which no count moved");
+  const given = workers[0].shed;
+  rebalancer.advance(rebalancer.nextDeadline());
+  assert.equal(workers[0].shed, given, "the same counts at the next look: nothing");
+  counts.set(10, 13);
+  rebalancer.advance(rebalancer.nextDeadline());
+  assert.equal(workers[0].shed, given + 1, "the counts changed: it tries again");
+});
+
 Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while a reload runs or disabled", () => {
-  const counts = new Map([[10, 16], [11, 0]]);
+  const counts = new Map([[10, 200], [11, 0]]);
   const { workers, state, rebalancer } = setup(counts);
   rebalancer.advance(0);
   let now = SETTLE_MS;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     rebalancer.advance(now);
     now = rebalancer.nextDeadline();
+    // Each connection let go lands on the other worker: the counts move every round.
+    counts.set(10, 200 - workers[0].shed).set(11, workers[0].shed);
   }
   assert.equal(workers[0].shed, MAX_ROUNDS);
   rebalancer.advance(now);
