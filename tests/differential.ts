@@ -97,6 +97,20 @@ if (tlsPort) {
 `;
 
 /**
+ * An app on Deno's fast path: its handler declares no parameters, so Deno
+ * builds no Request for it (ext/http/00_serve.ts, \`handler.length === 0\`),
+ * and hotreload's wrapper keeps it there (src/runtime/serve_handler.ts). It
+ * answers every request alike, with headers in mixed case and two cookies.
+ */
+export const FAST_APP = `
+const [port] = Deno.args;
+Deno.serve({ port: Number(port), onListen() {} }, () =>
+  new Response("fast path", {
+    headers: [["X-Mixed-Case", "yes"], ["Set-Cookie", "a=1"], ["set-cookie", "b=2"]],
+  }));
+`;
+
+/**
  * The same app on node:http (the way Express, Koa and Fastify serve): what
  * `/echo` says is node's view (raw headers in order and case, the HTTP
  * version, the socket's address), and `/ws` is upgraded by hand, as `ws`
@@ -542,6 +556,11 @@ export const CORPUS: Exchange[] = [
     },
   },
   {
+    name: "a request that asks to close the connection",
+    warmUp: KEEP_ALIVE_WARM_UP,
+    run: ask(`GET /static HTTP/1.1\r\n${HOST}Connection: close\r\n\r\n`),
+  },
+  {
     name: "HTTP/1.0",
     run: ask(`GET /echo HTTP/1.0\r\n\r\n`),
   },
@@ -677,6 +696,23 @@ export function withoutAddedClose(
       );
     }
     return { ...answer, headers };
+  });
+}
+
+/**
+ * An answer with `connection: close` twice as one with it once. A worker on
+ * Deno's fast path that hands its clients over adds the header without
+ * seeing the request (there is none); when the request asked to close too,
+ * Deno writes its own line after it.
+ */
+export function withoutDuplicateClose(records: unknown[]): unknown[] {
+  return records.map((record) => {
+    if (typeof record !== "object" || record === null || !("headers" in record)) return record;
+    const answer = record as Answer;
+    const closes = answer.headers.filter((line) => /^connection:\s*close$/i.test(line));
+    if (closes.length < 2) return answer;
+    const first = answer.headers.findIndex((line) => /^connection:\s*close$/i.test(line));
+    return { ...answer, headers: answer.headers.filter((_, i) => i !== first) };
   });
 }
 

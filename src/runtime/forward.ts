@@ -71,6 +71,15 @@ function destinationOf(addr: Deno.NetAddr): Destination | undefined {
   }
 }
 
+/**
+ * Whether a request asks to close its connection after the answer: Deno's
+ * server then writes `connection: close` itself, and one more of ours would
+ * be written as a second line.
+ */
+export function asksToClose(headers: Headers): boolean {
+  return /(^|,)\s*close\s*(,|$)/i.test(headers.get("connection") ?? "");
+}
+
 /** Methods a `Request` cannot carry (the serving worker rebuilds one), and upgrades' own. */
 const NOT_SENT_ON = new Set(["CONNECT", "TRACE", "TRACK"]);
 
@@ -241,7 +250,7 @@ export async function forwardRequest(
   const answered = body === null && method !== "HEAD"
     ? out.filter(([name]) => name.toLowerCase() !== "content-length")
     : out;
-  if (askToReconnect()) answered.push(["connection", "close"]);
+  if (askToReconnect() && !asksToClose(request.headers)) answered.push(["connection", "close"]);
   return new Response(body, {
     status: answer.status,
     statusText: answer.reason,

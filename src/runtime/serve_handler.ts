@@ -27,7 +27,7 @@
  * @module
  */
 import { type ClientAddress, parseHop } from "./hop.ts";
-import { forwardRequest, hopDestination } from "./forward.ts";
+import { asksToClose, forwardRequest, hopDestination } from "./forward.ts";
 import type { Service } from "./service.ts";
 
 type ServeHandler = Deno.ServeHandler<Deno.NetAddr>;
@@ -64,8 +64,6 @@ export function poolHandler(handler: ServeHandler, context: PoolContext): ServeH
   // An answer that comes once the worker is handing its clients over (a slow request that
   // began before) asks the client to reconnect too, like every other answer from then on.
   // So does one the supervisor asks to shed (its clients are spread: supervisor/rebalance.ts).
-  const closingIfLeaving = (response: Response) =>
-    service.closeThis() ? withConnectionClose(response) : response;
   return (request, info) => {
     service.begin();
     info.completed.then(service.done, service.done);
@@ -73,8 +71,8 @@ export function poolHandler(handler: ServeHandler, context: PoolContext): ServeH
       service.count();
       const response = handler(request, info);
       return response instanceof Promise
-        ? response.then(closingIfLeaving)
-        : closingIfLeaving(response);
+        ? response.then((answer) => closing(answer, request, service))
+        : closing(response, request, service);
     }
     return handOn(handler, request, info, context);
   };
@@ -169,6 +167,16 @@ async function handOn(
     }
   }
   service.count();
-  const response = await handler(request, info);
-  return service.closeThis() ? withConnectionClose(response) : response;
+  return closing(await handler(request, info), request, service);
+}
+
+/**
+ * The answer, asking its client to reconnect when the worker hands its
+ * clients over or sheds one (unless the request asks to close anyway: Deno
+ * says so then).
+ */
+function closing(response: Response, request: Request, service: Service): Response {
+  return service.closeThis() && !asksToClose(request.headers)
+    ? withConnectionClose(response)
+    : response;
 }
