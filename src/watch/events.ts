@@ -76,6 +76,8 @@ export class EventsBackend {
   #soon: ReturnType<typeof setTimeout> | undefined;
   /** Named files that are FIFOs, held open so that Deno's watcher never blocks on one (fifo.ts). */
   readonly #fifos = new FifoGuard();
+  /** The named files: the file roots and the explicit files, absolute (set at start). */
+  #namedPaths: string[] = [];
   /** Named files, looked at directly: Deno drops the events of a link to elsewhere (named.ts). */
   #named = new NamedFiles([]);
 
@@ -106,21 +108,17 @@ export class EventsBackend {
         this.#walkInto(r.abs, r.rel, this.#known);
       }
     }
+    const explicit = this.#ctx.filter.explicitFiles().map((rel) => `${this.#ctx.rootAbs}/${rel}`);
+    this.#namedPaths = [...new Set([...this.#fileRoots, ...explicit])];
     this.#guardFifos();
-    this.#named = new NamedFiles(this.#namedPaths());
+    this.#named = new NamedFiles(this.#namedPaths);
     this.#arm();
     this.#timer = setInterval(() => this.#checkRoots(), ROOT_CHECK_MS);
   }
 
-  /** The named files: the file roots and the explicit files, absolute. */
-  #namedPaths(): Set<string> {
-    const named = this.#ctx.filter.explicitFiles().map((rel) => `${this.#ctx.rootAbs}/${rel}`);
-    return new Set([...this.#fileRoots, ...named]);
-  }
-
   /** Holds the named files that are FIFOs (fifo.ts); says so once for each. */
   #guardFifos(): void {
-    for (const abs of this.#namedPaths()) {
+    for (const abs of this.#namedPaths) {
       if (!this.#fifos.check(abs)) continue;
       this.#ctx.onNote?.(
         `${toRel(this.#ctx.rootAbs, abs)} is a FIFO, not a file: held open so that the file ` +
@@ -222,7 +220,7 @@ export class EventsBackend {
       !this.#pending.has(toRel(this.#ctx.rootAbs, abs))
     );
     for (const abs of moved) this.#mark(toRel(this.#ctx.rootAbs, abs), abs, STRUCTURAL);
-    if (moved.length > 0) this.#debounce.touch(this.#pending.size, false, true);
+    if (moved.length > 0) this.#debounce.touch(this.#pending.size, false, this.#writing.size === 0);
   }
 
   #underDirRoot(abs: string): boolean {
