@@ -78,3 +78,40 @@ Deno.test("status counts the requests served before it was asked", async () => {
     },
   );
 });
+
+Deno.test("status answers while a worker's event loop is blocked, with the count it last told", async () => {
+  // The worker blocks its event loop until the file `unblock` exists: until then it cannot
+  // answer status's ask for its count.
+  const app = `Deno.serve((req) => {
+  if (new URL(req.url).pathname === "/block") {
+    console.log("blocking");
+    while (true) { try { Deno.statSync("unblock"); break; } catch { /* blocked */ } }
+  }
+  return new Response("ok");
+});
+`;
+  const served = (result: { stdout: string }) =>
+    (JSON.parse(result.stdout) as StatusReport).children[0].requests;
+  await withHotreload(
+    { "main.ts": app },
+    (port) => watchingArgs(port, "-w", "1", "--allow-read"),
+    async (run, { dir, port }) => {
+      await run.waitForOutput("1 worker(s) ready");
+      for (let i = 0; i < 3; i++) assert.equal((await httpGet(port)).status, 200);
+      let result = await runCli(["status", "--json"], dir);
+      assert.equal(served(result), 3, result.stdout);
+      let answered = false;
+      const blocked = httpGet(port, "/block").finally(() => answered = true);
+      await run.waitForOutput("blocking");
+      result = await runCli(["status", "--json"], dir);
+      // The worker was blocked all through this status: its request is still unanswered.
+      assert.equal(answered, false);
+      assert.equal(result.code, 0, result.stderr);
+      assert.equal(served(result), 3, result.stdout);
+      await Deno.writeTextFile(`${dir}/unblock`, "");
+      assert.equal((await blocked).status, 200);
+      result = await runCli(["status", "--json"], dir);
+      assert.equal(served(result), 4, result.stdout);
+    },
+  );
+});

@@ -9,6 +9,7 @@
  */
 import {
   type ChildMessage,
+  COUNT_SIGNAL,
   decodeFrame,
   encodeHandshake,
   type SupervisorMessage,
@@ -313,6 +314,18 @@ export class ManagedChild {
   handOff(): void {
     if (this.state !== "ready" || this.spec.role !== "worker") return;
     this.#os.signal(this.pid, "SIGURG", false);
+  }
+
+  /**
+   * Asks a worker that is past its start (its preload listens) for its
+   * count of requests now (COUNT_SIGNAL); it answers with a `requests` frame
+   * marked `asked`. False when there is nobody to ask.
+   */
+  askCount(): boolean {
+    const past = this.state === "ready" || this.state === "draining";
+    if (this.spec.role !== "worker" || this.spare || !past) return false;
+    this.#os.signal(this.pid, COUNT_SIGNAL, false);
+    return true;
   }
 
   /**

@@ -34,7 +34,8 @@ export type ChildMessage =
   | { t: "listening"; port: number; hostname?: string; releasable?: boolean }
   | { t: "bind-error"; port?: number; hostname?: string; message: string }
   | { t: "restart-requested" }
-  | { t: "requests"; served: number }
+  /** The count of requests served; `asked`: the answer to {@link COUNT_SIGNAL}. */
+  | { t: "requests"; served: number; asked?: true }
   | { t: "recycle"; reason: string }
   /** The event loop runs (sent every third of --timeout). */
   | { t: "alive" }
@@ -50,6 +51,15 @@ export type ChildMessage =
  * takes its clients over, so it need not wait long for them.
  */
 export const LAST_CLOSE_WINDOW_MS = 250;
+
+/**
+ * Asks a worker for its count of requests now (`hotreload status` counts
+ * every request answered before it was asked; the 50 ms reports may be
+ * late). SIGPWR on Linux (by default it ends a process, so only a worker
+ * whose preload listens is sent it), SIGINFO elsewhere (ignored by default).
+ * Never SIGUSR1: it opens Deno's inspector.
+ */
+export const COUNT_SIGNAL: Deno.Signal = Deno.build.os === "linux" ? "SIGPWR" : "SIGINFO";
 
 /** What the supervisor tells a child. */
 export type SupervisorMessage = { t: "message"; data: unknown };
@@ -117,7 +127,8 @@ const SHAPES: Record<ChildMessage["t"], (m: Fields) => boolean> = {
     (m.releasable === undefined || typeof m.releasable === "boolean"),
   "bind-error": (m) => isText(m.message, 1000) && isPort(m.port) && isHost(m.hostname),
   "restart-requested": () => true,
-  requests: (m) => Number.isSafeInteger(m.served) && m.served >= 0,
+  requests: (m) =>
+    Number.isSafeInteger(m.served) && m.served >= 0 && (m.asked === undefined || m.asked === true),
   recycle: (m) => isText(m.reason, 200),
   alive: () => true,
   draining: (m) =>

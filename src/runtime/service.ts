@@ -126,6 +126,12 @@ export class Service {
     });
   }
 
+  /** Tells the supervisor the count now, asked (COUNT_SIGNAL: `hotreload status` waits for it). */
+  answerCount(): void {
+    this.#reported = this.#served;
+    this.#tell({ t: "requests", served: this.#served, asked: true });
+  }
+
   #report(): void {
     if (this.draining && this.open !== this.#reportedOpen) this.reportDraining();
     if (this.#served === this.#reported) return;

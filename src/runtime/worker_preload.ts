@@ -23,7 +23,13 @@
  * user's deno.json, and runs with exactly the permissions the user granted,
  * which is why its settings come in the handshake on stdin, not from env vars.
  */
-import { type Bridge, BRIDGE_KEY, LAST_CLOSE_WINDOW_MS, type WorkerSettings } from "./protocol.ts";
+import {
+  type Bridge,
+  BRIDGE_KEY,
+  COUNT_SIGNAL,
+  LAST_CLOSE_WINDOW_MS,
+  type WorkerSettings,
+} from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
 import { watchNodeServers } from "./node_servers.ts";
 import {
@@ -77,6 +83,8 @@ Deno.addSignalListener("SIGWINCH", () => {
   service.held = false;
   service.handedOff = false;
 });
+// `hotreload status` asks for the count of requests now (protocol.ts).
+Deno.addSignalListener(COUNT_SIGNAL, () => service.answerCount());
 
 /** True while a listener of this worker accepts: a reload waits for none that does. */
 function accepting(): boolean {

@@ -10,7 +10,7 @@ import { ManagedChild } from "../child/child.ts";
 import { FakeOs, type FakeProcess } from "../child/fake_os.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import type { Handover } from "../handover/mod.ts";
-import type { ChildMessage } from "../runtime/protocol.ts";
+import { type ChildMessage, COUNT_SIGNAL } from "../runtime/protocol.ts";
 import type { Clock } from "./clock.ts";
 import type { SupervisorOptions } from "./supervisor.ts";
 import type { PredecessorEnd } from "./takeover.ts";
@@ -100,6 +100,10 @@ export class FakeWorld implements World {
   inbox!: Inbox;
   /** A well-behaved app finishes at once when told to drain, unless the test says otherwise. */
   drainsAtOnce = true;
+  /** A worker answers `status`'s ask for its count at once, as its preload would, unless set false. */
+  countsAnswer = true;
+  /** What each worker has served (by pid): what it answers when asked for its count. */
+  readonly served = new Map<number, number>();
   readonly spawn = (spec: ChildSpec, listener: ChildListener): ManagedChild => {
     const child = ManagedChild.spawn(spec, listener, () => this.clock.now(), this.os);
     this.children.push(new FakeChild(child, this.os.processes.at(-1)!));
@@ -143,6 +147,11 @@ export class FakeWorld implements World {
     this.os.onSignal = (process, signal) => {
       const child = this.children.find((c) => c.process === process);
       if (signal === "SIGKILL") return queueMicrotask(() => process.exit(null, "SIGKILL"));
+      if (signal === COUNT_SIGNAL) {
+        if (!this.countsAnswer) return;
+        const served = this.served.get(process.pid) ?? 0;
+        return queueMicrotask(() => process.frame({ t: "requests", served, asked: true }));
+      }
       if (signal !== "SIGTERM" && signal !== "SIGINT") return;
       if (child?.spec.role === "worker") {
         this.journal.push(`${signal === "SIGINT" ? "last drain" : "drain"} ${process.pid}`);

@@ -8,6 +8,8 @@ import assert from "node:assert/strict";
 import type { StatusReport } from "../control/protocol.ts";
 import { fakeOptions, FakeWorld, settle } from "./fake_world.ts";
 import { afterAbort, describeChanges, reloadSummary } from "./report.ts";
+import { ANSWER_MS } from "./count_asks.ts";
+import { COUNT_SIGNAL } from "../runtime/protocol.ts";
 import { Supervisor } from "./supervisor.ts";
 
 async function status(world: FakeWorld): Promise<StatusReport> {
@@ -56,6 +58,48 @@ Deno.test("report: status shows the supervisor from the world and a row per chil
   assert.equal(report.supervisor.generation, 2);
   assert.equal(report.supervisor.lastReload?.ok, true);
   assert.equal(report.supervisor.lastReload?.at, new Date(1500).toISOString());
+  world.inbox.signal("SIGTERM");
+  await settle();
+  assert.equal(await done, 0);
+});
+
+Deno.test("report: status waits for each serving worker's count, asked now, and no longer than ANSWER_MS", async () => {
+  const world = new FakeWorld();
+  const done = new Supervisor(fakeOptions({ workers: 2 }), world).run();
+  await settle();
+  const [first, second] = world.workers(1);
+  first.ready();
+  second.ready();
+  await settle();
+  // Served since their last 50 ms report: only asking finds these.
+  world.served.set(first.pid, 5).set(second.pid, 2);
+  let report = await status(world);
+  assert.deepEqual(report.children.map((row) => row.requests), [5, 2]);
+  for (const worker of [first, second]) {
+    assert.deepEqual(worker.process.signals, [COUNT_SIGNAL], "asked once, by the signal");
+  }
+
+  // A worker whose event loop is blocked answers nothing: status waits ANSWER_MS, then shows
+  // the count it last had.
+  world.countsAnswer = false;
+  world.served.set(first.pid, 9);
+  const box = world.ask({ cmd: "status" });
+  const answer = () => box.reply as { status: StatusReport } | undefined;
+  await settle();
+  assert.equal(answer(), undefined, "waits for the counts");
+  await world.clock.advance(ANSWER_MS - 1);
+  assert.equal(answer(), undefined, "still waits");
+  await world.clock.advance(1);
+  report = answer()!.status;
+  assert.deepEqual(report.children.map((row) => row.requests), [5, 2]);
+
+  // One that exits while asked is waited for no more.
+  const late = world.ask({ cmd: "status" });
+  await settle();
+  first.exit(1);
+  second.exit(1);
+  await settle();
+  assert.ok(late.reply?.ok, "answered once every asked worker is gone");
   world.inbox.signal("SIGTERM");
   await settle();
   assert.equal(await done, 0);

@@ -31,6 +31,7 @@ import { MemoryLimit } from "./memory_limit.ts";
 import { describeChanges, Report } from "./report.ts";
 import { Succession, type SuccessionEvent } from "./succession.ts";
 import { Rebalancer } from "./rebalance.ts";
+import { CountAsks } from "./count_asks.ts";
 import type { RecordedProcess } from "../control/worker_records.ts";
 import type { Predecessor } from "./takeover.ts";
 import { type Dashboard, relayedDashboard } from "../dashboard/dashboard.ts";
@@ -82,6 +83,8 @@ export class Supervisor {
   #connection?: Connection;
   readonly #memoryLimit: MemoryLimit;
   readonly #metrics = new Metrics();
+  /** `status` requests waiting for the workers' counts of requests. */
+  readonly #countAsks = new CountAsks();
   /** The web dashboard, served where --metrics is. */
   readonly #dashboard?: Dashboard;
 
@@ -251,7 +254,10 @@ export class Supervisor {
         this.#fail();
       }
     }
-    if (message.t === "requests") child.requestsServed = message.served;
+    if (message.t === "requests") {
+      child.requestsServed = message.served;
+      if (message.asked) this.#countAsks.answered(child);
+    }
     if (message.t === "draining") {
       child.openRequests = message.open;
       child.relaying = message.relaying;
@@ -279,6 +285,7 @@ export class Supervisor {
 
   #onChildExit(child: Child, status: Deno.CommandStatus): void {
     if (child.spec.role === "process") return this.#processes.onExit(child, status);
+    this.#countAsks.answered(child);
     this.#connection?.handover.gone(child.pid);
     const outcome = this.#workers.onExit(child, status, this.#reloads.generation);
     // Before a takeover's switch, new code that fails ends the takeover.
@@ -356,7 +363,12 @@ export class Supervisor {
         });
       }
       case "status":
-        return reply({ ok: true, status: this.#report.status(this.#ports.bound()) });
+        // It counts every request answered before it was asked: the workers tell theirs first.
+        return this.#countAsks.ask(
+          this.#workers.children(),
+          this.#world.clock.now(),
+          () => reply({ ok: true, status: this.#report.status(this.#ports.bound()) }),
+        );
       case "upgrade":
         return this.#succession.startUpgrade(request.args, reply);
       case "scale":
@@ -416,6 +428,7 @@ export class Supervisor {
     this.#succession.recordWorkers();
     this.#workers.enforceDeadlines(now);
     this.#processes.enforceDeadlines(now);
+    this.#countAsks.advance(now);
     if (this.#phase === "stopping") return this.#continueStopping();
     this.#memoryLimit.sample(now);
     const generation = this.#reloads.generation;
@@ -437,6 +450,7 @@ export class Supervisor {
       this.#processes.nextDeadline(now),
       this.#reloads.nextDeadline(now),
       this.#rebalance.nextDeadline(),
+      this.#countAsks.nextDeadline(),
       this.#succession.nextDeadline(),
       this.#memoryLimit.nextDeadline(),
       this.#report.nextWatchdog(),
@@ -490,6 +504,7 @@ export class Supervisor {
   }
 
   async #cleanUp(): Promise<void> {
+    this.#countAsks.advance(Infinity);
     // Its pages' streams hold connections open: they end first.
     this.#dashboard?.close();
     // Closing the watcher waits on Deno's watcher thread, which a FIFO in the
