@@ -3,7 +3,8 @@
  * (`--handover none`, as an unprivileged user runs): the kernel's hash puts
  * 16 connections on 4 workers within ±25 % of the mean about one time in
  * five; the supervisor lets connections of the busiest go until each worker
- * has 4 (src/supervisor/rebalance.ts), at the start and after a reload.
+ * has 4 (src/supervisor/rebalance.ts), at the start and after a reload,
+ * watching or not.
  */
 import assert from "node:assert/strict";
 import { freePort, Hotreload, makeProject, runCli, waitFor } from "./helpers.ts";
@@ -78,44 +79,50 @@ function spread(counts: number[]): boolean {
   return counts.length === WORKERS && counts.every((count) => count === CLIENTS / WORKERS);
 }
 
-Deno.test("keep-alive clients spread over the workers without steering, at the start and after a reload", async () => {
-  const dir = await makeProject({
-    "main.ts": `Deno.serve((_request) => new Response(String(Deno.pid)));\n`,
+for (const watching of [false, true]) {
+  const how = watching ? "watching, after an edit" : "--no-watch, after `hotreload reload`";
+  Deno.test(`keep-alive clients spread over the workers without steering, at the start and ${how}`, async () => {
+    const app = `Deno.serve((_request) => new Response(String(Deno.pid)));\n`;
+    const dir = await makeProject({ "main.ts": app });
+    const port = freePort();
+    const run = new Hotreload(
+      ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port), "--handover", "none"]
+        .concat(watching ? [] : ["--no-watch"]),
+      dir,
+    );
+    let clients: ReturnType<typeof keepAliveClients> | undefined;
+    try {
+      await run.waitForReady(WORKERS);
+      const load = clients = keepAliveClients(port);
+      await waitFor(() => spread(load.spread()), () => `spread at start: ${load.spread()}`);
+      const before = load.state.reconnects;
+      if (watching) {
+        await Deno.writeTextFile(`${dir}/main.ts`, `${app}// edited\n`);
+      } else {
+        const reload = await runCli(["reload"], dir);
+        assert.equal(reload.code, 0, reload.stderr);
+      }
+      await waitFor(
+        () => load.state.reconnects >= before + CLIENTS && spread(load.spread()),
+        () => `spread after the reload: ${load.spread()}\n${run.output.text().slice(-3000)}`,
+      );
+      // Every client is on a new worker.
+      const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+      const fresh = new Set(
+        status.children.filter((c: { generation: number | null }) => c.generation === 2).map((
+          c: { pid: number },
+        ) => c.pid),
+      );
+      assert.ok([...load.pids()].every((pid) => fresh.has(pid)), "all on the new generation");
+      assert.deepEqual(load.state.failures, [], "no request failed");
+      console.log(
+        `spread ${load.spread()} after ${load.state.reconnects} reconnects, ` +
+          `${load.state.answers} answers`,
+      );
+    } finally {
+      await clients?.stop();
+      await run.cleanup();
+      await Deno.remove(dir, { recursive: true });
+    }
   });
-  const port = freePort();
-  const run = new Hotreload(
-    ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port), "--no-watch"]
-      .concat(["--handover", "none"]),
-    dir,
-  );
-  let clients: ReturnType<typeof keepAliveClients> | undefined;
-  try {
-    await run.waitForReady(WORKERS);
-    const load = clients = keepAliveClients(port);
-    await waitFor(() => spread(load.spread()), () => `spread at start: ${load.spread()}`);
-    const before = load.state.reconnects;
-    const reload = await runCli(["reload"], dir);
-    assert.equal(reload.code, 0, reload.stderr);
-    await waitFor(
-      () => load.state.reconnects >= before + CLIENTS && spread(load.spread()),
-      () => `spread after the reload: ${load.spread()}\n${run.output.text().slice(-3000)}`,
-    );
-    // Every client is on a new worker.
-    const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
-    const fresh = new Set(
-      status.children.filter((c: { generation: number | null }) => c.generation === 2).map((
-        c: { pid: number },
-      ) => c.pid),
-    );
-    assert.ok([...load.pids()].every((pid) => fresh.has(pid)), "all on the new generation");
-    assert.deepEqual(load.state.failures, [], "no request failed");
-    console.log(
-      `spread ${load.spread()} after ${load.state.reconnects} reconnects, ` +
-        `${load.state.answers} answers`,
-    );
-  } finally {
-    await clients?.stop();
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
-});
+}

@@ -158,9 +158,7 @@ export class Supervisor {
     });
     // Without steering, keep-alive clients are spread by letting some reconnect (rebalance.ts).
     this.#rebalance = new Rebalancer({
-      enabled: () =>
-        this.#connection?.handover.mode === "kernel" ||
-        (this.#connection?.handover.mode === "none" && !options.watch),
+      enabled: () => ["kernel", "none"].includes(this.#connection?.handover.mode ?? "unknown"),
       serving: () =>
         this.#phase === "running" && !this.#reloads.reloading && !this.#succession.takingOver
           ? workers.serving()
