@@ -3,8 +3,8 @@
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
  * startup, reload, edit (the reload bench's edit loop alone), reload-load, throughput,
- * request-path, watch, fix, saves, matrix, graph, takeover, sticky; none means all but edit. The throughput, sticky and reload-load benches
- * need wrk (`apt-get install -y wrk`); the reload bench needs root for
+ * request-path, watch, fix, saves, matrix, graph, takeover, sticky, spread; none means all but edit. The throughput, sticky, spread and reload-load benches
+ * need wrk (`apt-get install -y wrk`); the reload and spread benches need root for
  * `unshare -n`.
  */
 import { benchFix } from "./fix.ts";
@@ -15,6 +15,7 @@ import { benchReloadLoad } from "./reload_load.ts";
 import { benchRequestPath } from "./request_path.ts";
 import { benchSaves } from "./saves.ts";
 import { benchStartup } from "./startup.ts";
+import { benchSpread } from "./spread.ts";
 import { benchSticky } from "./sticky.ts";
 import { benchTakeover } from "./takeover.ts";
 import { benchThroughput } from "./throughput.ts";
@@ -32,6 +33,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   graph: benchGraph,
   takeover: benchTakeover,
   sticky: benchSticky,
+  spread: benchSpread,
   watch: async () => {
     const { benchWatch, formatWatchBench } = await import("./watch.ts");
     return formatWatchBench(await benchWatch());
