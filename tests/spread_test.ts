@@ -1,10 +1,12 @@
 /**
- * Keep-alive clients stay spread over the workers without steering
- * (`--handover none`, as an unprivileged user runs): the kernel's hash puts
+ * Keep-alive clients stay spread over the workers. Without steering
+ * (`--handover none`, as an unprivileged user runs) the kernel's hash puts
  * 16 connections on 4 workers within ±25 % of the mean about one time in
- * five; the supervisor lets connections of the busiest go until each worker
- * has 4 (src/supervisor/rebalance.ts), at the start and after a reload,
- * watching or not.
+ * five; steered, a reload's clients reconnect as soon as their request was
+ * sent on, onto the new workers ready by then. The supervisor lets
+ * connections of the busiest go until each worker has 4
+ * (src/supervisor/rebalance.ts), at the start and after a reload, watching
+ * or not.
  */
 import assert from "node:assert/strict";
 import { freePort, Hotreload, makeProject, runCli, waitFor } from "./helpers.ts";
@@ -79,14 +81,27 @@ function spread(counts: number[]): boolean {
   return counts.length === WORKERS && counts.every((count) => count === CLIENTS / WORKERS);
 }
 
-for (const watching of [false, true]) {
+for (
+  const [handover, watching] of [["none", false], ["none", true], ["ebpf", true]] as const
+) {
   const how = watching ? "watching, after an edit" : "--no-watch, after `hotreload reload`";
-  Deno.test(`keep-alive clients spread over the workers without steering, at the start and ${how}`, async () => {
+  const mode = handover === "ebpf" ? "steered" : "--handover none";
+  Deno.test(`keep-alive clients spread over the workers, ${mode}, at the start and ${how}`, async () => {
     const app = `Deno.serve((_request) => new Response(String(Deno.pid)));\n`;
     const dir = await makeProject({ "main.ts": app });
     const port = freePort();
     const run = new Hotreload(
-      ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port), "--handover", "none"]
+      [
+        "run",
+        "main.ts",
+        "-N",
+        "-w",
+        String(WORKERS),
+        "--port",
+        String(port),
+        "--handover",
+        handover,
+      ]
         .concat(watching ? [] : ["--no-watch"]),
       dir,
     );

@@ -4,12 +4,14 @@
  * The request goes to the shared port, where a serving worker answers it
  * with the app's new code; that answer is given back exactly as the serving
  * worker wrote it (status, headers in their order and case, body and its
- * length), with `Connection: close` added once the worker drains, so that
- * the client's next request opens a new connection and never meets this
- * worker again (a held worker does not ask yet: its clients reconnect once
- * the whole new generation serves). Old code never answers a request it did
- * not already have, and no connection is closed under a client that is
- * sending on it.
+ * length), with `Connection: close` added (held or draining), so that the
+ * client's next request opens a new connection, which reaches a serving
+ * worker directly: each client's request pays for one hop, not every one
+ * until the worker drains (measured: about 50 hops per reload for 50 wrk
+ * connections, against about 200 when held workers did not ask until the
+ * whole new generation served). Old code never answers a request it did not
+ * already have, and no connection is closed under a client that is sending
+ * on it.
  *
  * What cannot be sent on is answered here, by the app, with `Connection:
  * close`: an upgrade (the socket would have to be relayed for its whole

@@ -160,7 +160,7 @@ async function handOn(
         to,
         marker,
         hops: hops + 1,
-        close: () => service.handingOver,
+        close: () => service.outOfService,
         done: service.relayDone,
       });
       if (answer) return answer;

@@ -282,7 +282,7 @@ const nodeServers = watchNodeServers({
       request as NodeRequest,
       response as NodeForwardResponse,
       client,
-      { to, marker, hops, close: () => service.handingOver, done },
+      { to, marker, hops, close: () => service.outOfService, done },
       () => {
         done();
         app();

@@ -6,10 +6,13 @@
  * five (multinomial), and after a reload, when every client reconnects at once,
  * one worker can serve twice its share of them for as long as they stay.
  * Steered, the program hands new connections out in turn
- * (handover/program.ts), so this runs only without steering.
+ * (handover/program.ts), but a reload's clients reconnect as soon as they
+ * are sent on (runtime/forward.ts), onto the new workers ready by then: so
+ * this runs in every mode.
  *
  * Once the serving workers change (a start, a reload, a scale, a
- * replacement) and no reload runs, the supervisor counts each serving
+ * replacement) and stay (no reload runs, or every new worker of the one
+ * that runs serves), the supervisor counts each serving
  * worker's established connections (port_owners.ts, from /proc) every
  * ROUND_MS; until the counts are at most one apart, each worker above the
  * mean lets one connection go (SIGCONT: its next answer says
@@ -17,11 +20,12 @@
  * anew), for at most MAX_ROUNDS; after that it looks again every CHECK_MS.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
- * that instant is reset (docs/handover.md). A reload closes listeners only
- * once its new workers are ready, and rebalancing pauses from the moment a
- * reload begins, so the reconnects it causes are over before then; while
- * watching too (measured: 0 failed of about 1.8 million keep-alive requests
- * over 100 edits, either way).
+ * that instant is reset (docs/handover.md). Without steering, a reload
+ * closes the old listeners at its switch, before its last new worker serves;
+ * rebalancing pauses from the moment a reload begins until then, so the
+ * reconnects it causes never meet one; while watching too (measured: 0
+ * failed of about 1.8 million keep-alive requests over 100 edits, either
+ * way).
  */
 import type { Child } from "../child/child.ts";
 import { log } from "../log/mod.ts";
@@ -61,9 +65,9 @@ export function toShed(counts: readonly number[]): boolean[] {
 
 /** What rebalancing reads of the supervisor. */
 export interface RebalanceSeam {
-  /** Whether it may run: not steered, and not watching without tcp_migrate_req=1. */
+  /** Whether it may run: once the handover is known. */
   enabled(): boolean;
-  /** The workers in service now, or undefined while a reload runs. */
+  /** The workers in service now, or undefined while they change (a reload before every new one serves). */
   serving(): Child[] | undefined;
   /** Each pid's established connections on the workers' ports (World). */
   connections(pids: number[]): Map<number, number>;
@@ -137,6 +141,8 @@ export class Rebalancer {
 
   /** When the next look is due (Infinity when none is). */
   nextDeadline(): number {
-    return this.#nextAt;
+    // Only while there is something to look at: a stop skips `advance`, and a deadline left
+    // in the past would wake the supervisor's loop at once, again and again.
+    return this.seam.enabled() && this.seam.serving() ? this.#nextAt : Infinity;
   }
 }

@@ -101,3 +101,15 @@ Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while 
   rebalancer.advance(now + SETTLE_MS);
   assert.equal(workers[0].shed, MAX_ROUNDS, "steered (or watching without migration): off");
 });
+
+Deno.test("Rebalancer: no deadline while nothing serves, even before its next look (a stop skips advance)", () => {
+  const { state, rebalancer } = setup(new Map([[10, 12], [11, 4]]));
+  rebalancer.advance(0);
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS);
+  // The supervisor stops: it calls advance no more, and must not be woken for a past look.
+  state.reloading = true;
+  assert.equal(rebalancer.nextDeadline(), Infinity);
+  state.reloading = false;
+  state.enabled = false;
+  assert.equal(rebalancer.nextDeadline(), Infinity);
+});

@@ -140,6 +140,17 @@ export class Rollout {
     return DONE;
   }
 
+  /**
+   * True once every new worker serves (one step: from the switch on, when the
+   * last one joined; rolling: once every slot is new): the serving workers
+   * change no more in this rollout.
+   */
+  get everyNewServes(): boolean {
+    const kind = this.#stage.kind;
+    if (kind === "processes" || kind === "done") return true;
+    return kind === "switched" && this.pool.view().every((slot) => !slot.replacement);
+  }
+
   /** The one-step switch, once the new generation has taken over. */
   #switch(): Switch | undefined {
     const stage = this.#stage;
@@ -279,8 +290,9 @@ export class Rollout {
       );
       // With old workers serving, the switch waits for a new one; with none, there is nothing to switch.
       if (replacing && !slots.some((slot) => isNewReady(slot.replacement))) return false;
-      // Held: they can be put back (steered) while the window runs, and their clients reconnect
-      // only once the whole new generation serves, spreading over all of it.
+      // Held: they can be put back (steered) while the window runs. Each client they send a request
+      // on for is asked to reconnect (one hop each); a handler's that cannot be sent on only once
+      // the whole new generation serves (handOffHeld).
       const hold = true;
       for (const slot of slots) {
         if (!slot.current || slot.current.spec.generation >= this.generation) continue;
@@ -406,6 +418,11 @@ export class Reloads {
   /** True while a rollout runs. */
   get reloading(): boolean {
     return this.#rollout !== undefined;
+  }
+
+  /** True unless a rollout runs whose new workers do not all serve yet. */
+  get workersSettled(): boolean {
+    return this.#rollout?.everyNewServes ?? true;
   }
 
   /** Asks for a reload: refused while stopping, coalesced during a rollout, else started. */

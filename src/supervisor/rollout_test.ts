@@ -260,6 +260,21 @@ Deno.test("rollout, rolling: a worker that exits after the settle window is an o
   assert.equal(exit(canary), false, "not the rollout's to judge: it is over");
 });
 
+Deno.test("rollout, rolling: the new workers all serve only once every slot is new", () => {
+  const { pool, rollout, step } = setup(2);
+  step();
+  pool.of(2)[0].ready();
+  step();
+  step(1000);
+  assert.equal(pool.slots[0].current?.spec.generation, 2, "the canary took over");
+  assert.equal(rollout.everyNewServes, false, "a slot still runs old code");
+  step();
+  pool.of(2)[1].ready();
+  step();
+  step(1000);
+  assert.equal(rollout.everyNewServes, true);
+});
+
 Deno.test("rollout, rolling: batches after the canary", () => {
   const { pool, step } = setup(5, { reloadBatch: 2 });
   step();
@@ -418,19 +433,22 @@ Deno.test("rollout, one step: the old generation drains only once every new work
 });
 
 Deno.test("rollout, one step: the held workers hand their clients over once, when every new worker serves", () => {
-  const { pool, step } = setup(3, { oneStep: true, canPutBack: true, settleMs: 1000 });
+  const { pool, rollout, step } = setup(3, { oneStep: true, canPutBack: true, settleMs: 1000 });
   step();
+  assert.equal(rollout.everyNewServes, false, "starting");
   const [a, b, c] = pool.of(2);
   a.ready();
   step();
   assert.equal(pool.held.size, 3, "switched at the first ready");
   assert.equal(pool.handedOff, 0, "not while only some new workers serve");
+  assert.equal(rollout.everyNewServes, false, "the serving workers still change");
   b.ready();
   step(10);
   assert.equal(pool.handedOff, 0);
   c.ready();
   assert.equal(step(10), "running", "still inside the settle window");
   assert.equal(pool.handedOff, 1, "told once the whole generation serves");
+  assert.equal(rollout.everyNewServes, true, "clients may be spread from now on (rebalance.ts)");
   assert.equal(pool.held.size, 3, "still held: they may yet be put back");
   step(10);
   assert.equal(pool.handedOff, 1, "told once");

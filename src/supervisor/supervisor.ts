@@ -156,11 +156,11 @@ export class Supervisor {
       stopping: () => this.#phase === "stopping" || this.#phase === "stopped",
       followUp: (request) => this.#events.push({ kind: "reload", request }),
     });
-    // Without steering, keep-alive clients are spread by letting some reconnect (rebalance.ts).
+    // Keep-alive clients are spread by letting some reconnect (rebalance.ts).
     this.#rebalance = new Rebalancer({
-      enabled: () => ["kernel", "none"].includes(this.#connection?.handover.mode ?? "unknown"),
+      enabled: () => this.#connection !== undefined,
       serving: () =>
-        this.#phase === "running" && !this.#reloads.reloading && !this.#succession.takingOver
+        this.#phase === "running" && this.#reloads.workersSettled && !this.#succession.takingOver
           ? workers.serving()
           : undefined,
       connections: (pids) => world.connections?.(pids, ports.bound()) ?? new Map(),
