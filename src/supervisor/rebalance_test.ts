@@ -99,7 +99,7 @@ Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while 
   assert.equal(rebalancer.nextDeadline(), now + SETTLE_MS, "after it, the workers' clients settle");
   state.enabled = false;
   rebalancer.advance(now + SETTLE_MS);
-  assert.equal(workers[0].shed, MAX_ROUNDS, "steered (or watching without migration): off");
+  assert.equal(workers[0].shed, MAX_ROUNDS, "disabled (no handover known yet): off");
 });
 
 Deno.test("Rebalancer: no deadline while nothing serves, even before its next look (a stop skips advance)", () => {
