@@ -106,6 +106,11 @@ export class Rebalancer {
       return;
     }
     if (now < this.#nextAt) return;
+    if (serving.length < 2) {
+      // One worker: nothing to spread, and no reason to read /proc.
+      this.#nextAt = now + CHECK_MS;
+      return;
+    }
     const byPid = this.seam.connections(serving.map((child) => child.pid));
     const counts = serving.map((child) => byPid.get(child.pid) ?? 0);
     const spread = counts.join("/");

@@ -113,3 +113,20 @@ Deno.test("Rebalancer: no deadline while nothing serves, even before its next lo
   state.enabled = false;
   assert.equal(rebalancer.nextDeadline(), Infinity);
 });
+
+Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not read", () => {
+  let reads = 0;
+  const rebalancer = new Rebalancer({
+    enabled: () => true,
+    serving: () => [{ pid: 10, shed: () => {} } as unknown as Child],
+    connections: () => {
+      reads++;
+      return new Map([[10, 16]]);
+    },
+  });
+  rebalancer.advance(0);
+  rebalancer.advance(SETTLE_MS);
+  rebalancer.advance(SETTLE_MS + CHECK_MS);
+  assert.equal(reads, 0);
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 2 * CHECK_MS);
+});
