@@ -11,8 +11,10 @@
  * a named rule. This module keeps the graphs and knows which are current: a
  * graph is stale from the moment a change touches a file it holds until it
  * has been computed again, which happens in the background at start and once
- * edits pause after a reload (a change never waits for it); meanwhile the
- * last known graph still decides.
+ * edits pause after a reload (a change never waits for it), one computation
+ * at a time and at a low CPU priority (child/low_priority.ts), ended when
+ * the supervisor stops;
+ * meanwhile the last known graph still decides.
  *
  * A computed `import()` is invisible to a static graph: `--worker-dir`
  * names directories whose files belong to the workers, a process's `watch`
@@ -22,6 +24,7 @@
  */
 import { relative, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { spawnAtLowPriority } from "../child/low_priority.ts";
 import { canonical, canonicalSync } from "../watch/canonical.ts";
 import { type ChangedFile, decideBatch, type KindView, type ReloadScope } from "./reload_scope.ts";
 import { resolutionFlags } from "./type_check.ts";
@@ -56,15 +59,6 @@ const RECHECK_MS = 250;
 
 /** Source files larger than this are not read for `new Worker(...)`: generated bundles. */
 const MAX_SCANNED_BYTES = 4 * 1024 * 1024;
-
-/** `nice`, when the system has it where coreutils put it. */
-const NICE = ["/usr/bin/nice", "/bin/nice"].find((path) => {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-});
 
 /** Files a change to which may change what a module graph holds: modules. */
 const MODULE = /\.(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/;
@@ -126,7 +120,12 @@ export class ModuleGraphs {
   readonly #kinds: Kind[];
   /** The project directory as the watcher sees it: its paths are relative to the real one. */
   readonly #root: string;
-  #run = 0;
+  /** The computation under way, if any, and the one queued to follow it. */
+  #computing?: Promise<void>;
+  #next?: Promise<void>;
+  /** The `deno info` commands running. */
+  readonly #commands = new Set<Deno.ChildProcess>();
+  #stopped = false;
   #said = false;
   #unavailable = false;
   #pending?: ReturnType<typeof setTimeout>;
@@ -172,15 +171,30 @@ export class ModuleGraphs {
     Deno.unrefTimer(this.#pending);
   }
 
-  /** Computes every graph again, in the background. */
+  /**
+   * Computes every graph again, in the background. One computation at a
+   * time: at the lowest priority, on cores the workers keep busy, `deno info`
+   * may take seconds, and a second one beside it would only slow both. A
+   * request while one runs is met by one more computation once it ends (what
+   * changed meanwhile keeps its graphs stale until then).
+   */
   refresh(): Promise<void> {
     clearTimeout(this.#pending);
-    const run = ++this.#run;
+    if (this.#stopped) return Promise.resolve();
+    if (!this.#computing) return this.#compute();
+    this.#next ??= this.#computing.then(() => {
+      this.#next = undefined;
+      return this.#compute();
+    });
+    return this.#next;
+  }
+
+  #compute(): Promise<void> {
     // What each graph will be current for: changes from now on make it stale again.
     const at = this.#kinds.map((kind) => kind.touched);
-    return Promise.all(this.#kinds.map((kind) => this.#graphOf(kind))).then(
+    const computing = Promise.all(this.#kinds.map((kind) => this.#graphOf(kind))).then(
       (graphs) => {
-        if (run !== this.#run) return;
+        if (this.#stopped) return;
         this.#kinds.forEach((kind, i) => {
           kind.files = graphs[i].files;
           kind.real = graphs[i].real;
@@ -191,7 +205,7 @@ export class ModuleGraphs {
         this.#sayUnseen();
       },
       (error) => {
-        if (run !== this.#run) return;
+        if (this.#stopped) return;
         for (const kind of this.#kinds) kind.files = undefined;
         this.#unavailable = true;
         if (!this.#said) {
@@ -199,7 +213,27 @@ export class ModuleGraphs {
           this.#options.onUnavailable((error as Error).message);
         }
       },
-    );
+    ).finally(() => {
+      this.#computing = undefined;
+    });
+    this.#computing = computing;
+    return computing;
+  }
+
+  /**
+   * The supervisor stops: no graph is computed any more, and a `deno info`
+   * still running ends now (in a session of its own, a stop's signals do not
+   * reach it, and at a low priority on a busy machine it could outlive the
+   * supervisor by seconds).
+   */
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#pending);
+    for (const command of this.#commands) {
+      try {
+        Deno.kill(-command.pid, "SIGKILL"); // its process group: it leads one (detached)
+      } catch { /* ended already */ }
+    }
   }
 
   /**
@@ -343,15 +377,17 @@ export class ModuleGraphs {
 
   async #info(entry: string, denoFlags: string[]): Promise<Set<string>> {
     const args = ["info", "--json", ...resolutionFlags(denoFlags, INFO_FLAGS), entry];
-    // At the lowest CPU priority: the workers come first.
-    const output = await new Deno.Command(NICE ?? this.#options.deno, {
-      args: NICE ? ["-n", "19", this.#options.deno, ...args] : args,
+    // At a low CPU priority, for real (child/low_priority.ts): the workers come first.
+    const command = spawnAtLowPriority(this.#options.deno, {
+      args,
       cwd: this.#options.cwd,
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
       env: { NO_COLOR: "1" },
-    }).output();
+    });
+    this.#commands.add(command);
+    const output = await command.output().finally(() => this.#commands.delete(command));
     if (!output.success) {
       const error = new TextDecoder().decode(output.stderr).trim().split("\n")[0];
       throw new Error(`deno info ${entry} failed: ${error.slice(0, 200)}`);

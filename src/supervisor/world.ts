@@ -62,7 +62,10 @@ export interface Connection {
   /** Who takes new connections while a worker drains (src/handover/). */
   handover: Handover;
   /** Which child runs which files (module_graph.ts); undefined when not watching. */
-  graphs?: Pick<ModuleGraphs, "refresh" | "refreshSoon" | "invalidate" | "scope" | "describe">;
+  graphs?: Pick<
+    ModuleGraphs,
+    "refresh" | "refreshSoon" | "invalidate" | "scope" | "describe" | "stop"
+  >;
   /** A takeover under way (run --takeover): the instance it replaces, and the steps to end it. */
   takeover?: {
     predecessor: Predecessor;
@@ -270,6 +273,9 @@ async function connect(
     options.metrics && serveMetrics(options.metrics, inbox.metrics, inbox.dashboard);
   // Taking over: the old supervisor serves the metrics port until it is gone.
   let metrics = takeover ? undefined : serve();
+  // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
+  const graphs = watcher &&
+    moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen);
   return {
     watcher: watcher && {
       backend: watcher.backend,
@@ -277,9 +283,7 @@ async function connect(
       notes: watcher.notes,
     },
     handover,
-    // A file decided again later (reload_scope.ts, wait-new) comes back as a change.
-    graphs: watcher &&
-      moduleGraphs(options, (changes) => inbox.changes({ changes }), watcher.unseen),
+    graphs,
     takeover: takeover && {
       predecessor: takeover.predecessor,
       stopPredecessor: () => stopPredecessor(instanceDir, takeover.predecessor),
@@ -302,6 +306,7 @@ async function connect(
       for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
       control.close();
       metrics?.close();
+      graphs?.stop();
       await watcher?.close();
     },
   };
