@@ -18,6 +18,13 @@
  * mean lets one connection go (SIGCONT: its next answer says
  * `Connection: close`; the client reconnects, and the kernel places it
  * anew), for at most MAX_ROUNDS; after that it looks again every CHECK_MS.
+ * Counting costs what the host's TCP table is long: /proc/net/tcp lists
+ * every socket of the host, TIME_WAIT too; after wrk had made a new
+ * connection per request for 4 s it held 14,000 lines, which the kernel took
+ * 23 ms to write and the supervisor 10 ms to scan (port_owners.ts). So looks
+ * are spaced to keep the counting within READ_SHARE of a core (a count of
+ * 33 ms: the next at the earliest 3.3 s later), and once the connections are
+ * spread the next look is CHECK_MS away.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
@@ -34,10 +41,16 @@ import { log } from "../log/mod.ts";
 export const ROUND_MS = 100;
 /** Rounds in a row at most, then a look every CHECK_MS. */
 export const MAX_ROUNDS = 100;
-/** How often spread connections are looked at again. */
-export const CHECK_MS = 5000;
+/**
+ * How often spread connections are looked at again: new clients are placed
+ * as evenly as the kernel's hash (or the program, steered) places them, so
+ * only a slow drift is left to find, and each look reads the whole TCP table.
+ */
+export const CHECK_MS = 30_000;
 /** After the serving workers changed: their clients reconnect first. */
 export const SETTLE_MS = 200;
+/** The share of one core the counting may take at most (see the module text). */
+export const READ_SHARE = 0.01;
 /** Fewer connections than this per worker: nothing worth spreading. */
 const MIN_PER_WORKER = 2;
 /**
@@ -65,12 +78,10 @@ export function toShed(counts: readonly number[]): boolean[] {
 
 /** What rebalancing reads of the supervisor. */
 export interface RebalanceSeam {
-  /** Whether it may run: once the handover is known. */
-  enabled(): boolean;
   /** The workers in service now, or undefined while they change (a reload before every new one serves). */
   serving(): Child[] | undefined;
-  /** Each pid's established connections on the workers' ports (World). */
-  connections(pids: number[]): Map<number, number>;
+  /** Each pid's established connections on the workers' ports (World), and how long counting took. */
+  connections(pids: number[]): { counts: Map<number, number>; tookMs: number };
 }
 
 export class Rebalancer {
@@ -90,7 +101,7 @@ export class Rebalancer {
 
   /** One look, when one is due: see the module text. */
   advance(now: number): void {
-    const serving = this.seam.enabled() ? this.seam.serving() : undefined;
+    const serving = this.seam.serving();
     if (!serving) {
       // Not now (a reload runs): looked at again once the serving workers are known.
       this.#serving = "";
@@ -111,7 +122,9 @@ export class Rebalancer {
       this.#nextAt = now + CHECK_MS;
       return;
     }
-    const byPid = this.seam.connections(serving.map((child) => child.pid));
+    const { counts: byPid, tookMs } = this.seam.connections(serving.map((child) => child.pid));
+    // The next look no sooner than keeps the reads within READ_SHARE of a core.
+    const after = (ms: number) => now + Math.max(ms, tookMs / READ_SHARE);
     const counts = serving.map((child) => byPid.get(child.pid) ?? 0);
     const spread = counts.join("/");
     const shed = toShed(counts);
@@ -132,11 +145,11 @@ export class Rebalancer {
       }
       this.#rounds = MAX_ROUNDS;
       this.#stuck = 0;
-      this.#nextAt = now + CHECK_MS;
+      this.#nextAt = after(CHECK_MS);
       return;
     }
     this.#rounds--;
-    this.#nextAt = now + ROUND_MS;
+    this.#nextAt = after(ROUND_MS);
     serving.forEach((child, i) => {
       if (!shed[i]) return;
       child.shed();
@@ -144,10 +157,17 @@ export class Rebalancer {
     });
   }
 
+  /**
+   * The supervisor stops: no look is due any more. It calls `advance` no
+   * more, and a deadline left in the past would wake its loop at once, again
+   * and again.
+   */
+  stop(): void {
+    this.#nextAt = Infinity;
+  }
+
   /** When the next look is due (Infinity when none is). */
   nextDeadline(): number {
-    // Only while there is something to look at: a stop skips `advance`, and a deadline left
-    // in the past would wake the supervisor's loop at once, again and again.
-    return this.seam.enabled() && this.seam.serving() ? this.#nextAt : Infinity;
+    return this.#nextAt;
   }
 }

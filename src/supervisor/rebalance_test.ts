@@ -4,6 +4,7 @@ import type { Child } from "../child/child.ts";
 import {
   CHECK_MS,
   MAX_ROUNDS,
+  READ_SHARE,
   Rebalancer,
   type RebalanceSeam,
   ROUND_MS,
@@ -29,9 +30,8 @@ class FakeWorker {
 
 function setup(counts: Map<number, number>) {
   const workers = [new FakeWorker(10), new FakeWorker(11)];
-  const state = { enabled: true, reloading: false };
+  const state = { reloading: false, tookMs: 0 };
   const seam: RebalanceSeam = {
-    enabled: () => state.enabled,
     serving: () =>
       state.reloading ? undefined : workers.map((w) =>
         ({
@@ -39,7 +39,7 @@ function setup(counts: Map<number, number>) {
           shed: () => w.shed++,
         }) as unknown as Child
       ),
-    connections: () => counts,
+    connections: () => ({ counts, tookMs: state.tookMs }),
   };
   return { workers, state, rebalancer: new Rebalancer(seam) };
 }
@@ -76,7 +76,7 @@ Deno.test("Rebalancer: connections that stay (WebSockets) stop it after rounds t
   assert.equal(workers[0].shed, given + 1, "the counts changed: it tries again");
 });
 
-Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while a reload runs or disabled", () => {
+Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while a reload runs", () => {
   const counts = new Map([[10, 200], [11, 0]]);
   const { workers, state, rebalancer } = setup(counts);
   rebalancer.advance(0);
@@ -97,31 +97,24 @@ Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while 
   state.reloading = false;
   rebalancer.advance(now);
   assert.equal(rebalancer.nextDeadline(), now + SETTLE_MS, "after it, the workers' clients settle");
-  state.enabled = false;
-  rebalancer.advance(now + SETTLE_MS);
-  assert.equal(workers[0].shed, MAX_ROUNDS, "disabled (no handover known yet): off");
 });
 
-Deno.test("Rebalancer: no deadline while nothing serves, even before its next look (a stop skips advance)", () => {
-  const { state, rebalancer } = setup(new Map([[10, 12], [11, 4]]));
+Deno.test("Rebalancer: no deadline once the supervisor stops, even before its next look", () => {
+  const { rebalancer } = setup(new Map([[10, 12], [11, 4]]));
   rebalancer.advance(0);
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS);
   // The supervisor stops: it calls advance no more, and must not be woken for a past look.
-  state.reloading = true;
-  assert.equal(rebalancer.nextDeadline(), Infinity);
-  state.reloading = false;
-  state.enabled = false;
+  rebalancer.stop();
   assert.equal(rebalancer.nextDeadline(), Infinity);
 });
 
 Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not read", () => {
   let reads = 0;
   const rebalancer = new Rebalancer({
-    enabled: () => true,
     serving: () => [{ pid: 10, shed: () => {} } as unknown as Child],
     connections: () => {
       reads++;
-      return new Map([[10, 16]]);
+      return { counts: new Map([[10, 16]]), tookMs: 0 };
     },
   });
   rebalancer.advance(0);
@@ -129,4 +122,27 @@ Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not r
   rebalancer.advance(SETTLE_MS + CHECK_MS);
   assert.equal(reads, 0);
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 2 * CHECK_MS);
+});
+
+Deno.test("Rebalancer: a slow count (a long TCP table) spaces the looks to keep within READ_SHARE of a core", () => {
+  const counts = new Map([[10, 12], [11, 4]]);
+  const { workers, state, rebalancer } = setup(counts);
+  state.tookMs = 25;
+  rebalancer.advance(0);
+  rebalancer.advance(SETTLE_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "it still lets one go");
+  const pause = 25 / READ_SHARE;
+  assert.ok(pause > ROUND_MS);
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + pause, "the next round waits");
+  counts.set(10, 8).set(11, 8);
+  rebalancer.advance(SETTLE_MS + pause);
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + pause + Math.max(CHECK_MS, pause));
+  state.tookMs = 400;
+  assert.ok(400 / READ_SHARE > CHECK_MS);
+  rebalancer.advance(rebalancer.nextDeadline());
+  assert.equal(
+    rebalancer.nextDeadline(),
+    SETTLE_MS + pause + CHECK_MS + 400 / READ_SHARE,
+    "a look longer than CHECK_MS allows waits longer than CHECK_MS",
+  );
 });

@@ -158,12 +158,15 @@ export class Supervisor {
     });
     // Keep-alive clients are spread by letting some reconnect (rebalance.ts).
     this.#rebalance = new Rebalancer({
-      enabled: () => this.#connection !== undefined,
       serving: () =>
         this.#phase === "running" && this.#reloads.workersSettled && !this.#succession.takingOver
           ? workers.serving()
           : undefined,
-      connections: (pids) => world.connections?.(pids, ports.bound()) ?? new Map(),
+      connections: (pids) => {
+        const started = performance.now();
+        const counts = world.connections?.(pids, ports.bound()) ?? new Map();
+        return { counts, tookMs: performance.now() - started };
+      },
     });
     this.#succession = new Succession({
       options,
@@ -481,6 +484,7 @@ export class Supervisor {
     }
     this.#phase = "stopping";
     this.#reloads.cancel();
+    this.#rebalance.stop();
     if (fast) {
       this.#workers.killAll();
       this.#processes.killAll();
