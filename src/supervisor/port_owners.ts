@@ -6,6 +6,7 @@
  */
 import { procStat } from "../child/os.ts";
 import { socketsOf } from "../handover/listeners.ts";
+import { establishedInodes } from "./sock_diag.ts";
 
 /** Inodes of the sockets listening on `port`, IPv4 and IPv6. */
 export function listeningInodes(port: number): Set<string> {
@@ -56,6 +57,11 @@ function inodesOn(ports: readonly number[], state: string): Set<string> {
   return inodes;
 }
 
+/** Inodes of the established sockets on `ports`, from /proc/net/tcp{,6}. */
+export function procEstablishedInodes(ports: readonly number[]): Set<string> {
+  return inodesOn(ports, ESTABLISHED);
+}
+
 /**
  * How many established connections on `ports` each of `pids` holds: the
  * clients it serves (a connection still queued on a listener is nobody's).
@@ -64,7 +70,8 @@ export function connectionCounts(
   pids: readonly number[],
   ports: readonly number[],
 ): Map<number, number> {
-  const inodes = inodesOn(ports, ESTABLISHED);
+  // Netlink's count skips the host's other sockets (sock_diag.ts); /proc lists every one.
+  const inodes = establishedInodes(ports) ?? procEstablishedInodes(ports);
   return new Map(
     pids.map((pid) => [pid, socketsOf(pid).filter((socket) => inodes.has(socket.inode)).length]),
   );

@@ -18,13 +18,16 @@
  * mean lets one connection go (SIGCONT: its next answer says
  * `Connection: close`; the client reconnects, and the kernel places it
  * anew), for at most MAX_ROUNDS; after that it looks again every CHECK_MS.
- * Counting costs what the host's TCP table is long: /proc/net/tcp lists
- * every socket of the host, TIME_WAIT too; after wrk had made a new
+ * Counting costs what the host's TCP table is long. /proc/net/tcp lists
+ * every socket of the host, TIME_WAIT too: after wrk had made a new
  * connection per request for 4 s it held 14,000 lines, which the kernel took
- * 23 ms to write and the supervisor 10 ms to scan (port_owners.ts). So looks
- * are spaced to keep the counting within READ_SHARE of a core (a count of
- * 33 ms: the next at the earliest 3.3 s later), and once the connections are
- * spread the next look is CHECK_MS away.
+ * 23 ms to write and the supervisor 10 ms to scan (50 before the scan read
+ * each line's fields at their places). So counts come from netlink
+ * (sock_diag.ts: the kernel skips sockets in other states; 5 ms with 28,000
+ * TIME_WAIT sockets), /proc only where that cannot be used; looks are spaced
+ * to keep the counting within READ_SHARE of a core (a count of 33 ms: the
+ * next at the earliest 3.3 s later); and once the connections are spread
+ * the next look is CHECK_MS away.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
