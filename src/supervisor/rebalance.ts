@@ -26,8 +26,9 @@
  * (sock_diag.ts: the kernel skips sockets in other states; 5 ms with 28,000
  * TIME_WAIT sockets), /proc only where that cannot be used; looks are spaced
  * to keep the counting within READ_SHARE of a core (a count of 33 ms: the
- * next at the earliest 3.3 s later); and once the connections are spread
- * the next look is CHECK_MS away.
+ * next at the earliest 3.3 s later); and once the connections are spread,
+ * and FOLLOW_MS after the serving workers changed, the next look is
+ * CHECK_MS away.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
@@ -52,6 +53,16 @@ export const MAX_ROUNDS = 100;
 export const CHECK_MS = 30_000;
 /** After the serving workers changed: their clients reconnect first. */
 export const SETTLE_MS = 200;
+/**
+ * After the serving workers changed, looks come every ROUND_MS for this long
+ * even while the counts look spread: the clients of the workers that left
+ * are still reconnecting (an idle one once the close window ends, 5 s at
+ * most by default), and a look that came too early would otherwise wait
+ * CHECK_MS for the next.
+ */
+export const FOLLOW_MS = 10_000;
+/** How many of the last counts' durations the spacing goes by (their least: see `advance`). */
+const COSTS_KEPT = 5;
 /** The share of one core the counting may take at most (see the module text). */
 export const READ_SHARE = 0.01;
 /** Fewer connections than this per worker: nothing worth spreading. */
@@ -99,6 +110,10 @@ export class Rebalancer {
   #stuck = 0;
   /** The counts it gave up at (STUCK_ROUNDS): it waits for them to change. */
   #gaveUpAt = "";
+  /** Until when looks follow the last change of the serving workers (FOLLOW_MS). */
+  #followUntil = 0;
+  /** How long the last counts took, ms. */
+  readonly #costs: number[] = [];
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -117,6 +132,7 @@ export class Rebalancer {
       this.#gaveUpAt = "";
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
+      this.#followUntil = now + FOLLOW_MS;
       return;
     }
     if (now < this.#nextAt) return;
@@ -126,8 +142,13 @@ export class Rebalancer {
       return;
     }
     const { counts: byPid, tookMs } = this.seam.connections(serving.map((child) => child.pid));
-    // The next look no sooner than keeps the reads within READ_SHARE of a core.
-    const after = (ms: number) => now + Math.max(ms, tookMs / READ_SHARE);
+    // The next look no sooner than keeps the counting within READ_SHARE of a core. By the
+    // least of the last few durations: a count the scheduler interrupted took longer on the
+    // clock without costing more, and must not hold rebalancing back for seconds.
+    this.#costs.push(tookMs);
+    if (this.#costs.length > COSTS_KEPT) this.#costs.shift();
+    const cost = Math.min(...this.#costs);
+    const after = (ms: number) => now + Math.max(ms, cost / READ_SHARE);
     const counts = serving.map((child) => byPid.get(child.pid) ?? 0);
     const spread = counts.join("/");
     const shed = toShed(counts);
@@ -135,7 +156,8 @@ export class Rebalancer {
     this.#last = spread;
     const stuck = this.#stuck >= STUCK_ROUNDS;
     if (!shed.includes(true) || this.#rounds === 0 || stuck || spread === this.#gaveUpAt) {
-      // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be.
+      // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be; spread
+      // while following a change of the serving workers, every ROUND_MS.
       if (stuck) this.#gaveUpAt = spread;
       if (this.#shed > 0) {
         const how = shed.includes(true) ? "still not spread" : "spread";
@@ -148,7 +170,8 @@ export class Rebalancer {
       }
       this.#rounds = MAX_ROUNDS;
       this.#stuck = 0;
-      this.#nextAt = after(CHECK_MS);
+      const following = !shed.includes(true) && now < this.#followUntil;
+      this.#nextAt = after(following ? ROUND_MS : CHECK_MS);
       return;
     }
     this.#rounds--;
