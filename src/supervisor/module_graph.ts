@@ -12,9 +12,8 @@
  * graph is stale from the moment a change touches a file it holds until it
  * has been computed again, which happens in the background at start and once
  * edits pause after a reload (a change never waits for it), one computation
- * at a time and at a low CPU priority (child/low_priority.ts), ended when
- * the supervisor stops;
- * meanwhile the last known graph still decides.
+ * at a time, at a low CPU priority (child/low_priority.ts), and ended when
+ * the supervisor stops; meanwhile the last known graph still decides.
  *
  * A computed `import()` is invisible to a static graph: `--worker-dir`
  * names directories whose files belong to the workers, a process's `watch`
@@ -173,7 +172,7 @@ export class ModuleGraphs {
 
   /**
    * Computes every graph again, in the background. One computation at a
-   * time: at the lowest priority, on cores the workers keep busy, `deno info`
+   * time: at a low priority, on cores the workers keep busy, `deno info`
    * may take seconds, and a second one beside it would only slow both. A
    * request while one runs is met by one more computation once it ends (what
    * changed meanwhile keeps its graphs stale until then).

@@ -19,11 +19,12 @@ const ESTABLISHED = "01";
 /**
  * Inodes of the sockets whose local port is one of `ports`, in `state` (as
  * /proc/net/tcp writes it). A busy host's table holds tens of thousands of
- * lines (TIME_WAIT above all: 28,000 after 5 s of wrk with a new connection
- * per request): each line's state and port are read at their fixed places
- * (net/ipv4/tcp_ipv4.c, tcp_ipv6.c: `%4d: ADDR:PORT ADDR:PORT ST ...`), and
- * only a matching line is split (measured on that table: 3 ms a read, where
- * splitting every line took 50).
+ * lines (TIME_WAIT above all: 14,000 to 42,000 here after 4-5 s of wrk with
+ * a new connection per request): each line's state and port are read at
+ * their fixed places (net/ipv4/tcp_ipv4.c, tcp_ipv6.c: `%4d: ADDR:PORT
+ * ADDR:PORT ST ...`), and only a matching line is split. Measured on a
+ * 14,000-line table: a count took 34-38 ms, against 70 when every line was
+ * split; 23 ms of it is the kernel writing the table.
  */
 function inodesOn(ports: readonly number[], state: string): Set<string> {
   const inodes = new Set<string>();

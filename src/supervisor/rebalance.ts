@@ -13,7 +13,7 @@
  * Once the serving workers change (a start, a reload, a scale, a
  * replacement) and stay (no reload runs, or every new worker of the one
  * that runs serves), the supervisor counts each serving
- * worker's established connections (port_owners.ts, from /proc) every
+ * worker's established connections (port_owners.ts) every
  * ROUND_MS; until the counts are at most one apart, each worker above the
  * mean lets one connection go (SIGCONT: its next answer says
  * `Connection: close`; the client reconnects, and the kernel places it
