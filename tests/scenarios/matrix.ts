@@ -78,7 +78,10 @@ try {
   const sameCode = async (trigger: string, how: () => Promise<void>, n = WORKERS) => {
     state.trigger = trigger;
     await how();
-    await waitFor(() => settled(dir, n), `${trigger} done`);
+    await waitFor(
+      () => settled(dir, n),
+      () => `${trigger} done\n${lastStatus}\n${run.output.text().slice(-4000)}`,
+    );
   };
   await new Promise((resolve) => setTimeout(resolve, 300));
   await newCode("edit", () => Promise.resolve());
