@@ -669,33 +669,23 @@ export async function warmUp(
 }
 
 /**
- * Records answered on a connection that was leaving service may carry
- * `Connection: close` where plain Deno's do not (hotreload asks the client
- * to reconnect): that one header is allowed, nothing else. An answer the old
- * worker gave itself (`local`: over TLS, where requests are not sent on)
- * got the header added to the app's own Response, and Deno then writes it
- * through its general path, where the name of a default `content-type` is
- * written `Content-Type`: for those, header names are compared without case.
+ * Records answered on a connection that was leaving service, or one a
+ * worker let go to spread the clients, may carry `Connection: close` where
+ * plain Deno's do not (hotreload asks the client to reconnect): that one
+ * header is allowed, nothing else. (node:http's answers are compared in its
+ * own closing form instead: asClosing.)
  */
-export function withoutAddedClose(
-  records: unknown[],
-  reference: unknown[],
-  local = false,
-): unknown[] {
+export function withoutAddedClose(records: unknown[], reference: unknown[]): unknown[] {
   return records.map((record, i) => {
     const plain = reference[i] as Answer | undefined;
     if (isNodeAnswer(plain)) return record;
     if (typeof record !== "object" || record === null || !("headers" in record)) return record;
     const answer = record as Answer;
     if (plain?.headers?.some((line) => /^connection:\s*close$/i.test(line))) return answer;
-    const added = answer.headers.some((line) => /^connection:\s*close$/i.test(line));
-    let headers = answer.headers.filter((line) => !/^connection:\s*close$/i.test(line));
-    if (local && added && plain?.headers) {
-      headers = headers.map((line, j) =>
-        line.toLowerCase() === plain.headers[j]?.toLowerCase() ? plain.headers[j] : line
-      );
-    }
-    return { ...answer, headers };
+    return {
+      ...answer,
+      headers: answer.headers.filter((line) => !/^connection:\s*close$/i.test(line)),
+    };
   });
 }
 

@@ -6,7 +6,10 @@
  * body). Steady, on 1 and 4 workers; and across a reload, on keep-alive
  * connections opened before it: requests sent while it runs, after it (sent
  * on by the old workers to the new ones: only `Connection: close` may be
- * added), and after the old workers closed their idle connections.
+ * added), and after the old workers closed their idle connections. And
+ * the answer a worker gives when it lets a connection go to spread the
+ * clients over the workers (rebalance.ts): plain Deno's, with `Connection:
+ * close` where Deno (node:http: node) writes it when it closes one itself.
  */
 import assert from "node:assert/strict";
 import {
@@ -198,6 +201,55 @@ async function pidsOf(dir: string, generation: number): Promise<Set<number>> {
   );
 }
 
+/** Whether an answer asks its client to reconnect. */
+const closes = (answer: Answer) =>
+  answer.headers.some((line) => /^connection:\s*close$/i.test(line));
+
+for (const app of APPS) {
+  Deno.test(`differential, ${app.name}, a connection let go to spread the clients: its answer is one plain deno run gives, but for Connection: close`, async () => {
+    // The warm-up alone: a keep-alive request plain Deno answers without closing.
+    const exchange = warmOf(app).find((candidate) => !candidate.tls)!;
+    const reference = await withPlainDeno(app, async (target) => {
+      const { conn, first } = await warmUp(exchange, target);
+      conn.close();
+      return first;
+    });
+    assert.ok(!closes(reference), `plain deno run keeps the connection: ${reference.headers}`);
+    // One worker: the supervisor never spreads it, so the only shed is the one asked here, as the
+    // supervisor asks it (rebalance.ts).
+    const { kept, letGo } = await withHotreload(app, 1, [], async (target, _run, dir) => {
+      const [pid] = await pidsOf(dir, 1);
+      Deno.kill(pid, "SIGCONT");
+      // The worker sees the signal at a moment the test cannot: ask until an answer lets go.
+      const kept: Answer[] = [];
+      let closedByServer = false;
+      const letGo = await waitFor(async () => {
+        const { conn, first } = await warmUp(exchange, target);
+        try {
+          if (!closes(first)) {
+            kept.push(first);
+            return undefined;
+          }
+          // node:http closes it after the answer; Deno's server leaves that to the client, as
+          // plain deno run does after a request that asks to close (serve_handler.ts).
+          closedByServer = app.name !== "node:http" || await conn.closedWithin(5000);
+          return first;
+        } finally {
+          conn.close();
+        }
+      }, "an answer that lets its connection go");
+      assert.ok(closedByServer, "node:http closed the connection it let go");
+      return { kept, letGo };
+    });
+    for (const answer of kept) same("before the shed", [answer], [reference]);
+    // node:http says it where it says it when it closes a connection itself; Deno.serve, which
+    // never does, gets the one header added.
+    const expected = app.name === "node:http" ? asClosing([reference]) : [reference];
+    const got = app.name === "node:http" ? [letGo] : withoutAddedClose([letGo], [reference]);
+    same("the answer that lets its connection go", got, expected);
+  });
+}
+
 /** An exchange on a connection opened before the reload. */
 interface Held {
   exchange: Exchange;
@@ -224,7 +276,10 @@ for (const app of APPS) {
       await withHotreload(
         app,
         workers,
-        ["--switch", "all", "--settle", "300", "--close-window", "3000"],
+        // Not spreading the clients (--no-rebalance): it would let connections go that the test
+        // holds open on purpose, when the kernel, or a hop, placed them unevenly over the 4
+        // workers; what such an answer says is the test above.
+        ["--switch", "all", "--settle", "300", "--close-window", "3000", "--no-rebalance"],
         async (target, _run, dir) => {
           const old = await pidsOf(dir, 1);
           const hold = () =>
@@ -241,7 +296,7 @@ for (const app of APPS) {
             // node:http closes a keep-alive connection the way it always does (asClosing).
             same(
               `${exchange.name} (${where})`,
-              asClosing(withoutAddedClose(records, ref, exchange.tls)),
+              asClosing(withoutAddedClose(records, ref)),
               asClosing(ref),
             );
             conn.close();

@@ -170,6 +170,17 @@ const TABLE = [
     check: (v, x, p) => v.bool(x, p),
   },
   {
+    flag: "no-rebalance",
+    key: "rebalance",
+    help: "do not spread keep-alive clients over the workers (by default, while the workers' " +
+      "counts of connections differ by more than one, those above the mean let one go at a " +
+      "time: its next answer says Connection: close, and the client reconnects; never with " +
+      "--sticky)",
+    default: true,
+    parse: () => false,
+    check: (v, x, p) => v.bool(x, p),
+  },
+  {
     flag: "reload-batch",
     help: "workers replaced at once during a reload, after the first",
     default: 1,
@@ -432,7 +443,8 @@ export function flagText(setting: Setting): string {
 
 /** A setting's help line with its default: `... (default 5000)`. */
 export function helpText(setting: Setting): string {
-  return setting.default === undefined
+  // A `no-` flag's default is that of its key, which it turns off: its help says what that is.
+  return setting.default === undefined || setting.flag.startsWith("no-")
     ? setting.help
     : `${setting.help} (default ${setting.default})`;
 }

@@ -52,7 +52,8 @@ export interface NodeServerHooks {
 /** An HTTP response on a node:http server, as far as a worker needs it. */
 export interface NodeResponse {
   headersSent: boolean;
-  setHeader(name: string, value: string): void;
+  /** node:http's own choice: false writes its `Connection: close` and closes after the answer. */
+  shouldKeepAlive: boolean;
   once(event: "close", listener: () => void): void;
 }
 

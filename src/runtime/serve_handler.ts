@@ -42,17 +42,36 @@ export interface PoolContext {
   addr(): Deno.NetAddr;
 }
 
-/** A draining worker asks clients to reconnect elsewhere instead of reusing this connection. */
+/**
+ * A worker handing its clients over, or letting one go, asks the client to
+ * reconnect instead of reusing this connection; the answer is otherwise the
+ * one plain `deno run` writes. A Response whose only header is the default
+ * its body gave it (`new Response("hi")`) is written by Deno as
+ * `content-type` (ext/http/00_serve.ts, its one-header path); with a second
+ * header, Deno writes each name as its list holds it, and that default one is
+ * held as `Content-Type`: set again, it is held as written here.
+ */
 export function withConnectionClose(response: Response): Response {
   if (response.status === 101) return response; // an upgrade: the socket is the app's now
   try {
-    response.headers.set("connection", "close");
+    addClose(response.headers);
     return response;
   } catch {
     const copy = new Response(response.body, response);
-    copy.headers.set("connection", "close");
+    addClose(copy.headers);
     return copy;
   }
+}
+
+/** `Connection: close` added to `headers`: see withConnectionClose. */
+function addClose(headers: Headers): void {
+  const names = [...headers.keys()];
+  if (names.length === 1 && names[0] === "content-type") {
+    const type = headers.get("content-type")!;
+    headers.delete("content-type");
+    headers.set("content-type", type);
+  }
+  headers.set("connection", "close");
 }
 
 /** The app's handler as the pool calls it: see the module text. */

@@ -31,7 +31,7 @@ import {
   type WorkerSettings,
 } from "./protocol.ts";
 import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
-import { watchNodeServers } from "./node_servers.ts";
+import { type NodeResponse, watchNodeServers } from "./node_servers.ts";
 import {
   forwardNode,
   hopDestination,
@@ -78,7 +78,7 @@ Deno.addSignalListener("SIGURG", () => service.handedOff = true);
 // SIGCONT: let one keep-alive connection go (its next answer says Connection: close), so that
 // the client reconnects onto a less busy worker (supervisor/rebalance.ts). Harmless if it
 // comes from elsewhere: one client reconnects.
-Deno.addSignalListener("SIGCONT", () => service.shedding++);
+Deno.addSignalListener("SIGCONT", () => service.shedOne());
 Deno.addSignalListener("SIGWINCH", () => {
   service.held = false;
   service.handedOff = false;
@@ -233,15 +233,22 @@ replace("serve", serve);
 // ---- node:net servers (node:http, node:https, and every framework on them) -------------
 
 /** node:http answers not yet sent: those that come once the worker left service ask for a reconnect. */
-const openResponses = new Set<
-  { headersSent: boolean; setHeader(name: string, value: string): void }
->();
+const openResponses = new Set<NodeResponse>();
+
+/**
+ * The answer lets its connection go, as node:http lets one go itself (a
+ * request that asked to, `maxRequestsPerSocket`): its own `Connection:
+ * close` in the place of `Connection: keep-alive`, without `Keep-Alive`,
+ * and the connection closed after it. A header set here instead would come
+ * first, in lower case, where plain `deno run` never writes it.
+ */
+function letGo(response: NodeResponse): void {
+  if (!response.headersSent) response.shouldKeepAlive = false;
+}
 
 /** Out of service: every answer still to come says `Connection: close` (node; Deno.serve: closingIfLeaving). */
 function closeOpenResponses(): void {
-  for (const response of openResponses) {
-    if (!response.headersSent) response.setHeader("connection", "close");
-  }
+  for (const response of openResponses) letGo(response);
 }
 
 const nodeServers = watchNodeServers({
@@ -257,8 +264,9 @@ const nodeServers = watchNodeServers({
       openResponses.delete(response);
       service.done();
     });
-    // Once handing over (draining, or held and told so), ask the client to reconnect elsewhere.
-    if (!response.headersSent && service.closeThis()) response.setHeader("connection", "close");
+    // Once handing over (draining, or held and told so), or asked to let one connection go,
+    // ask the client to reconnect elsewhere; an answer that closes anyway takes no shed.
+    if (!response.headersSent && response.shouldKeepAlive && service.closeThis()) letGo(response);
   },
   onStream(stream) {
     service.count();

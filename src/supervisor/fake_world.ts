@@ -104,6 +104,8 @@ export class FakeWorld implements World {
   countsAnswer = true;
   /** What each worker has served (by pid): what it answers when asked for its count. */
   readonly served = new Map<number, number>();
+  /** Each worker's established connections, where a test gives them (World.connections). */
+  connections?: World["connections"];
   readonly spawn = (spec: ChildSpec, listener: ChildListener): ManagedChild => {
     const child = ManagedChild.spawn(spec, listener, () => this.clock.now(), this.os);
     this.children.push(new FakeChild(child, this.os.processes.at(-1)!));
@@ -250,6 +252,7 @@ export function fakeOptions(extra: Partial<SupervisorOptions> = {}): SupervisorO
     handover: "auto",
     workerDirs: [],
     sticky: false,
+    rebalance: true,
     orphanGrace: 1000,
     reloadBatch: 1,
     processes: [],

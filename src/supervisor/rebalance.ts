@@ -15,9 +15,12 @@
  * that runs serves), the supervisor counts each serving
  * worker's established connections (port_owners.ts) every
  * ROUND_MS; until the counts are at most one apart, each worker above the
- * mean lets one connection go (SIGCONT: its next answer says
- * `Connection: close`; the client reconnects, and the kernel places it
- * anew), for at most MAX_ROUNDS; after that it looks again every CHECK_MS.
+ * mean lets one connection go (SIGCONT: its next answer within SHED_MS
+ * says `Connection: close`, however often it was asked, runtime/service.ts;
+ * the client reconnects, and the kernel places it anew), for at most
+ * MAX_ROUNDS; after that it looks again every CHECK_MS. Off with
+ * `--no-rebalance`, and with `--sticky` (a client reconnects to the
+ * worker it left).
  * Counting costs what the host's TCP table is long. /proc/net/tcp lists
  * every socket of the host, TIME_WAIT too: after wrk had made a new
  * connection per request for 4 s it held 14,000 lines, which the kernel took

@@ -72,7 +72,7 @@ export class Supervisor {
   readonly #workers: WorkerPool;
   readonly #processes: ProcessSet;
   readonly #reloads: Reloads;
-  readonly #rebalance: Rebalancer;
+  readonly #rebalance: Rebalancer | undefined;
   readonly #succession: Succession;
   readonly #ports: Ports;
   readonly #report: Report;
@@ -156,18 +156,21 @@ export class Supervisor {
       stopping: () => this.#phase === "stopping" || this.#phase === "stopped",
       followUp: (request) => this.#events.push({ kind: "reload", request }),
     });
-    // Keep-alive clients are spread by letting some reconnect (rebalance.ts).
-    this.#rebalance = new Rebalancer({
-      serving: () =>
-        this.#phase === "running" && this.#reloads.workersSettled && !this.#succession.takingOver
-          ? workers.serving()
-          : undefined,
-      connections: (pids) => {
-        const started = performance.now();
-        const counts = world.connections?.(pids, ports.bound()) ?? new Map();
-        return { counts, tookMs: performance.now() - started };
-      },
-    });
+    // Keep-alive clients are spread by letting some reconnect (rebalance.ts); not with --sticky,
+    // where a client reconnects to the worker it left.
+    this.#rebalance = options.rebalance && !options.sticky
+      ? new Rebalancer({
+        serving: () =>
+          this.#phase === "running" && this.#reloads.workersSettled && !this.#succession.takingOver
+            ? workers.serving()
+            : undefined,
+        connections: (pids) => {
+          const started = performance.now();
+          const counts = world.connections?.(pids, ports.bound()) ?? new Map();
+          return { counts, tookMs: performance.now() - started };
+        },
+      })
+      : undefined;
     this.#succession = new Succession({
       options,
       world,
@@ -439,7 +442,7 @@ export class Supervisor {
     this.#workers.replaceRecycled(now, generation);
     this.#succession.advance(now);
     this.#reloads.advance(now);
-    this.#rebalance.advance(now);
+    this.#rebalance?.advance(now);
     this.#processes.advanceRestarts();
     // Workers started just now are recorded before they can serve.
     this.#succession.recordWorkers();
@@ -450,7 +453,7 @@ export class Supervisor {
       this.#workers.nextDeadline(now),
       this.#processes.nextDeadline(now),
       this.#reloads.nextDeadline(now),
-      this.#rebalance.nextDeadline(),
+      this.#rebalance?.nextDeadline() ?? Infinity,
       this.#countAsks.nextDeadline(),
       this.#succession.nextDeadline(),
       this.#memoryLimit.nextDeadline(),
@@ -484,7 +487,7 @@ export class Supervisor {
     }
     this.#phase = "stopping";
     this.#reloads.cancel();
-    this.#rebalance.stop();
+    this.#rebalance?.stop();
     if (fast) {
       this.#workers.killAll();
       this.#processes.killAll();

@@ -467,3 +467,27 @@ Deno.test("core: a worker that exits while the takeover settles ends it too", as
   assert.equal(takeover.stopAsked, 0);
   assert.deepEqual(world.steered, []);
 });
+
+for (
+  const [what, extra, spreads] of [
+    ["by default", {}, true],
+    ["not with --no-rebalance", { rebalance: false }, false],
+    ["not with --sticky (a client reconnects to the worker it left)", { sticky: true }, false],
+  ] as const
+) {
+  Deno.test(`core: keep-alive clients are spread over the workers ${what}`, async () => {
+    const { world, done } = await started(2, extra);
+    let counted = 0;
+    // Every connection on the first worker: it is asked to let one go at each look.
+    world.connections = (pids) => {
+      counted++;
+      return new Map(pids.map((pid, i) => [pid, i === 0 ? 6 : 0]));
+    };
+    await world.clock.advance(1000);
+    const sheds = world.workers(1).flatMap((child) => child.process.signals)
+      .filter((signal) => signal === "SIGCONT");
+    assert.equal(counted > 0, spreads, `connections counted ${counted} times`);
+    assert.equal(sheds.length > 0, spreads, `${sheds.length} connections let go`);
+    assert.equal(await stop(world, done), 0);
+  });
+}
