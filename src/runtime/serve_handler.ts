@@ -45,11 +45,16 @@ export interface PoolContext {
 /**
  * A worker handing its clients over, or letting one go, asks the client to
  * reconnect instead of reusing this connection; the answer is otherwise the
- * one plain `deno run` writes. A Response whose only header is the default
- * its body gave it (`new Response("hi")`) is written by Deno as
- * `content-type` (ext/http/00_serve.ts, its one-header path); with a second
- * header, Deno writes each name as its list holds it, and that default one is
- * held as `Content-Type`: set again, it is held as written here.
+ * one plain `deno run` writes. A Response from memory (a string, bytes)
+ * whose only header is its content type is written by Deno as
+ * `content-type` (ext/http/00_serve.ts, its one-header path), whatever case
+ * the list holds it in (`Content-Type` for the default a string body gets);
+ * with a second header Deno writes each name as the list holds it, so the
+ * lone one is set again, held as written here. A streamed body with a lone
+ * `Content-Type` (its case as the app wrote it) goes Deno's general path
+ * either way and is written `content-type` here: which body a Response
+ * holds cannot be seen without reading Deno's internals, and answers from
+ * memory are the common ones.
  */
 export function withConnectionClose(response: Response): Response {
   if (response.status === 101) return response; // an upgrade: the socket is the app's now
@@ -195,7 +200,10 @@ async function handOn(
  * says so then).
  */
 function closing(response: Response, request: Request, service: Service): Response {
-  return service.closeThis() && !asksToClose(request.headers)
-    ? withConnectionClose(response)
-    : response;
+  // Most answers: nothing asked, and the request's headers are not read.
+  if (!service.mayClose) return response;
+  // An answer that ends its connection anyway (the request asked to close; an upgrade) takes no
+  // shed: the next one lets its connection go.
+  if (response.status === 101 || asksToClose(request.headers)) return response;
+  return service.closeThis() ? withConnectionClose(response) : response;
 }

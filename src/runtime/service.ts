@@ -22,10 +22,10 @@ import type { ChildMessage } from "./protocol.ts";
 export const REPORT_MS = 1000;
 
 /**
- * How long a worker asked to let a connection go (SIGCONT) lets the next
- * answer's go: a busy connection answers within milliseconds, and the
- * supervisor asks again at its next look (every 100 ms while the counts are
- * uneven) while they stay so.
+ * How long an ask to let a connection go (SIGCONT) stands: the first answer
+ * within it lets its connection go. A busy connection answers within
+ * milliseconds, and the supervisor asks again at its next look (every 100 ms
+ * while the counts are uneven) for as long as they stay so.
  */
 export const SHED_MS = 1000;
 
@@ -43,8 +43,12 @@ export class Shed {
   /** Until when the next answer lets its connection go; 0: none is to. */
   #until = 0;
 
-  /** Whether one was asked for and not taken yet (it may have lapsed). */
-  get pending(): boolean {
+  /**
+   * Whether one was asked for and no answer has come since (the ask may have
+   * lapsed): answers check this first, so that without an ask they do not
+   * read the clock.
+   */
+  get asked(): boolean {
     return this.#until !== 0;
   }
 
@@ -124,10 +128,15 @@ export class Service {
     this.#shed.ask(Date.now());
   }
 
+  /** Whether `closeThis` may say yes: handing over, or asked to let one go (without reading the clock). */
+  get mayClose(): boolean {
+    return this.handingOver || this.#shed.asked;
+  }
+
   /** Whether this answer asks its client to reconnect: handing over, or one to shed. */
   closeThis(): boolean {
     if (this.handingOver) return true;
-    return this.#shed.pending && this.#shed.take(Date.now());
+    return this.#shed.asked && this.#shed.take(Date.now());
   }
 
   /** A request the app answers here. */
