@@ -109,7 +109,10 @@ for (
     try {
       await run.waitForReady(WORKERS);
       const load = clients = keepAliveClients(port);
-      await waitFor(() => spread(load.spread()), () => `spread at start: ${load.spread()}`);
+      await waitFor(
+        () => spread(load.spread()),
+        () => `spread at start: ${load.spread()}\n${run.output.text().slice(-3000)}`,
+      );
       const before = load.state.reconnects;
       if (watching) {
         await Deno.writeTextFile(`${dir}/main.ts`, `${app}// edited\n`);
