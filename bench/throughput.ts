@@ -26,8 +26,13 @@
  * (hotreload's supervisor, workers and spares included) to CPU 1: the servers
  * get one core whatever their process count. Each server is started fresh
  * for every round; per client kind, a 2 s warm-up, then the 5 s
- * measurement. Each round measures every subject once, in an order that
- * rotates between rounds (and which client kind goes first alternates).
+ * measurement. Each round measures every subject once, each anchor with its
+ * rows back to back (roundOrder), and which client kind goes first
+ * alternates. A row's ratio is judged round by round, against its anchor in
+ * the same round: the machine's speed drifts by 10-20 % over a run, and a
+ * ratio of the two medians taken minutes apart carries that drift (rows at
+ * 0.935-1.003 between runs of the same code), where a round's ratio mostly
+ * cancels it (1 worker, keep-alive: 0.967-1.022 in one run).
  *
  * The machine is shared: before each measurement the bench waits until
  * nothing else has used the CPUs for 2 s, and a measurement during which
@@ -214,6 +219,27 @@ async function measure(subject: Subject, clients: Client[]): Promise<Map<Client,
   }
 }
 
+/**
+ * The order of a round: each anchor with its rows, back to back, so that a
+ * row and its anchor are measured within minutes of each other and their
+ * ratio in that round cancels what the shared machine's speed did meanwhile
+ * (it drifts by 10-20 % over a run). Both the groups and the order within
+ * each rotate from round to round, so no subject always goes first.
+ */
+function roundOrder(chosen: Subject[], round: number): Subject[] {
+  const groups: Subject[][] = [];
+  for (const subject of chosen) {
+    const group = groups.find((g) => g[0].workers === subject.workers);
+    if (group) group.push(subject);
+    else groups.push([subject]);
+  }
+  const rotate = <T>(list: T[], by: number) => {
+    const start = by % list.length;
+    return [...list.slice(start), ...list.slice(0, start)];
+  };
+  return rotate(groups, round).flatMap((group) => rotate(group, round));
+}
+
 const pct = (cores: number) => `${Math.round(cores * 100)} %`;
 
 export async function benchThroughput(
@@ -229,13 +255,10 @@ export async function benchThroughput(
   const samples = new Map<string, Record<Client, Measurement[]>>(
     chosen.map((s) => [s.key, { "keep-alive": [], close: [] }]),
   );
-  const shift = Math.ceil(chosen.length / rounds);
   for (let round = 0; round < rounds; round++) {
-    const start = (round * shift) % chosen.length;
-    const order = [...chosen.slice(start), ...chosen.slice(0, start)];
     const clients = round % 2 === 0 ? CLIENTS : [...CLIENTS].reverse();
     console.error(`round ${round + 1} of ${rounds}`);
-    for (const subject of order) {
+    for (const subject of roundOrder(chosen, round)) {
       const results = await measure(subject, clients);
       for (const client of CLIENTS) samples.get(subject.key)![client].push(results.get(client)!);
     }
@@ -251,15 +274,29 @@ export async function benchThroughput(
     "processes (or threads), not CPU; compare rows with equal workers. Each row: the median of " +
     `its ${rounds} rounds, and their range (min–max, and its width as % of the median). ` +
     "CPU: how much of its core wrk and the servers used (at 100 % that side is the bottleneck); " +
-    "µs/request: the servers' CPU time per request (all their processes). Ratio: requests/s of " +
-    "the row ÷ its anchor's (`deno run` for 1 worker, `deno serve --parallel` with as many jobs " +
-    `for 2 and 4), medians of the same run; target ≥ ${TARGET}. A measurement during which ` +
+    "µs/request: the servers' CPU time per request (all their processes). Ratios: requests/s " +
+    "of the row ÷ its anchor's (`deno run` for 1 worker, `deno serve --parallel` with as many " +
+    "jobs for 2 and 4), as the ratio of their medians, and round by round: each round measures " +
+    "an anchor and its rows back to back (the groups and the order within each rotate between " +
+    "rounds), so a round's ratio cancels the machine's drift over the run; the target " +
+    `(≥ ${TARGET}) is judged on the median of those. A measurement during which ` +
     `other work on the machine used more than ${FOREIGN_LIMIT * 100} % of a core was taken ` +
     `again, up to ${RETRIES} times ("retried"); "disturbed" counts the samples kept although ` +
     "no try was clean.",
     "",
     ...sections,
   ].join("\n");
+}
+
+/** A row's requests/s ÷ its anchor's, round by round (each round measures both back to back). */
+function roundRatios(
+  samples: Map<string, Record<Client, Measurement[]>>,
+  subject: Subject,
+  client: Client,
+): number[] {
+  const own = samples.get(subject.key)![client];
+  const anchor = samples.get(subject.anchor!)![client];
+  return own.map((m, round) => m.rps / anchor[round].rps);
 }
 
 function clientTable(
@@ -288,7 +325,9 @@ function clientTable(
   const rows = chosen.map((subject) => {
     const own = stats(subject.key);
     const anchor = subject.anchor === undefined ? undefined : stats(subject.anchor);
-    const ratio = anchor === undefined ? undefined : own.rps / anchor.rps;
+    const ofMedians = anchor === undefined ? undefined : own.rps / anchor.rps;
+    const paired = subject.anchor === undefined ? [] : roundRatios(samples, subject, client);
+    const ratio = paired.length === 0 ? undefined : median(paired);
     return [
       subject.server,
       subject.workers,
@@ -300,13 +339,18 @@ function clientTable(
       `${pct(own.load)} / ${pct(own.server)}`,
       own.usPerRequest.toFixed(1),
       anchor === undefined ? "-" : (own.usPerRequest / anchor.usPerRequest).toFixed(3),
-      ratio === undefined ? "anchor" : ratio.toFixed(3),
+      ofMedians === undefined ? "anchor" : ofMedians.toFixed(3),
+      ratio === undefined
+        ? "anchor"
+        : `${ratio.toFixed(3)} (${Math.min(...paired).toFixed(3)}–${
+          Math.max(...paired).toFixed(3)
+        })`,
       ratio === undefined ? "-" : ratio >= TARGET ? "meets" : "**misses**",
       `${own.errors}; ${own.retried} / ${own.disturbed}`,
     ];
   });
-  const misses = rows.filter((row) => row[9] === "**misses**").length;
-  const rated = rows.filter((row) => row[9] !== "-").length;
+  const misses = rows.filter((row) => row[10] === "**misses**").length;
+  const rated = rows.filter((row) => row[10] !== "-").length;
   return [
     `#### ${CLIENT_LABEL[client]}`,
     "",
@@ -319,7 +363,8 @@ function clientTable(
       "CPU wrk / servers",
       "servers µs/request",
       "µs/request ÷ anchor",
-      "requests/s ÷ anchor",
+      "requests/s ÷ anchor (medians)",
+      "÷ anchor, per round: median (range)",
       `≥ ${TARGET}`,
       "errors; retried / disturbed",
     ], rows),
