@@ -6,7 +6,7 @@
  * sent on, onto the new workers ready by then. The supervisor lets
  * connections of the busiest go until each worker has 4
  * (src/supervisor/rebalance.ts), at the start and after a reload, watching
- * or not.
+ * or not; with `--no-rebalance` and with `--sticky` it lets none go.
  */
 import assert from "node:assert/strict";
 import { freePort, Hotreload, makeProject, runCli, waitFor } from "./helpers.ts";
@@ -144,3 +144,87 @@ for (
     }
   });
 }
+
+/**
+ * How long the clients are watched for a connection let go where none may
+ * be: the supervisor's first look comes SETTLE_MS (200 ms) after the workers
+ * serve, and then one every ROUND_MS (100 ms) while the counts are uneven
+ * (rebalance.ts); the spread tests above see the clients spread within that.
+ */
+const WATCH_MS = 3000;
+
+/** Fails as soon as a client had to reconnect within WATCH_MS; returns what the clients did. */
+async function noneLetGo(load: ReturnType<typeof keepAliveClients>, log: () => string) {
+  const answers = load.state.answers;
+  const deadline = Date.now() + WATCH_MS;
+  while (Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(load.state.reconnects, 0, `a connection was let go:\n${log().slice(-3000)}`);
+  }
+  assert.ok(load.state.answers > answers + CLIENTS, "the clients kept asking meanwhile");
+  assert.deepEqual(load.state.failures, [], "no request failed");
+  assert.doesNotMatch(log(), /let go/, "the supervisor says it let none go");
+}
+
+Deno.test("--no-rebalance: keep-alive clients stay on the workers the kernel gave them, uneven as it is", async () => {
+  const dir = await makeProject({
+    "main.ts": `Deno.serve((_request) => new Response(String(Deno.pid)));\n`,
+  });
+  const port = freePort();
+  const run = new Hotreload(
+    ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port)].concat(
+      ["--handover", "none", "--no-watch", "--no-rebalance"],
+    ),
+    dir,
+  );
+  let clients: ReturnType<typeof keepAliveClients> | undefined;
+  try {
+    await run.waitForReady(WORKERS);
+    // The kernel's hash puts 16 clients on 4 workers 4/4/4/4 about one time in 70: clients
+    // connect again until their spread is uneven, the case rebalancing would change.
+    let uneven: number[] | undefined;
+    for (let tries = 0; tries < 10 && uneven === undefined; tries++) {
+      const load = clients = keepAliveClients(port);
+      const counts = await waitFor(() => {
+        const counts = load.spread();
+        return counts.reduce((sum, count) => sum + count, 0) === CLIENTS ? counts : undefined;
+      }, "every client answered");
+      if (!spread(counts)) uneven = counts;
+      else await load.stop();
+    }
+    assert.ok(uneven, "in 10 tries the kernel never placed the clients unevenly");
+    await noneLetGo(clients!, () => run.output.text());
+    assert.deepEqual(clients!.spread(), uneven, "every client on the worker it landed on");
+  } finally {
+    await clients?.stop();
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--sticky: one address's keep-alive clients all stay on its worker; none is let go", async () => {
+  const dir = await makeProject({
+    "main.ts": `Deno.serve((_request) => new Response(String(Deno.pid)));\n`,
+  });
+  const port = freePort();
+  const run = new Hotreload(
+    ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port)].concat(
+      ["--handover", "ebpf", "--sticky", "--no-watch"],
+    ),
+    dir,
+  );
+  let clients: ReturnType<typeof keepAliveClients> | undefined;
+  try {
+    await run.waitForReady(WORKERS);
+    const load = clients = keepAliveClients(port);
+    // Every client comes from 127.0.0.1: sticky steering puts them all on one worker, as
+    // uneven as clients can be, and rebalancing is off.
+    await waitFor(() => load.spread()[0] === CLIENTS, () => `one worker: ${load.spread()}`);
+    await noneLetGo(load, () => run.output.text());
+    assert.deepEqual(load.spread(), [CLIENTS], "every client still on the one worker");
+  } finally {
+    await clients?.stop();
+    await run.cleanup();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
