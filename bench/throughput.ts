@@ -230,8 +230,8 @@ async function measure(subject: Subject, clients: Client[]): Promise<Map<Client,
  * The order of a round: each anchor with its rows, back to back, so that a
  * row and its anchor are measured within minutes of each other, not
  * across the whole run (the shared machine's speed drifts over it). Both
- * the groups and the order within
- * each rotate from round to round, so no subject always goes first.
+ * the groups and the order within each rotate from round to round, so no
+ * subject always goes first.
  */
 function roundOrder(chosen: Subject[], round: number): Subject[] {
   const groups: Subject[][] = [];
@@ -347,7 +347,7 @@ function clientTable(
       own.usPerRequest.toFixed(1),
       anchor === undefined ? "-" : (own.usPerRequest / anchor.usPerRequest).toFixed(3),
       ofMedians === undefined ? "anchor" : ofMedians.toFixed(3),
-      ofMedians === undefined ? "-" : `${ofMedians >= TARGET ? "meets" : "**misses**"}`,
+      ofMedians === undefined ? "-" : ofMedians >= TARGET ? "meets" : "**misses**",
       paired.length === 0
         ? "anchor"
         : `${median(paired).toFixed(3)} (${Math.min(...paired).toFixed(3)}–${
