@@ -153,7 +153,7 @@ for (
  */
 const WATCH_MS = 3000;
 
-/** Fails as soon as a client had to reconnect within WATCH_MS; returns what the clients did. */
+/** Fails as soon as a client had to reconnect within WATCH_MS; then, unless they kept asking and none failed. */
 async function noneLetGo(load: ReturnType<typeof keepAliveClients>, log: () => string) {
   const answers = load.state.answers;
   const deadline = Date.now() + WATCH_MS;
