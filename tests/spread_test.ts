@@ -166,65 +166,78 @@ async function noneLetGo(load: ReturnType<typeof keepAliveClients>, log: () => s
   assert.doesNotMatch(log(), /let go/, "the supervisor says it let none go");
 }
 
-Deno.test("--no-rebalance: keep-alive clients stay on the workers the kernel gave them, uneven as it is", async () => {
+/**
+ * WORKERS workers of an app that answers with its pid, run with `flags`;
+ * `body` gets the run and a way to start clients, which are all stopped
+ * after it, as the run is.
+ */
+async function withPidWorkers(
+  flags: string[],
+  body: (
+    run: Hotreload,
+    connect: () => ReturnType<typeof keepAliveClients>,
+  ) => Promise<void>,
+) {
   const dir = await makeProject({
     "main.ts": `Deno.serve((_request) => new Response(String(Deno.pid)));\n`,
   });
   const port = freePort();
   const run = new Hotreload(
-    ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port)].concat(
-      ["--handover", "none", "--no-watch", "--no-rebalance"],
-    ),
+    ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port), ...flags],
     dir,
   );
-  let clients: ReturnType<typeof keepAliveClients> | undefined;
+  const started: ReturnType<typeof keepAliveClients>[] = [];
   try {
     await run.waitForReady(WORKERS);
-    // The kernel's hash puts 16 clients on 4 workers 4/4/4/4 about one time in 70: clients
-    // connect again until their spread is uneven, the case rebalancing would change.
-    let uneven: number[] | undefined;
-    for (let tries = 0; tries < 10 && uneven === undefined; tries++) {
-      const load = clients = keepAliveClients(port);
-      const counts = await waitFor(() => {
-        const counts = load.spread();
-        return counts.reduce((sum, count) => sum + count, 0) === CLIENTS ? counts : undefined;
-      }, "every client answered");
-      if (!spread(counts)) uneven = counts;
-      else await load.stop();
-    }
-    assert.ok(uneven, "in 10 tries the kernel never placed the clients unevenly");
-    await noneLetGo(clients!, () => run.output.text());
-    assert.deepEqual(clients!.spread(), uneven, "every client on the worker it landed on");
+    await body(run, () => {
+      const clients = keepAliveClients(port);
+      started.push(clients);
+      return clients;
+    });
   } finally {
-    await clients?.stop();
+    await Promise.all(started.map((clients) => clients.stop()));
     await run.cleanup();
     await Deno.remove(dir, { recursive: true });
   }
+}
+
+Deno.test("--no-rebalance: keep-alive clients stay on the workers the kernel gave them, uneven as it is", async () => {
+  await withPidWorkers(
+    ["--handover", "none", "--no-watch", "--no-rebalance"],
+    async (run, connect) => {
+      // The kernel's hash puts 16 clients on 4 workers 4/4/4/4 about one time in 70: clients
+      // connect again until their spread is uneven, the case rebalancing would change.
+      let uneven: { load: ReturnType<typeof keepAliveClients>; counts: number[] } | undefined;
+      for (let tries = 0; tries < 10 && uneven === undefined; tries++) {
+        const load = connect();
+        const counts = await waitFor(() => {
+          const counts = load.spread();
+          return counts.reduce((sum, count) => sum + count, 0) === CLIENTS ? counts : undefined;
+        }, "every client answered");
+        if (!spread(counts)) uneven = { load, counts };
+        else await load.stop();
+      }
+      assert.ok(uneven, "in 10 tries the kernel never placed the clients unevenly");
+      await noneLetGo(uneven.load, () => run.output.text());
+      assert.deepEqual(
+        uneven.load.spread(),
+        uneven.counts,
+        "every client on the worker it landed on",
+      );
+    },
+  );
 });
 
 Deno.test("--sticky: one address's keep-alive clients all stay on its worker; none is let go", async () => {
-  const dir = await makeProject({
-    "main.ts": `Deno.serve((_request) => new Response(String(Deno.pid)));\n`,
-  });
-  const port = freePort();
-  const run = new Hotreload(
-    ["run", "main.ts", "-N", "-w", String(WORKERS), "--port", String(port)].concat(
-      ["--handover", "ebpf", "--sticky", "--no-watch"],
-    ),
-    dir,
+  await withPidWorkers(
+    ["--handover", "ebpf", "--sticky", "--no-watch"],
+    async (run, connect) => {
+      const load = connect();
+      // Every client comes from 127.0.0.1: sticky steering puts them all on one worker, as
+      // uneven as clients can be, and rebalancing is off.
+      await waitFor(() => load.spread()[0] === CLIENTS, () => `one worker: ${load.spread()}`);
+      await noneLetGo(load, () => run.output.text());
+      assert.deepEqual(load.spread(), [CLIENTS], "every client still on the one worker");
+    },
   );
-  let clients: ReturnType<typeof keepAliveClients> | undefined;
-  try {
-    await run.waitForReady(WORKERS);
-    const load = clients = keepAliveClients(port);
-    // Every client comes from 127.0.0.1: sticky steering puts them all on one worker, as
-    // uneven as clients can be, and rebalancing is off.
-    await waitFor(() => load.spread()[0] === CLIENTS, () => `one worker: ${load.spread()}`);
-    await noneLetGo(load, () => run.output.text());
-    assert.deepEqual(load.spread(), [CLIENTS], "every client still on the one worker");
-  } finally {
-    await clients?.stop();
-    await run.cleanup();
-    await Deno.remove(dir, { recursive: true });
-  }
 });
