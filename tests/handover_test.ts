@@ -221,6 +221,75 @@ Deno.test({
   },
 });
 
+/**
+ * A worker told to leave while its entry still starts (a scale down, a
+ * superseded reload) listens only later: without steering the kernel would
+ * give it new connections until its close window ends, and its shutdown
+ * then closes those whose request it had not read (CI saw one such request
+ * fail in the promise matrix, --handover kernel). Its listener stops as soon
+ * as it exists.
+ */
+for (
+  const [kind, serve] of [
+    ["Deno.serve", `Deno.serve({ onListen: listened }, () => new Response(String(Deno.pid)));`],
+    [
+      "node:http",
+      `import http from "node:http";\n` +
+      `http.createServer((_req, res) => res.end(String(process.pid))).listen(listened);`,
+    ],
+  ]
+) {
+  Deno.test(`--handover none: a worker told to leave before its ${kind} listens stops listening once it does`, async () => {
+    const app = `import { workerInfo } from "${MOD_URL}";
+const late = workerInfo().id === 1;
+function listened() {
+  if (late) Deno.writeTextFileSync("late-listened", "");
+}
+if (late) await new Promise((resolve) => setTimeout(resolve, 1500));
+${serve}
+`;
+    await withHotreload(
+      { "main.ts": app },
+      (port) =>
+        serveArgs(
+          port,
+          "--allow-write",
+          "--handover",
+          "none",
+          "--close-window",
+          "30000",
+          "--grace",
+          "60000",
+        ),
+      async (run, { dir, port }) => {
+        await run.waitForReady(1);
+        assert.equal((await runCli(["scale", "2"], dir)).code, 0);
+        const late = await waitFor(
+          async () => (await statusJson(dir)).children.find((c) => c.state === "starting")?.pid,
+          "worker 1 to start",
+        );
+        assert.equal((await runCli(["scale", "1"], dir)).code, 0);
+        await waitFor(() => Deno.stat(`${dir}/late-listened`).then(() => true), "its late listen");
+        await waitFor(async () => !(await listens(late, port)), "its listener to stop");
+        assert.ok(
+          alive(late),
+          "it still drains (its close window is 30 s): the listener was stopped",
+        );
+        assert.ok(Number(await fresh(port)) > 0, "the serving worker answers");
+      },
+    );
+  });
+}
+
+/** True while `pid` runs (not yet reaped, nor a zombie). */
+function alive(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z /.test(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch {
+    return false;
+  }
+}
+
 Deno.test("--handover refuses a value it does not know", async () => {
   const dir = await makeProject({ "main.ts": PID_APP });
   try {

@@ -170,8 +170,9 @@ export const SCALE_HELP = controlHelp(
 (-n), or to one per CPU (auto, as run --workers auto): new ones start and join
 once ready, removed ones drain; with --spares auto the warm spares follow.
 Waits until exactly that many workers are ready and reports; exits 1 when that
-takes longer than --timeout. SIGTTIN / SIGTTOU to the supervisor
-add / remove one. Exits 3 when no instance is running.`,
+takes longer than --timeout, or when another scale changes the number meanwhile.
+SIGTTIN / SIGTTOU to the supervisor add / remove one. Exits 3 when no instance
+is running.`,
 );
 
 /** `hotreload upgrade --help`. */

@@ -68,6 +68,14 @@ export async function scaleCommand(argv: string[]): Promise<number> {
   const deadline = started + timeoutMs;
   while (true) {
     const status = await askOverSocket(values, { cmd: "status" });
+    const wanted = status.status!.supervisor.workers;
+    if (wanted !== workers) {
+      // Another scale (a command, SIGTTIN/SIGTTOU) changed the target: nothing to wait for.
+      throw new HotreloadError(
+        `the instance was scaled to ${wanted} worker(s) meanwhile (another scale command or ` +
+          `SIGTTIN/SIGTTOU); run hotreload status to see its workers`,
+      );
+    }
     const rows = status.status!.children.filter((row) =>
       row.role === "worker" && row.state !== "draining" && row.state !== "held"
     );
