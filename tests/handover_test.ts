@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { runInNetns, runScenario } from "./netns.ts";
 import {
+  freePort,
   httpGet,
   makeProject,
   MOD_URL,
@@ -223,30 +224,37 @@ Deno.test({
 
 /**
  * A worker told to leave while its entry still starts (a scale down, a
- * superseded reload) listens only later: without steering the kernel would
- * give it new connections until its close window ends, and its shutdown
- * then closes those whose request it had not read (CI saw one such request
- * fail in the promise matrix, --handover kernel). Its listener stops as soon
- * as it exists.
+ * superseded reload) may open a listener only later, or report one only
+ * after the supervisor released its others (CI saw a request fail so in the
+ * promise matrix, --handover kernel): without steering the kernel gives such
+ * a listener new connections until the close window ends, and the shutdown
+ * then closes those whose request was not read yet. Here worker 1 serves
+ * --port at once, then opens a second port once told to leave: that listener
+ * must stop as soon as it exists, while the worker still drains.
  */
 for (
-  const [kind, serve] of [
-    ["Deno.serve", `Deno.serve({ onListen: listened }, () => new Response(String(Deno.pid)));`],
+  const [kind, listen] of [
+    ["Deno.serve", `Deno.serve({ port: LATE, onListen: listened }, () => new Response("late"));`],
     [
       "node:http",
-      `import http from "node:http";\n` +
-      `http.createServer((_req, res) => res.end(String(process.pid))).listen(listened);`,
+      `(await import("node:http")).createServer((_req, res) => res.end("late"))` +
+      `.listen(LATE, listened);`,
     ],
+    ["Deno.listen", `Deno.listen({ port: LATE }); listened();`],
   ]
 ) {
-  Deno.test(`--handover none: a worker told to leave before its ${kind} listens stops listening once it does`, async () => {
-    const app = `import { workerInfo } from "${MOD_URL}";
-const late = workerInfo().id === 1;
+  Deno.test(`--handover none: a worker told to leave stops a ${kind} listener it opens afterwards`, async () => {
+    const late = freePort();
+    const app = `import { drainSignal, workerInfo } from "${MOD_URL}";
+const LATE = ${late};
+Deno.serve(() => new Response(String(Deno.pid)));
 function listened() {
-  if (late) Deno.writeTextFileSync("late-listened", "");
+  Deno.writeTextFileSync("late-listened", "");
 }
-if (late) await new Promise((resolve) => setTimeout(resolve, 1500));
-${serve}
+if (workerInfo().id === 1) {
+  await new Promise((resolve) => drainSignal().addEventListener("abort", resolve));
+  ${listen}
+}
 `;
     await withHotreload(
       { "main.ts": app },
@@ -263,19 +271,29 @@ ${serve}
         ),
       async (run, { dir, port }) => {
         await run.waitForReady(1);
-        assert.equal((await runCli(["scale", "2"], dir)).code, 0);
-        const late = await waitFor(
-          async () => (await statusJson(dir)).children.find((c) => c.state === "starting")?.pid,
-          "worker 1 to start",
-        );
+        // `scale 2` waits for worker 1 to be ready; `scale 1` takes it away meanwhile.
+        const scaling = runCli(["scale", "2"], dir);
+        const leaving = await waitFor(async () => {
+          const status = await statusJson(dir);
+          const child = status.children.find((c) => c.role === "worker" && c.id === 1);
+          return child && await listens(child.pid, port) ? child.pid : undefined;
+        }, "worker 1 to listen on --port");
         assert.equal((await runCli(["scale", "1"], dir)).code, 0);
+        const superseded = await scaling;
+        assert.equal(superseded.code, 1, "the first scale's target is gone: it stops waiting");
+        assert.match(superseded.stderr, /the instance was scaled to 1 worker\(s\) meanwhile/);
         await waitFor(() => Deno.stat(`${dir}/late-listened`).then(() => true), "its late listen");
-        await waitFor(async () => !(await listens(late, port)), "its listener to stop");
+        await waitFor(async () => !(await listens(leaving, late)), "its late listener to stop");
         assert.ok(
-          alive(late),
-          "it still drains (its close window is 30 s): the listener was stopped",
+          alive(leaving),
+          "it still drains (a 30 s close window): the listener was stopped",
         );
+        assert.ok(!(await listens(leaving, port)), "its --port listener was stopped too");
         assert.ok(Number(await fresh(port)) > 0, "the serving worker answers");
+        // A stop cuts the reload's close window short (the deadline is half of its 30 s).
+        const stopping = runCli(["stop"], dir);
+        await waitFor(() => !alive(leaving), "the stop to end its close window early");
+        assert.equal((await stopping).code, 0);
       },
     );
   });
@@ -303,7 +321,7 @@ Deno.test("--handover refuses a value it does not know", async () => {
 
 interface Status {
   supervisor: { boundPorts: number[]; handover: string | null };
-  children: { pid: number; state: string; role: string }[];
+  children: { pid: number; id?: number; state: string; role: string }[];
 }
 
 async function statusJson(dir: string): Promise<Status> {

@@ -110,7 +110,11 @@ export class ManagedChild {
   relaying = 0;
   /** Told to drain because the instance stops for good (a shorter close window: see drain). */
   drainedLast = false;
-  /** Its Deno.serve listeners were stopped from outside (handover/release.ts). */
+  /**
+   * Out of service for good: its Deno.serve listeners were stopped from
+   * outside (handover/release.ts), and any it reports from now on (an entry
+   * that calls Deno.serve only after it was told to leave) is stopped then.
+   */
   released = false;
   /** The main port of a ready worker (its ready path's, as it reported, or --port). */
   port?: number;

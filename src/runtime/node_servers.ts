@@ -362,6 +362,9 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
         { transport: "tcp", hostname: address.address, port: address.port },
         http && http.length > 0 ? (path) => probe(server, path) : undefined,
       );
+      // The app listened only after this worker was told to leave (its entry was still
+      // starting): no connection may reach it now (a close before it listened did nothing).
+      if (stopped) stop(server);
     });
     if (isHttp2(server)) {
       server.prependListener("stream", (stream) => hooks.onStream(stream as NodeStream));
@@ -428,12 +431,15 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     },
   });
 
+  /** True once told to stop listening: a server that starts listening later stops at once. */
+  let stopped = false;
+  const stop = (server: NodeServer) => {
+    const close = listeningClose(server);
+    closed.set(server, new Promise<void>((resolve) => close.call(server, () => resolve())));
+  };
   const stopListening = () => {
-    for (const server of servers) {
-      if (closed.has(server)) continue;
-      const close = listeningClose(server);
-      closed.set(server, new Promise<void>((resolve) => close.call(server, () => resolve())));
-    }
+    stopped = true;
+    for (const server of servers) if (!closed.has(server)) stop(server);
     for (const session of sessions) goAway(session, false);
   };
   return {

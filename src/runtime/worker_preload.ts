@@ -212,6 +212,9 @@ function wrapListen<O extends { transport?: string; port?: number; hostname?: st
     }
     listeners.add(listener);
     readiness.listening(listener.addr);
+    // Opened after this worker was told to leave (its entry was still starting): the drain
+    // closed the app's listeners before this one existed, and no connection may reach it now.
+    if (service.draining) listener.close();
     return listener;
   };
   return wrapped;
@@ -309,7 +312,11 @@ const nodeServers = watchNodeServers({
  * after at most LAST_CLOSE_WINDOW_MS instead of the whole close window.
  */
 async function drain(last = false): Promise<void> {
-  if (last) closeWindowMs = Math.min(closeWindowMs, LAST_CLOSE_WINDOW_MS);
+  if (last) {
+    closeWindowMs = Math.min(closeWindowMs, LAST_CLOSE_WINDOW_MS);
+    // Already draining for a reload: its window is cut short now, not when it would have ended.
+    wakeCloseWindow();
+  }
   if (service.draining) return;
   service.draining = true;
   service.lastRequestAt = Date.now();
@@ -366,11 +373,19 @@ async function closeWindow(): Promise<void> {
     const now = Date.now();
     const quietAt = Math.min(service.lastRequestAt + closeWindowMs, until);
     if (now >= quietAt) return;
-    await new Promise((resolve) => setTimeout(resolve, quietAt - now));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, quietAt - now);
+      wakeCloseWindow = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
   }
 }
 
 let closeWindowMs = settings.closeWindowMs;
+/** Ends the close window's current wait early, so that it looks at the window again. */
+let wakeCloseWindow = () => {};
 Deno.addSignalListener("SIGTERM", () => void drain());
 Deno.addSignalListener("SIGINT", () => void drain(true));
 // An orphan nobody adopted drains for good: no successor takes its clients over.

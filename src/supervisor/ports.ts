@@ -95,6 +95,9 @@ export class Ports {
     else child.releasable.delete(port);
     this.seam.handover()?.listening(child.pid, port);
     child.ports.add(port);
+    // Told to leave before it listened here: without steering the kernel would give it
+    // connections until its close window ends, and then close those it had not read.
+    if (child.released && releasable) this.#stop(child, [port]);
     // A serving worker that opens another port: steer that port too.
     if (child.state === "ready") this.seam.steer();
     if (this.#bound.has(port)) return undefined;
@@ -184,18 +187,24 @@ export class Ports {
     if (held && handover?.mode === "ebpf") return;
     for (const child of leaving) {
       // Released when it was held, or when it began to drain.
-      if (child.released || child.state === "draining" || child.releasable.size === 0) continue;
+      if (child.released || child.state === "draining") continue;
+      // One still starting may listen later: its listeners are stopped as it reports them.
       child.released = true;
-      const problem = handover?.release(child.pid, [...child.releasable]);
-      if (problem === undefined || this.#releaseProblemSaid) continue;
-      this.#releaseProblemSaid = true;
-      log.warn(
-        "handover.unreleased",
-        `cannot stop a draining worker's listener from outside (${problem}): each keeps its ` +
-          `listener until its close window ends, sending on the requests that reach it`,
-        { role: "supervisor", pid: child.pid },
-      );
+      if (child.releasable.size > 0) this.#stop(child, [...child.releasable]);
     }
+  }
+
+  /** Stops `child`'s listeners on `ports` from outside; a failure is said once. */
+  #stop(child: Child, ports: number[]): void {
+    const problem = this.seam.handover()?.release(child.pid, ports);
+    if (problem === undefined || this.#releaseProblemSaid) return;
+    this.#releaseProblemSaid = true;
+    log.warn(
+      "handover.unreleased",
+      `cannot stop a draining worker's listener from outside (${problem}): each keeps its ` +
+        `listener until its close window ends, sending on the requests that reach it`,
+      { role: "supervisor", pid: child.pid },
+    );
   }
 
   /**
