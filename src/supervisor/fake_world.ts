@@ -118,6 +118,8 @@ export class FakeWorld implements World {
   rssBytes = () => 50 * 2 ** 20;
   isoTime = () => new Date(this.clock.now()).toISOString();
 
+  /** The handover the world offers (steered unless a test says otherwise). */
+  handoverMode: Handover["mode"] = "ebpf";
   /** The pids the handover steers new connections to, as last told. */
   steered: number[] = [];
   /** Workers told to drain while still steered (must stay empty). */
@@ -173,8 +175,8 @@ export class FakeWorld implements World {
   connect(inbox: Inbox): Promise<Connection> {
     this.inbox = inbox;
     const handover: Handover = {
-      mode: "ebpf",
-      summary: "steered (fake)",
+      mode: this.handoverMode,
+      summary: `${this.handoverMode} (fake)`,
       steer: (workers) => this.steered = workers.map((worker) => worker.pid),
       listening() {},
       release: (pid, ports) => void this.journal.push(`release ${pid} ${ports}`),

@@ -307,6 +307,63 @@ Deno.test("core: one-step switch with broken code: every new worker fails, the o
   assert.equal(await stop(world, done), 0);
 });
 
+Deno.test("core: a new worker that dies within the settle window puts the held ones back: steered again, the other new one drains; a recycle then takes over", async () => {
+  const { world, done } = await started(2, { oneStepSwitch: true, settle: 1000 });
+  const old = world.workers(1).map((c) => c.pid).toSorted();
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  const [first, second] = world.workers(2);
+  first.ready();
+  second.ready();
+  await settle();
+  assert.deepEqual(world.steered.toSorted(), [first.pid, second.pid].toSorted(), "switched");
+  world.journal.length = 0;
+  first.exit(null, "SIGKILL");
+  await settle();
+  assert.equal(asked.reply?.ok, false, "the reload is aborted");
+  assert.deepEqual(world.steered.toSorted(), old, "the old generation is steered to again");
+  assert.deepEqual(world.journal, [`release ${second.pid} 8000`, `drain ${second.pid}`]);
+  assert.deepEqual(world.workers(2), [], "no new worker is left serving beside them");
+  // A recycle now starts the code on disk (generation 2's): with no reload running to promote
+  // it, it takes over its slot once ready, as a crashed slot's restart would.
+  const [recycled] = world.workers(1);
+  recycled.frame({ t: "recycle", reason: "served 10 requests (--max-requests)" });
+  await world.clock.advance(1000); // past the backoff the crash started in slot 0
+  const [replacement] = world.workers(2);
+  replacement.ready();
+  await settle();
+  assert.ok(world.steered.includes(replacement.pid), "the recycle's replacement serves");
+  assert.ok(!world.workers().includes(recycled), "its predecessor drained");
+  assert.equal(world.workers().length, 2);
+  assert.deepEqual(world.drainedWhileSteered, []);
+  assert.equal(await stop(world, done), 0);
+});
+
+Deno.test("core: a worker told to leave before it listened has its listener released once it does", async () => {
+  const world = new FakeWorld();
+  world.handoverMode = "kernel";
+  world.drainsAtOnce = false;
+  const supervisor = new Supervisor({ ...options(), workers: 2 }, world);
+  const done = supervisor.run();
+  await settle();
+  for (const child of world.workers(1)) child.ready();
+  await settle();
+  world.ask({ cmd: "scale", workers: 3 });
+  await settle();
+  const late = world.workers().find((c) => c.state === "starting")!;
+  world.ask({ cmd: "scale", workers: 2 });
+  await settle();
+  assert.deepEqual(world.journal, [`drain ${late.pid}`], "told to drain while starting");
+  // Its entry calls Deno.serve only now: without steering, the kernel gives it connections.
+  late.frame({ t: "listening", port: 8000, releasable: true });
+  await settle();
+  assert.deepEqual(world.journal, [`drain ${late.pid}`, `release ${late.pid} 8000`]);
+  late.exit(0);
+  await settle();
+  world.drainsAtOnce = true;
+  assert.equal(await stop(world, done), 0);
+});
+
 Deno.test("core: spares are released as the next workers and replaced; a dead spare is replaced", async () => {
   const world = new FakeWorld();
   const base = options();

@@ -68,6 +68,8 @@ export type WorkerPoolOptions =
     release?: (leaving: readonly Child[], held?: boolean) => void;
     /** False while a failed worker is not restarted (a takeover ends instead): its log says so. */
     restarts?: () => boolean;
+    /** True while a reload's rollout runs: it promotes the replacements of its generation. */
+    rolloutRunning?: () => boolean;
   };
 
 /** A worker slot as the Rollout sees it. */
@@ -311,6 +313,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     }
     this.#held.clear();
     this.cancelReplacements();
+    // The put-back workers are steered to again before those that replaced them drain.
+    this.steer();
   }
 
   /** Slot `id`'s replacement, not yet promoted, is let go (the slot then starts the newest code). */
@@ -420,9 +424,11 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   // ---- Children's news -------------------------------------------------------------------
 
   /**
-   * A worker reported ready. A recycle's replacement (same code as its
-   * predecessor) takes over at once; a newer generation's waits for the
-   * Rollout to promote it.
+   * A worker reported ready. A recycle's replacement takes over at once: it
+   * runs its predecessor's code, or newer code with no rollout to promote it
+   * (after a reload was aborted and its predecessors put back, a new process
+   * can only run the code on disk, as a crashed slot's restart does). A
+   * replacement of the generation a rollout brings waits for it.
    */
   onReady(child: Child): void {
     if (child.state !== "starting") return;
@@ -435,7 +441,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     );
     const slot = this.#slotOf(child);
     if (slot?.replacement !== child) return this.#steer();
-    if (slot.current && slot.current.spec.generation >= child.spec.generation) {
+    const sameCode = slot.current && slot.current.spec.generation >= child.spec.generation;
+    if (slot.current && (sameCode || !this.options.rolloutRunning?.())) {
       this.promote(slot.id);
       this.steer();
     }
