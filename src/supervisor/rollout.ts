@@ -420,6 +420,11 @@ export class Reloads {
     return this.#rollout !== undefined;
   }
 
+  /** True while a rollout runs that replaces workers (not only custom processes). */
+  get rollingOutWorkers(): boolean {
+    return this.#rollout?.request.workers ?? false;
+  }
+
   /** True unless a rollout runs whose new workers do not all serve yet. */
   get workersSettled(): boolean {
     return this.#rollout?.everyNewServes ?? true;

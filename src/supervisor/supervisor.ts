@@ -111,7 +111,7 @@ export class Supervisor {
       release: (leaving, held) => this.#ports.release(leaving, held),
       // Before a takeover's switch, a failed worker ends the takeover instead.
       restarts: () => this.#succession.restarts(),
-      rolloutRunning: () => this.#reloads.reloading,
+      rollingOutWorkers: () => this.#reloads.rollingOutWorkers,
     });
     const processes = this.#processes = new ProcessSet({ ...options, ...seam });
     this.#memoryLimit = new MemoryLimit(options, world, workers);

@@ -339,6 +339,48 @@ Deno.test("core: a new worker that dies within the settle window puts the held o
   assert.equal(await stop(world, done), 0);
 });
 
+Deno.test("core: a recycle during a reload of the custom processes only takes over; the next reload runs", async () => {
+  const consumer = { name: "consumer", entry: "consumer.ts", count: 1, args: {} };
+  const processes = [{ ...consumer, restart: "always" as const, reload: true, grace: 1000 }];
+  const { world, done } = await started(1, { processes });
+  const live = () =>
+    world.children.filter((c) => c.spec.role === "process" && c.state !== "exited");
+  for (const process of live()) process.ready();
+  await settle();
+  // SIGUSR2 reloads the custom processes alone (a new generation); the consumer takes its time.
+  world.drainsAtOnce = false;
+  world.inbox.signal("SIGUSR2");
+  await settle();
+  const [worker] = world.workers(1);
+  worker.frame({ t: "recycle", reason: "served 10 requests (--max-requests)" });
+  await settle();
+  const [replacement] = world.workers(2);
+  replacement.ready();
+  await settle();
+  assert.deepEqual(
+    world.steered,
+    [replacement.pid],
+    "no worker rollout runs to promote it: it serves",
+  );
+  assert.equal(worker.state, "draining");
+  worker.exit(0);
+  for (const process of live()) process.exit(0);
+  await settle();
+  for (const process of live()) process.ready();
+  world.drainsAtOnce = true;
+  await settle();
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  assert.equal(world.workers(3).length, 1, "the next reload starts its worker");
+  world.workers(3)[0].ready();
+  await settle();
+  for (const process of live()) process.ready(); // it reloads the consumer too
+  await settle();
+  console.log(world.children.map((c) => `${c.spec.role} ${c.pid} g${c.generation} ${c.state}`));
+  assert.equal(asked.reply?.ok, true);
+  assert.equal(await stop(world, done), 0);
+});
+
 Deno.test("core: a worker told to leave before it listened has its listener released once it does", async () => {
   const world = new FakeWorld();
   world.handoverMode = "kernel";

@@ -68,8 +68,8 @@ export type WorkerPoolOptions =
     release?: (leaving: readonly Child[], held?: boolean) => void;
     /** False while a failed worker is not restarted (a takeover ends instead): its log says so. */
     restarts?: () => boolean;
-    /** True while a reload's rollout runs: it promotes the replacements of its generation. */
-    rolloutRunning?: () => boolean;
+    /** True while a reload's rollout replaces workers: it promotes the replacements of its generation. */
+    rollingOutWorkers: () => boolean;
   };
 
 /** A worker slot as the Rollout sees it. */
@@ -441,11 +441,21 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     );
     const slot = this.#slotOf(child);
     if (slot?.replacement !== child) return this.#steer();
-    const sameCode = slot.current && slot.current.spec.generation >= child.spec.generation;
-    if (slot.current && (sameCode || !this.options.rolloutRunning?.())) {
-      this.promote(slot.id);
-      this.steer();
+    const current = slot.current;
+    if (!current) return;
+    const newer = child.spec.generation > current.spec.generation;
+    if (newer && this.options.rollingOutWorkers()) return;
+    if (newer) {
+      log.info(
+        "worker.newer-code",
+        `worker ${slot.id} (pid ${child.pid}) runs generation ${child.spec.generation}, newer ` +
+          `than the generation ${current.spec.generation} worker it replaces: a new process ` +
+          `starts the code on disk, and no reload is rolling it out`,
+        { role: "worker", id: slot.id, pid: child.pid, generation: child.spec.generation },
+      );
     }
+    this.promote(slot.id);
+    this.steer();
   }
 
   /**
