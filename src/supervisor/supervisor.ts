@@ -377,6 +377,9 @@ export class Supervisor {
       case "upgrade":
         return this.#succession.startUpgrade(request.args, reply);
       case "scale":
+        if (this.#phase === "stopping") {
+          return reply({ ok: false, error: "the instance is stopping", kind: "failure" });
+        }
         // parseRequest has checked the bounds.
         this.#scale(request.workers, "scale command");
         return reply({ ok: true, message: `scaling to ${request.workers} worker(s)` });
