@@ -233,20 +233,33 @@ Deno.test({
  * must stop as soon as it exists, while the worker still drains.
  */
 for (
-  const [kind, listen] of [
-    ["Deno.serve", `Deno.serve({ port: LATE, onListen: listened }, () => new Response("late"));`],
+  const [kind, listen, onPort] of [
+    [
+      "Deno.serve",
+      `Deno.serve({ port: LATE, onListen: listened }, () => new Response("late"));`,
+      false,
+    ],
+    // --port again: a port the worker reported (and the supervisor released) before.
+    [
+      "second Deno.serve on --port",
+      `Deno.serve({ onListen: listened }, () => new Response("late"));`,
+      true,
+    ],
     [
       "node:http",
       `(await import("node:http")).createServer((_req, res) => res.end("late"))` +
       `.listen(LATE, listened);`,
+      false,
     ],
-    ["Deno.listen", `Deno.listen({ port: LATE }); listened();`],
-  ]
+    ["Deno.listen", `Deno.listen({ port: LATE }); listened();`, false],
+  ] as const
 ) {
   Deno.test(`--handover none: a worker told to leave stops a ${kind} listener it opens afterwards`, async () => {
-    const late = freePort();
-    const app = `import { drainSignal, workerInfo } from "${MOD_URL}";
-const LATE = ${late};
+    const other = freePort();
+    const app = `import { deferReady, drainSignal, workerInfo } from "${MOD_URL}";
+const LATE = ${other};
+// Worker 1 never says it is ready: it still starts when it is told to leave.
+if (workerInfo().id === 1) deferReady();
 Deno.serve(() => new Response(String(Deno.pid)));
 function listened() {
   Deno.writeTextFileSync("late-listened", "");
@@ -268,14 +281,18 @@ if (workerInfo().id === 1) {
           "30000",
           "--grace",
           "60000",
+          "--ready-timeout",
+          "60000",
         ),
       async (run, { dir, port }) => {
         await run.waitForReady(1);
-        // `scale 2` waits for worker 1 to be ready; `scale 1` takes it away meanwhile.
+        // `scale 2` waits for worker 1 to be ready; `scale 1` takes it away while it starts.
         const scaling = runCli(["scale", "2"], dir);
         const leaving = await waitFor(async () => {
           const status = await statusJson(dir);
-          const child = status.children.find((c) => c.role === "worker" && c.id === 1);
+          const child = status.children.find((c) =>
+            c.role === "worker" && c.id === 1 && c.state === "starting"
+          );
           return child && await listens(child.pid, port) ? child.pid : undefined;
         }, "worker 1 to listen on --port");
         assert.equal((await runCli(["scale", "1"], dir)).code, 0);
@@ -283,6 +300,7 @@ if (workerInfo().id === 1) {
         assert.equal(superseded.code, 1, "the first scale's target is gone: it stops waiting");
         assert.match(superseded.stderr, /the instance was scaled to 1 worker\(s\) meanwhile/);
         await waitFor(() => Deno.stat(`${dir}/late-listened`).then(() => true), "its late listen");
+        const late = onPort ? port : other;
         await waitFor(async () => !(await listens(leaving, late)), "its late listener to stop");
         assert.ok(
           alive(leaving),

@@ -188,6 +188,12 @@ function serve(...args: unknown[]): Deno.HttpServer {
     );
     return { status: response.status, body: await response.text() };
   }, true);
+  // Opened after this worker was told to leave: said again even on a port it reported before,
+  // so that the supervisor stops this listener too (a new port was just said).
+  if (service.draining) {
+    const port = (server.addr as Deno.NetAddr).port;
+    tell({ t: "listening", port, releasable: readiness.releasable(port) });
+  }
   return server;
 }
 
