@@ -229,8 +229,9 @@ Deno.test({
  * promise matrix, --handover kernel): without steering the kernel gives such
  * a listener new connections until the close window ends, and the shutdown
  * then closes those whose request was not read yet. Here worker 1 serves
- * --port at once, then opens a second port once told to leave: that listener
- * must stop as soon as it exists, while the worker still drains.
+ * --port at once, then opens one more listener once told to leave (on
+ * another port, or on --port again): it must stop as soon as it exists,
+ * while the worker still drains.
  */
 for (
   const [kind, listen, onPort] of [

@@ -376,7 +376,6 @@ Deno.test("core: a recycle during a reload of the custom processes only takes ov
   await settle();
   for (const process of live()) process.ready(); // it reloads the consumer too
   await settle();
-  console.log(world.children.map((c) => `${c.spec.role} ${c.pid} g${c.generation} ${c.state}`));
   assert.equal(asked.reply?.ok, true);
   assert.equal(await stop(world, done), 0);
 });
