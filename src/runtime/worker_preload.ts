@@ -172,6 +172,8 @@ function serve(...args: unknown[]): Deno.HttpServer {
   }
   servers.add(server);
   server.finished.then(() => servers.delete(server), () => servers.delete(server));
+  const port = (server.addr as Deno.NetAddr).port;
+  const reportedBefore = readiness.releasable(port) !== undefined;
   readiness.listening(server.addr, async (path) => {
     // The app's own handler, called directly: the answer is this worker's.
     const addr = server.addr as Deno.NetAddr;
@@ -188,10 +190,9 @@ function serve(...args: unknown[]): Deno.HttpServer {
     );
     return { status: response.status, body: await response.text() };
   }, true);
-  // Opened after this worker was told to leave: said again even on a port it reported before,
-  // so that the supervisor stops this listener too (a new port was just said).
-  if (service.draining) {
-    const port = (server.addr as Deno.NetAddr).port;
+  // Opened after this worker was told to leave, on a port it reported before (readiness says a
+  // port once): said again, so that the supervisor stops this listener too.
+  if (service.draining && reportedBefore) {
     tell({ t: "listening", port, releasable: readiness.releasable(port) });
   }
   return server;
