@@ -4,7 +4,7 @@
  * promises, for the test that asserts it and the bench that reports it.
  */
 import { runScenario } from "./netns.ts";
-import type { Seen } from "./load.ts";
+import { HANDSHAKE_RACES, type Seen } from "./load.ts";
 
 /** One row: per client kind, per trigger. */
 export interface MatrixRow {
@@ -60,6 +60,16 @@ export function allowedFailures(row: MatrixRow, trigger: string, seen: Seen): nu
   const unmigrated = !row.steered && row.handover === "none";
   return (trigger === "crash" ? CLIENTS : 0) +
     (unmigrated ? Math.floor(seen.ok * UNMIGRATED_BOUND) : 0);
+}
+
+/**
+ * How many of a trigger's failures may be handshake resets beyond
+ * `allowedFailures` (load.ts `handshakeReset`): HANDSHAKE_RACES without
+ * steering, where a listener closes while handshakes may be on their way to
+ * it; none steered.
+ */
+export function allowedRaces(row: MatrixRow): number {
+  return row.steered ? 0 : HANDSHAKE_RACES;
 }
 
 /**

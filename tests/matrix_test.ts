@@ -4,12 +4,15 @@
  * SIGHUP, a crash, a recycle and scaling up and down, each row in a network
  * namespace of its own. No request fails (but those a killed worker held),
  * except new connections queued on a closing listener with neither
- * steering nor tcp_migrate_req=1, and old code stops answering at the
- * switch: each within its documented bound (tests/matrix.ts).
+ * steering nor tcp_migrate_req=1 and, without steering, one whose handshake
+ * completed as a listener closed (tests/load.ts, handshakeReset), and old
+ * code stops answering at the switch: each within its documented bound
+ * (tests/matrix.ts).
  */
 import assert from "node:assert/strict";
 import {
   allowedFailures,
+  allowedRaces,
   allowedStale,
   ROWS,
   runRow,
@@ -17,7 +20,7 @@ import {
   UNMIGRATED_BOUND,
   UNSTEERED_STALE_BOUND,
 } from "./matrix.ts";
-import type { Seen } from "./load.ts";
+import { beyondHandshakeRaces, HANDSHAKE_RACES, type Seen } from "./load.ts";
 import { runScenario } from "./netns.ts";
 
 for (const row of ROWS) {
@@ -34,7 +37,8 @@ for (const row of ROWS) {
         const where = `${kind} clients, ${trigger}: ${JSON.stringify(seen.failed.slice(0, 3))}`;
         assert.ok(seen.ok > 0, `${where}: answered`);
         assert.ok(
-          seen.failed.length <= allowedFailures(result, trigger, seen),
+          beyondHandshakeRaces(seen.failed, allowedRaces(result)) <=
+            allowedFailures(result, trigger, seen),
           `${where}: ${seen.failed.length} failed of ${seen.ok}`,
         );
         assert.ok(
@@ -46,7 +50,11 @@ for (const row of ROWS) {
   });
 }
 
-/** The watching defaults with 4 workers: nothing fails; old code stops answering at the switch. */
+/**
+ * The watching defaults with 4 workers: nothing fails (but, without steering,
+ * a handshake reset as a listener closed: tests/load.ts); old code stops
+ * answering at the switch.
+ */
 for (
   const [what, args, migrate] of [
     [
@@ -82,8 +90,10 @@ for (
     );
     assert.equal(result.steered, args.handover === "ebpf");
     assert.ok(result.ok > 0);
+    const races = result.steered ? 0 : HANDSHAKE_RACES;
     assert.ok(
-      result.failed.length <= keepAliveBound(args.handover, migrate, result.ok),
+      beyondHandshakeRaces(result.failed, races) <=
+        keepAliveBound(args.handover, migrate, result.ok),
       `${result.failed.length} failed of ${result.ok}: ${result.failed.slice(0, 3)}`,
     );
     assert.ok(

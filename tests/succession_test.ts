@@ -4,9 +4,11 @@
  * dies, its workers keep serving for --orphan-grace, and a plain `run` of
  * the same name adopts and drains them once its own workers are ready.
  * Keep-alive and new-connection load loses nothing, steered and with
- * tcp_migrate_req=1.
+ * tcp_migrate_req=1 (unsteered, but a handshake reset as a listener closed:
+ * tests/load.ts).
  */
 import assert from "node:assert/strict";
+import { HANDSHAKE_RACES, type seenOf, unexplained } from "./load.ts";
 import { runScenario } from "./netns.ts";
 import type { TakeoverResult as Takeover } from "./scenarios/takeover.ts";
 import type { TakeoverKillResult as TakeoverKill } from "./scenarios/takeover_kill.ts";
@@ -16,8 +18,8 @@ interface Succession {
   orphans: number;
   servedAlone: number;
   goneAfterMs: number;
-  keepAlive: { ok: number; failed: number; sample: string[] };
-  fresh: { ok: number; failed: number; sample: string[] };
+  keepAlive: ReturnType<typeof seenOf>;
+  fresh: ReturnType<typeof seenOf>;
   bodies: string[];
   succeeded: { pid: number; workers: number } | null;
   killed: number;
@@ -31,9 +33,10 @@ for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
     assert.equal(result.steered, handover === "ebpf");
     assert.equal(result.orphans, 2);
     assert.ok(result.servedAlone > 0, "the orphans served while no supervisor ran");
+    const races = result.steered ? 0 : HANDSHAKE_RACES;
     for (const load of [result.keepAlive, result.fresh]) {
       assert.ok(load.ok > 0);
-      assert.equal(load.failed, 0, load.sample.join("; "));
+      assert.equal(unexplained(load, races), 0, load.sample.join("; "));
     }
     assert.deepEqual(result.bodies, ["v1", "v2"], "the new code serves");
     assert.deepEqual(result.succeeded && [result.succeeded.pid, result.succeeded.workers], [
@@ -92,7 +95,11 @@ for (const [handover, migrate, watching] of TAKEOVER_MODES) {
     for (const phase of [result.takeover, result.succession]) {
       for (const load of [phase.keepAlive, phase.fresh]) {
         assert.ok(load.ok > 0);
-        assert.equal(load.failed, 0, load.sample.join("; "));
+        assert.equal(
+          unexplained(load, steered ? 0 : HANDSHAKE_RACES),
+          0,
+          load.sample.join("; "),
+        );
       }
     }
     for (const body of ["v1", "v2", "v3"]) assert.ok(result.bodies.includes(body), body);

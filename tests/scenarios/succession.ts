@@ -7,7 +7,7 @@
  * network namespace (tests/netns.ts); prints JSON on its last line.
  */
 import { freePort, Hotreload, makeProject, runCli, taggedPids, waitFor } from "../helpers.ts";
-import { requestLoop, waitForBody } from "../load.ts";
+import { requestLoop, seenOf, waitForBody } from "../load.ts";
 
 const { handover } = JSON.parse(Deno.args[0]) as { handover: "ebpf" | "kernel" };
 const app = (body: string) => `Deno.serve(() => new Response(${JSON.stringify(body)}));\n`;
@@ -47,8 +47,8 @@ try {
     orphans: orphans.length,
     servedAlone,
     goneAfterMs,
-    keepAlive: { ok: ka.ok, failed: ka.failures.length, sample: ka.failures.slice(0, 3) },
-    fresh: { ok: nc.ok, failed: nc.failures.length, sample: nc.failures.slice(0, 3) },
+    keepAlive: seenOf(ka),
+    fresh: seenOf(nc),
     bodies: Object.keys({ ...ka.bodies, ...nc.bodies }).sort(),
     succeeded: status.supervisor.succeeded,
     killed: a.pid,

@@ -9,14 +9,10 @@
  * Runs in a network namespace (tests/netns.ts); prints JSON on its last line.
  */
 import { freePort, Hotreload, makeProject, runCli, taggedPids, waitFor } from "../helpers.ts";
-import { requestLoop, waitForBody } from "../load.ts";
+import { requestLoop, seenOf, waitForBody } from "../load.ts";
 
 /** A load's answers and failures in one phase. */
-export interface Load {
-  ok: number;
-  failed: number;
-  sample: string[];
-}
+export type Load = ReturnType<typeof seenOf>;
 
 /** What this scenario prints (its last line). */
 export interface TakeoverResult {
@@ -79,7 +75,7 @@ const load = (
   after: { ok: number; failures: string[] },
 ) => {
   const failures = after.failures.slice(before.failures.length);
-  return { ok: after.ok - before.ok, failed: failures.length, sample: failures.slice(0, 3) };
+  return seenOf({ ok: after.ok - before.ok, failures });
 };
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

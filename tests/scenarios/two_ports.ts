@@ -7,7 +7,7 @@
  * namespace (tests/netns.ts); prints JSON on its last line.
  */
 import { freePort, Hotreload, makeProject, runCli, waitFor, watchingArgs } from "../helpers.ts";
-import { requestLoop } from "../load.ts";
+import { requestLoop, seenOf } from "../load.ts";
 
 const { handover } = JSON.parse(Deno.args[0]) as { handover: "ebpf" | "kernel" | "none" };
 
@@ -48,11 +48,10 @@ try {
     }, `generation ${version} serving`);
   }
   await new Promise((resolve) => setTimeout(resolve, 300));
-  const seen: Record<string, { ok: number; failed: number; sample: string[] }> = {};
+  const seen: Record<string, ReturnType<typeof seenOf>> = {};
   for (const [name, [keepAlive, fresh]] of Object.entries(loads)) {
     for (const [kind, load] of [["keep-alive", keepAlive], ["new connection", fresh]] as const) {
-      const { ok, failures } = await load.stop();
-      seen[`${name}, ${kind}`] = { ok, failed: failures.length, sample: failures.slice(0, 3) };
+      seen[`${name}, ${kind}`] = seenOf(await load.stop());
     }
   }
   const { supervisor, children } = await status(dir);
