@@ -310,6 +310,17 @@ export class ManagedChild {
   }
 
   /**
+   * A held worker learns that the whole new generation serves (SIGURG): one
+   * that cannot send requests on (an app whose handler reads no request,
+   * src/runtime/serve_handler.ts) then asks its clients to reconnect, and
+   * they spread over every new worker instead of crowding the first.
+   */
+  handOff(): void {
+    if (this.state !== "ready" || this.spec.role !== "worker") return;
+    this.#os.signal(this.pid, "SIGURG", false);
+  }
+
+  /**
    * Asks a worker that is past its start (its preload listens) for its
    * count of requests now (COUNT_SIGNAL); it answers with a `requests` frame
    * marked `asked`. False when there is nobody to ask.

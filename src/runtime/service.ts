@@ -70,15 +70,18 @@ export class Service {
   /** Leaving for good: requests go on to the serving workers, answers say `Connection: close`. */
   draining = false;
   /**
-   * Out of service, not draining yet: a predecessor held through the settle
-   * window (steered: it may yet be put back). Like a draining worker it sends
-   * every request on to the serving workers, so no client gets old code once
-   * new code serves, and asks each client to reconnect with its answer; an
-   * answer it must give itself (a handler that reads no request, an upgrade)
-   * is old code once per connection. Unlike a draining one it keeps its idle
-   * connections.
+   * Out of service, not draining yet: a predecessor held until the whole new
+   * generation serves (steered, through the settle window too: it may yet be
+   * put back). Like a draining worker it sends every request on to the
+   * serving workers, so no client gets old code once new code serves; unlike
+   * one it does not ask its clients to reconnect yet.
    */
   held = false;
+  /**
+   * Held, and the whole new generation serves (the supervisor says so):
+   * clients may reconnect now and spread over every new worker.
+   */
+  handedOff = false;
   /** Whether the next answer lets its connection go, as SIGCONT asks (see `Shed`). */
   readonly #shed = new Shed();
   /** Requests being answered (a stream counts until it ends, where that is known). */
@@ -115,19 +118,24 @@ export class Service {
     return this.draining || this.held;
   }
 
+  /** True while a worker that cannot send requests on should ask its clients to reconnect. */
+  get handingOver(): boolean {
+    return this.draining || (this.held && this.handedOff);
+  }
+
   /** The supervisor asks for one connection to be let go (SIGCONT). */
   shedOne(): void {
     this.#shed.ask(Date.now());
   }
 
-  /** Whether `closeThis` may say yes: out of service, or asked to let one go (without reading the clock). */
+  /** Whether `closeThis` may say yes: handing over, or asked to let one go (without reading the clock). */
   get mayClose(): boolean {
-    return this.outOfService || this.#shed.asked;
+    return this.handingOver || this.#shed.asked;
   }
 
-  /** Whether this answer asks its client to reconnect: out of service, or one to shed. */
+  /** Whether this answer asks its client to reconnect: handing over, or one to shed. */
   closeThis(): boolean {
-    if (this.outOfService) return true;
+    if (this.handingOver) return true;
     return this.#shed.asked && this.#shed.take(Date.now());
   }
 

@@ -72,12 +72,17 @@ const service = new Service(tell, settings.maxRequests, accepting);
 // The supervisor takes a predecessor out of service without draining it yet with
 // SIGUSR2 (held, service.ts), and SIGWINCH puts it back (never SIGUSR1: that opens
 // Deno's inspector).
+// SIGURG says the whole new generation serves (service.ts, handedOff).
 Deno.addSignalListener("SIGUSR2", () => service.held = true);
+Deno.addSignalListener("SIGURG", () => service.handedOff = true);
 // SIGCONT: let one keep-alive connection go (its next answer says Connection: close), so that
 // the client reconnects onto a less busy worker (supervisor/rebalance.ts). Harmless if it
 // comes from elsewhere: one client reconnects.
 Deno.addSignalListener("SIGCONT", () => service.shedOne());
-Deno.addSignalListener("SIGWINCH", () => service.held = false);
+Deno.addSignalListener("SIGWINCH", () => {
+  service.held = false;
+  service.handedOff = false;
+});
 // `hotreload status` asks for the count of requests now (protocol.ts).
 Deno.addSignalListener(COUNT_SIGNAL, () => service.answerCount());
 

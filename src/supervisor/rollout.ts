@@ -37,6 +37,7 @@ export type RolloutPool = Pick<
   | "cancelReplacement"
   | "steer"
   | "holding"
+  | "handOffHeld"
   | "releaseHeld"
   | "putBack"
   | "cancelReplacements"
@@ -76,6 +77,8 @@ interface Switch {
   at: number;
   /** A newer reload waits: the switched generation's settle window is cut short. */
   superseded: boolean;
+  /** True once the held predecessors were told that the whole new generation serves. */
+  handedOff: boolean;
 }
 
 /** Where a rollout is: one stage at a time, each holding what only it needs. */
@@ -287,9 +290,9 @@ export class Rollout {
       );
       // With old workers serving, the switch waits for a new one; with none, there is nothing to switch.
       if (replacing && !slots.some((slot) => isNewReady(slot.replacement))) return false;
-      // Held: they can be put back (steered) while the window runs. Each client whose request
-      // reaches one is asked to reconnect with its answer (sent on to new code where it can be:
-      // one hop each), so old code answers each keep-alive connection once at most.
+      // Held: they can be put back (steered) while the window runs. Each client they send a request
+      // on for is asked to reconnect (one hop each); a handler's that cannot be sent on only once
+      // the whole new generation serves (handOffHeld).
       const hold = true;
       for (const slot of slots) {
         if (!slot.current || slot.current.spec.generation >= this.generation) continue;
@@ -301,7 +304,7 @@ export class Rollout {
         }
       }
       this.pool.steer();
-      this.#stage = { kind: "switched", switch: { at: now, superseded: false } };
+      this.#stage = { kind: "switched", switch: { at: now, superseded: false, handedOff: false } };
     }
     const { switch: switched } = this.#stage as Extract<Stage, { kind: "switched" }>;
     let joined = false;
@@ -311,9 +314,13 @@ export class Rollout {
       joined = true;
     }
     if (joined) this.pool.steer();
-    // Once every new worker serves, the held ones drain when the window has passed (or a newer
-    // change takes over).
+    // Once every new worker serves, the held ones hand their clients over (once), and drain
+    // when the window has passed (or a newer change takes over).
     const complete = this.pool.view().every((slot) => !slot.replacement);
+    if (complete && !switched.handedOff && this.pool.holding()) {
+      switched.handedOff = true;
+      this.pool.handOffHeld();
+    }
     if (!switched.superseded && now - switched.at < this.#settleMs()) return false;
     this.#settled = true;
     if (this.pool.holding() && (complete || switched.superseded)) this.pool.releaseHeld();

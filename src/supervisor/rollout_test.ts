@@ -40,6 +40,7 @@ class FakePool implements RolloutPool {
   readonly draining: Worker[] = [];
   steered: Worker[] = [];
   /** How often the held workers were told that the whole new generation serves. */
+  handedOff = 0;
 
   constructor(workers: number) {
     for (let id = 0; id < workers; id++) {
@@ -79,6 +80,9 @@ class FakePool implements RolloutPool {
   }
   holding(): boolean {
     return this.held.size > 0;
+  }
+  handOffHeld(): void {
+    this.handedOff++;
   }
   releaseHeld(): void {
     for (const worker of this.held.values()) this.#drain(worker);
@@ -428,7 +432,7 @@ Deno.test("rollout, one step: the old generation drains only once every new work
   assert.equal(pool.draining.filter((w) => w.spec.generation === 1).length, 3);
 });
 
-Deno.test("rollout, one step: every new worker serves once the last is ready; the held stay held through the window", () => {
+Deno.test("rollout, one step: the held workers hand their clients over once, when every new worker serves", () => {
   const { pool, rollout, step } = setup(3, { oneStep: true, canPutBack: true, settleMs: 1000 });
   step();
   assert.equal(rollout.everyNewServes, false, "starting");
@@ -436,14 +440,18 @@ Deno.test("rollout, one step: every new worker serves once the last is ready; th
   a.ready();
   step();
   assert.equal(pool.held.size, 3, "switched at the first ready");
+  assert.equal(pool.handedOff, 0, "not while only some new workers serve");
   assert.equal(rollout.everyNewServes, false, "the serving workers still change");
   b.ready();
   step(10);
-  assert.equal(rollout.everyNewServes, false);
+  assert.equal(pool.handedOff, 0);
   c.ready();
   assert.equal(step(10), "running", "still inside the settle window");
+  assert.equal(pool.handedOff, 1, "told once the whole generation serves");
   assert.equal(rollout.everyNewServes, true, "clients may be spread from now on (rebalance.ts)");
   assert.equal(pool.held.size, 3, "still held: they may yet be put back");
+  step(10);
+  assert.equal(pool.handedOff, 1, "told once");
 });
 
 Deno.test("rollout, one step: a new worker that fails before the switch aborts with the old ones untouched", () => {

@@ -281,6 +281,13 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     return this.#held.size > 0;
   }
 
+  /** The whole generation that replaced the held predecessors serves: they may hand their clients over. */
+  handOffHeld(): void {
+    for (const child of this.#held.values()) {
+      if (this.#toldHeld.has(child)) child.handOff();
+    }
+  }
+
   /** The held predecessors drain: the generation that replaced them has settled. */
   releaseHeld(): void {
     for (const child of this.#held.values()) this.#retiring.add(child);
