@@ -16,11 +16,12 @@
  * either. Such an app answers every request the same whatever it asks, so a
  * hop needs no unwrapping; but a worker out of service has no request to
  * send on, so it answers each connection's next request itself (the old
- * code, once more), with `Connection: close`, once the whole new generation
- * serves (held through the settle window, or draining): its clients
- * reconnect then, spread over every new worker, instead of getting old code
- * through the settle window. (Deno's HTTP/1.1 server does not close a
- * connection after such an answer; clients do: fetch, curl, wrk, browsers.)
+ * code, once more), with `Connection: close`, from the moment it is held or
+ * drains: its clients reconnect to new code at once, as those of a worker
+ * that sends requests on do, instead of getting old code until every new
+ * worker is ready (rebalancing spreads them after). (Deno's HTTP/1.1 server
+ * does not close a connection after such an answer; clients do: fetch, curl,
+ * wrk, browsers.)
  *
  * Only relative, dependency-free imports (worker_preload.ts says why).
  *
@@ -109,7 +110,7 @@ function noRequestHandler(
 ): () => Response | Promise<Response> {
   const answered = (response: Response) => {
     service.done();
-    return service.closeThis() ? withConnectionClose(response) : response;
+    return service.closeOwnAnswer() ? withConnectionClose(response) : response;
   };
   const failed = (error: unknown) => {
     service.done();
@@ -126,7 +127,7 @@ function noRequestHandler(
       service.begin();
       return response.then(answered, failed);
     }
-    return service.closeThis() ? withConnectionClose(response) : response;
+    return service.closeOwnAnswer() ? withConnectionClose(response) : response;
   };
 }
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { Shed, SHED_MS } from "./service.ts";
+import { Service, Shed, SHED_MS } from "./service.ts";
 
 Deno.test("a shed asked twice lets one connection go, not two", () => {
   const shed = new Shed();
@@ -25,4 +25,22 @@ Deno.test("no shed asked: every answer keeps its connection", () => {
   const shed = new Shed();
   assert.equal(shed.asked, false);
   assert.equal(shed.take(0), false);
+});
+
+Deno.test("an answer a held worker gives itself asks its client to reconnect at once; a relayed one waits for the hand-off", () => {
+  const service = new Service(() => {}, undefined, () => false);
+  assert.equal(service.closeOwnAnswer(), false, "in service, nothing asked");
+  service.held = true;
+  assert.equal(service.closeOwnAnswer(), true, "held: old code answers this connection once more");
+  assert.equal(service.closeThis(), false, "held, not handed off: other answers keep theirs");
+  service.handedOff = true;
+  assert.equal(service.closeThis(), true);
+  service.held = false;
+  service.handedOff = false;
+  service.draining = true;
+  assert.equal(service.closeOwnAnswer(), true, "draining");
+  service.draining = false;
+  service.shedOne();
+  assert.equal(service.closeOwnAnswer(), true, "a shed asked: one answer lets its connection go");
+  assert.equal(service.closeOwnAnswer(), false, "one, not two");
 });
