@@ -74,7 +74,9 @@ export class Service {
    * generation serves (steered, through the settle window too: it may yet be
    * put back). Like a draining worker it sends every request on to the
    * serving workers, so no client gets old code once new code serves; unlike
-   * one it does not ask its clients to reconnect yet.
+   * one it does not ask the clients of the answers it gives itself to
+   * reconnect yet (but those of a handler that reads no request:
+   * `closeOwnAnswer`).
    */
   held = false;
   /**

@@ -27,12 +27,16 @@ Deno.test("no shed asked: every answer keeps its connection", () => {
   assert.equal(shed.take(0), false);
 });
 
-Deno.test("an answer a held worker gives itself asks its client to reconnect at once; a relayed one waits for the hand-off", () => {
+Deno.test("an answer of a handler that reads no request asks its client to reconnect once the worker is held; its other own answers wait for the hand-off", () => {
   const service = new Service(() => {}, undefined, () => false);
   assert.equal(service.closeOwnAnswer(), false, "in service, nothing asked");
   service.held = true;
   assert.equal(service.closeOwnAnswer(), true, "held: old code answers this connection once more");
-  assert.equal(service.closeThis(), false, "held, not handed off: other answers keep theirs");
+  assert.equal(
+    service.closeThis(),
+    false,
+    "held, not handed off: an upgrade's or a TLS server's answer keeps its connection",
+  );
   service.handedOff = true;
   assert.equal(service.closeThis(), true);
   service.held = false;
