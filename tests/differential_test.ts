@@ -285,8 +285,10 @@ for (const app of APPS) {
         workers,
         // Not spreading the clients (--no-rebalance): it would let connections go that the test
         // holds open on purpose, when the kernel, or a hop, placed them unevenly over the 4
-        // workers; what such an answer says is the test above.
-        ["--switch", "all", "--settle", "300", "--close-window", "3000", "--no-rebalance"],
+        // workers; what such an answer says is the test above. The close window outlasts the
+        // reload on a slow, busy machine: the "after" connections, idle since the last request
+        // sent during the reload, are used once it is done (3 s was once too short under load).
+        ["--switch", "all", "--settle", "300", "--close-window", "6000", "--no-rebalance"],
         async (target, _run, dir) => {
           const old = await pidsOf(dir, 1);
           const hold = () =>
