@@ -86,10 +86,16 @@ export function handshakeReset(failure: string): boolean {
  * (two runs at once beside a busy core, about 20 listeners closed per run
  * and a thousand new connections a second): one run of 34 failed with that
  * error, and a trace of the kernel's resets over 138 more showed the race
- * once; CI met it once (docs/handover.md). Steered runs allow none: a worker is steered away before its
- * listener closes, so no handshake is on its way to it.
+ * once; CI met it once (docs/handover.md). Steered runs allow none: a
+ * worker is steered away before its listener closes, so no handshake is on
+ * its way to it.
  */
 export const HANDSHAKE_RACES = 1;
+
+/** The handshake resets a run may have: HANDSHAKE_RACES, or none when `steered`. */
+export function racesAllowed(steered: boolean): number {
+  return steered ? 0 : HANDSHAKE_RACES;
+}
 
 /**
  * A request loop's count for a scenario's result: answered, failed, how many

@@ -4,7 +4,7 @@
  * promises, for the test that asserts it and the bench that reports it.
  */
 import { runScenario } from "./netns.ts";
-import { HANDSHAKE_RACES, type Seen } from "./load.ts";
+import { racesAllowed, type Seen } from "./load.ts";
 
 /** One row: per client kind, per trigger. */
 export interface MatrixRow {
@@ -69,7 +69,7 @@ export function allowedFailures(row: MatrixRow, trigger: string, seen: Seen): nu
  * it; none steered.
  */
 export function allowedRaces(row: MatrixRow): number {
-  return row.steered ? 0 : HANDSHAKE_RACES;
+  return racesAllowed(row.steered);
 }
 
 /**

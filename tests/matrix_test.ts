@@ -20,7 +20,7 @@ import {
   UNMIGRATED_BOUND,
   UNSTEERED_STALE_BOUND,
 } from "./matrix.ts";
-import { beyondHandshakeRaces, HANDSHAKE_RACES, type Seen } from "./load.ts";
+import { beyondHandshakeRaces, racesAllowed, type Seen } from "./load.ts";
 import { runScenario } from "./netns.ts";
 
 for (const row of ROWS) {
@@ -90,7 +90,7 @@ for (
     );
     assert.equal(result.steered, args.handover === "ebpf");
     assert.ok(result.ok > 0);
-    const races = result.steered ? 0 : HANDSHAKE_RACES;
+    const races = racesAllowed(result.steered);
     assert.ok(
       beyondHandshakeRaces(result.failed, races) <=
         keepAliveBound(args.handover, migrate, result.ok),

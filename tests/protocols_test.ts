@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import http2 from "node:http2";
-import { HANDSHAKE_RACES, type seenOf, unexplained } from "./load.ts";
+import { racesAllowed, type seenOf, unexplained } from "./load.ts";
 import { runScenario } from "./netns.ts";
 import { freePort, makeProject, runCli, waitFor, withHotreload } from "./helpers.ts";
 import type { StatusReport } from "../src/control/protocol.ts";
@@ -172,7 +172,7 @@ for (const handover of ["ebpf", "kernel"] as const) {
     for (const [what, seen] of Object.entries(result.seen)) {
       assert.ok(seen.ok > 0, `${what}: answered`);
       assert.equal(
-        unexplained(seen, result.steered ? 0 : HANDSHAKE_RACES),
+        unexplained(seen, racesAllowed(result.steered)),
         0,
         `${what}: ${seen.failed} failed: ${seen.sample}`,
       );

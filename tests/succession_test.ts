@@ -8,7 +8,7 @@
  * tests/load.ts).
  */
 import assert from "node:assert/strict";
-import { HANDSHAKE_RACES, type seenOf, unexplained } from "./load.ts";
+import { racesAllowed, type seenOf, unexplained } from "./load.ts";
 import { runScenario } from "./netns.ts";
 import type { TakeoverResult as Takeover } from "./scenarios/takeover.ts";
 import type { TakeoverKillResult as TakeoverKill } from "./scenarios/takeover_kill.ts";
@@ -33,7 +33,7 @@ for (const [handover, migrate] of [["ebpf", 0], ["kernel", 1]] as const) {
     assert.equal(result.steered, handover === "ebpf");
     assert.equal(result.orphans, 2);
     assert.ok(result.servedAlone > 0, "the orphans served while no supervisor ran");
-    const races = result.steered ? 0 : HANDSHAKE_RACES;
+    const races = racesAllowed(result.steered);
     for (const load of [result.keepAlive, result.fresh]) {
       assert.ok(load.ok > 0);
       assert.equal(unexplained(load, races), 0, load.sample.join("; "));
@@ -96,7 +96,7 @@ for (const [handover, migrate, watching] of TAKEOVER_MODES) {
       for (const load of [phase.keepAlive, phase.fresh]) {
         assert.ok(load.ok > 0);
         assert.equal(
-          unexplained(load, steered ? 0 : HANDSHAKE_RACES),
+          unexplained(load, racesAllowed(steered)),
           0,
           load.sample.join("; "),
         );
