@@ -1,3 +1,5 @@
+import process from "node:process";
+
 /**
  * The time the supervisor's core reads and waits on. The real one is
  * `performance.now()` and `setTimeout`; unit tests drive the core with a fake
@@ -18,3 +20,13 @@ export const REAL_CLOCK: Clock = {
     return () => clearTimeout(timer);
   },
 };
+
+/**
+ * CPU time this process has used, in milliseconds (getrusage: every thread).
+ * What a piece of work cost, where the clock would also count the time a
+ * busy machine kept the supervisor waiting for a core.
+ */
+export function cpuTimeMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+}

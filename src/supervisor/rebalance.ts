@@ -28,10 +28,16 @@
  * each line's fields at their places). So counts come from netlink
  * (sock_diag.ts: the kernel skips sockets in other states; 5 ms with 28,000
  * TIME_WAIT sockets), /proc only where that cannot be used; looks are spaced
- * to keep the counting within READ_SHARE of a core (a count of 33 ms: the
- * next at the earliest 3.3 s later); and once the connections are spread,
- * and FOLLOW_MS after the serving workers changed, the next look is
- * CHECK_MS away.
+ * to keep the counting within READ_SHARE of a core (a count that took 33 ms
+ * of CPU: the next at the earliest 3.3 s later), FOLLOW_SHARE while a
+ * change's clients are spread again. The cost is the CPU time a count took,
+ * not the time on the clock: beside a reload's starting processes, and on a
+ * busy machine, the supervisor waits for a core in the middle of a count
+ * (measured: 14-94 ms by the clock for 5-12 ms of CPU). Spaced by the clock,
+ * rounds after a reload came 1.4-5 s apart there, and 16 clients on 4 workers
+ * were not spread again 15 s later. Once the connections are spread, and
+ * FOLLOW_MS after the serving workers changed, the next look is CHECK_MS
+ * away.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
@@ -68,6 +74,16 @@ export const FOLLOW_MS = 10_000;
 const COSTS_KEPT = 5;
 /** The share of one core the counting may take at most (see the module text). */
 export const READ_SHARE = 0.01;
+/**
+ * The share while a change of the serving workers is followed (FOLLOW_MS)
+ * and the counts are uneven: spreading a reload's clients again is worth
+ * more of a core, for a few seconds, than a look for drift ever is. A count
+ * takes 4-7 ms of CPU here with an empty table (the kernel walks every
+ * bucket of its 262,144-entry established table, once per address family):
+ * at READ_SHARE the rounds came 0.4-0.7 s apart, and 16 clients took 5-6 s
+ * to spread over 4 new workers; at this share, rounds come every ROUND_MS.
+ */
+export const FOLLOW_SHARE = 0.05;
 /** Fewer connections than this per worker: nothing worth spreading. */
 const MIN_PER_WORKER = 2;
 /**
@@ -97,8 +113,8 @@ export function toShed(counts: readonly number[]): boolean[] {
 export interface RebalanceSeam {
   /** The workers in service now, or undefined while they change (a reload before every new one serves). */
   serving(): Child[] | undefined;
-  /** Each pid's established connections on the workers' ports (World), and how long counting took. */
-  connections(pids: number[]): { counts: Map<number, number>; tookMs: number };
+  /** Each pid's established connections on the workers' ports (World), and the CPU time counting took. */
+  connections(pids: number[]): { counts: Map<number, number>; cpuMs: number };
 }
 
 export class Rebalancer {
@@ -144,14 +160,14 @@ export class Rebalancer {
       this.#nextAt = now + CHECK_MS;
       return;
     }
-    const { counts: byPid, tookMs } = this.seam.connections(serving.map((child) => child.pid));
-    // The next look no sooner than keeps the counting within READ_SHARE of a core. By the
-    // least of the last few durations: a count the scheduler interrupted took longer on the
-    // clock without costing more, and must not hold rebalancing back for seconds.
-    this.#costs.push(tookMs);
+    const { counts: byPid, cpuMs } = this.seam.connections(serving.map((child) => child.pid));
+    // The next look no sooner than keeps the counting within its share of a core. By the
+    // least of the last few costs: the process's other threads (V8's collector, the watcher's)
+    // can add their CPU time to one count's, and must not hold rebalancing back for seconds.
+    this.#costs.push(cpuMs);
     if (this.#costs.length > COSTS_KEPT) this.#costs.shift();
     const cost = Math.min(...this.#costs);
-    const after = (ms: number) => now + Math.max(ms, cost / READ_SHARE);
+    const after = (ms: number, share = READ_SHARE) => now + Math.max(ms, cost / share);
     const counts = serving.map((child) => byPid.get(child.pid) ?? 0);
     const spread = counts.join("/");
     const shed = toShed(counts);
@@ -178,7 +194,7 @@ export class Rebalancer {
       return;
     }
     this.#rounds--;
-    this.#nextAt = after(ROUND_MS);
+    this.#nextAt = after(ROUND_MS, now < this.#followUntil ? FOLLOW_SHARE : READ_SHARE);
     serving.forEach((child, i) => {
       if (!shed[i]) return;
       child.shed();

@@ -4,6 +4,7 @@ import type { Child } from "../child/child.ts";
 import {
   CHECK_MS,
   FOLLOW_MS,
+  FOLLOW_SHARE,
   MAX_ROUNDS,
   READ_SHARE,
   Rebalancer,
@@ -31,7 +32,7 @@ class FakeWorker {
 
 function setup(counts: Map<number, number>) {
   const workers = [new FakeWorker(10), new FakeWorker(11)];
-  const state = { reloading: false, tookMs: 0 };
+  const state = { reloading: false, cpuMs: 0 };
   const seam: RebalanceSeam = {
     serving: () =>
       state.reloading ? undefined : workers.map((w) =>
@@ -40,7 +41,7 @@ function setup(counts: Map<number, number>) {
           shed: () => w.shed++,
         }) as unknown as Child
       ),
-    connections: () => ({ counts, tookMs: state.tookMs }),
+    connections: () => ({ counts, cpuMs: state.cpuMs }),
   };
   return { workers, state, rebalancer: new Rebalancer(seam) };
 }
@@ -125,7 +126,7 @@ Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not r
     serving: () => [{ pid: 10, shed: () => {} } as unknown as Child],
     connections: () => {
       reads++;
-      return { counts: new Map([[10, 16]]), tookMs: 0 };
+      return { counts: new Map([[10, 16]]), cpuMs: 0 };
     },
   });
   rebalancer.advance(0);
@@ -135,24 +136,37 @@ Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not r
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 2 * CHECK_MS);
 });
 
-Deno.test("Rebalancer: slow counts (a long TCP table) space the looks to keep within READ_SHARE of a core; one alone does not", () => {
+Deno.test("Rebalancer: costly counts space the looks by their CPU time: FOLLOW_SHARE of a core while a change's clients are spread, READ_SHARE after; one costly count alone does not", () => {
   const counts = new Map([[10, 12], [11, 4]]);
   const { workers, state, rebalancer } = setup(counts);
-  state.tookMs = 25;
+  state.cpuMs = 25;
   rebalancer.advance(0);
   rebalancer.advance(SETTLE_MS);
   assert.deepEqual(workers.map((w) => w.shed), [1, 0], "it still lets one go");
-  const pause = 25 / READ_SHARE;
-  assert.ok(pause > ROUND_MS);
-  let at = SETTLE_MS + pause;
-  assert.equal(rebalancer.nextDeadline(), at, "the next round waits");
-  // A count the scheduler held up: the spacing goes by the least of the last few.
-  state.tookMs = 400;
+  const following = 25 / FOLLOW_SHARE;
+  assert.ok(following > ROUND_MS);
+  let at = SETTLE_MS + following;
+  assert.equal(rebalancer.nextDeadline(), at, "while following the change: FOLLOW_SHARE");
+  // A count another thread's work fell into: the spacing goes by the least of the last few.
+  state.cpuMs = 400;
   rebalancer.advance(at);
-  assert.equal(rebalancer.nextDeadline(), at + pause, "one slow count alone does not hold it back");
-  // Every one of the last five slow: the looks (spread now) wait longer than CHECK_MS.
+  assert.equal(rebalancer.nextDeadline(), at + following, "one costly count alone does not");
+  state.cpuMs = 25;
+  // Past the follow window, still uneven (the counts moving, so it never gives up): READ_SHARE.
+  let round = 0;
+  while (rebalancer.nextDeadline() < FOLLOW_MS) {
+    round++;
+    counts.set(10, 12 - round % 2).set(11, 4 + round % 2);
+    rebalancer.advance(rebalancer.nextDeadline());
+  }
+  counts.set(10, 12).set(11, 4);
+  at = rebalancer.nextDeadline();
+  rebalancer.advance(at);
+  assert.equal(rebalancer.nextDeadline(), at + 25 / READ_SHARE, "after it: READ_SHARE");
+  // Every one of the last five costly: the looks (spread now) wait longer than CHECK_MS.
+  state.cpuMs = 400;
   counts.set(10, 8).set(11, 8);
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 5; i++) {
     at = rebalancer.nextDeadline();
     rebalancer.advance(at);
   }

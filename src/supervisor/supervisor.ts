@@ -18,6 +18,7 @@ import type { Change, ChangeBatch, WatchOptions } from "../watch/mod.ts";
 import type { BackoffPolicy } from "./backoff.ts";
 import type { WorkerLaunch } from "./child_command.ts";
 import { EventQueue } from "./event_queue.ts";
+import { cpuTimeMs } from "./clock.ts";
 import { MAX_WORKERS } from "../config/limits.ts";
 import { type Connection, realWorld, type World } from "./world.ts";
 import { Metrics, scrapedFamilies } from "./metrics.ts";
@@ -166,9 +167,9 @@ export class Supervisor {
             ? workers.serving()
             : undefined,
         connections: (pids) => {
-          const started = performance.now();
+          const started = cpuTimeMs();
           const counts = world.connections?.(pids, ports.bound()) ?? new Map();
-          return { counts, tookMs: performance.now() - started };
+          return { counts, cpuMs: cpuTimeMs() - started };
         },
       })
       : undefined;
