@@ -115,7 +115,9 @@ async function startWorker(
   }).spawn();
   const writer = child.stdin.getWriter();
   // This bench plays the supervisor: the child watches our pid.
-  await writer.write(encodeHandshake({ nonce, supervisor: Deno.pid, settings }));
+  await writer.write(
+    encodeHandshake({ nonce, supervisor: Deno.pid, sentAt: Date.now(), settings }),
+  );
   let text = "";
   let readyMs: number | undefined;
   let onReady = () => {};

@@ -190,6 +190,24 @@ Deno.test("--ready-path: a new generation answering 500 is refused; the old one 
     },
   ));
 
+Deno.test("--ready-path: a new worker whose start took most of --ready-timeout still says what the path answered", () =>
+  withHotreload(
+    { "main.ts": HEALTH_APP(200, "v1") },
+    (port) => serveArgs(port, "-w", "1", "--ready-path", "/healthz", "--ready-timeout", "3000"),
+    async (run, { dir, port }) => {
+      await run.waitForReady(1);
+      // 2 s of its 3 s gone before it listens: the checks must end within the third second.
+      const slowStart =
+        "const until = Date.now() + 2000;\nwhile (Date.now() < until) { /* work */ }\n";
+      await Deno.writeTextFile(`${dir}/main.ts`, slowStart + HEALTH_APP(500, "v2"));
+      const reload = await runCli(["reload"], dir);
+      assert.equal(reload.code, 1);
+      assert.match(reload.stderr, /reload aborted: worker 0 of generation 2 exited/);
+      assert.match(reload.stderr, /GET \/healthz answered 500: "database unreachable"/);
+      assert.equal((await httpGet(port)).body, "v1");
+    },
+  ));
+
 Deno.test("--ready-path works for export default and node:http (Express) apps", async () => {
   const cases: Array<[string, Record<string, string>, string[]]> = [
     [

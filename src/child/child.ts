@@ -153,7 +153,12 @@ export class ManagedChild {
   }
 
   #handshake(): void {
-    const handshake = { nonce: this.#nonce, supervisor: Deno.pid, settings: this.spec.settings };
+    const handshake = {
+      nonce: this.#nonce,
+      supervisor: Deno.pid,
+      sentAt: Date.now(),
+      settings: this.spec.settings,
+    };
     this.#stdin.write(encodeHandshake(handshake)).catch(() => {});
   }
 

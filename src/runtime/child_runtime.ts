@@ -52,6 +52,11 @@ export function childSettings<S>(): S {
   return handshake.settings as S;
 }
 
+/** When the supervisor sent the handshake (ms since the epoch): its deadlines count from then. */
+export function handshakeSentAt(): number {
+  return handshake.sentAt;
+}
+
 /** Writes one control frame on stderr (no permission needed). */
 export function tell(message: ChildMessage): void {
   // Once the supervisor is gone its pipe is broken (EPIPE): nobody listens any

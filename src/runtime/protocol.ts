@@ -73,6 +73,11 @@ export interface Handshake<S> {
    * another process, even if the supervisor died before the child ran.
    */
   supervisor: number;
+  /**
+   * When the supervisor sent it, in ms since the epoch: its deadlines for
+   * the child (--ready-timeout) count from then, and so do the child's own.
+   */
+  sentAt: number;
   settings: S;
 }
 

@@ -37,7 +37,7 @@ Deno.test("a frame without the child's nonce, or of an unexpected shape, is plai
 
 Deno.test("the handshake is a length line and exactly that many bytes of JSON", () => {
   const settings = { name: "queue", index: 0, generation: 1, args: { token: "é-secret" } };
-  const bytes = encodeHandshake({ nonce: "abc", supervisor: 42, settings });
+  const bytes = encodeHandshake({ nonce: "abc", supervisor: 42, sentAt: 1, settings });
   const text = new TextDecoder().decode(bytes);
   const newline = text.indexOf("\n");
   const json = bytes.subarray(new TextEncoder().encode(text.slice(0, newline + 1)).length);

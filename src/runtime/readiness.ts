@@ -31,9 +31,19 @@ export interface ReadinessSettings {
   readyTimeoutMs?: number;
 }
 
+/**
+ * How long before the supervisor's --ready-timeout a worker whose ready path
+ * never answered 2xx gives up: its exit, with what the path answered, must
+ * reach the supervisor before its own deadline ends the worker with less to
+ * say ("was not ready within …").
+ */
+export const GIVE_UP_MARGIN_MS = 250;
+
 /** Tracks the listeners a worker binds and says `listening` and `ready` to the supervisor. */
 export class Readiness {
   readonly #settings: ReadinessSettings;
+  /** When the supervisor started counting --ready-timeout (ms since the epoch). */
+  readonly #startedAt: number;
   readonly #tell: (message: ChildMessage) => void;
   /** "app": the app says ready itself (mod.ts `deferReady`). */
   #mode: "listen" | "app" = "listen";
@@ -53,9 +63,15 @@ export class Readiness {
   /** The ports to be bound before ready: the serving workers' (else the main port). */
   readonly #expected: number[];
 
-  constructor(settings: ReadinessSettings, tell: (message: ChildMessage) => void) {
+  /** `startedAt`: when the supervisor sent the handshake (its --ready-timeout counts from then). */
+  constructor(
+    settings: ReadinessSettings,
+    tell: (message: ChildMessage) => void,
+    startedAt = Date.now(),
+  ) {
     this.#settings = settings;
     this.#tell = tell;
+    this.#startedAt = startedAt;
     this.#expected = settings.ports ?? (settings.port === undefined ? [] : [settings.port]);
   }
 
@@ -147,9 +163,18 @@ export class Readiness {
     void this.#checkReadyPath(this.#settings.readyPath, probe).then(ready);
   }
 
+  /**
+   * Asks the ready path until it answers 2xx; gives up GIVE_UP_MARGIN_MS
+   * before the supervisor's --ready-timeout, counted as the supervisor counts
+   * it (from the handshake, not from this first check: a start that took 700
+   * ms of a 1,500 ms timeout on a busy machine left the supervisor's deadline
+   * to end the worker first, and its message never said what the path
+   * answered). Always asks once.
+   */
   async #checkReadyPath(path: string, probe: Probe): Promise<void> {
-    const patienceMs = Math.max(100, (this.#settings.readyTimeoutMs ?? 10_000) - 250);
-    const deadline = Date.now() + patienceMs;
+    const timeoutMs = this.#settings.readyTimeoutMs ?? 10_000;
+    // Never later than a timeout from now: a clock set back since the handshake cannot hold it.
+    const deadline = Math.min(this.#startedAt, Date.now()) + timeoutMs - GIVE_UP_MARGIN_MS;
     let last = "";
     while (true) {
       try {
@@ -159,13 +184,15 @@ export class Readiness {
       } catch (error) {
         last = `failed: ${(error as Error).message}`;
       }
-      if (Date.now() >= deadline) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
         console.error(
-          `hotreload: GET ${path} ${last}; not 2xx within ${patienceMs} ms, so this worker is not ready`,
+          `hotreload: GET ${path} ${last}; not 2xx within --ready-timeout (${timeoutMs} ms), ` +
+            "so this worker is not ready",
         );
         Deno.exit(1);
       }
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100, left)));
     }
   }
 }

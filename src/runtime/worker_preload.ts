@@ -30,7 +30,14 @@ import {
   LAST_CLOSE_WINDOW_MS,
   type WorkerSettings,
 } from "./protocol.ts";
-import { childSettings, heartbeat, runHooks, tell, whenOrphaned } from "./child_runtime.ts";
+import {
+  childSettings,
+  handshakeSentAt,
+  heartbeat,
+  runHooks,
+  tell,
+  whenOrphaned,
+} from "./child_runtime.ts";
 import { type NodeResponse, watchNodeServers } from "./node_servers.ts";
 import {
   forwardNode,
@@ -66,7 +73,7 @@ const marker = hopMarker(settings.hopKey);
 const listeners = new Set<Deno.Listener>();
 const shutdownHooks: Array<() => unknown> = [];
 /** When the worker is ready (readiness.ts). */
-const readiness = new Readiness(settings, tell);
+const readiness = new Readiness(settings, tell, handshakeSentAt());
 /** Whether it serves, and its count of requests (service.ts). */
 const service = new Service(tell, settings.maxRequests, accepting);
 // The supervisor takes a predecessor out of service without draining it yet with

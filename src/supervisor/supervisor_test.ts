@@ -589,3 +589,19 @@ for (
     assert.equal(await stop(world, done), 0);
   });
 }
+
+Deno.test("core: a new worker not ready within --ready-timeout aborts the reload, and its line says so once", async () => {
+  const { world, done } = await started(1);
+  const asked = world.ask({ cmd: "reload" });
+  await settle();
+  const [late] = world.workers(2);
+  await world.clock.advance(10_000);
+  if (late.state !== "exited") late.exit(null, "SIGKILL");
+  await settle();
+  assert.equal(asked.reply?.ok, false);
+  const error = (asked.reply as { error: string }).error;
+  assert.match(error, /^reload aborted: worker 0 of generation 2 was not ready within 10000 ms/);
+  assert.doesNotMatch(error, /before it was ready/, "the timeout says when already");
+  assert.equal(world.workers(1).length, 1, "the old worker serves on");
+  assert.equal(await stop(world, done), 0);
+});

@@ -88,6 +88,8 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
   readonly #failedGenerations = new Set<number>();
   /** Why we killed a child, to explain its exit. */
   readonly #killReasons = new WeakMap<Child, string>();
+  /** Workers ended by --ready-timeout: their kill reason says when. */
+  readonly #notReadyInTime = new WeakSet<Child>();
   desired: number;
   /** True once any worker has been ready: from then on failures are retried, not fatal. */
   everReady = false;
@@ -98,6 +100,7 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     startMs: this.options.readyTimeout,
     onStartDeadline: (child) => {
       this.#killReasons.set(child, `was not ready within ${this.options.readyTimeout} ms`);
+      this.#notReadyInTime.add(child);
       child.kill();
     },
     graceMs: () => this.options.grace,
@@ -500,10 +503,14 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
       // The abort message carries the error (the `reload` caller sees it too).
       child.releaseOutput(false);
       slot.replacement = undefined;
+      // "was not ready within 1500 ms" says when already.
+      const when = this.#notReadyInTime.has(child)
+        ? ""
+        : ` ${whenExited(child, this.options.settle)}`;
       return {
         kind: "replacement-failed",
-        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why} ` +
-          `${whenExited(child, this.options.settle)}${formatTail(child)}${hintLine(words)}`,
+        why: `worker ${child.spec.id} of generation ${child.spec.generation} ${why}` +
+          `${when}${formatTail(child)}${hintLine(words)}`,
         summary,
       };
     }
