@@ -76,12 +76,17 @@ const COSTS_KEPT = 5;
 export const READ_SHARE = 0.01;
 /**
  * The share while a change of the serving workers is followed (FOLLOW_MS)
- * and the counts are uneven: spreading a reload's clients again is worth
- * more of a core, for a few seconds, than a look for drift ever is. A count
- * takes 4-7 ms of CPU here with an empty table (the kernel walks every
- * bucket of its 262,144-entry established table, once per address family):
- * at READ_SHARE the rounds came 0.4-0.7 s apart, and 16 clients took 5-6 s
- * to spread over 4 new workers; at this share, rounds come every ROUND_MS.
+ * and the counts are uneven: after a reload (a scale, a replacement) the
+ * clients of the workers that left reconnect at once, onto the new workers
+ * ready by then, and spreading them again is worth more of a core, for a
+ * few seconds, than a look for drift ever is. A count takes 4-7 ms of CPU
+ * here with an empty table (the kernel walks every bucket of its
+ * 262,144-entry established table, once per address family): at READ_SHARE
+ * the rounds came 0.4-0.7 s apart, and 16 clients took 5-6 s to spread over
+ * 4 new workers; at this share, rounds come every ROUND_MS. Not at the first
+ * start: clients arrive as they come and the kernel places them, and a
+ * server's first seconds are what a throughput bench measures (there 5 % of
+ * the core the workers share would be 5 % of their rate).
  */
 export const FOLLOW_SHARE = 0.05;
 /** Fewer connections than this per worker: nothing worth spreading. */
@@ -131,6 +136,10 @@ export class Rebalancer {
   #gaveUpAt = "";
   /** Until when looks follow the last change of the serving workers (FOLLOW_MS). */
   #followUntil = 0;
+  /** True once workers have served: each later change of them is followed at FOLLOW_SHARE. */
+  #servedBefore = false;
+  /** Whether the change being followed is one of serving workers (not the first start). */
+  #afterChange = false;
   /** How long the last counts took, ms. */
   readonly #costs: number[] = [];
 
@@ -148,6 +157,8 @@ export class Rebalancer {
     const key = serving.map((child) => child.pid).join(",");
     if (key !== this.#serving) {
       this.#serving = key;
+      this.#afterChange = this.#servedBefore;
+      this.#servedBefore = true;
       this.#gaveUpAt = "";
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
@@ -194,7 +205,8 @@ export class Rebalancer {
       return;
     }
     this.#rounds--;
-    this.#nextAt = after(ROUND_MS, now < this.#followUntil ? FOLLOW_SHARE : READ_SHARE);
+    const hurry = this.#afterChange && now < this.#followUntil;
+    this.#nextAt = after(ROUND_MS, hurry ? FOLLOW_SHARE : READ_SHARE);
     serving.forEach((child, i) => {
       if (!shed[i]) return;
       child.shed();

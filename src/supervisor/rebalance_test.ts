@@ -136,25 +136,36 @@ Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not r
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 2 * CHECK_MS);
 });
 
-Deno.test("Rebalancer: costly counts space the looks by their CPU time: FOLLOW_SHARE of a core while a change's clients are spread, READ_SHARE after; one costly count alone does not", () => {
+Deno.test("Rebalancer: costly counts space the looks by their CPU time: FOLLOW_SHARE of a core while a change's clients are spread, READ_SHARE at the first start and after; one costly count alone does not", () => {
   const counts = new Map([[10, 12], [11, 4]]);
   const { workers, state, rebalancer } = setup(counts);
   state.cpuMs = 25;
+  // The first start: its clients arrive as they come, spread at READ_SHARE.
   rebalancer.advance(0);
   rebalancer.advance(SETTLE_MS);
-  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "it still lets one go");
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "it lets one go");
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 25 / READ_SHARE, "at the start: READ_SHARE");
+  // A reload: the serving workers change.
+  let at = 10 * FOLLOW_MS;
+  state.reloading = true;
+  rebalancer.advance(at);
+  state.reloading = false;
+  rebalancer.advance(at);
+  at += SETTLE_MS;
+  rebalancer.advance(at);
+  assert.deepEqual(workers.map((w) => w.shed), [2, 0], "it lets one go again");
   const following = 25 / FOLLOW_SHARE;
   assert.ok(following > ROUND_MS);
-  let at = SETTLE_MS + following;
-  assert.equal(rebalancer.nextDeadline(), at, "while following the change: FOLLOW_SHARE");
+  assert.equal(rebalancer.nextDeadline(), at + following, "following the change: FOLLOW_SHARE");
   // A count another thread's work fell into: the spacing goes by the least of the last few.
   state.cpuMs = 400;
+  at = rebalancer.nextDeadline();
   rebalancer.advance(at);
   assert.equal(rebalancer.nextDeadline(), at + following, "one costly count alone does not");
   state.cpuMs = 25;
   // Past the follow window, still uneven (the counts moving, so it never gives up): READ_SHARE.
   let round = 0;
-  while (rebalancer.nextDeadline() < FOLLOW_MS) {
+  while (rebalancer.nextDeadline() < 11 * FOLLOW_MS) {
     round++;
     counts.set(10, 12 - round % 2).set(11, 4 + round % 2);
     rebalancer.advance(rebalancer.nextDeadline());
