@@ -45,6 +45,7 @@ Deno.test("the handshake is a length line and exactly that many bytes of JSON", 
   assert.deepEqual(JSON.parse(new TextDecoder().decode(json)), {
     nonce: "abc",
     supervisor: 42,
+    sentAt: 1,
     settings,
   });
 });
