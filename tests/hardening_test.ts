@@ -344,8 +344,8 @@ Deno.test("the supervisor's descriptor count is flat over 100 reloads and crash 
     (port) => ["run", "main.ts", "-A", "--port", String(port), "--no-watch", "--settle", "0"],
     async (run, { dir }) => {
       await run.waitForReady(1);
-      // Over the control socket, as `hotreload reload` asks, from here: 105 CLI processes took
-      // a minute of CPU on a 2-core machine, and said nothing more about the supervisor's fds.
+      // Over the control socket, as `hotreload reload` asks, from here: 105 CLI processes, each
+      // a Deno start of its own, loaded CI's 2 cores and said nothing more about the supervisor's fds.
       const reload = async () => {
         const { reply, silence } = await askInstance({ dir }, { cmd: "reload" });
         assert.equal(reply?.ok, true, JSON.stringify(reply ?? silence));

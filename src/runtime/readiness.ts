@@ -166,10 +166,10 @@ export class Readiness {
   /**
    * Asks the ready path until it answers 2xx; gives up GIVE_UP_MARGIN_MS
    * before the supervisor's --ready-timeout, counted as the supervisor counts
-   * it (from the handshake, not from this first check: a start that took 700
-   * ms of a 1,500 ms timeout on a busy machine left the supervisor's deadline
-   * to end the worker first, and its message never said what the path
-   * answered). Always asks once.
+   * it (from the handshake, not from this first check: where the start took
+   * more than the margin, as it did under CI's load with a 1,500 ms timeout,
+   * the supervisor's deadline ended the worker first, and its message never
+   * said what the path answered). Always asks once.
    */
   async #checkReadyPath(path: string, probe: Probe): Promise<void> {
     const timeoutMs = this.#settings.readyTimeoutMs ?? 10_000;

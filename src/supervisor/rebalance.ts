@@ -82,7 +82,7 @@ export const READ_SHARE = 0.01;
  * few seconds, than a look for drift ever is. A count takes 4-7 ms of CPU
  * here with an empty table (the kernel walks every bucket of its
  * 262,144-entry established table, once per address family): at READ_SHARE
- * the rounds came 0.4-0.7 s apart, and 16 clients took 5-6 s to spread over
+ * the rounds came 0.4-0.7 s apart, and 16 clients took 5-7 s to spread over
  * 4 new workers; at this share, rounds come every ROUND_MS. Not at the first
  * start: clients arrive as they come and the kernel places them, and a
  * server's first seconds are what a throughput bench measures (there 5 % of
@@ -140,7 +140,7 @@ export class Rebalancer {
   #servedBefore = false;
   /** Whether the change being followed is one of serving workers (not the first start). */
   #afterChange = false;
-  /** How long the last counts took, ms. */
+  /** The CPU time the last counts took, ms. */
   readonly #costs: number[] = [];
 
   constructor(private readonly seam: RebalanceSeam) {}
