@@ -89,18 +89,6 @@ export const READ_SHARE = 0.01;
  * the core the workers share would be 5 % of their rate).
  */
 export const FOLLOW_SHARE = 0.05;
-/**
- * While a change is followed, a worker above the mean asks its whole excess
- * to go in one round, not one connection a round: after the count, one more
- * ask (SIGCONT) every ASK_GAP_MS. A busy connection takes an ask with its
- * next answer, within milliseconds; asks that meet no answer merge into one
- * (runtime/service.ts, Shed), so idle connections are never let go in a
- * heap. One a round, the reload of a handler that reads no request (its
- * held workers ask their clients to reconnect at once, onto the first new
- * workers ready) left 16 clients on one worker of 4 and took seconds to
- * spread them.
- */
-export const ASK_GAP_MS = 20;
 /** Fewer connections than this per worker: nothing worth spreading. */
 const MIN_PER_WORKER = 2;
 /**
@@ -124,12 +112,6 @@ export function toShed(counts: readonly number[]): boolean[] {
   if (Math.max(...counts) - Math.min(...counts) <= 1) return none;
   const mean = Math.floor(total / counts.length);
   return counts.map((count) => count > mean);
-}
-
-/** How many connections above the even share (the mean, rounded up) each worker holds. */
-export function excessOf(counts: readonly number[]): number[] {
-  const share = Math.ceil(counts.reduce((sum, count) => sum + count, 0) / counts.length);
-  return counts.map((count) => Math.max(0, count - share));
 }
 
 /** What rebalancing reads of the supervisor. */
@@ -160,9 +142,6 @@ export class Rebalancer {
   #afterChange = false;
   /** The CPU time the last counts took, ms. */
   readonly #costs: number[] = [];
-  /** Asks still to send this round (ASK_GAP_MS apart), per worker, and when the next goes. */
-  #asks: Array<{ child: Child; left: number }> = [];
-  #askAt = Infinity;
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -173,7 +152,6 @@ export class Rebalancer {
       // Not now (a reload runs): looked at again once the serving workers are known.
       this.#serving = "";
       this.#nextAt = Infinity;
-      this.#stopAsking();
       return;
     }
     const key = serving.map((child) => child.pid).join(",");
@@ -182,13 +160,11 @@ export class Rebalancer {
       this.#afterChange = this.#servedBefore;
       this.#servedBefore = true;
       this.#gaveUpAt = "";
-      this.#stopAsking();
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
       this.#followUntil = now + FOLLOW_MS;
       return;
     }
-    if (now >= this.#askAt) this.#askAgain(now);
     if (now < this.#nextAt) return;
     if (serving.length < 2) {
       // One worker: nothing to spread, and no reason to read /proc.
@@ -236,32 +212,6 @@ export class Rebalancer {
       child.shed();
       this.#shed++;
     });
-    if (!hurry) return;
-    // The rest of each excess, one ask at a time; the next count once the last has gone.
-    const excess = excessOf(counts);
-    this.#asks = serving.flatMap((child, i) =>
-      shed[i] && excess[i] > 1 ? [{ child, left: excess[i] - 1 }] : []
-    );
-    if (this.#asks.length === 0) return;
-    this.#askAt = now + ASK_GAP_MS;
-    const most = Math.max(...this.#asks.map((ask) => ask.left));
-    this.#nextAt = Math.max(this.#nextAt, now + (most + 1) * ASK_GAP_MS);
-  }
-
-  /** The next ask of this round's to each worker that still has some to make. */
-  #askAgain(now: number): void {
-    for (const ask of this.#asks) {
-      ask.child.shed();
-      this.#shed++;
-      ask.left--;
-    }
-    this.#asks = this.#asks.filter((ask) => ask.left > 0);
-    this.#askAt = this.#asks.length > 0 ? now + ASK_GAP_MS : Infinity;
-  }
-
-  #stopAsking(): void {
-    this.#asks = [];
-    this.#askAt = Infinity;
   }
 
   /**
@@ -271,11 +221,10 @@ export class Rebalancer {
    */
   stop(): void {
     this.#nextAt = Infinity;
-    this.#stopAsking();
   }
 
-  /** When the next look or ask is due (Infinity when none is). */
+  /** When the next look is due (Infinity when none is). */
   nextDeadline(): number {
-    return Math.min(this.#nextAt, this.#askAt);
+    return this.#nextAt;
   }
 }
