@@ -171,17 +171,22 @@ const HEALTH_APP = (health: number, body: string) =>
   : new Response(${JSON.stringify(body)}));
 `;
 
+/** Writes code whose /healthz answers 500 (after `prelude`) and reloads: refused, saying what it answered. */
+async function reloadToUnhealthy(dir: string, prelude = ""): Promise<void> {
+  await Deno.writeTextFile(`${dir}/main.ts`, prelude + HEALTH_APP(500, "v2"));
+  const reload = await runCli(["reload"], dir);
+  assert.equal(reload.code, 1);
+  assert.match(reload.stderr, /reload aborted: worker \d of generation 2 exited/);
+  assert.match(reload.stderr, /GET \/healthz answered 500: "database unreachable"/);
+}
+
 Deno.test("--ready-path: a new generation answering 500 is refused; the old one keeps serving", () =>
   withHotreload(
     { "main.ts": HEALTH_APP(200, "v1") },
     (port) => serveArgs(port, "-w", "2", "--ready-path", "/healthz", "--ready-timeout", "1500"),
     async (run, { dir, port }) => {
       await run.waitForReady(2);
-      await Deno.writeTextFile(`${dir}/main.ts`, HEALTH_APP(500, "v2"));
-      const reload = await runCli(["reload"], dir);
-      assert.equal(reload.code, 1);
-      assert.match(reload.stderr, /reload aborted: worker \d of generation 2 exited/);
-      assert.match(reload.stderr, /GET \/healthz answered 500: "database unreachable"/);
+      await reloadToUnhealthy(dir);
       for (let i = 0; i < 10; i++) assert.equal((await httpGet(port)).body, "v1");
       await waitFor(
         () => taggedPids(run.tag).length === 3,
@@ -200,11 +205,7 @@ Deno.test("--ready-path: a new worker whose start took most of --ready-timeout s
       // its first check, its patience (3.75 s) would outlast the supervisor's deadline.
       const slowStart =
         "const until = Date.now() + 2000;\nwhile (Date.now() < until) { /* work */ }\n";
-      await Deno.writeTextFile(`${dir}/main.ts`, slowStart + HEALTH_APP(500, "v2"));
-      const reload = await runCli(["reload"], dir);
-      assert.equal(reload.code, 1);
-      assert.match(reload.stderr, /reload aborted: worker 0 of generation 2 exited/);
-      assert.match(reload.stderr, /GET \/healthz answered 500: "database unreachable"/);
+      await reloadToUnhealthy(dir, slowStart);
       assert.equal((await httpGet(port)).body, "v1");
     },
   ));
