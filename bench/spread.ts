@@ -2,13 +2,14 @@
  * `deno task bench spread`: how evenly keep-alive load lies over 4 workers
  * before and after a reload, in every handover mode, watching and not.
  *
- * A hello app, 4 workers; wrk -c16 (keep-alive). The requests each worker
+ * A hello app (and, in some rows, one whose handler reads its request), 4
+ * workers; wrk -c16 (keep-alive). The requests each worker
  * serves, as `status` counts them, in a window of WINDOW_MS from FROM_MS
  * after wrk started (before the reload, the first generation), then in one
  * of the same length from FROM_MS after the reload (an edit while watching,
  * `hotreload reload` when not) ended. Reported per run: max ÷ mean and
  * min ÷ mean of both windows, whether every worker is within ±25 % of the
- * mean after the reload, and the connections per worker the log last said
+ * mean in each, and the connections per worker the log last said
  * were spread (src/supervisor/rebalance.ts). Each case runs in a network
  * namespace of its own (tcp_migrate_req=1 for `kernel`, 0 otherwise); the
  * cases alternate within each round. Needs root (namespaces, steering).
@@ -18,11 +19,12 @@
  * machines load a server. `shared`: wrk -t2 not pinned, its two threads
  * sharing both cores with the workers. `one thread`: wrk -t1 not pinned.
  * `a thread each`: wrk -t16 not pinned, each connection a client of its own.
- * Shared, a worker's rate depends on which client threads its connections
- * belong to, not only on how many it has: measured (2026-12-07), with every
- * count 4/4/4/4 the workers' CPU time differed by 2x for seconds, wrk -t1
- * was even, and pinned was even. A reload moves every connection, so which
- * thread's connections each worker ends with changes with it.
+ * A worker's rate depends on which client threads its connections belong
+ * to, not only on how many it has. Measured (2026-12-07, steered, watching,
+ * shared): with the counts 4/4/4/4 after the reload, one worker used half the
+ * CPU time of the others for 6 s and more, in 3 runs of 3; with wrk -t1, 4
+ * runs of 4 were within 1.06 of the mean. A reload moves every connection,
+ * so which threads' connections each worker ends with is drawn anew.
  */
 import { LOAD_CPU, machine, runInNetns, SERVER_CPUS, table } from "./lib.ts";
 import { freePort, Hotreload, makeProject, runCli, waitFor } from "../tests/helpers.ts";
