@@ -8,14 +8,21 @@
 import { runtimeModulesDir } from "../control/instance_dir.ts";
 
 const SOURCE = new URL("../runtime/", import.meta.url);
-const FILES = [
+/** Every module the preloads import (runtime_modules_test.ts follows their imports to check). */
+export const RUNTIME_FILES = [
+  "worker_preload.ts",
+  "process_preload.ts",
   "protocol.ts",
   "lines.ts",
   "child_runtime.ts",
-  "worker_preload.ts",
+  "deno_originals.ts",
   "node_servers.ts",
   "forward.ts",
-  "process_preload.ts",
+  "hop.ts",
+  "pool_server.ts",
+  "readiness.ts",
+  "serve_handler.ts",
+  "service.ts",
 ];
 
 /** The runtime modules' directory, as a URL ending in "/". */
@@ -29,7 +36,7 @@ export function runtimeBase(instanceDir: string): string {
   }
   // instanceDir is checked to be ours; never write through a link planted in it.
   if (!Deno.lstatSync(dir).isDirectory) throw new Error(`${dir} is not a directory; remove it`);
-  for (const file of FILES) {
+  for (const file of RUNTIME_FILES) {
     Deno.writeTextFileSync(`${dir}/${file}`, Deno.readTextFileSync(new URL(file, SOURCE)));
   }
   return `file://${dir}/`;
