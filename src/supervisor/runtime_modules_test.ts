@@ -24,3 +24,9 @@ Deno.test("a compiled binary writes out every module the preloads import, and no
   assert.ok(reached.has("pool_server.ts"), "the walk followed the imports");
   assert.deepEqual([...RUNTIME_FILES].sort(), [...reached].sort());
 });
+
+Deno.test("the worker preload reads its handshake last: a warm spare evaluates the rest while it waits", () => {
+  const imports = relativeImports("worker_preload.ts");
+  assert.equal(imports.at(-1), "child_runtime.ts");
+  assert.ok(imports.includes("deno_originals.ts"), "Deno.serve is read before the handshake");
+});
