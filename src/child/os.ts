@@ -5,6 +5,10 @@
  * recycled pid is never mistaken for ours). ManagedChild runs on `Os`; unit
  * tests give it a fake one (fake_os.ts) and nothing else is faked.
  */
+import { inOwnSession } from "./session.ts";
+
+/** The period of the timer that holds the event loop while a child runs (it never needs to fire). */
+const HOLD_LOOP_MS = 2 ** 30;
 
 /** A started process: its pid, its pipes and its exit. */
 export interface OsProcess {
@@ -33,9 +37,11 @@ export interface Os {
 
 /** The real OS: Deno.Command, kill(2), /proc. */
 export const REAL_OS: Os = {
-  spawn: (command, { args, env, cwd }) =>
-    new Deno.Command(command, {
-      args,
+  spawn: (command, { args, env, cwd }) => {
+    // Its own session and process group: signals to the group reach grandchildren (session.ts).
+    const launch = inOwnSession(command, args);
+    const child = new Deno.Command(launch.command, {
+      args: launch.args,
       // The spec's env is the whole environment (the supervisor's, less what children must not see).
       env,
       clearEnv: true,
@@ -43,8 +49,21 @@ export const REAL_OS: Os = {
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",
-      detached: true, // own process group: signals to the group reach grandchildren
-    }).spawn(),
+      detached: launch.detached,
+    }).spawn();
+    if (!launch.detached) {
+      // What `detached` also meant: Deno does not SIGKILL the child when the supervisor's
+      // runtime ends (an uncaught error), so an orphaned worker drains by itself. `unref` is
+      // the only way to say so, and it also lets go of the event loop: a timer holds the loop
+      // until the exit, as a child not unref'd would (ManagedChild's own timer then holds it
+      // while the pipes drain).
+      child.unref();
+      const holdLoop = setInterval(() => {}, HOLD_LOOP_MS);
+      const letGo = () => clearInterval(holdLoop);
+      child.status.then(letGo, letGo);
+    }
+    return child;
+  },
   signal: (pid, signal, group) => send(pid, signal, group),
   stat: (pid) => procStat(pid),
 };

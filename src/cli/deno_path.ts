@@ -4,17 +4,9 @@
  * binary), else `deno` on PATH.
  */
 import { HotreloadError } from "../errors.ts";
+import { isExecutableFile } from "../child/executable.ts";
 
 const INSTALL_HINT = "install it with `npm install -g deno@2.9.6` or pass --deno <path>";
-
-function isExecutableFile(path: string): boolean {
-  try {
-    const info = Deno.statSync(path);
-    return info.isFile && ((info.mode ?? 0o111) & 0o111) !== 0;
-  } catch {
-    return false;
-  }
-}
 
 function findOnPath(command: string): string | undefined {
   for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
