@@ -17,12 +17,24 @@ import type { StatusRow } from "../control/protocol.ts";
 /** The pause before a spare is started again after one died on its own. */
 const SPARE_RETRY_MS = 1000;
 
+/**
+ * How long after the last worker became ready spares start. A spare's start
+ * (a Deno process loading the worker runtime: 250-300 ms of a core here for
+ * four at once) would take the CPU from the new workers answering their
+ * first requests: measured, four spares started the moment the last of four
+ * new workers was ready held the first new answer back by up to 30 ms.
+ * Edits seconds apart find them waiting all the same.
+ */
+export const SPARE_DELAY_MS = 100;
+
 export class Spares {
   readonly #waiting: Child[] = [];
   /** Spares discarded, until their exit. */
   readonly #stopping = new Set<Child>();
   #desired: number;
   #retryAt = 0;
+  /** No spare starts before (see SPARE_DELAY_MS), as last told. */
+  #notBefore = 0;
 
   constructor(private readonly options: WorkerLaunch & SlotSeam) {
     this.#desired = options.spares;
@@ -40,11 +52,15 @@ export class Spares {
     return spare;
   }
 
-  /** Starts spares until as many wait as wanted; not while `starting` (once any worker was ready). */
-  topUp(now: number, starting: boolean): void {
+  /**
+   * Starts spares until as many wait as wanted; not while `starting` (once
+   * any worker was ready), nor before `notBefore`.
+   */
+  topUp(now: number, starting: boolean, notBefore = 0): void {
     // On two cores a new spare would slow the very switch it serves.
     if (starting) return;
-    while (this.#waiting.length < this.#desired && now >= this.#retryAt) {
+    this.#notBefore = notBefore;
+    while (this.#waiting.length < this.#desired && now >= Math.max(this.#retryAt, notBefore)) {
       try {
         this.#waiting.push(this.options.spawn(spareSpec(this.options), this.options.listener));
       } catch {
@@ -89,7 +105,7 @@ export class Spares {
 
   /** When a spare is due to start again, if one is missing. */
   deadlines(): number[] {
-    return this.#waiting.length < this.#desired ? [this.#retryAt] : [];
+    return this.#waiting.length < this.#desired ? [Math.max(this.#retryAt, this.#notBefore)] : [];
   }
 
   /** A status row for each waiting spare. */

@@ -72,3 +72,13 @@ Deno.test("spares: one that dies on its own is replaced after a pause", async ()
   pool.topUp(retryAt, false);
   assert.equal(world.children.length, 2);
 });
+
+Deno.test("spares: none before the time given (after the last worker became ready); the deadline says when", () => {
+  const { world, pool } = setup(2);
+  pool.topUp(50, false, 100);
+  assert.equal(world.children.length, 0, "too early");
+  assert.deepEqual(pool.deadlines(), [100], "due when the delay ends");
+  pool.topUp(100, false, 100);
+  assert.equal(world.children.length, 2);
+  assert.deepEqual(pool.deadlines(), []);
+});

@@ -447,6 +447,7 @@ export class Supervisor {
     this.#workers.replaceRecycled(now, generation);
     this.#succession.advance(now);
     this.#reloads.advance(now);
+    this.#workers.topUpSpares(now);
     this.#rebalance?.advance(now);
     this.#processes.advanceRestarts();
     // Workers started just now are recorded before they can serve.

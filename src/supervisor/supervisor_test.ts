@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import type { StatusReport } from "../control/protocol.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
+import { SPARE_DELAY_MS } from "./spares.ts";
 import { type FakeChild, fakeOptions, FakeWorld, settle } from "./fake_world.ts";
 
 const options = fakeOptions;
@@ -426,6 +427,8 @@ Deno.test("core: spares are released as the next workers and replaced; a dead sp
   await settle();
   world.workers(2)[1].ready();
   await settle();
+  assert.equal(spares().length, 0, "none while the new workers answer their first requests");
+  await world.clock.advance(SPARE_DELAY_MS);
   assert.equal(spares().length, 2, "new spares replace the released ones");
   spares()[0].exit(1); // a spare dies on its own
   await settle();

@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
+import { SPARE_DELAY_MS } from "./spares.ts";
 import { fakeOptions, FakeWorld, settle } from "./fake_world.ts";
 import { supervisorOutput } from "../log/output_buffer.ts";
 import { setupLogging } from "../log/mod.ts";
@@ -119,6 +120,7 @@ Deno.test("with --spares auto, spares follow scale", async () => {
   await settle();
   for (const child of world.workers(1)) if (child.state === "starting") child.ready();
   await settle();
+  await world.clock.advance(SPARE_DELAY_MS);
   assert.equal(spares(), 3);
   await stop(world, done);
 });

@@ -11,7 +11,7 @@ import { LAST_CLOSE_WINDOW_MS } from "../runtime/protocol.ts";
 import type { StatusRow } from "../control/protocol.ts";
 import { log } from "../log/mod.ts";
 import { type WorkerLaunch, workerSpec } from "./child_command.ts";
-import { Spares } from "./spares.ts";
+import { SPARE_DELAY_MS, Spares } from "./spares.ts";
 import { retiredExit, SameError } from "./worker_exits.ts";
 import { formatMs, formatTail, lastWords, whenExited } from "./describe.ts";
 import { hintLine, summarizeError } from "./failures.ts";
@@ -200,11 +200,22 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
         slot.current = this.#spawn(slot, generation);
       }
     }
-    // After the slots: a start takes fresh processes, and the spares wait for the next need.
+  }
+
+  /**
+   * Starts the spares that are missing, once no worker is starting (a start
+   * takes fresh processes; the spares wait for the next need) and the last
+   * one to become ready has answered its first requests (SPARE_DELAY_MS).
+   * Called after the reload has advanced: a worker that just became ready is
+   * steered to before a spare's start takes the supervisor's time.
+   */
+  topUpSpares(now: number): void {
     const starting = this.slots.some((slot) =>
       slot.current?.state === "starting" || slot.replacement?.state === "starting"
     );
-    this.#spares.topUp(now, starting && this.everReady);
+    const lastReady = Math.max(0, ...this.children().map((child) => child.readyAt ?? 0));
+    const notBefore = this.everReady ? lastReady + SPARE_DELAY_MS : 0;
+    this.#spares.topUp(now, starting && this.everReady, notBefore);
   }
 
   /** The slots, for the Rollout to choose which to replace. */
