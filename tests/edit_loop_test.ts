@@ -4,7 +4,7 @@
  * replaced, no old response is seen once a reload is reported done.
  */
 import assert from "node:assert/strict";
-import { httpGet, runCli, waitFor, withHotreload } from "./helpers.ts";
+import { type Hotreload, httpGet, runCli, waitFor, withHotreload } from "./helpers.ts";
 
 const app = (body: string) =>
   `Deno.serve((_req) => new Response(${JSON.stringify(body)} + " " + Deno.pid));\n`;
@@ -19,20 +19,29 @@ async function rows(dir: string): Promise<Row[]> {
   return JSON.parse((await runCli(["status", "--json"], dir)).stdout).children;
 }
 
+/**
+ * Once 2 workers are ready and 2 spares wait, writes `source` as main.ts and
+ * waits for the reload to be done; returns the spares' pids.
+ */
+async function editWithTwoSpares(run: Hotreload, dir: string, source: string): Promise<number[]> {
+  await run.waitForReady(2);
+  await waitFor(
+    async () => (await rows(dir)).filter((r) => r.state === "spare").length === 2,
+    "2 spares",
+  );
+  const spares = (await rows(dir)).filter((r) => r.state === "spare").map((r) => r.pid);
+  await Deno.writeTextFile(`${dir}/main.ts`, source);
+  await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2/);
+  return spares;
+}
+
 Deno.test("a spare started before the change serves the new code once released; the switch leaves no old answer", () =>
   withHotreload(
     { "main.ts": app("v1") },
     (port) => ["run", "main.ts", "-N", "--port", String(port), "-w", "2"],
     async (run, { dir, port }) => {
-      await run.waitForReady(2);
-      await waitFor(
-        async () => (await rows(dir)).filter((r) => r.state === "spare").length === 2,
-        "2 spares",
-      );
-      const spares = (await rows(dir)).filter((r) => r.state === "spare").map((r) => r.pid);
       // The spares were started (and have waited) before this edit: they read no code until released.
-      await Deno.writeTextFile(`${dir}/main.ts`, app("v2"));
-      await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2/);
+      const spares = await editWithTwoSpares(run, dir, app("v2"));
       // Reported done: every answer is new from now on.
       const pids = new Set<number>();
       for (let i = 0; i < 40; i++) {
@@ -46,6 +55,47 @@ Deno.test("a spare started before the change serves the new code once released; 
       );
     },
   ));
+
+/** An app that answers with what it reads of its slot (or why it cannot read it). */
+const slotApp = (version: string) =>
+  `const read = (name) => { try { return Deno.env.get(name) ?? "unset"; } catch { return "denied"; } };\n` +
+  `Deno.serve((_req) => new Response(${JSON.stringify(version)} + " " + Deno.pid + " " + ` +
+  `read("HOTRELOAD_WORKER_ID") + " " + read("HOTRELOAD_GENERATION")));\n`;
+
+for (const allowed of [true, false]) {
+  Deno.test(
+    `a released spare's app reads its slot as a worker started for it does (${
+      allowed ? "with" : "without"
+    } env permission)`,
+    () =>
+      withHotreload(
+        { "main.ts": slotApp("v1") },
+        (port) => [
+          "run",
+          "main.ts",
+          "-N",
+          ...(allowed ? ["--allow-env=HOTRELOAD_WORKER_ID,HOTRELOAD_GENERATION"] : []),
+          "--port",
+          String(port),
+          "-w",
+          "2",
+        ],
+        async (run, { dir, port }) => {
+          const spares = await editWithTwoSpares(run, dir, slotApp("v2"));
+          const seen = new Map<number, string>();
+          await waitFor(async () => {
+            const [version, pid, ...slot] = (await httpGet(port)).body.split(" ");
+            assert.equal(version, "v2", "no old answer after the reload is done");
+            seen.set(Number(pid), slot.join(" "));
+            return seen.size === 2;
+          }, "both new workers to answer");
+          assert.deepEqual([...seen.keys()].sort(), [...spares].sort(), "they are the spares");
+          const ids = [...seen.values()].sort();
+          assert.deepEqual(ids, allowed ? ["0 2", "1 2"] : ["denied denied", "denied denied"]);
+        },
+      ),
+  );
+}
 
 Deno.test("a spare that dies is replaced, and no worker is missing", () =>
   withHotreload(

@@ -228,6 +228,26 @@ const PROBE_HEADER = "x-hotreload-probe";
 
 /** The probes' own servers: never pool members. */
 const relays = new WeakSet<object>();
+
+/** What a listen() published on the "net.server.listen" channel goes to. */
+interface ListenChannelHandlers {
+  asyncStart(message: unknown): void;
+  error(message: unknown): void;
+}
+
+/** The worker's handlers, once watchNodeServers has run (no server listens before). */
+let listenChannelHandlers: ListenChannelHandlers | undefined;
+
+// Subscribed as this module is evaluated, before a warm spare blocks on its handshake
+// (worker_preload.ts imports child_runtime.ts last): the first subscription costs 2.4 ms of a
+// worker's start here (its CPU profile), which a spare now pays while it waits.
+diagnostics.tracingChannel("net.server.listen").subscribe({
+  start() {},
+  end() {},
+  asyncEnd() {},
+  asyncStart: (message) => listenChannelHandlers?.asyncStart(message),
+  error: (message) => listenChannelHandlers?.error(message),
+});
 /** The probes' answers: a health check is not a request the app served. */
 const probes = new WeakSet<object>();
 
@@ -406,10 +426,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
     }
   }
 
-  diagnostics.tracingChannel("net.server.listen").subscribe({
-    start() {},
-    end() {},
-    asyncEnd() {},
+  listenChannelHandlers = {
     asyncStart(message) {
       const { server, options } = message as { server: NodeServer; options: ListenOptions };
       if (relays.has(server)) return;
@@ -429,7 +446,7 @@ export function watchNodeServers(hooks: NodeServerHooks): NodeServers {
       const text = (error as Error).message ?? "address already in use";
       hooks.onBindError(error.port, error.address, String(text));
     },
-  });
+  };
 
   /** True once told to stop listening: a server that starts listening later stops at once. */
   let stopped = false;

@@ -43,6 +43,7 @@ import { type Probe, Readiness } from "./readiness.ts";
 import { poolHandler } from "./serve_handler.ts";
 import { Service } from "./service.ts";
 import { denoListen, denoListenTls, denoServe } from "./deno_originals.ts";
+import { writableSlotVariables } from "./spare_warmup.ts";
 // Last: child_runtime.ts reads the handshake as it is evaluated, and a warm spare blocks there
 // until it is released. ES modules are evaluated in the order they are imported, so every module
 // above is evaluated while the spare waits, not after its release: node:diagnostics_channel starts
@@ -61,18 +62,8 @@ const settings = childSettings<WorkerSettings>();
 
 // A released spare was started before it knew its slot: give the app the same
 // variables a worker started for its slot has (when it may read them at all).
-for (
-  const [name, value] of [
-    ["HOTRELOAD_WORKER_ID", String(settings.id)],
-    ["HOTRELOAD_GENERATION", String(settings.generation)],
-  ]
-) {
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable: name }).state === "granted") {
-      Deno.env.set(name, value);
-    }
-  } catch { /* no env permission: the app cannot read it either */ }
-}
+const slotValues = { HOTRELOAD_WORKER_ID: settings.id, HOTRELOAD_GENERATION: settings.generation };
+for (const name of writableSlotVariables) Deno.env.set(name, String(slotValues[name]));
 const servers = new Set<PoolServer>();
 /** Hops carry this marker; only workers of this instance know it (hop.ts). */
 const marker = hopMarker(settings.hopKey);

@@ -16,6 +16,7 @@ export const RUNTIME_FILES = [
   "lines.ts",
   "child_runtime.ts",
   "deno_originals.ts",
+  "spare_warmup.ts",
   "node_servers.ts",
   "forward.ts",
   "hop.ts",

@@ -29,4 +29,8 @@ Deno.test("the worker preload reads its handshake last: a warm spare evaluates t
   const imports = relativeImports("worker_preload.ts");
   assert.equal(imports.at(-1), "child_runtime.ts");
   assert.ok(imports.includes("deno_originals.ts"), "Deno.serve is read before the handshake");
+  assert.ok(
+    imports.includes("spare_warmup.ts"),
+    "the timers and env permissions are met before it",
+  );
 });
