@@ -297,6 +297,45 @@ export async function untilQuiet(
   }
 }
 
+/** `pid` and every process below it (children, theirs...), from /proc. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(entry.name)) continue;
+    const fields = procStat(Number(entry.name));
+    if (fields === undefined) continue;
+    const parent = Number(fields[1]);
+    children.set(parent, [...children.get(parent) ?? [], Number(entry.name)]);
+  }
+  const tree = [pid];
+  for (let i = 0; i < tree.length; i++) tree.push(...children.get(tree[i]) ?? []);
+  return tree;
+}
+
+/**
+ * Waits until the server whose process is `pid` is idle: as many processes
+ * in its tree as `processes` (when given) and, over `sampleMs`, no more than
+ * one clock tick of CPU among them, for at most `timeoutMs`. Returns the
+ * number of processes, or undefined if it never was idle.
+ */
+export async function untilIdle(
+  pid: number,
+  { processes = undefined as number | undefined, sampleMs = 250, timeoutMs = 10_000 } = {},
+): Promise<number | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const before = ticksOf(processTree(pid));
+    await new Promise((resolve) => setTimeout(resolve, sampleMs));
+    const after = ticksOf(processTree(pid));
+    const same = after.size === before.size && [...after.keys()].every((p) => before.has(p));
+    const ticks = [...after].reduce((sum, [p, t]) => sum + t - (before.get(p) ?? 0), 0);
+    if (same && ticks <= 1 && (processes === undefined || after.size === processes)) {
+      return after.size;
+    }
+  }
+  return undefined;
+}
+
 /** The CPUs a process may run on (`Cpus_allowed_list` of /proc/<pid>/status), or undefined when gone. */
 export function allowedCpus(pid: number): string | undefined {
   try {
