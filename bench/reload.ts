@@ -114,8 +114,9 @@ export async function editLoop(edits: number): Promise<string> {
       ]),
     ),
     "",
-    "Each save is made once the server is idle again (as many processes as before the first " +
-    "save, under one clock tick of CPU among them in 250 ms)" +
+    "The client asks on a new connection every 2 ms. Each save is made once the server is idle " +
+    "again (as many processes as before the first save, under one clock tick of CPU among them " +
+    "in 250 ms)" +
     (missed > 0 ? `; ${missed} waited 10 s for it in vain.` : "."),
   ].join("\n");
 }
