@@ -95,9 +95,9 @@ Deno.test("help: every line fits 100 columns", () => {
 
 Deno.test("help: the statements once false are corrected", () => {
   const run = runHelp().replaceAll(/\s+/g, " ");
-  // --switch all starts every new worker at once, not after a canary.
+  // --switch all starts every new worker together, not after a canary.
   assert.doesNotMatch(run, /once the canary is ready/);
-  assert.match(run, /all: a reload starts every new worker at once/);
+  assert.match(run, /all: a reload starts every new worker together/);
   // --settle: without steering, a one-step switch has drained the old workers already.
   assert.doesNotMatch(run, /the reload is aborted and the old workers keep serving \(/);
   assert.match(run, /unless a one-step switch without steering had drained them already/);

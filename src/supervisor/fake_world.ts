@@ -78,8 +78,13 @@ export class FakeChild {
   /** The app says it listens (a worker), or has started (a custom process). */
   ready(): void {
     if (this.spec.role === "process") return this.frame({ t: "ready", via: "app" });
-    this.frame({ t: "listening", port: 8000, releasable: true });
+    this.listen();
     this.frame({ t: "ready", via: "listen", port: 8000 });
+  }
+
+  /** A worker's server listens, its entry still running (not ready yet). */
+  listen(): void {
+    this.frame({ t: "listening", port: 8000, releasable: true });
   }
 
   /** The child sends a frame, as its preload would. */
@@ -267,4 +272,17 @@ export function fakeOptions(extra: Partial<SupervisorOptions> = {}): SupervisorO
     watch: { root: "/nonexistent" },
     ...extra,
   };
+}
+
+/**
+ * A one-step reload was asked for: its lead starts, says it listens, and the
+ * other new workers start (rollout.ts, LEAD_START_MS).
+ */
+export async function startedAll(world: FakeWorld): Promise<void> {
+  await settle();
+  const [lead] = world.children.filter((c) =>
+    c.state === "starting" && c.spec.role === "worker" && !c.spare
+  );
+  lead?.listen();
+  await settle();
 }

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import type { Child } from "../child/child.ts";
 import type { ControlReply } from "../control/protocol.ts";
-import { Rollout, type RolloutPool, type RolloutSettings } from "./rollout.ts";
+import { LEAD_START_MS, Rollout, type RolloutPool, type RolloutSettings } from "./rollout.ts";
 import type { ReloadRequest } from "./reload_request.ts";
 import { describeChanges } from "./report.ts";
 import type { SlotView, WorkerExit } from "./worker_pool.ts";
@@ -14,7 +14,11 @@ import type { SlotView, WorkerExit } from "./worker_pool.ts";
 class Worker {
   state: "starting" | "ready" | "draining" | "exited" = "starting";
   readyAt?: number;
+  readonly ports = new Set<number>();
   constructor(readonly spec: { id: number; generation: number }, readonly startedAt: number) {}
+  listen(): void {
+    this.ports.add(8000);
+  }
   uptimeMs(now = clock): number {
     return now - this.startedAt;
   }
@@ -177,7 +181,13 @@ function setup(
   };
   const exit = (worker: Worker) =>
     rollout.onWorkerExit(worker as unknown as Child, pool.exit(worker));
-  return { pool, rollout, step, exit, processReloads: () => processReloads };
+  /** One step: the lead starts alone, listens, and the others start. */
+  const startAll = () => {
+    step();
+    pool.of(2)[0]?.listen();
+    return step();
+  };
+  return { pool, rollout, step, exit, startAll, processReloads: () => processReloads };
 }
 
 Deno.test("rollout, rolling: the canary takes over only after the settle window, then the rest; the replaced drain once all are new", () => {
@@ -285,9 +295,9 @@ Deno.test("rollout, rolling: batches after the canary", () => {
 });
 
 Deno.test("rollout, one step, steered: the old generation is held through the window and put back on failure", () => {
-  const { pool, rollout, step, exit } = setup(2, { oneStep: true, canPutBack: true });
-  step();
-  assert.equal(pool.of(2).length, 2, "every new worker at once");
+  const { pool, rollout, step, startAll, exit } = setup(2, { oneStep: true, canPutBack: true });
+  startAll();
+  assert.equal(pool.of(2).length, 2, "the lead, then the other once it listens");
   for (const worker of pool.of(2)) worker.ready();
   assert.equal(step(), "running");
   assert.deepEqual(pool.steered.map((w) => w.spec.generation), [2, 2], "switched at once");
@@ -308,9 +318,41 @@ Deno.test("rollout, one step, steered: the old generation is held through the wi
   assert.equal(pool.of(2).length, 0, "the new one still up drains");
 });
 
-Deno.test("rollout, one step: the first ready new worker takes over, every old one leaves, the rest join", () => {
-  const { pool, rollout, step, exit } = setup(3, { oneStep: true, canPutBack: true });
+Deno.test("rollout, one step: the lead starts alone; the others once it listens", () => {
+  const { pool, rollout, step } = setup(4, { oneStep: true });
   step();
+  const [lead] = pool.of(2);
+  assert.equal(pool.of(2).length, 1, "the lead alone");
+  assert.equal(rollout.nextDeadline(clock), LEAD_START_MS, "its head start's end");
+  step(5);
+  assert.equal(pool.of(2).length, 1, "not yet listening: still alone");
+  lead.listen();
+  step(1);
+  assert.equal(pool.of(2).length, 4, "it listens: the others start");
+  assert.equal(rollout.nextDeadline(clock), Infinity, "nothing left to start");
+});
+
+Deno.test("rollout, one step: a lead slow to listen holds the others back LEAD_START_MS at most", () => {
+  const { pool, step } = setup(3, { oneStep: true });
+  step();
+  assert.equal(pool.of(2).length, 1);
+  step(LEAD_START_MS - 1);
+  assert.equal(pool.of(2).length, 1);
+  step(1);
+  assert.equal(pool.of(2).length, 3, "its head start is over");
+});
+
+Deno.test("rollout, one step: a lead that is ready (its app says so) lets the others start", () => {
+  const { pool, step } = setup(2, { oneStep: true });
+  step();
+  pool.of(2)[0].ready();
+  step();
+  assert.equal(pool.of(2).length, 2);
+});
+
+Deno.test("rollout, one step: the first ready new worker takes over, every old one leaves, the rest join", () => {
+  const { pool, rollout, step, startAll, exit } = setup(3, { oneStep: true, canPutBack: true });
+  startAll();
   const [a, b, c] = pool.of(2);
   b.ready();
   assert.equal(step(), "running");
@@ -382,8 +424,8 @@ Deno.test("rollout, one step: after a superseded switch, the next rollout replac
 });
 
 Deno.test("rollout, one step, steered: past the window the held workers drain and it is done", () => {
-  const { pool, step } = setup(2, { oneStep: true, canPutBack: true });
-  step();
+  const { pool, step, startAll } = setup(2, { oneStep: true, canPutBack: true });
+  startAll();
   for (const worker of pool.of(2)) worker.ready();
   step();
   assert.equal(step(999), "running");
@@ -394,8 +436,8 @@ Deno.test("rollout, one step, steered: past the window the held workers drain an
 });
 
 Deno.test("rollout, one step: a newer reload cuts a switched generation's settle window short", () => {
-  const { pool, rollout, step } = setup(2, { oneStep: true, canPutBack: true });
-  step();
+  const { pool, rollout, step, startAll } = setup(2, { oneStep: true, canPutBack: true });
+  startAll();
   rollout.supersede();
   assert.equal(step(), "running", "before the switch it changes nothing");
   for (const worker of pool.of(2)) worker.ready();
@@ -406,8 +448,8 @@ Deno.test("rollout, one step: a newer reload cuts a switched generation's settle
 });
 
 Deno.test("rollout, one step, not steered: the old generation is held from the switch; a failure in the window aborts, and they drain (nothing puts them back)", () => {
-  const { pool, rollout, step, exit } = setup(2, { oneStep: true, canPutBack: false });
-  step();
+  const { pool, rollout, step, startAll, exit } = setup(2, { oneStep: true, canPutBack: false });
+  startAll();
   for (const worker of pool.of(2)) worker.ready();
   step();
   assert.equal(pool.held.size, 2, "out of service from the switch, clients not yet moved");
@@ -424,8 +466,8 @@ Deno.test("rollout, one step, not steered: the old generation is held from the s
 });
 
 Deno.test("rollout, one step: the old generation drains only once every new worker serves", () => {
-  const { pool, step } = setup(3, { oneStep: true, canPutBack: false, settleMs: 100 });
-  step();
+  const { pool, step, startAll } = setup(3, { oneStep: true, canPutBack: false, settleMs: 100 });
+  startAll();
   const [a, b, c] = pool.of(2);
   a.ready();
   step();
@@ -440,8 +482,12 @@ Deno.test("rollout, one step: the old generation drains only once every new work
 });
 
 Deno.test("rollout, one step: the held workers hand their clients over once, when every new worker serves", () => {
-  const { pool, rollout, step } = setup(3, { oneStep: true, canPutBack: true, settleMs: 1000 });
-  step();
+  const { pool, rollout, step, startAll } = setup(3, {
+    oneStep: true,
+    canPutBack: true,
+    settleMs: 1000,
+  });
+  startAll();
   assert.equal(rollout.everyNewServes, false, "starting");
   const [a, b, c] = pool.of(2);
   a.ready();
@@ -462,8 +508,8 @@ Deno.test("rollout, one step: the held workers hand their clients over once, whe
 });
 
 Deno.test("rollout, one step: a new worker that fails before the switch aborts with the old ones untouched", () => {
-  const { pool, rollout, step, exit } = setup(3, { oneStep: true, canPutBack: true });
-  step();
+  const { pool, rollout, startAll, exit } = setup(3, { oneStep: true, canPutBack: true });
+  startAll();
   const [a, b, c] = pool.of(2);
   a.ready();
   b.ready();
@@ -475,8 +521,8 @@ Deno.test("rollout, one step: a new worker that fails before the switch aborts w
 });
 
 Deno.test("rollout: the settle window's end is the next deadline", () => {
-  const { pool, rollout, step } = setup(1, { oneStep: true, canPutBack: true });
-  step();
+  const { pool, rollout, step, startAll } = setup(1, { oneStep: true, canPutBack: true });
+  startAll();
   assert.equal(rollout.nextDeadline(clock), Infinity);
   pool.of(2)[0].ready();
   step(50);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { StatusReport } from "../control/protocol.ts";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import { SPARE_DELAY_MS } from "./spares.ts";
-import { type FakeChild, fakeOptions, FakeWorld, settle } from "./fake_world.ts";
+import { type FakeChild, fakeOptions, FakeWorld, settle, startedAll } from "./fake_world.ts";
 
 const options = fakeOptions;
 
@@ -72,7 +72,7 @@ Deno.test("core: a canary that exits before it is ready aborts the reload; the o
 Deno.test("core: the workers leaving at a switch are all released before any is told to drain; a stop is their last drain", async () => {
   const { world, done } = await started(3, { oneStepSwitch: true });
   world.ask({ cmd: "reload" });
-  await settle();
+  await startedAll(world);
   for (const child of world.workers(2)) child.ready();
   await settle();
   const old = world.children.filter((c) => c.spec.generation === 1).map((c) => c.pid);
@@ -272,11 +272,14 @@ for (const oneStepSwitch of [false, true]) {
   });
 }
 
-Deno.test("core: one-step switch: all new workers start at once; the first ready takes over, the others join", async () => {
+Deno.test("core: one-step switch: the lead starts, the others once it listens; the first ready takes over, the others join", async () => {
   const { world, done } = await started(3, { oneStepSwitch: true });
   const asked = world.ask({ cmd: "reload" });
   await settle();
-  assert.equal(world.workers(2).length, 3, "every new worker starts at once");
+  assert.equal(world.workers(2).length, 1, "the lead starts alone");
+  world.workers(2)[0].listen();
+  await settle();
+  assert.equal(world.workers(2).length, 3, "it listens: every other new worker starts");
   assert.equal(world.workers(1).length, 3, "no old worker leaves before a new one is ready");
   world.workers(2)[0].ready();
   await settle();
@@ -312,7 +315,7 @@ Deno.test("core: a new worker that dies within the settle window puts the held o
   const { world, done } = await started(2, { oneStepSwitch: true, settle: 1000 });
   const old = world.workers(1).map((c) => c.pid).toSorted();
   const asked = world.ask({ cmd: "reload" });
-  await settle();
+  await startedAll(world);
   const [first, second] = world.workers(2);
   first.ready();
   second.ready();
@@ -494,7 +497,7 @@ Deno.test("core: with a one-step switch, the old workers are out of the steered 
   const { world, done } = await started(3, { oneStepSwitch: true });
   const old = world.steered.toSorted();
   world.ask({ cmd: "reload" });
-  await settle();
+  await startedAll(world);
   assert.equal(world.workers(2).filter((c) => c.state === "starting").length, 3);
   assert.deepEqual(world.steered.toSorted(), old, "the old generation serves until the switch");
   for (const child of world.workers(2)) child.ready();

@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Supervisor, type SupervisorOptions } from "./supervisor.ts";
 import { SPARE_DELAY_MS } from "./spares.ts";
-import { fakeOptions, FakeWorld, settle } from "./fake_world.ts";
+import { fakeOptions, FakeWorld, settle, startedAll } from "./fake_world.ts";
 import { supervisorOutput } from "../log/output_buffer.ts";
 import { setupLogging } from "../log/mod.ts";
 
@@ -82,7 +82,7 @@ Deno.test("a generation that failed to start: its other workers 'were stopped', 
   const { world, done } = await started(2, { oneStepSwitch: true });
   const lines = printed();
   world.ask({ cmd: "reload" });
-  await settle();
+  await startedAll(world);
   const [failing, other] = world.workers(2);
   failing.exit(1);
   await settle();
