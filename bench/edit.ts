@@ -110,6 +110,7 @@ export async function measureEdits(subject: EditSubject, edits: number): Promise
     await until(async () => (await ask()) === "v0", "the app to answer", 60_000);
     // Its processes when idle (hotreload: the supervisor, the workers and the spares).
     const processes = await untilIdle(server.pid, { timeoutMs: 30_000 });
+    if (processes === undefined) throw new Error(`${subject.label}: never idle after its start`);
     for (let version = 1; version <= edits; version++) {
       const body = `v${version}`;
       await Deno.writeTextFile(`${dir}/main.ts`, subject.source(port, body));
@@ -137,6 +138,7 @@ export async function measureEdits(subject: EditSubject, edits: number): Promise
       result.all.push(Math.max(first, lastOld));
       // The next save finds the server idle, as a developer's does: the last reload finished
       // (old workers drained, spares started, the module graph computed again).
+      if (version === edits) break;
       if (await untilIdle(server.pid, { processes }) === undefined) result.idleMissed++;
     }
   } finally {

@@ -130,6 +130,8 @@ export class ManagedChild {
   #held?: Array<[StreamName, string]> = [];
   /** A ready worker printed an uncaught error: its stack is held until its exit is judged. */
   #holdingCrash = false;
+  /** True once its exit status was read: its pid is no longer its own. */
+  #reaped = false;
   readonly #process: OsProcess;
   readonly #os: Os;
   readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
@@ -239,6 +241,7 @@ export class ManagedChild {
     ]);
     // The exit is known from the process itself, never from its pipes closing.
     const status = await this.#process.status;
+    this.#reaped = true;
     // Grandchildren the child left behind share its group: take them down
     // too, at once, since they may hold our pipes open.
     this.#os.signal(this.pid, "SIGKILL", true);
@@ -350,7 +353,11 @@ export class ManagedChild {
   kill(): void {
     if (this.state === "exited") return;
     this.killedAt ??= this.#now();
-    this.#os.signal(this.pid, "SIGKILL", true);
+    // Started through `setsid` a moment ago, it may not lead its own group yet (session.ts),
+    // and then nothing it started can be in one: the child itself. Never once it was reaped:
+    // its pid may be another process's by then.
+    if (this.#os.signal(this.pid, "SIGKILL", true) || this.#reaped) return;
+    this.#os.signal(this.pid, "SIGKILL", false);
   }
 
   /** Sends a message on the child's stdin. */

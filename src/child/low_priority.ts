@@ -6,8 +6,8 @@
  * kernel's autogroup scheduling (`kernel.sched_autogroup_enabled=1`, the
  * default of Debian's, Ubuntu's and Fedora's kernels) the CPU is first shared
  * out between sessions, and only then between the processes of a session by
- * their nice values. Every worker runs in a session of its own (os.ts:
- * Deno's `detached` calls setsid), so a niced command in the supervisor's
+ * their nice values. Every worker runs in a session of its own (os.ts,
+ * session.ts: through `setsid`), so a niced command in the supervisor's
  * session weighed as much as a whole worker. So the command gets a session
  * of its own, and that session's autogroup a nice value too
  * (`/proc/<pid>/autogroup`; raising one needs no privilege). Where autogroup

@@ -14,6 +14,10 @@
  * process group, which a child just started by the supervisor never does):
  * the child keeps its pid, and leads its own session and group as before.
  *
+ * Until `setsid` has called setsid(2), a moment after the spawn, the child is
+ * still in the supervisor's process group: a group kill finds no group then,
+ * and ManagedChild.kill falls back to the child itself.
+ *
  * Where `setsid` is missing (a distroless image), or the command is not an
  * executable file named by its path (so that Deno, not `setsid`, says it
  * cannot start), it falls back to `detached: true`.

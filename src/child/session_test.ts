@@ -1,7 +1,8 @@
 /** A child in a session of its own, started through `setsid` or Deno's `detached`, on real processes. */
 import assert from "node:assert/strict";
 import { inOwnSession } from "./session.ts";
-import { REAL_OS } from "./os.ts";
+import { type Os, REAL_OS } from "./os.ts";
+import { type ChildSpec, ManagedChild } from "./child.ts";
 
 /** Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, ... */
 function statFields(pid: number): string[] {
@@ -82,7 +83,7 @@ Deno.test({
     await Deno.writeTextFile(
       script,
       `import { REAL_OS } from ${JSON.stringify(os)};\n` +
-        `const child = REAL_OS.spawn("/bin/sh", { args: ["-c", "sleep 30"], env: {}, cwd: "/" });\n` +
+        `const child = REAL_OS.spawn("/bin/sh", { args: ["-c", "sleep 30; :"], env: {}, cwd: "/" });\n` +
         `console.log(child.pid);\n` +
         `setTimeout(() => { throw new Error("the supervisor fails"); }, 100);\n`,
     );
@@ -103,5 +104,51 @@ Deno.test({
         Deno.kill(-pid, "SIGKILL"); // its group: sh and its sleep
       } catch { /* gone */ }
     }
+  },
+});
+
+Deno.test({
+  name: "a kill reaches a child that does not lead its own group yet (setsid has not run)",
+  ignore: Deno.build.os !== "linux",
+  async fn() {
+    // The real OS, but its children stay in our group: as one started through `setsid` is
+    // until `setsid` calls setsid(2), so the group kill finds no group.
+    const ungrouped: Os = {
+      ...REAL_OS,
+      spawn: (command, { args, env, cwd }) => {
+        const child = new Deno.Command(command, {
+          args,
+          env,
+          clearEnv: true,
+          cwd,
+          stdin: "piped",
+          stdout: "piped",
+          stderr: "piped",
+        }).spawn();
+        return child;
+      },
+    };
+    const exited = Promise.withResolvers<Deno.CommandStatus>();
+    const spec: ChildSpec = {
+      role: "process",
+      id: "sleeper#0",
+      generation: 1,
+      label: "sleeper",
+      command: "/bin/sh",
+      args: ["-c", "sleep 30; :"],
+      env: {},
+      cwd: "/",
+      settings: {},
+    };
+    const child = ManagedChild.spawn(
+      spec,
+      { message() {}, exit: (_child, status) => exited.resolve(status) },
+      () => performance.now(),
+      ungrouped,
+    );
+    const pid = child.pid;
+    child.kill();
+    const status = await exited.promise;
+    assert.equal(status.signal, "SIGKILL", `pid ${pid} was killed`);
   },
 });

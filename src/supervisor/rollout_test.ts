@@ -350,6 +350,25 @@ Deno.test("rollout, one step: a lead that is ready (its app says so) lets the ot
   assert.equal(pool.of(2).length, 2);
 });
 
+Deno.test("rollout, one step: a lead that fails before it listens aborts; no other new worker started", () => {
+  const { pool, rollout, step, exit } = setup(3, { oneStep: true });
+  step();
+  const [lead] = pool.of(2);
+  exit(lead);
+  assert.equal(rollout.advance(clock).state, "aborted");
+  assert.equal(pool.of(2).length, 0, "the others never started");
+  assert.equal(pool.of(1).length, 3, "the old ones serve on");
+});
+
+Deno.test("rollout, one step: when no lead could start (every slot backing off), all start together later", () => {
+  const { pool, step } = setup(3, { oneStep: true });
+  for (const slot of pool.slots) slot.retryAt = 50;
+  step();
+  assert.equal(pool.of(2).length, 0);
+  step(50);
+  assert.equal(pool.of(2).length, 3);
+});
+
 Deno.test("rollout, one step: the first ready new worker takes over, every old one leaves, the rest join", () => {
   const { pool, rollout, step, startAll, exit } = setup(3, { oneStep: true, canPutBack: true });
   startAll();
