@@ -35,22 +35,34 @@ export interface Os {
   stat(pid: number): string[] | undefined;
 }
 
+/**
+ * Starts `command` as a child is started: exactly `env` as its environment
+ * (the spec's is the whole of it: the supervisor's, less what children must
+ * not see), piped stdio, `detached` as given.
+ */
+export function spawnPiped(
+  command: string,
+  { args, env, cwd }: { args: string[]; env: Record<string, string>; cwd: string },
+  detached: boolean,
+): Deno.ChildProcess {
+  return new Deno.Command(command, {
+    args,
+    env,
+    clearEnv: true,
+    cwd,
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    detached,
+  }).spawn();
+}
+
 /** The real OS: Deno.Command, kill(2), /proc. */
 export const REAL_OS: Os = {
   spawn: (command, { args, env, cwd }) => {
     // Its own session and process group: signals to the group reach grandchildren (session.ts).
     const launch = inOwnSession(command, args);
-    const child = new Deno.Command(launch.command, {
-      args: launch.args,
-      // The spec's env is the whole environment (the supervisor's, less what children must not see).
-      env,
-      clearEnv: true,
-      cwd,
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-      detached: launch.detached,
-    }).spawn();
+    const child = spawnPiped(launch.command, { args: launch.args, env, cwd }, launch.detached);
     if (!launch.detached) {
       // What `detached` also meant: Deno does not SIGKILL the child when the supervisor's
       // runtime ends (an uncaught error), so an orphaned worker drains by itself. `unref` is

@@ -1,7 +1,7 @@
 /** A child in a session of its own, started through `setsid` or Deno's `detached`, on real processes. */
 import assert from "node:assert/strict";
 import { inOwnSession } from "./session.ts";
-import { type Os, REAL_OS } from "./os.ts";
+import { type Os, REAL_OS, spawnPiped } from "./os.ts";
 import { type ChildSpec, ManagedChild } from "./child.ts";
 
 /** Fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, ... */
@@ -115,18 +115,7 @@ Deno.test({
     // until `setsid` calls setsid(2), so the group kill finds no group.
     const ungrouped: Os = {
       ...REAL_OS,
-      spawn: (command, { args, env, cwd }) => {
-        const child = new Deno.Command(command, {
-          args,
-          env,
-          clearEnv: true,
-          cwd,
-          stdin: "piped",
-          stdout: "piped",
-          stderr: "piped",
-        }).spawn();
-        return child;
-      },
+      spawn: (command, options) => spawnPiped(command, options, false),
     };
     const exited = Promise.withResolvers<Deno.CommandStatus>();
     const spec: ChildSpec = {
