@@ -116,9 +116,9 @@ const TABLE = [
   },
   {
     flag: "switch",
-    help:
-      "all: a reload starts every new worker together (the first alone until it listens, 20 ms " +
-      "at most), and every old worker leaves service when the first new one is ready (the " +
+    help: "all: a reload starts every new worker together (steered, the first alone until it " +
+      "listens, 20 ms at most), and every old worker leaves service when the first new one is " +
+      "ready (the " +
       "others join as they become ready); rolling: one new " +
       "worker first, then --reload-batch at a time (auto: all while watching, else rolling)",
     default: "auto",

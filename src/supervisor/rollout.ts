@@ -60,6 +60,8 @@ export interface RolloutSettings {
   settleMs: number;
   /** Steered: a held predecessor can serve again (it never stopped listening). */
   canPutBack: boolean;
+  /** One step: the lead starts alone (LEAD_START_MS); steered only. */
+  leadFirst?: boolean;
 }
 
 /** Where a rollout stands after a step. */
@@ -77,9 +79,12 @@ export type RolloutState =
  * against 9 ms for one alone, and the switch waits for the first. Measured
  * side by side (bench/edit.ts, 3 rounds of 8 edits): every answer new 64 ->
  * 57 ms steered, 66 -> 56 ms not steered, 4 workers; under wrk load, p99
- * while reloading alike (12.6-20.0 against 12.6-19.2 ms steered). A lead
- * that takes longer to listen (an app that connects to its database first)
- * holds the others back no more than this.
+ * while reloading alike steered (a hello app: 12.6-20.0 against 12.6-19.2
+ * ms; an app reading its request: 55-83 against 62-86 ms), but not without
+ * steering (that app: 77-114 against 63-76 ms), where the lead took its
+ * share of new connections from the moment it listened: steered only. A
+ * lead that takes longer to listen (an app that connects to its database
+ * first) holds the others back no more than this.
  */
 export const LEAD_START_MS = 20;
 
@@ -360,6 +365,7 @@ export class Rollout {
         ? [slot.replacement]
         : []
     );
+    if (!this.settings.leadFirst) return Infinity;
     if (stage.leadAt === undefined) {
       if (started.length > 0) return Infinity; // started before this rollout was told to lead
       stage.leadAt = now;
@@ -525,6 +531,7 @@ export class Reloads {
         reloadBatch: options.reloadBatch,
         settleMs: options.settle,
         canPutBack: seam.connection()?.handover.mode === "ebpf",
+        leadFirst: seam.connection()?.handover.mode === "ebpf",
       },
       workers.anyServing(),
     );

@@ -319,7 +319,7 @@ Deno.test("rollout, one step, steered: the old generation is held through the wi
 });
 
 Deno.test("rollout, one step: the lead starts alone; the others once it listens", () => {
-  const { pool, rollout, step } = setup(4, { oneStep: true });
+  const { pool, rollout, step } = setup(4, { oneStep: true, leadFirst: true });
   step();
   const [lead] = pool.of(2);
   assert.equal(pool.of(2).length, 1, "the lead alone");
@@ -332,8 +332,14 @@ Deno.test("rollout, one step: the lead starts alone; the others once it listens"
   assert.equal(rollout.nextDeadline(clock), Infinity, "nothing left to start");
 });
 
+Deno.test("rollout, one step, not steered: every new worker starts at once (no lead)", () => {
+  const { pool, step } = setup(3, { oneStep: true, leadFirst: false });
+  step();
+  assert.equal(pool.of(2).length, 3);
+});
+
 Deno.test("rollout, one step: a lead slow to listen holds the others back LEAD_START_MS at most", () => {
-  const { pool, step } = setup(3, { oneStep: true });
+  const { pool, step } = setup(3, { oneStep: true, leadFirst: true });
   step();
   assert.equal(pool.of(2).length, 1);
   step(LEAD_START_MS - 1);
@@ -343,7 +349,7 @@ Deno.test("rollout, one step: a lead slow to listen holds the others back LEAD_S
 });
 
 Deno.test("rollout, one step: a lead that is ready (its app says so) lets the others start", () => {
-  const { pool, step } = setup(2, { oneStep: true });
+  const { pool, step } = setup(2, { oneStep: true, leadFirst: true });
   step();
   pool.of(2)[0].ready();
   step();
@@ -351,7 +357,7 @@ Deno.test("rollout, one step: a lead that is ready (its app says so) lets the ot
 });
 
 Deno.test("rollout, one step: a lead that fails before it listens aborts; no other new worker started", () => {
-  const { pool, rollout, step, exit } = setup(3, { oneStep: true });
+  const { pool, rollout, step, exit } = setup(3, { oneStep: true, leadFirst: true });
   step();
   const [lead] = pool.of(2);
   exit(lead);
@@ -361,7 +367,7 @@ Deno.test("rollout, one step: a lead that fails before it listens aborts; no oth
 });
 
 Deno.test("rollout, one step: when no lead could start (every slot backing off), all start together later", () => {
-  const { pool, step } = setup(3, { oneStep: true });
+  const { pool, step } = setup(3, { oneStep: true, leadFirst: true });
   for (const slot of pool.slots) slot.retryAt = 50;
   step();
   assert.equal(pool.of(2).length, 0);
