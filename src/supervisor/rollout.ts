@@ -53,7 +53,7 @@ export interface RolloutProcesses {
 
 /** How a rollout replaces workers. */
 export interface RolloutSettings {
-  /** All new workers together (the lead first), switched in together (else --reload-batch at a time). */
+  /** All new workers together (steered: the lead first), switched in together (else --reload-batch at a time). */
   oneStep: boolean;
   reloadBatch: number;
   /** --settle: how long a new worker must stay up after it became ready. */
@@ -303,7 +303,7 @@ export class Rollout {
   }
 
   /**
-   * One step: every new worker starts (the lead first: #roomWhileStarting); the first that is ready takes
+   * One step: every new worker starts (steered, the lead first: #roomWhileStarting); the first ready takes
    * over, and every old worker leaves service with it (steered, they are
    * held through the settle window, then drain), so that no old code answers
    * once new code has; the other new workers join as they become ready.
