@@ -19,11 +19,13 @@ const SPARE_RETRY_MS = 1000;
 
 /**
  * How long after the last worker became ready spares start. A spare's start
- * (a Deno process loading the worker runtime: 250-300 ms of a core here for
- * four at once) would take the CPU from the new workers answering their
- * first requests: measured, four spares started the moment the last of four
- * new workers was ready held the first new answer back by up to 30 ms.
- * Edits seconds apart find them waiting all the same.
+ * (a Deno process loading the worker runtime: 250-300 ms from its start to
+ * waiting, here, four at once) would take the CPU from the new workers
+ * answering their first requests: in a traced edit, four spares started the
+ * moment the last of four new workers was ready, and the first new answer
+ * took 29 ms after its request reached the worker. Measured side by side
+ * only together with the setsid start (docs/benchmarks.md). Edits seconds
+ * apart find them waiting all the same.
  */
 export const SPARE_DELAY_MS = 100;
 
