@@ -3,7 +3,8 @@
  * the same corpus of raw exchanges (tests/differential.ts), once against
  * plain `deno run` and once against hotreload, answer the same, byte for
  * byte but `Date` (status line, header lines in order and case, framing,
- * body). Steady, on 1 and 4 workers; and across a reload, on keep-alive
+ * body). Steady, on 1 and 4 workers, not watching; from the spares an edit
+ * released, watching (hotreload's defaults); and across a reload, on keep-alive
  * connections opened before it: requests sent while it runs, after it (sent
  * on by the old workers to the new ones: only `Connection: close` may be
  * added), and after the old workers closed their idle connections. And
@@ -105,7 +106,7 @@ async function withPlainDeno<T>(app: App, body: (target: Target) => Promise<T>):
   }
 }
 
-/** hotreload running the app with `workers` workers. */
+/** hotreload running the app with `workers` workers and the flags `extra` (`--no-watch`, …). */
 async function withHotreload<T>(
   app: App,
   workers: number,
@@ -124,7 +125,6 @@ async function withHotreload<T>(
       `${target.port}`,
       "--workers",
       `${workers}`,
-      "--no-watch",
       ...extra,
       "--",
       ...appArgs(app, target, cert, key),
@@ -183,7 +183,7 @@ for (const app of APPS) {
   for (const workers of [1, 4]) {
     Deno.test(`differential, ${app.name}, steady, ${workers} worker(s): every exchange is answered as plain deno run answers it`, async () => {
       const reference = await withPlainDeno(app, fresh(app));
-      const got = await withHotreload(app, workers, [], fresh(app));
+      const got = await withHotreload(app, workers, ["--no-watch"], fresh(app));
       for (const exchange of corpusOf(app)) {
         same(exchange.name, got.get(exchange.name)!, reference.get(exchange.name)!);
       }
@@ -199,6 +199,41 @@ async function pidsOf(dir: string, generation: number): Promise<Set<number>> {
       .filter((child) => child.role === "worker" && child.generation === generation)
       .map((child) => child.pid),
   );
+}
+
+/** The pids of the spares waiting, from `status --json`. */
+async function sparePids(dir: string): Promise<Set<number>> {
+  const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+  return new Set(
+    (status.children as Array<{ state: string; pid: number }>)
+      .filter((child) => child.state === "spare")
+      .map((child) => child.pid),
+  );
+}
+
+for (const app of APPS) {
+  Deno.test(`differential, ${app.name}, from released spares (watching, an edit), 2 workers: every exchange is answered as plain deno run answers it`, async () => {
+    const reference = await withPlainDeno(app, fresh(app));
+    // The defaults while watching: a spare per worker, a one-step switch, and (steered) the lead
+    // first. A spare loads hotreload's runtime before the edit and the app only once released.
+    const got = await withHotreload(app, 2, [], async (target, run, dir) => {
+      const spares = await waitFor(async () => {
+        const pids = await sparePids(dir);
+        return pids.size === 2 ? pids : undefined;
+      }, "2 spares");
+      await Deno.writeTextFile(`${dir}/main.ts`, `${app.source}\n// edited: the same app\n`);
+      await run.waitForOutput(/reloaded 2 workers in \d+ ms \(generation 2/);
+      assert.deepEqual(
+        [...await pidsOf(dir, 2)].sort(),
+        [...spares].sort(),
+        "generation 2 is served by the spares that waited before the edit",
+      );
+      return await fresh(app)(target);
+    });
+    for (const exchange of corpusOf(app)) {
+      same(exchange.name, got.get(exchange.name)!, reference.get(exchange.name)!);
+    }
+  });
 }
 
 /** Whether an answer asks its client to reconnect. */
@@ -217,37 +252,42 @@ for (const app of APPS) {
     assert.ok(!closes(reference), `plain deno run keeps the connection: ${reference.headers}`);
     // One worker: the supervisor never spreads it, so the only shed is the one asked here, as the
     // supervisor asks it (rebalance.ts).
-    const { kept, letGo } = await withHotreload(app, 1, [], async (target, _run, dir) => {
-      const [pid] = await pidsOf(dir, 1);
-      Deno.kill(pid, "SIGCONT");
-      // The worker sees the signal at a moment the test cannot: ask until an answer lets go.
-      const kept: Answer[] = [];
-      let closedByServer = false;
-      const letGo = await waitFor(async () => {
-        const { conn, first } = await warmUp(exchange, target);
-        try {
-          if (!closes(first)) {
-            kept.push(first);
-            return undefined;
+    const { kept, letGo } = await withHotreload(
+      app,
+      1,
+      ["--no-watch"],
+      async (target, _run, dir) => {
+        const [pid] = await pidsOf(dir, 1);
+        Deno.kill(pid, "SIGCONT");
+        // The worker sees the signal at a moment the test cannot: ask until an answer lets go.
+        const kept: Answer[] = [];
+        let closedByServer = false;
+        const letGo = await waitFor(async () => {
+          const { conn, first } = await warmUp(exchange, target);
+          try {
+            if (!closes(first)) {
+              kept.push(first);
+              return undefined;
+            }
+            // node:http closes it after the answer; Deno's server leaves that to the client, as
+            // plain deno run does after a request that asks to close (serve_handler.ts).
+            closedByServer = app.name !== "node:http" || await conn.closedWithin(5000);
+            return first;
+          } finally {
+            conn.close();
           }
-          // node:http closes it after the answer; Deno's server leaves that to the client, as
-          // plain deno run does after a request that asks to close (serve_handler.ts).
-          closedByServer = app.name !== "node:http" || await conn.closedWithin(5000);
-          return first;
-        } finally {
+        }, "an answer that lets its connection go");
+        assert.ok(closedByServer, "node:http closed the connection it let go");
+        // Asked once, it let one go: the answers after keep theirs.
+        for (let i = 0; i < 3; i++) {
+          const { conn, first } = await warmUp(exchange, target);
           conn.close();
+          assert.ok(!closes(first), `answer ${i + 1} after the shed let its connection go too`);
+          kept.push(first);
         }
-      }, "an answer that lets its connection go");
-      assert.ok(closedByServer, "node:http closed the connection it let go");
-      // Asked once, it let one go: the answers after keep theirs.
-      for (let i = 0; i < 3; i++) {
-        const { conn, first } = await warmUp(exchange, target);
-        conn.close();
-        assert.ok(!closes(first), `answer ${i + 1} after the shed let its connection go too`);
-        kept.push(first);
-      }
-      return { kept, letGo };
-    });
+        return { kept, letGo };
+      },
+    );
     for (const answer of kept) same("before the shed", [answer], [reference]);
     // node:http says it where it says it when it closes a connection itself; Deno.serve, which
     // never does, gets the one header added.
@@ -288,7 +328,16 @@ for (const app of APPS) {
         // workers; what such an answer says is the test above. The close window outlasts the
         // reload on a slow, busy machine: the "after" connections, idle since the last request
         // sent during the reload, are used once it is done (3 s was once too short under load).
-        ["--switch", "all", "--settle", "300", "--close-window", "6000", "--no-rebalance"],
+        [
+          "--no-watch",
+          "--switch",
+          "all",
+          "--settle",
+          "300",
+          "--close-window",
+          "6000",
+          "--no-rebalance",
+        ],
         async (target, _run, dir) => {
           const old = await pidsOf(dir, 1);
           const hold = () =>
