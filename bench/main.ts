@@ -3,7 +3,8 @@
  * compares its subjects side by side in one run), prints markdown sections,
  * and writes each into docs/benchmarks.md between its markers. Names:
  * startup, reload, edit (the reload bench's edit loop alone), reload-load, throughput,
- * request-path, watch, fix, saves, matrix, graph, takeover, sticky, spread; none means all but edit. The throughput, sticky, spread and reload-load benches
+ * throughput-paired,
+ * request-path, watch, fix, saves, matrix, graph, takeover, sticky, spread; none means all but edit. The throughput benches, sticky, spread and reload-load benches
  * need wrk (`apt-get install -y wrk`); the reload and spread benches need root for
  * `unshare -n`.
  */
@@ -19,6 +20,7 @@ import { benchSpread } from "./spread.ts";
 import { benchSticky } from "./sticky.ts";
 import { benchTakeover } from "./takeover.ts";
 import { benchThroughput } from "./throughput.ts";
+import { benchThroughputPaired } from "./throughput_paired.ts";
 
 const BENCHES: Record<string, () => Promise<string>> = {
   startup: benchStartup,
@@ -26,6 +28,7 @@ const BENCHES: Record<string, () => Promise<string>> = {
   edit: () => editLoop(20),
   "reload-load": () => benchReloadLoad(),
   throughput: benchThroughput,
+  "throughput-paired": () => benchThroughputPaired(),
   "request-path": () => benchRequestPath(),
   fix: benchFix,
   saves: () => benchSaves(),

@@ -66,27 +66,27 @@ import {
 } from "./lib.ts";
 
 const SECONDS = 5;
-const WARM_UP_SECONDS = 2;
-const CONNECTIONS = 64;
+export const WARM_UP_SECONDS = 2;
+export const CONNECTIONS = 64;
 /**
  * 9, not 5: a row's ratio moved by ±3 % between runs of the same code (5 rounds each; rows at
  * 0.935-1.017, a different row under 0.97 in each run), as wide as the target's margin.
  */
 const ROUNDS = 9;
 /** Other work using more than this share of a core during a measurement disturbs it. */
-const FOREIGN_LIMIT = 0.1;
+export const FOREIGN_LIMIT = 0.1;
 const RETRIES = 4;
 /** The issue's target for hotreload ÷ its anchor. */
-const TARGET = 0.97;
+export const TARGET = 0.97;
 
-type Client = "keep-alive" | "close";
-const CLIENTS: Client[] = ["keep-alive", "close"];
-const CLIENT_LABEL: Record<Client, string> = {
+export type Client = "keep-alive" | "close";
+export const CLIENTS: Client[] = ["keep-alive", "close"];
+export const CLIENT_LABEL: Record<Client, string> = {
   "keep-alive": "keep-alive clients",
   close: "a new connection per request (`Connection: close`)",
 };
 
-interface Subject {
+export interface Subject {
   /** Unique, and the row's label. */
   key: string;
   server: string;
@@ -95,8 +95,10 @@ interface Subject {
   anchor?: string;
   args: (port: number) => string[];
   env?: Record<string, string>;
-  /** What hotreload's log must say at start (its mode, checked). */
+  /** What hotreload's log must say at start (its mode, checked); hotreload rows only. */
   expect?: RegExp[];
+  /** Measured beside the rows, not judged (bench/throughput_paired.ts's process references). */
+  reference?: boolean;
 }
 
 const HOTRELOAD_MODES = [
@@ -122,7 +124,7 @@ const HOTRELOAD_MODES = [
   },
 ];
 
-function subjects(): Subject[] {
+export function subjects(): Subject[] {
   const list: Subject[] = [];
   for (const workers of [1, 2, 4]) {
     const anchor: Subject = workers === 1
@@ -192,7 +194,15 @@ async function measureClient(server: BenchServer, port: number, client: Client) 
   return best!;
 }
 
-async function measure(subject: Subject, clients: Client[]): Promise<Map<Client, Measurement>> {
+/** A subject's server, running: every worker ready (watching, its spares started) and pinned. */
+export interface RunningSubject {
+  server: BenchServer;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `subject`'s server in a fresh project and waits until it is ready to measure. */
+export async function startSubject(subject: Subject): Promise<RunningSubject> {
   const port = freePort();
   const dir = await project(port);
   const server = new BenchServer(subject.args(port), {
@@ -200,12 +210,14 @@ async function measure(subject: Subject, clients: Client[]): Promise<Map<Client,
     env: subject.env,
     cpus: SERVER_CPUS,
   });
-  const results = new Map<Client, Measurement>();
+  const stop = async () => {
+    await server.stop();
+    await Deno.remove(dir, { recursive: true });
+  };
   try {
-    console.error(`${subject.key}:`);
     await server.answers(`http://127.0.0.1:${port}/`);
-    if (subject.anchor !== undefined) {
-      // Every worker ready (and, watching, its spares started) before measuring.
+    if (subject.expect !== undefined) {
+      // hotreload: every worker ready (and, watching, its spares started) before measuring.
       await until(
         () => server.text().includes(`${subject.workers} worker(s) ready`),
         `${subject.key}: every worker ready\n${server.text()}`,
@@ -218,11 +230,22 @@ async function measure(subject: Subject, clients: Client[]): Promise<Map<Client,
     }
     await new Promise((resolve) => setTimeout(resolve, 500)); // let every worker or thread bind
     server.checkPinned(SERVER_CPUS);
+    return { server, port, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function measure(subject: Subject, clients: Client[]): Promise<Map<Client, Measurement>> {
+  console.error(`${subject.key}:`);
+  const { server, port, stop } = await startSubject(subject);
+  const results = new Map<Client, Measurement>();
+  try {
     for (const client of clients) results.set(client, await measureClient(server, port, client));
     return results;
   } finally {
-    await server.stop();
-    await Deno.remove(dir, { recursive: true });
+    await stop();
   }
 }
 
@@ -247,7 +270,7 @@ function roundOrder(chosen: Subject[], round: number): Subject[] {
   return rotate(groups, round).flatMap((group) => rotate(group, round));
 }
 
-const pct = (cores: number) => `${Math.round(cores * 100)} %`;
+export const pct = (cores: number) => `${Math.round(cores * 100)} %`;
 
 export async function benchThroughput(
   { rounds = ROUNDS, only }: { rounds?: number; only?: RegExp } = {},
