@@ -399,16 +399,24 @@ function clientTable(
       "errors; retried / disturbed",
     ], rows),
     "",
-    misses === 0
-      ? `Every one of the ${rated} hotreload rows meets the target.`
-      : `${misses} of the ${rated} hotreload rows miss the target (ratio under ${TARGET}).`,
+    verdict(misses, rated),
     "",
   ].join("\n");
 }
 
-if (import.meta.main) {
-  // `deno run -A bench/throughput.ts [rounds] [regexp]`: a quicker look at some rows.
-  const rounds = Deno.args[0] === undefined ? ROUNDS : Number(Deno.args[0]);
-  const only = Deno.args[1] === undefined ? undefined : new RegExp(Deno.args[1]);
-  console.log(await benchThroughput({ rounds, only }));
+/** The line under a table: whether every judged row meets the target. */
+export function verdict(misses: number, rated: number): string {
+  return misses === 0
+    ? `Every one of the ${rated} hotreload rows meets the target.`
+    : `${misses} of the ${rated} hotreload rows miss the target (ratio under ${TARGET}).`;
 }
+
+/** A quicker look at some rows: `deno run -A bench/<bench>.ts [rounds] [regexp]`. */
+export function quickLook(defaultRounds: number): { rounds: number; only?: RegExp } {
+  return {
+    rounds: Deno.args[0] === undefined ? defaultRounds : Number(Deno.args[0]),
+    only: Deno.args[1] === undefined ? undefined : new RegExp(Deno.args[1]),
+  };
+}
+
+if (import.meta.main) console.log(await benchThroughput(quickLook(ROUNDS)));

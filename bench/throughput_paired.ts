@@ -27,11 +27,13 @@ import {
   CONNECTIONS,
   FOREIGN_LIMIT,
   pct,
+  quickLook,
   type RunningSubject,
   startSubject,
   type Subject,
   subjects,
   TARGET,
+  verdict,
   WARM_UP_SECONDS,
 } from "./throughput.ts";
 
@@ -240,16 +242,9 @@ function clientTable(
       "disturbed windows",
     ], lines),
     "",
-    misses === 0
-      ? `Every one of the ${judged} hotreload rows meets the target.`
-      : `${misses} of the ${judged} hotreload rows miss the target (ratio under ${TARGET}).`,
+    verdict(misses, judged),
     "",
   ].join("\n");
 }
 
-if (import.meta.main) {
-  // `deno run -A bench/throughput_paired.ts [rounds] [regexp]`: a quicker look at some rows.
-  const rounds = Deno.args[0] === undefined ? ROUNDS : Number(Deno.args[0]);
-  const only = Deno.args[1] === undefined ? undefined : new RegExp(Deno.args[1]);
-  console.log(await benchThroughputPaired({ rounds, only }));
-}
+if (import.meta.main) console.log(await benchThroughputPaired(quickLook(ROUNDS)));
