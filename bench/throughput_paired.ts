@@ -6,10 +6,11 @@
  *
  * Why: on a shared VM the machine's speed changes for tens of seconds at a
  * time. In the 9-round bench of 2026-12-07 (AMD EPYC), every server, the
- * anchors included, served either about 78-82k or 55-65k keep-alive
+ * anchors included, served either about 78-84k or 55-65k keep-alive
  * requests/s in a given 5 s measurement, with /proc/stat showing no other
- * work and no steal; one slow spell on a row and not on its anchor moved a
- * row's median by 5-7 %, twice the target's margin. Here the row and its
+ * work and no steal; a row and its anchor measured minutes apart meet
+ * different spells, and the ranges (24-56 % of the medians) dwarf the
+ * target's 3 % margin. Here the row and its
  * anchor run side by side (both pinned to the servers' core; the one not
  * under load is idle), and wrk alternates between them every
  * WINDOW_SECONDS in the order ABBA, so that each adjacent pair of windows
