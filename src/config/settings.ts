@@ -118,9 +118,8 @@ const TABLE = [
     flag: "switch",
     help: "all: a reload starts every new worker together (steered, the first alone until it " +
       "listens, 20 ms at most), and every old worker leaves service when the first new one is " +
-      "ready (the " +
-      "others join as they become ready); rolling: one new " +
-      "worker first, then --reload-batch at a time (auto: all while watching, else rolling)",
+      "ready (the others join as they become ready); rolling: one new worker first, then " +
+      "--reload-batch at a time (auto: all while watching, else rolling)",
     default: "auto",
     resolved: true,
     ...oneOf("switch", ["all", "rolling", "auto"] as const),

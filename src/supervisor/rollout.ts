@@ -61,7 +61,7 @@ export interface RolloutSettings {
   /** Steered: a held predecessor can serve again (it never stopped listening). */
   canPutBack: boolean;
   /** One step: the lead starts alone (LEAD_START_MS); steered only. */
-  leadFirst?: boolean;
+  leadFirst: boolean;
 }
 
 /** Where a rollout stands after a step. */
@@ -355,17 +355,17 @@ export class Rollout {
   }
 
   /**
-   * One step, starting: how many new workers may start now. The lead first,
-   * alone; the others once it listens, is ready or is gone, or LEAD_START_MS
-   * after it started.
+   * One step, starting: how many new workers may start now. Steered
+   * (leadFirst), the lead first, alone; the others once it listens, is ready
+   * or is gone, or LEAD_START_MS after it started. Otherwise all at once.
    */
   #roomWhileStarting(now: number, stage: Extract<Stage, { kind: "starting" }>): number {
+    if (!this.settings.leadFirst) return Infinity;
     const started = this.pool.view().flatMap((slot) =>
       slot.replacement && slot.replacement.spec.generation >= this.generation
         ? [slot.replacement]
         : []
     );
-    if (!this.settings.leadFirst) return Infinity;
     if (stage.leadAt === undefined) {
       if (started.length > 0) return Infinity; // started before this rollout was told to lead
       stage.leadAt = now;
@@ -514,6 +514,8 @@ export class Reloads {
     const generation = ++this.generation;
     // The reload's files may change what imports what: the graphs wait for their refresh.
     if (request.files.length > 0) seam.connection()?.graphs?.invalidate();
+    // Steered, a held predecessor can serve again, and the lead gets the CPU to itself.
+    const steered = seam.connection()?.handover.mode === "ebpf";
     this.#rollout = new Rollout(
       generation,
       request,
@@ -530,8 +532,8 @@ export class Reloads {
         oneStep: options.oneStepSwitch,
         reloadBatch: options.reloadBatch,
         settleMs: options.settle,
-        canPutBack: seam.connection()?.handover.mode === "ebpf",
-        leadFirst: seam.connection()?.handover.mode === "ebpf",
+        canPutBack: steered,
+        leadFirst: steered,
       },
       workers.anyServing(),
     );

@@ -172,7 +172,14 @@ function setup(
     clock,
     pool,
     { queueReloads: () => processReloads++, restarting: () => false },
-    { oneStep: false, reloadBatch: 1, settleMs: 1000, canPutBack: false, ...settings },
+    {
+      oneStep: false,
+      reloadBatch: 1,
+      settleMs: 1000,
+      canPutBack: false,
+      leadFirst: false,
+      ...settings,
+    },
     true,
   );
   const step = (ms = 0) => {
@@ -434,7 +441,7 @@ Deno.test("rollout, one step: after a superseded switch, the next rollout replac
     clock,
     first.pool,
     { queueReloads: () => {}, restarting: () => false },
-    { oneStep: true, reloadBatch: 1, settleMs: 1000, canPutBack: false },
+    { oneStep: true, reloadBatch: 1, settleMs: 1000, canPutBack: false, leadFirst: false },
     true,
   );
   next.advance(clock);
