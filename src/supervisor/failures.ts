@@ -58,29 +58,51 @@ export function hintLine(lines: string[]): string {
   return hint ? `\n${hint}` : "";
 }
 
-/** Remembers the last failure of one slot, to tell a new error from the same one again. */
-export class FailureMemory {
-  #signature?: string;
-  #times = 0;
+/** A run of failures: the last one's signature and how many times in a row it came. */
+interface Run {
+  signature?: string;
+  times: number;
+}
 
-  /** Records a failure with these last lines; returns how many times in a row it was the same. */
-  record(lines: string[]): number {
+/**
+ * Remembers the last failure of one slot, to tell a new error from the same
+ * one again. New code starts a fresh run; a worker started before it (the
+ * slot's retry that read the old code) goes on counting the old run, so the
+ * error it repeats is not shown again as if it were news.
+ */
+export class FailureMemory {
+  #current: Run = { times: 0 };
+  /** The run of code older than generation `before`, once new code arrived. */
+  #older?: Run & { before: number };
+  #last?: string;
+
+  /**
+   * Records a failure with these last lines, of a worker running `generation`;
+   * returns how many times in a row its code failed the same way.
+   */
+  record(lines: string[], generation: number): number {
     // Pids, ports and timings differ from run to run; the error does not.
     const signature = lines.join("\n").replace(/\d+/g, "#");
-    this.#times = signature === this.#signature ? this.#times + 1 : 1;
-    this.#signature = signature;
-    return this.#times;
+    const older = this.#older;
+    const run = older && generation < older.before ? older : this.#current;
+    run.times = signature === run.signature ? run.times + 1 : 1;
+    run.signature = signature;
+    this.#last = signature;
+    return run.times;
   }
 
   /** The last failure's signature, undefined after a reset. */
   get signature(): string | undefined {
-    return this.#signature;
+    return this.#last;
   }
 
-  /** Forgets the last failure (the slot served, or new code arrived). */
-  reset(): void {
-    this.#signature = undefined;
-    this.#times = 0;
+  /** New code from `generation` on: its failures count afresh. */
+  newCode(generation: number): void {
+    // Saved twice before the old worker failed: the old run is still the one it continues.
+    if (this.#current.times > 0 || !this.#older) this.#older = { ...this.#current, before: 0 };
+    this.#older.before = generation;
+    this.#current = { times: 0 };
+    this.#last = undefined;
   }
 }
 

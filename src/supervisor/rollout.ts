@@ -539,8 +539,8 @@ export class Reloads {
     );
     if (staleForSpares(request)) workers.discardSpares();
     // New code is tried at once: backoff slows down the same code crashing again, never new code.
-    if (request.workers) workers.retryNow();
-    if (request.processes) processes.retryNow();
+    if (request.workers) workers.retryNow(generation);
+    if (request.processes) processes.retryNow(generation);
     seam.report.reloadStarted(request, generation);
   }
 

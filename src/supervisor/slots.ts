@@ -129,12 +129,12 @@ export abstract class SlotGroup<S extends Slot, O extends SlotSeam> {
     return Math.min(Infinity, ...deadlines);
   }
 
-  /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
-  retryNow(): void {
+  /** New code (of `generation`): slots waiting out a backoff start at once, and its failures count afresh. */
+  retryNow(generation: number): void {
     for (const slot of this.slots) {
       slot.retryAt = 0;
       slot.backoff.reset();
-      slot.failures.reset();
+      slot.failures.newCode(generation);
     }
   }
 
@@ -272,7 +272,7 @@ export function reportFailure(
 ): number {
   const role = child.spec.role;
   const words = lastWords(child.tail.lines());
-  const times = failures.record(words);
+  const times = failures.record(words, child.spec.generation);
   const hits = times === 1 ? sameAsOtherSlot(failures.signature) : 0;
   const shownElsewhere = hits > 0;
   child.releaseOutput(times === 1 && !shownElsewhere);

@@ -419,10 +419,10 @@ export class WorkerPool extends SlotGroup<WorkerSlot, WorkerPoolOptions> {
     for (const child of this.#retiring) child.kill();
   }
 
-  /** New code: slots waiting out a backoff start at once, and its failures count afresh. */
-  override retryNow(): void {
+  /** New code (of `generation`): slots waiting out a backoff start at once, and its failures count afresh. */
+  override retryNow(generation: number): void {
     this.#sameError.forget();
-    super.retryNow();
+    super.retryNow(generation);
   }
 
   /** True when some worker is ready to serve. */
