@@ -64,17 +64,21 @@ export function procEstablishedInodes(ports: readonly number[]): Set<string> {
 }
 
 /**
- * How many established connections on `ports` each of `pids` holds: the
- * clients it serves (a connection still queued on a listener is nobody's).
+ * The established connections on `ports` each of `pids` holds, by socket
+ * inode: the clients it serves (a connection still queued on a listener is
+ * nobody's). An inode names one connection for as long as it lasts.
  */
-export function connectionCounts(
+export function establishedConnections(
   pids: readonly number[],
   ports: readonly number[],
-): Map<number, number> {
+): Map<number, string[]> {
   // Netlink's count skips the host's other sockets (sock_diag.ts); /proc lists every one.
   const inodes = establishedInodes(ports) ?? procEstablishedInodes(ports);
   return new Map(
-    pids.map((pid) => [pid, socketsOf(pid).filter((socket) => inodes.has(socket.inode)).length]),
+    pids.map((pid) => [
+      pid,
+      socketsOf(pid).map((socket) => socket.inode).filter((inode) => inodes.has(inode)),
+    ]),
   );
 }
 

@@ -39,6 +39,17 @@
  * FOLLOW_MS after the serving workers changed, the next look is CHECK_MS
  * away.
  *
+ * Only connections that lasted from one look to the next are counted: a
+ * client that makes a new connection per request (`Connection: close`,
+ * health checks) leaves nothing on a worker to spread, but a snapshot of its
+ * connections, which come and go in milliseconds, is uneven more often than
+ * not. Counted as they were, wrk's 64 such connections on 2 workers kept the
+ * rounds going for as long as it ran: a count every 0.8-0.9 s (READ_SHARE)
+ * and a connection let go every 2-3 s, 1.6 % of the core the workers serve
+ * on spent by the supervisor (measured with `Connection: close` at 18.7k
+ * requests/s). So the first look after a change only notes which
+ * connections there are, and shedding starts at the next, ROUND_MS later.
+ *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
  * closes the old listeners at its switch, before its last new worker serves;
@@ -118,8 +129,11 @@ export function toShed(counts: readonly number[]): boolean[] {
 export interface RebalanceSeam {
   /** The workers in service now, or undefined while they change (a reload before every new one serves). */
   serving(): Child[] | undefined;
-  /** Each pid's established connections on the workers' ports (World), and the CPU time counting took. */
-  connections(pids: number[]): { counts: Map<number, number>; cpuMs: number };
+  /**
+   * Each pid's established connections on the workers' ports, by socket inode (World), and
+   * the CPU time counting took.
+   */
+  connections(pids: number[]): { held: Map<number, readonly string[]>; cpuMs: number };
 }
 
 export class Rebalancer {
@@ -142,6 +156,8 @@ export class Rebalancer {
   #afterChange = false;
   /** The CPU time the last counts took, ms. */
   readonly #costs: number[] = [];
+  /** The connections the last look saw: those seen again have lasted (see the module text). */
+  #seen = new Set<string>();
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -171,7 +187,7 @@ export class Rebalancer {
       this.#nextAt = now + CHECK_MS;
       return;
     }
-    const { counts: byPid, cpuMs } = this.seam.connections(serving.map((child) => child.pid));
+    const { held, cpuMs } = this.seam.connections(serving.map((child) => child.pid));
     // The next look no sooner than keeps the counting within its share of a core. By the
     // least of the last few costs: the process's other threads (V8's collector, the watcher's)
     // can add their CPU time to one count's, and must not hold rebalancing back for seconds.
@@ -179,7 +195,11 @@ export class Rebalancer {
     if (this.#costs.length > COSTS_KEPT) this.#costs.shift();
     const cost = Math.min(...this.#costs);
     const after = (ms: number, share = READ_SHARE) => now + Math.max(ms, cost / share);
-    const counts = serving.map((child) => byPid.get(child.pid) ?? 0);
+    const seenBefore = this.#seen;
+    this.#seen = new Set([...held.values()].flat());
+    const counts = serving.map((child) =>
+      (held.get(child.pid) ?? []).filter((inode) => seenBefore.has(inode)).length
+    );
     const spread = counts.join("/");
     const shed = toShed(counts);
     this.#stuck = spread === this.#last ? this.#stuck + 1 : 0;

@@ -30,6 +30,13 @@ class FakeWorker {
   constructor(readonly pid: number) {}
 }
 
+/** Each pid's connections, as many as `counts` says, named the same at every look (they last). */
+function lasting(counts: Map<number, number>): Map<number, string[]> {
+  return new Map(
+    [...counts].map(([pid, n]) => [pid, Array.from({ length: n }, (_, k) => `${pid}:${k}`)]),
+  );
+}
+
 function setup(counts: Map<number, number>) {
   const workers = [new FakeWorker(10), new FakeWorker(11)];
   const state = { reloading: false, cpuMs: 0 };
@@ -41,25 +48,30 @@ function setup(counts: Map<number, number>) {
           shed: () => w.shed++,
         }) as unknown as Child
       ),
-    connections: () => ({ counts, cpuMs: state.cpuMs }),
+    connections: () => ({ held: lasting(counts), cpuMs: state.cpuMs }),
   };
   return { workers, state, rebalancer: new Rebalancer(seam) };
 }
 
-Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, then sheds every ROUND_MS until spread", () => {
-  const counts = new Map([[10, 12], [11, 4]]);
+Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, notes the connections, then sheds every ROUND_MS until spread", () => {
+  const counts = new Map([[10, 9], [11, 7]]);
   const { workers, rebalancer } = setup(counts);
   rebalancer.advance(0);
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS, "the clients reconnect first");
   rebalancer.advance(SETTLE_MS);
-  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "the busy one lets one go");
+  assert.deepEqual(workers.map((w) => w.shed), [0, 0], "the first look only notes them");
   assert.equal(rebalancer.nextDeadline(), SETTLE_MS + ROUND_MS);
-  counts.set(10, 8).set(11, 8);
   rebalancer.advance(SETTLE_MS + ROUND_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "they lasted: the busy one lets one go");
+  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 2 * ROUND_MS);
+  counts.set(10, 8).set(11, 8);
+  rebalancer.advance(SETTLE_MS + 2 * ROUND_MS);
   assert.deepEqual(workers.map((w) => w.shed), [1, 0], "even: nothing more");
+  rebalancer.advance(SETTLE_MS + 3 * ROUND_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "the one that moved has lasted: still even");
   assert.equal(
     rebalancer.nextDeadline(),
-    SETTLE_MS + 2 * ROUND_MS,
+    SETTLE_MS + 4 * ROUND_MS,
     "within FOLLOW_MS of the change, looked at again soon: clients may still be reconnecting",
   );
   rebalancer.advance(FOLLOW_MS);
@@ -68,6 +80,38 @@ Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, then sheds e
     FOLLOW_MS + CHECK_MS,
     "after that, looked at again later",
   );
+});
+
+Deno.test("Rebalancer: connections that come and go (a new one per request) are never let go, and the looks space out", () => {
+  let look = 0;
+  const workers = [new FakeWorker(10), new FakeWorker(11)];
+  const rebalancer = new Rebalancer({
+    serving: () => workers.map((w) => ({ pid: w.pid, shed: () => w.shed++ }) as unknown as Child),
+    // As uneven as a snapshot of Connection: close clients gets, but never the same ones twice.
+    connections: () => {
+      look++;
+      return {
+        held: new Map([[10, ["a", "b", "c", "d", "e", "f"]], [11, ["g"]]].map((
+          [pid, names],
+        ) => [pid as number, (names as string[]).map((name) => `${look}${name}`)])),
+        cpuMs: 0,
+      };
+    },
+  });
+  const looks: number[] = [];
+  rebalancer.advance(0);
+  let now = SETTLE_MS;
+  while (now < FOLLOW_MS + 4 * CHECK_MS) {
+    const before = look;
+    rebalancer.advance(now);
+    if (look > before) looks.push(now);
+    now = rebalancer.nextDeadline();
+  }
+  assert.deepEqual(workers.map((w) => w.shed), [0, 0]);
+  const later = looks.filter((at) => at > FOLLOW_MS);
+  assert.ok(looks.length > later.length + 2, `every ROUND_MS while following: ${looks}`);
+  const gaps = later.slice(1).map((at, i) => at - later[i]);
+  assert.ok(gaps.length >= 2 && gaps.every((gap) => gap === CHECK_MS), `past FOLLOW_MS: ${gaps}`);
 });
 
 Deno.test("Rebalancer: connections that stay (WebSockets) stop it after rounds that did not help, until the counts change", () => {
@@ -85,14 +129,17 @@ Deno.test("Rebalancer: connections that stay (WebSockets) stop it after rounds t
   assert.equal(workers[0].shed, given, "the same counts at the next look: nothing");
   counts.set(10, 13);
   rebalancer.advance(rebalancer.nextDeadline());
-  assert.equal(workers[0].shed, given + 1, "the counts changed: it tries again");
+  assert.equal(workers[0].shed, given, "a new connection: not counted until it has lasted");
+  rebalancer.advance(rebalancer.nextDeadline());
+  assert.equal(workers[0].shed, given + 1, "it lasted, the counts changed: it tries again");
 });
 
 Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while a reload runs", () => {
   const counts = new Map([[10, 200], [11, 0]]);
   const { workers, state, rebalancer } = setup(counts);
   rebalancer.advance(0);
-  let now = SETTLE_MS;
+  rebalancer.advance(SETTLE_MS); // notes the connections
+  let now = rebalancer.nextDeadline();
   for (let round = 0; round < MAX_ROUNDS; round++) {
     rebalancer.advance(now);
     now = rebalancer.nextDeadline();
@@ -126,7 +173,7 @@ Deno.test("Rebalancer: one serving worker: nothing to spread, and /proc is not r
     serving: () => [{ pid: 10, shed: () => {} } as unknown as Child],
     connections: () => {
       reads++;
-      return { counts: new Map([[10, 16]]), cpuMs: 0 };
+      return { held: lasting(new Map([[10, 16]])), cpuMs: 0 };
     },
   });
   rebalancer.advance(0);
@@ -142,11 +189,13 @@ Deno.test("Rebalancer: costly counts space the looks by their CPU time: FOLLOW_S
   state.cpuMs = 25;
   // The first start: its clients arrive as they come, spread at READ_SHARE.
   rebalancer.advance(0);
-  rebalancer.advance(SETTLE_MS);
+  rebalancer.advance(SETTLE_MS); // notes the connections
+  let at = rebalancer.nextDeadline();
+  rebalancer.advance(at);
   assert.deepEqual(workers.map((w) => w.shed), [1, 0], "it lets one go");
-  assert.equal(rebalancer.nextDeadline(), SETTLE_MS + 25 / READ_SHARE, "at the start: READ_SHARE");
+  assert.equal(rebalancer.nextDeadline(), at + 25 / READ_SHARE, "at the start: READ_SHARE");
   // A reload: the serving workers change.
-  let at = 10 * FOLLOW_MS;
+  at = 10 * FOLLOW_MS;
   state.reloading = true;
   rebalancer.advance(at);
   state.reloading = false;
@@ -167,7 +216,7 @@ Deno.test("Rebalancer: costly counts space the looks by their CPU time: FOLLOW_S
   let round = 0;
   while (rebalancer.nextDeadline() < 11 * FOLLOW_MS) {
     round++;
-    counts.set(10, 12 - round % 2).set(11, 4 + round % 2);
+    counts.set(10, 12 + round).set(11, 4);
     rebalancer.advance(rebalancer.nextDeadline());
   }
   counts.set(10, 12).set(11, 4);

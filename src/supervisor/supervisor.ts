@@ -168,8 +168,8 @@ export class Supervisor {
             : undefined,
         connections: (pids) => {
           const started = cpuTimeMs();
-          const counts = world.connections?.(pids, ports.bound()) ?? new Map();
-          return { counts, cpuMs: cpuTimeMs() - started };
+          const held = world.connections?.(pids, ports.bound()) ?? new Map();
+          return { held, cpuMs: cpuTimeMs() - started };
         },
       })
       : undefined;

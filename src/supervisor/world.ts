@@ -10,7 +10,7 @@
  */
 import { type Child, ManagedChild, type Spawn } from "../child/child.ts";
 import { type ChildUsage, UsageSampler } from "./sampler.ts";
-import { connectionCounts, foreignListener, type PortHolder } from "./port_owners.ts";
+import { establishedConnections, foreignListener, type PortHolder } from "./port_owners.ts";
 import type { ControlReply, ControlRequest } from "../control/protocol.ts";
 import { ControlServer, socketPath } from "../control/socket.ts";
 import { UsageError } from "../errors.ts";
@@ -112,8 +112,8 @@ export interface World {
   spawnSuccessor?(runArgs: string[] | undefined): Successor;
   /** Pids of the workers of the supervisor this one replaces (orphans, or a takeover's): not foreign. */
   formerWorkers?(): number[];
-  /** Each of `pids`' established connections on `ports` (port_owners.ts: /proc). */
-  connections?(pids: number[], ports: number[]): Map<number, number>;
+  /** Each of `pids`' established connections on `ports`, by socket inode (port_owners.ts). */
+  connections?(pids: number[], ports: number[]): Map<number, string[]>;
 }
 
 /** A dead predecessor's workers, still serving (--orphan-grace). */
@@ -218,7 +218,7 @@ export function realWorld(options: RealWorldOptions): World {
     clock: REAL_CLOCK,
     usage: (child) => sampler.sample(child),
     foreignListener,
-    connections: connectionCounts,
+    connections: establishedConnections,
     rssBytes: () => Deno.memoryUsage().rss,
     isoTime: () => new Date().toISOString(),
     notifier: SdNotify.fromEnv(),
