@@ -213,7 +213,10 @@ export class Rebalancer {
         const how = shed.includes(true) ? "still not spread" : "spread";
         log.info(
           "workers.spread",
-          `keep-alive connections ${how} (${spread}) after ${this.#shed} were let go to reconnect`,
+          // Every connection each worker holds: the one that just reconnected has not lasted yet.
+          `keep-alive connections ${how} (${
+            serving.map((child) => held.get(child.pid)?.length ?? 0).join("/")
+          }) after ${this.#shed} were let go to reconnect`,
           { role: "supervisor", shed: this.#shed },
         );
         this.#shed = 0;
