@@ -18,7 +18,10 @@
  *
  * Each row: the ratio of the row's median window to its anchor's (judged
  * against the target), and the median and range of the pairs' ratios.
- * Every row is a fresh start of both servers, per round.
+ * Every row is a fresh start of both servers, per round. Two unjudged
+ * reference rows per worker count show what the process model costs
+ * (plain processes sharing the port) and what the bench reads when nothing
+ * differs but the process (the anchor against a second start of itself).
  */
 import { type CpuUse, cpuWindow, machine, median, table, untilQuiet, wrk } from "./lib.ts";
 import {
@@ -40,9 +43,13 @@ import {
 
 /** One window per side per pair: short, so that a pair sees one machine. */
 const WINDOW_SECONDS = 2;
-/** Pairs per row, client and round. */
-const PAIRS = 6;
-const ROUNDS = 2;
+/**
+ * Pairs per row, client and round, and rounds, each a fresh start of both
+ * servers: few pairs and many starts, since a process keeps the speed it
+ * starts with (see `anchorAgainstItself`).
+ */
+const PAIRS = 2;
+const ROUNDS = 4;
 
 /** One window's measure. */
 interface Window {
@@ -130,11 +137,29 @@ function processReferences(all: Subject[]): Subject[] {
   }));
 }
 
+/**
+ * Beside each anchor: a second start of the anchor itself, measured against
+ * it as a row is. Not judged: it is what the bench reads when nothing
+ * differs but the process. On the AMD EPYC VM (2026-12-07), three starts of
+ * the same `deno run` in alternating 2 s windows served 1.19 and 1.06 of
+ * one another by the pairs' median, at 65-83 µs of CPU per request, for as
+ * long as they ran.
+ */
+function anchorAgainstItself(all: Subject[]): Subject[] {
+  return all.filter((s) => s.anchor === undefined).map((anchor) => ({
+    ...anchor,
+    key: `${anchor.key}, a second start`,
+    server: `${anchor.server}, a second start (reference)`,
+    anchor: anchor.key,
+    reference: true,
+  }));
+}
+
 export async function benchThroughputPaired(
   { rounds = ROUNDS, only }: { rounds?: number; only?: RegExp } = {},
 ): Promise<string> {
   const all = subjects();
-  const rows = [...all, ...processReferences(all)].filter((s) =>
+  const rows = [...all, ...processReferences(all), ...anchorAgainstItself(all)].filter((s) =>
     s.anchor !== undefined && (only?.test(s.key) ?? true)
   );
   const samples = new Map<string, Record<Client, Pairs>>(
@@ -189,7 +214,10 @@ export async function benchThroughputPaired(
     "(median window) and p99 (median window). A window during which other work used more than " +
     `${FOREIGN_LIMIT * 100} % of a core counts as disturbed (kept, and counted). The reference ` +
     "rows, not judged: as many plain `deno run` processes sharing the port (reusePort) as the " +
-    "anchor has jobs, what hotreload's workers are without hotreload, against the anchor's threads.",
+    "anchor has jobs, what hotreload's workers are without hotreload, against the anchor's " +
+    "threads; and a second start of the anchor itself, what the bench reads when nothing " +
+    "differs but the process (a process keeps the speed it starts with, so each round starts " +
+    "both sides afresh).",
     "",
     ...CLIENTS.map((client) => clientTable(rows, samples, client)),
   ].join("\n");
