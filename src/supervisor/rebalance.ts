@@ -47,8 +47,11 @@
  * rounds going for as long as it ran: a count every 0.8-0.9 s (READ_SHARE)
  * and a connection let go every 2-3 s, 1.6 % of the core the workers serve
  * on spent by the supervisor (measured with `Connection: close` at 18.7k
- * requests/s). So the first look after a change only notes which
- * connections there are, and shedding starts at the next, ROUND_MS later.
+ * requests/s). After a reload every connection is new, so the first look
+ * only notes them and shedding starts at the next, ROUND_MS later (at
+ * FOLLOW_SHARE). A client let go at one look reconnects before the next but
+ * is not counted until it lasts: a look that finds nothing to shed right
+ * after a shed looks once more before calling the connections spread.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
@@ -158,6 +161,8 @@ export class Rebalancer {
   readonly #costs: number[] = [];
   /** The connections the last look saw: those seen again have lasted (see the module text). */
   #seen = new Set<string>();
+  /** True when the last look let connections go (see the module text). */
+  #justShed = false;
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -176,6 +181,7 @@ export class Rebalancer {
       this.#afterChange = this.#servedBefore;
       this.#servedBefore = true;
       this.#gaveUpAt = "";
+      this.#justShed = false;
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
       this.#followUntil = now + FOLLOW_MS;
@@ -195,6 +201,8 @@ export class Rebalancer {
     if (this.#costs.length > COSTS_KEPT) this.#costs.shift();
     const cost = Math.min(...this.#costs);
     const after = (ms: number, share = READ_SHARE) => now + Math.max(ms, cost / share);
+    const hurry = this.#afterChange && now < this.#followUntil;
+    const share = hurry ? FOLLOW_SHARE : READ_SHARE;
     const seenBefore = this.#seen;
     this.#seen = new Set([...held.values()].flat());
     const counts = serving.map((child) =>
@@ -205,6 +213,13 @@ export class Rebalancer {
     this.#stuck = spread === this.#last ? this.#stuck + 1 : 0;
     this.#last = spread;
     const stuck = this.#stuck >= STUCK_ROUNDS;
+    const justShed = this.#justShed;
+    this.#justShed = false;
+    if (!shed.includes(true) && justShed) {
+      // The client let go at the last look is not counted yet: one more look decides.
+      this.#nextAt = after(ROUND_MS, share);
+      return;
+    }
     if (!shed.includes(true) || this.#rounds === 0 || stuck || spread === this.#gaveUpAt) {
       // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be; spread
       // while following a change of the serving workers, every ROUND_MS.
@@ -224,12 +239,12 @@ export class Rebalancer {
       this.#rounds = MAX_ROUNDS;
       this.#stuck = 0;
       const following = !shed.includes(true) && now < this.#followUntil;
-      this.#nextAt = after(following ? ROUND_MS : CHECK_MS);
+      this.#nextAt = following ? after(ROUND_MS, share) : after(CHECK_MS);
       return;
     }
     this.#rounds--;
-    const hurry = this.#afterChange && now < this.#followUntil;
-    this.#nextAt = after(ROUND_MS, hurry ? FOLLOW_SHARE : READ_SHARE);
+    this.#nextAt = after(ROUND_MS, share);
+    this.#justShed = true;
     serving.forEach((child, i) => {
       if (!shed[i]) return;
       child.shed();

@@ -31,15 +31,18 @@ class FakeWorker {
 }
 
 /** Each pid's connections, as many as `counts` says, named the same at every look (they last). */
-function lasting(counts: Map<number, number>): Map<number, string[]> {
+function lasting(counts: Map<number, number>, epoch = 0): Map<number, string[]> {
   return new Map(
-    [...counts].map(([pid, n]) => [pid, Array.from({ length: n }, (_, k) => `${pid}:${k}`)]),
+    [...counts].map((
+      [pid, n],
+    ) => [pid, Array.from({ length: n }, (_, k) => `${epoch}:${pid}:${k}`)]),
   );
 }
 
 function setup(counts: Map<number, number>) {
   const workers = [new FakeWorker(10), new FakeWorker(11)];
-  const state = { reloading: false, cpuMs: 0 };
+  // A reload moves every client: `epoch` names their new connections.
+  const state = { reloading: false, cpuMs: 0, epoch: 0 };
   const seam: RebalanceSeam = {
     serving: () =>
       state.reloading ? undefined : workers.map((w) =>
@@ -48,7 +51,7 @@ function setup(counts: Map<number, number>) {
           shed: () => w.shed++,
         }) as unknown as Child
       ),
-    connections: () => ({ held: lasting(counts), cpuMs: state.cpuMs }),
+    connections: () => ({ held: lasting(counts, state.epoch), cpuMs: state.cpuMs }),
   };
   return { workers, state, rebalancer: new Rebalancer(seam) };
 }
@@ -80,6 +83,24 @@ Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, notes the co
     FOLLOW_MS + CHECK_MS,
     "after that, looked at again later",
   );
+});
+
+Deno.test("Rebalancer: right after a shed, the client that reconnected is waited for before the counts are judged", () => {
+  const counts = new Map([[10, 4], [11, 0]]);
+  const { workers, rebalancer } = setup(counts);
+  rebalancer.advance(0);
+  rebalancer.advance(SETTLE_MS); // notes the connections
+  // Past FOLLOW_MS, when a look that finds the counts spread is the last for CHECK_MS.
+  rebalancer.advance(FOLLOW_MS + 1000);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0]);
+  // It reconnected to the other worker: new there, so 3/0 counted, too few to spread.
+  counts.set(10, 3).set(11, 1);
+  let at = rebalancer.nextDeadline();
+  rebalancer.advance(at);
+  assert.equal(rebalancer.nextDeadline(), at + ROUND_MS, "one more look, soon");
+  at = rebalancer.nextDeadline();
+  rebalancer.advance(at);
+  assert.deepEqual(workers.map((w) => w.shed), [2, 0], "3/1 once it lasted: one more goes");
 });
 
 Deno.test("Rebalancer: connections that come and go (a new one per request) are never let go, and the looks space out", () => {
@@ -135,7 +156,8 @@ Deno.test("Rebalancer: connections that stay (WebSockets) stop it after rounds t
 });
 
 Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while a reload runs", () => {
-  const counts = new Map([[10, 200], [11, 0]]);
+  // Still uneven after MAX_ROUNDS connections moved.
+  const counts = new Map([[10, 300], [11, 0]]);
   const { workers, state, rebalancer } = setup(counts);
   rebalancer.advance(0);
   rebalancer.advance(SETTLE_MS); // notes the connections
@@ -144,7 +166,7 @@ Deno.test("Rebalancer: at most MAX_ROUNDS in a row, then a pause; nothing while 
     rebalancer.advance(now);
     now = rebalancer.nextDeadline();
     // Each connection let go lands on the other worker: the counts move every round.
-    counts.set(10, 200 - workers[0].shed).set(11, workers[0].shed);
+    counts.set(10, 300 - workers[0].shed).set(11, workers[0].shed);
   }
   assert.equal(workers[0].shed, MAX_ROUNDS);
   rebalancer.advance(now);
@@ -199,13 +221,18 @@ Deno.test("Rebalancer: costly counts space the looks by their CPU time: FOLLOW_S
   state.reloading = true;
   rebalancer.advance(at);
   state.reloading = false;
+  state.epoch++;
   rebalancer.advance(at);
   at += SETTLE_MS;
   rebalancer.advance(at);
-  assert.deepEqual(workers.map((w) => w.shed), [2, 0], "it lets one go again");
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "every connection is new: noted");
   const following = 25 / FOLLOW_SHARE;
   assert.ok(following > ROUND_MS);
   assert.equal(rebalancer.nextDeadline(), at + following, "following the change: FOLLOW_SHARE");
+  at = rebalancer.nextDeadline();
+  rebalancer.advance(at);
+  assert.deepEqual(workers.map((w) => w.shed), [2, 0], "they lasted: it lets one go again");
+  assert.equal(rebalancer.nextDeadline(), at + following, "still FOLLOW_SHARE");
   // A count another thread's work fell into: the spacing goes by the least of the last few.
   state.cpuMs = 400;
   at = rebalancer.nextDeadline();

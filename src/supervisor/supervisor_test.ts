@@ -587,7 +587,8 @@ for (
       counted++;
       return new Map(pids.map((pid, i) => [pid, i === 0 ? ["1", "2", "3", "4", "5", "6"] : []]));
     };
-    await world.clock.advance(1000);
+    // Two looks at least: the first only notes the connections (rebalance.ts).
+    await world.clock.advance(3000);
     const sheds = world.workers(1).flatMap((child) => child.process.signals)
       .filter((signal) => signal === "SIGCONT");
     assert.equal(counted > 0, spreads, `connections counted ${counted} times`);
