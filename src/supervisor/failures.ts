@@ -66,9 +66,12 @@ interface Run {
 
 /**
  * Remembers the last failure of one slot, to tell a new error from the same
- * one again. New code starts a fresh run; a worker started before it (the
- * slot's retry that read the old code) goes on counting the old run, so the
- * error it repeats is not shown again as if it were news.
+ * one again. New code starts a fresh run; a worker started before the
+ * reload (the slot's retry, just before a save) that fails with the old
+ * run's error goes on counting the old run, so the error it repeats is not
+ * shown again as if it were news. Any other error is the new run's: the
+ * generation a worker was started with does not prove which code it read (a
+ * save can land between its start and its reading the file).
  */
 export class FailureMemory {
   #current: Run = { times: 0 };
@@ -84,14 +87,16 @@ export class FailureMemory {
     // Pids, ports and timings differ from run to run; the error does not.
     const signature = lines.join("\n").replace(/\d+/g, "#");
     const older = this.#older;
-    const run = older && generation < older.before ? older : this.#current;
+    const run = older && generation < older.before && signature === older.signature
+      ? older
+      : this.#current;
     run.times = signature === run.signature ? run.times + 1 : 1;
     run.signature = signature;
     this.#last = signature;
     return run.times;
   }
 
-  /** The last failure's signature, undefined after a reset. */
+  /** The last failure's signature; undefined from new code's arrival until its first failure. */
   get signature(): string | undefined {
     return this.#last;
   }

@@ -30,6 +30,15 @@ Deno.test("FailureMemory: new code's failures count afresh; a worker still runni
   assert.equal(memory.record(syntax, 2), 2);
 });
 
+Deno.test("FailureMemory: an older worker's other error is the new code's (it may have read it)", () => {
+  const memory = new FailureMemory();
+  memory.record(syntax, 1);
+  memory.newCode(2);
+  assert.equal(memory.record(boom, 1), 1, "a new error is shown");
+  assert.equal(memory.record(boom, 2), 2, "and counted as the new code's");
+  assert.equal(memory.record(syntax, 1), 2, "the old error repeated still continues the old run");
+});
+
 Deno.test("FailureMemory: saved twice before the old worker failed, it still continues the old run", () => {
   const memory = new FailureMemory();
   memory.record(boom, 1);
