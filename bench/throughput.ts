@@ -91,13 +91,13 @@ export interface Subject {
   key: string;
   server: string;
   workers: number;
-  /** The subject this one is compared with (hotreload rows only). */
+  /** The subject this one is compared with (every row but the anchors). */
   anchor?: string;
   args: (port: number) => string[];
   env?: Record<string, string>;
   /** What hotreload's log must say at start (its mode, checked); hotreload rows only. */
   expect?: RegExp[];
-  /** Measured beside the rows, not judged (bench/throughput_paired.ts's process references). */
+  /** Measured beside the rows, not judged (bench/throughput_paired.ts's reference rows). */
   reference?: boolean;
 }
 

@@ -21,7 +21,7 @@
  * Every row is a fresh start of both servers, per round. Two unjudged
  * reference rows per worker count show what the process model costs
  * (plain processes sharing the port) and what the bench reads when nothing
- * differs but the process (the anchor against a second start of itself).
+ * differs but the process (the anchor against another start of itself).
  */
 import { type CpuUse, cpuWindow, machine, median, table, untilQuiet, wrk } from "./lib.ts";
 import {
@@ -138,7 +138,7 @@ function processReferences(all: Subject[]): Subject[] {
 }
 
 /**
- * Beside each anchor: a second start of the anchor itself, measured against
+ * Beside each anchor: another start of the anchor itself, measured against
  * it as a row is. Not judged: it is what the bench reads when nothing
  * differs but the process. On the AMD EPYC VM (2026-12-07), three starts of
  * the same `deno run` in alternating 2 s windows served 1.19 and 1.06 of
@@ -148,8 +148,8 @@ function processReferences(all: Subject[]): Subject[] {
 function anchorAgainstItself(all: Subject[]): Subject[] {
   return all.filter((s) => s.anchor === undefined).map((anchor) => ({
     ...anchor,
-    key: `${anchor.key}, a second start`,
-    server: `${anchor.server}, a second start (reference)`,
+    key: `${anchor.key}, another start`,
+    server: `${anchor.server}, another start (reference)`,
     anchor: anchor.key,
     reference: true,
   }));
@@ -215,7 +215,7 @@ export async function benchThroughputPaired(
     `${FOREIGN_LIMIT * 100} % of a core counts as disturbed (kept, and counted). The reference ` +
     "rows, not judged: as many plain `deno run` processes sharing the port (reusePort) as the " +
     "anchor has jobs, what hotreload's workers are without hotreload, against the anchor's " +
-    "threads; and a second start of the anchor itself, what the bench reads when nothing " +
+    "threads; and another start of the anchor itself, what the bench reads when nothing " +
     "differs but the process (a process keeps the speed it starts with, so each round starts " +
     "both sides afresh).",
     "",
