@@ -141,29 +141,36 @@ httpServer.listen(process.env.PORT);
  * Each connects with the default transports, keeps the last greeting, and
  * sends a "ping" every 100 ms, counting answers, pings missed on a live
  * connection (no ack in 2 s), pings cut by a disconnect (in flight when the
- * connection closed: at most once delivery, socket.io's default) and
- * disconnects. Writes {greetings, answered, missed, cut, disconnects,
- * errors: [{at, message}]} to the status file every 100 ms and prints it at
- * the end.
+ * connection closed: at most once delivery, socket.io's default),
+ * disconnects, and how many pings were in flight at them (socket.io emits
+ * "disconnect" before it fails the pending acks). Writes {greetings,
+ * answered, missed, cut, disconnects, inFlight, errors: [{at, message}]} to
+ * the status file every 100 ms and prints it at the end.
  */
 export const SOCKET_IO_CLIENTS = `import { io } from "socket.io-client";
 
 const [port, count, statusFile, untilFile] = Deno.args;
-const state = { greetings: [], answered: 0, missed: 0, cut: 0, disconnects: 0, errors: [] };
+const state = { greetings: [], answered: 0, missed: 0, cut: 0, disconnects: 0, inFlight: 0, errors: [] };
+const pending = Array.from({ length: Number(count) }, () => 0);
 const sockets = Array.from({ length: Number(count) }, (_, i) => {
   const socket = io("http://127.0.0.1:" + port, { reconnectionDelay: 100, reconnectionDelayMax: 500 });
   socket.on("hello", (greeting) => state.greetings[i] = greeting);
   socket.on("connect_error", (error) => state.errors.push({ at: Date.now(), message: error.message }));
   // The last ones are the client's own (socket.close() below).
   socket.on("disconnect", (reason) => {
-    if (reason !== "io client disconnect") state.disconnects++;
+    if (reason !== "io client disconnect") {
+      state.disconnects++;
+      state.inFlight += pending[i];
+    }
   });
   return socket;
 });
 const timer = setInterval(() => {
-  for (const socket of sockets) {
+  for (const [i, socket] of sockets.entries()) {
     if (!socket.connected) continue;
+    pending[i]++;
     socket.timeout(2000).emit("ping", (error) => {
+      pending[i]--;
       if (!error) state.answered++;
       else if (error.message === "socket has been disconnected") state.cut++;
       else state.missed++;

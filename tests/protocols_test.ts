@@ -191,6 +191,7 @@ interface SocketIo {
   missed: number;
   cut: number;
   disconnects: number;
+  inFlight: number;
   steadyErrors: string[];
   reloadErrors: string[];
 }
@@ -211,6 +212,10 @@ Deno.test("socket.io, default transports, 4 workers, --sticky: 5 clients connect
   // Each edit moves each client once (every worker is replaced), through a 1001 close.
   assert.equal(result.disconnects, 5 * 2);
   // A ping in flight as its worker closes the socket is lost (socket.io delivers at most
-  // once; its `retries` option resends): at most the one each client had then.
-  assert.ok(result.cut <= result.disconnects, `${result.cut} pings cut by ${result.disconnects}`);
+  // once; its `retries` option resends), and only those: one per client, or more where acks
+  // lag behind the pings sent every 100 ms (a busy machine: 12 cut by 10 disconnects).
+  assert.ok(
+    result.cut <= result.inFlight,
+    `${result.cut} pings cut, ${result.inFlight} in flight at ${result.disconnects} disconnects`,
+  );
 });

@@ -74,6 +74,7 @@ try {
     missed: state.missed,
     cut: state.cut,
     disconnects: state.disconnects,
+    inFlight: state.inFlight,
     // Long-polling across workers without stickiness: "xhr poll error", "Session ID unknown".
     steadyErrors: errors.filter((error) => error.at < firstEditAt).map((error) => error.message),
     reloadErrors: errors.filter((error) => error.at >= firstEditAt).map((error) => error.message),
