@@ -39,19 +39,22 @@
  * FOLLOW_MS after the serving workers changed, the next look is CHECK_MS
  * away.
  *
- * Only connections that lasted from one look to the next are counted: a
- * client that makes a new connection per request (`Connection: close`,
- * health checks) leaves nothing on a worker to spread, but a snapshot of its
- * connections, which come and go in milliseconds, is uneven more often than
- * not. Counted as they were, wrk's 64 such connections on 2 workers kept the
- * rounds going for as long as it ran: a count every 0.8-0.9 s (READ_SHARE)
- * and a connection let go every 2-3 s, 1.6 % of the core the workers serve
- * on spent by the supervisor (measured with `Connection: close` at 18.7k
- * requests/s). After a reload every connection is new, so the first look
- * only notes them and shedding starts at the next, ROUND_MS later (at
- * FOLLOW_SHARE). A client let go at one look reconnects before the next but
- * is not counted until it lasts: a look that finds nothing to shed right
- * after a shed looks once more before calling the connections spread.
+ * Nothing is let go unless enough connections lasted from one look to the
+ * next (MIN_PER_WORKER per worker): a client that makes a new connection per
+ * request (`Connection: close`, health checks) leaves nothing on a worker to
+ * spread, but a snapshot of its connections, which come and go in
+ * milliseconds, is uneven more often than not. Counted as they were, wrk's
+ * 64 such connections on 2 workers kept the rounds going for as long as it
+ * ran: a count every 0.8-0.9 s (READ_SHARE) and a connection let go every
+ * 2-3 s, 1.6 % of the core the workers serve on spent by the supervisor
+ * (measured with `Connection: close` at 18.7k requests/s). After a reload
+ * every connection is new, so the first look only notes them and shedding
+ * starts at the next, ROUND_MS later (at FOLLOW_SHARE). The counts
+ * themselves are of every connection: a client let go at one look has
+ * reconnected by the next, and must count where it landed. (Counting only
+ * the lasting ones left it out for one look: each move took two looks, and
+ * without steering, where the kernel may put it back on the same worker, 16
+ * clients were not spread at the start within 15 s on a busy machine.)
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
@@ -161,8 +164,6 @@ export class Rebalancer {
   readonly #costs: number[] = [];
   /** The connections the last look saw: those seen again have lasted (see the module text). */
   #seen = new Set<string>();
-  /** True when the last look let connections go (see the module text). */
-  #justShed = false;
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -181,7 +182,6 @@ export class Rebalancer {
       this.#afterChange = this.#servedBefore;
       this.#servedBefore = true;
       this.#gaveUpAt = "";
-      this.#justShed = false;
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
       this.#followUntil = now + FOLLOW_MS;
@@ -205,21 +205,15 @@ export class Rebalancer {
     const share = hurry ? FOLLOW_SHARE : READ_SHARE;
     const seenBefore = this.#seen;
     this.#seen = new Set([...held.values()].flat());
-    const counts = serving.map((child) =>
-      (held.get(child.pid) ?? []).filter((inode) => seenBefore.has(inode)).length
-    );
+    const lasted = [...this.#seen].filter((inode) => seenBefore.has(inode)).length;
+    const counts = serving.map((child) => held.get(child.pid)?.length ?? 0);
     const spread = counts.join("/");
-    const shed = toShed(counts);
+    const shed = lasted >= MIN_PER_WORKER * counts.length
+      ? toShed(counts)
+      : counts.map(() => false);
     this.#stuck = spread === this.#last ? this.#stuck + 1 : 0;
     this.#last = spread;
     const stuck = this.#stuck >= STUCK_ROUNDS;
-    const justShed = this.#justShed;
-    this.#justShed = false;
-    if (!shed.includes(true) && justShed) {
-      // The client let go at the last look is not counted yet: one more look decides.
-      this.#nextAt = after(ROUND_MS, share);
-      return;
-    }
     if (!shed.includes(true) || this.#rounds === 0 || stuck || spread === this.#gaveUpAt) {
       // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be; spread
       // while following a change of the serving workers, every ROUND_MS.
@@ -228,10 +222,7 @@ export class Rebalancer {
         const how = shed.includes(true) ? "still not spread" : "spread";
         log.info(
           "workers.spread",
-          // Every connection each worker holds: the one that just reconnected has not lasted yet.
-          `keep-alive connections ${how} (${
-            serving.map((child) => held.get(child.pid)?.length ?? 0).join("/")
-          }) after ${this.#shed} were let go to reconnect`,
+          `keep-alive connections ${how} (${spread}) after ${this.#shed} were let go to reconnect`,
           { role: "supervisor", shed: this.#shed },
         );
         this.#shed = 0;
@@ -244,7 +235,6 @@ export class Rebalancer {
     }
     this.#rounds--;
     this.#nextAt = after(ROUND_MS, share);
-    this.#justShed = true;
     serving.forEach((child, i) => {
       if (!shed[i]) return;
       child.shed();
