@@ -104,8 +104,9 @@ export class FailureMemory {
   /** New code from `generation` on: its failures count afresh. */
   newCode(generation: number): void {
     // Saved twice before the old worker failed: the old run is still the one it continues.
-    if (this.#current.times > 0 || !this.#older) this.#older = { ...this.#current, before: 0 };
-    this.#older.before = generation;
+    if (this.#current.times > 0 || !this.#older) {
+      this.#older = { ...this.#current, before: generation };
+    } else this.#older.before = generation;
     this.#current = { times: 0 };
     this.#last = undefined;
   }

@@ -46,8 +46,8 @@
  * milliseconds, is uneven more often than not. Counted as they were, wrk's
  * 64 such connections on 2 workers kept the rounds going for as long as it
  * ran: a count every 0.8-0.9 s (READ_SHARE) and a connection let go every
- * 2-3 s, 1.6 % of the core the workers serve on spent by the supervisor
- * (measured with `Connection: close` at 18.7k requests/s). After a reload
+ * 2-3 s: 0.2-2 % of the core the workers serve on spent by the supervisor,
+ * per 5 s window (`Connection: close`, 2 workers pinned to one core). After a reload
  * every connection is new, so the first look only notes them and shedding
  * starts at the next, ROUND_MS later (at FOLLOW_SHARE). The counts
  * themselves are of every connection: a client let go at one look has
