@@ -35,26 +35,26 @@ Deno.test("a crash that hits 4 workers shows one stack and counts the workers", 
 });
 
 Deno.test("a reload whose generation fails to start says so, not 'after draining'", async () => {
-  await withHotreload(
-    { "main.ts": `Deno.serve((_req) => new Response("v1"));\n` },
-    (port) =>
-      watchingArgs(
-        port,
-        "-w",
-        "2",
-        "--allow-env=HOTRELOAD_WORKER_ID",
-        "--allow-read",
-        "--allow-write",
-      ),
-    async (run, { dir }) => {
-      await run.waitForOutput("2 worker(s) ready");
-      // One worker of the new generation fails; the other is stopped before it is ready. Worker
-      // 0 fails only once worker 1 has started (a file outside the watched project says so):
-      // steered, worker 0 starts first, and a lead that fails at once ends the reload before the
-      // others start, with no worker 1 of generation 2 to tell of.
-      const marks = await Deno.makeTempDir({ prefix: "hotreload-marks-" });
-      const started = JSON.stringify(`${marks}/worker-1-started`);
-      try {
+  // Worker 0 of the broken generation fails only once worker 1 has started (a file outside the
+  // watched project says so): steered, worker 0 starts first, and a lead that fails at once ends
+  // the reload before the others start, with no worker 1 of generation 2 to tell of.
+  const marks = await Deno.makeTempDir({ prefix: "hotreload-marks-" });
+  const started = JSON.stringify(`${marks}/worker-1-started`);
+  try {
+    await withHotreload(
+      { "main.ts": `Deno.serve((_req) => new Response("v1"));\n` },
+      (port) =>
+        watchingArgs(
+          port,
+          "-w",
+          "2",
+          "--allow-env=HOTRELOAD_WORKER_ID",
+          `--allow-read=${marks}`,
+          `--allow-write=${marks}`,
+        ),
+      async (run, { dir }) => {
+        await run.waitForOutput("2 worker(s) ready");
+        // One worker of the new generation fails; the other is stopped before it is ready.
         await Deno.writeTextFile(
           `${dir}/main.ts`,
           `if (Deno.env.get("HOTRELOAD_WORKER_ID") === "0") {\n` +
@@ -74,11 +74,11 @@ Deno.test("a reload whose generation fails to start says so, not 'after draining
         assert.ok(!run.output.has(/generation 2.*after draining/), run.output.text());
         const drained = run.output.lines.filter((line) => /exited after draining/.test(line));
         assert.deepEqual(drained, [], run.output.text());
-      } finally {
-        await Deno.remove(marks, { recursive: true });
-      }
-    },
-  );
+      },
+    );
+  } finally {
+    await Deno.remove(marks, { recursive: true });
+  }
 });
 
 Deno.test("status counts the requests served before it was asked", async () => {

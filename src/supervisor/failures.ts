@@ -101,7 +101,12 @@ export class FailureMemory {
     return this.#last;
   }
 
-  /** New code from `generation` on: its failures count afresh. */
+  /**
+   * New code from `generation` on: its failures count afresh. Code that never
+   * failed leaves the older run as it was: a worker of any older generation
+   * that fails with that run's error continues its count (the error is not
+   * news to the reader), whichever older generation it ran.
+   */
   newCode(generation: number): void {
     // Saved twice before the old worker failed: the old run is still the one it continues.
     if (this.#current.times > 0 || !this.#older) {

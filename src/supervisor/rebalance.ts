@@ -39,22 +39,28 @@
  * FOLLOW_MS after the serving workers changed, the next look is CHECK_MS
  * away.
  *
- * Nothing is let go unless enough connections lasted from one look to the
- * next (MIN_PER_WORKER per worker): a client that makes a new connection per
- * request (`Connection: close`, health checks) leaves nothing on a worker to
- * spread, but a snapshot of its connections, which come and go in
- * milliseconds, is uneven more often than not. Counted as they were, wrk's
- * 64 such connections on 2 workers kept the rounds going for as long as it
- * ran: a count every 0.8-0.9 s (READ_SHARE) and a connection let go every
- * 2-3 s: 0.2-2 % of the core the workers serve on spent by the supervisor,
- * per 5 s window (`Connection: close`, 2 workers pinned to one core). After a reload
- * every connection is new, so the first look only notes them and shedding
- * starts at the next, ROUND_MS later (at FOLLOW_SHARE). The counts
- * themselves are of every connection: a client let go at one look has
+ * A worker lets a connection go only if both its count of every connection
+ * and its count of those that lasted from the last look to this one are
+ * above the mean (toShed, for each). Lasting ones: a client that makes a new
+ * connection per request (`Connection: close`, health checks) leaves nothing
+ * on a worker to spread, but a snapshot of its connections, which come and
+ * go in milliseconds, is uneven more often than not. Counted as they were,
+ * wrk's 64 such connections on 2 workers kept the rounds going for as long
+ * as it ran: a count every 0.8-0.9 s (READ_SHARE) and a connection let go
+ * every 2-3 s: 0.2-2 % of the core the workers serve on spent by the
+ * supervisor, per 5 s window (`Connection: close`, 2 workers pinned to one
+ * core); and beside a few keep-alive clients, such snapshots would keep
+ * moving those. Every connection too: a client let go at one look has
  * reconnected by the next, and must count where it landed. (Counting only
  * the lasting ones left it out for one look: each move took two looks, and
  * without steering, where the kernel may put it back on the same worker, 16
  * clients were not spread at the start within 15 s on a busy machine.)
+ * After a reload every connection is new, so the first look only notes them
+ * and shedding starts at the next (a round later, at FOLLOW_SHARE). Uneven
+ * counts of connections that did not last (new clients, or ones that come
+ * and go) are looked at again RECHECK_MS later, then twice as long each time
+ * they stay so, up to CHECK_MS: new keep-alive clients are spread within
+ * about a second, and clients that come and go cost a look every CHECK_MS.
  *
  * Without `tcp_migrate_req`, a reconnect that meets a listener closing in
  * that instant is reset (docs/handover.md). Without steering, a reload
@@ -92,8 +98,8 @@ const COSTS_KEPT = 5;
 /** The share of one core the counting may take at most (see the module text). */
 export const READ_SHARE = 0.01;
 /**
- * The share while a change of the serving workers is followed (FOLLOW_MS)
- * and the counts are uneven: after a reload (a scale, a replacement) the
+ * The share while a change of the serving workers is followed (FOLLOW_MS):
+ * after a reload (a scale, a replacement) the
  * clients of the workers that left reconnect at once, onto the new workers
  * ready by then, and spreading them again is worth more of a core, for a
  * few seconds, than a look for drift ever is. A count takes 4-7 ms of CPU
@@ -108,6 +114,8 @@ export const READ_SHARE = 0.01;
 export const FOLLOW_SHARE = 0.05;
 /** Fewer connections than this per worker: nothing worth spreading. */
 const MIN_PER_WORKER = 2;
+/** Uneven counts of connections that did not last: the first look again (see the module text). */
+export const RECHECK_MS = 1_000;
 /**
  * Rounds in a row after which no count moved: then it stops until they do.
  * Connections that never get another answer (WebSockets, event streams)
@@ -164,6 +172,8 @@ export class Rebalancer {
   readonly #costs: number[] = [];
   /** The connections the last look saw: those seen again have lasted (see the module text). */
   #seen = new Set<string>();
+  /** The wait before the next look at uneven counts of connections that did not last. */
+  #recheckMs = RECHECK_MS;
 
   constructor(private readonly seam: RebalanceSeam) {}
 
@@ -181,7 +191,12 @@ export class Rebalancer {
       this.#serving = key;
       this.#afterChange = this.#servedBefore;
       this.#servedBefore = true;
+      // What the last workers' rounds saw and did is not theirs to report.
       this.#gaveUpAt = "";
+      this.#last = "";
+      this.#stuck = 0;
+      this.#shed = 0;
+      this.#recheckMs = RECHECK_MS;
       this.#rounds = MAX_ROUNDS;
       this.#nextAt = now + SETTLE_MS;
       this.#followUntil = now + FOLLOW_MS;
@@ -205,21 +220,32 @@ export class Rebalancer {
     const share = hurry ? FOLLOW_SHARE : READ_SHARE;
     const seenBefore = this.#seen;
     this.#seen = new Set([...held.values()].flat());
-    const lasted = [...this.#seen].filter((inode) => seenBefore.has(inode)).length;
-    const counts = serving.map((child) => held.get(child.pid)?.length ?? 0);
+    const own = serving.map((child) => held.get(child.pid) ?? []);
+    const counts = own.map((inodes) => inodes.length);
+    const uneven = toShed(counts);
+    const lasting = toShed(
+      own.map((inodes) => inodes.filter((inode) => seenBefore.has(inode)).length),
+    );
+    const shed = uneven.map((above, i) => above && lasting[i]);
     const spread = counts.join("/");
-    const shed = lasted >= MIN_PER_WORKER * counts.length
-      ? toShed(counts)
-      : counts.map(() => false);
     this.#stuck = spread === this.#last ? this.#stuck + 1 : 0;
     this.#last = spread;
     const stuck = this.#stuck >= STUCK_ROUNDS;
     if (!shed.includes(true) || this.#rounds === 0 || stuck || spread === this.#gaveUpAt) {
-      // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be; spread
-      // while following a change of the serving workers, every ROUND_MS.
       if (stuck) this.#gaveUpAt = spread;
+      const following = !shed.includes(true) && now < this.#followUntil;
+      // Uneven, but those above the mean did not last: new clients, or ones that come and go.
+      const waiting = uneven.includes(true) && !shed.includes(true) && !stuck &&
+        spread !== this.#gaveUpAt;
+      if (waiting) {
+        this.#nextAt = following ? after(ROUND_MS, share) : after(this.#recheckMs);
+        if (!following) this.#recheckMs = Math.min(2 * this.#recheckMs, CHECK_MS);
+        return;
+      }
+      // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be; while
+      // following a change of the serving workers, every ROUND_MS.
       if (this.#shed > 0) {
-        const how = shed.includes(true) ? "still not spread" : "spread";
+        const how = uneven.includes(true) ? "still not spread" : "spread";
         log.info(
           "workers.spread",
           `keep-alive connections ${how} (${spread}) after ${this.#shed} were let go to reconnect`,
@@ -229,10 +255,11 @@ export class Rebalancer {
       }
       this.#rounds = MAX_ROUNDS;
       this.#stuck = 0;
-      const following = !shed.includes(true) && now < this.#followUntil;
+      this.#recheckMs = RECHECK_MS;
       this.#nextAt = following ? after(ROUND_MS, share) : after(CHECK_MS);
       return;
     }
+    this.#recheckMs = RECHECK_MS;
     this.#rounds--;
     this.#nextAt = after(ROUND_MS, share);
     serving.forEach((child, i) => {

@@ -9,6 +9,7 @@ import {
   READ_SHARE,
   Rebalancer,
   type RebalanceSeam,
+  RECHECK_MS,
   ROUND_MS,
   SETTLE_MS,
   toShed,
@@ -85,36 +86,95 @@ Deno.test("Rebalancer: after the workers change it waits SETTLE_MS, notes the co
   );
 });
 
-Deno.test("Rebalancer: connections that come and go (a new one per request) are never let go, and the looks space out", () => {
-  let look = 0;
+/** Rebalancer over two fake workers whose connections, at each look, `look(n)` names. */
+function looking(look: (n: number) => [string[], string[]]) {
+  let looks = 0;
   const workers = [new FakeWorker(10), new FakeWorker(11)];
   const rebalancer = new Rebalancer({
     serving: () => workers.map((w) => ({ pid: w.pid, shed: () => w.shed++ }) as unknown as Child),
-    // As uneven as a snapshot of Connection: close clients gets, but never the same ones twice.
     connections: () => {
-      look++;
-      return {
-        held: new Map([[10, ["a", "b", "c", "d", "e", "f"]], [11, ["g"]]].map((
-          [pid, names],
-        ) => [pid as number, (names as string[]).map((name) => `${look}${name}`)])),
-        cpuMs: 0,
-      };
+      const [a, b] = look(++looks);
+      return { held: new Map([[10, a], [11, b]]), cpuMs: 0 };
     },
   });
-  const looks: number[] = [];
+  /** Runs the looks from `from` until `until`; returns when each came. */
+  const run = (from: number, until: number) => {
+    const at: number[] = [];
+    let now = from;
+    while (now < until) {
+      const before = looks;
+      rebalancer.advance(now);
+      if (looks > before) at.push(now);
+      now = rebalancer.nextDeadline();
+    }
+    return at;
+  };
+  return { workers, rebalancer, run };
+}
+
+/** `n` connections, none seen before: named by the look and `tag`. */
+const fresh = (look: number, tag: string, n: number) =>
+  Array.from({ length: n }, (_, k) => `${look}:${tag}${k}`);
+
+Deno.test("Rebalancer: connections that come and go (a new one per request) are never let go, and the looks space out to CHECK_MS", () => {
+  // As uneven as a snapshot of Connection: close clients gets, never the same ones twice, and
+  // never the same counts twice in a row.
+  const sizes = [[6, 1], [5, 2], [1, 6], [2, 5]];
+  const { workers, rebalancer, run } = looking((n) => {
+    const [a, b] = sizes[n % sizes.length];
+    return [fresh(n, "a", a), fresh(n, "b", b)];
+  });
   rebalancer.advance(0);
-  let now = SETTLE_MS;
-  while (now < FOLLOW_MS + 4 * CHECK_MS) {
-    const before = look;
-    rebalancer.advance(now);
-    if (look > before) looks.push(now);
-    now = rebalancer.nextDeadline();
-  }
+  const looks = run(SETTLE_MS, FOLLOW_MS + 6 * CHECK_MS);
   assert.deepEqual(workers.map((w) => w.shed), [0, 0]);
-  const later = looks.filter((at) => at > FOLLOW_MS);
-  assert.ok(looks.length > later.length + 2, `every ROUND_MS while following: ${looks}`);
+  const following = looks.filter((at) => at < FOLLOW_MS);
+  const followingGaps = following.slice(1).map((at, i) => at - following[i]);
+  assert.ok(
+    followingGaps.length > 10 && followingGaps.every((gap) => gap === ROUND_MS),
+    `every ROUND_MS while following: ${followingGaps}`,
+  );
+  // Past FOLLOW_MS, RECHECK_MS and twice as long each time, up to CHECK_MS.
+  const later = looks.filter((at) => at >= FOLLOW_MS);
   const gaps = later.slice(1).map((at, i) => at - later[i]);
-  assert.ok(gaps.length >= 2 && gaps.every((gap) => gap === CHECK_MS), `past FOLLOW_MS: ${gaps}`);
+  const doubling = [1, 2, 4, 8, 16].map((times) => times * RECHECK_MS);
+  assert.ok(doubling.at(-1)! < CHECK_MS && 2 * doubling.at(-1)! >= CHECK_MS);
+  assert.deepEqual(gaps.slice(0, doubling.length), doubling, `${later}`);
+  const rest = gaps.slice(doubling.length);
+  assert.ok(rest.length >= 3 && rest.every((gap) => gap === CHECK_MS), `then CHECK_MS: ${gaps}`);
+});
+
+Deno.test("Rebalancer: beside keep-alive clients that are spread, connections that come and go move none of them", () => {
+  // 4 keep-alive connections on each worker, the same at every look, and short ones beside them.
+  const kept = (tag: string) => Array.from({ length: 4 }, (_, k) => `kept:${tag}${k}`);
+  const sizes = [[5, 0], [0, 3], [6, 1], [2, 7]];
+  const { workers, rebalancer, run } = looking((n) => {
+    const [a, b] = sizes[n % sizes.length];
+    return [[...kept("a"), ...fresh(n, "a", a)], [...kept("b"), ...fresh(n, "b", b)]];
+  });
+  rebalancer.advance(0);
+  const looks = run(SETTLE_MS, FOLLOW_MS + 2 * CHECK_MS);
+  assert.ok(looks.length > 20, `${looks}`);
+  assert.deepEqual(workers.map((w) => w.shed), [0, 0]);
+});
+
+Deno.test("Rebalancer: keep-alive clients that arrive after FOLLOW_MS are spread at the look RECHECK_MS after the one that first saw them", () => {
+  let arrived = false;
+  const { workers, rebalancer, run } = looking(() =>
+    arrived
+      ? [Array.from({ length: 9 }, (_, k) => `new:a${k}`), ["new:b0"]]
+      : [["old:a0", "old:a1"], ["old:b0", "old:b1"]]
+  );
+  rebalancer.advance(0);
+  const quiet = run(SETTLE_MS, FOLLOW_MS + CHECK_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [0, 0], "spread: nothing to do");
+  arrived = true;
+  const [first, second] = run(rebalancer.nextDeadline(), rebalancer.nextDeadline() + 1);
+  assert.ok(quiet.length > 0);
+  assert.equal(second, undefined, "one look at a time");
+  assert.deepEqual(workers.map((w) => w.shed), [0, 0], "the first look that sees them notes them");
+  assert.equal(rebalancer.nextDeadline(), first + RECHECK_MS);
+  rebalancer.advance(first + RECHECK_MS);
+  assert.deepEqual(workers.map((w) => w.shed), [1, 0], "they lasted: the busy one lets one go");
 });
 
 Deno.test("Rebalancer: connections that stay (WebSockets) stop it after rounds that did not help, until the counts change", () => {
