@@ -49,6 +49,16 @@ Deno.test("FailureMemory: saved twice before the old worker failed, it still con
   assert.equal(memory.record(boom, 3), 1);
 });
 
+Deno.test("FailureMemory: code that failed, then newer code: the run before the failing code is let go", () => {
+  const memory = new FailureMemory();
+  memory.record(syntax, 1);
+  memory.newCode(2);
+  assert.equal(memory.record(boom, 2), 1, "generation 2 fails its own way");
+  memory.newCode(3);
+  assert.equal(memory.record(boom, 2), 2, "a generation-2 worker repeating it continues that run");
+  assert.equal(memory.record(syntax, 1), 1, "generation 1's error, two codes back, is shown again");
+});
+
 Deno.test("worthReporting: the 1st, 2nd, 4th, 8th... time", () => {
   assert.deepEqual(
     [1, 2, 3, 4, 5, 8, 9, 16].map(worthReporting),
