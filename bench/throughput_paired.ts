@@ -194,11 +194,13 @@ export async function benchThroughputPaired(
           into.anchor.push(...pairs.anchor);
           into.row.push(...pairs.row);
           const ratios = pairs.row.map((w, k) => w.rps / pairs.anchor[k].rps);
+          // Per window: requests/s and the servers' CPU µs per request (a slow round's cost).
+          const windows = (list: Window[]) =>
+            `${list.map((w) => Math.round(w.rps / 1000)).join(" ")}k (${
+              list.map((w) => Math.round(w.usPerRequest)).join(" ")
+            } µs)`;
           console.error(
-            `  ${client}: anchor ${
-              pairs.anchor.map((w) => Math.round(w.rps / 1000)).join(" ")
-            }k, ` +
-              `row ${pairs.row.map((w) => Math.round(w.rps / 1000)).join(" ")}k; pairs ` +
+            `  ${client}: anchor ${windows(pairs.anchor)}, row ${windows(pairs.row)}; pairs ` +
               ratios.map((r) => r.toFixed(2)).join(" "),
           );
         }
