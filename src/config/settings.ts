@@ -173,7 +173,7 @@ const TABLE = [
     flag: "no-rebalance",
     key: "rebalance",
     help: "do not spread keep-alive clients over the workers (by default, while the workers' " +
-      "counts of connections differ by more than one, those above the mean let one go at a " +
+      "counts of lasting connections differ by more than one, those above the mean let one go at a " +
       "time: its next answer says Connection: close, and the client reconnects; never with " +
       "--sticky)",
     default: true,

@@ -231,17 +231,16 @@ export class Rebalancer {
     this.#stuck = spread === this.#last ? this.#stuck + 1 : 0;
     this.#last = spread;
     const stuck = this.#stuck >= STUCK_ROUNDS;
-    if (!shed.includes(true) || this.#rounds === 0 || stuck || spread === this.#gaveUpAt) {
-      if (stuck) this.#gaveUpAt = spread;
-      const following = !shed.includes(true) && now < this.#followUntil;
+    const givenUp = stuck || spread === this.#gaveUpAt;
+    if (stuck) this.#gaveUpAt = spread;
+    const following = !shed.includes(true) && now < this.#followUntil;
+    if (uneven.includes(true) && !shed.includes(true) && !givenUp) {
       // Uneven, but those above the mean did not last: new clients, or ones that come and go.
-      const waiting = uneven.includes(true) && !shed.includes(true) && !stuck &&
-        spread !== this.#gaveUpAt;
-      if (waiting) {
-        this.#nextAt = following ? after(ROUND_MS, share) : after(this.#recheckMs);
-        if (!following) this.#recheckMs = Math.min(2 * this.#recheckMs, CHECK_MS);
-        return;
-      }
+      this.#nextAt = following ? after(ROUND_MS, share) : after(this.#recheckMs);
+      if (!following) this.#recheckMs = Math.min(2 * this.#recheckMs, CHECK_MS);
+      return;
+    }
+    if (!shed.includes(true) || this.#rounds === 0 || givenUp) {
       // Spread, out of rounds, or stuck: a look every CHECK_MS, with new rounds if need be; while
       // following a change of the serving workers, every ROUND_MS.
       if (this.#shed > 0) {
