@@ -13,6 +13,7 @@ import {
   waitFor,
   withHotreload,
 } from "./helpers.ts";
+import { WORKER_MALLOC_TUNABLES } from "../src/runtime/protocol.ts";
 
 const PID_APP = `Deno.serve((_req) => new Response(String(Deno.pid)));\n`;
 
@@ -128,4 +129,141 @@ Deno.exit(3);
       assert.ok(run.output.has(`[worker 0 ${pid}] no newline at the end`));
     },
   );
+});
+
+// What the app and a process it starts see of GLIBC_TUNABLES, and the worker's pid.
+const TUNABLES_APP = (version: number) => `
+const shell = new Deno.Command("sh", { args: ["-c", 'printf "%s" "\${GLIBC_TUNABLES-unset}"'] });
+Deno.serve({ port: Number(Deno.env.get("PORT")) }, async () => {
+  const child = new TextDecoder().decode((await shell.output()).stdout);
+  return Response.json({ pid: Deno.pid, app: Deno.env.get("GLIBC_TUNABLES") ?? "unset", child, version: ${version} });
+});
+`;
+const TUNABLES_FLAGS = ["-N", "--allow-env", "--allow-run=sh"];
+
+interface TunablesAnswer {
+  pid: number;
+  app: string;
+  child: string;
+  version: number;
+}
+
+/** The app's answer under plain `deno run` with `flags` and `env` (the reference). */
+async function plainTunables(dir: string, flags: string[], env: Record<string, string>) {
+  const port = freePort();
+  const plain = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...TUNABLES_FLAGS, ...flags, "main.ts"],
+    cwd: dir,
+    env: { ...env, PORT: String(port) },
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    return await waitFor(
+      async () => JSON.parse((await httpGet(port)).body) as TunablesAnswer,
+      "plain deno run answers",
+    );
+  } finally {
+    plain.kill("SIGKILL");
+    await plain.status;
+  }
+}
+
+/**
+ * GLIBC_TUNABLES in the environment process `pid` started with. glibc 2.36
+ * writes a NUL over each ":" of it in /proc/<pid>/environ's memory as it
+ * reads its tunables (its own copy, which getenv returns, is whole), so the
+ * pieces after the entry are joined back.
+ */
+function startedWith(pid: number): string | undefined {
+  const entries = Deno.readTextFileSync(`/proc/${pid}/environ`).split("\0");
+  const at = entries.findIndex((entry) => entry.startsWith("GLIBC_TUNABLES="));
+  if (at === -1) return undefined;
+  const pieces = [entries[at].slice("GLIBC_TUNABLES=".length)];
+  for (const entry of entries.slice(at + 1)) {
+    if (!entry.startsWith("glibc.")) break;
+    pieces.push(entry);
+  }
+  return pieces.join(":");
+}
+
+Deno.test("workers start with hotreload's malloc tunables unless the user sets GLIBC_TUNABLES; the app and its children see what plain deno run gives them", async () => {
+  assert.equal(
+    Deno.env.get("GLIBC_TUNABLES"),
+    undefined,
+    "the test runner must not set GLIBC_TUNABLES",
+  );
+  const cases: {
+    name: string;
+    env: Record<string, string>;
+    flags: string[];
+    file?: string;
+    ours: boolean;
+  }[] = [
+    { name: "unset", env: {}, flags: [], ours: true },
+    {
+      name: "environment",
+      env: { GLIBC_TUNABLES: "glibc.malloc.arena_max=2" },
+      flags: [],
+      ours: false,
+    },
+    {
+      name: "env file",
+      env: {},
+      flags: ["--env-file=app.env"],
+      file: "GLIBC_TUNABLES=glibc.malloc.arena_max=3\n",
+      ours: false,
+    },
+  ];
+  for (const { name, env, flags, file, ours } of cases) {
+    const dir = await makeProject({
+      "main.ts": TUNABLES_APP(1),
+      ...(file ? { "app.env": file } : {}),
+    });
+    try {
+      const plain = await plainTunables(dir, flags, env);
+      const port = freePort();
+      // Watching (spares are started, and an edit releases them) with 2 workers.
+      const run = new Hotreload(
+        ["run", "main.ts", ...TUNABLES_FLAGS, ...flags, "--port", String(port), "-w", "2"],
+        dir,
+        env,
+      );
+      try {
+        await run.waitForReady(2);
+        const check = (answer: TunablesAnswer) => {
+          assert.equal(answer.app, plain.app, `${name}: the app sees what plain deno run shows`);
+          assert.equal(
+            answer.child,
+            plain.child,
+            `${name}: its child inherits what plain deno run's would`,
+          );
+          const started = startedWith(answer.pid);
+          if (ours) {
+            assert.equal(
+              started,
+              WORKER_MALLOC_TUNABLES,
+              `${name}: the worker started with the tunables`,
+            );
+          } else {assert.equal(
+              started,
+              env.GLIBC_TUNABLES,
+              `${name}: the user's environment, untouched`,
+            );}
+        };
+        check(JSON.parse((await httpGet(port)).body));
+        await Deno.writeTextFile(`${dir}/main.ts`, TUNABLES_APP(2));
+        const fromSpare = await waitFor(async () => {
+          const answer = JSON.parse((await httpGet(port)).body) as TunablesAnswer;
+          if (answer.version !== 2) throw new Error("still the old code");
+          return answer;
+        }, `${name}: the edit is served`);
+        check(fromSpare);
+      } finally {
+        await run.cleanup();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  }
 });

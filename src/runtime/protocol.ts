@@ -193,7 +193,30 @@ export interface WorkerSettings {
   readyPath?: string;
   /** --ready-timeout: how long the ready path may take to answer 2xx. */
   readyTimeoutMs?: number;
+  /**
+   * hotreload gave the worker GLIBC_TUNABLES ({@link WORKER_MALLOC_TUNABLES}),
+   * for glibc alone: the preload removes it before the app runs.
+   */
+  dropMallocTunables?: boolean;
 }
+
+/**
+ * A worker's GLIBC_TUNABLES when the user sets none (in the environment or
+ * an --env-file). glibc's malloc gives the top of its heap back to the
+ * kernel once 128 KiB of it is free, and raises that threshold (to twice the
+ * largest mmap'd block freed, up to 64 MiB) only when such a block happens
+ * to be freed. So whether a Deno process serving new connections gives
+ * back and faults in the same pages over and over is decided by the
+ * allocations it happened to make: 4 plain `deno run` processes sharing a
+ * port took 0.2-0.5 minor faults per request in 3 of 10 starts, and served
+ * 0.77-0.81 of the same processes with these tunables beside them, which
+ * took at most 0.02 (bench/process_model.ts, docs/benchmarks.md). Setting
+ * either threshold stops glibc's adjustment, so both are set, to the state
+ * it reaches after freeing a 4 MiB block: up to 8 MiB of free heap kept,
+ * blocks up to 4 MiB from the heap.
+ */
+export const WORKER_MALLOC_TUNABLES =
+  "glibc.malloc.trim_threshold=8388608:glibc.malloc.mmap_threshold=4194304";
 
 /** The settings a custom process's preload reads from its handshake. */
 export interface ProcessSettings {

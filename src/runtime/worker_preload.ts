@@ -28,6 +28,7 @@ import {
   BRIDGE_KEY,
   COUNT_SIGNAL,
   LAST_CLOSE_WINDOW_MS,
+  WORKER_MALLOC_TUNABLES,
   type WorkerSettings,
 } from "./protocol.ts";
 import { type NodeResponse, watchNodeServers } from "./node_servers.ts";
@@ -64,6 +65,10 @@ const settings = childSettings<WorkerSettings>();
 // variables a worker started for its slot has (when it may read them at all).
 const slotValues = { HOTRELOAD_WORKER_ID: settings.id, HOTRELOAD_GENERATION: settings.generation };
 for (const name of writableSlotVariables) Deno.env.set(name, String(slotValues[name]));
+// GLIBC_TUNABLES was for glibc, read as the process started: the app and the
+// processes it starts see the environment plain `deno run` gives them. (An
+// app without env permission cannot read it; its children would inherit it.)
+if (settings.dropMallocTunables) forgetMallocTunables();
 const servers = new Set<PoolServer>();
 /** Hops carry this marker; only workers of this instance know it (hop.ts). */
 const marker = hopMarker(settings.hopKey);
@@ -455,3 +460,13 @@ const bridge: Bridge = {
   drainSignal: () => drainController.signal,
 };
 (globalThis as Record<symbol, unknown>)[BRIDGE_KEY] = bridge;
+
+function forgetMallocTunables(): void {
+  const variable = "GLIBC_TUNABLES";
+  try {
+    if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return;
+  } catch {
+    return; // no env permission at all
+  }
+  if (Deno.env.get(variable) === WORKER_MALLOC_TUNABLES) Deno.env.delete(variable);
+}

@@ -2,13 +2,19 @@
  * How children are started. A worker: `deno run --unstable-net --preload
  * <worker runtime> [user's deno flags] <entry> [app args]`; a custom process:
  * `deno run --preload <process runtime> [its permissions] <entry>`; both with
- * the HOTRELOAD_* variables.
+ * the HOTRELOAD_* variables; a worker also with GLIBC_TUNABLES for glibc
+ * (WORKER_MALLOC_TUNABLES), which its preload removes before the app runs.
  */
 import { isOwnFrame } from "./own_frames.ts";
 import type { ChildSpec } from "../child/child.ts";
 import type { ProcessConfig } from "../config/mod.ts";
 import type { RunConfig } from "../config/settings.ts";
-import type { ProcessSettings, WorkerSettings } from "../runtime/protocol.ts";
+import {
+  type ProcessSettings,
+  WORKER_MALLOC_TUNABLES,
+  type WorkerSettings,
+} from "../runtime/protocol.ts";
+import { envFiles, envFilesAssign } from "./env_files.ts";
 import { NOTIFY_ENV } from "./sd_notify.ts";
 import { INSTANCE_ENV, instanceToken } from "../control/worker_records.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
@@ -44,6 +50,17 @@ export function spareSpec(launch: WorkerLaunch): ChildSpec {
 
 /** Builds the spec of worker `id` of generation `generation`. */
 export function workerSpec(launch: WorkerLaunch, id: number, generation: number): ChildSpec {
+  const env = childEnv({
+    HOTRELOAD_WORKER_ID: String(id),
+    HOTRELOAD_WORKERS: String(launch.workers),
+    [INSTANCE_ENV]: instanceToken(launch.hopKey),
+    HOTRELOAD_GENERATION: String(generation),
+  });
+  if (launch.port !== undefined) env.PORT = String(launch.port);
+  if (launch.host !== undefined) env.HOST = launch.host;
+  const tuneMalloc = env[TUNABLES] === undefined &&
+    !envFilesAssign(envFiles(launch.denoFlags), launch.cwd, TUNABLES);
+  if (tuneMalloc) env[TUNABLES] = WORKER_MALLOC_TUNABLES;
   const settings: WorkerSettings = {
     id,
     generation,
@@ -63,15 +80,8 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     maxRequests: launch.maxRequests === undefined
       ? 0
       : launch.maxRequests + Math.floor(Math.random() * (launch.maxRequestsJitter + 1)),
+    dropMallocTunables: tuneMalloc,
   };
-  const env = childEnv({
-    HOTRELOAD_WORKER_ID: String(id),
-    HOTRELOAD_WORKERS: String(launch.workers),
-    [INSTANCE_ENV]: instanceToken(launch.hopKey),
-    HOTRELOAD_GENERATION: String(generation),
-  });
-  if (launch.port !== undefined) env.PORT = String(launch.port);
-  if (launch.host !== undefined) env.HOST = launch.host;
   return {
     role: "worker",
     id,
@@ -96,6 +106,15 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     dropLine: (line) => SERVE_HINT.test(line) || isOwnFrame(line, launch.runtimeBase),
   };
 }
+
+/**
+ * glibc's tunables: a worker gets WORKER_MALLOC_TUNABLES (see there why)
+ * unless the user sets them, in the environment or an --env-file (which
+ * Deno reads after glibc has started, so it would not apply, and would not
+ * override ours: the app would see ours where plain `deno run` shows the
+ * file's).
+ */
+const TUNABLES = "GLIBC_TUNABLES";
 
 /** Children say "alive" three times per --timeout (0: never). */
 function heartbeatMs(launch: WorkerLaunch): number {

@@ -18,12 +18,16 @@ export function envFiles(denoFlags: string[]): string[] {
 
 const ASSIGNMENT = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.-]*)\s*=\s*(.*)$/;
 
+/** One line of an env file: the key it assigns, or what is wrong with it. */
+type EnvLine = { key: string } | { error: string };
+
 /**
- * The first syntax error in an env file's text, as `line N: what`, or
- * undefined when every line is blank, a comment or `KEY=value` (quoted values
- * closed; a double-quoted value may span lines).
+ * The assignments of an env file's text, in order, each as its key, up to
+ * and including the first syntax error (`line N: what`). Blank lines and
+ * comments assign nothing; quoted values must close (a double-quoted value
+ * may span lines, and its lines are not read as assignments).
  */
-export function envSyntaxError(text: string): string | undefined {
+function* envLines(text: string): Generator<EnvLine> {
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];
@@ -31,8 +35,10 @@ export function envSyntaxError(text: string): string | undefined {
     const assignment = line.match(ASSIGNMENT);
     if (!assignment) {
       // Not the line itself: the file may be a secret someone pointed us at.
-      return `line ${i + 1}: not KEY=value`;
+      yield { error: `line ${i + 1}: not KEY=value` };
+      return;
     }
+    yield { key: assignment[1] };
     const value = assignment[2];
     const quote = value[0];
     if (quote !== '"' && quote !== "'" && quote !== "`") continue;
@@ -41,12 +47,24 @@ export function envSyntaxError(text: string): string | undefined {
     let at = i;
     while (!closes(rest, quote)) {
       if (quote === "'" || at + 1 >= lines.length) {
-        return `line ${i + 1}: the ${quote} quote opened for ${assignment[1]} is never closed`;
+        yield {
+          error: `line ${i + 1}: the ${quote} quote opened for ${assignment[1]} is never closed`,
+        };
+        return;
       }
       rest = lines[++at];
     }
     i = at;
   }
+}
+
+/**
+ * The first syntax error in an env file's text, as `line N: what`, or
+ * undefined when every line is blank, a comment or `KEY=value` (quoted values
+ * closed; a double-quoted value may span lines).
+ */
+export function envSyntaxError(text: string): string | undefined {
+  for (const line of envLines(text)) if ("error" in line) return line.error;
   return undefined;
 }
 
@@ -71,26 +89,45 @@ export const MAX_ENV_FILE_BYTES = 1 << 20;
  */
 export function checkEnvFiles(files: string[], cwd: string): string | undefined {
   for (const file of files) {
-    const path = file.startsWith("/") ? file : `${cwd}/${file}`;
-    let info: Deno.FileInfo;
-    try {
-      info = Deno.lstatSync(path);
-    } catch {
-      return `${file}: cannot be read (--env-file)`;
-    }
-    if (info.isSymlink) return `${file}: is a symbolic link; give --env-file the file itself`;
-    if (!info.isFile) return `${file}: is not a regular file (--env-file)`;
-    if (info.size > MAX_ENV_FILE_BYTES) {
-      return `${file}: is ${info.size} bytes; an env file may hold at most ${MAX_ENV_FILE_BYTES}`;
-    }
-    let text: string;
-    try {
-      text = Deno.readTextFileSync(path);
-    } catch {
-      return `${file}: cannot be read (--env-file)`;
-    }
-    const error = envSyntaxError(text);
+    const read = readEnvFile(file, cwd);
+    if ("error" in read) return read.error;
+    const error = envSyntaxError(read.text);
     if (error) return `${file}: ${error}`;
   }
   return undefined;
+}
+
+/** Whether any of the env files (those that can be read) assigns `name`. */
+export function envFilesAssign(files: string[], cwd: string, name: string): boolean {
+  return files.some((file) => {
+    const read = readEnvFile(file, cwd);
+    if ("error" in read) return false;
+    for (const line of envLines(read.text)) if ("key" in line && line.key === name) return true;
+    return false;
+  });
+}
+
+/** An env file's text, or why it is refused (see checkEnvFiles). */
+function readEnvFile(file: string, cwd: string): { text: string } | { error: string } {
+  const path = file.startsWith("/") ? file : `${cwd}/${file}`;
+  let info: Deno.FileInfo;
+  try {
+    info = Deno.lstatSync(path);
+  } catch {
+    return { error: `${file}: cannot be read (--env-file)` };
+  }
+  if (info.isSymlink) {
+    return { error: `${file}: is a symbolic link; give --env-file the file itself` };
+  }
+  if (!info.isFile) return { error: `${file}: is not a regular file (--env-file)` };
+  if (info.size > MAX_ENV_FILE_BYTES) {
+    return {
+      error: `${file}: is ${info.size} bytes; an env file may hold at most ${MAX_ENV_FILE_BYTES}`,
+    };
+  }
+  try {
+    return { text: Deno.readTextFileSync(path) };
+  } catch {
+    return { error: `${file}: cannot be read (--env-file)` };
+  }
 }
