@@ -29,7 +29,7 @@ import {
   withoutAddedClose,
   withoutDuplicateClose,
 } from "./differential.ts";
-import { freePort, Hotreload, makeProject, runCli, waitFor } from "./helpers.ts";
+import { freePort, Hotreload, makeProject, runCli, sparePids, waitFor } from "./helpers.ts";
 
 /**
  * The app under test: Deno.serve (plain and TLS ports), the same on Deno's
@@ -197,16 +197,6 @@ async function pidsOf(dir: string, generation: number): Promise<Set<number>> {
   return new Set(
     (status.children as Array<{ role: string; pid: number; generation: number }>)
       .filter((child) => child.role === "worker" && child.generation === generation)
-      .map((child) => child.pid),
-  );
-}
-
-/** The pids of the spares waiting, from `status --json`. */
-async function sparePids(dir: string): Promise<Set<number>> {
-  const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
-  return new Set(
-    (status.children as Array<{ state: string; pid: number }>)
-      .filter((child) => child.state === "spare")
       .map((child) => child.pid),
   );
 }

@@ -323,6 +323,16 @@ export async function withHotreload(
   }
 }
 
+/** The pids of the spares waiting in the instance run from `dir`, from `status --json`. */
+export async function sparePids(dir: string): Promise<Set<number>> {
+  const status = JSON.parse((await runCli(["status", "--json"], dir)).stdout);
+  return new Set(
+    (status.children as Array<{ state: string; pid: number }>)
+      .filter((child) => child.state === "spare")
+      .map((child) => child.pid),
+  );
+}
+
 /** `run main.ts -N --port <port> --no-watch` and any further arguments. */
 export function serveArgs(port: number, ...extra: string[]): string[] {
   return watchingArgs(port, "--no-watch", ...extra);

@@ -9,6 +9,7 @@ import {
   makeProject,
   MOD_URL,
   serveArgs,
+  sparePids,
   taggedPids,
   waitFor,
   withHotreload,
@@ -223,7 +224,7 @@ Deno.test("workers start with hotreload's malloc tunables unless the user sets G
     try {
       const plain = await plainTunables(dir, flags, env);
       const port = freePort();
-      // Watching (spares are started, and an edit releases them) with 2 workers.
+      // Watching, 2 workers: a spare per worker, released by the edit.
       const run = new Hotreload(
         ["run", "main.ts", ...TUNABLES_FLAGS, ...flags, "--port", String(port), "-w", "2"],
         dir,
@@ -252,12 +253,17 @@ Deno.test("workers start with hotreload's malloc tunables unless the user sets G
             );}
         };
         check(JSON.parse((await httpGet(port)).body));
+        const spares = await waitFor(async () => {
+          const pids = await sparePids(dir);
+          return pids.size === 2 ? pids : undefined;
+        }, `${name}: 2 spares`);
         await Deno.writeTextFile(`${dir}/main.ts`, TUNABLES_APP(2));
         const fromSpare = await waitFor(async () => {
           const answer = JSON.parse((await httpGet(port)).body) as TunablesAnswer;
           if (answer.version !== 2) throw new Error("still the old code");
           return answer;
         }, `${name}: the edit is served`);
+        assert.ok(spares.has(fromSpare.pid), `${name}: the edit is served by a released spare`);
         check(fromSpare);
       } finally {
         await run.cleanup();
