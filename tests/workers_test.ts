@@ -137,10 +137,16 @@ const TUNABLES_APP = (version: number) => `
 const shell = new Deno.Command("sh", { args: ["-c", 'printf "%s" "\${GLIBC_TUNABLES-unset}"'] });
 Deno.serve({ port: Number(Deno.env.get("PORT")) }, async () => {
   const child = new TextDecoder().decode((await shell.output()).stdout);
-  return Response.json({ pid: Deno.pid, app: Deno.env.get("GLIBC_TUNABLES") ?? "unset", child, version: ${version} });
+  let app;
+  try {
+    app = Deno.env.get("GLIBC_TUNABLES") ?? "unset";
+  } catch {
+    app = "not permitted";
+  }
+  return Response.json({ pid: Deno.pid, app, child, version: ${version} });
 });
 `;
-const TUNABLES_FLAGS = ["-N", "--allow-env", "--allow-run=sh"];
+const TUNABLES_FLAGS = ["-N", "--allow-run=sh"];
 
 interface TunablesAnswer {
   pid: number;
@@ -188,7 +194,7 @@ function startedWith(pid: number): string | undefined {
   return pieces.join(":");
 }
 
-Deno.test("workers start with hotreload's malloc tunables unless the user sets GLIBC_TUNABLES; the app and its children see what plain deno run gives them", async () => {
+Deno.test("workers start with hotreload's malloc tunables only where the app cannot tell: the app and its children see what plain deno run gives them, with the user's GLIBC_TUNABLES, an empty one, an env file's, or env permission for PORT alone", async () => {
   assert.equal(
     Deno.env.get("GLIBC_TUNABLES"),
     undefined,
@@ -201,20 +207,23 @@ Deno.test("workers start with hotreload's malloc tunables unless the user sets G
     file?: string;
     ours: boolean;
   }[] = [
-    { name: "unset", env: {}, flags: [], ours: true },
+    { name: "unset", env: {}, flags: ["--allow-env"], ours: true },
     {
       name: "environment",
       env: { GLIBC_TUNABLES: "glibc.malloc.arena_max=2" },
-      flags: [],
+      flags: ["--allow-env"],
       ours: false,
     },
+    { name: "empty", env: { GLIBC_TUNABLES: "" }, flags: ["--allow-env"], ours: false },
     {
       name: "env file",
       env: {},
-      flags: ["--env-file=app.env"],
+      flags: ["--allow-env", "--env-file=app.env"],
       file: "GLIBC_TUNABLES=glibc.malloc.arena_max=3\n",
       ours: false,
     },
+    // The preload could not remove it, and the shell would inherit it: not set.
+    { name: "env permission for PORT alone", env: {}, flags: ["--allow-env=PORT"], ours: false },
   ];
   for (const { name, env, flags, file, ours } of cases) {
     const dir = await makeProject({

@@ -66,8 +66,9 @@ const settings = childSettings<WorkerSettings>();
 const slotValues = { HOTRELOAD_WORKER_ID: settings.id, HOTRELOAD_GENERATION: settings.generation };
 for (const name of writableSlotVariables) Deno.env.set(name, String(slotValues[name]));
 // GLIBC_TUNABLES was for glibc, read as the process started: the app and the
-// processes it starts see the environment plain `deno run` gives them. (An
-// app without env permission cannot read it; its children would inherit it.)
+// processes it starts see the environment plain `deno run` gives them. The
+// supervisor sets it only where this can remove it, or where nothing of the
+// app could see it (supervisor/malloc_tunables.ts).
 if (settings.dropMallocTunables) forgetMallocTunables();
 const servers = new Set<PoolServer>();
 /** Hops carry this marker; only workers of this instance know it (hop.ts). */
@@ -461,12 +462,9 @@ const bridge: Bridge = {
 };
 (globalThis as Record<symbol, unknown>)[BRIDGE_KEY] = bridge;
 
+/** Removes hotreload's GLIBC_TUNABLES, when it is still there and the app's permissions allow it. */
 function forgetMallocTunables(): void {
   const variable = "GLIBC_TUNABLES";
-  try {
-    if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return;
-  } catch {
-    return; // no env permission at all
-  }
+  if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") return;
   if (Deno.env.get(variable) === WORKER_MALLOC_TUNABLES) Deno.env.delete(variable);
 }

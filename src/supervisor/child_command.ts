@@ -2,8 +2,9 @@
  * How children are started. A worker: `deno run --unstable-net --preload
  * <worker runtime> [user's deno flags] <entry> [app args]`; a custom process:
  * `deno run --preload <process runtime> [its permissions] <entry>`; both with
- * the HOTRELOAD_* variables; a worker also with GLIBC_TUNABLES for glibc
- * (WORKER_MALLOC_TUNABLES), which its preload removes before the app runs.
+ * the HOTRELOAD_* variables; a worker also, where the app cannot tell
+ * (malloc_tunables.ts), with GLIBC_TUNABLES for glibc, which its preload
+ * removes before the app runs.
  */
 import { isOwnFrame } from "./own_frames.ts";
 import type { ChildSpec } from "../child/child.ts";
@@ -14,7 +15,7 @@ import {
   WORKER_MALLOC_TUNABLES,
   type WorkerSettings,
 } from "../runtime/protocol.ts";
-import { envFiles, envFilesAssign } from "./env_files.ts";
+import { TUNABLES, tunesMalloc } from "./malloc_tunables.ts";
 import { NOTIFY_ENV } from "./sd_notify.ts";
 import { INSTANCE_ENV, instanceToken } from "../control/worker_records.ts";
 import { checkArguments, withTypeCheck } from "./type_check.ts";
@@ -40,12 +41,29 @@ const SERVE_HINT = /did you mean to run "?deno serve"?/;
 /**
  * The spec of a spare worker: the workers' exact command, Deno flags and
  * environment, less what depends on a slot (it learns its id and generation
- * from its handshake, when it is released).
+ * from its handshake, when it is released); and whether it gets the malloc
+ * tunables (see releasedSpec).
  */
-export function spareSpec(launch: WorkerLaunch): ChildSpec {
+export function spareSpec(launch: WorkerLaunch): { spec: ChildSpec; tunedMalloc: boolean } {
   const spec = workerSpec(launch, -1, 0);
   const { HOTRELOAD_WORKER_ID: _id, HOTRELOAD_GENERATION: _generation, ...env } = spec.env;
-  return { ...spec, label: "spare", env, settings: undefined };
+  return {
+    spec: { ...spec, label: "spare", env, settings: undefined },
+    tunedMalloc: (spec.settings as WorkerSettings).dropMallocTunables === true,
+  };
+}
+
+/**
+ * Worker `spec` for a spare that started with the malloc tunables or not
+ * (`tunedMalloc`): its preload removes them as the spare started, not as a
+ * worker started now would (an env file may have changed in between).
+ */
+export function releasedSpec(spec: ChildSpec, tunedMalloc: boolean): ChildSpec {
+  const settings: WorkerSettings = {
+    ...(spec.settings as WorkerSettings),
+    dropMallocTunables: tunedMalloc,
+  };
+  return { ...spec, settings };
 }
 
 /** Builds the spec of worker `id` of generation `generation`. */
@@ -58,8 +76,7 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
   });
   if (launch.port !== undefined) env.PORT = String(launch.port);
   if (launch.host !== undefined) env.HOST = launch.host;
-  const tuneMalloc = env[TUNABLES] === undefined &&
-    !envFilesAssign(envFiles(launch.denoFlags), launch.cwd, TUNABLES);
+  const tuneMalloc = tunesMalloc(env, launch);
   if (tuneMalloc) env[TUNABLES] = WORKER_MALLOC_TUNABLES;
   const settings: WorkerSettings = {
     id,
@@ -106,15 +123,6 @@ export function workerSpec(launch: WorkerLaunch, id: number, generation: number)
     dropLine: (line) => SERVE_HINT.test(line) || isOwnFrame(line, launch.runtimeBase),
   };
 }
-
-/**
- * glibc's tunables: a worker gets WORKER_MALLOC_TUNABLES (see there why)
- * unless the user sets them, in the environment or an --env-file (which
- * Deno reads after glibc has started, so it would not apply, and would not
- * override ours: the app would see ours where plain `deno run` shows the
- * file's).
- */
-const TUNABLES = "GLIBC_TUNABLES";
 
 /** Children say "alive" three times per --timeout (0: never). */
 function heartbeatMs(launch: WorkerLaunch): number {

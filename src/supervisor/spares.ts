@@ -10,7 +10,7 @@
  */
 import { type Child, type ChildSpec, describeExit } from "../child/child.ts";
 import { log } from "../log/mod.ts";
-import { spareSpec, type WorkerLaunch } from "./child_command.ts";
+import { releasedSpec, spareSpec, type WorkerLaunch } from "./child_command.ts";
 import { childRow, type SlotSeam, type Usage } from "./slots.ts";
 import type { StatusRow } from "../control/protocol.ts";
 
@@ -31,6 +31,8 @@ export const SPARE_DELAY_MS = 100;
 
 export class Spares {
   readonly #waiting: Child[] = [];
+  /** Whether each spare started with the malloc tunables (its release says so). */
+  readonly #tunedMalloc = new WeakMap<Child, boolean>();
   /** Spares discarded, until their exit. */
   readonly #stopping = new Set<Child>();
   #desired: number;
@@ -50,7 +52,7 @@ export class Spares {
   /** Makes a waiting spare the worker `spec` describes; undefined when none waits. */
   release(spec: ChildSpec): Child | undefined {
     const spare = this.#waiting.shift();
-    spare?.release(spec);
+    spare?.release(releasedSpec(spec, this.#tunedMalloc.get(spare) ?? false));
     return spare;
   }
 
@@ -64,7 +66,10 @@ export class Spares {
     this.#notBefore = notBefore;
     while (this.#waiting.length < this.#desired && now >= Math.max(this.#retryAt, notBefore)) {
       try {
-        this.#waiting.push(this.options.spawn(spareSpec(this.options), this.options.listener));
+        const { spec, tunedMalloc } = spareSpec(this.options);
+        const spare = this.options.spawn(spec, this.options.listener);
+        this.#tunedMalloc.set(spare, tunedMalloc);
+        this.#waiting.push(spare);
       } catch {
         this.#retryAt = now + SPARE_RETRY_MS;
       }

@@ -6,12 +6,13 @@
 import assert from "node:assert/strict";
 import { Spares } from "./spares.ts";
 import { workerSpec } from "./child_command.ts";
+import type { WorkerSettings } from "../runtime/protocol.ts";
 import { fakeOptions, FakeWorld, settle } from "./fake_world.ts";
 
-function setup(spares: number) {
+function setup(spares: number, extra: Parameters<typeof fakeOptions>[0] = {}) {
   const world = new FakeWorld();
   const exits: Array<() => void> = [];
-  const options = fakeOptions({ spares });
+  const options = fakeOptions({ spares, ...extra });
   const pool = new Spares({
     ...options,
     spawn: world.spawn,
@@ -81,4 +82,35 @@ Deno.test("spares: none before the time given (after the last worker became read
   pool.topUp(100, false, 100);
   assert.equal(world.children.length, 2);
   assert.deepEqual(pool.deadlines(), []);
+});
+
+Deno.test("spares: a released spare's preload removes the malloc tunables as the spare started, whatever a worker started now would get", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/app.env`, "PORT=1\n");
+    const { world, pool, options } = setup(2, {
+      cwd: dir,
+      denoFlags: ["-A", "--env-file=app.env"],
+    });
+    pool.topUp(0, false);
+    assert.ok(world.children.every((c) => c.spec.env.GLIBC_TUNABLES !== undefined), "tuned");
+    // The user gives their own: a worker started now would get none of ours.
+    await Deno.writeTextFile(`${dir}/app.env`, "GLIBC_TUNABLES=glibc.malloc.arena_max=2\n");
+    const now = workerSpec(options, 1, 2);
+    assert.equal((now.settings as WorkerSettings).dropMallocTunables, false);
+    assert.equal(now.env.GLIBC_TUNABLES, undefined);
+    const released = pool.release(now);
+    assert.equal((released?.spec.settings as WorkerSettings).dropMallocTunables, true);
+    // A spare started now starts without them, and its release says so.
+    pool.topUp(0, false);
+    const untuned = world.children.at(-1)!;
+    assert.equal(untuned.spec.env.GLIBC_TUNABLES, undefined);
+    await Deno.writeTextFile(`${dir}/app.env`, "PORT=1\n");
+    pool.release(workerSpec(options, 0, 2)); // the older spare
+    const last = pool.release(workerSpec(options, 1, 2));
+    assert.equal(last?.pid, untuned.pid);
+    assert.equal((last?.spec.settings as WorkerSettings).dropMallocTunables, false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
