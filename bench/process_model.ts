@@ -6,6 +6,9 @@
  * alternating 2 s windows (ABBA), each start fresh. With PROCESS_TUNABLES,
  * the processes run with it as GLIBC_TUNABLES; with BASE_TUNABLES (a value,
  * or "none"), they are measured against processes with it instead of threads.
+ * With HOTRELOAD_MODE (a mode of bench/throughput.ts, e.g. "--no-watch
+ * --handover none"), hotreload's workers in that mode as they start are
+ * measured against the same with GLIBC_TUNABLES empty (without the tunables).
  *
  * A diagnostic, not a judged bench. The paired bench showed 4 processes
  * serving about 0.7 of the threads in some starts, for the whole start; this
@@ -232,10 +235,17 @@ function processesSubject(tunables?: string): Subject {
 // against processes with these (or "none": none) instead of against threads.
 const tunables = Deno.env.get("PROCESS_TUNABLES");
 const base = Deno.env.get("BASE_TUNABLES");
-const anchor = base === undefined
+// HOTRELOAD_MODE (e.g. "--no-watch --handover none"): hotreload's WORKERS workers in that
+// mode, as they start, against the same with GLIBC_TUNABLES set empty (no tunables).
+const mode = Deno.env.get("HOTRELOAD_MODE");
+const hotreload = all.find((s) => s.key === `hotreload ${WORKERS}, ${mode}`);
+if (mode !== undefined && hotreload === undefined) throw new Error(`no hotreload mode "${mode}"`);
+const anchor = hotreload
+  ? { ...hotreload, key: `${hotreload.key}, no tunables`, env: { GLIBC_TUNABLES: "" } }
+  : base === undefined
   ? all.find((s) => s.key === `deno serve --parallel, DENO_JOBS=${WORKERS}`)!
   : processesSubject(base === "none" ? undefined : base);
-const processes = processesSubject(tunables);
+const processes = hotreload ?? processesSubject(tunables);
 const ratios: number[][] = [];
 for (let start = 0; start < STARTS; start++) {
   const order = start % 2 === 0 ? [anchor, processes] : [processes, anchor];
